@@ -1,0 +1,235 @@
+"""The command line: thin commands over config -> train -> runs. TensorFlow loads lazily.
+
+Exit status: 0 success, 1 failure while running, 2 config or usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nettrain import __version__
+from nettrain.errors import ConfigError, NettrainError
+
+# Before TensorFlow is ever imported: keep its C++ log lines off the user's terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+app = typer.Typer(
+    name="nettrain",
+    help="Train Keras models from YAML config files: fit, evaluate, predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks and TensorFlow's logs.")]
+Overrides = Annotated[
+    Optional[list[str]],
+    typer.Argument(metavar="[KEY=VALUE]...", help="Overrides, e.g. fit.epochs=5 (values are YAML)."),
+]
+
+
+class Split(str, Enum):
+    test = "test"
+    validation = "validation"
+    train = "train"
+
+
+class Format(str, Enum):
+    keras = "keras"
+    json = "json"
+    savedmodel = "savedmodel"
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"nettrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Train Keras models from YAML config files.
+
+    Example: nettrain fit configs/digits_mlp.yaml fit.epochs=5
+    """
+
+
+@contextlib.contextmanager
+def _errors(debug: bool) -> Iterator[None]:
+    """Turn the library's errors into a message and an exit status (no traceback)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except NettrainError as exc:
+        if debug:
+            raise
+        label = "Config error" if isinstance(exc, ConfigError) else "Error"
+        err.print(f"[bold red]{label}:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]Interrupted.[/]")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # anything unexpected: a message, not a traceback
+        if debug:
+            raise
+        err.print(f"[bold red]Error:[/] {type(exc).__name__}: {exc}\n"
+                  "Run again with --debug for the traceback.", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _load_keras(debug: bool) -> None:
+    """Import Keras (and TensorFlow) with the C++ start-up chatter sent nowhere."""
+    if "keras" in sys.modules:
+        return
+    if debug:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        import keras  # noqa: F401
+        return
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        sys.stderr.flush()
+        os.dup2(sink.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    names = list(dict.fromkeys(k for metrics in rows.values() for k in metrics))
+    table = Table(title=title, title_justify="left")
+    table.add_column("split")
+    for name in names:
+        table.add_column(name, justify="right")
+    for split, metrics in rows.items():
+        table.add_row(split, *(f"{metrics[n]:.4f}" if n in metrics else "" for n in names))
+    return table
+
+
+@app.command()
+def fit(
+    config: Annotated[Path, typer.Argument(help="The YAML config file.")],
+    overrides: Overrides = None,
+    run_dir: Annotated[Optional[Path], typer.Option(
+        "--run-dir", help="A new or empty directory for this run (default runs/NAME/DATE-TIME).")
+    ] = None,
+    debug: Debug = False,
+) -> None:
+    """Train a model; write its run directory and print its path.
+
+    Example: nettrain fit configs/digits_mlp.yaml fit.epochs=5
+    """
+    from nettrain.config import load_config
+
+    with _errors(debug):
+        cfg = load_config(config, overrides or [])
+        _load_keras(debug)
+        from nettrain import runs, train
+
+        path = train.fit(cfg, run_dir, echo=lambda text: err.print(text, highlight=False))
+        metrics = runs.read_json(path / runs.METRICS)
+        err.print(_metrics_table(f"Final metrics ({cfg.name})", metrics))
+        out.print(str(path), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def validate(
+    config: Annotated[Path, typer.Argument(help="The YAML config file.")],
+    overrides: Overrides = None,
+    debug: Debug = False,
+) -> None:
+    """Check a config and build its model (no training, no files); print the summary.
+
+    Example: nettrain validate configs/xor.yaml compile.optimizer.SGD.learning_rate=0.5
+    """
+    from nettrain.config import load_config
+
+    with _errors(debug):
+        cfg = load_config(config, overrides or [])
+        _load_keras(debug)
+        from nettrain import train
+
+        prepared = train.prepare(cfg)
+        out.print(train.summary_text(prepared.model), highlight=False, end="")
+        data = prepared.data
+        sizes = ", ".join(f"{s} {len(data.x[s])}" for s in data.splits)
+        out.print(f"[green]OK[/] {config}: {prepared.model.count_params():,} parameters; "
+                  f"data: {sizes} samples of shape {list(data.input_shape)}.", highlight=False)
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run directory made by 'nettrain fit'.")],
+    split: Annotated[Optional[Split], typer.Option(
+        help="Which part of the data (default: test if the run has one).")] = None,
+    format: Annotated[Optional[Format], typer.Option(
+        "--format", help="Which saved model to load (default: the first found).")] = None,
+    debug: Debug = False,
+) -> None:
+    """Reload a run's model and data; print the metrics and save them in the run directory.
+
+    Example: nettrain evaluate runs/digits-mlp/20261122-120000 --split validation
+    """
+    with _errors(debug):
+        _load_keras(debug)
+        from nettrain import train
+
+        used_split, metrics, used = train.evaluate(run, split.value if split else None,
+                                                   format.value if format else None)
+        out.print(_metrics_table(f"{run} ({used})", {used_split: metrics}))
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="A run directory, or a saved model file.")],
+    input: Annotated[Path, typer.Argument(help="A .csv with a header row, a .npy or a .npz.")],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write the predictions to this CSV file (default: stdout).")
+    ] = None,
+    format: Annotated[Optional[Format], typer.Option(
+        "--format", help="Which saved model to load (default: the first found).")] = None,
+    debug: Debug = False,
+) -> None:
+    """Predict every row of INPUT: the class and its probabilities, or the values.
+
+    Example: nettrain predict runs/iris/20261122-120000 flowers.csv --output predictions.csv
+    """
+    with _errors(debug):
+        _load_keras(debug)
+        from nettrain import predict as predicting
+        from nettrain.runs import write_atomic
+
+        frame = predicting.predict(run, input, format.value if format else None)
+        text = frame.to_csv(index=False, float_format="%.6g")
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            write_atomic(output, text)
+            err.print(f"Wrote {len(frame)} predictions to {output}", highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

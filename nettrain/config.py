@@ -1,0 +1,483 @@
+"""The config: schema, loading, command-line overrides. No TensorFlow here.
+
+A config file is read with ``yaml.safe_load``, overrides (``fit.epochs=5``) are applied to the
+raw mapping, and the result is validated once into a frozen :class:`Config`. Every later step
+takes that object, never a raw dict. Keras names are checked later, in
+:mod:`nettrain.keras_objects`, because that needs Keras.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from nettrain.errors import ConfigError, Problem, did_you_mean
+
+# Built-in datasets that ship with the install (through scikit-learn, or made here).
+BUILTIN_DATASETS = ("xor", "iris", "digits", "breast_cancer", "wine", "diabetes")
+# Keras's downloadable datasets, loaded through ``keras.datasets`` and its cache.
+KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing")
+SOURCES = ("dataset", "csv", "npz")
+SAVE_FORMATS = ("json", "keras", "savedmodel")
+
+
+def _check_keras_spec(value: Any) -> Any:
+    """A Keras object is a bare name or a one-key mapping from the name to its arguments."""
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (name, kwargs), = value.items()
+        if isinstance(name, str) and (kwargs is None or isinstance(kwargs, dict)):
+            return {name: dict(kwargs or {})}
+        if isinstance(name, str):
+            raise PydanticCustomError(
+                "keras_spec",
+                "the arguments of {name} as a mapping such as {{{name}: {{arg: value}}}}",
+                {"name": name, "field": name},
+            )
+    if isinstance(value, dict) and len(value) > 1:
+        raise PydanticCustomError(
+            "keras_spec",
+            "one Keras name per list item (a one-key mapping); this mapping has "
+            "{count} keys: {keys}. Start each object on its own '- ' line",
+            {"count": len(value), "keys": ", ".join(map(str, value))},
+        )
+    raise PydanticCustomError(
+        "keras_spec",
+        "a Keras name such as 'adam' or a one-key mapping such as {{SGD: {{learning_rate: 0.1}}}}",
+    )
+
+
+KerasSpec = Annotated[Any, BeforeValidator(_check_keras_spec)]
+
+
+def spec_name(spec: str | dict[str, Any]) -> str:
+    """The Keras name of a spec: ``'adam'`` -> ``'adam'``, ``{SGD: {...}}`` -> ``'SGD'``."""
+    return spec if isinstance(spec, str) else next(iter(spec))
+
+
+def spec_kwargs(spec: str | dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of a spec (empty for a bare name)."""
+    return {} if isinstance(spec, str) else dict(next(iter(spec.values())) or {})
+
+
+def _field_error(field: str, message: str, **ctx: Any) -> PydanticCustomError:
+    # ``field`` extends the error's location (pydantic reports a model validator's errors at
+    # the model itself); see ``_problems_from``.
+    return PydanticCustomError("nettrain", message, {"field": field, **ctx})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """``data:``: exactly one source, then the splits and the preprocessing."""
+
+    dataset: str | None = None
+    csv: str | None = None
+    npz: str | None = None
+    target: str | None = None
+    features: list[str] | None = None
+    delimiter: str = ","
+    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+    test_split: float = Field(0.0, ge=0.0, lt=1.0)
+    scale: float | None = Field(None, gt=0)
+    normalize: bool = False
+    flatten: bool = False
+    one_hot: bool = False
+
+    @property
+    def source(self) -> str:
+        return next(s for s in SOURCES if getattr(self, s) is not None)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        given = [s for s in SOURCES if getattr(self, s) is not None]
+        if len(given) != 1:
+            raise _field_error(
+                given[1] if len(given) > 1 else "dataset",
+                "exactly one data source ({sources}); received {received}",
+                sources=", ".join(SOURCES),
+                received=", ".join(given) if given else "none",
+            )
+        known = BUILTIN_DATASETS + KERAS_DATASETS
+        if self.dataset is not None and self.dataset not in known:
+            close = did_you_mean(self.dataset, known)
+            raise _field_error(
+                "dataset",
+                "one of {known}; received '{received}'{hint}",
+                known=", ".join(known),
+                received=self.dataset,
+                hint=f". Did you mean '{close}'?" if close else "",
+            )
+        if self.csv is not None and self.target is None:
+            raise _field_error("target", "the name of the target column (required with csv)")
+        if self.csv is None and (self.target is not None or self.features is not None):
+            raise _field_error(
+                "target" if self.target is not None else "features",
+                "target and features only with a csv source; received source '{source}'",
+                source=self.source,
+            )
+        if self.validation_split + self.test_split >= 1.0:
+            raise _field_error(
+                "test_split",
+                "validation_split + test_split below 1; received {total}",
+                total=self.validation_split + self.test_split,
+            )
+        return self
+
+
+class ModelConfig(_Section):
+    """``model:``: the layers of a ``keras.Sequential``, each written by the one rule."""
+
+    input_shape: list[PositiveInt] | None = None
+    layers: list[KerasSpec] = Field(min_length=1)
+
+
+def _check_jit(value: Any) -> Any:
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise PydanticCustomError("nettrain", "true, false or 'auto'")
+
+
+class CompileConfig(_Section):
+    """``compile:``: the arguments of ``keras.Model.compile``."""
+
+    optimizer: KerasSpec = "rmsprop"
+    loss: KerasSpec
+    metrics: list[KerasSpec] = []
+    weighted_metrics: list[KerasSpec] = []
+    loss_weights: list[float] | None = None
+    run_eagerly: bool = False
+    steps_per_execution: PositiveInt = 1
+    jit_compile: Annotated[Any, BeforeValidator(_check_jit)] = "auto"
+
+
+def _check_verbose(value: Any) -> Any:
+    if value in (0, 1, 2, "auto") and not isinstance(value, bool):
+        return value
+    raise PydanticCustomError("nettrain", "0, 1, 2 or 'auto'")
+
+
+class FitConfig(_Section):
+    """``fit:``: the arguments of ``keras.Model.fit`` (the data comes from ``data:``)."""
+
+    epochs: PositiveInt = 1
+    batch_size: PositiveInt | None = None
+    verbose: Annotated[Any, BeforeValidator(_check_verbose)] = "auto"
+    callbacks: list[KerasSpec] = []
+    shuffle: bool = True
+    class_weight: dict[int, float] | None = None
+    initial_epoch: NonNegativeInt = 0
+    steps_per_epoch: PositiveInt | None = None
+    validation_steps: PositiveInt | None = None
+    validation_batch_size: PositiveInt | None = None
+    validation_freq: PositiveInt = 1
+
+
+class SaveConfig(_Section):
+    """``save:``: the formats written into the run directory."""
+
+    formats: list[Literal["json", "keras", "savedmodel"]] = Field(["keras"], min_length=1)
+
+    @field_validator("formats")
+    @classmethod
+    def _unique(cls, formats: list[str]) -> list[str]:
+        if len(set(formats)) != len(formats):
+            raise PydanticCustomError("nettrain", "each format once; received {formats}",
+                                      {"formats": formats})
+        return formats
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class Config(_Section):
+    """A whole, validated config. Frozen: nothing changes it after loading."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    seed: NonNegativeInt | None = None
+    data: DataConfig
+    model: ModelConfig
+    compile: CompileConfig
+    fit: FitConfig = FitConfig()
+    save: SaveConfig = SaveConfig()
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether the loss is a classification loss (cross-entropy or hinge)."""
+        loss = spec_name(self.compile.loss).lower()
+        return "crossentropy" in loss or "hinge" in loss
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML; ``nettrain fit`` on it repeats the run."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in Config.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+}
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
+    """Read a YAML mapping safely; also return the line number of every key path."""
+    if not path.exists():
+        raise ConfigError(Problem("config", "an existing YAML file", f"'{path}' (no such file)"))
+    if path.is_dir():
+        raise ConfigError(Problem("config", "a YAML file", f"'{path}' (a directory)"))
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_numbers(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            Problem(f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path),
+                    "valid YAML", f"a syntax error at {where}: {problem}",
+                    "Check the indentation and the ':' after each key.")
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(Problem(str(path), "a mapping of sections (name, data, model, ...)",
+                                  type(data).__name__))
+    return data, lines
+
+
+def _line_numbers(node: yaml.Node | None, path: tuple = ()) -> dict[tuple, int]:
+    """Map every key path of a composed YAML document to its 1-based line."""
+    lines: dict[tuple, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = (*path, key.value)
+            lines[sub] = key.start_mark.line + 1
+            lines.update(_line_numbers(value, sub))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            lines[(*path, i)] = value.start_mark.line + 1
+            lines.update(_line_numbers(value, (*path, i)))
+    return lines
+
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """``'fit.epochs=5'`` -> ``(['fit', 'epochs'], 5)``; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(Problem("override", "KEY=VALUE, e.g. fit.epochs=5", f"'{text}'"))
+    parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+    if any(p == "" for p in parts):
+        raise ConfigError(Problem("override", "a dotted key such as fit.epochs", f"'{key}'"))
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(Problem(f"override {key}", "a YAML value", f"'{raw}' ({exc})")) from None
+    return parts, value
+
+
+def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> None:
+    """Set ``value`` at the dotted path ``parts`` of ``data`` (in place).
+
+    A missing last key is added (the schema then refuses it if it does not exist, with a
+    suggestion). A missing intermediate key is refused unless it is a config section. A bare
+    Keras name is expanded when an override sets one of its arguments:
+    ``compile.optimizer=adam`` + ``compile.optimizer.adam.learning_rate=0.1``.
+    """
+    dotted = ".".join(map(str, parts))
+    node: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(map(str, parts[:depth])) or "the config"
+        if isinstance(node, list):
+            if not isinstance(part, int) or not -len(node) <= part < len(node):
+                raise ConfigError(Problem(
+                    f"override {dotted}", f"an index below {len(node)} into {where}",
+                    f"'{part}'"))
+        elif isinstance(node, dict):
+            if isinstance(part, int) and part not in node:
+                part = str(part)
+            if last:
+                node[part] = value
+                return
+            if part not in node:
+                if depth == 0 and part in SECTIONS:
+                    node[part] = {}
+                else:
+                    close = did_you_mean(str(part), map(str, node))
+                    raise ConfigError(Problem(
+                        f"override {dotted}", f"a key that exists in {where}",
+                        f"'{part}' (it has {', '.join(map(str, node)) or 'no keys'})",
+                        f"Did you mean '{close}'?" if close else None))
+            child = node[part]
+            if isinstance(child, str) and depth + 1 < len(parts) - 1 \
+                    and str(parts[depth + 1]).lower() == child.lower():
+                node[part] = child = {parts[depth + 1]: {}}
+            elif child is None:
+                node[part] = child = {}
+        else:
+            raise ConfigError(Problem(
+                f"override {dotted}", f"{where} to be a mapping or a list",
+                f"{type(node).__name__} {node!r}"))
+        if last:
+            node[part] = value
+            return
+        node = node[part]
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read, override and validate a config file; raise ConfigError listing every mistake.
+
+    Args:
+        path: the YAML file.
+        overrides: ``dotted.key=value`` strings, applied in order (default none).
+
+    Example: ``load_config("configs/xor.yaml", ["fit.epochs=5"])``.
+    """
+    path = Path(path)
+    data, lines = read_yaml(path)
+    data = copy.deepcopy(data)
+    overridden: set[tuple] = set()
+    for text in overrides:
+        parts, value = parse_override(text)
+        try:
+            apply_override(data, parts, value)
+        except ConfigError as exc:
+            raise ConfigError(exc.problems, source=str(path)) from None
+        overridden.add(tuple(parts))
+    data.setdefault("name", _default_name(path))
+    return validate_config(data, source=str(path), lines=lines, overridden=overridden)
+
+
+def _default_name(path: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-._") or "run"
+    return "run" if stem == "config" else stem
+
+
+def validate_config(
+    data: dict[str, Any],
+    source: str | None = None,
+    lines: dict[tuple, int] | None = None,
+    overridden: set[tuple] | None = None,
+) -> Config:
+    """Validate a raw mapping into a Config, reporting every mistake at once."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = _problems_from(exc, data, lines or {}, overridden or set())
+        raise ConfigError(problems, source=source) from None
+
+
+# Keys that belong to another section than the one they were written in.
+_MOVED = {("fit", "validation_split"): "data.validation_split",
+          ("fit", "validation_data"): "data.validation_split or data.test_split",
+          ("compile", "epochs"): "fit.epochs", ("fit", "optimizer"): "compile.optimizer",
+          ("fit", "loss"): "compile.loss", ("fit", "metrics"): "compile.metrics"}
+
+
+def _problems_from(exc: ValidationError, data: dict, lines: dict[tuple, int],
+                   overridden: set[tuple]) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        ctx = err.get("ctx") or {}
+        if "field" in ctx:
+            loc = (*loc, ctx["field"])
+        problems.append(_problem(err, loc, data, lines, overridden))
+    return problems
+
+
+def format_path(loc: tuple) -> str:
+    """``('model', 'layers', 1, 'Dense')`` -> ``'model.layers[1].Dense'``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _where(loc: tuple, lines: dict[tuple, int], overridden: set[tuple]) -> str:
+    path = format_path(loc)
+    if any(loc[: len(o)] == o or o[: len(loc)] == loc for o in overridden):
+        return f"{path} (set on the command line)"
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in lines:
+            return f"{path} (line {lines[loc[:n]]})"
+    return path
+
+
+def _problem(err: dict, loc: tuple, data: dict, lines: dict[tuple, int],
+             overridden: set[tuple]) -> Problem:
+    kind = err["type"]
+    where = _where(loc, lines, overridden)
+    if kind == "extra_forbidden":
+        parent, key = loc[:-1], str(loc[-1])
+        model = _section_model(parent)
+        allowed = list(model.model_fields) if model else []
+        moved = _MOVED.get((*map(str, parent), key)) if len(parent) == 1 else None
+        close = did_you_mean(key, allowed)
+        hint = (f"'{key}' belongs in {moved}" if moved
+                else f"Did you mean '{close}'?" if close else None)
+        return Problem(where, f"one of the keys {', '.join(allowed)}",
+                       f"unknown key '{key}'", hint)
+    if kind == "missing":
+        return Problem(where, "a value (this key is required)", "nothing",
+                       _missing_hint(loc))
+    message = err["msg"]
+    for prefix in ("Input should be ", "Value error, "):
+        message = message.removeprefix(prefix)
+    received = None if kind in ("nettrain", "keras_spec") else _short(err.get("input"))
+    if "; received " in message:
+        message, received = message.split("; received ", 1)
+    if ". Did you mean" in (received or ""):
+        received, hint = received.split(". ", 1)
+        return Problem(where, message, received, hint)
+    if kind == "keras_spec":
+        received = _short(err.get("input"))
+    return Problem(where, message, received)
+
+
+def _section_model(parent: tuple) -> type[BaseModel] | None:
+    if not parent:
+        return Config
+    if len(parent) == 1:
+        return SECTIONS.get(str(parent[0]))
+    return None
+
+
+def _missing_hint(loc: tuple) -> str | None:
+    examples = {
+        ("data",): "e.g. data: {dataset: iris}",
+        ("model",): "e.g. model: {layers: [{Dense: {units: 1}}]}",
+        ("compile",): "e.g. compile: {optimizer: adam, loss: mse}",
+        ("compile", "loss"): "e.g. loss: categorical_crossentropy",
+        ("model", "layers"): "e.g. layers: [{Dense: {units: 1}}]",
+    }
+    return examples.get(tuple(map(str, loc)))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,226 @@
+"""The one rule: every Keras object in a config is a name, or a one-key mapping name -> kwargs.
+
+Names resolve through Keras's own modules (``keras.layers``, ``keras.optimizers``, ...), so
+every class Keras has works with no per-class code. Objects are constructed here, during
+validation, and Keras's ValueError/TypeError become :class:`~nettrain.errors.Problem` s that
+name the key path, what was expected, what was received and the closest name.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+from nettrain.config import spec_kwargs, spec_name
+from nettrain.errors import Problem, did_you_mean
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Where one kind of Keras object lives, and how its names may be written."""
+
+    kind: str            # "layer", "optimizer", ... (for messages)
+    module: str          # attribute of ``keras``: "layers", "optimizers", ...
+    base: str | None     # class every object must derive from (attribute of the module)
+    functions: bool = False  # bare lowercase names may be functions (losses, activations)
+    ignore_case: bool = False  # keras.optimizers.get is case-insensitive
+
+    def keras_module(self) -> Any:
+        import keras
+
+        module = keras
+        for part in self.module.split("."):
+            module = getattr(module, part)
+        return module
+
+    def base_class(self) -> type | None:
+        import keras
+
+        if self.base is None:
+            return None
+        module = keras
+        for part in self.base.split("."):
+            module = getattr(module, part)
+        return module
+
+    def names(self) -> dict[str, Any]:
+        """Every public name of this kind: class names, and function names where allowed."""
+        module, base = self.keras_module(), self.base_class()
+        found = {}
+        for name in dir(module):
+            if name.startswith("_"):
+                continue
+            obj = getattr(module, name)
+            if inspect.isclass(obj) and (base is None or issubclass(obj, base)) and obj is not base:
+                found[name] = obj
+            elif self.functions and inspect.isfunction(obj) and name not in ("get", "serialize",
+                                                                                "deserialize"):
+                found[name] = obj
+        return found
+
+
+LAYERS = Registry("layer", "layers", "layers.Layer")
+OPTIMIZERS = Registry("optimizer", "optimizers", "optimizers.Optimizer", ignore_case=True)
+LOSSES = Registry("loss", "losses", "losses.Loss", functions=True)
+METRICS = Registry("metric", "metrics", "metrics.Metric", functions=True)
+CALLBACKS = Registry("callback", "callbacks", "callbacks.Callback")
+ACTIVATIONS = Registry("activation", "activations", None, functions=True)
+INITIALIZERS = Registry("initializer", "initializers", "initializers.Initializer")
+REGULARIZERS = Registry("regularizer", "regularizers", "regularizers.Regularizer")
+CONSTRAINTS = Registry("constraint", "constraints", "constraints.Constraint")
+SCHEDULES = Registry("learning-rate schedule", "optimizers.schedules",
+                     "optimizers.schedules.LearningRateSchedule")
+
+# Keyword arguments whose values are themselves Keras objects, by argument name. A mapping
+# value of such an argument is resolved by the same rule (``{L2: {l2: 0.01}}``); a string is
+# left for Keras, which resolves strings itself ('he_normal', 'relu', 'l2').
+NESTED = {"kernel_regularizer": REGULARIZERS, "bias_regularizer": REGULARIZERS,
+          "activity_regularizer": REGULARIZERS, "recurrent_regularizer": REGULARIZERS,
+          "depthwise_regularizer": REGULARIZERS, "pointwise_regularizer": REGULARIZERS,
+          "beta_regularizer": REGULARIZERS, "gamma_regularizer": REGULARIZERS,
+          "embeddings_regularizer": REGULARIZERS,
+          "learning_rate": SCHEDULES, "activation": LAYERS, "recurrent_activation": LAYERS,
+          "layer": LAYERS, "backward_layer": LAYERS, "loss": LOSSES}
+for _suffix, _registry in (("_initializer", INITIALIZERS), ("_constraint", CONSTRAINTS)):
+    for _prefix in ("kernel", "bias", "recurrent", "depthwise", "pointwise", "beta", "gamma",
+                    "moving_mean", "moving_variance", "embeddings"):
+        NESTED[_prefix + _suffix] = _registry
+
+
+class ResolveError(Exception):
+    """Collects the problems found while resolving one object (and the objects nested in it)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(map(str, problems)))
+
+
+def lookup(name: str, registry: Registry, path: str) -> Any:
+    """The Keras class or function called ``name`` in ``registry``, or ResolveError."""
+    names = registry.names()
+    if name in names:
+        return names[name]
+    if registry.ignore_case or registry.functions:
+        lowered = {n.lower(): obj for n, obj in names.items()}
+        if registry.ignore_case and name.lower() in lowered:
+            return lowered[name.lower()]
+    close = did_you_mean(name, names)
+    examples = ", ".join(sorted(names)[:6])
+    raise ResolveError([Problem(
+        path, f"a Keras {registry.kind} name (keras.{registry.module}: {examples}, ...)",
+        f"'{name}'", f"Did you mean '{close}'?" if close else None)])
+
+
+def resolve(spec: Any, registry: Registry, path: str) -> Any:
+    """Build the Keras object a spec names; raise ResolveError listing every problem.
+
+    Args:
+        spec: ``'adam'`` or ``{'SGD': {'learning_rate': 0.1}}``.
+        registry: where the name lives (LAYERS, OPTIMIZERS, ...).
+        path: the key path, for messages (``'compile.optimizer'``).
+
+    A bare name of a function (``'mse'``, ``'relu'``) is returned as the string, which Keras
+    resolves itself; anything else is constructed, so bad arguments fail here, not in ``fit``.
+
+    Example: ``resolve({'Dense': {'units': 3}}, LAYERS, 'model.layers[0]')`` -> a Dense layer.
+    """
+    name, kwargs = spec_name(spec), spec_kwargs(spec)
+    if isinstance(spec, str) and registry.functions and _keras_gets(name, registry):
+        return name  # an alias Keras resolves itself in compile ('accuracy', 'mse', 'acc')
+    obj = lookup(name, registry, path)
+    if not inspect.isclass(obj):
+        if kwargs:
+            raise ResolveError([Problem(
+                f"{path}.{name}", f"a bare name: '{name}' is a function and takes no arguments",
+                f"arguments {sorted(kwargs)}",
+                _class_hint(name, registry))])
+        return name
+    path = f"{path}.{name}"
+    problems: list[Problem] = []
+    for key, value in list(kwargs.items()):
+        nested = NESTED.get(key)
+        if nested is not None and isinstance(value, dict) and len(value) == 1 \
+                and isinstance(next(iter(value)), str) and next(iter(value))[:1].isupper():
+            try:
+                kwargs[key] = resolve(value, nested, f"{path}.{key}")
+            except ResolveError as exc:
+                problems += exc.problems
+    problems += _unknown_kwargs(obj, kwargs, path)
+    if problems:
+        raise ResolveError(problems)
+    try:
+        return obj(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ResolveError([Problem(path, f"valid arguments for keras.{registry.module}.{name}",
+                                    _keras_message(exc, name))]) from None
+
+
+def _keras_gets(name: str, registry: Registry) -> bool:
+    try:
+        registry.keras_module().get(name)
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def _class_hint(name: str, registry: Registry) -> str | None:
+    camel = "".join(part.capitalize() for part in name.split("_"))
+    for candidate in registry.names():
+        if candidate.lower() == camel.lower():
+            return f"To pass arguments use the class: {{{candidate}: {{...}}}}"
+    return None
+
+
+def accepted_kwargs(cls: type) -> set[str] | None:
+    """The keyword arguments ``cls(...)`` accepts, following ``**kwargs`` up the MRO.
+
+    None when some class takes ``**kwargs`` without naming them (then Keras decides).
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names |= {p.name for p in params
+                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+        if klass.__name__ == "Layer":
+            # Layer.__init__ pops these from **kwargs itself.
+            return names | {"input_shape", "input_dim", "batch_size", "batch_input_shape"}
+    return None
+
+
+def _unknown_kwargs(cls: type, kwargs: dict[str, Any], path: str) -> list[Problem]:
+    accepted = accepted_kwargs(cls)
+    if accepted is None:
+        return []
+    shown = sorted(a for a in accepted if a not in ("input_shape", "input_dim", "batch_size",
+                                                     "batch_input_shape"))
+    problems = []
+    for key in kwargs:
+        if key not in accepted:
+            close = did_you_mean(key, accepted)
+            problems.append(Problem(
+                f"{path}.{key}", f"an argument of {cls.__name__} ({', '.join(shown)})",
+                f"unknown argument '{key}'", f"Did you mean '{close}'?" if close else None))
+    required = [p.name for p in inspect.signature(cls.__init__).parameters.values()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                and p.name != "self"]
+    missing = [r for r in required if r not in kwargs]
+    if missing and not problems:
+        problems.append(Problem(
+            path, f"the required argument{'s' if len(missing) > 1 else ''} "
+                  f"{', '.join(missing)} of {cls.__name__}",
+            "nothing", f"e.g. {{{cls.__name__}: {{{missing[0]}: ...}}}}"))
+    return problems
+
+
+def _keras_message(exc: Exception, name: str) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) < 400 else text[:397] + "..."

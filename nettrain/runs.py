@@ -1,0 +1,230 @@
+"""The run directory: created once, written atomically, read back by evaluate and predict.
+
+A run directory holds ``config.yaml`` (the resolved config), ``dataset.json`` (input columns,
+class names), ``run.json`` (status and versions), ``summary.txt``, ``history.csv``,
+``metrics.json`` and the model in each format of ``save.formats``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from nettrain.config import Config, read_yaml, validate_config
+from nettrain.errors import ConfigError, RunError, UsageError
+
+# File names inside a run directory.
+CONFIG = "config.yaml"
+DATASET = "dataset.json"
+RUN = "run.json"
+SUMMARY = "summary.txt"
+HISTORY = "history.csv"
+METRICS = "metrics.json"
+EVALUATION = "evaluation.json"
+KERAS_FILE = "model.keras"
+JSON_FILE = "model.json"
+WEIGHTS_FILE = "model.weights.h5"
+SAVED_MODEL = "saved_model"
+
+
+def runs_root() -> Path:
+    """Where run directories go: $NETTRAIN_RUNS, else ./runs."""
+    return Path(os.environ.get("NETTRAIN_RUNS", "runs"))
+
+
+def check_new_dir(path: Path) -> Path:
+    """Refuse an explicit run directory that already holds anything (nothing in it is touched)."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"--run-dir {path}: expected a new or empty directory; it already "
+                         "holds files, which are left untouched. Choose another directory.")
+    return path
+
+
+def create_run_dir(config: Config, run_dir: str | Path | None = None) -> Path:
+    """Make a new, empty run directory; never reuse one that holds anything.
+
+    Args:
+        config: the run's config (its ``name`` names the folder under ``runs/``).
+        run_dir: an explicit directory (default: ``runs/<name>/<date>-<time>``). It may exist
+            only if it is empty.
+    """
+    if run_dir is not None:
+        path = check_new_dir(Path(run_dir))
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    parent = runs_root() / config.name
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()  # atomic: fails if another run took this name
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"Could not create a new run directory under {parent}.")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file so that a crash leaves the old file or the new one, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def update_json(path: Path, **changes: Any) -> None:
+    data = read_json(path) if path.exists() else {}
+    data.update(changes)
+    write_json(path, data)
+
+
+def save_model(model: Any, run_dir: Path, formats: list[str]) -> list[str]:
+    """Save ``model`` in each format; each lands whole (temp folder, then ``os.replace``).
+
+    Returns the names written into ``run_dir``.
+    """
+    writers: dict[str, Callable[[Path], list[str]]] = {
+        "keras": lambda tmp: (model.save(tmp / KERAS_FILE), [KERAS_FILE])[1],
+        "json": lambda tmp: (_save_json(model, tmp), [JSON_FILE, WEIGHTS_FILE])[1],
+        "savedmodel": lambda tmp: (model.export(str(tmp / SAVED_MODEL), verbose=False),
+                                   [SAVED_MODEL])[1],
+    }
+    written: list[str] = []
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".saving-"))
+    try:
+        for fmt in formats:
+            names = writers[fmt](tmp)
+            for name in names:  # weights before model.json: model.json last marks it whole
+                os.replace(tmp / name, run_dir / name)
+            written += names
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return written
+
+
+def _save_json(model: Any, folder: Path) -> None:
+    model.save_weights(folder / WEIGHTS_FILE)
+    (folder / JSON_FILE).write_text(model.to_json(), encoding="utf-8")
+
+
+@dataclass
+class Run:
+    """A finished run read back from its directory."""
+
+    path: Path
+    config: Config
+    dataset: dict[str, Any]
+
+    @property
+    def formats(self) -> list[str]:
+        found = []
+        if (self.path / KERAS_FILE).is_file():
+            found.append("keras")
+        if (self.path / JSON_FILE).is_file() and (self.path / WEIGHTS_FILE).is_file():
+            found.append("json")
+        if (self.path / SAVED_MODEL).is_dir():
+            found.append("savedmodel")
+        return found
+
+
+def open_run(path: str | Path) -> Run:
+    """Read a run directory's config and dataset description (no model yet)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UsageError(f"RUN: expected a run directory (made by 'nettrain fit'); received "
+                         f"'{path}', which {'is not a directory' if path.exists() else 'does not exist'}.")
+    if not (path / CONFIG).is_file():
+        raise UsageError(f"RUN: '{path}' has no {CONFIG}; expected a run directory made by "
+                         "'nettrain fit' (e.g. runs/<name>/<date>-<time>).")
+    data, _ = read_yaml(path / CONFIG)
+    try:
+        config = validate_config(data, source=str(path / CONFIG))
+    except ConfigError as exc:
+        raise UsageError(f"{exc}\n(the run's config no longer validates)") from None
+    dataset = read_json(path / DATASET) if (path / DATASET).is_file() else {}
+    return Run(path, config, dataset)
+
+
+def load_model(path: Path, prefer: str | None = None, input_shape: list[int] | None = None) -> \
+        tuple[Any, str]:
+    """Load the model from a run directory or a saved model path; return it and its format.
+
+    A run directory is read in the order keras, json, savedmodel unless ``prefer`` names one.
+    Loading is in Keras's safe mode: nothing in the files can run code.
+    """
+    import keras
+
+    candidates: list[tuple[str, Path]]
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        candidates = [("savedmodel", path)]
+    elif path.is_dir():
+        candidates = [("keras", path / KERAS_FILE), ("json", path / JSON_FILE),
+                      ("savedmodel", path / SAVED_MODEL)]
+        if prefer:
+            candidates = [c for c in candidates if c[0] == prefer]
+    elif path.suffix == ".keras":
+        candidates = [("keras", path)]
+    elif path.suffix == ".json":
+        candidates = [("json", path)]
+    else:
+        raise UsageError(f"expected a run directory, a .keras file, a model.json or a "
+                         f"SavedModel folder; received '{path}'.")
+    for fmt, file in candidates:
+        if not file.exists():
+            continue
+        try:
+            if fmt == "keras":
+                return keras.saving.load_model(file, compile=False, safe_mode=True), fmt
+            if fmt == "json":
+                return _load_json(file), fmt
+            return _load_saved_model(file, input_shape), fmt
+        except (OSError, ValueError, TypeError) as exc:
+            raise RunError(f"Could not load the model from {file}: {exc}") from None
+    wanted = f" in format '{prefer}'" if prefer else ""
+    raise RunError(f"No saved model{wanted} in {path} (looked for {KERAS_FILE}, {JSON_FILE} + "
+                   f"{WEIGHTS_FILE}, {SAVED_MODEL}/). Was the run interrupted before saving?")
+
+
+def _load_json(file: Path) -> Any:
+    import keras
+
+    weights = file.with_name(WEIGHTS_FILE)
+    if not weights.is_file():
+        raise RunError(f"{file} has no weights beside it ({weights.name}).")
+    model = keras.saving.deserialize_keras_object(
+        json.loads(file.read_text(encoding="utf-8")), safe_mode=True)
+    # An adapted Normalization layer must get its weights before its first call.
+    model.load_weights(weights)
+    return model
+
+
+def _load_saved_model(folder: Path, input_shape: list[int] | None) -> Any:
+    import keras
+
+    layer = keras.layers.TFSMLayer(str(folder), call_endpoint="serve")
+    if input_shape is None:
+        raise RunError(f"{folder}: a SavedModel needs the input shape from the run's "
+                       f"{DATASET}.")
+    return keras.Sequential([keras.Input(shape=tuple(input_shape)), layer])
