@@ -177,7 +177,8 @@ def validate(
         data = prepared.data
         sizes = ", ".join(f"{s} {len(data.x[s])}" for s in data.splits)
         out.print(f"[green]OK[/] {config}: {prepared.model.count_params():,} parameters; "
-                  f"data: {sizes} samples of shape {list(data.input_shape)}.", highlight=False)
+                  f"data: {sizes} samples of shape {list(data.input_shape)}.", highlight=False,
+                  soft_wrap=True)
 
 
 @app.command()

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    PrivateAttr,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -219,6 +220,16 @@ class Config(_Section):
     compile: CompileConfig
     fit: FitConfig = FitConfig()
     save: SaveConfig = SaveConfig()
+    # Where the config came from, for messages: the file, each key's line, the overrides.
+    _source: str | None = PrivateAttr(None)
+    _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
+    _overridden: set[tuple] = PrivateAttr(default_factory=set)
+
+    def error(self, problems: list[Problem]) -> ConfigError:
+        """A ConfigError for problems found after validation, with file and line numbers."""
+        located = [Problem(_where(_parse_path(p.path), self._lines, self._overridden),
+                           p.expected, p.received, p.suggestion) for p in problems]
+        return ConfigError(located, source=self._source)
 
     @property
     def is_classifier(self) -> bool:
@@ -385,7 +396,10 @@ def validate_config(
 ) -> Config:
     """Validate a raw mapping into a Config, reporting every mistake at once."""
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
+        config._source, config._lines = source, lines or {}
+        config._overridden = overridden or set()
+        return config
     except ValidationError as exc:
         problems = _problems_from(exc, data, lines or {}, overridden or set())
         raise ConfigError(problems, source=source) from None
@@ -416,6 +430,11 @@ def format_path(loc: tuple) -> str:
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
+
+
+def _parse_path(path: str) -> tuple:
+    """``'model.layers[1].Dense'`` -> ``('model', 'layers', 1, 'Dense')`` (inverse of format_path)."""
+    return tuple(int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path))
 
 
 def _where(loc: tuple, lines: dict[tuple, int], overridden: set[tuple]) -> str:

@@ -88,6 +88,17 @@ for _suffix, _registry in (("_initializer", INITIALIZERS), ("_constraint", CONST
         NESTED[_prefix + _suffix] = _registry
 
 
+def _string_registry(argument: str) -> Registry | None:
+    """Which registry a string value of this keyword argument is a name in."""
+    if argument.endswith("activation"):
+        return ACTIVATIONS
+    for suffix, registry in (("_initializer", INITIALIZERS), ("_regularizer", REGULARIZERS),
+                             ("_constraint", CONSTRAINTS)):
+        if argument.endswith(suffix):
+            return registry
+    return None
+
+
 class ResolveError(Exception):
     """Collects the problems found while resolving one object (and the objects nested in it)."""
 
@@ -105,6 +116,8 @@ def lookup(name: str, registry: Registry, path: str) -> Any:
         lowered = {n.lower(): obj for n, obj in names.items()}
         if registry.ignore_case and name.lower() in lowered:
             return lowered[name.lower()]
+    if registry.functions:  # suggest what a bare name may be: 'accuracy', not 'Accuracy'
+        names = {**dict.fromkeys(string_names(registry)), **names}
     close = did_you_mean(name, names)
     examples = ", ".join(sorted(names)[:6])
     raise ResolveError([Problem(
@@ -128,7 +141,7 @@ def resolve(spec: Any, registry: Registry, path: str) -> Any:
     name, kwargs = spec_name(spec), spec_kwargs(spec)
     if isinstance(spec, str) and registry.functions and _keras_gets(name, registry):
         return name  # an alias Keras resolves itself in compile ('accuracy', 'mse', 'acc')
-    obj = lookup(name, registry, path)
+    obj = lookup(name, registry, path if isinstance(spec, str) else f"{path}.{name}")
     if not inspect.isclass(obj):
         if kwargs:
             raise ResolveError([Problem(
@@ -139,6 +152,10 @@ def resolve(spec: Any, registry: Registry, path: str) -> Any:
     path = f"{path}.{name}"
     problems: list[Problem] = []
     for key, value in list(kwargs.items()):
+        strings = _string_registry(key)
+        if strings is not None and isinstance(value, str):
+            problem = check_string(value, strings, f"{path}.{key}")
+            problems += [problem] if problem else []
         nested = NESTED.get(key)
         if nested is not None and isinstance(value, dict) and len(value) == 1 \
                 and isinstance(next(iter(value)), str) and next(iter(value))[:1].isupper():
@@ -152,8 +169,31 @@ def resolve(spec: Any, registry: Registry, path: str) -> Any:
     try:
         return obj(**kwargs)
     except (TypeError, ValueError) as exc:
+        # Keras refused: name the argument when one is unknown to every class in the MRO.
+        unknown = _unknown_kwargs(obj, kwargs, path, strict=False)
+        if unknown:
+            raise ResolveError(unknown) from None
         raise ResolveError([Problem(path, f"valid arguments for keras.{registry.module}.{name}",
                                     _keras_message(exc, name))]) from None
+
+
+def string_names(registry: Registry) -> list[str]:
+    """Lowercase names Keras's ``get`` accepts: functions, and classes in snake_case."""
+    import re
+
+    names = [n for n, obj in registry.names().items() if not inspect.isclass(obj)]
+    names += [re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", n).lower() for n, obj in
+              registry.names().items() if inspect.isclass(obj)]
+    return [n for n in dict.fromkeys(names) if _keras_gets(n, registry)]
+
+
+def check_string(value: str, registry: Registry, path: str) -> Problem | None:
+    """A string argument Keras will resolve itself ('relu', 'he_normal'): is it known?"""
+    if _keras_gets(value, registry):
+        return None
+    close = did_you_mean(value, string_names(registry))
+    return Problem(path, f"a Keras {registry.kind} name (keras.{registry.module})",
+                   f"'{value}'", f"Did you mean '{close}'?" if close else None)
 
 
 def _keras_gets(name: str, registry: Registry) -> bool:
@@ -172,10 +212,11 @@ def _class_hint(name: str, registry: Registry) -> str | None:
     return None
 
 
-def accepted_kwargs(cls: type) -> set[str] | None:
+def accepted_kwargs(cls: type, strict: bool = True) -> set[str] | None:
     """The keyword arguments ``cls(...)`` accepts, following ``**kwargs`` up the MRO.
 
-    None when some class takes ``**kwargs`` without naming them (then Keras decides).
+    None when some class takes ``**kwargs`` without naming them (then Keras decides), unless
+    ``strict`` is False: then the names found so far.
     """
     names: set[str] = set()
     for klass in cls.__mro__:
@@ -193,11 +234,12 @@ def accepted_kwargs(cls: type) -> set[str] | None:
         if klass.__name__ == "Layer":
             # Layer.__init__ pops these from **kwargs itself.
             return names | {"input_shape", "input_dim", "batch_size", "batch_input_shape"}
-    return None
+    return None if strict else names
 
 
-def _unknown_kwargs(cls: type, kwargs: dict[str, Any], path: str) -> list[Problem]:
-    accepted = accepted_kwargs(cls)
+def _unknown_kwargs(cls: type, kwargs: dict[str, Any], path: str,
+                    strict: bool = True) -> list[Problem]:
+    accepted = accepted_kwargs(cls, strict)
     if accepted is None:
         return []
     shown = sorted(a for a in accepted if a not in ("input_shape", "input_dim", "batch_size",

@@ -61,7 +61,7 @@ def resolve_all(config: Config) -> Resolved:
     callbacks = [collect(s, CALLBACKS, f"fit.callbacks[{i}]")
                  for i, s in enumerate(config.fit.callbacks)]
     if problems:
-        raise ConfigError(problems)
+        raise config.error(problems)
     return Resolved(layers, compiled, callbacks)
 
 
@@ -77,7 +77,7 @@ def resolve_compiled(config: Config) -> Compiled:
 
     compiled = _compiled(config, collect)
     if problems:
-        raise ConfigError(problems)
+        raise config.error(problems)
     return compiled
 
 

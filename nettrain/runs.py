@@ -34,6 +34,10 @@ WEIGHTS_FILE = "model.weights.h5"
 SAVED_MODEL = "saved_model"
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def runs_root() -> Path:
     """Where run directories go: $NETTRAIN_RUNS, else ./runs."""
     return Path(os.environ.get("NETTRAIN_RUNS", "runs"))
@@ -76,6 +80,7 @@ def write_atomic(path: Path, text: str) -> None:
     """Write a text file so that a crash leaves the old file or the new one, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

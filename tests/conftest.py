@@ -1,0 +1,58 @@
+"""Shared fixtures: every test runs in its own folder, with run directories under it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outputs go to tmp_path: runs/ under it, Keras's cache in it (never the network's)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NETTRAIN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def tiny_config(**sections) -> dict:
+    """A small, fast classifier on iris; sections given replace the defaults."""
+    config = {
+        "name": "tiny",
+        "seed": 0,
+        "data": {"dataset": "iris", "validation_split": 0.2, "test_split": 0.2},
+        "model": {"layers": [{"Dense": {"units": 8, "activation": "relu"}},
+                             {"Dense": {"units": 3, "activation": "softmax"}}]},
+        "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy",
+                    "metrics": ["accuracy"]},
+        "fit": {"epochs": 2, "batch_size": 16, "verbose": 0},
+    }
+    config.update(sections)
+    return config
+
+
+def write_npz(path: Path, n: int = 40, shape=(4,), classes: int = 3, seed: int = 0, **extra):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, *shape)).astype("float32")
+    y = rng.integers(0, classes, n)
+    np.savez(path, x=x, y=y, **extra)
+    return x, y
