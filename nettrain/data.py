@@ -27,7 +27,7 @@ class Data:
     y: dict[str, np.ndarray]
     features: list[str] | None = None    # input column names, when the source has them
     classes: list[str] | None = None     # class names, for a classifier
-    targets: list[str] | None = None     # output column names, for regression
+    target: list[str] | None = None      # target column names (a CSV may hold them)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -41,7 +41,7 @@ class Data:
     def describe(self) -> dict[str, Any]:
         """What travels with the model in the run directory (``dataset.json``)."""
         return {"input_shape": list(self.input_shape), "features": self.features,
-                "classes": self.classes, "targets": self.targets,
+                "classes": self.classes, "target": self.target,
                 "samples": {s: int(len(self.x[s])) for s in self.splits}}
 
 
@@ -71,7 +71,7 @@ def load_data(config: Config) -> Data:
         out_y = {s: v.reshape(-1, 1) for s, v in out_y.items()}
     return Data(out_x, out_y, features=info.get("features"),
                 classes=info.get("classes") if classify else None,
-                targets=None if classify else info.get("targets"))
+                target=info.get("target"))
 
 
 def _class_indices(y: np.ndarray, names: list[str] | None,
@@ -141,15 +141,16 @@ def _builtin(name: str) -> tuple[dict, dict]:
     if name == "xor":
         x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype="float32")
         y = np.array([0, 1, 1, 0])
-        return {"train": (x, y)}, {"features": ["x1", "x2"], "classes": ["0", "1"]}
+        return {"train": (x, y)}, {"features": ["x1", "x2"], "classes": ["0", "1"],
+                                   "target": ["y"]}
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{name}")()
-    info = {"features": [str(f) for f in bunch.feature_names]}
+    info = {"features": [str(f) for f in bunch.feature_names], "target": ["target"]}
     if "target_names" in bunch:
         info["classes"] = [str(c) for c in bunch.target_names]
     else:  # diabetes: a regression target
-        info["targets"] = ["disease_progression"]
+        info["target"] = ["disease_progression"]
     return {"train": (bunch.data, bunch.target)}, info
 
 
@@ -199,7 +200,7 @@ def _keras_dataset(name: str) -> tuple[dict, dict]:
         ) from None
     info: dict[str, Any] = {}
     if name == "boston_housing":
-        info["targets"] = ["MEDV"]
+        info["target"] = ["MEDV"]
     return {"train": (x_train, y_train), "test": (x_test, y_test)}, info
 
 
@@ -237,7 +238,7 @@ def _load_csv(cfg: DataConfig, classify: bool) -> tuple[dict, dict]:
             y = y.astype(str)
     else:
         y = numeric_frame(frame[[cfg.target]], path.name)
-    return {"train": (x, y)}, {"features": features, "targets": [cfg.target]}
+    return {"train": (x, y)}, {"features": features, "target": [cfg.target]}
 
 
 def _no_missing(frame: Any, name: str) -> None:

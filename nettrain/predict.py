@@ -93,7 +93,7 @@ def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None
     if (run_path / runs.CONFIG).is_file():
         run = runs.open_run(run_path)
         info = run.dataset
-        ignore = [run.config.data.target] if run.config.data.target else []
+        ignore = info.get("target") or []
         classifier = run.config.is_classifier
     else:  # a saved model on its own: no column names, no class names
         run, info, ignore, classifier = None, {}, [], None
@@ -105,7 +105,7 @@ def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None
     if classifier is None:  # guess from the output: probabilities summing to 1 -> classes
         classifier = out.shape[1] > 1 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
     if not classifier:
-        names = info.get("targets")
+        names = info.get("target")
         if not names or len(names) != out.shape[1]:
             names = [f"output_{i}" for i in range(out.shape[1])]
         return pd.DataFrame(out, columns=names)

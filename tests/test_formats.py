@@ -1,0 +1,130 @@
+"""Each save format reloads, in nettrain and in plain Keras, and predicts the same."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from nettrain.cli import app
+
+from conftest import tiny_config, write_config
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    """One normalized iris run saved in all three formats."""
+    import os
+
+    from typer.testing import CliRunner
+
+    folder = tmp_path_factory.mktemp("formats")
+    old = os.getcwd()
+    os.chdir(folder)
+    try:
+        config = tiny_config(save={"formats": ["json", "keras", "savedmodel"]})
+        config["data"]["normalize"] = True
+        config["fit"]["epochs"] = 5
+        result = CliRunner().invoke(app, ["fit", str(write_config(folder / "c.yaml", config)),
+                                          "--run-dir", str(folder / "run")])
+        assert result.exit_code == 0, result.output
+    finally:
+        os.chdir(old)
+    return folder / "run"
+
+
+def _iris_rows(path, n=6):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    frame = iris.frame.drop(columns=["target"]).iloc[::25][:n]
+    frame.to_csv(path, index=False)
+    return frame.to_numpy(dtype="float32")
+
+
+def test_all_formats_are_written(iris_run):
+    names = {p.name for p in iris_run.iterdir()}
+    assert {"model.json", "model.weights.h5", "model.keras", "saved_model"} <= names
+    assert not [n for n in names if n.startswith(".")]  # no temporary leftovers
+
+
+@pytest.mark.parametrize("fmt", ["keras", "json", "savedmodel"])
+def test_evaluate_each_format_gives_the_fit_metrics(runner, iris_run, fmt):
+    result = runner.invoke(app, ["evaluate", str(iris_run), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    fitted = json.loads((iris_run / "metrics.json").read_text())["test"]
+    evaluated = json.loads((iris_run / "evaluation.json").read_text())["test"]
+    assert evaluated["format"] == fmt
+    assert evaluated["metrics"]["accuracy"] == pytest.approx(fitted["accuracy"])
+    assert evaluated["metrics"]["loss"] == pytest.approx(fitted["loss"], rel=1e-4)
+
+
+def test_predict_is_the_same_in_every_format(runner, iris_run, tmp_path):
+    rows = _iris_rows(tmp_path / "rows.csv")
+    frames = {}
+    for fmt in ("keras", "json", "savedmodel"):
+        out = tmp_path / f"{fmt}.csv"
+        result = runner.invoke(app, ["predict", str(iris_run), str(tmp_path / "rows.csv"),
+                                     "--format", fmt, "--output", str(out)])
+        assert result.exit_code == 0, result.output
+        frames[fmt] = pd.read_csv(out)
+    keras_frame = frames["keras"]
+    assert list(keras_frame.columns) == ["class", "prob_setosa", "prob_versicolor",
+                                         "prob_virginica"]
+    assert len(keras_frame) == len(rows)
+    assert set(keras_frame["class"]) <= {"setosa", "versicolor", "virginica"}
+    for other in ("json", "savedmodel"):
+        pd.testing.assert_frame_equal(keras_frame, frames[other], atol=1e-5)
+    # the same as the model in memory would answer: plain Keras on the raw rows
+    model = keras.saving.load_model(iris_run / "model.keras")
+    expected = model.predict(rows, verbose=0)
+    np.testing.assert_allclose(keras_frame.iloc[:, 1:].to_numpy(), expected, atol=1e-5)
+
+
+def test_plain_keras_and_tensorflow_load_what_was_saved(iris_run):
+    import tensorflow as tf
+
+    x = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype="float32")
+    a = keras.saving.load_model(iris_run / "model.keras").predict(x, verbose=0)
+    model = keras.models.model_from_json((iris_run / "model.json").read_text())
+    model.load_weights(iris_run / "model.weights.h5")
+    b = model.predict(x, verbose=0)
+    loaded = tf.saved_model.load(str(iris_run / "saved_model"))
+    c = loaded.serve(tf.constant(x)).numpy()
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(a, c, atol=1e-5)
+
+
+def test_predict_rejects_columns_that_differ(runner, iris_run, tmp_path):
+    frame = pd.DataFrame({"sepal length (cm)": [5.0], "petal width": [0.2]})
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    result = runner.invoke(app, ["predict", str(iris_run), str(tmp_path / "bad.csv")])
+    assert result.exit_code == 1
+    assert "missing 'sepal width (cm)'" in result.stderr
+    assert "unexpected 'petal width'" in result.stderr
+
+
+def test_predict_rejects_a_wrong_shape(runner, iris_run, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 5), dtype="float32"))
+    result = runner.invoke(app, ["predict", str(iris_run), str(tmp_path / "x.npy")])
+    assert result.exit_code == 1
+    assert "shape [5] per sample; the model takes [4]" in result.stderr
+
+
+def test_predict_ignores_the_target_column_and_takes_a_model_file(runner, iris_run, tmp_path):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True).frame.head(3)
+    iris.to_csv(tmp_path / "with_target.csv", index=False)
+    result = runner.invoke(app, ["predict", str(iris_run), str(tmp_path / "with_target.csv")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith("class,prob_setosa")
+    # a bare .keras file: no class names travel, so classes are numbered
+    iris.drop(columns=["target"]).to_csv(tmp_path / "rows.csv", index=False)
+    result = runner.invoke(app, ["predict", str(iris_run / "model.keras"),
+                                 str(tmp_path / "rows.csv")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "class,prob_0,prob_1,prob_2"
