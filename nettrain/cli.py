@@ -118,9 +118,9 @@ def _load_keras(debug: bool) -> None:
             os.close(saved)
 
 
-def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+def _metrics_table(rows: dict[str, dict[str, float]]) -> Table:
     names = list(dict.fromkeys(k for metrics in rows.values() for k in metrics))
-    table = Table(title=title, title_justify="left")
+    table = Table()
     table.add_column("split")
     for name in names:
         table.add_column(name, justify="right")
@@ -151,7 +151,8 @@ def fit(
 
         path = train.fit(cfg, run_dir, echo=lambda text: err.print(text, highlight=False))
         metrics = runs.read_json(path / runs.METRICS)
-        err.print(_metrics_table(f"Final metrics ({cfg.name})", metrics))
+        err.print(f"Final metrics of {cfg.name}:", highlight=False)
+        err.print(_metrics_table(metrics))
         out.print(str(path), highlight=False, soft_wrap=True)
 
 
@@ -200,7 +201,8 @@ def evaluate(
 
         used_split, metrics, used = train.evaluate(run, split.value if split else None,
                                                    format.value if format else None)
-        out.print(_metrics_table(f"{run} ({used})", {used_split: metrics}))
+        out.print(f"{run} ({used} model, {used_split} split):", highlight=False, soft_wrap=True)
+        out.print(_metrics_table({used_split: metrics}))
 
 
 @app.command()
