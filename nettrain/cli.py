@@ -149,7 +149,8 @@ def fit(
         _load_keras(debug)
         from nettrain import runs, train
 
-        path = train.fit(cfg, run_dir, echo=lambda text: err.print(text, highlight=False))
+        path = train.fit(cfg, run_dir,
+                         echo=lambda text: err.print(text, highlight=False, soft_wrap=True))
         metrics = runs.read_json(path / runs.METRICS)
         err.print(f"Final metrics of {cfg.name}:", highlight=False)
         err.print(_metrics_table(metrics))
@@ -176,7 +177,7 @@ def validate(
         prepared = train.prepare(cfg)
         out.print(train.summary_text(prepared.model), highlight=False, end="")
         data = prepared.data
-        sizes = ", ".join(f"{s} {len(data.x[s])}" for s in data.splits)
+        sizes = ", ".join(f"{s} {data.size(s)}" for s in data.splits)
         out.print(f"[green]OK[/] {config}: {prepared.model.count_params():,} parameters; "
                   f"data: {sizes} samples of shape {list(data.input_shape)}.", highlight=False,
                   soft_wrap=True)

@@ -33,8 +33,9 @@ from nettrain.errors import ConfigError, Problem, did_you_mean
 # Built-in datasets that ship with the install (through scikit-learn, or made here).
 BUILTIN_DATASETS = ("xor", "iris", "digits", "breast_cancer", "wine", "diabetes")
 # Keras's downloadable datasets, loaded through ``keras.datasets`` and its cache.
-KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing")
-SOURCES = ("dataset", "csv", "npz")
+KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "imdb",
+                  "reuters")
+SOURCES = ("dataset", "csv", "npz", "images", "synthetic")
 SAVE_FORMATS = ("json", "keras", "savedmodel")
 
 
@@ -88,25 +89,88 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SyntheticConfig(_Section):
+    """``data.synthetic``: random data made with the run's seed (scikit-learn's generators)."""
+
+    n_samples: PositiveInt = 100
+    n_features: PositiveInt = 10
+    n_classes: int = Field(2, ge=2)       # classifiers (the loss decides)
+    n_outputs: PositiveInt = 1            # regression
+    noise: float = Field(0.1, ge=0)
+    random: bool = False  # plain uniform X and y, like the tutorial's rand(100, 10)
+
+
+def _check_target(value: Any) -> Any:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return value
+    raise PydanticCustomError("nettrain", "a column name, or a list of column names")
+
+
+def _check_stream(value: Any) -> Any:
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise PydanticCustomError("nettrain", "true, false or 'auto'")
+
+
+# Keys that only mean something with some sources: key -> the sources it goes with.
+_SOURCE_KEYS = {"target": ("csv",), "features": ("csv",), "categorical": ("csv",),
+                "sample_weight": ("csv",), "image_size": ("images",),
+                "color_mode": ("images",), "num_words": ("dataset",), "maxlen": ("dataset",),
+                "validation": ("csv", "npz", "images"), "test": ("csv", "npz", "images")}
+
+
 class DataConfig(_Section):
     """``data:``: exactly one source, then the splits and the preprocessing."""
 
     dataset: str | None = None
     csv: str | None = None
     npz: str | None = None
-    target: str | None = None
+    images: str | None = None
+    synthetic: SyntheticConfig | None = None
+    # csv
+    target: Annotated[Any, BeforeValidator(_check_target)] = None
     features: list[str] | None = None
+    categorical: list[str] | None = None
+    sample_weight: str | None = None
+    missing: Literal["error", "drop", "zero"] = "error"
     delimiter: str = ","
+    stream: Annotated[Any, BeforeValidator(_check_stream)] = "auto"
+    # images
+    image_size: list[PositiveInt] | None = Field(None, min_length=2, max_length=2)
+    color_mode: Literal["rgb", "grayscale", "rgba"] | None = None
+    # imdb, reuters
+    num_words: PositiveInt | None = None
+    maxlen: PositiveInt | None = None
+    # splits
+    validation: str | None = None
+    test: str | None = None
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
     test_split: float = Field(0.0, ge=0.0, lt=1.0)
+    stratify: bool = False
+    # preprocessing, inside the model
     scale: float | None = Field(None, gt=0)
     normalize: bool = False
     flatten: bool = False
+    reshape: list[PositiveInt] | None = None
     one_hot: bool = False
 
     @property
     def source(self) -> str:
         return next(s for s in SOURCES if getattr(self, s) is not None)
+
+    @property
+    def path(self) -> str | None:
+        """The source file or folder (None for a named dataset or synthetic data)."""
+        return getattr(self, self.source) if self.source in ("csv", "npz", "images") else None
+
+    @property
+    def targets(self) -> list[str]:
+        """The target column(s) of a CSV, as a list."""
+        if self.target is None:
+            return []
+        return [self.target] if isinstance(self.target, str) else list(self.target)
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -130,12 +194,19 @@ class DataConfig(_Section):
             )
         if self.csv is not None and self.target is None:
             raise _field_error("target", "the name of the target column (required with csv)")
-        if self.csv is None and (self.target is not None or self.features is not None):
-            raise _field_error(
-                "target" if self.target is not None else "features",
-                "target and features only with a csv source; received source '{source}'",
-                source=self.source,
-            )
+        for key, sources in _SOURCE_KEYS.items():
+            if getattr(self, key) is not None and self.source not in sources:
+                raise _field_error(
+                    key, "{key} only with a {sources} source; received source '{source}'",
+                    key=key, sources=" or ".join(sources), source=self.source)
+        if (self.num_words or self.maxlen) and self.dataset not in ("imdb", "reuters"):
+            raise _field_error("num_words" if self.num_words else "maxlen",
+                               "num_words and maxlen only with dataset imdb or reuters")
+        for explicit in ("validation", "test"):
+            if getattr(self, explicit) is not None and getattr(self, f"{explicit}_split"):
+                raise _field_error(f"{explicit}_split",
+                                   "either {key} (a file) or {key}_split (a fraction), not both",
+                                   key=explicit)
         if self.validation_split + self.test_split >= 1.0:
             raise _field_error(
                 "test_split",

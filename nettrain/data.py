@@ -1,7 +1,10 @@
-"""Data: every source becomes numpy arrays split into train / validation / test.
+"""Data: every source becomes inputs and labels split into train / validation / test.
 
-Learned preprocessing (scaling, flattening, normalization) is not applied here: the model
-builder puts it inside the model as layers, so a saved model takes raw inputs.
+Inputs are a float32 array, or (a CSV with ``categorical`` columns) a mapping from column name
+to a one-column array, which the model takes as named inputs. Learned preprocessing (scaling,
+flattening, normalization, category vocabularies) is not applied here: the model builder puts
+it inside the model as layers, fitted on the training split only, so a saved model takes raw
+inputs. A CSV too large for memory streams instead (:mod:`nettrain.stream`).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -17,32 +20,55 @@ from nettrain.config import BUILTIN_DATASETS, Config, DataConfig
 from nettrain.errors import ConfigError, DataError, Problem, did_you_mean
 
 SPLITS = ("train", "validation", "test")
+Inputs = Union[np.ndarray, dict[str, np.ndarray]]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 @dataclass
 class Data:
-    """Arrays per split, plus what ``predict`` needs to read inputs and name outputs."""
+    """Inputs and labels per split, plus what ``predict`` needs to read inputs and name outputs."""
 
-    x: dict[str, np.ndarray]
+    x: dict[str, Inputs]
     y: dict[str, np.ndarray]
-    features: list[str] | None = None    # input column names, when the source has them
-    classes: list[str] | None = None     # class names, for a classifier
-    target: list[str] | None = None      # target column names (a CSV may hold them)
-    meta: dict[str, Any] = field(default_factory=dict)
+    w: dict[str, np.ndarray] = field(default_factory=dict)  # sample weights, when declared
+    info: dict[str, Any] = field(default_factory=dict)     # features, classes, target, ...
 
     @property
     def splits(self) -> list[str]:
         return [s for s in SPLITS if s in self.x]
 
     @property
+    def classes(self) -> list[str] | None:
+        return self.info.get("classes")
+
+    @property
+    def columns(self) -> dict[str, str] | None:
+        """For named inputs: column -> 'numeric' | 'string' | 'integer' (categorical kinds)."""
+        return self.info.get("columns")
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(int(d) for d in self.x["train"].shape[1:])
+        x = self.x["train"]
+        if isinstance(x, dict):
+            return (len(x),)
+        return tuple(int(d) for d in x.shape[1:])
+
+    def size(self, split: str) -> int:
+        return size(self.x[split])
 
     def describe(self) -> dict[str, Any]:
         """What travels with the model in the run directory (``dataset.json``)."""
-        return {"input_shape": list(self.input_shape), "features": self.features,
-                "classes": self.classes, "target": self.target,
-                "samples": {s: int(len(self.x[s])) for s in self.splits}}
+        return {"input_shape": list(self.input_shape),
+                "samples": {s: self.size(s) for s in self.splits}, **self.info}
+
+
+def size(x: Inputs) -> int:
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def take(x: Inputs, index: np.ndarray) -> Inputs:
+    """Rows ``index`` of an array or of every column of a mapping."""
+    return {k: v[index] for k, v in x.items()} if isinstance(x, dict) else x[index]
 
 
 def load_data(config: Config) -> Data:
@@ -50,125 +76,192 @@ def load_data(config: Config) -> Data:
 
     Example: ``load_data(load_config("configs/iris.yaml")).x["train"].shape`` -> ``(105, 4)``.
     """
-    data_cfg = config.data
+    cfg = config.data
     classify = config.is_classifier
-    loader = {"dataset": _load_dataset, "csv": _load_csv, "npz": _load_npz}[data_cfg.source]
-    parts, info = loader(data_cfg, classify)
-    x, y = parts.pop("train")
+    if cfg.stratify and not classify:
+        raise ConfigError(Problem("data.stratify", "stratify only for a classifier (a "
+                                  "cross-entropy or hinge loss)", "true"))
+    parts, info = _load_source(cfg, classify, config.seed)
     if classify:
-        y, classes = _class_indices(y, info.get("classes"), parts)
-        info["classes"] = classes
-    x = np.asarray(x, dtype="float32")
-    y = np.asarray(y, dtype="int64" if classify else "float32")
-    out_x, out_y = _split(x, y, data_cfg, config.seed, has_test="test" in parts)
-    for name, (px, py) in parts.items():
-        out_x[name] = np.asarray(px, dtype="float32")
-        out_y[name] = np.asarray(py, dtype="int64" if classify else "float32")
-    if classify and data_cfg.one_hot:
-        n = len(info["classes"])
-        out_y = {s: np.eye(n, dtype="float32")[v.reshape(-1)] for s, v in out_y.items()}
-    if not classify and out_y["train"].ndim == 1:
-        out_y = {s: v.reshape(-1, 1) for s, v in out_y.items()}
-    return Data(out_x, out_y, features=info.get("features"),
-                classes=info.get("classes") if classify else None,
-                target=info.get("target"))
+        parts, info["classes"] = _class_indices(parts, info.get("classes"))
+    else:
+        info.pop("classes", None)
+    x, y, w = parts.pop("train")
+    index = _split_index(size(x), y if classify else None, cfg, config.seed,
+                         has=set(parts))
+    data = Data({}, {}, {}, info)
+    for split, rows in index.items():
+        data.x[split], data.y[split] = take(x, rows), y[rows]
+        if w is not None:
+            data.w[split] = w[rows]
+    for split, (px, py, pw) in parts.items():
+        data.x[split], data.y[split] = px, py
+        if pw is not None:
+            data.w[split] = pw
+    for split in data.splits:
+        data.y[split] = _labels(data.y[split], classify, cfg.one_hot, info)
+    return data
 
 
-def _class_indices(y: np.ndarray, names: list[str] | None,
-                   other: dict[str, tuple]) -> tuple[np.ndarray, list[str]]:
-    """Map class labels to 0..n-1 and return the class names, in the order of the indices."""
+def _labels(y: np.ndarray, classify: bool, one_hot: bool, info: dict) -> np.ndarray:
+    if classify:
+        y = np.asarray(y, dtype="int64")
+        return np.eye(len(info["classes"]), dtype="float32")[y] if one_hot else y
     y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise DataError(f"A classifier needs one label per sample; the labels have shape "
-                        f"{y.shape}. Use integer labels or class names (set data.one_hot: true "
-                        "for categorical_crossentropy).")
-    if names is not None:  # labels are already indices into known names
-        return y.astype("int64"), [str(n) for n in names]
-    values = np.unique(np.concatenate([y] + [np.asarray(p[1]).reshape(-1) for p in other.values()]))
-    if np.issubdtype(values.dtype, np.integer) and values.min() >= 0:
-        # integer labels keep their values as indices: 0..max
-        return y.astype("int64"), [str(i) for i in range(int(values.max()) + 1)]
-    if np.issubdtype(values.dtype, np.floating):
+    if not np.issubdtype(y.dtype, np.number):
+        raise DataError(f"A regression target must be numeric; it holds values such as "
+                        f"{y.reshape(-1)[0]!r}. For class names use a classification loss "
+                        "(sparse_categorical_crossentropy).")
+    y = y.astype("float32")
+    return y.reshape(-1, 1) if y.ndim == 1 else y
+
+
+def _load_source(cfg: DataConfig, classify: bool, seed: int | None) -> tuple[dict, dict]:
+    """The source's parts: ``{'train': (x, y, w), 'test': ...}`` and its info."""
+    if cfg.source == "dataset":
+        if cfg.dataset in BUILTIN_DATASETS:
+            return _builtin(cfg.dataset)
+        return _keras_dataset(cfg)
+    if cfg.source == "synthetic":
+        return _synthetic(cfg, classify, seed)
+    read = {"csv": _read_csv, "npz": _read_npz, "images": _read_images}[cfg.source]
+    x, y, w, info = read(Path(cfg.path), cfg, "data." + cfg.source, info=None)
+    parts = {"train": (x, y, w)}
+    parts.update(info.pop("parts", {}))
+    for split in ("validation", "test"):
+        path = getattr(cfg, split)
+        if path is not None:  # an explicit file of the same kind, read like the training one
+            px, py, pw, _ = read(Path(path), cfg, f"data.{split}", info=info)
+            parts[split] = (px, py, pw)
+    return parts, info
+
+
+def _class_indices(parts: dict[str, tuple], names: list[str] | None) -> \
+        tuple[dict[str, tuple], list[str]]:
+    """Map every split's class labels to 0..n-1; return them and the class names in order.
+
+    Known class names (built-in sets, image folders) mean the labels are indices already.
+    Integer labels keep their values (0..max). Other labels (strings such as 'setosa') are
+    sorted and numbered; a label in validation or test data that training lacks is an error.
+    """
+    out = {}
+    for split, (x, y, w) in parts.items():
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise DataError(f"A classifier needs one label per sample; the {split} labels have "
+                            f"shape {list(y.shape)}. Use integer labels or class names.")
+        out[split] = (x, y, w)
+    if names is not None:
+        return out, [str(n) for n in names]
+    train = out["train"][1]
+    values = np.unique(train)
+    if np.issubdtype(values.dtype, np.number):
         if not np.all(values == np.round(values)):
-            raise DataError(f"A classifier needs class labels; the target has fractional "
-                            f"values such as {values[values != np.round(values)][0]}. Use a "
-                            "regression loss (mse) for a numeric target.")
-        values = values.astype("int64")
+            bad = values[values != np.round(values)][0]
+            raise DataError(f"A classifier needs class labels; the target holds fractional "
+                            f"values such as {bad}. Use a regression loss (mse) for a numeric "
+                            "target.")
         if values.min() >= 0:
-            return y.astype("int64"), [str(i) for i in range(int(values.max()) + 1)]
+            n = int(max(np.max(y) for _, y, _ in out.values())) + 1
+            return ({s: (x, y.astype("int64"), w) for s, (x, y, w) in out.items()},
+                    [str(i) for i in range(n)])
     lookup = {v: i for i, v in enumerate(values.tolist())}
-    for key, (px, py) in other.items():
-        other[key] = (px, np.array([lookup[v] for v in np.asarray(py).reshape(-1).tolist()]))
-    return np.array([lookup[v] for v in y.tolist()]), [str(v) for v in values.tolist()]
+    for split, (x, y, w) in out.items():
+        unknown = sorted({v for v in y.tolist() if v not in lookup})
+        if unknown:
+            raise DataError(f"The {split} data has class labels that training lacks: "
+                            f"{unknown[:5]}. Training classes: {list(lookup)[:20]}.")
+        out[split] = (x, np.array([lookup[v] for v in y.tolist()], dtype="int64"), w)
+    return out, [str(v) for v in values.tolist()]
 
 
-def _split(x: np.ndarray, y: np.ndarray, cfg: DataConfig, seed: int | None,
-           has_test: bool) -> tuple[dict, dict]:
-    """Hold out ``test_split`` and ``validation_split`` (fractions of all samples)."""
-    if has_test and cfg.test_split:
+def _split_index(n: int, y: np.ndarray | None, cfg: DataConfig, seed: int | None,
+                 has: set[str]) -> dict[str, np.ndarray]:
+    """Row indices of train, validation and test: fractions of all samples, drawn with the seed."""
+    from sklearn.model_selection import train_test_split
+
+    if "test" in has and cfg.test_split:
         raise ConfigError(Problem("data.test_split", "no test_split: this source has its own "
                                   "test part", str(cfg.test_split), "Remove data.test_split."))
-    n = len(x)
     n_test = int(round(n * cfg.test_split))
     n_val = int(round(n * cfg.validation_split))
     if (cfg.test_split and n_test == 0) or (cfg.validation_split and n_val == 0) \
             or n - n_test - n_val < 1:
         raise DataError(f"The data has {n} samples: too few for validation_split "
                         f"{cfg.validation_split} and test_split {cfg.test_split}.")
-    order = np.random.default_rng(seed).permutation(n) if (n_test or n_val) else np.arange(n)
-    test, val, train = np.split(order, [n_test, n_test + n_val])
-    xs, ys = {"train": x[train], }, {"train": y[train]}
-    if n_val:
-        xs["validation"], ys["validation"] = x[val], y[val]
-    if n_test:
-        xs["test"], ys["test"] = x[test], y[test]
-    return xs, ys
+    index = {"train": np.arange(n)}
+    try:
+        for split, count in (("test", n_test), ("validation", n_val)):
+            if count:
+                rest = index["train"]
+                strata = y[rest] if cfg.stratify and y is not None else None
+                index["train"], index[split] = train_test_split(
+                    rest, test_size=count, random_state=seed, shuffle=True, stratify=strata)
+    except ValueError as exc:  # stratify with a class too small for the split
+        raise DataError(f"data.stratify: cannot split: {exc}") from None
+    return {s: np.sort(i) if s != "train" else i for s, i in index.items()}
 
 
 # --------------------------------------------------------------------------- sources
-
-
-def _load_dataset(cfg: DataConfig, classify: bool) -> tuple[dict, dict]:
-    name = cfg.dataset
-    if name in BUILTIN_DATASETS:
-        return _builtin(name)
-    return _keras_dataset(name)
 
 
 def _builtin(name: str) -> tuple[dict, dict]:
     if name == "xor":
         x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype="float32")
         y = np.array([0, 1, 1, 0])
-        return {"train": (x, y)}, {"features": ["x1", "x2"], "classes": ["0", "1"],
-                                   "target": ["y"]}
+        return {"train": (x, y, None)}, {"features": ["x1", "x2"], "classes": ["0", "1"],
+                                         "target": ["y"]}
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{name}")()
-    info = {"features": [str(f) for f in bunch.feature_names], "target": ["target"]}
+    info: dict[str, Any] = {"features": [str(f) for f in bunch.feature_names],
+                            "target": ["target"]}
     if "target_names" in bunch:
         info["classes"] = [str(c) for c in bunch.target_names]
-    else:  # diabetes: a regression target
-        info["target"] = ["disease_progression"]
-    return {"train": (bunch.data, bunch.target)}, info
+    return {"train": (bunch.data.astype("float32"), bunch.target, None)}, info
+
+
+def _synthetic(cfg: DataConfig, classify: bool, seed: int | None) -> tuple[dict, dict]:
+    from sklearn import datasets
+
+    s = cfg.synthetic
+    if s.random:
+        rng = np.random.default_rng(seed)
+        x = rng.random((s.n_samples, s.n_features))
+        y = rng.integers(0, s.n_classes, s.n_samples) if classify \
+            else rng.random((s.n_samples, s.n_outputs))
+    elif classify:
+        informative = min(s.n_features, max(2, int(np.ceil(np.log2(s.n_classes * 2)))))
+        x, y = datasets.make_classification(
+            n_samples=s.n_samples, n_features=s.n_features, n_informative=informative,
+            n_redundant=0, n_classes=s.n_classes, n_clusters_per_class=1,
+            flip_y=min(s.noise, 1.0), random_state=seed)
+    else:
+        x, y = datasets.make_regression(n_samples=s.n_samples, n_features=s.n_features,
+                                        n_targets=s.n_outputs, noise=s.noise, random_state=seed)
+    features = [f"x{i}" for i in range(s.n_features)]
+    info = {"features": features, "target": ["y"] if classify or s.n_outputs == 1
+            else [f"y{i}" for i in range(s.n_outputs)]}
+    if classify:
+        info["classes"] = [str(i) for i in range(s.n_classes)]
+    return {"train": (x.astype("float32"), y, None)}, info
 
 
 # Where Keras's cache keeps each downloadable set (relative to KERAS_HOME) and where it
 # comes from: what the user must put in place when there is no network.
+_GCS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 KERAS_FILES = {
-    "mnist": ("datasets/mnist.npz",
-              "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"),
-    "fashion_mnist": ("datasets/fashion-mnist/",
-                      "https://storage.googleapis.com/tensorflow/tf-keras-datasets/ (the four "
-                      "train-/t10k- .gz files)"),
+    "mnist": ("datasets/mnist.npz", _GCS + "mnist.npz"),
+    "fashion_mnist": ("datasets/fashion-mnist/", _GCS + " (the four train-/t10k- .gz files)"),
     "cifar10": ("datasets/cifar-10-batches-py-target",
                 "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
     "cifar100": ("datasets/cifar-100-python-target",
                  "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"),
-    "boston_housing": ("datasets/boston_housing.npz",
-                       "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
-                       "boston_housing.npz"),
+    "boston_housing": ("datasets/boston_housing.npz", _GCS + "boston_housing.npz"),
+    "imdb": ("datasets/imdb.npz", _GCS + "imdb.npz"),
+    "reuters": ("datasets/reuters.npz", _GCS + "reuters.npz"),
 }
 
 
@@ -180,18 +273,21 @@ def keras_home() -> Path:
     return home
 
 
-def _keras_dataset(name: str) -> tuple[dict, dict]:
+def _keras_dataset(cfg: DataConfig) -> tuple[dict, dict]:
     import contextlib
     import io
 
     import keras
 
+    name = cfg.dataset
     relative, origin = KERAS_FILES[name]
     target = keras_home() / relative
+    kwargs = {"num_words": cfg.num_words} if cfg.num_words else {}
     try:
         # Keras prints "Downloading data from ..." to stdout; keep stdout for our output.
         with contextlib.redirect_stdout(io.StringIO()):
-            (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+            (x_train, y_train), (x_test, y_test) = \
+                getattr(keras.datasets, name).load_data(**kwargs)
     except Exception as exc:  # Keras raises a bare Exception for a failed download
         raise DataError(
             f"Could not load the Keras dataset '{name}': {' '.join(str(exc).split())}\n"
@@ -199,89 +295,223 @@ def _keras_dataset(name: str) -> tuple[dict, dict]:
             "Keras checks its sha256, so a hand-made file is deleted."
         ) from None
     info: dict[str, Any] = {}
+    if name in ("imdb", "reuters"):  # word-index sequences of any length -> fixed length
+        maxlen = cfg.maxlen or 200
+        pad = keras.utils.pad_sequences
+        x_train, x_test = pad(x_train, maxlen=maxlen), pad(x_test, maxlen=maxlen)
     if name == "boston_housing":
         info["target"] = ["MEDV"]
-    return {"train": (x_train, y_train), "test": (x_test, y_test)}, info
+    return {"train": (x_train, y_train, None), "test": (x_test, y_test, None)}, info
 
 
-def _existing(path: str, key: str) -> Path:
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise DataError(f"data.{key}: the file {p} does not exist.")
-    return p
+def _existing(path: Path, key: str) -> Path:
+    path = path.expanduser()
+    if not path.exists():
+        raise DataError(f"{key}: {path} does not exist.")
+    return path
 
 
-def _load_csv(cfg: DataConfig, classify: bool) -> tuple[dict, dict]:
+def read_frame(path: Path, delimiter: str, key: str) -> Any:
+    """A CSV file as a pandas DataFrame, or a DataError naming the file."""
     import pandas as pd
 
-    path = _existing(cfg.csv, "csv")
     try:
-        frame = pd.read_csv(path, sep=cfg.delimiter)
+        frame = pd.read_csv(path, sep=delimiter)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"data.csv: cannot read {path} as CSV: {exc}") from None
-    columns = [str(c) for c in frame.columns]
-    if cfg.target not in columns:
-        close = did_you_mean(cfg.target, columns)
-        raise ConfigError(Problem("data.target", f"a column of {path.name} ({', '.join(columns)})",
-                                  f"'{cfg.target}'", f"Did you mean '{close}'?" if close else None))
-    features = cfg.features or [c for c in columns if c != cfg.target]
-    missing = [f for f in features if f not in columns]
-    if missing:
-        raise ConfigError(Problem("data.features", f"columns of {path.name} ({', '.join(columns)})",
-                                  f"unknown columns {missing}"))
-    x = numeric_frame(frame[features], path.name)
-    y_col = frame[cfg.target]
-    _no_missing(frame[[cfg.target]], path.name)
-    if classify:
-        y = y_col.to_numpy()
-        if y.dtype == object:
-            y = y.astype(str)
+        raise DataError(f"{key}: cannot read {path} as CSV: {exc}") from None
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _column_problem(key: str, names: list[str], columns: list[str], file: str) -> Problem | None:
+    unknown = [n for n in names if n not in columns]
+    if not unknown:
+        return None
+    close = did_you_mean(unknown[0], columns)
+    return Problem(f"data.{key}", f"column names of {file} ({', '.join(columns)})",
+                   ", ".join(map(repr, unknown)), f"Did you mean '{close}'?" if close else None)
+
+
+def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple:
+    """One CSV file: inputs, labels, sample weights and (for the training file) the info.
+
+    ``info`` is the training file's info when reading an explicit validation or test file;
+    then the same columns are required.
+    """
+    path = _existing(path, key)
+    frame = read_frame(path, cfg.delimiter, key)
+    columns = list(frame.columns)
+    targets = cfg.targets
+    weight = [cfg.sample_weight] if cfg.sample_weight else []
+    features = cfg.features or [c for c in columns if c not in targets + weight]
+    problems = [p for p in (
+        _column_problem("target", targets, columns, path.name),
+        _column_problem("features", features, columns, path.name),
+        _column_problem("sample_weight", weight, columns, path.name),
+        _column_problem("categorical", cfg.categorical or [], features, "the features"),
+    ) if p]
+    if problems:
+        raise ConfigError(problems)
+    frame = fill_missing(frame[features + targets + weight], cfg.missing, cfg.categorical or [],
+                         path.name)
+    x = table_inputs(frame, features, cfg.categorical or [], path.name)
+    if len(targets) > 1:  # multi-output regression
+        y = numeric_frame(frame[targets], path.name)
+    elif _is_text(frame[targets[0]]):  # class names such as 'setosa'
+        y = frame[targets[0]].astype(str).to_numpy()
     else:
-        y = numeric_frame(frame[[cfg.target]], path.name)
-    return {"train": (x, y)}, {"features": features, "target": [cfg.target]}
+        y = frame[targets[0]].to_numpy()
+    w = numeric_frame(frame[weight], path.name)[:, 0] if weight else None
+    if info is None:
+        info = {"features": features, "target": targets}
+        if cfg.categorical:
+            info["columns"] = column_kinds(frame, features, cfg.categorical)
+    return x, y, w, info
 
 
-def _no_missing(frame: Any, name: str) -> None:
+def _is_text(column: Any) -> bool:
+    import pandas as pd
+
+    return not pd.api.types.is_numeric_dtype(column)
+
+
+def column_kinds(frame: Any, features: list[str], categorical: list[str]) -> dict[str, str]:
+    """'numeric', or for a categorical column 'integer' or 'string' (its vocabulary's type)."""
+    import pandas as pd
+
+    kinds = {}
+    for name in features:
+        if name not in categorical:
+            kinds[name] = "numeric"
+        elif pd.api.types.is_integer_dtype(frame[name]):
+            kinds[name] = "integer"
+        else:
+            kinds[name] = "string"
+    return kinds
+
+
+def fill_missing(frame: Any, policy: str, categorical: list[str], name: str) -> Any:
+    """Apply data.missing: 'error' names the first empty cell, 'drop' drops its row, 'zero'
+    fills numbers with 0 and categories with ''."""
+    if policy == "drop":
+        return frame.dropna().reset_index(drop=True)
+    if policy == "zero":
+        filled = frame.copy()
+        for column in filled.columns:
+            if filled[column].isna().any():
+                text = column in categorical or _is_text(filled[column])
+                filled[column] = filled[column].fillna("" if text else 0)
+        return filled
     holes = np.argwhere(frame.isna().to_numpy())
     if len(holes):
         row, col = holes[0]
-        raise DataError(f"{name}: missing value at row {row + 2}, column '{frame.columns[col]}' "
-                        f"({len(holes)} missing in all). Fill or drop those rows first.")
+        raise DataError(f"{name}: missing value at row {row + 2}, column "
+                        f"'{frame.columns[col]}' ({len(holes)} missing in all). Set "
+                        "data.missing: drop or zero, or fill the file.")
+    return frame
+
+
+def table_inputs(frame: Any, features: list[str], categorical: list[str], name: str) -> Inputs:
+    """The feature columns as the model takes them: one float32 matrix, or (with categorical
+    columns) a mapping from column name to a one-column array."""
+    if not categorical:
+        return numeric_frame(frame[features], name)
+    kinds = column_kinds(frame, features, categorical)
+    x = {}
+    for column in features:
+        if kinds[column] == "numeric":
+            x[column] = numeric_frame(frame[[column]], name)
+        elif kinds[column] == "integer":
+            x[column] = frame[[column]].to_numpy(dtype="int64")
+        else:
+            x[column] = frame[[column]].astype(str).to_numpy(dtype=object)
+    return x
 
 
 def numeric_frame(frame: Any, name: str) -> np.ndarray:
     """A DataFrame's values as float32, or a DataError naming the first non-numeric cell."""
     import pandas as pd
 
-    _no_missing(frame, name)
+    fill_missing(frame, "error", [], name)
     for column in frame.columns:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
             raise DataError(f"{name}: column '{column}' must be numeric; row {row + 2} holds "
-                            f"{frame[column].iloc[row]!r}.")
+                            f"{frame[column].iloc[row]!r}. List it in data.categorical to "
+                            "encode it as categories.")
     return frame.to_numpy(dtype="float32")
 
 
-def _load_npz(cfg: DataConfig, classify: bool) -> tuple[dict, dict]:
-    path = _existing(cfg.npz, "npz")
+def _read_npz(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple:
+    path = _existing(path, key)
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except (ValueError, OSError) as exc:
-        raise DataError(f"data.npz: cannot read {path} as .npz: {exc}") from None
+        raise DataError(f"{key}: cannot read {path} as .npz: {exc}") from None
+    parts = {}
     if {"x", "y"} <= arrays.keys():
-        parts = {"train": (arrays["x"], arrays["y"])}
+        x, y = arrays["x"], arrays["y"]
     elif {"x_train", "y_train"} <= arrays.keys():
-        parts = {"train": (arrays["x_train"], arrays["y_train"])}
+        x, y = arrays["x_train"], arrays["y_train"]
         if {"x_test", "y_test"} <= arrays.keys():
-            parts["test"] = (arrays["x_test"], arrays["y_test"])
+            parts["test"] = (arrays["x_test"].astype("float32"), arrays["y_test"], None)
     else:
-        raise DataError(f"data.npz: {path.name} must hold arrays x and y (or x_train, y_train, "
+        raise DataError(f"{key}: {path.name} must hold arrays x and y (or x_train, y_train, "
                         f"x_test, y_test); it holds {sorted(arrays)}.")
-    for split, (x, y) in parts.items():
-        if len(x) != len(y):
-            raise DataError(f"data.npz: {path.name} has {len(x)} {split} inputs but "
-                            f"{len(y)} labels.")
-    return parts, {}
+    for name, (px, py) in {"train": (x, y), **{k: v[:2] for k, v in parts.items()}}.items():
+        if len(px) != len(py):
+            raise DataError(f"{key}: {path.name} has {len(px)} {name} inputs but {len(py)} "
+                            "labels.")
+    new_info: dict[str, Any] = {"parts": parts} if info is None else info
+    return x.astype("float32"), y, None, new_info
+
+
+def image_options(cfg: DataConfig) -> dict[str, Any]:
+    return {"image_size": tuple(cfg.image_size or (256, 256)),
+            "color_mode": cfg.color_mode or "rgb"}
+
+
+def _read_images(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple:
+    """A folder with one sub-folder per class, read by keras.utils.image_dataset_from_directory."""
+    import keras
+
+    path = _existing(path, key)
+    if not path.is_dir():
+        raise DataError(f"{key}: {path} is not a folder; expected one sub-folder per class.")
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"{key}: {path} has no class sub-folders; expected one sub-folder per "
+                        f"class (e.g. {path}/cats/*.png, {path}/dogs/*.png).")
+    if info is not None and classes != info["classes"]:
+        raise DataError(f"{key}: the class folders {classes} differ from training's "
+                        f"{info['classes']}.")
+    options = image_options(cfg)
+    try:
+        dataset = keras.utils.image_dataset_from_directory(
+            path, labels="inferred", label_mode="int", class_names=classes, batch_size=None,
+            shuffle=False, verbose=False, **options)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{key}: cannot read the images in {path}: {exc}") from None
+    x, y = images_to_numpy(dataset, with_labels=True)
+    if len(x) == 0:
+        raise DataError(f"{key}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders "
+                        f"of {path}.")
+    if info is None:
+        info = {"classes": classes, "images": {"image_size": list(options["image_size"]),
+                                               "color_mode": options["color_mode"]}}
+    return x, y, None, info
+
+
+def images_to_numpy(dataset: Any, with_labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    xs, ys = [], []
+    for item in dataset.as_numpy_iterator():
+        if with_labels:
+            xs.append(item[0])
+            ys.append(item[1])
+        else:
+            xs.append(item)
+    x = np.stack(xs).astype("float32") if xs else np.zeros((0,), dtype="float32")
+    return x, (np.array(ys) if with_labels else None)

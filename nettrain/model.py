@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from nettrain.config import Config, spec_name
-from nettrain.data import Data
+from nettrain.data import Data, take
 from nettrain.errors import ConfigError, Problem
 from nettrain.keras_objects import (
     CALLBACKS, LAYERS, LOSSES, METRICS, OPTIMIZERS, Registry, ResolveError, resolve,
@@ -93,46 +93,117 @@ def _compiled(config: Config, collect: Any) -> Compiled:
 
 
 def preprocess(x: np.ndarray, config: Config) -> np.ndarray:
-    """What the Flatten and Rescaling layers do, in numpy (to adapt Normalization on)."""
+    """What the Flatten, Reshape and Rescaling layers do, in numpy (to adapt Normalization on)."""
     if config.data.flatten:
         x = x.reshape(len(x), -1)
+    if config.data.reshape:
+        x = x.reshape(len(x), *config.data.reshape)
     if config.data.scale:
         x = x / np.float32(config.data.scale)
     return x
 
 
 def build_model(config: Config, data: Data, resolved: Resolved | None = None) -> Any:
-    """Build and compile the Sequential model for ``data``; check that the two fit.
+    """Build and compile the model for ``data``; check that the two fit.
+
+    The model is a ``keras.Sequential``: the preprocessing layers, then the config's layers.
+    A CSV with categorical columns has named inputs, one per column; then the model is a
+    functional ``keras.Model`` that encodes them (lookup layers with their vocabulary as an
+    argument, so every save format keeps it) and feeds a Sequential of the config's layers.
 
     Example: ``build_model(cfg, load_data(cfg)).count_params()`` -> ``41`` for xor.yaml.
     """
     import keras
 
     resolved = resolved or resolve_all(config)
-    shape = data.input_shape
-    flat = (int(np.prod(shape)),) if config.data.flatten else shape
-    if config.model.input_shape is not None and tuple(config.model.input_shape) != flat:
-        raise ConfigError(Problem(
-            "model.input_shape", f"the shape of one input sample, {list(flat)}"
-            + (" after data.flatten" if config.data.flatten else ""),
-            f"{config.model.input_shape}",
-            "Leave input_shape out to take it from the data, or add data.flatten: true or a "
-            "Reshape layer."))
-    front: list[Any] = []
-    if config.data.flatten:
-        front.append(keras.layers.Flatten(name="flatten_input"))
-    if config.data.scale:
-        front.append(keras.layers.Rescaling(1.0 / config.data.scale, name="scale_input"))
-    if config.data.normalize:
-        norm = keras.layers.Normalization(name="normalize_input")
-        norm.adapt(preprocess(data.x["train"], config))  # the training split only
-        front.append(norm)
-    model = keras.Sequential([keras.Input(shape=shape), *front, *resolved.layers],
-                             name=_model_name(config.name))
+    if data.columns:
+        model = _table_model(config, data, resolved)
+    else:
+        shape = data.input_shape
+        front = _front(config, data, shape)
+        model = keras.Sequential([keras.Input(shape=shape), *front, *resolved.layers],
+                                 name=_model_name(config.name))
     _check_output(config, data, model)
     model.compile(**resolved.compiled.kwargs(config))
     _check_loss(config, data, model)
     return model
+
+
+def _front(config: Config, data: Data, shape: tuple[int, ...]) -> list[Any]:
+    """The preprocessing layers that data: asks for, Normalization adapted on train only."""
+    import keras
+
+    cfg = config.data
+    now = (int(np.prod(shape)),) if cfg.flatten else shape
+    if cfg.reshape:
+        if int(np.prod(cfg.reshape)) != int(np.prod(now)):
+            raise ConfigError(Problem(
+                "data.reshape", f"a shape of {int(np.prod(now))} values, like one input "
+                f"sample {list(now)}", f"{cfg.reshape} ({int(np.prod(cfg.reshape))} values)"))
+        now = tuple(cfg.reshape)
+    if config.model.input_shape is not None and tuple(config.model.input_shape) != now:
+        raise ConfigError(Problem(
+            "model.input_shape", f"the shape of one input sample, {list(now)}"
+            + (" after data.flatten/reshape" if cfg.flatten or cfg.reshape else ""),
+            f"{config.model.input_shape}",
+            "Leave input_shape out to take it from the data, or set data.flatten or "
+            "data.reshape."))
+    front: list[Any] = []
+    if cfg.flatten:
+        front.append(keras.layers.Flatten(name="flatten_input"))
+    if cfg.reshape:
+        front.append(keras.layers.Reshape(tuple(cfg.reshape), name="reshape_input"))
+    if cfg.scale:
+        front.append(keras.layers.Rescaling(1.0 / cfg.scale, name="scale_input"))
+    if cfg.normalize:
+        norm = keras.layers.Normalization(name="normalize_input")
+        norm.adapt(preprocess(data.x["train"], config))  # the training split only
+        front.append(norm)
+    return front
+
+
+def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
+    """Named inputs: numbers (normalized if asked) and categories (one-hot), concatenated."""
+    import keras
+
+    cfg = config.data
+    for key in ("scale", "flatten", "reshape"):
+        if getattr(cfg, key):
+            raise ConfigError(Problem(f"data.{key}", f"no {key} with categorical columns "
+                                      "(normalize: true scales the numeric columns)",
+                                      str(getattr(cfg, key))))
+    train = data.x["train"]
+    inputs, numeric, encoded = {}, [], []
+    for column, kind in data.columns.items():
+        dtype = {"numeric": "float32", "integer": "int64", "string": "string"}[kind]
+        inputs[column] = keras.Input(shape=(1,), name=column, dtype=dtype)
+        if kind == "numeric":
+            numeric.append(inputs[column])
+            continue
+        vocabulary = sorted(set(train[column].reshape(-1).tolist()))  # the training split only
+        lookup = keras.layers.IntegerLookup if kind == "integer" else keras.layers.StringLookup
+        encoded.append(lookup(vocabulary=vocabulary, output_mode="one_hot",
+                              name=f"encode_{_model_name(column)}")(inputs[column]))
+    parts = []
+    if numeric:
+        joined = numeric[0] if len(numeric) == 1 else \
+            keras.layers.Concatenate(name="numeric_inputs")(numeric)
+        if cfg.normalize:
+            norm = keras.layers.Normalization(name="normalize_input")
+            names = [c for c, k in data.columns.items() if k == "numeric"]
+            norm.adapt(np.concatenate([train[c] for c in names], axis=1))
+            joined = norm(joined)
+        parts.append(joined)
+    parts += encoded
+    features = parts[0] if len(parts) == 1 else \
+        keras.layers.Concatenate(name="features")(parts)
+    if config.model.input_shape is not None:
+        raise ConfigError(Problem("model.input_shape", "no input_shape with categorical "
+                                  "columns (one input per column)",
+                                  str(config.model.input_shape), "Remove model.input_shape."))
+    body = keras.Sequential([keras.Input(shape=tuple(features.shape[1:])), *resolved.layers],
+                            name="layers")
+    return keras.Model(inputs, body(features), name=_model_name(config.name))
 
 
 def _model_name(name: str) -> str:
@@ -170,9 +241,11 @@ def _check_output(config: Config, data: Data, model: Any) -> None:
 
 def _check_loss(config: Config, data: Data, model: Any) -> None:
     """Run the loss on two samples so a label/output mismatch fails now, not in fit."""
-    x, y = data.x["train"][:2], data.y["train"][:2]
+    from nettrain.pipeline import to_tensors
+
+    x, y = take(data.x["train"], np.arange(2)), data.y["train"][:2]
     try:
-        model.compute_loss(x=x, y=y, y_pred=model(x), training=False)
+        model.compute_loss(x=x, y=y, y_pred=model(to_tensors(x)), training=False)
     except Exception as exc:  # Keras raises ValueError, TF raises InvalidArgumentError
         loss = spec_name(config.compile.loss)
         hint = None

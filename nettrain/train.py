@@ -93,16 +93,19 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) ->
         "status": "running", "started": _now(), "ended": None, "command": sys.argv,
         "host": socket.gethostname(), "versions": versions()})
     echo(f"Run directory: {path}")
-    validation = ((data.x["validation"], data.y["validation"])
-                  if "validation" in data.x else None)
     callbacks = [*prepared.callbacks, keras.callbacks.CSVLogger(str(path / runs.HISTORY))]
     fit_kwargs = config.fit.model_dump()
     fit_kwargs["callbacks"] = callbacks
+    train_args = _arguments(data, "train", config, training=True)
+    del fit_kwargs["batch_size"]  # in train_args, or done by the tf.data pipeline
+    if "y" not in train_args:  # a tf.data pipeline shuffles itself
+        del fit_kwargs["shuffle"]
+    if "validation" in data.x:
+        fit_kwargs["validation_data"] = _validation_data(data, config)
     try:
         # Keras writes its progress bar to stdout; stdout is kept for the run directory.
         with contextlib.redirect_stdout(sys.stderr):
-            model.fit(data.x["train"], data.y["train"], validation_data=validation,
-                      **fit_kwargs)
+            model.fit(**train_args, **fit_kwargs)
             metrics = {split: _evaluate(model, data, split, config) for split in data.splits}
         formats = runs.save_model(model, path, config.save.formats)
     except KeyboardInterrupt:
@@ -117,10 +120,33 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) ->
     return path
 
 
+def _arguments(data: Data, split: str, config: Config, training: bool = False) -> \
+        dict[str, Any]:
+    """The x / y / sample_weight arguments of fit or evaluate for one split.
+
+    Arrays go to Keras as they are; named inputs with strings become a tf.data pipeline.
+    """
+    from nettrain import pipeline
+
+    batch = config.fit.batch_size if training else \
+        (config.fit.validation_batch_size or config.fit.batch_size)
+    x, y, w = data.x[split], data.y[split], data.w.get(split)
+    if pipeline.needs_dataset(x):
+        return {"x": pipeline.dataset(x, y, w, batch, shuffle=training and config.fit.shuffle,
+                                      seed=config.seed)}
+    return {"x": x, "y": y, "sample_weight": w, "batch_size": batch}
+
+
+def _validation_data(data: Data, config: Config) -> Any:
+    args = _arguments(data, "validation", config)
+    if "y" not in args:
+        return args["x"]
+    return (args["x"], args["y"]) if args["sample_weight"] is None else \
+        (args["x"], args["y"], args["sample_weight"])
+
+
 def _evaluate(model: Any, data: Data, split: str, config: Config) -> dict[str, float]:
-    batch = config.fit.validation_batch_size or config.fit.batch_size
-    result = model.evaluate(data.x[split], data.y[split], batch_size=batch, verbose=0,
-                            return_dict=True)
+    result = model.evaluate(**_arguments(data, split, config), verbose=0, return_dict=True)
     return {k: float(v) for k, v in result.items()}
 
 
