@@ -172,7 +172,7 @@ def open_run(path: str | Path) -> Run:
     return Run(path, config, dataset)
 
 
-def load_model(path: Path, prefer: str | None = None, input_shape: list[int] | None = None) -> \
+def load_model(path: Path, prefer: str | None = None, info: dict[str, Any] | None = None) -> \
         tuple[Any, str]:
     """Load the model from a run directory or a saved model path; return it and its format.
 
@@ -204,7 +204,7 @@ def load_model(path: Path, prefer: str | None = None, input_shape: list[int] | N
                 return keras.saving.load_model(file, compile=False, safe_mode=True), fmt
             if fmt == "json":
                 return _load_json(file), fmt
-            return _load_saved_model(file, input_shape), fmt
+            return _load_saved_model(file, info or {}), fmt
         except (OSError, ValueError, TypeError) as exc:
             raise RunError(f"Could not load the model from {file}: {exc}") from None
     wanted = f" in format '{prefer}'" if prefer else ""
@@ -225,11 +225,17 @@ def _load_json(file: Path) -> Any:
     return model
 
 
-def _load_saved_model(folder: Path, input_shape: list[int] | None) -> Any:
+def _load_saved_model(folder: Path, info: dict[str, Any]) -> Any:
+    """A SavedModel's serving function wrapped as a Keras model (for evaluate and predict)."""
     import keras
 
     layer = keras.layers.TFSMLayer(str(folder), call_endpoint="serve")
-    if input_shape is None:
+    columns = info.get("columns")
+    if columns:  # named inputs, one per column
+        dtypes = {"numeric": "float32", "integer": "int64", "string": "string"}
+        inputs = {c: keras.Input(shape=(1,), name=c, dtype=dtypes[k]) for c, k in columns.items()}
+        return keras.Model(inputs, layer(inputs))
+    if info.get("input_shape") is None:
         raise RunError(f"{folder}: a SavedModel needs the input shape from the run's "
                        f"{DATASET}.")
-    return keras.Sequential([keras.Input(shape=tuple(input_shape)), layer])
+    return keras.Sequential([keras.Input(shape=tuple(info["input_shape"])), layer])

@@ -99,7 +99,7 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) ->
     train_args = _arguments(data, "train", config, training=True)
     del fit_kwargs["batch_size"]  # in train_args, or done by the tf.data pipeline
     if "y" not in train_args:  # a tf.data pipeline shuffles itself
-        del fit_kwargs["shuffle"]
+        fit_kwargs["shuffle"] = False
     if "validation" in data.x:
         fit_kwargs["validation_data"] = _validation_data(data, config)
     try:
@@ -170,7 +170,7 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
         raise UsageError(f"--split {split}: this run has no {split} part; it has "
                          f"{', '.join(data.splits)}. Set data.{split}_split before training "
                          "to hold one out.")
-    model, used = runs.load_model(run.path, fmt, run.dataset.get("input_shape"))
+    model, used = runs.load_model(run.path, fmt, run.dataset)
     compiled = resolve_compiled(run.config)
     model.compile(loss=compiled.loss, metrics=compiled.metrics,
                   weighted_metrics=compiled.weighted_metrics or None)

@@ -1,0 +1,324 @@
+"""Data sources and preprocessing, on tiny real files the tests write."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nettrain import pipeline, runs, train
+from nettrain.cli import app
+from nettrain.config import load_config
+from nettrain.data import load_data
+from nettrain.errors import ConfigError, DataError
+from nettrain.predict import read_table
+
+from conftest import tiny_config, write_config, write_npz
+
+
+def _table(tmp_path, n=60, seed=0):
+    """A CSV with a string category, an integer category, a number and class names."""
+    rng = np.random.default_rng(seed)
+    color = rng.choice(["red", "green", "blue"], n)
+    size = rng.choice([1, 2, 3], n)
+    weight = rng.normal(70, 10, n).round(1)
+    label = np.where((color == "red") | (weight > 75), "yes", "no")
+    frame = pd.DataFrame({"color": color, "size": size, "weight": weight, "label": label})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    return frame
+
+
+def _table_config(tmp_path, **data):
+    return tiny_config(
+        data={"csv": str(tmp_path / "train.csv"), "target": "label",
+              "categorical": ["color", "size"], "normalize": True, "validation_split": 0.2,
+              **data},
+        model={"layers": [{"Dense": {"units": 8, "activation": "relu"}},
+                          {"Dense": {"units": 2, "activation": "softmax"}}]},
+        save={"formats": ["json", "keras", "savedmodel"]})
+
+
+def test_raw_csv_rows_predict_as_the_in_memory_model_in_every_format(runner, tmp_path):
+    _table(tmp_path)
+    config = load_config(write_config(tmp_path / "c.yaml", _table_config(tmp_path)))
+    prepared = train.prepare(config)
+    model, data = prepared.model, prepared.data
+    model.fit(train._arguments(data, "train", config, training=True)["x"], epochs=3, verbose=0,
+              shuffle=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    runs.write_atomic(run / runs.CONFIG, config.to_yaml())
+    runs.write_json(run / runs.DATASET, data.describe())
+    runs.save_model(model, run, config.save.formats)
+    raw = pd.DataFrame({"weight": [60.0, 80.0, 71.5], "color": ["red", "blue", "purple"],
+                        "size": [1, 3, 9]})  # other column order; unseen categories
+    raw.to_csv(tmp_path / "raw.csv", index=False)
+    inputs = read_table(tmp_path / "raw.csv", data.info, "error")
+    expected = model.predict(pipeline.dataset(inputs), verbose=0)
+    for fmt in ("keras", "json", "savedmodel"):
+        result = runner.invoke(app, ["predict", str(run), str(tmp_path / "raw.csv"),
+                                     "--format", fmt])
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.strip().splitlines()
+        assert lines[0] == "class,prob_no,prob_yes"
+        probs = np.array([[float(v) for v in line.split(",")[1:]] for line in lines[1:]])
+        np.testing.assert_allclose(probs, expected, atol=1e-5, err_msg=fmt)
+        classes = [line.split(",")[0] for line in lines[1:]]
+        assert classes == [["no", "yes"][i] for i in expected.argmax(axis=1)]
+
+
+def test_categorical_vocabulary_and_normalization_come_from_train_only(tmp_path):
+    frame = _table(tmp_path)
+    config = load_config(write_config(tmp_path / "c.yaml", _table_config(
+        tmp_path, test_split=0.2)))
+    prepared = train.prepare(config)
+    train_rows = prepared.data.x["train"]
+    norm = prepared.model.get_layer("normalize_input")
+    assert float(np.asarray(norm.mean).reshape(-1)[0]) == pytest.approx(
+        float(train_rows["weight"].mean()), rel=1e-5)
+    assert float(train_rows["weight"].mean()) != pytest.approx(float(frame["weight"].mean()))
+    lookup = prepared.model.get_layer("encode_color")
+    assert set(lookup.get_vocabulary()[1:]) == set(train_rows["color"].reshape(-1))
+
+
+def test_string_labels_map_to_indices_and_back(tmp_path):
+    _table(tmp_path)
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", _table_config(tmp_path))))
+    assert data.classes == ["no", "yes"]
+    assert data.y["train"].dtype == np.int64 and set(data.y["train"]) <= {0, 1}
+    assert data.info["columns"] == {"color": "string", "size": "integer", "weight": "numeric"}
+
+
+def test_stratified_split_keeps_class_proportions(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = np.array(["a"] * 80 + ["b"] * 20)
+    pd.DataFrame({"x": rng.random(100), "y": rng.permutation(labels)}).to_csv(
+        tmp_path / "d.csv", index=False)
+    config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y",
+                               "test_split": 0.2, "validation_split": 0.1, "stratify": True})
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+    assert {s: data.size(s) for s in data.splits} == {"train": 70, "validation": 10, "test": 20}
+    assert int((data.y["test"] == 1).sum()) == 4
+    assert int((data.y["validation"] == 1).sum()) == 2
+
+
+def test_splits_do_not_overlap_and_repeat_with_the_seed(tmp_path):
+    config = load_config(write_config(tmp_path / "c.yaml", tiny_config()))
+    a, b = load_data(config), load_data(config)
+    rows = [tuple(r) for s in a.splits for r in a.x[s]]
+    assert len(rows) == 150 and len(set(rows)) == 149  # iris has one duplicate row
+    for split in a.splits:
+        np.testing.assert_array_equal(a.x[split], b.x[split])
+
+
+def test_explicit_validation_and_test_files(tmp_path):
+    _table(tmp_path)
+    frame = pd.read_csv(tmp_path / "train.csv")
+    frame.iloc[:10].to_csv(tmp_path / "val.csv", index=False)
+    frame.iloc[10:25].to_csv(tmp_path / "test.csv", index=False)
+    config = _table_config(tmp_path, validation=str(tmp_path / "val.csv"),
+                           test=str(tmp_path / "test.csv"))
+    del config["data"]["validation_split"]
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+    assert {s: data.size(s) for s in data.splits} == {"train": 60, "validation": 10, "test": 15}
+
+
+def test_a_split_and_a_file_for_the_same_part_is_refused(tmp_path):
+    config = _table_config(tmp_path, validation="val.csv")
+    with pytest.raises(ConfigError, match="either validation .* or validation_split"):
+        load_config(write_config(tmp_path / "c.yaml", config))
+
+
+def test_multi_output_regression_from_csv(runner, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 3))
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "t1": x.sum(1),
+                  "t2": x[:, 0] - x[:, 1]}).to_csv(tmp_path / "r.csv", index=False)
+    config = tiny_config(data={"csv": str(tmp_path / "r.csv"), "target": ["t1", "t2"]},
+                         model={"layers": [{"Dense": {"units": 2}}]},
+                         compile={"optimizer": "adam", "loss": "mse"})
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 0, result.output
+    pd.DataFrame({"c": [0.1], "a": [0.5], "b": [0.2]}).to_csv(tmp_path / "new.csv", index=False)
+    out = runner.invoke(app, ["predict", result.stdout.strip(), str(tmp_path / "new.csv")])
+    assert out.exit_code == 0, out.output
+    assert out.stdout.splitlines()[0] == "t1,t2"
+
+
+def test_npz_with_its_own_test_part(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.random((20, 4)), y_train=rng.integers(0, 3, 20),
+             x_test=rng.random((6, 4)), y_test=rng.integers(0, 3, 6))
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz"), "validation_split": 0.25})
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+    assert {s: data.size(s) for s in data.splits} == {"train": 15, "validation": 5, "test": 6}
+
+
+def test_classic_mnist_mlp_shape_through_npz(runner, tmp_path):
+    """784-500-10 sigmoid/softmax with SGD, on MNIST-shaped uint8 images: flatten, scale."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "m.npz", x_train=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),
+             y_train=rng.integers(0, 10, 64), x_test=rng.integers(0, 256, (16, 28, 28),
+                                                                   dtype=np.uint8),
+             y_test=rng.integers(0, 10, 16))
+    config = {"name": "mnist-mlp", "seed": 1,
+              "data": {"npz": str(tmp_path / "m.npz"), "flatten": True, "scale": 255,
+                       "one_hot": True},
+              "model": {"input_shape": [784],
+                        "layers": [{"Dense": {"units": 500, "activation": "sigmoid"}},
+                                   {"Dense": {"units": 10, "activation": "softmax"}}]},
+              "compile": {"optimizer": {"SGD": {"learning_rate": 0.5}},
+                          "loss": "categorical_crossentropy", "metrics": ["accuracy"]},
+              "fit": {"epochs": 1, "batch_size": 32, "verbose": 0}}
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / result.stdout.strip()
+    assert "Total params: 397,510" in (run / "summary.txt").read_text()
+    np.save(tmp_path / "rows.npy", rng.integers(0, 256, (3, 784)).astype("float32"))
+    out = runner.invoke(app, ["predict", str(run), str(tmp_path / "rows.npy")])
+    assert out.exit_code == 0, out.output  # flat rows of 784 values reshape to 28x28
+    assert len(out.stdout.strip().splitlines()) == 4
+
+
+def _images(folder, classes=("cat", "dog"), per_class=6, size=8):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        (folder / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 80, (size, size, 3)) + 150 * c
+            png = tf.io.encode_png(pixels.astype("uint8")).numpy()
+            (folder / name / f"{i}.png").write_bytes(png)
+
+
+def test_image_folder_cnn_and_predict_on_images(runner, tmp_path):
+    _images(tmp_path / "photos")
+    config = {"name": "cnn", "seed": 0,
+              "data": {"images": str(tmp_path / "photos"), "image_size": [8, 8], "scale": 255,
+                       "validation_split": 0.25},
+              "model": {"layers": [{"Conv2D": {"filters": 4, "kernel_size": 3,
+                                               "activation": "relu"}},
+                                   "Flatten", {"Dense": {"units": 2, "activation": "softmax"}}]},
+              "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy",
+                          "metrics": ["accuracy"]},
+              "fit": {"epochs": 2, "verbose": 0},
+              "save": {"formats": ["keras", "savedmodel"]}}
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 0, result.output
+    run = result.stdout.strip()
+    info = json.loads((tmp_path / run / "dataset.json").read_text())
+    assert info["classes"] == ["cat", "dog"] and info["input_shape"] == [8, 8, 3]
+    one = runner.invoke(app, ["predict", run, str(tmp_path / "photos" / "dog" / "0.png")])
+    assert one.exit_code == 0, one.output
+    assert one.stdout.splitlines()[0] == "path,class,prob_cat,prob_dog"
+    folder = runner.invoke(app, ["predict", run, str(tmp_path / "photos"), "--format",
+                                 "savedmodel"])
+    assert folder.exit_code == 0, folder.output
+    assert len(folder.stdout.strip().splitlines()) == 1 + 12
+
+
+def test_image_folder_without_class_folders(runner, tmp_path):
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.png").write_bytes(b"")
+    config = tiny_config(data={"images": str(tmp_path / "flat")})
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 1
+    assert "no class sub-folders" in result.stderr
+
+
+@pytest.mark.parametrize("loss, classes", [("sparse_categorical_crossentropy", 3), ("mse", None)])
+def test_synthetic_data(tmp_path, loss, classes):
+    config = tiny_config(data={"synthetic": {"n_samples": 50, "n_features": 5, "n_classes": 3}},
+                         compile={"optimizer": "adam", "loss": loss})
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+    assert data.input_shape == (5,)
+    assert (len(data.classes) if data.classes else None) == classes
+
+
+def test_tutorial_random_regression(runner, tmp_path):
+    """X = rand(100, 10); y = rand(100, 1), a small ReLU MLP with Adam on MSE."""
+    config = tiny_config(data={"synthetic": {"n_samples": 100, "n_features": 10,
+                                             "random": True}},
+                         model={"layers": [{"Dense": {"units": 16, "activation": "relu"}},
+                                           {"Dense": {"units": 1}}]},
+                         compile={"optimizer": "adam", "loss": "mse"})
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 0, result.output
+
+
+# ----------------------------------------------------------------------------- bad data
+
+
+def test_unknown_target_column_suggests(runner, tmp_path):
+    _table(tmp_path)
+    config = _table_config(tmp_path)
+    config["data"]["target"] = "lable"
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2
+    assert "data.target" in result.stderr and "Did you mean 'label'?" in result.stderr
+
+
+def test_missing_value_names_row_and_column(runner, tmp_path):
+    (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,,1\n5,6,0\n")
+    config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y"})
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 1
+    assert "missing value at row 3, column 'b'" in result.stderr
+    dropped = load_data(load_config(tmp_path / "c.yaml", ["data.missing=drop"]))
+    assert dropped.size("train") == 2
+    zero = load_data(load_config(tmp_path / "c.yaml", ["data.missing=zero"]))
+    assert zero.x["train"][1].tolist() == [3.0, 0.0]
+
+
+def test_text_in_a_numeric_column(runner, tmp_path):
+    (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,oops,1\n")
+    config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y"})
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 1
+    assert "column 'b' must be numeric; row 3 holds 'oops'" in result.stderr
+    assert "data.categorical" in result.stderr
+
+
+def test_categorical_column_must_be_a_feature(tmp_path):
+    _table(tmp_path)
+    config = _table_config(tmp_path)
+    config["data"]["categorical"] = ["colour"]
+    with pytest.raises(ConfigError, match="Did you mean 'color'"):
+        load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+
+
+def test_npz_with_wrong_keys(tmp_path):
+    np.savez(tmp_path / "d.npz", inputs=np.zeros((3, 2)))
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")})
+    with pytest.raises(DataError, match=r"must hold arrays x and y .* holds \['inputs'\]"):
+        load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+
+
+def test_npz_x_and_y_lengths_differ(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((3, 2)), y=np.zeros(4))
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")})
+    with pytest.raises(DataError, match="3 train inputs but 4 labels"):
+        load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+
+
+def test_class_label_unseen_in_training(tmp_path):
+    _table(tmp_path)
+    frame = pd.read_csv(tmp_path / "train.csv")
+    frame.loc[:3, "label"] = "maybe"
+    frame.iloc[:5].to_csv(tmp_path / "val.csv", index=False)
+    frame.iloc[5:].to_csv(tmp_path / "train.csv", index=False)
+    config = _table_config(tmp_path, validation=str(tmp_path / "val.csv"))
+    del config["data"]["validation_split"]
+    with pytest.raises(DataError, match="labels that training lacks: \\['maybe'\\]"):
+        load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+
+
+def test_npz_source(runner, tmp_path):
+    write_npz(tmp_path / "d.npz", n=30)
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz"), "test_split": 0.2})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 0, result.output
+    assert "train 24, test 6" in result.stdout
