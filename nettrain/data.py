@@ -32,10 +32,30 @@ class Data:
     y: dict[str, np.ndarray]
     w: dict[str, np.ndarray] = field(default_factory=dict)  # sample weights, when declared
     info: dict[str, Any] = field(default_factory=dict)     # features, classes, target, ...
+    stream: Any = None  # a nettrain.stream.CsvStream: the splits are read pass by pass
 
     @property
     def splits(self) -> list[str]:
-        return [s for s in SPLITS if s in self.x]
+        return [s for s in SPLITS if s in (self.stream.counts if self.stream else self.x)]
+
+    def sample(self, n: int = 2) -> tuple[Inputs, np.ndarray]:
+        """The first ``n`` training inputs and labels (for checks before training)."""
+        if self.stream:
+            return self.stream.first(n)
+        return take(self.x["train"], np.arange(min(n, self.size("train")))), \
+            self.y["train"][:n]
+
+    def vocabulary(self, column: str) -> list:
+        """The categories of a column in the training split."""
+        if self.stream:
+            return self.stream.vocabularies[column]
+        return sorted(set(self.x["train"][column].reshape(-1).tolist()), key=str)
+
+    def train_inputs(self) -> Any:
+        """The training inputs to adapt preprocessing on: an array, or a tf.data.Dataset."""
+        if self.stream:
+            return self.stream.dataset("train", 1024).map(lambda x, *rest: x)
+        return self.x["train"]
 
     @property
     def classes(self) -> list[str] | None:
@@ -48,13 +68,19 @@ class Data:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        if self.stream:
+            return (len(self.stream.features),)
         x = self.x["train"]
         if isinstance(x, dict):
             return (len(x),)
         return tuple(int(d) for d in x.shape[1:])
 
+    @property
+    def label_shape(self) -> tuple[int, ...]:
+        return tuple(self.sample(1)[1].shape[1:])
+
     def size(self, split: str) -> int:
-        return size(self.x[split])
+        return self.stream.counts[split] if self.stream else size(self.x[split])
 
     def describe(self) -> dict[str, Any]:
         """What travels with the model in the run directory (``dataset.json``)."""
@@ -81,6 +107,24 @@ def load_data(config: Config) -> Data:
     if cfg.stratify and not classify:
         raise ConfigError(Problem("data.stratify", "stratify only for a classifier (a "
                                   "cross-entropy or hinge loss)", "true"))
+    from nettrain.stream import CsvStream, should_stream
+
+    if should_stream(cfg):
+        for key in ("stratify", "validation", "test"):
+            if getattr(cfg, key):
+                raise ConfigError(Problem(f"data.{key}", f"no {key} with a streamed CSV (rows "
+                                          "are split by a hash of their row number)",
+                                          str(getattr(cfg, key)),
+                                          "Use validation_split and test_split, or stream: "
+                                          "false."))
+        stream = CsvStream(_existing(Path(cfg.csv), "data.csv"), cfg, config.seed,
+                           classify).open()
+        info = {"features": stream.features, "target": cfg.targets, "streamed": True}
+        if cfg.categorical:
+            info["columns"] = stream.kinds
+        if classify:
+            info["classes"] = stream.classes
+        return Data({}, {}, {}, info, stream=stream)
     parts, info = _load_source(cfg, classify, config.seed)
     if classify:
         parts, info["classes"] = _class_indices(parts, info.get("classes"))
@@ -394,7 +438,7 @@ def fill_missing(frame: Any, policy: str, categorical: list[str], name: str) -> 
     """Apply data.missing: 'error' names the first empty cell, 'drop' drops its row, 'zero'
     fills numbers with 0 and categories with ''."""
     if policy == "drop":
-        return frame.dropna().reset_index(drop=True)
+        return frame.dropna()
     if policy == "zero":
         filled = frame.copy()
         for column in filled.columns:
@@ -405,6 +449,7 @@ def fill_missing(frame: Any, policy: str, categorical: list[str], name: str) -> 
     holes = np.argwhere(frame.isna().to_numpy())
     if len(holes):
         row, col = holes[0]
+        row = frame.index[row]  # the row number in the file (a streamed chunk starts later)
         raise DataError(f"{name}: missing value at row {row + 2}, column "
                         f"'{frame.columns[col]}' ({len(holes)} missing in all). Set "
                         "data.missing: drop or zero, or fill the file.")
@@ -437,10 +482,10 @@ def numeric_frame(frame: Any, name: str) -> np.ndarray:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()
         if bad.any():
-            row = int(np.argmax(bad.to_numpy()))
-            raise DataError(f"{name}: column '{column}' must be numeric; row {row + 2} holds "
-                            f"{frame[column].iloc[row]!r}. List it in data.categorical to "
-                            "encode it as categories.")
+            at = int(np.argmax(bad.to_numpy()))
+            raise DataError(f"{name}: column '{column}' must be numeric; row "
+                            f"{frame.index[at] + 2} holds {frame[column].iloc[at]!r}. List it "
+                            "in data.categorical to encode it as categories.")
     return frame.to_numpy(dtype="float32")
 
 

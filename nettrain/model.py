@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from nettrain.config import Config, spec_name
-from nettrain.data import Data, take
+from nettrain.data import Data
 from nettrain.errors import ConfigError, Problem
 from nettrain.keras_objects import (
     CALLBACKS, LAYERS, LOSSES, METRICS, OPTIMIZERS, Registry, ResolveError, resolve,
@@ -92,15 +92,25 @@ def _compiled(config: Config, collect: Any) -> Compiled:
     )
 
 
-def preprocess(x: np.ndarray, config: Config) -> np.ndarray:
-    """What the Flatten, Reshape and Rescaling layers do, in numpy (to adapt Normalization on)."""
-    if config.data.flatten:
-        x = x.reshape(len(x), -1)
-    if config.data.reshape:
-        x = x.reshape(len(x), *config.data.reshape)
-    if config.data.scale:
-        x = x / np.float32(config.data.scale)
-    return x
+def preprocess(x: Any, config: Config) -> Any:
+    """What the Flatten, Reshape and Rescaling layers do (to adapt Normalization on).
+
+    ``x`` is an array, or a tf.data.Dataset of input batches (a streamed CSV).
+    """
+    import keras
+
+    cfg = config.data
+
+    def apply(batch: Any) -> Any:
+        if cfg.flatten:
+            batch = keras.ops.reshape(batch, (-1, int(np.prod(batch.shape[1:]))))
+        if cfg.reshape:
+            batch = keras.ops.reshape(batch, (-1, *cfg.reshape))
+        if cfg.scale:
+            batch = batch / cfg.scale
+        return batch
+
+    return x.map(apply) if hasattr(x, "map") else apply(x)
 
 
 def build_model(config: Config, data: Data, resolved: Resolved | None = None) -> Any:
@@ -157,7 +167,7 @@ def _front(config: Config, data: Data, shape: tuple[int, ...]) -> list[Any]:
         front.append(keras.layers.Rescaling(1.0 / cfg.scale, name="scale_input"))
     if cfg.normalize:
         norm = keras.layers.Normalization(name="normalize_input")
-        norm.adapt(preprocess(data.x["train"], config))  # the training split only
+        norm.adapt(preprocess(data.train_inputs(), config))  # the training split only
         front.append(norm)
     return front
 
@@ -172,7 +182,6 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
             raise ConfigError(Problem(f"data.{key}", f"no {key} with categorical columns "
                                       "(normalize: true scales the numeric columns)",
                                       str(getattr(cfg, key))))
-    train = data.x["train"]
     inputs, numeric, encoded = {}, [], []
     for column, kind in data.columns.items():
         dtype = {"numeric": "float32", "integer": "int64", "string": "string"}[kind]
@@ -180,7 +189,7 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
         if kind == "numeric":
             numeric.append(inputs[column])
             continue
-        vocabulary = sorted(set(train[column].reshape(-1).tolist()))  # the training split only
+        vocabulary = data.vocabulary(column)  # the training split only
         lookup = keras.layers.IntegerLookup if kind == "integer" else keras.layers.StringLookup
         encoded.append(lookup(vocabulary=vocabulary, output_mode="one_hot",
                               name=f"encode_{_model_name(column)}")(inputs[column]))
@@ -191,7 +200,7 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
         if cfg.normalize:
             norm = keras.layers.Normalization(name="normalize_input")
             names = [c for c, k in data.columns.items() if k == "numeric"]
-            norm.adapt(np.concatenate([train[c] for c in names], axis=1))
+            norm.adapt(_numeric_columns(data.train_inputs(), names))
             joined = norm(joined)
         parts.append(joined)
     parts += encoded
@@ -204,6 +213,16 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
     body = keras.Sequential([keras.Input(shape=tuple(features.shape[1:])), *resolved.layers],
                             name="layers")
     return keras.Model(inputs, body(features), name=_model_name(config.name))
+
+
+def _numeric_columns(x: Any, names: list[str]) -> Any:
+    """The numeric columns of named inputs side by side (an array, or a dataset of them)."""
+    import keras
+
+    def join(batch: Any) -> Any:
+        return keras.ops.concatenate([keras.ops.cast(batch[c], "float32") for c in names], axis=1)
+
+    return x.map(join) if hasattr(x, "map") else np.concatenate([x[c] for c in names], axis=1)
 
 
 def _model_name(name: str) -> str:
@@ -232,7 +251,7 @@ def _check_output(config: Config, data: Data, model: Any) -> None:
                 f"'{spec_name(config.compile.loss)}'",
                 "Use loss: binary_crossentropy, or 2 softmax units."))
     elif not config.is_classifier:
-        want = tuple(data.y["train"].shape[1:])
+        want = data.label_shape
         if out != want:
             raise ConfigError(Problem(
                 _last_layer_path(config), f"an output of shape {list(want)} like the targets",
@@ -243,7 +262,7 @@ def _check_loss(config: Config, data: Data, model: Any) -> None:
     """Run the loss on two samples so a label/output mismatch fails now, not in fit."""
     from nettrain.pipeline import to_tensors
 
-    x, y = take(data.x["train"], np.arange(2)), data.y["train"][:2]
+    x, y = data.sample(2)
     try:
         model.compute_loss(x=x, y=y, y_pred=model(to_tensors(x)), training=False)
     except Exception as exc:  # Keras raises ValueError, TF raises InvalidArgumentError

@@ -100,7 +100,7 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) ->
     del fit_kwargs["batch_size"]  # in train_args, or done by the tf.data pipeline
     if "y" not in train_args:  # a tf.data pipeline shuffles itself
         fit_kwargs["shuffle"] = False
-    if "validation" in data.x:
+    if "validation" in data.splits:
         fit_kwargs["validation_data"] = _validation_data(data, config)
     try:
         # Keras writes its progress bar to stdout; stdout is kept for the run directory.
@@ -130,6 +130,8 @@ def _arguments(data: Data, split: str, config: Config, training: bool = False) -
 
     batch = config.fit.batch_size if training else \
         (config.fit.validation_batch_size or config.fit.batch_size)
+    if data.stream:
+        return {"x": data.stream.dataset(split, batch, shuffle=training and config.fit.shuffle)}
     x, y, w = data.x[split], data.y[split], data.w.get(split)
     if pipeline.needs_dataset(x):
         return {"x": pipeline.dataset(x, y, w, batch, shuffle=training and config.fit.shuffle,
@@ -165,8 +167,8 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
     run = runs.open_run(run_path)
     data = load_data(run.config)
     if split is None:
-        split = next(s for s in ("test", "validation", "train") if s in data.x)
-    if split not in data.x:
+        split = next(s for s in ("test", "validation", "train") if s in data.splits)
+    if split not in data.splits:
         raise UsageError(f"--split {split}: this run has no {split} part; it has "
                          f"{', '.join(data.splits)}. Set data.{split}_split before training "
                          "to hold one out.")
