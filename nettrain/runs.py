@@ -105,14 +105,23 @@ def update_json(path: Path, **changes: Any) -> None:
     write_json(path, data)
 
 
-def save_model(model: Any, run_dir: Path, formats: list[str]) -> list[str]:
+def save_model(model: Any, run_dir: Path, formats: list[str], sample: Any = None,
+               info: dict[str, Any] | None = None) -> list[str]:
     """Save ``model`` in each format; each lands whole (temp folder, then ``os.replace``).
+
+    Args:
+        model: the trained model.
+        run_dir: where the files go.
+        formats: keras, json and/or savedmodel.
+        sample: a few inputs (default none); when given, each format is reloaded before it is
+            moved into place and must predict them as ``model`` does, or it is not saved.
+        info: the run's dataset description (what a SavedModel needs to reload).
 
     Returns the names written into ``run_dir``.
     """
     writers: dict[str, Callable[[Path], list[str]]] = {
         "keras": lambda tmp: (model.save(tmp / KERAS_FILE), [KERAS_FILE])[1],
-        "json": lambda tmp: (_save_json(model, tmp), [JSON_FILE, WEIGHTS_FILE])[1],
+        "json": lambda tmp: (_save_json(model, tmp), [WEIGHTS_FILE, JSON_FILE])[1],
         "savedmodel": lambda tmp: (model.export(str(tmp / SAVED_MODEL), verbose=False),
                                    [SAVED_MODEL])[1],
     }
@@ -121,12 +130,29 @@ def save_model(model: Any, run_dir: Path, formats: list[str]) -> list[str]:
     try:
         for fmt in formats:
             names = writers[fmt](tmp)
+            if sample is not None:
+                _check_reload(model, tmp, fmt, sample, info or {})
             for name in names:  # weights before model.json: model.json last marks it whole
                 os.replace(tmp / name, run_dir / name)
             written += names
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return written
+
+
+def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[str, Any]) -> None:
+    """Never save a model that predicts differently after reloading."""
+    import numpy as np
+
+    from nettrain.pipeline import to_tensors
+
+    expected = np.asarray(model(to_tensors(sample), training=False))
+    reloaded, _ = load_model(folder, fmt, info)
+    got = np.asarray(reloaded(to_tensors(sample), training=False))
+    if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-4, atol=1e-5):
+        raise RunError(f"The {fmt} format of this model predicts differently after reloading "
+                       f"(largest difference {np.max(np.abs(got - expected)):.3g}); it was not "
+                       "saved. Choose another format in save.formats.")
 
 
 def _save_json(model: Any, folder: Path) -> None:

@@ -107,7 +107,8 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) ->
         with contextlib.redirect_stdout(sys.stderr):
             model.fit(**train_args, **fit_kwargs)
             metrics = {split: _evaluate(model, data, split, config) for split in data.splits}
-        formats = runs.save_model(model, path, config.save.formats)
+        formats = runs.save_model(model, path, config.save.formats,
+                                  sample=data.sample(8)[0], info=data.describe())
     except KeyboardInterrupt:
         runs.update_json(path / runs.RUN, status="interrupted", ended=_now())
         raise

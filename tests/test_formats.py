@@ -128,3 +128,18 @@ def test_predict_ignores_the_target_column_and_takes_a_model_file(runner, iris_r
                                  str(tmp_path / "rows.csv")])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "class,prob_0,prob_1,prob_2"
+
+
+def test_a_format_that_reloads_differently_is_not_saved(tmp_path):
+    from nettrain import runs
+    from nettrain.errors import RunError
+
+    def dense(seed):
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+    sample = np.ones((4, 3), dtype="float32")
+    runs.save_model(dense(1), tmp_path, ["keras"], sample=sample)  # reloads the same: saved
+    assert (tmp_path / "model.keras").is_file()
+    with pytest.raises(RunError, match="predicts differently after reloading"):
+        runs._check_reload(dense(2), tmp_path, "keras", sample, {})
