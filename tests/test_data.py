@@ -322,3 +322,20 @@ def test_npz_source(runner, tmp_path):
     result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
     assert result.exit_code == 0, result.output
     assert "train 24, test 6" in result.stdout
+
+
+def test_sample_weights_from_a_csv_column(runner, tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.random(40), "b": rng.random(40),
+                          "w": np.r_[np.zeros(20), np.ones(20)], "y": rng.integers(0, 2, 40)})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y",
+                               "sample_weight": "w", "validation_split": 0.25},
+                         model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]})
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+    assert "w" not in data.info["features"]
+    assert data.x["train"].shape[1] == 2
+    assert sorted(np.r_[data.w["train"], data.w["validation"]].tolist()) == \
+        sorted(frame["w"].tolist())
+    result = runner.invoke(app, ["fit", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 0, result.output
