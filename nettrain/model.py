@@ -45,43 +45,44 @@ class Resolved:
     callbacks: list[Any]
 
 
-def resolve_all(config: Config) -> Resolved:
-    """Construct every Keras object of the config; one ConfigError lists every problem."""
-    problems: list[Problem] = []
+class _Collector:
+    """Resolves specs one by one, keeping every problem for one ConfigError at the end."""
 
-    def collect(spec: Any, registry: Registry, path: str) -> Any:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def __call__(self, spec: Any, registry: Registry, path: str) -> Any:
         try:
             return resolve(spec, registry, path)
         except ResolveError as exc:
-            problems.extend(exc.problems)
+            self.problems.extend(exc.problems)
             return None
 
+    def check(self, config: Config) -> None:
+        if self.problems:
+            raise config.error(self.problems)
+
+
+def resolve_all(config: Config) -> Resolved:
+    """Construct every Keras object of the config; one ConfigError lists every problem."""
+    collect = _Collector()
     layers = [collect(s, LAYERS, f"model.layers[{i}]") for i, s in enumerate(config.model.layers)]
     compiled = _compiled(config, collect)
     callbacks = [collect(s, CALLBACKS, f"fit.callbacks[{i}]")
                  for i, s in enumerate(config.fit.callbacks)]
-    if problems:
-        raise config.error(problems)
+    collect.check(config)
     return Resolved(layers, compiled, callbacks)
 
 
 def resolve_compiled(config: Config) -> Compiled:
     """Only the compile arguments (for evaluating a saved model)."""
-    problems: list[Problem] = []
-
-    def collect(spec: Any, registry: Registry, path: str) -> Any:
-        try:
-            return resolve(spec, registry, path)
-        except ResolveError as exc:
-            problems.extend(exc.problems)
-
+    collect = _Collector()
     compiled = _compiled(config, collect)
-    if problems:
-        raise config.error(problems)
+    collect.check(config)
     return compiled
 
 
-def _compiled(config: Config, collect: Any) -> Compiled:
+def _compiled(config: Config, collect: _Collector) -> Compiled:
     c = config.compile
     return Compiled(
         optimizer=collect(c.optimizer, OPTIMIZERS, "compile.optimizer"),
