@@ -262,6 +262,14 @@ class Config(_Section):
             raise _field_error(
                 "fit.class_weight", "class_weight only with a classification loss; received loss "
                 "'{loss}'", loss=spec_name(self.compile.loss))
+        schedule = spec_kwargs(self.compile.optimizer).get("learning_rate")
+        for i, callback in enumerate(self.fit.callbacks):
+            if spec_name(callback) == "ReduceLROnPlateau" and isinstance(schedule, dict):
+                raise _field_error(
+                    f"fit.callbacks.{i}.ReduceLROnPlateau",
+                    "a number as the optimizer's learning_rate with ReduceLROnPlateau (Keras "
+                    "cannot lower a schedule); received the schedule {schedule}. Use one or "
+                    "the other", schedule=spec_name(schedule))
         if self.deterministic and self.compile.jit_compile is True:
             raise _field_error(
                 "compile.jit_compile", "'auto' or false with deterministic: true (op determinism turns "
@@ -462,7 +470,7 @@ def _problems_from(exc: ValidationError, data: dict, lines: dict[tuple, int],
         loc = tuple(err["loc"])
         ctx = err.get("ctx") or {}
         if "field" in ctx:  # a dotted field names a key below a section: fit.class_weight
-            loc = (*loc, *str(ctx["field"]).split("."))
+            loc = (*loc, *(int(p) if p.isdigit() else p for p in str(ctx["field"]).split(".")))
         problems.append(_problem(err, loc, data, lines, overridden))
     return problems
 

@@ -7,7 +7,7 @@ how long to train, what to print, what to save, how patient a callback is.
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from typing import Any
 
 from nettrain.config import Config, format_path
@@ -52,8 +52,17 @@ def differences(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
             if a.get(key) != b.get(key)}
 
 
+def _pattern(glob: str) -> re.Pattern[str]:
+    # '*' stands for one key or one list index; everything else is literal
+    return re.compile(re.escape(glob).replace(r"\*", r"[^.\[\]]+") + "$")
+
+
+_SAFE = [_pattern(glob) for glob in SAFE_KEYS]
+
+
 def is_safe(key: str) -> bool:
-    return any(fnmatch.fnmatchcase(key, pattern) for pattern in SAFE_KEYS)
+    """Whether a resume may change ``key``: ``fit.callbacks[0].EarlyStopping.patience`` is."""
+    return any(pattern.match(key) for pattern in _SAFE)
 
 
 def check_changes(old: Config, new: Config, run: str) -> dict[str, tuple[Any, Any]]:
