@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
 import socket
 import sys
 from dataclasses import dataclass
@@ -120,6 +121,7 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
     prepared = prepare(new, echo)
     with runtime.scope(prepared.strategy):
         checkpoints.restore(prepared.model, last, state)
+    _remove_leftovers(path)
     _truncate_history(path / runs.HISTORY, state.epoch)
     runs.write_atomic(path / runs.CONFIG, new.to_yaml())
     resumes = [*status.get("resumed", []), {
@@ -133,6 +135,18 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
 
 def _replicas(prepared: Prepared) -> int:
     return prepared.strategy.num_replicas_in_sync if prepared.strategy is not None else 1
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporary files a killed process left (never read: only whole files are renamed in)."""
+    from nettrain import checkpoints
+
+    for leftover in [*path.glob(".saving-*"), *path.glob(".*.tmp"),
+                     *(path / checkpoints.FOLDER).glob(".*.keras")]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def _truncate_history(path: Path, epochs: int) -> None:

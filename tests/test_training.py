@@ -152,7 +152,7 @@ def _wait_for_checkpoint(proc: subprocess.Popen, run: Path, epochs: int = 1) -> 
 
 
 def test_sigkill_mid_training_then_resume_gives_the_uninterrupted_weights(runner, tmp_path):
-    config = control_config(epochs=25, batch_size=4)
+    config = control_config(epochs=12, batch_size=4)
     path = write_config(tmp_path / "c.yaml", config)
     run = tmp_path / "killed"
     proc = _popen("fit", path, "--run-dir", run, cwd=tmp_path)
@@ -162,14 +162,18 @@ def test_sigkill_mid_training_then_resume_gives_the_uninterrupted_weights(runner
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "running"  # nothing could mark it
     keras.saving.load_model(run / "checkpoints" / "last.keras")  # whole, never half-written
+    (run / "checkpoints" / ".last.keras.x1.keras").write_bytes(b"half")  # as a kill leaves it
     result = runner.invoke(app, ["fit", "--resume", str(run)])
     assert result.exit_code == 0, result.output
     resumed_from = json.loads((run / "run.json").read_text())["resumed"][0]["from_epoch"]
-    assert 1 <= resumed_from < 25
+    assert 1 <= resumed_from < 12
     full = fit(runner, path, "--run-dir", tmp_path / "full")
     assert_identical(weights(full), weights(run))
     assert (full / "history.csv").read_text() == (run / "history.csv").read_text()
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+    # ReduceLROnPlateau lowered the rate on the way, and its counters resumed too
+    lr = keras.saving.load_model(run / "model.keras").optimizer.learning_rate
+    assert float(lr) < 0.02
 
 
 def test_sigint_saves_the_last_completed_epoch_and_exits_130(tmp_path):
