@@ -132,7 +132,7 @@ def _metrics_table(rows: dict[str, dict[str, float]]) -> Table:
 @app.command()
 def fit(
     config: Annotated[Optional[Path], typer.Argument(
-        metavar="[CONFIG]", help="The YAML config file (with --resume: optional, default the run's config).")
+        metavar="CONFIG", help="The YAML config file (with --resume: optional, default the run's config).")
     ] = None,
     overrides: Overrides = None,
     run_dir: Annotated[Optional[Path], typer.Option(
