@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nettrain import __version__
-from nettrain.errors import ConfigError, NettrainError
+from nettrain.errors import ConfigError, NettrainError, UsageError
 
 # Before TensorFlow is ever imported: keep its C++ log lines off the user's terminal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -131,28 +131,50 @@ def _metrics_table(rows: dict[str, dict[str, float]]) -> Table:
 
 @app.command()
 def fit(
-    config: Annotated[Path, typer.Argument(help="The YAML config file.")],
+    config: Annotated[Optional[Path], typer.Argument(
+        metavar="CONFIG", help="The YAML config file (with --resume: optional, default the run's config).")
+    ] = None,
     overrides: Overrides = None,
     run_dir: Annotated[Optional[Path], typer.Option(
         "--run-dir", help="A new or empty directory for this run (default runs/NAME/DATE-TIME).")
+    ] = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        "--resume", metavar="RUN",
+        help="Continue this interrupted run from its last completed epoch, in its directory.")
     ] = None,
     debug: Debug = False,
 ) -> None:
     """Train a model; write its run directory and print its path.
 
     Example: nettrain fit configs/digits_mlp.yaml fit.epochs=5
+
+    Resume: nettrain fit --resume runs/digits-mlp/20261122-120000 fit.epochs=80
     """
     from nettrain.config import load_config
 
     with _errors(debug):
-        cfg = load_config(config, overrides or [])
+        overrides = list(overrides or [])
+        if config is not None and "=" in config.name and not config.exists():
+            overrides.insert(0, str(config))  # fit --resume RUN key=value: no CONFIG given
+            config = None
+        if resume is not None and run_dir is not None:
+            raise UsageError("--run-dir and --resume: a resumed run stays in its own "
+                             "directory; give only --resume RUN.")
+        if resume is None:
+            if config is None:
+                raise UsageError("CONFIG: expected a YAML config file (or --resume RUN).")
+            cfg = load_config(config, overrides)
         _load_keras(debug)
         from nettrain import runs, train
 
-        path = train.fit(cfg, run_dir,
-                         echo=lambda text: err.print(text, highlight=False, soft_wrap=True))
+        echo = lambda text: err.print(text, highlight=False, soft_wrap=True)  # noqa: E731
+        if resume is None:
+            path = train.fit(cfg, run_dir, echo=echo)
+        else:
+            path = train.resume(resume, config, overrides, echo=echo)
+        name = runs.open_run(path).config.name
         metrics = runs.read_json(path / runs.METRICS)
-        err.print(f"Final metrics of {cfg.name}:", highlight=False)
+        err.print(f"Final metrics of {name}:", highlight=False)
         err.print(_metrics_table(metrics))
         out.print(str(path), highlight=False, soft_wrap=True)
 

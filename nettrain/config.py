@@ -248,6 +248,18 @@ def _check_verbose(value: Any) -> Any:
     raise PydanticCustomError("nettrain", "0, 1, 2 or 'auto'")
 
 
+def _check_class_weight(value: Any) -> Any:
+    if value is None or value == "balanced":
+        return value
+    if isinstance(value, dict) and value and all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in value) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+            for v in value.values()):
+        return {k: float(v) for k, v in value.items()}
+    raise PydanticCustomError(
+        "nettrain", "'balanced' or a mapping from class index to weight such as {{0: 1.0, 1: 5.0}}")
+
+
 class FitConfig(_Section):
     """``fit:``: the arguments of ``keras.Model.fit`` (the data comes from ``data:``)."""
 
@@ -256,7 +268,7 @@ class FitConfig(_Section):
     verbose: Annotated[Any, BeforeValidator(_check_verbose)] = "auto"
     callbacks: list[KerasSpec] = []
     shuffle: bool = True
-    class_weight: dict[int, float] | None = None
+    class_weight: Annotated[Any, BeforeValidator(_check_class_weight)] = None
     initial_epoch: NonNegativeInt = 0
     steps_per_epoch: PositiveInt | None = None
     validation_steps: PositiveInt | None = None
@@ -280,12 +292,31 @@ class SaveConfig(_Section):
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
+# Keras dtype policies a run may train under (``keras.mixed_precision.set_global_policy``).
+PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def _check_distribute(value: Any) -> Any:
+    if value is None or value == "mirrored":
+        return value
+    if value == "multi_worker":
+        raise PydanticCustomError(
+            "nettrain",
+            "'mirrored' (all local GPUs); 'multi_worker' is refused: "
+            "MultiWorkerMirroredStrategy fails inside Keras 3's fit "
+            "(keras-team/keras#20585), so nettrain does not offer it half-working"
+            "; received 'multi_worker'. Use distribute: mirrored on one machine")
+    raise PydanticCustomError("nettrain", "'mirrored' (all local GPUs) or nothing")
+
 
 class Config(_Section):
     """A whole, validated config. Frozen: nothing changes it after loading."""
 
     name: str = Field(pattern=NAME_PATTERN)
     seed: NonNegativeInt | None = None
+    deterministic: bool = False  # TensorFlow op determinism (turns XLA off)
+    distribute: Annotated[Any, BeforeValidator(_check_distribute)] = None
+    mixed_precision: Literal[PRECISION_POLICIES] = "float32"  # type: ignore[valid-type]
     data: DataConfig
     model: ModelConfig
     compile: CompileConfig
@@ -295,6 +326,26 @@ class Config(_Section):
     _source: str | None = PrivateAttr(None)
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
     _overridden: set[tuple] = PrivateAttr(default_factory=set)
+
+    @model_validator(mode="after")
+    def _controls_fit(self) -> Config:
+        if self.fit.class_weight is not None and not self.is_classifier:
+            raise _field_error(
+                "fit.class_weight", "class_weight only with a classification loss; received loss "
+                "'{loss}'", loss=spec_name(self.compile.loss))
+        schedule = spec_kwargs(self.compile.optimizer).get("learning_rate")
+        for i, callback in enumerate(self.fit.callbacks):
+            if spec_name(callback) == "ReduceLROnPlateau" and isinstance(schedule, dict):
+                raise _field_error(
+                    f"fit.callbacks.{i}.ReduceLROnPlateau",
+                    "a number as the optimizer's learning_rate with ReduceLROnPlateau (Keras "
+                    "cannot lower a schedule); received the schedule {schedule}. Use one or "
+                    "the other", schedule=spec_name(schedule))
+        if self.deterministic and self.compile.jit_compile is True:
+            raise _field_error(
+                "compile.jit_compile", "'auto' or false with deterministic: true (op determinism turns "
+                "XLA off); received true")
+        return self
 
     def error(self, problems: list[Problem]) -> ConfigError:
         """A ConfigError for problems found after validation, with file and line numbers."""
@@ -489,8 +540,8 @@ def _problems_from(exc: ValidationError, data: dict, lines: dict[tuple, int],
     for err in exc.errors():
         loc = tuple(err["loc"])
         ctx = err.get("ctx") or {}
-        if "field" in ctx:
-            loc = (*loc, ctx["field"])
+        if "field" in ctx:  # a dotted field names a key below a section: fit.class_weight
+            loc = (*loc, *(int(p) if p.isdigit() else p for p in str(ctx["field"]).split(".")))
         problems.append(_problem(err, loc, data, lines, overridden))
     return problems
 

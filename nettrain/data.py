@@ -45,6 +45,14 @@ class Data:
         return take(self.x["train"], np.arange(min(n, self.size("train")))), \
             self.y["train"][:n]
 
+    def class_counts(self) -> np.ndarray:
+        """How many training samples each class has (index = class)."""
+        if self.stream:
+            return self.stream.class_counts
+        y = np.asarray(self.y["train"])
+        labels = y.argmax(axis=-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)
+        return np.bincount(labels.astype("int64"), minlength=len(self.classes or []))
+
     def vocabulary(self, column: str) -> list:
         """The categories of a column in the training split."""
         if self.stream:

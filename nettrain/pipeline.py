@@ -1,13 +1,19 @@
-"""tf.data at the edge: inputs Keras's numpy adapter cannot take (string columns) become a
-batched, prefetched ``tf.data.Dataset``. Plain arrays go to Keras as they are."""
+"""tf.data at the edge: inputs Keras's numpy adapter cannot take (string columns, a streamed
+CSV) become a batched, prefetched ``tf.data.Dataset``. Plain arrays go to Keras as they are.
+
+Each pass over such a dataset is one epoch, and a shuffled epoch's order is drawn from the
+seed and the epoch number only, so a resumed run sees the same orders as an uninterrupted one.
+"""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from nettrain.data import Inputs, size
+from nettrain.data import Inputs, size, take
 
 
 def needs_dataset(x: Inputs) -> bool:
@@ -24,17 +30,51 @@ def to_tensors(x: Inputs) -> Any:
     return tf.constant(x)
 
 
-def dataset(x: Inputs, y: np.ndarray | None = None, w: np.ndarray | None = None,
-            batch_size: int | None = None, shuffle: bool = False, seed: int | None = None) -> Any:
-    """A batched, prefetched dataset of ``x`` (and ``y``, ``w``).
+def item(x: Inputs, y: np.ndarray | None, w: np.ndarray | None) -> Any:
+    """One batch as Keras takes it: x, (x, y) or (x, y, sample_weight)."""
+    if y is None:
+        return x
+    return (x, y) if w is None else (x, y, w)
 
-    Shuffling reshuffles every epoch from the seed; the data is in memory already, so it is
-    not cached again.
+
+def shuffled(n: int, seed: int | None, epoch: int) -> np.ndarray:
+    """The order of ``n`` rows in one epoch: depends only on the seed and the epoch number."""
+    return np.random.default_rng([seed or 0, epoch]).permutation(n)
+
+
+def epoch_dataset(batches: Callable[[int], Iterator[Any]], steps: int,
+                  first_epoch: int = 0) -> Any:
+    """A dataset whose n-th pass yields ``batches(first_epoch + n)``.
+
+    Args:
+        batches: epoch number -> the batches of that epoch (numpy arrays, or dicts of them).
+        steps: batches per epoch (so Keras shows progress and knows where an epoch ends).
+        first_epoch: the epoch the first pass is (a resumed run starts later).
     """
     import tensorflow as tf
 
-    items: Any = x if y is None else ((x, y) if w is None else (x, y, w))
-    ds = tf.data.Dataset.from_tensor_slices(items)
-    if shuffle:
-        ds = ds.shuffle(size(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size or 32).prefetch(tf.data.AUTOTUNE)
+    epochs = itertools.count(first_epoch)
+    sample = next(batches(first_epoch))
+    signature = tf.nest.map_structure(
+        lambda a: tf.TensorSpec(shape=(None, *a.shape[1:]),
+                                dtype=tf.string if a.dtype == object else tf.as_dtype(a.dtype)),
+        sample)
+    ds = tf.data.Dataset.from_generator(lambda: batches(next(epochs)),
+                                        output_signature=signature)
+    return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+
+
+def dataset(x: Inputs, y: np.ndarray | None = None, w: np.ndarray | None = None,
+            batch_size: int | None = None, shuffle: bool = False, seed: int | None = None,
+            first_epoch: int = 0) -> Any:
+    """A batched dataset of in-memory ``x`` (and ``y``, ``w``), shuffled per epoch if asked."""
+    n, batch = size(x), batch_size or 32
+
+    def batches(epoch: int) -> Iterator[Any]:
+        order = shuffled(n, seed, epoch) if shuffle else np.arange(n)
+        for start in range(0, n, batch):
+            rows = order[start:start + batch]
+            yield item(take(x, rows), None if y is None else y[rows],
+                       None if w is None else w[rows])
+
+    return epoch_dataset(batches, -(-n // batch), first_epoch)

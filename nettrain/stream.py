@@ -58,6 +58,7 @@ class CsvStream:
     counts: dict[str, int] = field(default_factory=dict)
     classes: list[str] | None = None
     vocabularies: dict[str, list] = field(default_factory=dict)
+    class_counts: np.ndarray | None = None
     _lookup: dict | None = None
 
     # ------------------------------------------------------------------ reading
@@ -116,8 +117,11 @@ class CsvStream:
 
     def _scan(self) -> None:
         """Count the rows of each split; collect labels and vocabularies of the training rows."""
+        from collections import Counter
+
         counts = dict.fromkeys(SPLIT_CODES, 0)
         labels: dict[str, set] = {s: set() for s in SPLIT_CODES}
+        train_labels: Counter = Counter()
         vocab: dict[str, set] = {c: set() for c, k in self.kinds.items() if k != "numeric"}
         target = self.cfg.targets[0]
         for start, chunk in self.chunks():
@@ -128,6 +132,8 @@ class CsvStream:
                 if self.classify:
                     labels[split].update(frame[target][mask].tolist())
             train = codes == 0
+            if self.classify:
+                train_labels.update(frame[target][train].tolist())
             for column in vocab:
                 vocab[column].update(frame[column][train].tolist())
         self.counts = {s: n for s, n in counts.items() if n}
@@ -145,9 +151,13 @@ class CsvStream:
             if numeric and all(float(v) == int(v) and v >= 0 for v in values):
                 self.classes = [str(i) for i in range(int(max(values)) + 1)]
                 self._lookup = None
+                index = {v: int(v) for v in values}
             else:
                 self.classes = [str(v) for v in values]
-                self._lookup = {v: i for i, v in enumerate(values)}
+                self._lookup = index = {v: i for i, v in enumerate(values)}
+            self.class_counts = np.zeros(len(self.classes), dtype="int64")
+            for value, count in train_labels.items():
+                self.class_counts[index[value]] += count
 
     # ------------------------------------------------------------------ batches
 
@@ -156,8 +166,9 @@ class CsvStream:
         """(x, y, w) of one split, chunk by chunk (rows shuffled within a chunk if asked)."""
         from nettrain.data import numeric_frame, table_inputs, take
 
+        from nettrain.pipeline import shuffled
+
         code = SPLIT_CODES[split]
-        rng = np.random.default_rng([self.seed or 0, epoch])
         targets = self.cfg.targets
         for start, chunk in self.chunks():
             frame, codes = self._frame(start, chunk)
@@ -175,8 +186,8 @@ class CsvStream:
                 y = numeric_frame(frame[targets], self.path.name)
             w = numeric_frame(frame[[self.cfg.sample_weight]], self.path.name)[:, 0] \
                 if self.cfg.sample_weight else None
-            if shuffle:
-                order = rng.permutation(len(y))
+            if shuffle:  # within the chunk, in an order drawn from the seed, epoch and chunk
+                order = shuffled(len(y), (self.seed or 0) * 1_000_003 + start, epoch)
                 x, y = take(x, order), y[order]
                 w = None if w is None else w[order]
             yield x, y, w
@@ -185,48 +196,36 @@ class CsvStream:
             Iterator[tuple]:
         """Full batches across chunk borders; the last one may be short."""
         from nettrain.data import size, take
+        from nettrain.pipeline import item
 
         pending: list[tuple] = []
         for part in self.arrays(split, epoch, shuffle):
             pending.append(part)
             while sum(size(p[0]) for p in pending) >= batch_size:
                 x, y, w = _concat(pending)
-                yield _item(take(x, np.arange(batch_size)), y[:batch_size],
+                yield item(take(x, np.arange(batch_size)), y[:batch_size],
                             None if w is None else w[:batch_size])
                 rest = np.arange(batch_size, len(y))
                 pending = [(take(x, rest), y[rest], None if w is None else w[rest])] \
                     if len(rest) else []
         if pending:
             x, y, w = _concat(pending)
-            yield _item(x, y, w)
+            yield item(x, y, w)
 
     def first(self, n: int = 2) -> tuple[Any, np.ndarray]:
         """The first ``n`` training rows (for checks before training)."""
         item = next(self.batches("train", n))
         return item[0], item[1]
 
-    def dataset(self, split: str, batch_size: int | None, shuffle: bool = False) -> Any:
-        """A tf.data.Dataset of batches of one split; each iteration is a new pass (epoch)."""
-        import tensorflow as tf
+    def dataset(self, split: str, batch_size: int | None, shuffle: bool = False,
+                first_epoch: int = 0) -> Any:
+        """A tf.data.Dataset of batches of one split; each pass reads the file again."""
+        from nettrain.pipeline import epoch_dataset
 
         batch_size = batch_size or 32
-        epochs = iter(range(10**9))
-        sample = next(self.batches(split, 1))
-
-        def generate() -> Iterator[tuple]:
-            yield from self.batches(split, batch_size, next(epochs), shuffle)
-
-        signature = tf.nest.map_structure(
-            lambda a: tf.TensorSpec(shape=(None, *a.shape[1:]), dtype=_tf_dtype(a)), sample)
-        ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
         steps = -(-self.counts.get(split, 0) // batch_size)
-        return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
-
-
-def _tf_dtype(a: np.ndarray) -> Any:
-    import tensorflow as tf
-
-    return tf.string if a.dtype == object else tf.as_dtype(a.dtype)
+        return epoch_dataset(lambda epoch: self.batches(split, batch_size, epoch, shuffle),
+                             steps, first_epoch)
 
 
 def _concat(parts: list[tuple]) -> tuple:
@@ -238,7 +237,3 @@ def _concat(parts: list[tuple]) -> tuple:
     y = np.concatenate([p[1] for p in parts])
     w = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])
     return x, y, w
-
-
-def _item(x: Any, y: np.ndarray, w: np.ndarray | None) -> tuple:
-    return (x, y) if w is None else (x, y, w)

@@ -1,0 +1,93 @@
+"""The run record (``run.json``): what ran, where, on what data, from which commit.
+
+No TensorFlow here; ``versions()`` imports it lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from nettrain import __version__
+from nettrain.config import Config
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    return {"nettrain": __version__, "keras": keras.__version__, "tensorflow": tf.__version__,
+            "python": platform.python_version()}
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_files(config: Config) -> dict[str, str]:
+    """sha256 of every data file the config names: ``{'data/train.csv': '9f86...'}``.
+
+    Any string in ``data:`` that names an existing file counts (csv, npz, explicit validation
+    and test files, ...); a folder (images) counts each file in it.
+    """
+    found: dict[str, str] = {}
+    for value in config.data.model_dump().values():
+        if not isinstance(value, str) or not value:
+            continue
+        path = Path(value).expanduser()
+        try:
+            if path.is_file():
+                found[value] = sha256(path)
+            elif path.is_dir():
+                for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                    found[str(Path(value) / file.relative_to(path))] = sha256(file)
+        except OSError:
+            continue
+    return found
+
+
+def git_commit(config_path: str | None) -> dict[str, Any] | None:
+    """The commit of the git repository that holds the config file, and whether it is dirty."""
+    if not config_path or not Path(config_path).is_file():
+        return None
+    folder = Path(config_path).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True,
+                                  text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    changed = git("status", "--porcelain", "--", str(Path(config_path).resolve()))
+    return {"commit": commit, "config_changed": bool(changed)}
+
+
+def start(config: Config) -> dict[str, Any]:
+    """The record of a run that starts now."""
+    record: dict[str, Any] = {
+        "status": "running", "started": now(), "ended": None, "command": sys.argv,
+        "host": socket.gethostname(), "versions": versions(), "seed": config.seed,
+        "deterministic": config.deterministic, "data_sha256": data_files(config)}
+    git = git_commit(getattr(config, "_source", None))
+    if git:
+        record["git"] = git
+    return record

@@ -1,0 +1,327 @@
+"""Training control: reproducible runs, resume, crash safety, NaN, run records, knobs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from nettrain.cli import app
+from nettrain.train import balanced_class_weight
+
+from conftest import tiny_config, write_config, write_npz
+
+
+def control_config(**fit) -> dict:
+    """Iris with Dropout (random state) and two stateful callbacks."""
+    config = tiny_config()
+    config["model"]["layers"].insert(1, {"Dropout": {"rate": 0.3}})
+    config["compile"]["optimizer"] = {"Adam": {"learning_rate": 0.02}}
+    config["fit"] = {"epochs": 4, "batch_size": 16, "verbose": 0, "callbacks": [
+        {"EarlyStopping": {"monitor": "val_loss", "patience": 20}},
+        {"ReduceLROnPlateau": {"monitor": "val_loss", "patience": 1, "factor": 0.5}}], **fit}
+    return config
+
+
+def weights(run: Path, name: str = "model.keras") -> list[np.ndarray]:
+    model = keras.saving.load_model(run / name)
+    return [*model.get_weights(), *(v.numpy() for v in model.optimizer.variables)]
+
+
+def assert_identical(a: list[np.ndarray], b: list[np.ndarray]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert np.array_equal(x, y)  # bit-identical, not approximately equal
+
+
+def fit(runner, *args):
+    result = runner.invoke(app, ["fit", *map(str, args)])
+    assert result.exit_code == 0, result.output
+    return Path(result.stdout.strip())
+
+
+# ----------------------------------------------------------------------- reproducibility
+
+
+def test_two_fits_with_the_same_seed_are_bit_identical(runner, tmp_path):
+    path = write_config(tmp_path / "c.yaml", control_config())
+    first = fit(runner, path, "--run-dir", tmp_path / "a")
+    second = fit(runner, path, "--run-dir", tmp_path / "b")
+    assert_identical(weights(first), weights(second))
+    assert (first / "history.csv").read_text() == (second / "history.csv").read_text()
+    other = fit(runner, path, "seed=1", "--run-dir", tmp_path / "c")
+    assert not np.array_equal(weights(first)[0], weights(other)[0])
+
+
+def test_deterministic_tells_that_xla_is_off(runner, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {**tiny_config(), "deterministic": True})
+    result = runner.invoke(app, ["fit", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "op determinism is on, which turns XLA off" in result.stderr
+    record = json.loads((Path(result.stdout.strip()) / "run.json").read_text())
+    assert record["deterministic"] is True
+    result = runner.invoke(app, ["validate", str(path), "compile.jit_compile=true"])
+    assert result.exit_code == 2
+    assert "compile.jit_compile (set on the command line): expected 'auto' or false with " \
+           "deterministic: true" in result.stderr
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def test_resume_ends_with_the_weights_of_an_uninterrupted_run(runner, tmp_path):
+    path = write_config(tmp_path / "c.yaml", control_config())
+    full = fit(runner, path, "--run-dir", tmp_path / "full")
+    part = fit(runner, path, "fit.epochs=2", "--run-dir", tmp_path / "part")
+    result = runner.invoke(app, ["fit", "--resume", str(part), "fit.epochs=4",
+                                 "fit.callbacks.0.EarlyStopping.patience=30"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(part)
+    assert "Resume changes fit.epochs: 2 -> 4" in result.stderr
+    assert "fit.callbacks[0].EarlyStopping.patience: 20 -> 30" in result.stderr
+    assert_identical(weights(full), weights(part))
+    assert_identical(weights(full, "checkpoints/last.keras"),
+                     weights(part, "checkpoints/last.keras"))
+    assert (full / "history.csv").read_text() == (part / "history.csv").read_text()
+    record = json.loads((part / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_completed"] == 4
+    assert record["resumed"][0]["from_epoch"] == 2
+    assert record["resumed"][0]["changes"]["fit.epochs"] == [2, 4]
+
+
+def test_resume_with_a_changed_architecture_is_refused(runner, tmp_path):
+    path = write_config(tmp_path / "c.yaml", tiny_config())
+    run = fit(runner, path, "fit.epochs=1")
+    before = (run / "run.json").read_text()
+    result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=3",
+                                 "model.layers.0.Dense.units=16", "compile.optimizer=sgd"])
+    assert result.exit_code == 2
+    err = result.stderr
+    assert "the config differs from the run's: 2 problems" in err
+    assert "model.layers[0].Dense.units: expected the run's value 8; received 16" in err
+    assert "compile.optimizer: expected the run's value 'adam'; received 'sgd'" in err
+    assert "fit.epochs" not in err.split("only these keys")[0]  # an allowed change
+    assert "Traceback" not in result.output
+    assert (run / "run.json").read_text() == before  # nothing touched
+    # a whole config file can be compared too
+    changed = tiny_config()
+    changed["model"]["layers"][0]["Dense"]["activation"] = "tanh"
+    other = write_config(tmp_path / "other.yaml", changed)
+    result = runner.invoke(app, ["fit", str(other), "--resume", str(run), "fit.epochs=3"])
+    assert result.exit_code == 2
+    assert "model.layers[0].Dense.activation: expected the run's value 'relu'" in result.stderr
+
+
+def test_resume_needs_something_to_resume(runner, tmp_path):
+    path = write_config(tmp_path / "c.yaml", tiny_config())
+    run = fit(runner, path)
+    result = runner.invoke(app, ["fit", "--resume", str(run)])
+    assert result.exit_code == 2
+    assert "completed 2 of 2 epochs" in result.stderr and "fit.epochs=12" in result.stderr
+    result = runner.invoke(app, ["fit", "--resume", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+    result = runner.invoke(app, ["fit", str(path), "--resume", str(run), "--run-dir", "x"])
+    assert result.exit_code == 2 and "stays in its own directory" in result.stderr
+
+
+# ------------------------------------------------------------------- crash safety (real)
+
+
+def _popen(*args, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "nettrain", *map(str, args)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(proc: subprocess.Popen, run: Path, epochs: int = 1) -> None:
+    """Wait until ``epochs`` epochs are checkpointed (history.csv gets its row after)."""
+    last = run / "checkpoints" / "last.keras"
+    for _ in range(6000):
+        if last.is_file() and (run / "history.csv").is_file() and \
+                len((run / "history.csv").read_text().splitlines()) > epochs:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_sigkill_mid_training_then_resume_gives_the_uninterrupted_weights(runner, tmp_path):
+    config = control_config(epochs=12, batch_size=4)
+    path = write_config(tmp_path / "c.yaml", config)
+    run = tmp_path / "killed"
+    proc = _popen("fit", path, "--run-dir", run, cwd=tmp_path)
+    _wait_for_checkpoint(proc, run)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "running"  # nothing could mark it
+    keras.saving.load_model(run / "checkpoints" / "last.keras")  # whole, never half-written
+    (run / "checkpoints" / ".last.keras.x1.keras").write_bytes(b"half")  # as a kill leaves it
+    result = runner.invoke(app, ["fit", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    resumed_from = json.loads((run / "run.json").read_text())["resumed"][0]["from_epoch"]
+    assert 1 <= resumed_from < 12
+    full = fit(runner, path, "--run-dir", tmp_path / "full")
+    assert_identical(weights(full), weights(run))
+    assert (full / "history.csv").read_text() == (run / "history.csv").read_text()
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+    # ReduceLROnPlateau lowered the rate on the way, and its counters resumed too
+    lr = keras.saving.load_model(run / "model.keras").optimizer.learning_rate
+    assert float(lr) < 0.02
+
+
+def test_sigint_saves_the_last_completed_epoch_and_exits_130(tmp_path):
+    path = write_config(tmp_path / "c.yaml", control_config(epochs=500, batch_size=4))
+    run = tmp_path / "stopped"
+    proc = _popen("fit", path, "--run-dir", run, cwd=tmp_path)
+    _wait_for_checkpoint(proc, run)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert f"Continue with: nettrain fit --resume {run}" in err
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["ended"]
+    assert 1 <= record["epochs_completed"] < 500
+    assert_identical(weights(run), weights(run, "checkpoints/last.keras"))
+    rows = (run / "history.csv").read_text().splitlines()[1:]
+    assert len(rows) >= record["epochs_completed"]
+
+
+# ---------------------------------------------------------------------------------- NaN
+
+
+def test_a_run_whose_loss_becomes_nan_stops_and_keeps_the_last_good_checkpoint(runner,
+                                                                               tmp_path):
+    # The learning rate grows a millionfold each epoch: epoch 1 is fine, then it diverges.
+    config = tiny_config(
+        data={"dataset": "diabetes", "validation_split": 0.2},
+        model={"layers": [{"Dense": {"units": 1}}]},
+        compile={"optimizer": {"SGD": {"learning_rate": {"ExponentialDecay": {
+            "initial_learning_rate": 0.0001, "decay_steps": 12, "decay_rate": 1e6,
+            "staircase": True}}}}, "loss": "mse"},
+        fit={"epochs": 6, "batch_size": 32, "verbose": 0})
+    path = write_config(tmp_path / "c.yaml", config)
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "the loss became NaN or infinite in epoch 2" in result.stderr
+    assert "the last good checkpoint is from epoch 1" in result.stderr
+    assert "Traceback" not in result.output
+    run = tmp_path / "run"
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "failed" and "epoch 2" in record["error"]
+    model = keras.saving.load_model(run / "checkpoints" / "last.keras")
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert not (run / "model.keras").exists()
+
+
+# -------------------------------------------------------------------- records and knobs
+
+
+def test_run_json_records_data_hashes_versions_and_the_git_commit(runner, tmp_path):
+    import hashlib
+
+    write_npz(tmp_path / "d.npz", n=30)
+    config = tiny_config(data={"npz": "d.npz", "validation_split": 0.2})
+    path = write_config(tmp_path / "c.yaml", config)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "c.yaml"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "config"], cwd=tmp_path, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True).stdout.strip()
+    run = fit(runner, path)
+    record = json.loads((tmp_path / run / "run.json").read_text())
+    assert record["data_sha256"] == {
+        "d.npz": hashlib.sha256((tmp_path / "d.npz").read_bytes()).hexdigest()}
+    assert record["git"] == {"commit": head, "config_changed": False}
+    assert set(record["versions"]) == {"nettrain", "keras", "tensorflow", "python"}
+    assert record["seed"] == 0 and record["host"] and record["command"]
+    assert record["status"] == "completed" and record["started"] <= record["ended"]
+    assert {p.name for p in (tmp_path / run / "checkpoints").iterdir()} == {
+        "last.keras", "best.keras"}
+
+
+def test_balanced_class_weight():
+    assert balanced_class_weight([3, 1]) == {0: 4 / 6, 1: 2.0}
+    assert balanced_class_weight([2, 0, 1, 1]) == {0: 4 / 6, 2: 4 / 3, 3: 4 / 3}
+
+
+def test_class_counts_of_one_hot_and_streamed_labels(tmp_path):
+    from nettrain.config import load_config
+    from nettrain.data import load_data
+
+    config = tiny_config(data={"dataset": "iris", "one_hot": True},
+                         compile={"optimizer": "adam", "loss": "categorical_crossentropy"})
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+    assert data.class_counts().tolist() == [50, 50, 50]
+    (tmp_path / "d.csv").write_text("a,y\n" + "".join(f"{i},{'ab'[i % 3 == 0]}\n"
+                                                      for i in range(30)))
+    config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y", "stream": True})
+    data = load_data(load_config(write_config(tmp_path / "s.yaml", config)))
+    assert data.classes == ["a", "b"] and data.class_counts().tolist() == [20, 10]
+
+
+def test_class_weight_mixed_precision_and_schedules_train(runner, tmp_path):
+    config = tiny_config(mixed_precision="mixed_bfloat16")
+    config["fit"]["class_weight"] = "balanced"
+    config["model"]["layers"][-1]["Dense"]["dtype"] = "float32"
+    config["compile"]["optimizer"] = {"SGD": {"learning_rate": {
+        "CosineDecay": {"initial_learning_rate": 0.1, "decay_steps": 20}}}}
+    run = fit(runner, write_config(tmp_path / "c.yaml", config))
+    model = keras.saving.load_model(tmp_path / run / "model.keras")
+    assert model.layers[0].dtype_policy.name == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    # the next run (same process) is back to float32
+    run = fit(runner, write_config(tmp_path / "d.yaml", tiny_config()))
+    assert keras.mixed_precision.global_policy().name == "float32"
+    config = tiny_config(compile={"optimizer": "adam", "loss": "mse"})
+    config["model"]["layers"][-1]["Dense"]["units"] = 1
+    config["fit"]["class_weight"] = {0: 1.0, 1: 2.0}
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "e.yaml", config))])
+    assert result.exit_code == 2
+    assert "fit.class_weight (line" in result.stderr
+    assert "class_weight only with a classification loss; received loss 'mse'" in result.stderr
+    config = tiny_config(compile={"optimizer": {"Adam": {"learning_rate": {
+        "CosineDecay": {"initial_learning_rate": 0.1, "decay_steps": 20}}}},
+        "loss": "sparse_categorical_crossentropy"})
+    config["fit"]["callbacks"] = [{"ReduceLROnPlateau": {"patience": 1}}]
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "f.yaml", config))])
+    assert result.exit_code == 2
+    assert "fit.callbacks[0].ReduceLROnPlateau (line" in result.stderr
+    assert "Keras cannot lower a schedule); received the schedule CosineDecay" in result.stderr
+
+
+def test_multi_worker_is_refused_with_the_reason(runner, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {**tiny_config(), "distribute": "multi_worker"})
+    result = runner.invoke(app, ["fit", str(path)])
+    assert result.exit_code == 2
+    assert "keras-team/keras#20585" in result.stderr
+    assert "Use distribute: mirrored" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    """Logical devices must be set before TensorFlow initializes: a fresh process."""
+    path = write_config(tmp_path / "c.yaml", {**tiny_config(), "distribute": "mirrored"})
+    code = (
+        "import sys, tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(\n"
+        "    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "from nettrain.cli import app\n"
+        f"sys.argv = ['nettrain', 'fit', {str(path)!r}, '--run-dir', 'run']\n"
+        "app()\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "completed" and record["replicas"] == 2
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert np.isfinite(metrics["test"]["loss"])
