@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from nettrain.cli import app
@@ -94,6 +95,26 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(runner, tmp_path):
     assert record["status"] == "completed" and record["epochs_completed"] == 4
     assert record["resumed"][0]["from_epoch"] == 2
     assert record["resumed"][0]["changes"]["fit.epochs"] == [2, 4]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["named-inputs", "streamed"])
+def test_resume_is_bit_identical_with_tf_data_pipelines(runner, tmp_path, stream):
+    """Named (string) inputs and streamed CSVs shuffle each epoch by seed and epoch number."""
+    rng = np.random.default_rng(0)
+    n = 90
+    pd.DataFrame({"kind": rng.choice(["p", "q", "r"], n), "a": rng.normal(size=n),
+                  "y": rng.integers(0, 2, n)}).to_csv(tmp_path / "d.csv", index=False)
+    config = control_config()
+    config["data"] = {"csv": str(tmp_path / "d.csv"), "target": "y", "categorical": ["kind"],
+                      "validation_split": 0.2, "stream": stream}
+    config["model"]["layers"][-1]["Dense"]["units"] = 2
+    path = write_config(tmp_path / "c.yaml", config)
+    full = fit(runner, path, "--run-dir", tmp_path / "full")
+    part = fit(runner, path, "fit.epochs=2", "--run-dir", tmp_path / "part")
+    result = runner.invoke(app, ["fit", "--resume", str(part), "fit.epochs=4"])
+    assert result.exit_code == 0, result.output
+    assert_identical(weights(full), weights(part))
+    assert (full / "history.csv").read_text() == (part / "history.csv").read_text()
 
 
 def test_resume_with_a_changed_architecture_is_refused(runner, tmp_path):
