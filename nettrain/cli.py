@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from nettrain import __version__
 from nettrain.errors import ConfigError, NettrainError, UsageError
@@ -81,7 +82,7 @@ def _errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         label = "Config error" if isinstance(exc, ConfigError) else "Error"
-        err.print(f"[bold red]{label}:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        err.print(Text.assemble((f"{label}:", "bold red"), f" {exc}"), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("[yellow]Interrupted.[/]")
@@ -89,8 +90,8 @@ def _errors(debug: bool) -> Iterator[None]:
     except Exception as exc:  # anything unexpected: a message, not a traceback
         if debug:
             raise
-        err.print(f"[bold red]Error:[/] {type(exc).__name__}: {exc}\n"
-                  "Run again with --debug for the traceback.", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("Error:", "bold red"), f" {type(exc).__name__}: {exc}\n"
+                                "Run again with --debug for the traceback."), soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -167,16 +168,17 @@ def fit(
         _load_keras(debug)
         from nettrain import runs, train
 
-        echo = lambda text: err.print(text, highlight=False, soft_wrap=True)  # noqa: E731
+        echo = lambda text: err.print(text, highlight=False, markup=False,  # noqa: E731
+                                      soft_wrap=True)
         if resume is None:
             path = train.fit(cfg, run_dir, echo=echo)
         else:
             path = train.resume(resume, config, overrides, echo=echo)
         name = runs.open_run(path).config.name
         metrics = runs.read_json(path / runs.METRICS)
-        err.print(f"Final metrics of {name}:", highlight=False)
+        err.print(f"Final metrics of {name}:", highlight=False, markup=False)
         err.print(_metrics_table(metrics))
-        out.print(str(path), highlight=False, soft_wrap=True)
+        out.print(str(path), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -197,12 +199,12 @@ def validate(
         from nettrain import train
 
         prepared = train.prepare(cfg)
-        out.print(train.summary_text(prepared.model), highlight=False, end="")
+        out.print(train.summary_text(prepared.model), highlight=False, markup=False, end="")
         data = prepared.data
         sizes = ", ".join(f"{s} {data.size(s)}" for s in data.splits)
-        out.print(f"[green]OK[/] {config}: {prepared.model.count_params():,} parameters; "
-                  f"data: {sizes} samples of shape {list(data.input_shape)}.", highlight=False,
-                  soft_wrap=True)
+        out.print(Text.assemble(("OK", "green"), f" {config}: {prepared.model.count_params():,} "
+                                f"parameters; data: {sizes} samples of shape "
+                                f"{list(data.input_shape)}."), soft_wrap=True)
 
 
 @app.command()
@@ -224,7 +226,8 @@ def evaluate(
 
         used_split, metrics, used = train.evaluate(run, split.value if split else None,
                                                    format.value if format else None)
-        out.print(f"{run} ({used} model, {used_split} split):", highlight=False, soft_wrap=True)
+        out.print(f"{run} ({used} model, {used_split} split):", highlight=False, markup=False,
+                  soft_wrap=True)
         out.print(_metrics_table({used_split: metrics}))
 
 
@@ -254,7 +257,8 @@ def predict(
             sys.stdout.write(text)
         else:
             write_atomic(output, text)
-            err.print(f"Wrote {len(frame)} predictions to {output}", highlight=False)
+            err.print(f"Wrote {len(frame)} predictions to {output}", highlight=False,
+                      markup=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

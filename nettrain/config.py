@@ -1,6 +1,6 @@
 """The config: schema, loading, command-line overrides. No TensorFlow here.
 
-A config file is read with ``yaml.safe_load``, overrides (``fit.epochs=5``) are applied to the
+A config file is read with a ``yaml.SafeLoader``, overrides (``fit.epochs=5``) are applied to the
 raw mapping, and the result is validated once into a frozen :class:`Config`. Every later step
 takes that object, never a raw dict. Keras names are checked later, in
 :mod:`nettrain.keras_objects`, because that needs Keras.
@@ -62,7 +62,7 @@ def _check_keras_spec(value: Any) -> Any:
         )
     raise PydanticCustomError(
         "keras_spec",
-        "a Keras name such as 'adam' or a one-key mapping such as {{SGD: {{learning_rate: 0.1}}}}",
+        "a Keras name such as 'adam' or a one-key mapping such as {SGD: {learning_rate: 0.1}}",
     )
 
 
@@ -347,6 +347,19 @@ class Config(_Section):
                 "XLA off); received true")
         return self
 
+    def with_absolute_paths(self) -> Config:
+        """The config with its data paths made absolute (they are relative to the folder
+        nettrain runs in), so the run's config.yaml works from anywhere."""
+        paths = {key: str(Path(value).expanduser().absolute())
+                 for key in ("csv", "npz", "images", "validation", "test")
+                 if (value := getattr(self.data, key)) is not None}
+        if not paths:
+            return self
+        config = self.model_copy(update={"data": self.data.model_copy(update=paths)})
+        config._source, config._lines = self._source, self._lines
+        config._overridden = self._overridden
+        return config
+
     def error(self, problems: list[Problem]) -> ConfigError:
         """A ConfigError for problems found after validation, with file and line numbers."""
         located = [Problem(_where(_parse_path(p.path), self._lines, self._overridden),
@@ -375,6 +388,37 @@ SECTIONS: dict[str, type[BaseModel]] = {
 # ----------------------------------------------------------------------------- loading
 
 
+class SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (nothing in a file can run code) with two fixes for configs.
+
+    ``1e-3`` is a float, as in YAML 1.2 and Python (YAML 1.1 wants ``1.0e-3`` and reads
+    ``1e-3`` as a string); a key written twice in one mapping is an error, not last-one-wins.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"the key '{key}' is written twice (first on line {seen[key].line + 1}); "
+                    "keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text safely (see :class:`SafeLoader`)."""
+    return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
     """Read a YAML mapping safely; also return the line number of every key path."""
     if not path.exists():
@@ -383,8 +427,8 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
         raise ConfigError(Problem("config", "a YAML file", f"'{path}' (a directory)"))
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
-        lines = _line_numbers(yaml.compose(text))
+        data = yaml_load(text)
+        lines = _line_numbers(yaml.compose(text, Loader=SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
@@ -426,7 +470,7 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     if any(p == "" for p in parts):
         raise ConfigError(Problem("override", "a dotted key such as fit.epochs", f"'{key}'"))
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(Problem(f"override {key}", "a YAML value", f"'{raw}' ({exc})")) from None
     return parts, value
@@ -502,7 +546,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
             raise ConfigError(exc.problems, source=str(path)) from None
         overridden.add(tuple(parts))
     data.setdefault("name", _default_name(path))
-    return validate_config(data, source=str(path), lines=lines, overridden=overridden)
+    config = validate_config(data, source=str(path), lines=lines, overridden=overridden)
+    return config.with_absolute_paths()
 
 
 def _default_name(path: Path) -> str:
@@ -589,6 +634,12 @@ def _problem(err: dict, loc: tuple, data: dict, lines: dict[tuple, int],
     message = err["msg"]
     for prefix in ("Input should be ", "Value error, "):
         message = message.removeprefix(prefix)
+    if message.startswith("a valid dictionary or instance of"):
+        message = "a mapping (indented key: value lines)"
+    elif message.startswith("a valid list"):
+        message = "a list, e.g. [accuracy] or one '- item' per line"
+    elif kind == "string_pattern_mismatch" and loc == ("name",):
+        message = "a name of letters, digits, '.', '_' and '-' (it names a folder under runs/)"
     received = None if kind in ("nettrain", "keras_spec") else _short(err.get("input"))
     if "; received " in message:
         message, received = message.split("; received ", 1)

@@ -185,6 +185,7 @@ def _load_source(cfg: DataConfig, classify: bool, seed: int | None) -> tuple[dic
         if path is not None:  # an explicit file of the same kind, read like the training one
             px, py, pw, _ = read(Path(path), cfg, f"data.{split}", info=info)
             parts[split] = (px, py, pw)
+    info.pop("sample_shape", None)
     return parts, info
 
 
@@ -464,18 +465,28 @@ def fill_missing(frame: Any, policy: str, categorical: list[str], name: str) -> 
     return frame
 
 
-def table_inputs(frame: Any, features: list[str], categorical: list[str], name: str) -> Inputs:
+def table_inputs(frame: Any, features: list[str], categorical: list[str], name: str,
+                 kinds: dict[str, str] | None = None) -> Inputs:
     """The feature columns as the model takes them: one float32 matrix, or (with categorical
-    columns) a mapping from column name to a one-column array."""
+    columns) a mapping from column name to a one-column array.
+
+    ``kinds`` are the training columns' kinds (at predict time); default: read from ``frame``.
+    """
     if not categorical:
         return numeric_frame(frame[features], name)
-    kinds = column_kinds(frame, features, categorical)
+    kinds = kinds or column_kinds(frame, features, categorical)
     x = {}
     for column in features:
         if kinds[column] == "numeric":
             x[column] = numeric_frame(frame[[column]], name)
         elif kinds[column] == "integer":
-            x[column] = frame[[column]].to_numpy(dtype="int64")
+            values = numeric_frame(frame[[column]], name)
+            fractional = values != np.round(values)
+            if fractional.any():
+                at = int(np.argmax(fractional.reshape(-1)))
+                raise DataError(f"{name}: column '{column}' holds whole-number categories; row "
+                                f"{frame.index[at] + 2} holds {frame[column].iloc[at]!r}.")
+            x[column] = values.astype("int64")
         else:
             x[column] = frame[[column]].astype(str).to_numpy(dtype=object)
     return x
@@ -500,7 +511,11 @@ def numeric_frame(frame: Any, name: str) -> np.ndarray:
 def _read_npz(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple:
     path = _existing(path, key)
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not hasattr(loaded, "files"):
+            raise ValueError("it holds one array (a .npy); an .npz with arrays x and y is "
+                             "needed: np.savez(path, x=x, y=y)")
+        with loaded as f:
             arrays = {k: f[k] for k in f.files}
     except (ValueError, OSError) as exc:
         raise DataError(f"{key}: cannot read {path} as .npz: {exc}") from None
@@ -514,11 +529,21 @@ def _read_npz(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
     else:
         raise DataError(f"{key}: {path.name} must hold arrays x and y (or x_train, y_train, "
                         f"x_test, y_test); it holds {sorted(arrays)}.")
+    shape = (info or {}).get("sample_shape") or list(x.shape[1:])
     for name, (px, py) in {"train": (x, y), **{k: v[:2] for k, v in parts.items()}}.items():
         if len(px) != len(py):
             raise DataError(f"{key}: {path.name} has {len(px)} {name} inputs but {len(py)} "
                             "labels.")
-    new_info: dict[str, Any] = {"parts": parts} if info is None else info
+        if list(px.shape[1:]) != list(shape):
+            raise DataError(f"{key}: the {name} inputs of {path.name} have shape "
+                            f"{list(px.shape[1:])} per sample; the training inputs "
+                            f"{list(shape)}.")
+        if np.issubdtype(px.dtype, np.floating) and not np.isfinite(px).all():
+            at = np.argwhere(~np.isfinite(px))[0]
+            raise DataError(f"{key}: the {name} inputs of {path.name} hold {px[tuple(at)]} "
+                            f"at index {at.tolist()}. Replace NaN and infinite values first.")
+    new_info: dict[str, Any] = {"parts": parts, "sample_shape": list(x.shape[1:])} \
+        if info is None else info
     return x.astype("float32"), y, None, new_info
 
 

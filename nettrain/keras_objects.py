@@ -166,6 +166,7 @@ def resolve(spec: Any, registry: Registry, path: str) -> Any:
     problems += _unknown_kwargs(obj, kwargs, path)
     if problems:
         raise ResolveError(problems)
+    _whole_numbers_as_floats(obj, kwargs)
     try:
         return obj(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -173,8 +174,20 @@ def resolve(spec: Any, registry: Registry, path: str) -> Any:
         unknown = _unknown_kwargs(obj, kwargs, path, strict=False)
         if unknown:
             raise ResolveError(unknown) from None
-        raise ResolveError([Problem(path, f"valid arguments for keras.{registry.module}.{name}",
-                                    _keras_message(exc, name))]) from None
+        raise ResolveError([Problem(
+            path, f"valid arguments for keras.{registry.module}.{name} (Keras says: "
+            f"{_keras_message(exc, name)})", _short(kwargs))]) from None
+
+
+def _whole_numbers_as_floats(cls: type, kwargs: dict[str, Any]) -> None:
+    """``learning_rate: 1`` means 1.0: Keras refuses an int where its default is a float."""
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return
+    for key, value in kwargs.items():
+        if type(value) is int and key in params and isinstance(params[key].default, float):
+            kwargs[key] = float(value)
 
 
 def string_names(registry: Registry) -> list[str]:
@@ -200,7 +213,7 @@ def _keras_gets(name: str, registry: Registry) -> bool:
     try:
         registry.keras_module().get(name)
         return True
-    except (ValueError, TypeError):
+    except Exception:  # Keras's get raises ValueError, TypeError or KeyError for bad names
         return False
 
 
@@ -261,6 +274,11 @@ def _unknown_kwargs(cls: type, kwargs: dict[str, Any], path: str,
                   f"{', '.join(missing)} of {cls.__name__}",
             "nothing", f"e.g. {{{cls.__name__}: {{{missing[0]}: ...}}}}"))
     return problems
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _keras_message(exc: Exception, name: str) -> str:

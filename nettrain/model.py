@@ -6,12 +6,13 @@ Normalization), so every saved format takes raw inputs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from nettrain.config import Config, spec_name
+from nettrain.config import Config, spec_kwargs, spec_name
 from nettrain.data import Data
 from nettrain.errors import ConfigError, Problem
 from nettrain.keras_objects import (
@@ -132,9 +133,9 @@ def build_model(config: Config, data: Data, resolved: Resolved | None = None) ->
     else:
         shape = data.input_shape
         front = _front(config, data, shape)
-        model = keras.Sequential([keras.Input(shape=shape), *front, *resolved.layers],
-                                 name=_model_name(config.name))
+        model = _stack(config, shape, front, resolved.layers, _model_name(config.name))
     _check_output(config, data, model)
+    _check_monitors(config, data)
     model.compile(**resolved.compiled.kwargs(config))
     _check_loss(config, data, model)
     return model
@@ -211,9 +212,52 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
         raise ConfigError(Problem("model.input_shape", "no input_shape with categorical "
                                   "columns (one input per column)",
                                   str(config.model.input_shape), "Remove model.input_shape."))
-    body = keras.Sequential([keras.Input(shape=tuple(features.shape[1:])), *resolved.layers],
-                            name="layers")
+    body = _stack(config, tuple(features.shape[1:]), [], resolved.layers, "layers")
     return keras.Model(inputs, body(features), name=_model_name(config.name))
+
+
+def _stack(config: Config, shape: tuple[int, ...], front: list[Any], layers: list[Any],
+           name: str) -> Any:
+    """A Sequential of the preprocessing and the config's layers, added one by one so that a
+    layer that cannot take its input is named with the shapes."""
+    import keras
+
+    model = keras.Sequential([keras.Input(shape=shape), *front], name=name)
+    for i, layer in enumerate(layers):
+        before = tuple(model.output_shape) if model.layers else (None, *shape)
+        try:
+            model.add(layer)
+        except (ValueError, TypeError) as exc:
+            layer_name = spec_name(config.model.layers[i])
+            raise config.error([Problem(
+                f"model.layers[{i}].{layer_name}",
+                f"a layer that takes the output before it, of shape {list(before)}",
+                _keras_text(exc), _shape_hint(layer, before, i))]) from None
+    return model
+
+
+def _keras_text(exc: Exception) -> str:
+    """A Keras error as one plain line: no colour codes, no dump of the call's arguments."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split("Arguments received by")[0]
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _shape_hint(layer: Any, before: tuple, index: int) -> str | None:
+    """For a layer that wants more dimensions than a flat input has: how to reshape it."""
+    spec = layer.input_spec[0] if isinstance(layer.input_spec, list) else layer.input_spec
+    rank = getattr(spec, "ndim", None) or getattr(spec, "min_ndim", None)
+    if rank is None or len(before) != 2 or rank <= 2:
+        return None
+    size = before[1]
+    if rank == 3:
+        shape = [size, 1]
+    else:
+        side = int(round(size ** 0.5))
+        shape = [side, side, 1] if side * side == size else [size, 1, 1]
+        shape += [1] * (rank - 4)
+    where = "data.reshape" if index == 0 else "a Reshape layer before it"
+    return f"Give it {rank - 1} dimensions per sample, e.g. {where}: {shape}."
 
 
 def _numeric_columns(x: Any, names: list[str]) -> Any:
@@ -257,6 +301,20 @@ def _check_output(config: Config, data: Data, model: Any) -> None:
             raise ConfigError(Problem(
                 _last_layer_path(config), f"an output of shape {list(want)} like the targets",
                 f"{list(out)}", f"Set the last layer's units to {want[-1] if want else 1}."))
+
+
+def _check_monitors(config: Config, data: Data) -> None:
+    """A callback that watches a val_ metric needs a validation part."""
+    if "validation" in data.splits:
+        return
+    for i, spec in enumerate(config.fit.callbacks):
+        monitor = spec_kwargs(spec).get("monitor")
+        if isinstance(monitor, str) and monitor.startswith("val_"):
+            raise config.error([Problem(
+                f"fit.callbacks[{i}].{spec_name(spec)}.monitor",
+                "a metric the run computes: the data has no validation part",
+                f"'{monitor}'", f"Set data.validation_split (e.g. 0.1), or monitor "
+                f"'{monitor[4:]}'.")])
 
 
 def _check_loss(config: Config, data: Data, model: Any) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from nettrain import runs
+from nettrain.config import spec_kwargs
 from nettrain.data import (
     IMAGE_SUFFIXES, Inputs, fill_missing, images_to_numpy, read_frame, table_inputs,
 )
@@ -21,6 +22,8 @@ INPUT_SUFFIXES = (".csv", ".npy", ".npz")
 def read_table(path: Path, info: dict[str, Any], missing: str) -> Inputs:
     """A CSV of raw rows: the training columns in any order; a target column is dropped."""
     frame = read_frame(path, ",", "INPUT")
+    if frame.empty:
+        raise DataError(f"{path.name}: no rows to predict (only a header).")
     frame = frame[[c for c in frame.columns if c not in (info.get("target") or [])]]
     features = info.get("features")
     if features is not None:
@@ -46,7 +49,7 @@ def read_table(path: Path, info: dict[str, Any], missing: str) -> Inputs:
         for column, kind in columns.items():
             if kind == "string":
                 frame[column] = frame[column].astype(str)
-    return table_inputs(frame, features, categorical, path.name)
+    return table_inputs(frame, features, categorical, path.name, columns or None)
 
 
 def read_arrays(path: Path) -> np.ndarray:
@@ -93,6 +96,11 @@ def read_images(path: Path, options: dict[str, Any]) -> tuple[np.ndarray, list[s
     return x, paths
 
 
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def fit_shape(x: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
     """Check (and, for flat rows of the right size, reshape) inputs to the model's shape."""
     if tuple(x.shape[1:]) == shape:
@@ -122,8 +130,9 @@ def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None
         run = runs.open_run(run_path)
         info, classifier, missing = run.dataset, run.config.is_classifier, \
             run.config.data.missing
+        logits = bool(spec_kwargs(run.config.compile.loss).get("from_logits"))
     else:  # a saved model on its own: no column names, no class names
-        info, classifier, missing = {}, None, "error"
+        info, classifier, missing, logits = {}, None, "error", False
     if not input_path.exists():
         raise UsageError(f"INPUT: '{input_path}' does not exist.")
     model, _ = runs.load_model(run_path, fmt, info)
@@ -154,6 +163,8 @@ def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None
             names = [f"output_{i}" for i in range(out.shape[1])]
         frame = pd.DataFrame(out, columns=names)
     else:
+        if logits:  # the model ends without its activation: the loss applied it in training
+            out = 1 / (1 + np.exp(-out)) if out.shape[1] == 1 else _softmax(out)
         probs = np.concatenate([1 - out, out], axis=1) if out.shape[1] == 1 else out
         classes = info.get("classes") or [str(i) for i in range(probs.shape[1])]
         frame = pd.DataFrame({"class": [classes[i] for i in probs.argmax(axis=1)]})
