@@ -109,7 +109,7 @@ def _load_keras(debug: bool) -> None:
         os.dup2(sink.fileno(), 2)
         try:
             import keras  # noqa: F401
-        except BaseException:
+        except Exception:  # a broken install: show what TensorFlow said (not on Ctrl-C)
             os.dup2(saved, 2)
             sink.seek(0)
             sys.stderr.write(sink.read().decode(errors="replace"))

@@ -307,15 +307,21 @@ def _synthetic(cfg: DataConfig, classify: bool, seed: int | None) -> tuple[dict,
 _GCS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 KERAS_FILES = {
     "mnist": ("datasets/mnist.npz", _GCS + "mnist.npz"),
-    "fashion_mnist": ("datasets/fashion-mnist/", _GCS + " (the four train-/t10k- .gz files)"),
-    "cifar10": ("datasets/cifar-10-batches-py-target",
+    "fashion_mnist": ("datasets/fashion-mnist/ (the four files train-images-idx3-ubyte.gz, "
+                      "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+                      "t10k-labels-idx1-ubyte.gz)", _GCS + "fashion-mnist/"),
+    "cifar10": ("datasets/cifar-10-batches-py-target_archive (the .tar.gz, renamed)",
                 "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
-    "cifar100": ("datasets/cifar-100-python-target",
+    "cifar100": ("datasets/cifar-100-python-target_archive (the .tar.gz, renamed)",
                  "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"),
     "boston_housing": ("datasets/boston_housing.npz", _GCS + "boston_housing.npz"),
     "imdb": ("datasets/imdb.npz", _GCS + "imdb.npz"),
     "reuters": ("datasets/reuters.npz", _GCS + "reuters.npz"),
 }
+
+
+# The sets whose download Keras checks against a sha256.
+_CHECKED = ("mnist", "boston_housing", "imdb", "reuters", "cifar10", "cifar100")
 
 
 def keras_home() -> Path:
@@ -344,8 +350,9 @@ def _keras_dataset(cfg: DataConfig) -> tuple[dict, dict]:
     except Exception as exc:  # Keras raises a bare Exception for a failed download
         raise DataError(
             f"Could not load the Keras dataset '{name}': {' '.join(str(exc).split())}\n"
-            f"With no network, put the genuine file at {target} (downloaded from {origin}); "
-            "Keras checks its sha256, so a hand-made file is deleted."
+            f"With no network, put the genuine file at {target} (downloaded from {origin})"
+            + ("; Keras checks its sha256, so a hand-made file is deleted." if name in
+               _CHECKED else ".")
         ) from None
     info: dict[str, Any] = {}
     if name in ("imdb", "reuters"):  # word-index sequences of any length -> fixed length

@@ -168,16 +168,17 @@ class Run:
     config: Config
     dataset: dict[str, Any]
 
-    @property
-    def formats(self) -> list[str]:
-        found = []
-        if (self.path / KERAS_FILE).is_file():
-            found.append("keras")
-        if (self.path / JSON_FILE).is_file() and (self.path / WEIGHTS_FILE).is_file():
-            found.append("json")
-        if (self.path / SAVED_MODEL).is_dir():
-            found.append("savedmodel")
-        return found
+
+def saved_formats(path: Path) -> list[str]:
+    """The model formats a run directory holds, in the order load_model tries them."""
+    found = []
+    if (path / KERAS_FILE).is_file():
+        found.append("keras")
+    if (path / JSON_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
+        found.append("json")
+    if (path / SAVED_MODEL).is_dir():
+        found.append("savedmodel")
+    return found
 
 
 def open_run(path: str | Path) -> Run:
@@ -233,9 +234,17 @@ def load_model(path: Path, prefer: str | None = None, info: dict[str, Any] | Non
             return _load_saved_model(file, info or {}), fmt
         except (OSError, ValueError, TypeError) as exc:
             raise RunError(f"Could not load the model from {file}: {exc}") from None
-    wanted = f" in format '{prefer}'" if prefer else ""
-    raise RunError(f"No saved model{wanted} in {path} (looked for {KERAS_FILE}, {JSON_FILE} + "
-                   f"{WEIGHTS_FILE}, {SAVED_MODEL}/). Was the run interrupted before saving?")
+    saved = saved_formats(path) if path.is_dir() else []
+    if prefer and saved:
+        raise UsageError(f"--format {prefer}: this run saved {', '.join(saved)}, not {prefer} "
+                         f"(save.formats). Use --format {saved[0]}.")
+    status = read_json(path / RUN).get("status") if (path / RUN).is_file() else None
+    why = {"failed": "the run failed before saving (see run.json)",
+           "running": "the run is still training, or was killed: nettrain fit --resume "
+                      f"{path}"}.get(status or "", "is this a run directory made by "
+                                                   "'nettrain fit'?")
+    raise RunError(f"No saved model in {path} (looked for {KERAS_FILE}, {JSON_FILE} + "
+                   f"{WEIGHTS_FILE}, {SAVED_MODEL}/): {why}.")
 
 
 def _load_json(file: Path) -> Any:
@@ -261,7 +270,14 @@ def _load_saved_model(folder: Path, info: dict[str, Any]) -> Any:
         dtypes = {"numeric": "float32", "integer": "int64", "string": "string"}
         inputs = {c: keras.Input(shape=(1,), name=c, dtype=dtypes[k]) for c, k in columns.items()}
         return keras.Model(inputs, layer(inputs))
-    if info.get("input_shape") is None:
-        raise RunError(f"{folder}: a SavedModel needs the input shape from the run's "
-                       f"{DATASET}.")
-    return keras.Sequential([keras.Input(shape=tuple(info["input_shape"])), layer])
+    if info.get("input_shape") is not None:
+        return keras.Sequential([keras.Input(shape=tuple(info["input_shape"])), layer])
+    # A SavedModel on its own: its serving signature says what it takes.
+    import tensorflow as tf
+
+    args, kwargs = tf.saved_model.load(str(folder)).signatures["serve"].structured_input_signature
+    specs = [*args, *kwargs.values()]
+    if len(specs) != 1:
+        raise RunError(f"{folder}: a SavedModel with named inputs needs its run's {DATASET} "
+                       "(predict with the run directory).")
+    return keras.Sequential([keras.Input(shape=tuple(specs[0].shape[1:])), layer])

@@ -237,3 +237,79 @@ def test_real_subprocess_fit_evaluate_predict(tmp_path):
     assert len(lines) == 6
     bad = _run("-m", "nettrain", "validate", str(tmp_path / "missing.yaml"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+# ------------------------------------------------ what a new user ran into (fixed)
+
+
+def test_exponent_floats_and_whole_numbers_are_numbers(runner, tmp_path):
+    config = tiny_config(compile={"optimizer": "adam", "loss": "sparse_categorical_crossentropy"})
+    path = tmp_path / "c.yaml"
+    path.write_text(write_config(tmp_path / "tmp.yaml", config).read_text().replace(
+        "optimizer: adam", "optimizer: {Adam: {learning_rate: 1e-3}}"))
+    assert runner.invoke(app, ["validate", str(path)]).exit_code == 0
+    result = runner.invoke(app, ["validate", str(path), "compile.optimizer.Adam.learning_rate=1"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_key_written_twice_is_refused(runner, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {dataset: iris}\nmodel:\n  layers: [{Dense: {units: 3, units: 4}}]\n"
+                    "compile: {loss: mse}\n")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "the key 'units' is written twice" in result.stderr and "line 3" in result.stderr
+
+
+def test_a_misspelled_initializer_string(runner, tmp_path):
+    path = write_config(tmp_path / "c.yaml", tiny_config())
+    result = runner.invoke(app, ["validate", str(path),
+                                 "model.layers.0.Dense.kernel_initializer=he_norml"])
+    assert result.exit_code == 2
+    assert "Did you mean 'he_normal'?" in result.stderr
+
+
+def test_a_layer_that_needs_more_dimensions_gets_a_reshape_hint(runner, tmp_path):
+    config = tiny_config(data={"dataset": "digits"})
+    config["model"]["layers"].insert(0, {"Conv2D": {"filters": 2, "kernel_size": 3}})
+    config["model"]["layers"][-1]["Dense"]["units"] = 10
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2
+    assert "model.layers[0].Conv2D (line" in result.stderr
+    assert "of shape [None, 64]" in result.stderr
+    assert "data.reshape: [8, 8, 1]" in result.stderr
+    result = runner.invoke(app, ["validate", str(tmp_path / "c.yaml"), "data.reshape=[8, 8, 1]",
+                                 "model.layers.1=Flatten"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_val_monitor_needs_a_validation_split(runner, tmp_path):
+    config = tiny_config(data={"dataset": "iris"})
+    config["fit"]["callbacks"] = [{"EarlyStopping": {"monitor": "val_loss"}}]
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2
+    assert "fit.callbacks[0].EarlyStopping.monitor" in result.stderr
+    assert "Set data.validation_split" in result.stderr
+
+
+def test_brackets_in_messages_are_printed(runner, tmp_path):
+    path = write_config(tmp_path / "c.yaml", tiny_config())
+    result = runner.invoke(app, ["validate", str(path), "compile.metrics=accuracy"])
+    assert result.exit_code == 2
+    assert "e.g. [accuracy]" in result.stderr
+
+
+def test_evaluate_from_another_folder(runner, tmp_path, monkeypatch):
+    write_npz(tmp_path / "d.npz", n=30)
+    config = tiny_config(data={"npz": "d.npz", "test_split": 0.2})  # relative to the cwd
+    run = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert run.exit_code == 0, run.output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = runner.invoke(app, ["evaluate", str(tmp_path / run.stdout.strip())])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["evaluate", str(tmp_path / run.stdout.strip()),
+                                 "--format", "json"])
+    assert result.exit_code == 2
+    assert "this run saved keras, not json" in result.stderr

@@ -339,3 +339,37 @@ def test_sample_weights_from_a_csv_column(runner, tmp_path):
         sorted(frame["w"].tolist())
     result = runner.invoke(app, ["fit", str(tmp_path / "c.yaml")])
     assert result.exit_code == 0, result.output
+
+
+def test_npz_parts_must_agree_and_hold_numbers(tmp_path):
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")})
+    write_config(tmp_path / "c.yaml", config)
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((10, 3)), y_train=np.zeros(10),
+             x_test=np.zeros((5, 4)), y_test=np.zeros(5))
+    with pytest.raises(DataError, match=r"test inputs of d.npz have shape \[4\] per sample; "
+                                        r"the training inputs \[3\]"):
+        load_data(load_config(tmp_path / "c.yaml"))
+    x = np.zeros((10, 3))
+    x[4, 1] = np.nan
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros(10))
+    with pytest.raises(DataError, match=r"hold nan at index \[4, 1\]"):
+        load_data(load_config(tmp_path / "c.yaml"))
+    np.save(tmp_path / "d.npy", np.zeros((3, 2)))
+    with pytest.raises(DataError, match="holds one array"):
+        load_data(load_config(tmp_path / "c.yaml", [f"data.npz={tmp_path / 'd.npy'}"]))
+
+
+def test_predict_checks_integer_categories_and_empty_files(runner, tmp_path):
+    _table(tmp_path)
+    config = _table_config(tmp_path)
+    config["save"] = {"formats": ["keras"]}
+    run = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert run.exit_code == 0, run.output
+    (tmp_path / "bad.csv").write_text("color,size,weight\nred,ten,70\n")
+    result = runner.invoke(app, ["predict", run.stdout.strip(), str(tmp_path / "bad.csv")])
+    assert result.exit_code == 1
+    assert "column 'size' must be numeric; row 2 holds 'ten'" in result.stderr
+    (tmp_path / "empty.csv").write_text("color,size,weight\n")
+    result = runner.invoke(app, ["predict", run.stdout.strip(), str(tmp_path / "empty.csv")])
+    assert result.exit_code == 1
+    assert "no rows to predict" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import keras
@@ -143,3 +144,27 @@ def test_a_format_that_reloads_differently_is_not_saved(tmp_path):
     assert (tmp_path / "model.keras").is_file()
     with pytest.raises(RunError, match="predicts differently after reloading"):
         runs._check_reload(dense(2), tmp_path, "keras", sample, {})
+
+
+def test_a_saved_model_folder_predicts_on_its_own(runner, iris_run, tmp_path):
+    rows = _iris_rows(tmp_path / "rows.csv")
+    np.save(tmp_path / "rows.npy", rows)
+    result = runner.invoke(app, ["predict", str(iris_run / "saved_model"),
+                                 str(tmp_path / "rows.npy")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "class,prob_0,prob_1,prob_2"
+
+
+def test_from_logits_classifiers_predict_probabilities(runner, tmp_path):
+    config = tiny_config(compile={"optimizer": "adam", "loss": {
+        "SparseCategoricalCrossentropy": {"from_logits": True}}})
+    config["model"]["layers"][-1]["Dense"].pop("activation")
+    run = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert run.exit_code == 0, run.output
+    rows = _iris_rows(tmp_path / "rows.csv")
+    result = runner.invoke(app, ["predict", run.stdout.strip(), str(tmp_path / "rows.csv")])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    probs = frame.iloc[:, 1:].to_numpy()
+    assert len(probs) == len(rows) and (probs >= 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
