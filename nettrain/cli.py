@@ -81,7 +81,7 @@ def _errors(debug: bool) -> Iterator[None]:
     except NettrainError as exc:
         if debug:
             raise
-        label = "Config error" if isinstance(exc, ConfigError) else "Error"
+        label = "Config error" if type(exc) is ConfigError else "Error"
         err.print(Text.assemble((f"{label}:", "bold red"), f" {exc}"), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
@@ -234,7 +234,8 @@ def evaluate(
 @app.command()
 def predict(
     run: Annotated[Path, typer.Argument(help="A run directory, or a saved model file.")],
-    input: Annotated[Path, typer.Argument(help="A .csv with a header row, a .npy or a .npz.")],
+    input: Annotated[Path, typer.Argument(help="A .csv with a header row, a .npy, a .npz, or (an image model) an image file or "
+             "a folder of images.")],
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Write the predictions to this CSV file (default: stdout).")
     ] = None,
@@ -252,7 +253,7 @@ def predict(
         from nettrain.runs import write_atomic
 
         frame = predicting.predict(run, input, format.value if format else None)
-        text = frame.to_csv(index=False, float_format="%.6g")
+        text = frame.to_csv(index=False, float_format="%.7g")
         if output is None:
             sys.stdout.write(text)
         else:

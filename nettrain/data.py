@@ -110,6 +110,15 @@ def load_data(config: Config) -> Data:
 
     Example: ``load_data(load_config("configs/iris.yaml")).x["train"].shape`` -> ``(105, 4)``.
     """
+    try:
+        return _load_data(config)
+    except ConfigError as exc:  # name the config file and the lines of the keys
+        if exc.source is not None:
+            raise
+        raise config.error(exc.problems) from None
+
+
+def _load_data(config: Config) -> Data:
     cfg = config.data
     classify = config.is_classifier
     if cfg.stratify and not classify:
@@ -367,7 +376,8 @@ def _keras_dataset(cfg: DataConfig) -> tuple[dict, dict]:
 def _existing(path: Path, key: str) -> Path:
     path = path.expanduser()
     if not path.exists():
-        raise DataError(f"{key}: {path} does not exist.")
+        raise DataError(f"{key}: {path} does not exist. (A relative path in a config is read "
+                        f"from the folder nettrain runs in, here {Path.cwd()}.)")
     return path
 
 

@@ -125,9 +125,15 @@ def build_model(config: Config, data: Data, resolved: Resolved | None = None) ->
 
     Example: ``build_model(cfg, load_data(cfg)).count_params()`` -> ``41`` for xor.yaml.
     """
-    import keras
+    try:
+        return _build_model(config, data, resolved or resolve_all(config))
+    except ConfigError as exc:  # name the config file and the lines of the keys
+        if exc.source is not None:
+            raise
+        raise config.error(exc.problems) from None
 
-    resolved = resolved or resolve_all(config)
+
+def _build_model(config: Config, data: Data, resolved: Resolved) -> Any:
     if data.columns:
         model = _table_model(config, data, resolved)
     else:
@@ -283,12 +289,19 @@ def _check_output(config: Config, data: Data, model: Any) -> None:
     out = tuple(model.output_shape[1:])
     if config.is_classifier and data.classes is not None:
         n = len(data.classes)
+        loss = spec_name(config.compile.loss)
+        if n > 2 and "binary" in loss.lower():
+            raise ConfigError(Problem(
+                "compile.loss", "a loss for more than two classes", f"'{loss}' for {n} classes",
+                f"Use sparse_categorical_crossentropy with {n} softmax units."))
         units = out[-1] if out else 1
         if (units > 1 and units != n) or (units == 1 and n > 2):
+            many = n > 20 and n > data.size("train") / 10
             raise ConfigError(Problem(
                 _last_layer_path(config), f"{n} outputs, one per class "
                 f"({', '.join(data.classes[:10])}{', ...' if n > 10 else ''})",
-                f"{units}", f"Set the last layer's units to {n}."))
+                f"{units}", "The target looks like a number to predict: use a regression loss "
+                "(mse) with one output." if many else f"Set the last layer's units to {n}."))
         if units == 1 and "binary" not in spec_name(config.compile.loss).lower() \
                 and "hinge" not in spec_name(config.compile.loss).lower():
             raise ConfigError(Problem(
@@ -329,6 +342,8 @@ def _check_loss(config: Config, data: Data, model: Any) -> None:
         hint = None
         if loss.lower().replace("_", "") == "categoricalcrossentropy" and y.ndim == 1:
             hint = "Set data.one_hot: true, or use loss: sparse_categorical_crossentropy."
+        elif loss.lower().replace("_", "").startswith("sparse") and y.ndim == 2:
+            hint = "Remove data.one_hot: true, or use loss: categorical_crossentropy."
         raise ConfigError(Problem(
             "compile.loss", f"labels of shape {list(y.shape[1:])} to fit loss '{loss}' and the "
             f"model's output {list(model.output_shape[1:])}",

@@ -45,7 +45,10 @@ def runs_root() -> Path:
 
 def check_new_dir(path: Path) -> Path:
     """Refuse an explicit run directory that already holds anything (nothing in it is touched)."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--run-dir {path}: expected a new or empty directory; it is a file. "
+                         "Choose another path.")
+    if path.exists() and any(path.iterdir()):
         raise UsageError(f"--run-dir {path}: expected a new or empty directory; it already "
                          "holds files, which are left untouched. Choose another directory.")
     return path
@@ -61,7 +64,10 @@ def create_run_dir(config: Config, run_dir: str | Path | None = None) -> Path:
     """
     if run_dir is not None:
         path = check_new_dir(Path(run_dir))
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--run-dir {path}: cannot create it ({exc.strerror}).") from None
         return path
     parent = runs_root() / config.name
     parent.mkdir(parents=True, exist_ok=True)

@@ -205,6 +205,9 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None) -> Path
                            keras.callbacks.CSVLogger(str(path / runs.HISTORY), append=True),
                            checkpoint]
     kwargs["initial_epoch"] = state.epoch if state else config.fit.initial_epoch
+    if config.fit.verbose == 0:  # Keras prints nothing: say that something is happening
+        echo(f"Training {config.fit.epochs - kwargs['initial_epoch']} epochs on "
+             f"{data.size('train')} samples (fit.verbose: 0, so no progress lines)...")
     try:
         # Keras writes its progress bar to stdout; stdout is kept for the run directory.
         with contextlib.redirect_stdout(sys.stderr):

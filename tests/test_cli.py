@@ -313,3 +313,20 @@ def test_evaluate_from_another_folder(runner, tmp_path, monkeypatch):
                                  "--format", "json"])
     assert result.exit_code == 2
     assert "this run saved keras, not json" in result.stderr
+
+
+def test_data_and_model_mistakes_name_the_file_and_line(runner, tmp_path):
+    config = tiny_config(data={"dataset": "iris"},
+                         compile={"optimizer": "adam", "loss": "binary_crossentropy"})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'c.yaml'}: compile.loss (line" in result.stderr
+    assert "Use sparse_categorical_crossentropy with 3 softmax units." in result.stderr
+
+
+def test_run_dir_that_is_a_file_or_cannot_be_made(runner, tmp_path):
+    path = write_config(tmp_path / "c.yaml", tiny_config())
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", str(path)])
+    assert result.exit_code == 2 and "it is a file" in result.stderr
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", "/proc/nettrain/run"])
+    assert result.exit_code == 2 and "cannot create it" in result.stderr
