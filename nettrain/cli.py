@@ -38,7 +38,7 @@ err = Console(stderr=True)
 Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks and TensorFlow's logs.")]
 Overrides = Annotated[
     Optional[list[str]],
-    typer.Argument(metavar="[KEY=VALUE]...", help="Overrides, e.g. fit.epochs=5 (values are YAML)."),
+    typer.Argument(metavar="KEY=VALUE", help="Overrides, e.g. fit.epochs=5 (values are YAML)."),
 ]
 
 
