@@ -36,7 +36,6 @@ BUILTIN_DATASETS = ("xor", "iris", "digits", "breast_cancer", "wine", "diabetes"
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "imdb",
                   "reuters")
 SOURCES = ("dataset", "csv", "npz", "images", "synthetic")
-SAVE_FORMATS = ("json", "keras", "savedmodel")
 
 
 def _check_keras_spec(value: Any) -> Any:
@@ -108,7 +107,7 @@ def _check_target(value: Any) -> Any:
     raise PydanticCustomError("nettrain", "a column name, or a list of column names")
 
 
-def _check_stream(value: Any) -> Any:
+def _bool_or_auto(value: Any) -> Any:
     if isinstance(value, bool) or value == "auto":
         return value
     raise PydanticCustomError("nettrain", "true, false or 'auto'")
@@ -136,7 +135,7 @@ class DataConfig(_Section):
     sample_weight: str | None = None
     missing: Literal["error", "drop", "zero"] = "error"
     delimiter: str = ","
-    stream: Annotated[Any, BeforeValidator(_check_stream)] = "auto"
+    stream: Annotated[Any, BeforeValidator(_bool_or_auto)] = "auto"
     # images
     image_size: list[PositiveInt] | None = Field(None, min_length=2, max_length=2)
     color_mode: Literal["rgb", "grayscale", "rgba"] | None = None
@@ -223,12 +222,6 @@ class ModelConfig(_Section):
     layers: list[KerasSpec] = Field(min_length=1)
 
 
-def _check_jit(value: Any) -> Any:
-    if isinstance(value, bool) or value == "auto":
-        return value
-    raise PydanticCustomError("nettrain", "true, false or 'auto'")
-
-
 class CompileConfig(_Section):
     """``compile:``: the arguments of ``keras.Model.compile``."""
 
@@ -239,7 +232,7 @@ class CompileConfig(_Section):
     loss_weights: list[float] | None = None
     run_eagerly: bool = False
     steps_per_execution: PositiveInt = 1
-    jit_compile: Annotated[Any, BeforeValidator(_check_jit)] = "auto"
+    jit_compile: Annotated[Any, BeforeValidator(_bool_or_auto)] = "auto"
 
 
 def _check_verbose(value: Any) -> Any:
@@ -640,14 +633,14 @@ def _problem(err: dict, loc: tuple, data: dict, lines: dict[tuple, int],
         message = "a list, e.g. [accuracy] or one '- item' per line"
     elif kind == "string_pattern_mismatch" and loc == ("name",):
         message = "a name of letters, digits, '.', '_' and '-' (it names a folder under runs/)"
-    received = None if kind in ("nettrain", "keras_spec") else _short(err.get("input"))
+    received = None if kind in ("nettrain", "keras_spec") else short_repr(err.get("input"))
     if "; received " in message:
         message, received = message.split("; received ", 1)
     if ". Did you mean" in (received or ""):
         received, hint = received.split(". ", 1)
         return Problem(where, message, received, hint)
     if kind == "keras_spec":
-        received = _short(err.get("input"))
+        received = short_repr(err.get("input"))
     return Problem(where, message, received)
 
 
@@ -670,6 +663,7 @@ def _missing_hint(loc: tuple) -> str | None:
     return examples.get(tuple(map(str, loc)))
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

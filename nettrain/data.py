@@ -22,6 +22,8 @@ from nettrain.errors import ConfigError, DataError, Problem, did_you_mean
 SPLITS = ("train", "validation", "test")
 Inputs = Union[np.ndarray, dict[str, np.ndarray]]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# The Keras input dtype of each kind of named input column.
+INPUT_DTYPES = {"numeric": "float32", "integer": "int64", "string": "string"}
 
 
 @dataclass
@@ -226,7 +228,12 @@ def _class_indices(parts: dict[str, tuple], names: list[str] | None) -> \
                             f"values such as {bad}. Use a regression loss (mse) for a numeric "
                             "target.")
         if values.min() >= 0:
-            n = int(max(np.max(y) for _, y, _ in out.values())) + 1
+            n = int(values.max()) + 1
+            for split, (_, y, _) in out.items():
+                unknown = sorted({int(v) for v in y.tolist()} - set(range(n)))
+                if unknown:
+                    raise DataError(f"The {split} data has class labels that training lacks: "
+                                    f"{unknown[:5]}. Training classes: 0..{n - 1}.")
             return ({s: (x, y.astype("int64"), w) for s, (x, y, w) in out.items()},
                     [str(i) for i in range(n)])
     lookup = {v: i for i, v in enumerate(values.tolist())}
@@ -393,6 +400,23 @@ def read_frame(path: Path, delimiter: str, key: str) -> Any:
     return frame
 
 
+def csv_features(columns: list[str], cfg: DataConfig, file: str) -> list[str]:
+    """The input columns of a CSV with these ``columns``; every column the config names must
+    exist (a ConfigError lists each one that does not, with the closest name)."""
+    targets = cfg.targets
+    weight = [cfg.sample_weight] if cfg.sample_weight else []
+    features = cfg.features or [c for c in columns if c not in targets + weight]
+    problems = [p for p in (
+        _column_problem("target", targets, columns, file),
+        _column_problem("features", features, columns, file),
+        _column_problem("sample_weight", weight, columns, file),
+        _column_problem("categorical", cfg.categorical or [], features, "the features"),
+    ) if p]
+    if problems:
+        raise ConfigError(problems)
+    return features
+
+
 def _column_problem(key: str, names: list[str], columns: list[str], file: str) -> Problem | None:
     unknown = [n for n in names if n not in columns]
     if not unknown:
@@ -410,21 +434,13 @@ def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
     """
     path = _existing(path, key)
     frame = read_frame(path, cfg.delimiter, key)
-    columns = list(frame.columns)
+    features = csv_features(list(frame.columns), cfg, path.name)
     targets = cfg.targets
     weight = [cfg.sample_weight] if cfg.sample_weight else []
-    features = cfg.features or [c for c in columns if c not in targets + weight]
-    problems = [p for p in (
-        _column_problem("target", targets, columns, path.name),
-        _column_problem("features", features, columns, path.name),
-        _column_problem("sample_weight", weight, columns, path.name),
-        _column_problem("categorical", cfg.categorical or [], features, "the features"),
-    ) if p]
-    if problems:
-        raise ConfigError(problems)
     frame = fill_missing(frame[features + targets + weight], cfg.missing, cfg.categorical or [],
                          path.name)
-    x = table_inputs(frame, features, cfg.categorical or [], path.name)
+    kinds = (info or {}).get("columns")  # an explicit validation/test file: training's kinds
+    x = table_inputs(frame, features, cfg.categorical or [], path.name, kinds)
     if len(targets) > 1:  # multi-output regression
         y = numeric_frame(frame[targets], path.name)
     elif _is_text(frame[targets[0]]):  # class names such as 'setosa'
@@ -453,11 +469,18 @@ def column_kinds(frame: Any, features: list[str], categorical: list[str]) -> dic
     for name in features:
         if name not in categorical:
             kinds[name] = "numeric"
-        elif pd.api.types.is_integer_dtype(frame[name]):
-            kinds[name] = "integer"
+        elif pd.api.types.is_integer_dtype(frame[name]) or _whole_floats(frame[name]):
+            kinds[name] = "integer"  # a float column only because of empty cells: integers
         else:
             kinds[name] = "string"
     return kinds
+
+
+def _whole_floats(column: Any) -> bool:
+    import pandas as pd
+
+    values = column.dropna()
+    return pd.api.types.is_float_dtype(column) and bool((values == values.round()).all())
 
 
 def fill_missing(frame: Any, policy: str, categorical: list[str], name: str) -> Any:

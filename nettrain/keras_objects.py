@@ -12,7 +12,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from nettrain.config import spec_kwargs, spec_name
+from nettrain.config import short_repr, spec_kwargs, spec_name
 from nettrain.errors import Problem, did_you_mean
 
 
@@ -176,7 +176,7 @@ def resolve(spec: Any, registry: Registry, path: str) -> Any:
             raise ResolveError(unknown) from None
         raise ResolveError([Problem(
             path, f"valid arguments for keras.{registry.module}.{name} (Keras says: "
-            f"{_keras_message(exc, name)})", _short(kwargs))]) from None
+            f"{_keras_message(exc, name)})", short_repr(kwargs, 120))]) from None
 
 
 def _whole_numbers_as_floats(cls: type, kwargs: dict[str, Any]) -> None:
@@ -274,11 +274,6 @@ def _unknown_kwargs(cls: type, kwargs: dict[str, Any], path: str,
                   f"{', '.join(missing)} of {cls.__name__}",
             "nothing", f"e.g. {{{cls.__name__}: {{{missing[0]}: ...}}}}"))
     return problems
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _keras_message(exc: Exception, name: str) -> str:

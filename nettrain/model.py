@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from nettrain.config import Config, spec_kwargs, spec_name
-from nettrain.data import Data
+from nettrain.data import INPUT_DTYPES, Data
 from nettrain.errors import ConfigError, Problem
 from nettrain.keras_objects import (
     CALLBACKS, LAYERS, LOSSES, METRICS, OPTIMIZERS, Registry, ResolveError, resolve,
@@ -192,8 +192,7 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
                                       str(getattr(cfg, key))))
     inputs, numeric, encoded = {}, [], []
     for column, kind in data.columns.items():
-        dtype = {"numeric": "float32", "integer": "int64", "string": "string"}[kind]
-        inputs[column] = keras.Input(shape=(1,), name=column, dtype=dtype)
+        inputs[column] = keras.Input(shape=(1,), name=column, dtype=INPUT_DTYPES[kind])
         if kind == "numeric":
             numeric.append(inputs[column])
             continue

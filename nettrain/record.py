@@ -41,12 +41,12 @@ def sha256(path: Path) -> str:
 def data_files(config: Config) -> dict[str, str]:
     """sha256 of every data file the config names: ``{'data/train.csv': '9f86...'}``.
 
-    Any string in ``data:`` that names an existing file counts (csv, npz, explicit validation
-    and test files, ...); a folder (images) counts each file in it.
+    The source file (csv, npz) and the explicit validation and test files count; a folder
+    (images) counts each file in it.
     """
     found: dict[str, str] = {}
-    for value in config.data.model_dump().values():
-        if not isinstance(value, str) or not value:
+    for value in (config.data.path, config.data.validation, config.data.test):
+        if not value:
             continue
         path = Path(value).expanduser()
         try:

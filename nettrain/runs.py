@@ -139,11 +139,38 @@ def save_model(model: Any, run_dir: Path, formats: list[str], sample: Any = None
             if sample is not None:
                 _check_reload(model, tmp, fmt, sample, info or {})
             for name in names:  # weights before model.json: model.json last marks it whole
-                os.replace(tmp / name, run_dir / name)
+                _move_into_place(tmp / name, run_dir / name)
             written += names
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return written
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file, or every file under a folder, and the folder itself, to the disk."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for file in files:
+        with open(file, "rb") as f:
+            os.fsync(f.fileno())
+    folder = os.open(path if path.is_dir() else path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _move_into_place(source: Path, target: Path) -> None:
+    """``os.replace`` a whole file or folder; an existing folder (a resumed run saving again)
+    is renamed aside first, because a folder cannot be replaced while it holds files."""
+    _fsync(source)
+    old = None
+    if target.is_dir():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(source, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync(target.parent)
 
 
 def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[str, Any]) -> None:
@@ -273,8 +300,10 @@ def _load_saved_model(folder: Path, info: dict[str, Any]) -> Any:
     layer = keras.layers.TFSMLayer(str(folder), call_endpoint="serve")
     columns = info.get("columns")
     if columns:  # named inputs, one per column
-        dtypes = {"numeric": "float32", "integer": "int64", "string": "string"}
-        inputs = {c: keras.Input(shape=(1,), name=c, dtype=dtypes[k]) for c, k in columns.items()}
+        from nettrain.data import INPUT_DTYPES
+
+        inputs = {c: keras.Input(shape=(1,), name=c, dtype=INPUT_DTYPES[k])
+                  for c, k in columns.items()}
         return keras.Model(inputs, layer(inputs))
     if info.get("input_shape") is not None:
         return keras.Sequential([keras.Input(shape=tuple(info["input_shape"])), layer])

@@ -82,23 +82,11 @@ class CsvStream:
         """Check the columns (from the first rows) and scan the file once."""
         import pandas as pd
 
-        from nettrain.data import _column_problem, column_kinds
+        from nettrain.data import column_kinds, csv_features
 
         head = pd.read_csv(self.path, sep=self.cfg.delimiter, nrows=1000)
         head.columns = [str(c) for c in head.columns]
-        columns = list(head.columns)
-        targets, weight = self.cfg.targets, [self.cfg.sample_weight] if self.cfg.sample_weight \
-            else []
-        self.features = self.cfg.features or [c for c in columns if c not in targets + weight]
-        problems = [p for p in (
-            _column_problem("target", targets, columns, self.path.name),
-            _column_problem("features", self.features, columns, self.path.name),
-            _column_problem("sample_weight", weight, columns, self.path.name),
-            _column_problem("categorical", self.cfg.categorical or [], self.features,
-                            "the features"),
-        ) if p]
-        if problems:
-            raise ConfigError(problems)
+        self.features = csv_features(list(head.columns), self.cfg, self.path.name)
         self.kinds = column_kinds(head, self.features, self.cfg.categorical or [])
         self._scan()
         return self
@@ -175,7 +163,8 @@ class CsvStream:
             frame = frame[codes == code]
             if frame.empty:
                 continue
-            x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name)
+            x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
+                             self.kinds if self.cfg.categorical else None)
             if self.classify:
                 values = frame[targets[0]].tolist()
                 y = np.array([self._lookup[v] for v in values] if self._lookup else values,

@@ -141,7 +141,7 @@ def _remove_leftovers(path: Path) -> None:
     """Temporary files a killed process left (never read: only whole files are renamed in)."""
     from nettrain import checkpoints
 
-    for leftover in [*path.glob(".saving-*"), *path.glob(".*.tmp"),
+    for leftover in [*path.glob(".saving-*"), *path.glob(".*.tmp"), *path.glob(".*.old-*"),
                      *(path / checkpoints.FOLDER).glob(".*.keras")]:
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -218,7 +218,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None) -> Path
         formats = runs.save_model(model, path, config.save.formats,
                                   sample=data.sample(8)[0], info=data.describe())
     except KeyboardInterrupt:
-        _interrupted(model, path, config, checkpoint, echo)
+        _interrupted(prepared, path, checkpoint, echo)
         raise
     except _NaN as exc:
         runs.update_json(path / runs.RUN, status="failed", ended=_now(), error=str(exc),
@@ -275,15 +275,17 @@ class _NaN(Exception):
                          f"{guard.epoch + 1} (batch {guard.batch + 1}); {kept}.")
 
 
-def _interrupted(model: Any, path: Path, config: Config, checkpoint: Any, echo: Any) -> None:
+def _interrupted(prepared: Prepared, path: Path, checkpoint: Any, echo: Any) -> None:
     """Ctrl-C: save the model of the last completed epoch, mark the run interrupted."""
     from nettrain import checkpoints
 
+    model, config = prepared.model, prepared.config
+    sample, info = prepared.data.sample(8)[0], prepared.data.describe()
     last = path / checkpoints.FOLDER / checkpoints.LAST
     formats: list[str] = []
     if last.is_file():
         model.load_weights(last)
-        formats = runs.save_model(model, path, config.save.formats)
+        formats = runs.save_model(model, path, config.save.formats, sample=sample, info=info)
     runs.update_json(path / runs.RUN, status="interrupted", ended=_now(),
                      epochs_completed=checkpoint.completed, saved=formats)
     echo(f"Interrupted after {checkpoint.completed} completed epoch(s); the model of the last "
@@ -316,9 +318,7 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
                          f"{', '.join(data.splits)}. Set data.{split}_split before training "
                          "to hold one out.")
     model, used = runs.load_model(run.path, fmt, run.dataset)
-    compiled = resolve_compiled(run.config)
-    model.compile(loss=compiled.loss, metrics=compiled.metrics,
-                  weighted_metrics=compiled.weighted_metrics or None)
+    model.compile(**resolve_compiled(run.config).kwargs(run.config))
     try:
         metrics = _evaluate(model, data, split, run.config)
     except Exception as exc:

@@ -13,7 +13,6 @@ from nettrain.cli import app
 from nettrain.config import load_config
 from nettrain.data import load_data
 from nettrain.errors import ConfigError, DataError
-from nettrain.predict import read_table
 
 from conftest import tiny_config, write_config, write_npz
 
@@ -55,7 +54,10 @@ def test_raw_csv_rows_predict_as_the_in_memory_model_in_every_format(runner, tmp
     raw = pd.DataFrame({"weight": [60.0, 80.0, 71.5], "color": ["red", "blue", "purple"],
                         "size": [1, 3, 9]})  # other column order; unseen categories
     raw.to_csv(tmp_path / "raw.csv", index=False)
-    inputs = read_table(tmp_path / "raw.csv", data.info, "error")
+    # the rows as the model took them in training: typed arrays, not predict's reader
+    inputs = {"color": np.array([["red"], ["blue"], ["purple"]], dtype=object),
+              "size": np.array([[1], [3], [9]], dtype="int64"),
+              "weight": np.array([[60.0], [80.0], [71.5]], dtype="float32")}
     expected = model.predict(pipeline.dataset(inputs), verbose=0)
     for fmt in ("keras", "json", "savedmodel"):
         result = runner.invoke(app, ["predict", str(run), str(tmp_path / "raw.csv"),
@@ -373,3 +375,25 @@ def test_predict_checks_integer_categories_and_empty_files(runner, tmp_path):
     result = runner.invoke(app, ["predict", run.stdout.strip(), str(tmp_path / "empty.csv")])
     assert result.exit_code == 1
     assert "no rows to predict" in result.stderr
+
+
+def test_integer_categories_with_empty_cells_stay_integers(runner, tmp_path):
+    """pandas reads an int column with a hole as floats; predict must see the same kind."""
+    _table(tmp_path)
+    frame = pd.read_csv(tmp_path / "train.csv")
+    frame.loc[3, "size"] = np.nan
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    config = _table_config(tmp_path, missing="drop")
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+    assert data.info["columns"]["size"] == "integer"
+    assert data.x["train"]["size"].dtype == np.int64
+    assert set(data.vocabulary("size")) == {1, 2, 3}
+
+
+def test_an_integer_label_only_in_test_data_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.random((20, 4)), y_train=rng.integers(0, 3, 20),
+             x_test=rng.random((4, 4)), y_test=np.array([0, 1, 2, 7]))
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")})
+    with pytest.raises(DataError, match=r"test data has class labels that training lacks: \[7\]"):
+        load_data(load_config(write_config(tmp_path / "c.yaml", config)))

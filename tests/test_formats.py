@@ -168,3 +168,19 @@ def test_from_logits_classifiers_predict_probabilities(runner, tmp_path):
     probs = frame.iloc[:, 1:].to_numpy()
     assert len(probs) == len(rows) and (probs >= 0).all()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_saving_again_replaces_a_saved_model_folder(tmp_path):
+    """A resumed run saves into a directory that already holds saved_model/."""
+    from nettrain import runs
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    sample = np.ones((2, 3), dtype="float32")
+    info = {"input_shape": [3]}
+    runs.save_model(model, tmp_path, ["savedmodel", "json"], sample=sample, info=info)
+    model.layers[0].kernel.assign(np.zeros((3, 2), dtype="float32"))
+    runs.save_model(model, tmp_path, ["savedmodel", "json"], sample=sample, info=info)
+    reloaded, _ = runs.load_model(tmp_path, "savedmodel", info)
+    assert np.allclose(np.asarray(reloaded(sample)), 0.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.json", "model.weights.h5", "saved_model"]
