@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from nettrain.config import DataConfig
-from nettrain.errors import ConfigError, DataError
+from nettrain.errors import DataError
 
 CHUNK_ROWS = 65_536
 AUTO_STREAM_BYTES = 256 * 2**20  # data.stream: auto streams a CSV larger than this
