@@ -119,6 +119,18 @@ def _load_keras(debug: bool) -> None:
             os.close(saved)
 
 
+def _stop_cleanly_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop a fit cleanly (KeyboardInterrupt: save, mark, exit 130), also
+    when a non-interactive shell started nettrain with SIGINT ignored."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _metrics_table(rows: dict[str, dict[str, float]]) -> Table:
     names = list(dict.fromkeys(k for metrics in rows.values() for k in metrics))
     table = Table()
@@ -168,6 +180,7 @@ def fit(
         _load_keras(debug)
         from nettrain import runs, train
 
+        _stop_cleanly_on_signals()
         echo = lambda text: err.print(text, highlight=False, markup=False,  # noqa: E731
                                       soft_wrap=True)
         if resume is None:

@@ -269,7 +269,13 @@ def _split_index(n: int, y: np.ndarray | None, cfg: DataConfig, seed: int | None
                 index["train"], index[split] = train_test_split(
                     rest, test_size=count, random_state=seed, shuffle=True, stratify=strata)
     except ValueError as exc:  # stratify with a class too small for the split
-        raise DataError(f"data.stratify: cannot split: {exc}") from None
+        counts = np.bincount(y.astype("int64")) if y is not None else []
+        rare = [i for i, c in enumerate(counts) if 0 < c < 2]
+        raise ConfigError(Problem(
+            "data.stratify", "every class with at least 2 samples, to stratify the split",
+            f"class{'es' if len(rare) != 1 else ''} {rare} with 1 sample" if rare
+            else " ".join(str(exc).split()),
+            "Set data.stratify: false, or drop the rare class from the data.")) from None
     return {s: np.sort(i) if s != "train" else i for s, i in index.items()}
 
 
@@ -422,8 +428,13 @@ def _column_problem(key: str, names: list[str], columns: list[str], file: str) -
     if not unknown:
         return None
     close = did_you_mean(unknown[0], columns)
+    hint = f"Did you mean '{close}'?" if close else None
+    if len(columns) == 1:  # one column: the file is split by another character
+        sep = next((c for c in ";\t|" if c in columns[0]), None)
+        if sep:
+            hint = f"The header holds '{sep}': set data.delimiter: {sep!r}."
     return Problem(f"data.{key}", f"column names of {file} ({', '.join(columns)})",
-                   ", ".join(map(repr, unknown)), f"Did you mean '{close}'?" if close else None)
+                   ", ".join(map(repr, unknown)), hint)
 
 
 def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple:

@@ -250,6 +250,11 @@ def accepted_kwargs(cls: type, strict: bool = True) -> set[str] | None:
     return None if strict else names
 
 
+# Argument names of older Keras versions that tutorials still use.
+_RENAMED = {"lr": "learning_rate", "nb_filter": "filters", "output_dim": "units",
+            "init": "kernel_initializer", "W_regularizer": "kernel_regularizer"}
+
+
 def _unknown_kwargs(cls: type, kwargs: dict[str, Any], path: str,
                     strict: bool = True) -> list[Problem]:
     accepted = accepted_kwargs(cls, strict)
@@ -260,7 +265,8 @@ def _unknown_kwargs(cls: type, kwargs: dict[str, Any], path: str,
     problems = []
     for key in kwargs:
         if key not in accepted:
-            close = did_you_mean(key, accepted)
+            close = _RENAMED.get(key) if _RENAMED.get(key) in accepted else \
+                did_you_mean(key, accepted)
             problems.append(Problem(
                 f"{path}.{key}", f"an argument of {cls.__name__} ({', '.join(shown)})",
                 f"unknown argument '{key}'", f"Did you mean '{close}'?" if close else None))

@@ -301,6 +301,7 @@ def _check_output(config: Config, data: Data, model: Any) -> None:
                 f"({', '.join(data.classes[:10])}{', ...' if n > 10 else ''})",
                 f"{units}", "The target looks like a number to predict: use a regression loss "
                 "(mse) with one output." if many else f"Set the last layer's units to {n}."))
+        _check_probabilities(config, model, units)
         if units == 1 and "binary" not in spec_name(config.compile.loss).lower() \
                 and "hinge" not in spec_name(config.compile.loss).lower():
             raise ConfigError(Problem(
@@ -313,6 +314,29 @@ def _check_output(config: Config, data: Data, model: Any) -> None:
             raise ConfigError(Problem(
                 _last_layer_path(config), f"an output of shape {list(want)} like the targets",
                 f"{list(out)}", f"Set the last layer's units to {want[-1] if want else 1}."))
+
+
+def _check_probabilities(config: Config, model: Any, units: int) -> None:
+    """A cross-entropy loss takes probabilities: the last layer needs softmax or sigmoid,
+    unless the loss says ``from_logits: true``."""
+    loss = spec_name(config.compile.loss)
+    if "crossentropy" not in loss.lower() or spec_kwargs(config.compile.loss).get("from_logits"):
+        return
+    last = model.layers[-1]
+    while hasattr(last, "layers") and last.layers:  # the Sequential inside a table model
+        last = last.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", None)
+    if activation == "linear":
+        want = "sigmoid" if units == 1 else "softmax"
+        raise ConfigError(Problem(
+            f"{_last_layer_path(config, 'activation')}", f"{want}: loss '{loss}' takes "
+            "probabilities", "no activation (linear outputs)",
+            f"Add activation: {want}, or write the loss as {{{_class_name(loss)}: "
+            "{from_logits: true}}."))
+
+
+def _class_name(loss: str) -> str:
+    return "".join(part.capitalize() for part in loss.split("_")) if loss.islower() else loss
 
 
 def _check_monitors(config: Config, data: Data) -> None:
@@ -343,6 +367,9 @@ def _check_loss(config: Config, data: Data, model: Any) -> None:
             hint = "Set data.one_hot: true, or use loss: sparse_categorical_crossentropy."
         elif loss.lower().replace("_", "").startswith("sparse") and y.ndim == 2:
             hint = "Remove data.one_hot: true, or use loss: categorical_crossentropy."
+        elif "binary" in loss.lower() and model.output_shape[-1] == 2:
+            hint = ("Use one sigmoid unit with binary_crossentropy, or 2 softmax units with "
+                    "sparse_categorical_crossentropy.")
         raise ConfigError(Problem(
             "compile.loss", f"labels of shape {list(y.shape[1:])} to fit loss '{loss}' and the "
             f"model's output {list(model.output_shape[1:])}",

@@ -136,6 +136,10 @@ def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None
     if not input_path.exists():
         raise UsageError(f"INPUT: '{input_path}' does not exist.")
     model, _ = runs.load_model(run_path, fmt, info)
+    if not info and len(model.inputs) > 1:  # a bare model with one named input per column
+        kinds = {"float32": "numeric", "int64": "integer", "string": "string"}
+        info = {"features": [t.name for t in model.inputs],
+                "columns": {t.name: kinds.get(str(t.dtype), "numeric") for t in model.inputs}}
     paths = None
     if info.get("images") and (input_path.is_dir()
                                or input_path.suffix.lower() in IMAGE_SUFFIXES):

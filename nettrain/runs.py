@@ -247,6 +247,15 @@ def load_model(path: Path, prefer: str | None = None, info: dict[str, Any] | Non
     elif path.is_dir():
         candidates = [("keras", path / KERAS_FILE), ("json", path / JSON_FILE),
                       ("savedmodel", path / SAVED_MODEL)]
+        latest = _latest_save(path)
+        if latest is not None:  # files of an earlier save (a resume changed save.formats)
+            stale = [fmt for fmt, file in candidates if file.name not in latest]
+            candidates = [c for c in candidates if c[0] not in stale]
+            if prefer in stale and (path / dict(_FILES)[prefer]).exists():
+                raise UsageError(f"--format {prefer}: the {prefer} files in {path} are from an "
+                                 "earlier save (the run's last save.formats did not include "
+                                 f"it); use --format {candidates[0][0]}." if candidates else
+                                 f"--format {prefer}: the {prefer} files are stale.")
         if prefer:
             candidates = [c for c in candidates if c[0] == prefer]
     elif path.suffix == ".keras":
@@ -278,6 +287,16 @@ def load_model(path: Path, prefer: str | None = None, info: dict[str, Any] | Non
                                                    "'nettrain fit'?")
     raise RunError(f"No saved model in {path} (looked for {KERAS_FILE}, {JSON_FILE} + "
                    f"{WEIGHTS_FILE}, {SAVED_MODEL}/): {why}.")
+
+
+_FILES = (("keras", KERAS_FILE), ("json", JSON_FILE), ("savedmodel", SAVED_MODEL))
+
+
+def _latest_save(path: Path) -> list[str] | None:
+    """The file names the run's last save wrote (run.json 'saved'), when it says."""
+    record = read_json(path / RUN) if (path / RUN).is_file() else {}
+    saved = record.get("saved")
+    return saved if isinstance(saved, list) and saved else None
 
 
 def _load_json(file: Path) -> Any:

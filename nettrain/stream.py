@@ -112,8 +112,15 @@ class CsvStream:
         train_labels: Counter = Counter()
         vocab: dict[str, set] = {c: set() for c, k in self.kinds.items() if k != "numeric"}
         target = self.cfg.targets[0]
+        from nettrain.data import numeric_frame, table_inputs
+
         for start, chunk in self.chunks():
             frame, codes = self._frame(start, chunk)
+            # parse every value now, so a bad cell fails validation, not the end of training
+            table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
+                         self.kinds if self.cfg.categorical else None)
+            if not self.classify:
+                numeric_frame(frame[self.cfg.targets], self.path.name)
             for split, code in SPLIT_CODES.items():
                 mask = codes == code
                 counts[split] += int(mask.sum())

@@ -206,7 +206,8 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None) -> Path
                            checkpoint]
     kwargs["initial_epoch"] = state.epoch if state else config.fit.initial_epoch
     if config.fit.verbose == 0:  # Keras prints nothing: say that something is happening
-        echo(f"Training {config.fit.epochs - kwargs['initial_epoch']} epochs on "
+        epochs = config.fit.epochs - kwargs["initial_epoch"]
+        echo(f"Training {epochs} epoch{'s' if epochs != 1 else ''} on "
              f"{data.size('train')} samples (fit.verbose: 0, so no progress lines)...")
     try:
         # Keras writes its progress bar to stdout; stdout is kept for the run directory.
@@ -223,9 +224,10 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None) -> Path
     except _NaN as exc:
         runs.update_json(path / runs.RUN, status="failed", ended=_now(), error=str(exc),
                          epochs_completed=checkpoint.completed)
-        raise RunError(f"{exc}\nThe run directory {path} keeps the history and the last good "
-                       f"checkpoint ({checkpoints.FOLDER}/{checkpoints.LAST}). Lower the "
-                       "learning rate, or check the data for NaN or huge values.") from None
+        kept = (f"the history and the last good checkpoint ({checkpoints.FOLDER}/"
+                f"{checkpoints.LAST})" if checkpoint.completed else "the config and the history")
+        raise RunError(f"{exc}\nThe run directory {path} keeps {kept}. Lower the learning rate, "
+                       "or check the data for NaN or huge values.") from None
     except Exception as exc:
         runs.update_json(path / runs.RUN, status="failed", ended=_now(), error=str(exc),
                          epochs_completed=checkpoint.completed)

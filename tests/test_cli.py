@@ -330,3 +330,20 @@ def test_run_dir_that_is_a_file_or_cannot_be_made(runner, tmp_path):
     assert result.exit_code == 2 and "it is a file" in result.stderr
     result = runner.invoke(app, ["fit", str(path), "--run-dir", "/proc/nettrain/run"])
     assert result.exit_code == 2 and "cannot create it" in result.stderr
+
+
+def test_cross_entropy_needs_probabilities_from_the_last_layer(runner, tmp_path):
+    config = tiny_config()
+    config["model"]["layers"][-1]["Dense"].pop("activation")
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2
+    assert "model.layers[1].Dense.activation (line" in result.stderr
+    assert "{SparseCategoricalCrossentropy: {from_logits: true}}" in result.stderr
+
+
+def test_legacy_argument_names_get_the_new_name(runner, tmp_path):
+    config = tiny_config(compile={"optimizer": {"Adam": {"lr": 0.1}},
+                                  "loss": "sparse_categorical_crossentropy"})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2
+    assert "Did you mean 'learning_rate'?" in result.stderr

@@ -397,3 +397,32 @@ def test_an_integer_label_only_in_test_data_is_refused(tmp_path):
     config = tiny_config(data={"npz": str(tmp_path / "d.npz")})
     with pytest.raises(DataError, match=r"test data has class labels that training lacks: \[7\]"):
         load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+
+
+def test_a_semicolon_file_suggests_the_delimiter(tmp_path):
+    (tmp_path / "d.csv").write_text("a;b;y\n1;2;0\n3;4;1\n")
+    config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y"})
+    with pytest.raises(ConfigError, match="set data.delimiter: ';'"):
+        load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+
+
+def test_stratify_with_a_one_sample_class(tmp_path):
+    (tmp_path / "d.csv").write_text("a,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20))
+                                    + "5,c\n")
+    config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y",
+                               "test_split": 0.2, "stratify": True})
+    with pytest.raises(ConfigError, match=r"class(es)? \[2\] with 1 sample.*stratify: false"):
+        load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+
+
+def test_a_bare_categorical_model_reads_its_columns_from_the_model(runner, tmp_path):
+    _table(tmp_path)
+    config = _table_config(tmp_path)
+    config["save"] = {"formats": ["keras"]}
+    run = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert run.exit_code == 0, run.output
+    (tmp_path / "rows.csv").write_text("weight,color,size\n70,red,2\n")
+    out = runner.invoke(app, ["predict", f"{run.stdout.strip()}/model.keras",
+                              str(tmp_path / "rows.csv")])
+    assert out.exit_code == 0, out.output
+    assert out.stdout.splitlines()[0] == "class,prob_0,prob_1"

@@ -105,3 +105,16 @@ def test_stratify_is_refused_when_streaming(tmp_path):
     with pytest.raises(ConfigError, match="no stratify with a streamed CSV"):
         load_data(load_config(write_config(tmp_path / "c.yaml",
                                            _config(tmp_path, stratify=True))))
+
+
+def test_a_bad_value_fails_validation_not_the_end_of_training(runner, tmp_path):
+    _csv(tmp_path)
+    lines = (tmp_path / "big.csv").read_text().splitlines()
+    parts = lines[250].split(",")
+    parts[0] = "abc"
+    lines[250] = ",".join(parts)
+    (tmp_path / "big.csv").write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml",
+                                                              _config(tmp_path)))])
+    assert result.exit_code == 1
+    assert "column 'a' must be numeric; row 251 holds 'abc'" in result.stderr

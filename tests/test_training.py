@@ -346,3 +346,18 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert record["status"] == "completed" and record["replicas"] == 2
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert np.isfinite(metrics["test"]["loss"])
+
+
+def test_formats_from_an_earlier_save_are_not_used(runner, tmp_path):
+    """A resume that drops a format from save.formats leaves its old files behind."""
+    path = write_config(tmp_path / "c.yaml", {**control_config(epochs=2),
+                                              "save": {"formats": ["keras", "json"]}})
+    run = fit(runner, path, "--run-dir", tmp_path / "run")
+    result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=3",
+                                 "save.formats=[keras]"])
+    assert result.exit_code == 0, result.output
+    assert (run / "model.json").is_file()  # nothing written is deleted
+    result = runner.invoke(app, ["evaluate", str(run), "--format", "json"])
+    assert result.exit_code == 2
+    assert "from an earlier save" in result.stderr
+    assert runner.invoke(app, ["evaluate", str(run)]).exit_code == 0
