@@ -494,9 +494,10 @@ def _whole_floats(column: Any) -> bool:
     return pd.api.types.is_float_dtype(column) and bool((values == values.round()).all())
 
 
-def fill_missing(frame: Any, policy: str, categorical: list[str], name: str) -> Any:
-    """Apply data.missing: 'error' names the first empty cell, 'drop' drops its row, 'zero'
-    fills numbers with 0 and categories with ''."""
+def fill_missing(frame: Any, policy: str, categorical: list[str], name: str,
+                 advice: str = "Set data.missing: drop or zero, or fill the file.") -> Any:
+    """Apply data.missing: 'error' names the first empty cell (and gives ``advice``), 'drop'
+    drops its row, 'zero' fills numbers with 0 and categories with ''."""
     if policy == "drop":
         return frame.dropna()
     if policy == "zero":
@@ -511,8 +512,7 @@ def fill_missing(frame: Any, policy: str, categorical: list[str], name: str) -> 
         row, col = holes[0]
         row = frame.index[row]  # the row number in the file (a streamed chunk starts later)
         raise DataError(f"{name}: missing value at row {row + 2}, column "
-                        f"'{frame.columns[col]}' ({len(holes)} missing in all). Set "
-                        "data.missing: drop or zero, or fill the file.")
+                        f"'{frame.columns[col]}' ({len(holes)} missing in all). {advice}")
     return frame
 
 

@@ -44,7 +44,8 @@ def read_table(path: Path, info: dict[str, Any], missing: str) -> Inputs:
     categorical = [c for c, kind in columns.items() if kind != "numeric"]
     # Rows cannot be dropped here: one output row per input row.
     frame = fill_missing(frame[features], "zero" if missing == "zero" else "error",
-                         categorical, path.name)
+                         categorical, path.name,
+                         advice="Fill it: predict needs a value in every column.")
     if categorical:
         for column, kind in columns.items():
             if kind == "string":
