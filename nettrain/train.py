@@ -161,6 +161,8 @@ def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
     """The data arguments of ``model.fit`` and the ``fit:`` section as keyword arguments."""
     config, data = prepared.config, prepared.data
     kwargs = config.fit.model_dump()
+    if kwargs["verbose"] == "auto":  # Keras's progress bar is for a terminal; a log gets lines
+        kwargs["verbose"] = 1 if sys.stderr.isatty() else 2
     if kwargs["class_weight"] == "balanced":
         kwargs["class_weight"] = balanced_class_weight(data.class_counts())
     args = _arguments(data, "train", config, training=True, first_epoch=first_epoch)
