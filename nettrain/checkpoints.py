@@ -15,9 +15,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,8 @@ from typing import Any
 
 import keras
 import numpy as np
+
+from nettrain.runs import replacing
 
 FOLDER = "checkpoints"
 LAST = "last.keras"
@@ -88,26 +88,6 @@ def _finite(value: Any) -> bool:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
         return True
-
-
-def _temporary(folder: Path, name: str) -> str:
-    """A new temporary file beside ``name`` with normal permissions (mkstemp makes 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".keras")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return tmp
-
-
-def _replace_with_copy(source: Path, target: Path) -> None:
-    tmp = _temporary(target.parent, target.name)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -185,16 +165,10 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def _save(self, state: State, improved: bool) -> None:
         last = self.folder / LAST
-        tmp = _temporary(self.folder, LAST)
-        try:
+        with replacing(last, suffix=".keras") as tmp:
             self.model.save(tmp)
             with zipfile.ZipFile(tmp, "a") as archive:
                 archive.writestr(STATE, json.dumps(state.__dict__))
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, last)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         if improved:
-            _replace_with_copy(last, self.folder / BEST)
+            with replacing(self.folder / BEST, suffix=".keras") as tmp:
+                shutil.copyfile(last, tmp)

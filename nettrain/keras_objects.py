@@ -16,6 +16,16 @@ from nettrain.config import short_repr, spec_kwargs, spec_name
 from nettrain.errors import Problem, did_you_mean
 
 
+def _keras_attribute(dotted: str) -> Any:
+    """``'optimizers.schedules'`` -> ``keras.optimizers.schedules``."""
+    import keras
+
+    found: Any = keras
+    for part in dotted.split("."):
+        found = getattr(found, part)
+    return found
+
+
 @dataclass(frozen=True)
 class Registry:
     """Where one kind of Keras object lives, and how its names may be written."""
@@ -27,22 +37,10 @@ class Registry:
     ignore_case: bool = False  # keras.optimizers.get is case-insensitive
 
     def keras_module(self) -> Any:
-        import keras
-
-        module = keras
-        for part in self.module.split("."):
-            module = getattr(module, part)
-        return module
+        return _keras_attribute(self.module)
 
     def base_class(self) -> type | None:
-        import keras
-
-        if self.base is None:
-            return None
-        module = keras
-        for part in self.base.split("."):
-            module = getattr(module, part)
-        return module
+        return None if self.base is None else _keras_attribute(self.base)
 
     def names(self) -> dict[str, Any]:
         """Every public name of this kind: class names, and function names where allowed."""

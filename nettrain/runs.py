@@ -7,11 +7,12 @@ class names), ``run.json`` (status and versions), ``summary.txt``, ``history.csv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,19 +83,31 @@ def create_run_dir(config: Config, run_dir: str | Path | None = None) -> Path:
     raise RunError(f"Could not create a new run directory under {parent}.")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file so that a crash leaves the old file or the new one, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+@contextlib.contextmanager
+def replacing(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file beside ``path`` to write; on success it is flushed to disk and moved
+    onto ``path`` with ``os.replace``, so a crash leaves the old file or the new one, never half.
+
+    Example: ``with replacing(run / "config.yaml") as tmp: tmp.write_text(text)``.
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file so that a crash leaves the old file or the new one, never half."""
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(path: Path, data: Any) -> None:
