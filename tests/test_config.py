@@ -160,9 +160,11 @@ def test_a_few_aliases_still_work(tmp_path):
 
 @pytest.mark.parametrize("content, expected", [
     (b"name: x\ndata: {dataset: iris}\n# caf\xe9\n",
-     ":3: expected a UTF-8 text file; received a byte that is not UTF-8 (0xe9) at line 3"),
+     ":3:6: expected a UTF-8 text file; received the byte 0xe9 at line 3, which is not UTF-8"),
+    (b"name: x\x07\n", ":1:8: expected printable text; received the character '\\x07'"),
+    (b"name: x\nseed: &a [*a]\n", ":2:7: expected an anchor used outside itself"),
     (b"name: x\nseed: " + b"[" * 100_000 + b"\n",
-     ":2:7: expected nesting at most 32 levels deep; received deeper nesting"),
+     ":2:38: expected nesting at most 32 levels deep; received deeper nesting"),
     (b"name: x\n? [a, b]\n: 1\n", ":2:3: expected a key that is a name"),
     (b"name: x\ndata: {[1]: x}\n", ":2:8: expected a key that is a name"),
     (b"name: x\nseed: 1" + b"0" * 5000 + b"\n", ":2:7: expected a YAML value Python can hold"),
