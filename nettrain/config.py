@@ -9,6 +9,8 @@ takes that object, never a raw dict. Keras names are checked later, in
 from __future__ import annotations
 
 import copy
+import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,8 +22,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    NonNegativeInt,
-    PositiveInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -38,6 +38,33 @@ KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housi
 SOURCES = ("dataset", "csv", "npz", "images", "synthetic")
 
 
+def refuse(expected: str, received: Any = None, hint: str | None = None,
+           field: str | None = None) -> PydanticCustomError:
+    """The error a validator raises: what was expected, what was received, a suggestion.
+
+    The parts travel in the error's context and are read back by :func:`_problem`; pydantic's
+    message template is only ``{expected}``, so braces in the text (``{SGD: {...}}``) and in
+    the user's values are never read as placeholders. ``field`` names a key below the one
+    validated (a model validator's errors are reported at the model itself); ``received`` is
+    shown as written (give a repr for a value).
+    """
+    ctx = {"received": received, "hint": hint, "field": field}
+    ctx = {key: value for key, value in ctx.items() if value is not None}
+    return PydanticCustomError("nettrain", "{expected}", {**ctx, "expected": expected})
+
+
+def argument_example(path: tuple, name: str, value: Any, argument: str = "argument") -> str:
+    """How to write a Keras object's argument, as YAML at ``path``: ``- Dropout: {rate: 0.2}``.
+
+    ``path`` ends with the object's name; the line starts with ``- `` in a list, else the key.
+    """
+    start = "- " if len(path) > 1 and isinstance(path[-2], int) else \
+        f"{path[-2]}: " if len(path) > 1 else ""
+    arguments = f"{{{argument}: {json.dumps(value)}}}"
+    return f"{start}{name}: {arguments}" if start.startswith("-") else \
+        f"{start}{{{name}: {arguments}}}"
+
+
 def _check_keras_spec(value: Any) -> Any:
     """A Keras object is a bare name or a one-key mapping from the name to its arguments."""
     if isinstance(value, str) and value.strip():
@@ -47,22 +74,18 @@ def _check_keras_spec(value: Any) -> Any:
         if isinstance(name, str) and (kwargs is None or isinstance(kwargs, dict)):
             return {name: dict(kwargs or {})}
         if isinstance(name, str):
-            raise PydanticCustomError(
-                "keras_spec",
-                "the arguments of {name} as a mapping such as {{{name}: {{arg: value}}}}",
-                {"name": name, "field": name},
-            )
+            raise PydanticCustomError("keras_arguments", "{expected}", {
+                "field": name, "name": name, "value": kwargs,
+                "expected": f"the arguments of {name} as a mapping of argument names to values"})
     if isinstance(value, dict) and len(value) > 1:
-        raise PydanticCustomError(
-            "keras_spec",
-            "one Keras name per list item (a one-key mapping); this mapping has "
-            "{count} keys: {keys}. Start each object on its own '- ' line",
-            {"count": len(value), "keys": ", ".join(map(str, value))},
-        )
-    raise PydanticCustomError(
-        "keras_spec",
-        "a Keras name such as 'adam' or a one-key mapping such as {SGD: {learning_rate: 0.1}}",
-    )
+        raise refuse(f"one Keras name per list item (a one-key mapping); this mapping has "
+                     f"{len(value)} keys: {', '.join(map(str, value))}",
+                     hint="Start each object on its own '- ' line")
+    raise refuse("a Keras name such as 'adam' or a one-key mapping such as "
+                 "{SGD: {learning_rate: 0.1}}", short_repr(value))
+
+
+normalize_spec = _check_keras_spec
 
 
 KerasSpec = Annotated[Any, BeforeValidator(_check_keras_spec)]
@@ -78,25 +101,39 @@ def spec_kwargs(spec: str | dict[str, Any]) -> dict[str, Any]:
     return {} if isinstance(spec, str) else dict(next(iter(spec.values())) or {})
 
 
-def _field_error(field: str, message: str, **ctx: Any) -> PydanticCustomError:
-    # ``field`` extends the error's location (pydantic reports a model validator's errors at
-    # the model itself); see ``_problems_from``.
-    return PydanticCustomError("nettrain", message, {"field": field, **ctx})
-
-
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a value has the type it says (``epochs: true`` is not 1, ``batch_size: 1e20`` is
+    # not a whole number, ``shuffle: 1`` is not true); floats are finite.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# What Keras, TensorFlow and numpy accept: sizes and counts are int32, a seed is uint32.
+INT32_MAX = 2**31 - 1
+Count = Annotated[int, Field(gt=0, le=INT32_MAX)]
+Index = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+ImageSide = Annotated[int, Field(gt=0, le=16_384)]
+# Synthetic data is made in memory: n_samples x n_features float64 values at most.
+MAX_SYNTHETIC_VALUES = 100_000_000
 
 
 class SyntheticConfig(_Section):
     """``data.synthetic``: random data made with the run's seed (scikit-learn's generators)."""
 
-    n_samples: PositiveInt = 100
-    n_features: PositiveInt = 10
-    n_classes: int = Field(2, ge=2)       # classifiers (the loss decides)
-    n_outputs: PositiveInt = 1            # regression
+    n_samples: Count = 100
+    n_features: Count = 10
+    n_classes: int = Field(2, ge=2, le=INT32_MAX)  # classifiers (the loss decides)
+    n_outputs: Count = 1                           # regression
     noise: float = Field(0.1, ge=0)
     random: bool = False  # plain uniform X and y, like the tutorial's rand(100, 10)
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> SyntheticConfig:
+        if self.n_samples * max(self.n_features, self.n_outputs) > MAX_SYNTHETIC_VALUES:
+            raise refuse(f"n_samples x n_features at most {MAX_SYNTHETIC_VALUES:,} (the data is "
+                         "made in memory)", f"{self.n_samples:,} x {self.n_features:,}",
+                         field="n_samples")
+        return self
 
 
 def _check_target(value: Any) -> Any:
@@ -104,13 +141,13 @@ def _check_target(value: Any) -> Any:
         return value
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return value
-    raise PydanticCustomError("nettrain", "a column name, or a list of column names")
+    raise refuse("a column name, or a list of column names", short_repr(value))
 
 
 def _bool_or_auto(value: Any) -> Any:
     if isinstance(value, bool) or value == "auto":
         return value
-    raise PydanticCustomError("nettrain", "true, false or 'auto'")
+    raise refuse("true, false or 'auto'", short_repr(value))
 
 
 # Keys that only mean something with some sources: key -> the sources it goes with.
@@ -137,11 +174,11 @@ class DataConfig(_Section):
     delimiter: str = ","
     stream: Annotated[Any, BeforeValidator(_bool_or_auto)] = "auto"
     # images
-    image_size: list[PositiveInt] | None = Field(None, min_length=2, max_length=2)
+    image_size: list[ImageSide] | None = Field(None, min_length=2, max_length=2)
     color_mode: Literal["rgb", "grayscale", "rgba"] | None = None
     # imdb, reuters
-    num_words: PositiveInt | None = None
-    maxlen: PositiveInt | None = None
+    num_words: Count | None = None
+    maxlen: Count | None = None
     # splits
     validation: str | None = None
     test: str | None = None
@@ -152,7 +189,7 @@ class DataConfig(_Section):
     scale: float | None = Field(None, gt=0)
     normalize: bool = False
     flatten: bool = False
-    reshape: list[PositiveInt] | None = None
+    reshape: list[Count] | None = None
     one_hot: bool = False
 
     @property
@@ -175,50 +212,37 @@ class DataConfig(_Section):
     def _one_source(self) -> DataConfig:
         given = [s for s in SOURCES if getattr(self, s) is not None]
         if len(given) != 1:
-            raise _field_error(
-                given[1] if len(given) > 1 else "dataset",
-                "exactly one data source ({sources}); received {received}",
-                sources=", ".join(SOURCES),
-                received=", ".join(given) if given else "none",
-            )
+            raise refuse(f"exactly one data source ({', '.join(SOURCES)})",
+                         ", ".join(given) if given else "none",
+                         field=given[1] if len(given) > 1 else "dataset")
         known = BUILTIN_DATASETS + KERAS_DATASETS
         if self.dataset is not None and self.dataset not in known:
             close = did_you_mean(self.dataset, known)
-            raise _field_error(
-                "dataset",
-                "one of {known}; received '{received}'{hint}",
-                known=", ".join(known),
-                received=self.dataset,
-                hint=f". Did you mean '{close}'?" if close else "",
-            )
+            raise refuse(f"one of {', '.join(known)}", f"'{self.dataset}'",
+                         f"Did you mean '{close}'?" if close else None, field="dataset")
         if self.csv is not None and self.target is None:
-            raise _field_error("target", "the name of the target column (required with csv)")
+            raise refuse("the name of the target column (required with csv)", field="target")
         for key, sources in _SOURCE_KEYS.items():
             if getattr(self, key) is not None and self.source not in sources:
-                raise _field_error(
-                    key, "{key} only with a {sources} source; received source '{source}'",
-                    key=key, sources=" or ".join(sources), source=self.source)
+                raise refuse(f"{key} only with a {' or '.join(sources)} source",
+                             f"source '{self.source}'", field=key)
         if (self.num_words or self.maxlen) and self.dataset not in ("imdb", "reuters"):
-            raise _field_error("num_words" if self.num_words else "maxlen",
-                               "num_words and maxlen only with dataset imdb or reuters")
+            raise refuse("num_words and maxlen only with dataset imdb or reuters",
+                         field="num_words" if self.num_words else "maxlen")
         for explicit in ("validation", "test"):
             if getattr(self, explicit) is not None and getattr(self, f"{explicit}_split"):
-                raise _field_error(f"{explicit}_split",
-                                   "either {key} (a file) or {key}_split (a fraction), not both",
-                                   key=explicit)
+                raise refuse(f"either {explicit} (a file) or {explicit}_split (a fraction), "
+                             "not both", field=f"{explicit}_split")
         if self.validation_split + self.test_split >= 1.0:
-            raise _field_error(
-                "test_split",
-                "validation_split + test_split below 1; received {total}",
-                total=self.validation_split + self.test_split,
-            )
+            raise refuse("validation_split + test_split below 1",
+                         f"{self.validation_split + self.test_split}", field="test_split")
         return self
 
 
 class ModelConfig(_Section):
     """``model:``: the layers of a ``keras.Sequential``, each written by the one rule."""
 
-    input_shape: list[PositiveInt] | None = None
+    input_shape: list[Count] | None = None
     layers: list[KerasSpec] = Field(min_length=1)
 
 
@@ -231,42 +255,41 @@ class CompileConfig(_Section):
     weighted_metrics: list[KerasSpec] = []
     loss_weights: list[float] | None = None
     run_eagerly: bool = False
-    steps_per_execution: PositiveInt = 1
+    steps_per_execution: Count = 1
     jit_compile: Annotated[Any, BeforeValidator(_bool_or_auto)] = "auto"
 
 
 def _check_verbose(value: Any) -> Any:
-    if value in (0, 1, 2, "auto") and not isinstance(value, bool):
+    if value == "auto" or (type(value) is int and value in (0, 1, 2)):
         return value
-    raise PydanticCustomError("nettrain", "0, 1, 2 or 'auto'")
+    raise refuse("0, 1, 2 or 'auto'", short_repr(value))
 
 
 def _check_class_weight(value: Any) -> Any:
     if value is None or value == "balanced":
         return value
     if isinstance(value, dict) and value and all(
-            isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in value) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-            for v in value.values()):
+            type(k) is int and 0 <= k <= INT32_MAX for k in value) and all(
+            type(v) in (int, float) and 0 <= v < math.inf for v in value.values()):
         return {k: float(v) for k, v in value.items()}
-    raise PydanticCustomError(
-        "nettrain", "'balanced' or a mapping from class index to weight such as {{0: 1.0, 1: 5.0}}")
+    raise refuse("'balanced' or a mapping from class index to a finite weight such as "
+                 "{0: 1.0, 1: 5.0}", short_repr(value))
 
 
 class FitConfig(_Section):
     """``fit:``: the arguments of ``keras.Model.fit`` (the data comes from ``data:``)."""
 
-    epochs: PositiveInt = 1
-    batch_size: PositiveInt | None = None
+    epochs: Count = 1
+    batch_size: Count | None = None
     verbose: Annotated[Any, BeforeValidator(_check_verbose)] = "auto"
     callbacks: list[KerasSpec] = []
     shuffle: bool = True
     class_weight: Annotated[Any, BeforeValidator(_check_class_weight)] = None
-    initial_epoch: NonNegativeInt = 0
-    steps_per_epoch: PositiveInt | None = None
-    validation_steps: PositiveInt | None = None
-    validation_batch_size: PositiveInt | None = None
-    validation_freq: PositiveInt = 1
+    initial_epoch: Index = 0
+    steps_per_epoch: Count | None = None
+    validation_steps: Count | None = None
+    validation_batch_size: Count | None = None
+    validation_freq: Count = 1
 
 
 class SaveConfig(_Section):
@@ -278,8 +301,7 @@ class SaveConfig(_Section):
     @classmethod
     def _unique(cls, formats: list[str]) -> list[str]:
         if len(set(formats)) != len(formats):
-            raise PydanticCustomError("nettrain", "each format once; received {formats}",
-                                      {"formats": formats})
+            raise refuse("each format once", short_repr(formats))
         return formats
 
 
@@ -293,20 +315,18 @@ def _check_distribute(value: Any) -> Any:
     if value is None or value == "mirrored":
         return value
     if value == "multi_worker":
-        raise PydanticCustomError(
-            "nettrain",
-            "'mirrored' (all local GPUs); 'multi_worker' is refused: "
-            "MultiWorkerMirroredStrategy fails inside Keras 3's fit "
-            "(keras-team/keras#20585), so nettrain does not offer it half-working"
-            "; received 'multi_worker'. Use distribute: mirrored on one machine")
-    raise PydanticCustomError("nettrain", "'mirrored' (all local GPUs) or nothing")
+        raise refuse("'mirrored' (all local GPUs); 'multi_worker' is refused: "
+                     "MultiWorkerMirroredStrategy fails inside Keras 3's fit "
+                     "(keras-team/keras#20585), so nettrain does not offer it half-working",
+                     "'multi_worker'", "Use distribute: mirrored on one machine")
+    raise refuse("'mirrored' (all local GPUs) or nothing", short_repr(value))
 
 
 class Config(_Section):
     """A whole, validated config. Frozen: nothing changes it after loading."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    seed: NonNegativeInt | None = None
+    seed: Seed | None = None
     deterministic: bool = False  # TensorFlow op determinism (turns XLA off)
     distribute: Annotated[Any, BeforeValidator(_check_distribute)] = None
     mixed_precision: Literal[PRECISION_POLICIES] = "float32"  # type: ignore[valid-type]
@@ -323,21 +343,18 @@ class Config(_Section):
     @model_validator(mode="after")
     def _controls_fit(self) -> Config:
         if self.fit.class_weight is not None and not self.is_classifier:
-            raise _field_error(
-                "fit.class_weight", "class_weight only with a classification loss; received loss "
-                "'{loss}'", loss=spec_name(self.compile.loss))
+            raise refuse("class_weight only with a classification loss",
+                         f"loss '{spec_name(self.compile.loss)}'", field="fit.class_weight")
         schedule = spec_kwargs(self.compile.optimizer).get("learning_rate")
         for i, callback in enumerate(self.fit.callbacks):
             if spec_name(callback) == "ReduceLROnPlateau" and isinstance(schedule, dict):
-                raise _field_error(
-                    f"fit.callbacks.{i}.ReduceLROnPlateau",
+                raise refuse(
                     "a number as the optimizer's learning_rate with ReduceLROnPlateau (Keras "
-                    "cannot lower a schedule); received the schedule {schedule}. Use one or "
-                    "the other", schedule=spec_name(schedule))
+                    "cannot lower a schedule)", f"the schedule {spec_name(schedule)}",
+                    "Use one or the other", field=f"fit.callbacks.{i}.ReduceLROnPlateau")
         if self.deterministic and self.compile.jit_compile is True:
-            raise _field_error(
-                "compile.jit_compile", "'auto' or false with deterministic: true (op determinism turns "
-                "XLA off); received true")
+            raise refuse("'auto' or false with deterministic: true (op determinism turns "
+                         "XLA off)", "true", field="compile.jit_compile")
         return self
 
     def with_absolute_paths(self) -> Config:
@@ -764,24 +781,33 @@ def _problem(err: dict, loc: tuple, data: dict, lines: dict[tuple, int],
     if kind == "missing":
         return Problem(where, "a value (this key is required)", "nothing",
                        _missing_hint(loc))
-    message = err["msg"]
-    for prefix in ("Input should be ", "Value error, "):
-        message = message.removeprefix(prefix)
-    if message.startswith("a valid dictionary or instance of"):
-        message = "a mapping (indented key: value lines)"
-    elif message.startswith("a valid list"):
-        message = "a list, e.g. [accuracy] or one '- item' per line"
-    elif kind == "string_pattern_mismatch" and loc == ("name",):
-        message = "a name of letters, digits, '.', '_' and '-' (it names a folder under runs/)"
-    received = None if kind in ("nettrain", "keras_spec") else short_repr(err.get("input"))
-    if "; received " in message:
-        message, received = message.split("; received ", 1)
-    if ". Did you mean" in (received or ""):
-        received, hint = received.split(". ", 1)
-        return Problem(where, message, received, hint)
-    if kind == "keras_spec":
-        received = short_repr(err.get("input"))
-    return Problem(where, message, received)
+    ctx = err.get("ctx") or {}
+    if kind == "nettrain":  # raised by a validator here: the parts are in the context
+        return Problem(where, ctx["expected"], ctx.get("received"), ctx.get("hint"))
+    if kind == "keras_arguments":
+        return Problem(where, ctx["expected"], short_repr(ctx["value"]),
+                       f"Write e.g. {argument_example(loc, ctx['name'], ctx['value'])}")
+    received = short_repr(err.get("input"))
+    if kind == "string_pattern_mismatch" and loc == ("name",):
+        return Problem(where, "a name of letters, digits, '.', '_' and '-' (it names a folder "
+                       "under runs/)", received)
+    if kind in _EXPECTED:
+        return Problem(where, _EXPECTED[kind], received)
+    return Problem(where, err["msg"].removeprefix("Input should be "), received)
+
+
+# What pydantic's error types expect, in the words of a config.
+_EXPECTED = {
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "string_type": "text",
+    "list_type": "a list, e.g. [accuracy] or one '- item' per line",
+    "dict_type": "a mapping (indented key: value lines)",
+    "model_type": "a mapping (indented key: value lines)",
+    "model_attributes_type": "a mapping (indented key: value lines)",
+}
 
 
 def _section_model(parent: tuple) -> type[BaseModel] | None:

@@ -265,14 +265,14 @@ def test_scalar_arguments_give_a_plain_message_with_the_way_to_write_them(runner
     path = write_config(tmp_path / "c.yaml", tiny_config(model={"layers": layers}))
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == (f"{path}: model.layers[1] (line 8): expected the arguments "
+    assert str(info.value) == (f"{path}: model.layers[1].Dropout (line 8): expected the arguments "
                                "of Dropout as a mapping of argument names to values; "
                                "received 0.2. Write e.g. - Dropout: {argument: 0.2}")
     # With Keras loaded (validate, fit) the hint names the argument, and following it works.
     result = runner.invoke(app, ["validate", str(path)])
     assert isinstance(result.exception, SystemExit) and result.exit_code == 2
     assert "{{" not in result.stderr and "}}" not in result.stderr
-    assert ("model.layers[1] (line 8): expected the arguments of Dropout as a mapping of "
+    assert ("model.layers[1].Dropout (line 8): expected the arguments of Dropout as a mapping of "
             "argument names to values; received 0.2. Write e.g. - Dropout: {rate: 0.2}"
             in result.stderr)
     layers[1] = {"Dropout": {"rate": 0.2}}
