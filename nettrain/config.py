@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -372,8 +373,7 @@ class Config(_Section):
 
     def error(self, problems: list[Problem]) -> ConfigError:
         """A ConfigError for problems found after validation, with file and line numbers."""
-        located = [Problem(_where(_parse_path(p.path), self._lines, self._overridden),
-                           p.expected, p.received, p.suggestion) for p in problems]
+        located = [locate(p, self._lines, self._overridden) for p in problems]
         return ConfigError(located, source=self._source)
 
     @property
@@ -719,7 +719,41 @@ def validate_config(
         return config
     except ValidationError as exc:
         problems = _problems_from(exc, data, lines or {}, overridden or set())
-        raise ConfigError(problems, source=source) from None
+        draft = Draft(data, source, lines or {}, overridden or set(),
+                      tuple(p.key for p in problems if p.key is not None))
+        raise ConfigError(problems, source=source, draft=draft) from None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A config the schema refused: the raw mapping (file plus overrides) and where its keys
+    are, for checks that run on the parts that parsed (see :mod:`nettrain.checks`).
+
+    ``refused`` holds the key paths the schema refused (a value inside one of them, or a
+    container of one, did not parse).
+    """
+
+    data: dict[str, Any]
+    source: str | None
+    lines: dict[tuple, int]
+    overridden: set[tuple]
+    refused: tuple[tuple, ...]
+
+    def parsed(self, key: tuple) -> bool:
+        """Whether the value at ``key`` parsed: the schema refused nothing in it or above it."""
+        return not any(r[: len(key)] == key or key[: len(r)] == r for r in self.refused)
+
+    def locate(self, problem: Problem) -> Problem:
+        """``problem`` with its file line (see :func:`locate`)."""
+        return locate(problem, self.lines, self.overridden)
+
+
+def locate(problem: Problem, lines: dict[tuple, int], overridden: set[tuple]) -> Problem:
+    """``problem`` (its path a dotted key, ``model.layers[1].Dense``) with the line it is on."""
+    key = _parse_path(problem.path)
+    return replace(problem, path=_where(key, lines, overridden),
+                   line=_line(key, lines, overridden),
+                   key=key)
 
 
 # Keys that belong to another section than the one they were written in.
@@ -756,18 +790,34 @@ def _parse_path(path: str) -> tuple:
 
 def _where(loc: tuple, lines: dict[tuple, int], overridden: set[tuple]) -> str:
     path = format_path(loc)
-    if any(loc[: len(o)] == o or o[: len(loc)] == loc for o in overridden):
+    if _overrides(loc, overridden):
         return f"{path} (set on the command line)"
+    line = _line(loc, lines, overridden)
+    return path if line is None else f"{path} (line {line})"
+
+
+def _overrides(loc: tuple, overridden: set[tuple]) -> bool:
+    return any(loc[: len(o)] == o or o[: len(loc)] == loc for o in overridden)
+
+
+def _line(loc: tuple, lines: dict[tuple, int], overridden: set[tuple]) -> int | None:
+    """The file line of ``loc``, or of the nearest key above it; None if set by an override."""
+    if _overrides(loc, overridden):
+        return None
     for n in range(len(loc), 0, -1):
         if loc[:n] in lines:
-            return f"{path} (line {lines[loc[:n]]})"
-    return path
+            return lines[loc[:n]]
+    return None
 
 
 def _problem(err: dict, loc: tuple, data: dict, lines: dict[tuple, int],
              overridden: set[tuple]) -> Problem:
+    return replace(_problem_text(err, loc, _where(loc, lines, overridden)),
+                   line=_line(loc, lines, overridden), key=loc)
+
+
+def _problem_text(err: dict, loc: tuple, where: str) -> Problem:
     kind = err["type"]
-    where = _where(loc, lines, overridden)
     if kind == "extra_forbidden":
         parent, key = loc[:-1], str(loc[-1])
         model = _section_model(parent)

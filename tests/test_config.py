@@ -261,18 +261,19 @@ def test_the_largest_accepted_numbers_load(tmp_path):
 
 
 def test_scalar_arguments_give_a_plain_message_with_the_way_to_write_them(runner, tmp_path):
-    layers = [{"Dense": {"units": 8}}, {"Dropout": 0.2}, {"Dense": {"units": 3}}]
+    layers = [{"Dense": {"units": 8}}, {"Dropout": 0.2},
+              {"Dense": {"units": 3, "activation": "softmax"}}]
     path = write_config(tmp_path / "c.yaml", tiny_config(model={"layers": layers}))
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == (f"{path}: model.layers[1].Dropout (line 8): expected the arguments "
+    assert str(info.value) == (f"{path}: model.layers[1].Dropout (line 11): expected the arguments "
                                "of Dropout as a mapping of argument names to values; "
                                "received 0.2. Write e.g. - Dropout: {argument: 0.2}")
     # With Keras loaded (validate, fit) the hint names the argument, and following it works.
     result = runner.invoke(app, ["validate", str(path)])
     assert isinstance(result.exception, SystemExit) and result.exit_code == 2
     assert "{{" not in result.stderr and "}}" not in result.stderr
-    assert ("model.layers[1].Dropout (line 8): expected the arguments of Dropout as a mapping of "
+    assert ("model.layers[1].Dropout (line 11): expected the arguments of Dropout as a mapping of "
             "argument names to values; received 0.2. Write e.g. - Dropout: {rate: 0.2}"
             in result.stderr)
     layers[1] = {"Dropout": {"rate": 0.2}}
@@ -324,7 +325,7 @@ def test_schema_and_keras_mistakes_are_reported_together_by_line(runner, tmp_pat
             "  - compile.metrics[0] (line 10)", "  - fit.epochs (line 12)",
             "  - fit.callbacks[0] (line 13)"]
         assert "Did you mean 'Dense'?" in result.stderr
-        assert "Did you mean 'adam'?" in result.stderr
+        assert "Did you mean 'Adam'?" in result.stderr
         assert "Did you mean 'accuracy'?" in result.stderr
         assert "expected a whole number; received 'ten'" in result.stderr
         assert "Did you mean 'EarlyStopping'?" in result.stderr
@@ -332,9 +333,9 @@ def test_schema_and_keras_mistakes_are_reported_together_by_line(runner, tmp_pat
 
 
 def test_a_refused_section_is_not_checked_twice(runner, tmp_path):
-    config = tiny_config(compile={"optimizer": {"SGD": {}, "Adam": {}}, "loss": "msee"})
+    config = tiny_config(compile={"optimizer": {"SGD": {}, "Adam": {}}, "loss": "mean_squared_eror"})
     result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
     assert isinstance(result.exception, SystemExit) and result.exit_code == 2
     assert "2 problems" in result.stderr
     assert "compile.optimizer (line" in result.stderr and "2 keys" in result.stderr
-    assert "compile.loss (line" in result.stderr and "Did you mean 'mse'?" in result.stderr
+    assert "compile.loss (line" in result.stderr and "Did you mean 'mean_squared_error'?" in result.stderr
