@@ -550,8 +550,9 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
     with path.open("rb") as file:
         raw = file.read(MAX_FILE_BYTES + 1)
     if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError(Problem(str(path), f"a config file of at most {MAX_FILE_BYTES // 10**6} MB",
-                                  "a larger file", "Is this the config file?"))
+        raise ConfigError(Problem(str(path), f"a config file of at most "
+                                  f"{MAX_FILE_BYTES // 10**6} MB", "a larger file",
+                                  "Is this the config file?"))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from nettrain.cli import app
 from nettrain.config import apply_override, load_config, parse_override
@@ -117,7 +118,7 @@ def test_override_syntax():
 
 def test_config_is_immutable(tmp_path):
     cfg = load_config(write_config(tmp_path / "c.yaml", tiny_config()))
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="Instance is frozen"):
         cfg.fit.epochs = 3
 
 
@@ -266,8 +267,8 @@ def test_scalar_arguments_give_a_plain_message_with_the_way_to_write_them(runner
     path = write_config(tmp_path / "c.yaml", tiny_config(model={"layers": layers}))
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == (f"{path}: model.layers[1].Dropout (line 11): expected the arguments "
-                               "of Dropout as a mapping of argument names to values; "
+    assert str(info.value) == (f"{path}: model.layers[1].Dropout (line 11): expected the "
+                               "arguments of Dropout as a mapping of argument names to values; "
                                "received 0.2. Write e.g. - Dropout: {argument: 0.2}")
     # With Keras loaded (validate, fit) the hint names the argument, and following it works.
     result = runner.invoke(app, ["validate", str(path)])
@@ -333,9 +334,11 @@ def test_schema_and_keras_mistakes_are_reported_together_by_line(runner, tmp_pat
 
 
 def test_a_refused_section_is_not_checked_twice(runner, tmp_path):
-    config = tiny_config(compile={"optimizer": {"SGD": {}, "Adam": {}}, "loss": "mean_squared_eror"})
+    config = tiny_config(compile={"optimizer": {"SGD": {}, "Adam": {}},
+                                  "loss": "mean_squared_eror"})
     result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
     assert isinstance(result.exception, SystemExit) and result.exit_code == 2
     assert "2 problems" in result.stderr
     assert "compile.optimizer (line" in result.stderr and "2 keys" in result.stderr
-    assert "compile.loss (line" in result.stderr and "Did you mean 'mean_squared_error'?" in result.stderr
+    assert "compile.loss (line" in result.stderr
+    assert "Did you mean 'mean_squared_error'?" in result.stderr
