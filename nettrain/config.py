@@ -14,6 +14,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -24,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -52,6 +54,15 @@ def refuse(expected: str, received: Any = None, hint: str | None = None,
     ctx = {"received": received, "hint": hint, "field": field}
     ctx = {key: value for key, value in ctx.items() if value is not None}
     return PydanticCustomError("nettrain", "{expected}", {**ctx, "expected": expected})
+
+
+def refuse_all(errors: list[PydanticCustomError]) -> PydanticCustomError:
+    """One error standing for several :func:`refuse` errors: a validator that checks several
+    keys reports every problem it finds (pydantic takes one error from a validator)."""
+    if len(errors) == 1:
+        return errors[0]
+    return PydanticCustomError("nettrain_all", "{expected}", {
+        "problems": [e.context for e in errors], "expected": f"{len(errors)} problems"})
 
 
 def argument_example(path: tuple, name: str, value: Any, argument: str = "argument") -> str:
@@ -211,33 +222,40 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
+        problems = list(self._problems())
+        if problems:
+            raise refuse_all(problems)
+        return self
+
+    def _problems(self) -> Iterator[PydanticCustomError]:
+        """Every way the keys of this section do not go together."""
         given = [s for s in SOURCES if getattr(self, s) is not None]
         if len(given) != 1:
-            raise refuse(f"exactly one data source ({', '.join(SOURCES)})",
+            yield refuse(f"exactly one data source ({', '.join(SOURCES)})",
                          ", ".join(given) if given else "none",
                          field=given[1] if len(given) > 1 else "dataset")
         known = BUILTIN_DATASETS + KERAS_DATASETS
         if self.dataset is not None and self.dataset not in known:
             close = did_you_mean(self.dataset, known)
-            raise refuse(f"one of {', '.join(known)}", f"'{self.dataset}'",
+            yield refuse(f"one of {', '.join(known)}", f"'{self.dataset}'",
                          f"Did you mean '{close}'?" if close else None, field="dataset")
         if self.csv is not None and self.target is None:
-            raise refuse("the name of the target column (required with csv)", field="target")
-        for key, sources in _SOURCE_KEYS.items():
-            if getattr(self, key) is not None and self.source not in sources:
-                raise refuse(f"{key} only with a {' or '.join(sources)} source",
-                             f"source '{self.source}'", field=key)
+            yield refuse("the name of the target column (required with csv)", field="target")
+        if len(given) == 1:
+            for key, sources in _SOURCE_KEYS.items():
+                if getattr(self, key) is not None and self.source not in sources:
+                    yield refuse(f"{key} only with a {' or '.join(sources)} source",
+                                 f"source '{self.source}'", field=key)
         if (self.num_words or self.maxlen) and self.dataset not in ("imdb", "reuters"):
-            raise refuse("num_words and maxlen only with dataset imdb or reuters",
+            yield refuse("num_words and maxlen only with dataset imdb or reuters",
                          field="num_words" if self.num_words else "maxlen")
         for explicit in ("validation", "test"):
             if getattr(self, explicit) is not None and getattr(self, f"{explicit}_split"):
-                raise refuse(f"either {explicit} (a file) or {explicit}_split (a fraction), "
+                yield refuse(f"either {explicit} (a file) or {explicit}_split (a fraction), "
                              "not both", field=f"{explicit}_split")
         if self.validation_split + self.test_split >= 1.0:
-            raise refuse("validation_split + test_split below 1",
+            yield refuse("validation_split + test_split below 1",
                          f"{self.validation_split + self.test_split}", field="test_split")
-        return self
 
 
 class ModelConfig(_Section):
@@ -323,6 +341,12 @@ def _check_distribute(value: Any) -> Any:
     raise refuse("'mirrored' (all local GPUs) or nothing", short_repr(value))
 
 
+def is_classification_loss(loss: str | dict[str, Any]) -> bool:
+    """Whether a loss spec names a classification loss (cross-entropy or hinge)."""
+    name = spec_name(loss).lower()
+    return "crossentropy" in name or "hinge" in name
+
+
 class Config(_Section):
     """A whole, validated config. Frozen: nothing changes it after loading."""
 
@@ -341,22 +365,37 @@ class Config(_Section):
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
     _overridden: set[tuple] = PrivateAttr(default_factory=set)
 
-    @model_validator(mode="after")
-    def _controls_fit(self) -> Config:
-        if self.fit.class_weight is not None and not self.is_classifier:
-            raise refuse("class_weight only with a classification loss",
-                         f"loss '{spec_name(self.compile.loss)}'", field="fit.class_weight")
-        schedule = spec_kwargs(self.compile.optimizer).get("learning_rate")
-        for i, callback in enumerate(self.fit.callbacks):
+    # Keys of two sections that must go together are checked on the later section, with the
+    # earlier ones that validated (``info.data``), so a mistake in another section hides none.
+    @field_validator("compile")
+    @classmethod
+    def _compile_goes_with_deterministic(cls, compile: CompileConfig,
+                                         info: ValidationInfo) -> CompileConfig:
+        if info.data.get("deterministic") and compile.jit_compile is True:
+            raise refuse("'auto' or false with deterministic: true (op determinism turns "
+                         "XLA off)", "true", field="jit_compile")
+        return compile
+
+    @field_validator("fit")
+    @classmethod
+    def _fit_goes_with_compile(cls, fit: FitConfig, info: ValidationInfo) -> FitConfig:
+        compile = info.data.get("compile")
+        if compile is None:
+            return fit
+        problems = []
+        if fit.class_weight is not None and not is_classification_loss(compile.loss):
+            problems.append(refuse("class_weight only with a classification loss",
+                                   f"loss '{spec_name(compile.loss)}'", field="class_weight"))
+        schedule = spec_kwargs(compile.optimizer).get("learning_rate")
+        for i, callback in enumerate(fit.callbacks):
             if spec_name(callback) == "ReduceLROnPlateau" and isinstance(schedule, dict):
-                raise refuse(
+                problems.append(refuse(
                     "a number as the optimizer's learning_rate with ReduceLROnPlateau (Keras "
                     "cannot lower a schedule)", f"the schedule {spec_name(schedule)}",
-                    "Use one or the other", field=f"fit.callbacks.{i}.ReduceLROnPlateau")
-        if self.deterministic and self.compile.jit_compile is True:
-            raise refuse("'auto' or false with deterministic: true (op determinism turns "
-                         "XLA off)", "true", field="compile.jit_compile")
-        return self
+                    "Use one or the other", field=f"callbacks.{i}.ReduceLROnPlateau"))
+        if problems:
+            raise refuse_all(problems)
+        return fit
 
     def with_absolute_paths(self) -> Config:
         """The config with its data paths made absolute (they are relative to the folder
@@ -379,8 +418,7 @@ class Config(_Section):
     @property
     def is_classifier(self) -> bool:
         """Whether the loss is a classification loss (cross-entropy or hinge)."""
-        loss = spec_name(self.compile.loss).lower()
-        return "crossentropy" in loss or "hinge" in loss
+        return is_classification_loss(self.compile.loss)
 
     def to_yaml(self) -> str:
         """The resolved config as YAML; ``nettrain fit`` on it repeats the run."""
@@ -767,7 +805,11 @@ _MOVED = {("fit", "validation_split"): "data.validation_split",
 def _problems_from(exc: ValidationError, data: dict, lines: dict[tuple, int],
                    overridden: set[tuple]) -> list[Problem]:
     problems = []
-    for err in exc.errors():
+    errors = []
+    for err in exc.errors():  # one error of refuse_all stands for several
+        errors += [{**err, "type": "nettrain", "ctx": ctx} for ctx in err["ctx"]["problems"]] \
+            if err["type"] == "nettrain_all" else [err]
+    for err in errors:
         loc = tuple(err["loc"])
         ctx = err.get("ctx") or {}
         if "field" in ctx:  # a dotted field names a key below a section: fit.class_weight

@@ -342,3 +342,29 @@ def test_a_refused_section_is_not_checked_twice(runner, tmp_path):
     assert "compile.optimizer (line" in result.stderr and "2 keys" in result.stderr
     assert "compile.loss (line" in result.stderr
     assert "Did you mean 'mean_squared_error'?" in result.stderr
+
+
+def test_every_cross_field_mistake_is_reported(tmp_path):
+    config = tiny_config(data={"dataset": "irs", "validation_split": 0.6, "test_split": 0.5,
+                               "target": "y", "maxlen": 10},
+                         compile={"loss": "mse"}, fit={"epochs": 1, "class_weight": "balanced"})
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path / "c.yaml", config))
+    assert [line.split(":")[0] for line in str(info.value).splitlines()] == [
+        f"{tmp_path / 'c.yaml'}", "  - data.dataset (line 4)", "  - data.test_split (line 6)",
+        "  - data.target (line 7)", "  - data.maxlen (line 8)", "  - fit.class_weight (line 21)"]
+    text = str(info.value)
+    assert "Did you mean 'iris'?" in text
+    assert "data.target (line 7): expected target only with a csv source" in text
+    assert "data.maxlen (line 8): expected num_words and maxlen only with dataset imdb" in text
+    assert "expected class_weight only with a classification loss; received loss 'mse'" in text
+
+
+def test_keys_of_two_sections_are_checked_when_another_section_is_wrong(tmp_path):
+    config = tiny_config(data={"dataset": "irs"}, compile={"loss": "mse", "jit_compile": True})
+    config["deterministic"] = True
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path / "c.yaml", config))
+    assert "2 problems" in str(info.value)
+    assert "compile.jit_compile (line 15): expected 'auto' or false with deterministic: true" \
+        in str(info.value)
