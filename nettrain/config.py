@@ -1,9 +1,11 @@
 """The config: schema, loading, command-line overrides. No TensorFlow here.
 
-A config file is read with a ``yaml.SafeLoader``, overrides (``fit.epochs=5``) are applied to the
-raw mapping, and the result is validated once into a frozen :class:`Config`. Every later step
-takes that object, never a raw dict. Keras names are checked later, in
-:mod:`nettrain.keras_objects`, because that needs Keras.
+A config file is parsed once with a bounded ``yaml.SafeLoader`` (:func:`read_yaml`), overrides
+(``fit.epochs=5``) are applied to the raw mapping, and the result is validated once into a
+frozen, strict :class:`Config`. Every later step takes that object, never a raw dict. Keras
+names are checked later, in :mod:`nettrain.keras_objects`, because that needs Keras; when the
+schema refuses a config, its ConfigError carries a :class:`Draft` so :mod:`nettrain.checks` can
+still check the Keras names of what parsed.
 """
 
 from __future__ import annotations
@@ -72,13 +74,18 @@ def argument_example(path: tuple, name: str, value: Any, argument: str = "argume
     """
     start = "- " if len(path) > 1 and isinstance(path[-2], int) else \
         f"{path[-2]}: " if len(path) > 1 else ""
-    arguments = f"{{{argument}: {json.dumps(value)}}}"
+    arguments = f"{{{argument}: {json.dumps(value, default=str)}}}"
     return f"{start}{name}: {arguments}" if start.startswith("-") else \
         f"{start}{{{name}: {arguments}}}"
 
 
-def _check_keras_spec(value: Any) -> Any:
-    """A Keras object is a bare name or a one-key mapping from the name to its arguments."""
+def normalize_spec(value: Any) -> Any:
+    """A Keras object is a bare name or a one-key mapping from the name to its arguments.
+
+    Returns the name, or ``{name: {arguments}}`` with ``None`` arguments made ``{}``; raises
+    the schema's error otherwise. Example: ``normalize_spec({'Flatten': None})`` ->
+    ``{'Flatten': {}}``.
+    """
     if isinstance(value, str) and value.strip():
         return value
     if isinstance(value, dict) and len(value) == 1:
@@ -97,10 +104,8 @@ def _check_keras_spec(value: Any) -> Any:
                  "{SGD: {learning_rate: 0.1}}", short_repr(value))
 
 
-normalize_spec = _check_keras_spec
 
-
-KerasSpec = Annotated[Any, BeforeValidator(_check_keras_spec)]
+KerasSpec = Annotated[Any, BeforeValidator(normalize_spec)]
 
 
 def spec_name(spec: str | dict[str, Any]) -> str:

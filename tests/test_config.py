@@ -1,4 +1,7 @@
-"""Config loading and validation: no Keras needed, every mistake reported at once."""
+"""Config loading and validation, every mistake reported at once; hostile files refused.
+
+load_config needs no Keras; the tests through the CLI (validate, fit) load it.
+"""
 
 from __future__ import annotations
 
