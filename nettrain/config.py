@@ -249,7 +249,7 @@ class DataConfig(_Section):
         if len(given) == 1:
             for key, sources in _SOURCE_KEYS.items():
                 if getattr(self, key) is not None and self.source not in sources:
-                    yield refuse(f"{key} only with a {' or '.join(sources)} source",
+                    yield refuse(f"{key} only with the source {' or '.join(sources)}",
                                  f"source '{self.source}'", field=key)
         if (self.num_words or self.maxlen) and self.dataset not in ("imdb", "reuters"):
             yield refuse("num_words and maxlen only with dataset imdb or reuters",
@@ -491,6 +491,8 @@ class SafeLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<: *anchor': merged by SafeLoader; a key written here replaces it
             if not isinstance(key_node, yaml.ScalarNode):
                 kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
                 raise YamlRefused(key_node.start_mark, "a key that is a name (text or a number)",

@@ -358,7 +358,7 @@ def test_every_cross_field_mistake_is_reported(tmp_path):
         "  - data.target (line 7)", "  - data.maxlen (line 8)", "  - fit.class_weight (line 21)"]
     text = str(info.value)
     assert "Did you mean 'iris'?" in text
-    assert "data.target (line 7): expected target only with a csv source" in text
+    assert "data.target (line 7): expected target only with the source csv" in text
     assert "data.maxlen (line 8): expected num_words and maxlen only with dataset imdb" in text
     assert "expected class_weight only with a classification loss; received loss 'mse'" in text
 
@@ -371,3 +371,16 @@ def test_keys_of_two_sections_are_checked_when_another_section_is_wrong(tmp_path
     assert "2 problems" in str(info.value)
     assert "compile.jit_compile (line 15): expected 'auto' or false with deterministic: true" \
         in str(info.value)
+
+
+def test_merge_keys_work_and_a_key_replaces_a_merged_one(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ndata: {dataset: iris}\nmodel:\n  layers:\n"
+                    "    - Dense: &dense {units: 8, activation: relu}\n"
+                    "    - Dense: {<<: *dense, units: 4}\n"
+                    "compile: {loss: sparse_categorical_crossentropy}\n")
+    cfg = load_config(path)
+    assert cfg.model.layers[1] == {"Dense": {"units": 4, "activation": "relu"}}
+    path.write_text(path.read_text().replace("units: 4}", "units: 4, units: 2}"))
+    with pytest.raises(ConfigError, match="the key 'units' is written twice"):
+        load_config(path)
