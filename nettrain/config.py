@@ -79,6 +79,20 @@ def argument_example(path: tuple, name: str, value: Any, argument: str = "argume
         f"{start}{{{name}: {arguments}}}"
 
 
+def _non_finite(value: Any,
+                path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], float]]:
+    """Where ``value`` (nested mappings and lists) holds ``.nan`` or ``.inf``: no Keras
+    argument means them, and they would train silently to NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _non_finite(item, (*path, str(i)))
+
+
 def normalize_spec(value: Any) -> Any:
     """A Keras object is a bare name or a one-key mapping from the name to its arguments.
 
@@ -91,6 +105,8 @@ def normalize_spec(value: Any) -> Any:
     if isinstance(value, dict) and len(value) == 1:
         (name, kwargs), = value.items()
         if isinstance(name, str) and (kwargs is None or isinstance(kwargs, dict)):
+            for where, number in _non_finite(kwargs or {}):
+                raise refuse("a finite number", repr(number), field=".".join((name, *where)))
             return {name: dict(kwargs or {})}
         if isinstance(name, str):
             raise PydanticCustomError("keras_arguments", "{expected}", {

@@ -227,6 +227,12 @@ def test_predict_refuses_a_run_whose_config_is_an_alias_bomb(runner, tmp_path):
                         "received inf"),
     ("compile.loss_weights=[true]", "compile.loss_weights[0] (set on the command line): "
                                     "expected a number; received True"),
+    ("compile.optimizer={SGD: {learning_rate: .nan}}", "compile.optimizer.SGD.learning_rate "
+                                                       "(set on the command line): expected a "
+                                                       "finite number; received nan"),
+    ("model.layers.0.Dense.kernel_regularizer={L2: {l2: -.inf}}",
+     "model.layers[0].Dense.kernel_regularizer.L2.l2 (set on the command line): expected a "
+     "finite number; received -inf"),
     ("fit.shuffle=1", "fit.shuffle (set on the command line): expected true or false; "
                       "received 1"),
     ("data.synthetic={n_samples: true}", "data.synthetic.n_samples (set on the command "
