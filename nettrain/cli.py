@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from rich.text import Text
 
 from nettrain import __version__
 from nettrain.errors import ConfigError, NettrainError, UsageError
+
+if TYPE_CHECKING:
+    from nettrain.config import Config
 
 # Before TensorFlow is ever imported: keep its C++ log lines off the user's terminal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -119,7 +122,7 @@ def _load_keras(debug: bool) -> None:
             os.close(saved)
 
 
-def _load_config(path: Path, overrides: list[str], debug: bool) -> Any:
+def _load_config(path: Path, overrides: list[str], debug: bool) -> Config:
     """The validated config; when the schema refuses it, also check the Keras names of what
     parsed, so one ConfigError lists every mistake (this loads Keras)."""
     from nettrain.config import load_config
