@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from rich.text import Text
 
 from nettrain import __version__
 from nettrain.errors import ConfigError, NettrainError, UsageError
+
+if TYPE_CHECKING:
+    from nettrain.config import Config
 
 # Before TensorFlow is ever imported: keep its C++ log lines off the user's terminal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -119,6 +122,22 @@ def _load_keras(debug: bool) -> None:
             os.close(saved)
 
 
+def _load_config(path: Path, overrides: list[str], debug: bool) -> Config:
+    """The validated config; when the schema refuses it, also check the Keras names of what
+    parsed, so one ConfigError lists every mistake (this loads Keras)."""
+    from nettrain.config import load_config
+
+    try:
+        return load_config(path, overrides)
+    except ConfigError as exc:
+        if exc.draft is None:
+            raise
+        _load_keras(debug)
+        from nettrain.checks import with_keras_problems
+
+        raise with_keras_problems(exc) from None
+
+
 def _stop_cleanly_on_signals() -> None:
     """Ctrl-C and SIGTERM stop a fit cleanly (KeyboardInterrupt: save, mark, exit 130), also
     when a non-interactive shell started nettrain with SIGINT ignored."""
@@ -163,8 +182,6 @@ def fit(
 
     Resume: nettrain fit --resume runs/digits-mlp/20261122-120000 fit.epochs=80
     """
-    from nettrain.config import load_config
-
     with _errors(debug):
         overrides = list(overrides or [])
         if config is not None and "=" in config.name and not config.exists():
@@ -176,7 +193,7 @@ def fit(
         if resume is None:
             if config is None:
                 raise UsageError("CONFIG: expected a YAML config file (or --resume RUN).")
-            cfg = load_config(config, overrides)
+            cfg = _load_config(config, overrides, debug)
         _load_keras(debug)
         from nettrain import runs, train
 
@@ -204,10 +221,8 @@ def validate(
 
     Example: nettrain validate configs/xor.yaml compile.optimizer.SGD.learning_rate=0.5
     """
-    from nettrain.config import load_config
-
     with _errors(debug):
-        cfg = load_config(config, overrides or [])
+        cfg = _load_config(config, overrides or [], debug)
         _load_keras(debug)
         from nettrain import train
 

@@ -1,16 +1,22 @@
 """The config: schema, loading, command-line overrides. No TensorFlow here.
 
-A config file is read with a ``yaml.SafeLoader``, overrides (``fit.epochs=5``) are applied to the
-raw mapping, and the result is validated once into a frozen :class:`Config`. Every later step
-takes that object, never a raw dict. Keras names are checked later, in
-:mod:`nettrain.keras_objects`, because that needs Keras.
+A config file is parsed once with a bounded ``yaml.SafeLoader`` (:func:`read_yaml`), overrides
+(``fit.epochs=5``) are applied to the raw mapping, and the result is validated once into a
+frozen, strict :class:`Config`. Every later step takes that object, never a raw dict. Keras
+names are checked later, in :mod:`nettrain.keras_objects`, because that needs Keras; when the
+schema refuses a config, its ConfigError carries a :class:`Draft` so :mod:`nettrain.checks` can
+still check the Keras names of what parsed.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import math
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -20,9 +26,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    NonNegativeInt,
-    PositiveInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -38,34 +43,85 @@ KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housi
 SOURCES = ("dataset", "csv", "npz", "images", "synthetic")
 
 
-def _check_keras_spec(value: Any) -> Any:
-    """A Keras object is a bare name or a one-key mapping from the name to its arguments."""
+def refuse(expected: str, received: Any = None, hint: str | None = None,
+           field: str | None = None) -> PydanticCustomError:
+    """The error a validator raises: what was expected, what was received, a suggestion.
+
+    The parts travel in the error's context and are read back by :func:`_problem`; pydantic's
+    message template is only ``{expected}``, so braces in the text (``{SGD: {...}}``) and in
+    the user's values are never read as placeholders. ``field`` names a key below the one
+    validated (a model validator's errors are reported at the model itself); ``received`` is
+    shown as written (give a repr for a value).
+    """
+    ctx = {"received": received, "hint": hint, "field": field}
+    ctx = {key: value for key, value in ctx.items() if value is not None}
+    return PydanticCustomError("nettrain", "{expected}", {**ctx, "expected": expected})
+
+
+def refuse_all(errors: list[PydanticCustomError]) -> PydanticCustomError:
+    """One error standing for several :func:`refuse` errors: a validator that checks several
+    keys reports every problem it finds (pydantic takes one error from a validator)."""
+    if len(errors) == 1:
+        return errors[0]
+    return PydanticCustomError("nettrain_all", "{expected}", {
+        "problems": [e.context for e in errors], "expected": f"{len(errors)} problems"})
+
+
+def argument_example(path: tuple, name: str, value: Any, argument: str = "argument") -> str:
+    """How to write a Keras object's argument, as YAML at ``path``: ``- Dropout: {rate: 0.2}``.
+
+    ``path`` ends with the object's name; the line starts with ``- `` in a list, else the key.
+    """
+    start = "- " if len(path) > 1 and isinstance(path[-2], int) else \
+        f"{path[-2]}: " if len(path) > 1 else ""
+    arguments = f"{{{argument}: {json.dumps(value, default=str)}}}"
+    return f"{start}{name}: {arguments}" if start.startswith("-") else \
+        f"{start}{{{name}: {arguments}}}"
+
+
+def _non_finite(value: Any,
+                path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], float]]:
+    """Where ``value`` (nested mappings and lists) holds ``.nan`` or ``.inf``: no Keras
+    argument means them, and they would train silently to NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _non_finite(item, (*path, str(i)))
+
+
+def normalize_spec(value: Any) -> Any:
+    """A Keras object is a bare name or a one-key mapping from the name to its arguments.
+
+    Returns the name, or ``{name: {arguments}}`` with ``None`` arguments made ``{}``; raises
+    the schema's error otherwise. Example: ``normalize_spec({'Flatten': None})`` ->
+    ``{'Flatten': {}}``.
+    """
     if isinstance(value, str) and value.strip():
         return value
     if isinstance(value, dict) and len(value) == 1:
         (name, kwargs), = value.items()
         if isinstance(name, str) and (kwargs is None or isinstance(kwargs, dict)):
+            for where, number in _non_finite(kwargs or {}):
+                raise refuse("a finite number", repr(number), field=".".join((name, *where)))
             return {name: dict(kwargs or {})}
         if isinstance(name, str):
-            raise PydanticCustomError(
-                "keras_spec",
-                "the arguments of {name} as a mapping such as {{{name}: {{arg: value}}}}",
-                {"name": name, "field": name},
-            )
+            raise PydanticCustomError("keras_arguments", "{expected}", {
+                "field": name, "name": name, "value": kwargs,
+                "expected": f"the arguments of {name} as a mapping of argument names to values"})
     if isinstance(value, dict) and len(value) > 1:
-        raise PydanticCustomError(
-            "keras_spec",
-            "one Keras name per list item (a one-key mapping); this mapping has "
-            "{count} keys: {keys}. Start each object on its own '- ' line",
-            {"count": len(value), "keys": ", ".join(map(str, value))},
-        )
-    raise PydanticCustomError(
-        "keras_spec",
-        "a Keras name such as 'adam' or a one-key mapping such as {SGD: {learning_rate: 0.1}}",
-    )
+        raise refuse(f"one Keras name per list item (a one-key mapping); this mapping has "
+                     f"{len(value)} keys: {', '.join(map(str, value))}",
+                     hint="Start each object on its own '- ' line")
+    raise refuse("a Keras name such as 'adam' or a one-key mapping such as "
+                 "{SGD: {learning_rate: 0.1}}", short_repr(value))
 
 
-KerasSpec = Annotated[Any, BeforeValidator(_check_keras_spec)]
+
+KerasSpec = Annotated[Any, BeforeValidator(normalize_spec)]
 
 
 def spec_name(spec: str | dict[str, Any]) -> str:
@@ -78,25 +134,39 @@ def spec_kwargs(spec: str | dict[str, Any]) -> dict[str, Any]:
     return {} if isinstance(spec, str) else dict(next(iter(spec.values())) or {})
 
 
-def _field_error(field: str, message: str, **ctx: Any) -> PydanticCustomError:
-    # ``field`` extends the error's location (pydantic reports a model validator's errors at
-    # the model itself); see ``_problems_from``.
-    return PydanticCustomError("nettrain", message, {"field": field, **ctx})
-
-
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a value has the type it says (``epochs: true`` is not 1, ``batch_size: 1e20`` is
+    # not a whole number, ``shuffle: 1`` is not true); floats are finite.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# What Keras, TensorFlow and numpy accept: sizes and counts are int32, a seed is uint32.
+INT32_MAX = 2**31 - 1
+Count = Annotated[int, Field(gt=0, le=INT32_MAX)]
+Index = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+ImageSide = Annotated[int, Field(gt=0, le=16_384)]
+# Synthetic data is made in memory: n_samples x n_features float64 values at most.
+MAX_SYNTHETIC_VALUES = 100_000_000
 
 
 class SyntheticConfig(_Section):
     """``data.synthetic``: random data made with the run's seed (scikit-learn's generators)."""
 
-    n_samples: PositiveInt = 100
-    n_features: PositiveInt = 10
-    n_classes: int = Field(2, ge=2)       # classifiers (the loss decides)
-    n_outputs: PositiveInt = 1            # regression
+    n_samples: Count = 100
+    n_features: Count = 10
+    n_classes: int = Field(2, ge=2, le=INT32_MAX)  # classifiers (the loss decides)
+    n_outputs: Count = 1                           # regression
     noise: float = Field(0.1, ge=0)
     random: bool = False  # plain uniform X and y, like the tutorial's rand(100, 10)
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> SyntheticConfig:
+        if self.n_samples * max(self.n_features, self.n_outputs) > MAX_SYNTHETIC_VALUES:
+            raise refuse(f"n_samples x n_features at most {MAX_SYNTHETIC_VALUES:,} (the data is "
+                         "made in memory)", f"{self.n_samples:,} x {self.n_features:,}",
+                         field="n_samples")
+        return self
 
 
 def _check_target(value: Any) -> Any:
@@ -104,13 +174,13 @@ def _check_target(value: Any) -> Any:
         return value
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return value
-    raise PydanticCustomError("nettrain", "a column name, or a list of column names")
+    raise refuse("a column name, or a list of column names", short_repr(value))
 
 
 def _bool_or_auto(value: Any) -> Any:
     if isinstance(value, bool) or value == "auto":
         return value
-    raise PydanticCustomError("nettrain", "true, false or 'auto'")
+    raise refuse("true, false or 'auto'", short_repr(value))
 
 
 # Keys that only mean something with some sources: key -> the sources it goes with.
@@ -137,11 +207,11 @@ class DataConfig(_Section):
     delimiter: str = ","
     stream: Annotated[Any, BeforeValidator(_bool_or_auto)] = "auto"
     # images
-    image_size: list[PositiveInt] | None = Field(None, min_length=2, max_length=2)
+    image_size: list[ImageSide] | None = Field(None, min_length=2, max_length=2)
     color_mode: Literal["rgb", "grayscale", "rgba"] | None = None
     # imdb, reuters
-    num_words: PositiveInt | None = None
-    maxlen: PositiveInt | None = None
+    num_words: Count | None = None
+    maxlen: Count | None = None
     # splits
     validation: str | None = None
     test: str | None = None
@@ -152,7 +222,7 @@ class DataConfig(_Section):
     scale: float | None = Field(None, gt=0)
     normalize: bool = False
     flatten: bool = False
-    reshape: list[PositiveInt] | None = None
+    reshape: list[Count] | None = None
     one_hot: bool = False
 
     @property
@@ -173,52 +243,46 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
+        problems = list(self._problems())
+        if problems:
+            raise refuse_all(problems)
+        return self
+
+    def _problems(self) -> Iterator[PydanticCustomError]:
+        """Every way the keys of this section do not go together."""
         given = [s for s in SOURCES if getattr(self, s) is not None]
         if len(given) != 1:
-            raise _field_error(
-                given[1] if len(given) > 1 else "dataset",
-                "exactly one data source ({sources}); received {received}",
-                sources=", ".join(SOURCES),
-                received=", ".join(given) if given else "none",
-            )
+            yield refuse(f"exactly one data source ({', '.join(SOURCES)})",
+                         ", ".join(given) if given else "none",
+                         field=given[1] if len(given) > 1 else "dataset")
         known = BUILTIN_DATASETS + KERAS_DATASETS
         if self.dataset is not None and self.dataset not in known:
             close = did_you_mean(self.dataset, known)
-            raise _field_error(
-                "dataset",
-                "one of {known}; received '{received}'{hint}",
-                known=", ".join(known),
-                received=self.dataset,
-                hint=f". Did you mean '{close}'?" if close else "",
-            )
+            yield refuse(f"one of {', '.join(known)}", f"'{self.dataset}'",
+                         f"Did you mean '{close}'?" if close else None, field="dataset")
         if self.csv is not None and self.target is None:
-            raise _field_error("target", "the name of the target column (required with csv)")
-        for key, sources in _SOURCE_KEYS.items():
-            if getattr(self, key) is not None and self.source not in sources:
-                raise _field_error(
-                    key, "{key} only with a {sources} source; received source '{source}'",
-                    key=key, sources=" or ".join(sources), source=self.source)
+            yield refuse("the name of the target column (required with csv)", field="target")
+        if len(given) == 1:
+            for key, sources in _SOURCE_KEYS.items():
+                if getattr(self, key) is not None and self.source not in sources:
+                    yield refuse(f"{key} only with the source {' or '.join(sources)}",
+                                 f"source '{self.source}'", field=key)
         if (self.num_words or self.maxlen) and self.dataset not in ("imdb", "reuters"):
-            raise _field_error("num_words" if self.num_words else "maxlen",
-                               "num_words and maxlen only with dataset imdb or reuters")
+            yield refuse("num_words and maxlen only with dataset imdb or reuters",
+                         field="num_words" if self.num_words else "maxlen")
         for explicit in ("validation", "test"):
             if getattr(self, explicit) is not None and getattr(self, f"{explicit}_split"):
-                raise _field_error(f"{explicit}_split",
-                                   "either {key} (a file) or {key}_split (a fraction), not both",
-                                   key=explicit)
+                yield refuse(f"either {explicit} (a file) or {explicit}_split (a fraction), "
+                             "not both", field=f"{explicit}_split")
         if self.validation_split + self.test_split >= 1.0:
-            raise _field_error(
-                "test_split",
-                "validation_split + test_split below 1; received {total}",
-                total=self.validation_split + self.test_split,
-            )
-        return self
+            yield refuse("validation_split + test_split below 1",
+                         f"{self.validation_split + self.test_split}", field="test_split")
 
 
 class ModelConfig(_Section):
     """``model:``: the layers of a ``keras.Sequential``, each written by the one rule."""
 
-    input_shape: list[PositiveInt] | None = None
+    input_shape: list[Count] | None = None
     layers: list[KerasSpec] = Field(min_length=1)
 
 
@@ -231,42 +295,41 @@ class CompileConfig(_Section):
     weighted_metrics: list[KerasSpec] = []
     loss_weights: list[float] | None = None
     run_eagerly: bool = False
-    steps_per_execution: PositiveInt = 1
+    steps_per_execution: Count = 1
     jit_compile: Annotated[Any, BeforeValidator(_bool_or_auto)] = "auto"
 
 
 def _check_verbose(value: Any) -> Any:
-    if value in (0, 1, 2, "auto") and not isinstance(value, bool):
+    if value == "auto" or (type(value) is int and value in (0, 1, 2)):
         return value
-    raise PydanticCustomError("nettrain", "0, 1, 2 or 'auto'")
+    raise refuse("0, 1, 2 or 'auto'", short_repr(value))
 
 
 def _check_class_weight(value: Any) -> Any:
     if value is None or value == "balanced":
         return value
     if isinstance(value, dict) and value and all(
-            isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in value) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-            for v in value.values()):
+            type(k) is int and 0 <= k <= INT32_MAX for k in value) and all(
+            type(v) in (int, float) and 0 <= v < math.inf for v in value.values()):
         return {k: float(v) for k, v in value.items()}
-    raise PydanticCustomError(
-        "nettrain", "'balanced' or a mapping from class index to weight such as {{0: 1.0, 1: 5.0}}")
+    raise refuse("'balanced' or a mapping from class index to a finite weight such as "
+                 "{0: 1.0, 1: 5.0}", short_repr(value))
 
 
 class FitConfig(_Section):
     """``fit:``: the arguments of ``keras.Model.fit`` (the data comes from ``data:``)."""
 
-    epochs: PositiveInt = 1
-    batch_size: PositiveInt | None = None
+    epochs: Count = 1
+    batch_size: Count | None = None
     verbose: Annotated[Any, BeforeValidator(_check_verbose)] = "auto"
     callbacks: list[KerasSpec] = []
     shuffle: bool = True
     class_weight: Annotated[Any, BeforeValidator(_check_class_weight)] = None
-    initial_epoch: NonNegativeInt = 0
-    steps_per_epoch: PositiveInt | None = None
-    validation_steps: PositiveInt | None = None
-    validation_batch_size: PositiveInt | None = None
-    validation_freq: PositiveInt = 1
+    initial_epoch: Index = 0
+    steps_per_epoch: Count | None = None
+    validation_steps: Count | None = None
+    validation_batch_size: Count | None = None
+    validation_freq: Count = 1
 
 
 class SaveConfig(_Section):
@@ -278,8 +341,7 @@ class SaveConfig(_Section):
     @classmethod
     def _unique(cls, formats: list[str]) -> list[str]:
         if len(set(formats)) != len(formats):
-            raise PydanticCustomError("nettrain", "each format once; received {formats}",
-                                      {"formats": formats})
+            raise refuse("each format once", short_repr(formats))
         return formats
 
 
@@ -293,20 +355,24 @@ def _check_distribute(value: Any) -> Any:
     if value is None or value == "mirrored":
         return value
     if value == "multi_worker":
-        raise PydanticCustomError(
-            "nettrain",
-            "'mirrored' (all local GPUs); 'multi_worker' is refused: "
-            "MultiWorkerMirroredStrategy fails inside Keras 3's fit "
-            "(keras-team/keras#20585), so nettrain does not offer it half-working"
-            "; received 'multi_worker'. Use distribute: mirrored on one machine")
-    raise PydanticCustomError("nettrain", "'mirrored' (all local GPUs) or nothing")
+        raise refuse("'mirrored' (all local GPUs); 'multi_worker' is refused: "
+                     "MultiWorkerMirroredStrategy fails inside Keras 3's fit "
+                     "(keras-team/keras#20585), so nettrain does not offer it half-working",
+                     "'multi_worker'", "Use distribute: mirrored on one machine")
+    raise refuse("'mirrored' (all local GPUs) or nothing", short_repr(value))
+
+
+def is_classification_loss(loss: str | dict[str, Any]) -> bool:
+    """Whether a loss spec names a classification loss (cross-entropy or hinge)."""
+    name = spec_name(loss).lower()
+    return "crossentropy" in name or "hinge" in name
 
 
 class Config(_Section):
     """A whole, validated config. Frozen: nothing changes it after loading."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    seed: NonNegativeInt | None = None
+    seed: Seed | None = None
     deterministic: bool = False  # TensorFlow op determinism (turns XLA off)
     distribute: Annotated[Any, BeforeValidator(_check_distribute)] = None
     mixed_precision: Literal[PRECISION_POLICIES] = "float32"  # type: ignore[valid-type]
@@ -320,25 +386,37 @@ class Config(_Section):
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
     _overridden: set[tuple] = PrivateAttr(default_factory=set)
 
-    @model_validator(mode="after")
-    def _controls_fit(self) -> Config:
-        if self.fit.class_weight is not None and not self.is_classifier:
-            raise _field_error(
-                "fit.class_weight", "class_weight only with a classification loss; received loss "
-                "'{loss}'", loss=spec_name(self.compile.loss))
-        schedule = spec_kwargs(self.compile.optimizer).get("learning_rate")
-        for i, callback in enumerate(self.fit.callbacks):
+    # Keys of two sections that must go together are checked on the later section, with the
+    # earlier ones that validated (``info.data``), so a mistake in another section hides none.
+    @field_validator("compile")
+    @classmethod
+    def _compile_goes_with_deterministic(cls, compile: CompileConfig,
+                                         info: ValidationInfo) -> CompileConfig:
+        if info.data.get("deterministic") and compile.jit_compile is True:
+            raise refuse("'auto' or false with deterministic: true (op determinism turns "
+                         "XLA off)", "true", field="jit_compile")
+        return compile
+
+    @field_validator("fit")
+    @classmethod
+    def _fit_goes_with_compile(cls, fit: FitConfig, info: ValidationInfo) -> FitConfig:
+        compile = info.data.get("compile")
+        if compile is None:
+            return fit
+        problems = []
+        if fit.class_weight is not None and not is_classification_loss(compile.loss):
+            problems.append(refuse("class_weight only with a classification loss",
+                                   f"loss '{spec_name(compile.loss)}'", field="class_weight"))
+        schedule = spec_kwargs(compile.optimizer).get("learning_rate")
+        for i, callback in enumerate(fit.callbacks):
             if spec_name(callback) == "ReduceLROnPlateau" and isinstance(schedule, dict):
-                raise _field_error(
-                    f"fit.callbacks.{i}.ReduceLROnPlateau",
+                problems.append(refuse(
                     "a number as the optimizer's learning_rate with ReduceLROnPlateau (Keras "
-                    "cannot lower a schedule); received the schedule {schedule}. Use one or "
-                    "the other", schedule=spec_name(schedule))
-        if self.deterministic and self.compile.jit_compile is True:
-            raise _field_error(
-                "compile.jit_compile", "'auto' or false with deterministic: true (op determinism turns "
-                "XLA off); received true")
-        return self
+                    "cannot lower a schedule)", f"the schedule {spec_name(schedule)}",
+                    "Use one or the other", field=f"callbacks.{i}.ReduceLROnPlateau"))
+        if problems:
+            raise refuse_all(problems)
+        return fit
 
     def with_absolute_paths(self) -> Config:
         """The config with its data paths made absolute (they are relative to the folder
@@ -355,15 +433,13 @@ class Config(_Section):
 
     def error(self, problems: list[Problem]) -> ConfigError:
         """A ConfigError for problems found after validation, with file and line numbers."""
-        located = [Problem(_where(_parse_path(p.path), self._lines, self._overridden),
-                           p.expected, p.received, p.suggestion) for p in problems]
+        located = [locate(p, self._lines, self._overridden) for p in problems]
         return ConfigError(located, source=self._source)
 
     @property
     def is_classifier(self) -> bool:
         """Whether the loss is a classification loss (cross-entropy or hinge)."""
-        loss = spec_name(self.compile.loss).lower()
-        return "crossentropy" in loss or "hinge" in loss
+        return is_classification_loss(self.compile.loss)
 
     def to_yaml(self) -> str:
         """The resolved config as YAML; ``nettrain fit`` on it repeats the run."""
@@ -381,16 +457,62 @@ SECTIONS: dict[str, type[BaseModel]] = {
 # ----------------------------------------------------------------------------- loading
 
 
+# Bounds on what a config file may hold: a config is a few hundred values, so these refuse only
+# hostile or broken input (an alias bomb, a runaway generator) before it costs memory or time.
+MAX_FILE_BYTES = 1_000_000
+MAX_DEPTH = 32          # nested mappings and lists, aliases expanded
+MAX_VALUES = 10_000     # keys, values and list items, aliases expanded
+
+
+class YamlRefused(yaml.MarkedYAMLError):
+    """YAML that parses but that a config may not hold, at a position in the text."""
+
+    def __init__(self, mark: yaml.Mark, expected: str, received: str,
+                 suggestion: str | None = None):
+        super().__init__(problem=f"expected {expected}; received {received}", problem_mark=mark)
+        self.expected, self.received, self.suggestion = expected, received, suggestion
+
+
 class SafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` (nothing in a file can run code) with two fixes for configs.
+    """``yaml.SafeLoader`` (nothing in a file can run code) with fixes and bounds for configs.
 
     ``1e-3`` is a float, as in YAML 1.2 and Python (YAML 1.1 wants ``1.0e-3`` and reads
-    ``1e-3`` as a string); a key written twice in one mapping is an error, not last-one-wins.
+    ``1e-3`` as a string); a key written twice in one mapping is an error, not last-one-wins;
+    nesting deeper than MAX_DEPTH, keys that are lists or mappings, and values Python cannot
+    hold (a 5000-digit number, February 30th) are refused with their position. Use it through
+    :func:`parse_yaml`, which also bounds what aliases expand to.
     """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        # The composer recurses once per level: bound it before Python's stack does.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise YamlRefused(self.peek_event().start_mark,
+                                  f"nesting at most {MAX_DEPTH} levels deep", "deeper nesting")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:  # int(), datetime() and float() refused it
+            raise YamlRefused(node.start_mark, "a YAML value Python can hold",
+                              f"{short_repr(node.value)} ({exc})",
+                              "Put it in quotes if it is text") from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<: *anchor': merged by SafeLoader; a key written here replaces it
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                raise YamlRefused(key_node.start_mark, "a key that is a name (text or a number)",
+                                  f"a {kind} as a key")
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -407,21 +529,109 @@ SafeLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+def parse_yaml(text: str) -> tuple[Any, dict[tuple, int]]:
+    """Parse YAML text once, safely; return the value and the line of every key path.
+
+    The text is composed into nodes once; the nodes are checked (what aliases expand to), then
+    constructed into the value and walked for the line numbers. The value is a tree: each use of
+    an anchor is its own copy, so changing one (an override) leaves the others alone.
+
+    Example: ``parse_yaml("fit:\\n  epochs: 3\\n")`` -> ``({'fit': {'epochs': 3}},
+    {('fit',): 1, ('fit', 'epochs'): 2})``.
+    """
+    loader = SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        _expanded_size(node, {})
+        value = loader.construct_document(node)
+    finally:
+        loader.dispose()
+    return _tree(value), _line_numbers(node)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """How many values and how many levels ``node`` has with its aliases expanded.
+
+    ``sizes`` remembers each node (an anchor is counted once however often it is used), so the
+    count costs the size of the text, not of the expansion; past a bound it stops.
+    """
+    known = sizes.get(id(node))
+    if known is not None:
+        if known == (-1, -1):
+            raise YamlRefused(node.start_mark, "an anchor used outside itself",
+                              "an alias inside its own anchor (a value that contains itself)")
+        return known
+    if isinstance(node, yaml.ScalarNode):
+        return 1, 0
+    sizes[id(node)] = (-1, -1)
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) \
+        else node.value
+    count, depth = 1, 0
+    for child in children:
+        child_count, child_depth = _expanded_size(child, sizes)
+        count, depth = count + child_count, max(depth, child_depth + 1)
+        if count > MAX_VALUES or depth > MAX_DEPTH:
+            raise YamlRefused(
+                node.start_mark, f"aliases that expand to at most {MAX_VALUES:,} values, "
+                f"{MAX_DEPTH} levels deep",
+                "a value whose aliases expand past that (each use of an alias copies its anchor)")
+    sizes[id(node)] = count, depth
+    return count, depth
+
+
+def _tree(value: Any) -> Any:
+    """``value`` with every mapping and list copied, so none is shared (bounded by the checks)."""
+    if isinstance(value, dict):
+        return {k: _tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tree(v) for v in value]
+    return value
+
+
 def yaml_load(text: str) -> Any:
-    """Parse YAML text safely (see :class:`SafeLoader`)."""
-    return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a SafeLoader subclass
+    """Parse YAML text safely (see :func:`parse_yaml`)."""
+    return parse_yaml(text)[0]
 
 
 def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
-    """Read a YAML mapping safely; also return the line number of every key path."""
+    """Read a YAML mapping safely; also return the line number of every key path.
+
+    Everything wrong with the file is a ConfigError naming the file and, where known, the line:
+    missing, not a regular file, larger than MAX_FILE_BYTES, not UTF-8, bad YAML, or YAML a
+    config may not hold (see :class:`SafeLoader` and :func:`parse_yaml`).
+    """
     if not path.exists():
         raise ConfigError(Problem("config", "an existing YAML file", f"'{path}' (no such file)"))
     if path.is_dir():
         raise ConfigError(Problem("config", "a YAML file", f"'{path}' (a directory)"))
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():
+        raise ConfigError(Problem("config", "a YAML file", f"'{path}' (not a regular file)"))
+    with path.open("rb") as file:
+        raw = file.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(Problem(str(path), f"a config file of at most "
+                                  f"{MAX_FILE_BYTES // 10**6} MB", "a larger file",
+                                  "Is this the config file?"))
     try:
-        data = yaml_load(text)
-        lines = _line_numbers(yaml.compose(text, Loader=SafeLoader))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _position(raw, exc.start)
+        raise ConfigError(Problem(
+            f"{path}:{line}:{column}", "a UTF-8 text file",
+            f"the byte 0x{raw[exc.start]:02x} at line {line}, which is not UTF-8",
+            "Save the file as UTF-8")) from None
+    try:
+        data, lines = parse_yaml(text)
+    except yaml.reader.ReaderError as exc:  # a control character: a position, no mark
+        line, column = _position(text, exc.position)
+        raise ConfigError(Problem(f"{path}:{line}:{column}", "printable text",
+                                  f"the character {chr(exc.character)!r}", "Remove it")) from None
+    except YamlRefused as exc:
+        mark = exc.problem_mark
+        raise ConfigError(Problem(f"{path}:{mark.line + 1}:{mark.column + 1}", exc.expected,
+                                  exc.received, exc.suggestion)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
@@ -437,6 +647,13 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
         raise ConfigError(Problem(str(path), "a mapping of sections (name, data, model, ...)",
                                   type(data).__name__))
     return data, lines
+
+
+def _position(text: str | bytes, offset: int) -> tuple[int, int]:
+    """The 1-based line and column of ``offset`` in ``text``."""
+    newline = "\n" if isinstance(text, str) else b"\n"
+    line_start = text.rfind(newline, 0, offset) + 1
+    return text.count(newline, 0, offset) + 1, offset - line_start + 1
 
 
 def _line_numbers(node: yaml.Node | None, path: tuple = ()) -> dict[tuple, int]:
@@ -564,7 +781,41 @@ def validate_config(
         return config
     except ValidationError as exc:
         problems = _problems_from(exc, data, lines or {}, overridden or set())
-        raise ConfigError(problems, source=source) from None
+        draft = Draft(data, source, lines or {}, overridden or set(),
+                      tuple(p.key for p in problems if p.key is not None))
+        raise ConfigError(problems, source=source, draft=draft) from None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A config the schema refused: the raw mapping (file plus overrides) and where its keys
+    are, for checks that run on the parts that parsed (see :mod:`nettrain.checks`).
+
+    ``refused`` holds the key paths the schema refused (a value inside one of them, or a
+    container of one, did not parse).
+    """
+
+    data: dict[str, Any]
+    source: str | None
+    lines: dict[tuple, int]
+    overridden: set[tuple]
+    refused: tuple[tuple, ...]
+
+    def parsed(self, key: tuple) -> bool:
+        """Whether the value at ``key`` parsed: the schema refused nothing in it or above it."""
+        return not any(r[: len(key)] == key or key[: len(r)] == r for r in self.refused)
+
+    def locate(self, problem: Problem) -> Problem:
+        """``problem`` with its file line (see :func:`locate`)."""
+        return locate(problem, self.lines, self.overridden)
+
+
+def locate(problem: Problem, lines: dict[tuple, int], overridden: set[tuple]) -> Problem:
+    """``problem`` (its path a dotted key, ``model.layers[1].Dense``) with the line it is on."""
+    key = _parse_path(problem.path)
+    return replace(problem, path=_where(key, lines, overridden),
+                   line=_line(key, lines, overridden),
+                   key=key)
 
 
 # Keys that belong to another section than the one they were written in.
@@ -577,7 +828,11 @@ _MOVED = {("fit", "validation_split"): "data.validation_split",
 def _problems_from(exc: ValidationError, data: dict, lines: dict[tuple, int],
                    overridden: set[tuple]) -> list[Problem]:
     problems = []
-    for err in exc.errors():
+    errors = []
+    for err in exc.errors():  # one error of refuse_all stands for several
+        errors += [{**err, "type": "nettrain", "ctx": ctx} for ctx in err["ctx"]["problems"]] \
+            if err["type"] == "nettrain_all" else [err]
+    for err in errors:
         loc = tuple(err["loc"])
         ctx = err.get("ctx") or {}
         if "field" in ctx:  # a dotted field names a key below a section: fit.class_weight
@@ -601,18 +856,34 @@ def _parse_path(path: str) -> tuple:
 
 def _where(loc: tuple, lines: dict[tuple, int], overridden: set[tuple]) -> str:
     path = format_path(loc)
-    if any(loc[: len(o)] == o or o[: len(loc)] == loc for o in overridden):
+    if _overrides(loc, overridden):
         return f"{path} (set on the command line)"
+    line = _line(loc, lines, overridden)
+    return path if line is None else f"{path} (line {line})"
+
+
+def _overrides(loc: tuple, overridden: set[tuple]) -> bool:
+    return any(loc[: len(o)] == o or o[: len(loc)] == loc for o in overridden)
+
+
+def _line(loc: tuple, lines: dict[tuple, int], overridden: set[tuple]) -> int | None:
+    """The file line of ``loc``, or of the nearest key above it; None if set by an override."""
+    if _overrides(loc, overridden):
+        return None
     for n in range(len(loc), 0, -1):
         if loc[:n] in lines:
-            return f"{path} (line {lines[loc[:n]]})"
-    return path
+            return lines[loc[:n]]
+    return None
 
 
 def _problem(err: dict, loc: tuple, data: dict, lines: dict[tuple, int],
              overridden: set[tuple]) -> Problem:
+    return replace(_problem_text(err, loc, _where(loc, lines, overridden)),
+                   line=_line(loc, lines, overridden), key=loc)
+
+
+def _problem_text(err: dict, loc: tuple, where: str) -> Problem:
     kind = err["type"]
-    where = _where(loc, lines, overridden)
     if kind == "extra_forbidden":
         parent, key = loc[:-1], str(loc[-1])
         model = _section_model(parent)
@@ -626,24 +897,33 @@ def _problem(err: dict, loc: tuple, data: dict, lines: dict[tuple, int],
     if kind == "missing":
         return Problem(where, "a value (this key is required)", "nothing",
                        _missing_hint(loc))
-    message = err["msg"]
-    for prefix in ("Input should be ", "Value error, "):
-        message = message.removeprefix(prefix)
-    if message.startswith("a valid dictionary or instance of"):
-        message = "a mapping (indented key: value lines)"
-    elif message.startswith("a valid list"):
-        message = "a list, e.g. [accuracy] or one '- item' per line"
-    elif kind == "string_pattern_mismatch" and loc == ("name",):
-        message = "a name of letters, digits, '.', '_' and '-' (it names a folder under runs/)"
-    received = None if kind in ("nettrain", "keras_spec") else short_repr(err.get("input"))
-    if "; received " in message:
-        message, received = message.split("; received ", 1)
-    if ". Did you mean" in (received or ""):
-        received, hint = received.split(". ", 1)
-        return Problem(where, message, received, hint)
-    if kind == "keras_spec":
-        received = short_repr(err.get("input"))
-    return Problem(where, message, received)
+    ctx = err.get("ctx") or {}
+    if kind == "nettrain":  # raised by a validator here: the parts are in the context
+        return Problem(where, ctx["expected"], ctx.get("received"), ctx.get("hint"))
+    if kind == "keras_arguments":
+        return Problem(where, ctx["expected"], short_repr(ctx["value"]),
+                       f"Write e.g. {argument_example(loc, ctx['name'], ctx['value'])}")
+    received = short_repr(err.get("input"))
+    if kind == "string_pattern_mismatch" and loc == ("name",):
+        return Problem(where, "a name of letters, digits, '.', '_' and '-' (it names a folder "
+                       "under runs/)", received)
+    if kind in _EXPECTED:
+        return Problem(where, _EXPECTED[kind], received)
+    return Problem(where, err["msg"].removeprefix("Input should be "), received)
+
+
+# What pydantic's error types expect, in the words of a config.
+_EXPECTED = {
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "string_type": "text",
+    "list_type": "a list, e.g. [accuracy] or one '- item' per line",
+    "dict_type": "a mapping (indented key: value lines)",
+    "model_type": "a mapping (indented key: value lines)",
+    "model_attributes_type": "a mapping (indented key: value lines)",
+}
 
 
 def _section_model(parent: tuple) -> type[BaseModel] | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
@@ -21,12 +22,18 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 
 @dataclass(frozen=True)
 class Problem:
-    """One mistake: where it is, what was expected, what was received, a suggestion."""
+    """One mistake: where it is, what was expected, what was received, a suggestion.
+
+    ``line`` (the config file's line, for ordering) and ``key`` (the key path as a tuple, for
+    matching) are set where known; the message shows the line inside ``path``.
+    """
 
     path: str
     expected: str
     received: str | None = None
     suggestion: str | None = None
+    line: int | None = field(default=None, compare=False)
+    key: tuple | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         text = f"{self.path}: expected {self.expected}"
@@ -44,15 +51,23 @@ class NettrainError(Exception):
 
 
 class ConfigError(NettrainError):
-    """The config (or an override, or a command-line argument) is wrong. Exit status 2."""
+    """The config (or an override, or a command-line argument) is wrong. Exit status 2.
+
+    Problems are listed in the order of their lines in the file (those without a line, such as
+    overrides, last). ``draft`` is set when the schema refused the config: what parsed of it
+    (:class:`nettrain.config.Draft`), so checks that need Keras can still run on it and report
+    their problems in the same error (:func:`nettrain.checks.with_keras_problems`).
+    """
 
     exit_code = 2
 
-    def __init__(self, problems: list[Problem] | Problem | str, source: str | None = None):
+    def __init__(self, problems: list[Problem] | Problem | str, source: str | None = None,
+                 draft: Any = None):
         if isinstance(problems, (Problem, str)):
             problems = [problems]
-        self.problems = problems
+        self.problems = sorted(problems, key=_line_order)
         self.source = source
+        self.draft = draft
         super().__init__(self.render())
 
     def render(self) -> str:
@@ -62,6 +77,11 @@ class ConfigError(NettrainError):
         lines = [f"{where}{len(self.problems)} problems:"]
         lines += [f"  - {p}" for p in self.problems]
         return "\n".join(lines)
+
+
+def _line_order(problem: Problem | str) -> tuple[bool, int]:
+    line = getattr(problem, "line", None)
+    return line is None, line or 0
 
 
 class UsageError(ConfigError):

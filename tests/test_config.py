@@ -1,9 +1,17 @@
-"""Config loading and validation: no Keras needed, every mistake reported at once."""
+"""Config loading and validation, every mistake reported at once; hostile files refused.
+
+load_config needs no Keras; the tests through the CLI (validate, fit) load it.
+"""
 
 from __future__ import annotations
 
-import pytest
+import time
 
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from nettrain.cli import app
 from nettrain.config import apply_override, load_config, parse_override
 from nettrain.errors import ConfigError
 
@@ -113,5 +121,272 @@ def test_override_syntax():
 
 def test_config_is_immutable(tmp_path):
     cfg = load_config(write_config(tmp_path / "c.yaml", tiny_config()))
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="Instance is frozen"):
         cfg.fit.epochs = 3
+
+
+# ------------------------------------------------------------ hostile or broken files
+
+
+def _billion_laughs(levels: int = 9) -> str:
+    """The 342-byte "billion laughs": each level refers to the one below ten times."""
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels):
+        below, here = chr(ord("a") + i - 1), chr(ord("a") + i)
+        lines.append(f"{here}: &{here} [{','.join(['*' + below] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_fast(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_billion_laughs())
+    assert len(path.read_bytes()) == 342
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert time.monotonic() - started < 5
+    text = str(info.value)
+    assert text.startswith(f"{path}:")  # file, line and column where the expansion is too big
+    assert "aliases" in text and "expand" in text
+
+
+def test_a_few_aliases_still_work(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ndata: {dataset: iris}\nmodel:\n  layers:\n"
+                    "    - Dense: &hidden {units: 8, activation: relu}\n"
+                    "    - Dense: *hidden\n    - Dense: {units: 3}\n"
+                    "compile: {loss: sparse_categorical_crossentropy}\n")
+    cfg = load_config(path, ["model.layers.0.Dense.units=4"])
+    # an override of one use of an anchor changes that use only
+    assert cfg.model.layers[0] == {"Dense": {"units": 4, "activation": "relu"}}
+    assert cfg.model.layers[1] == {"Dense": {"units": 8, "activation": "relu"}}
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"name: x\ndata: {dataset: iris}\n# caf\xe9\n",
+     ":3:6: expected a UTF-8 text file; received the byte 0xe9 at line 3, which is not UTF-8"),
+    (b"name: x\x07\n", ":1:8: expected printable text; received the character '\\x07'"),
+    (b"name: x\nseed: &a [*a]\n", ":2:7: expected an anchor used outside itself"),
+    (b"name: x\nseed: " + b"[" * 100_000 + b"\n",
+     ":2:38: expected nesting at most 32 levels deep; received deeper nesting"),
+    (b"name: x\n? [a, b]\n: 1\n", ":2:3: expected a key that is a name"),
+    (b"name: x\ndata: {[1]: x}\n", ":2:8: expected a key that is a name"),
+    (b"name: x\nseed: 1" + b"0" * 5000 + b"\n", ":2:7: expected a YAML value Python can hold"),
+    (b"name: 2001-02-30\n", ":1:7: expected a YAML value Python can hold"),
+    (b"name: x\n" + b"# padding\n" * 200_000, ": expected a config file of at most 1 MB"),
+])
+def test_broken_files_are_config_errors_naming_file_and_line(runner, tmp_path, content,
+                                                             expected):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(str(path))
+    assert expected in str(info.value)
+    for command in ("validate", "fit"):
+        result = runner.invoke(app, [command, str(path)])
+        assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+        assert f"Config error: {path}" in result.stderr and expected in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_predict_refuses_a_run_whose_config_is_an_alias_bomb(runner, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(_billion_laughs())
+    np.save(tmp_path / "x.npy", np.zeros((2, 4), dtype="float32"))
+    started = time.monotonic()
+    result = runner.invoke(app, ["predict", str(run), str(tmp_path / "x.npy")])
+    assert time.monotonic() - started < 60
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert f"{run / 'config.yaml'}:" in result.stderr and "aliases" in result.stderr
+
+
+# --------------------------------------------------------------- numbers and booleans
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("seed=4294967296", "seed (set on the command line): expected less than or equal to "
+                        "4294967295; received 4294967296"),
+    ("seed=true", "seed (set on the command line): expected a whole number; received True"),
+    ("fit.batch_size=1e20", "fit.batch_size (set on the command line): expected a whole "
+                            "number; received 1e+20"),
+    ("fit.batch_size=4294967296", "fit.batch_size (set on the command line): expected less "
+                                  "than or equal to 2147483647"),
+    ("fit.epochs=true", "fit.epochs (set on the command line): expected a whole number; "
+                        "received True"),
+    ("fit.epochs=2.5", "fit.epochs (set on the command line): expected a whole number; "
+                       "received 2.5"),
+    ("fit.steps_per_epoch=99999999999", "fit.steps_per_epoch (set on the command line): "
+                                        "expected less than or equal to 2147483647"),
+    ("data.validation_split=true", "data.validation_split (set on the command line): "
+                                   "expected a number; received True"),
+    ("data.validation_split=.nan", "data.validation_split (set on the command line): "
+                                   "expected a finite number; received nan"),
+    ("data.scale=.inf", "data.scale (set on the command line): expected a finite number; "
+                        "received inf"),
+    ("compile.loss_weights=[true]", "compile.loss_weights[0] (set on the command line): "
+                                    "expected a number; received True"),
+    ("compile.optimizer={SGD: {learning_rate: .nan}}", "compile.optimizer.SGD.learning_rate "
+                                                       "(set on the command line): expected a "
+                                                       "finite number; received nan"),
+    ("model.layers.0.Dense.kernel_regularizer={L2: {l2: -.inf}}",
+     "model.layers[0].Dense.kernel_regularizer.L2.l2 (set on the command line): expected a "
+     "finite number; received -inf"),
+    ("fit.shuffle=1", "fit.shuffle (set on the command line): expected true or false; "
+                      "received 1"),
+    ("data.synthetic={n_samples: true}", "data.synthetic.n_samples (set on the command "
+                                         "line): expected a whole number; received True"),
+])
+def test_numbers_are_numbers_within_what_keras_accepts(runner, tmp_path, override,
+                                                       expected):
+    path = write_config(tmp_path / "c.yaml", tiny_config())
+    if override.startswith("data.synthetic"):
+        path = write_config(tmp_path / "c.yaml", tiny_config(data={"synthetic": {}}))
+    result = runner.invoke(app, ["fit", str(path), override])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert expected in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_boolean_in_the_file_is_not_a_number(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ndata: {dataset: iris}\nmodel: {layers: [Dense]}\n"
+                    "compile: {loss: mse}\nfit:\n  epochs: true\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (f"{path}: fit.epochs (line 6): expected a whole number; "
+                               "received True")
+
+
+def test_the_largest_accepted_numbers_load(tmp_path):
+    path = write_config(tmp_path / "c.yaml", tiny_config())
+    cfg = load_config(path, ["seed=4294967295", "fit.batch_size=2147483647",
+                             "data.validation_split=0", "data.scale=255"])
+    assert cfg.seed == 2**32 - 1 and cfg.fit.batch_size == 2**31 - 1
+    assert cfg.data.scale == 255.0 and isinstance(cfg.data.scale, float)
+
+
+# ------------------------------------------------------------------ message templates
+
+
+def test_scalar_arguments_give_a_plain_message_with_the_way_to_write_them(runner, tmp_path):
+    layers = [{"Dense": {"units": 8}}, {"Dropout": 0.2},
+              {"Dense": {"units": 3, "activation": "softmax"}}]
+    path = write_config(tmp_path / "c.yaml", tiny_config(model={"layers": layers}))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (f"{path}: model.layers[1].Dropout (line 11): expected the "
+                               "arguments of Dropout as a mapping of argument names to values; "
+                               "received 0.2. Write e.g. - Dropout: {argument: 0.2}")
+    # With Keras loaded (validate, fit) the hint names the argument, and following it works.
+    result = runner.invoke(app, ["validate", str(path)])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert "{{" not in result.stderr and "}}" not in result.stderr
+    assert ("model.layers[1].Dropout (line 11): expected the arguments of Dropout as a mapping of "
+            "argument names to values; received 0.2. Write e.g. - Dropout: {rate: 0.2}"
+            in result.stderr)
+    layers[1] = {"Dropout": {"rate": 0.2}}
+    result = runner.invoke(app, ["validate", str(write_config(path, tiny_config(
+        model={"layers": layers})))])
+    assert result.exception is None and result.exit_code == 0, result.output
+
+
+def test_class_weight_message_has_single_braces(tmp_path):
+    config = tiny_config(fit={"epochs": 1, "class_weight": [1, 2]})
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path / "c.yaml", config))
+    assert "such as {0: 1.0, 1: 5.0}" in str(info.value)
+
+
+def test_user_text_in_a_message_is_not_read_as_a_template(tmp_path):
+    config = tiny_config(data={"dataset": "{hint}"})
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path / "c.yaml", config))
+    assert "received '{hint}'" in str(info.value)
+
+
+# ------------------------------------------------- schema and Keras problems at once
+
+
+def test_schema_and_keras_mistakes_are_reported_together_by_line(runner, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "name: x\n"
+        "data: {dataset: iris}\n"
+        "model:\n"
+        "  layers:\n"
+        "    - Dens: {units: 8}\n"
+        "    - Dense: {units: 3, activation: softmax}\n"
+        "compile:\n"
+        "  optimizer: adamm\n"
+        "  loss: sparse_categorical_crossentropy\n"
+        "  metrics: [accuracyy]\n"
+        "fit:\n"
+        "  epochs: ten\n"
+        "  callbacks: [EarlyStoping]\n")
+    for command in ("validate", "fit"):
+        result = runner.invoke(app, [command, str(path)])
+        assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+        lines = result.stderr.splitlines()
+        assert lines[0] == f"Config error: {path}: 5 problems:"
+        assert [line.split(":")[0] for line in lines[1:6]] == [
+            "  - model.layers[0].Dens (line 5)", "  - compile.optimizer (line 8)",
+            "  - compile.metrics[0] (line 10)", "  - fit.epochs (line 12)",
+            "  - fit.callbacks[0] (line 13)"]
+        assert "Did you mean 'Dense'?" in result.stderr
+        assert "Did you mean 'Adam'?" in result.stderr
+        assert "Did you mean 'accuracy'?" in result.stderr
+        assert "expected a whole number; received 'ten'" in result.stderr
+        assert "Did you mean 'EarlyStopping'?" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_refused_section_is_not_checked_twice(runner, tmp_path):
+    config = tiny_config(compile={"optimizer": {"SGD": {}, "Adam": {}},
+                                  "loss": "mean_squared_eror"})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert "2 problems" in result.stderr
+    assert "compile.optimizer (line" in result.stderr and "2 keys" in result.stderr
+    assert "compile.loss (line" in result.stderr
+    assert "Did you mean 'mean_squared_error'?" in result.stderr
+
+
+def test_every_cross_field_mistake_is_reported(tmp_path):
+    config = tiny_config(data={"dataset": "irs", "validation_split": 0.6, "test_split": 0.5,
+                               "target": "y", "maxlen": 10},
+                         compile={"loss": "mse"}, fit={"epochs": 1, "class_weight": "balanced"})
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path / "c.yaml", config))
+    assert [line.split(":")[0] for line in str(info.value).splitlines()] == [
+        f"{tmp_path / 'c.yaml'}", "  - data.dataset (line 4)", "  - data.test_split (line 6)",
+        "  - data.target (line 7)", "  - data.maxlen (line 8)", "  - fit.class_weight (line 21)"]
+    text = str(info.value)
+    assert "Did you mean 'iris'?" in text
+    assert "data.target (line 7): expected target only with the source csv" in text
+    assert "data.maxlen (line 8): expected num_words and maxlen only with dataset imdb" in text
+    assert "expected class_weight only with a classification loss; received loss 'mse'" in text
+
+
+def test_keys_of_two_sections_are_checked_when_another_section_is_wrong(tmp_path):
+    config = tiny_config(data={"dataset": "irs"}, compile={"loss": "mse", "jit_compile": True})
+    config["deterministic"] = True
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path / "c.yaml", config))
+    assert "2 problems" in str(info.value)
+    assert "compile.jit_compile (line 15): expected 'auto' or false with deterministic: true" \
+        in str(info.value)
+
+
+def test_merge_keys_work_and_a_key_replaces_a_merged_one(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ndata: {dataset: iris}\nmodel:\n  layers:\n"
+                    "    - Dense: &dense {units: 8, activation: relu}\n"
+                    "    - Dense: {<<: *dense, units: 4}\n"
+                    "compile: {loss: sparse_categorical_crossentropy}\n")
+    cfg = load_config(path)
+    assert cfg.model.layers[1] == {"Dense": {"units": 4, "activation": "relu"}}
+    path.write_text(path.read_text().replace("units: 4}", "units: 4, units: 2}"))
+    with pytest.raises(ConfigError, match="the key 'units' is written twice"):
+        load_config(path)
