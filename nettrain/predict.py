@@ -66,12 +66,15 @@ def load_run(run_path: Path, fmt: str | None = None) -> Predictor:
                          run.config.data.missing, run.config.data.delimiter)
     model, _ = runs.load_model(run_path, fmt, {})
     info: dict[str, Any] = {}
-    if isinstance(model.input, dict):
-        # a bare model with one named input per column: the input names are the columns
+    try:
+        named = model.input  # a dict for one named input per column
+    except (AttributeError, ValueError):  # a Sequential never called (from a SavedModel)
+        named = None
+    if isinstance(named, dict):  # a bare model of named inputs: their names are the columns
         kinds = {"float32": "numeric", "int64": "integer", "string": "string"}
-        info = {"features": list(model.input),
+        info = {"features": list(named),
                 "columns": {name: kinds.get(str(t.dtype), "numeric")
-                            for name, t in model.input.items()}}
+                            for name, t in named.items()}}
     return Predictor(model, info, None)
 
 
