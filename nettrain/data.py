@@ -604,7 +604,8 @@ def table_inputs(frame: Any, features: list[str], categorical: list[str], name: 
             if fractional.any():
                 at = int(np.argmax(fractional.reshape(-1)))
                 raise DataError(f"{name}: column '{column}' holds whole-number categories; row "
-                                f"{frame.index[at] + 2} holds {frame[column].iloc[at]!r}.")
+                                f"{frame.index[at] + 2} holds {frame[column].iloc[at]!r}. "
+                                f"{WHOLE_NUMBERS_ADVICE}")
             x[names[column]] = values.astype("int64")
         else:
             x[names[column]] = frame[[column]].astype(str).to_numpy(dtype=object)
@@ -665,10 +666,16 @@ def _read_npz(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
             raise DataError(f"{key}: the {name} inputs of {path.name} have shape "
                             f"{list(px.shape[1:])} per sample; the training inputs "
                             f"{list(shape)}.")
-        if np.issubdtype(px.dtype, np.floating) and not np.isfinite(px).all():
-            at = np.argwhere(~np.isfinite(px))[0]
-            raise DataError(f"{key}: the {name} inputs of {path.name} hold {px[tuple(at)]} "
-                            f"at index {at.tolist()}. Replace NaN and infinite values first.")
+        for what, array in (("inputs", px), ("labels", py)):
+            if not np.issubdtype(array.dtype, np.floating):
+                continue
+            with np.errstate(over="ignore"):
+                finite = np.isfinite(array.astype("float32"))
+            if not finite.all():
+                at = np.argwhere(~finite)[0]
+                raise DataError(f"{key}: the {name} {what} of {path.name} hold "
+                                f"{array[tuple(at)]} at index {at.tolist()}. Replace NaN, "
+                                "infinite and huge (over about 3.4e38) values first.")
     new_info: dict[str, Any] = {"parts": parts, "sample_shape": list(x.shape[1:])} \
         if info is None else info
     return x.astype("float32"), y, None, new_info

@@ -235,6 +235,10 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
                 out = model.predict(_shaped(x, predictor, input_path.name), verbose=0)
             yield _outputs(predictor, out)
     elif suffix in (".npy", ".npz"):
+        if info.get("columns"):
+            raise UsageError(f"INPUT: this model takes named columns, one input each: give a "
+                             f"CSV with a header row and the columns "
+                             f"{', '.join(info['features'])}; received '{input_path}'.")
         for x in array_chunks(read_arrays(input_path), input_path.name):
             yield _outputs(predictor, model.predict(_shaped(x, predictor, input_path.name),
                                                     verbose=0))
@@ -246,7 +250,14 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
 
 def _shaped(x: np.ndarray, predictor: Predictor, name: str) -> np.ndarray:
     shape = tuple(predictor.info.get("input_shape") or predictor.model.input_shape[1:])
-    return fit_shape(x, shape, name)
+    try:
+        return fit_shape(x, shape, name)
+    except DataError as exc:
+        features = predictor.info.get("features")
+        if not features or predictor.info.get("images"):
+            raise
+        raise DataError(f"{exc} Give one value per column, in the training order "
+                        f"({', '.join(features)}), or a CSV with a header row.") from None
 
 
 def _outputs(predictor: Predictor, out: Any, paths: list[str] | None = None) -> Any:

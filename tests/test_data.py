@@ -646,3 +646,15 @@ def test_a_corrupt_image_given_to_predict_is_named(runner, tmp_path):
         assert result.exit_code == 1
         assert f"cannot decode the image {tmp_path / 'new' / 'bad.png'}" in result.stderr
         assert "InvalidArgumentError" not in result.stderr
+
+
+def test_non_finite_npz_labels_are_refused(tmp_path):
+    x, _ = write_npz(tmp_path / "d.npz", n=20)
+    y = np.linspace(0, 1, 20)
+    y[7] = np.inf
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")},
+                         compile={"optimizer": "adam", "loss": "mse"},
+                         model={"layers": [{"Dense": {"units": 1}}]})
+    with pytest.raises(DataError, match=r"the train labels of d.npz hold inf at index \[7\]"):
+        load_data(load_config(write_config(tmp_path / "c.yaml", config)))

@@ -133,3 +133,30 @@ def test_a_csv_given_to_an_image_model_says_it_takes_images(runner, tmp_path):
     assert "categorical" not in result.stderr
     assert "this model takes images" in result.stderr
     assert "an image file" in result.stderr and "a folder of images" in result.stderr
+
+
+def test_arrays_given_to_a_model_of_named_columns_ask_for_a_csv(runner, tmp_path):
+    from test_data import _table, _table_config
+
+    _table(tmp_path)
+    config = _table_config(tmp_path)
+    config["save"] = {"formats": ["keras"]}
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert fit.exit_code == 0, fit.output
+    np.save(tmp_path / "rows.npy", np.zeros((2, 3), dtype="float32"))
+    result = runner.invoke(app, ["predict", fit.stdout.strip(), str(tmp_path / "rows.npy")])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 2
+    assert "this model takes named columns, one input each: give a CSV with a header row " \
+           "and the columns color, size, weight" in result.stderr
+
+
+def test_arrays_of_the_wrong_width_name_the_training_columns(runner, tmp_path):
+    _csv(tmp_path / "train.csv")
+    run = _fit(runner, tmp_path)
+    np.save(tmp_path / "rows.npy", np.zeros((2, 3), dtype="float32"))
+    result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.npy")])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1
+    assert "the model takes [2]. Give one value per column, in the training order (a, b)" \
+        in result.stderr
