@@ -561,8 +561,9 @@ _RESERVED_NAMES = {"features", "numeric_inputs", "normalize_input", "layers"}
 
 def input_names(columns: list[str]) -> dict[str, str]:
     """Column -> the name of its model input: the column name with every character other than
-    an ASCII letter, digit or _ made _, unique (and distinct from the model's own layer names),
-    because TensorFlow refuses other names in a SavedModel's signature and Keras '/'.
+    an ASCII letter, digit, _, . or - made _, starting with a letter or digit, unique (and
+    distinct from the model's own layer names), because TensorFlow refuses other names in a
+    SavedModel's signature and Keras refuses '/'. A name that is fine stays as it is.
 
     Example: ``input_names(["my col", "my_col", "size"])`` ->
     ``{"my col": "my_col", "my_col": "my_col_2", "size": "size"}``.
@@ -570,7 +571,7 @@ def input_names(columns: list[str]) -> dict[str, str]:
     used = set(_RESERVED_NAMES)
     names = {}
     for column in columns:
-        base = re.sub(r"[^A-Za-z0-9_]", "_", column) or "column"
+        base = re.sub(r"[^A-Za-z0-9_.\-]", "_", column) or "column"
         if not base[0].isalnum():
             base = "c" + base
         name, n = base, 1

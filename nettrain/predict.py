@@ -21,7 +21,7 @@ from nettrain import runs
 from nettrain.config import spec_kwargs
 from nettrain.data import (
     IMAGE_SUFFIXES, PREDICT_ADVICE, Inputs, check_columns, fill_missing, images_to_numpy,
-    table_inputs, text_columns,
+    input_names, table_inputs, text_columns,
 )
 from nettrain.errors import DataError, UsageError
 
@@ -230,7 +230,7 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
     if suffix == ".csv":
         for x in read_csv_chunks(input_path, info, predictor.missing, predictor.delimiter):
             if pipeline.needs_dataset(x):
-                out = model.predict(pipeline.dataset(x), verbose=0)
+                out = model.predict(pipeline.dataset(_model_keys(x, predictor)), verbose=0)
             else:
                 out = model.predict(_shaped(x, predictor, input_path.name), verbose=0)
             yield _outputs(predictor, out)
@@ -246,6 +246,19 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
         kinds = ", ".join(INPUT_SUFFIXES + (("an image or a folder of images",)
                                             if images else ()))
         raise UsageError(f"INPUT: expected {kinds}; received '{input_path}'.")
+
+
+def _model_keys(x: dict[str, np.ndarray], predictor: Predictor) -> dict[str, np.ndarray]:
+    """Named inputs keyed as the model takes them: a model saved before inputs had their own
+    names (:func:`nettrain.data.input_names`) takes the column names."""
+    try:
+        keys = predictor.model.input
+    except (AttributeError, ValueError):
+        return x
+    columns = list(predictor.info.get("columns") or [])
+    if not isinstance(keys, dict) or set(keys) == set(x) or set(keys) != set(columns):
+        return x
+    return {column: x[name] for column, name in input_names(columns).items()}
 
 
 def _shaped(x: np.ndarray, predictor: Predictor, name: str) -> np.ndarray:
