@@ -76,10 +76,12 @@ def make_csv(path: Path, rows: int, label: bool) -> None:
                        delimiter=",")
 
 
-def measure(command: list[str], src: Path) -> dict[str, float]:
+def measure(command: list[str], src: Path, cwd: Path) -> dict[str, float]:
+    """Run ``command`` with nettrain from ``src`` (in ``cwd``: ``python -m`` looks in the
+    working folder first); its exit status, seconds and peak RSS."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     out = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True,
-                         text=True, env=env)
+                         text=True, env=env, cwd=cwd)
     rc, wall, peak_kib = out.stdout.strip().splitlines()[-1].split()
     return {"exit": int(rc), "seconds": float(wall), "peak_rss_mib": round(int(peak_kib) / 1024, 1)}
 
@@ -97,7 +99,8 @@ def main() -> None:
     make_csv(folder / "train.csv", 2_000, label=True)
     (folder / "bench.yaml").write_text(CONFIG.format(csv=folder / "train.csv"))
     fit = subprocess.run([sys.executable, "-m", "nettrain", "fit", str(folder / "bench.yaml")],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                         capture_output=True, text=True, cwd=folder,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
     if fit.returncode:
         sys.exit(f"fit failed: {fit.stderr}")
     run = fit.stdout.strip()
@@ -117,7 +120,7 @@ def main() -> None:
             out = folder / f"out_{name}_{rows}.csv"
             results[name][str(rows)] = measure(
                 [sys.executable, "-m", "nettrain", "predict", run, str(csv), "--output",
-                 str(out)], src)
+                 str(out)], src, folder)
             print(name, rows, results[name][str(rows)], flush=True)
         csv.unlink()
     record = {

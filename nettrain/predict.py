@@ -243,8 +243,8 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
             yield _outputs(predictor, model.predict(_shaped(x, predictor, input_path.name),
                                                     verbose=0))
     else:
-        kinds = ", ".join(INPUT_SUFFIXES + (("an image or a folder of images",)
-                                            if images else ()))
+        kinds = f"an image file ({', '.join(IMAGE_SUFFIXES)}), a folder of images, .npy or " \
+            ".npz" if images else ", ".join(INPUT_SUFFIXES)
         raise UsageError(f"INPUT: expected {kinds}; received '{input_path}'.")
 
 

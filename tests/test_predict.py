@@ -133,6 +133,11 @@ def test_a_csv_given_to_an_image_model_says_it_takes_images(runner, tmp_path):
     assert "categorical" not in result.stderr
     assert "this model takes images" in result.stderr
     assert "an image file" in result.stderr and "a folder of images" in result.stderr
+    (tmp_path / "notes.txt").write_text("x")
+    result = runner.invoke(app, ["predict", fit.stdout.strip(), str(tmp_path / "notes.txt")])
+    assert result.exit_code == 2
+    assert "expected an image file (.png, .jpg, .jpeg, .bmp, .gif), a folder of images, .npy " \
+           "or .npz; received" in result.stderr
 
 
 def test_arrays_given_to_a_model_of_named_columns_ask_for_a_csv(runner, tmp_path):
