@@ -539,8 +539,10 @@ def fill_missing(frame: Any, policy: str, text: list[str], name: str,
         filled = frame.copy()
         for column in filled.columns:
             if filled[column].isna().any():
-                text_column = column in text or _is_text(filled[column])
-                filled[column] = filled[column].fillna("" if text_column else 0)
+                if column in text or _is_text(filled[column]):  # as text: '' fits no float
+                    filled[column] = filled[column].astype(object).fillna("")
+                else:
+                    filled[column] = filled[column].fillna(0)
         return filled
     holes = np.argwhere(frame.isna().to_numpy())
     if len(holes):
