@@ -145,6 +145,8 @@ def array_chunks(x: np.ndarray, name: str, rows: int | None = None) -> Iterator[
     rows = rows or CHUNK_ROWS
     if x.ndim == 0 or len(x) == 0:
         raise DataError(f"{name}: no rows to predict (an empty array).")
+    if x.ndim == 1:  # one sample (see fit_shape)
+        rows = len(x)
     for start in range(0, len(x), rows):
         with np.errstate(over="ignore", invalid="ignore"):
             chunk = np.asarray(x[start:start + rows], dtype="float32")
