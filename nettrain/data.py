@@ -461,7 +461,8 @@ def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
         features, kinds = info["features"], info.get("columns") or \
             column_kinds(frame, info["features"], [])
         check_columns(list(frame.columns), features + targets + weight, path.name,
-                      "the training file's", extra_allowed=cfg.features is not None)
+                      "the training file's", cfg.delimiter,
+                      extra_allowed=cfg.features is not None)
     frame = fill_missing(frame[features + targets + weight], cfg.missing, text_columns(kinds),
                          path.name)
     x = table_inputs(frame, features, cfg.categorical or [], path.name, kinds)
@@ -481,18 +482,23 @@ def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
 
 
 def check_columns(columns: list[str], expected: list[str], name: str, what: str,
-                  optional: tuple[str, ...] = (), extra_allowed: bool = False) -> None:
+                  delimiter: str, optional: tuple[str, ...] = (),
+                  extra_allowed: bool = False) -> None:
     """Refuse a file that lacks one of the ``expected`` columns (or, unless ``extra_allowed``,
     has one more than them and ``optional``); their order does not matter: columns are
-    always matched by name."""
+    always matched by name. A file split by another character than ``delimiter`` says so."""
     missing = [c for c in expected if c not in columns]
     extra = [] if extra_allowed else \
         [c for c in columns if c not in expected and c not in optional]
     if missing or extra:
         parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + \
             ([f"unexpected {', '.join(map(repr, extra))}"] if extra else [])
+        sep = next((c for c in ",;\t|" if c != delimiter and c in columns[0]), None) \
+            if len(columns) == 1 and missing else None
+        hint = f" Its header holds {sep!r}: write it split by {delimiter!r}, the run's " \
+            "data.delimiter." if sep else ""
         raise DataError(f"{name}: the columns differ from {what} ({'; '.join(parts)}). "
-                        f"Expected the columns (in any order): {', '.join(expected)}.")
+                        f"Expected the columns (in any order): {', '.join(expected)}.{hint}")
 
 
 def _is_text(column: Any) -> bool:

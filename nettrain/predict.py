@@ -97,7 +97,7 @@ def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: s
             if features is None:
                 features = [c for c in chunk.columns if c not in targets]
             else:
-                check_columns(list(chunk.columns), features, path.name, "training",
+                check_columns(list(chunk.columns), features, path.name, "training", delimiter,
                               optional=tuple(targets))
             if chunk.empty:  # a header only
                 continue

@@ -37,6 +37,11 @@ def test_predict_reads_with_the_runs_delimiter(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "class,prob_0,prob_1"
     assert len(result.stdout.strip().splitlines()) == 3
+    (tmp_path / "commas.csv").write_text("b,a\n0.5,1.5\n")
+    result = runner.invoke(app, ["predict", run, str(tmp_path / "commas.csv")])
+    assert result.exit_code == 1
+    assert "Its header holds ',': write it split by ';', the run's data.delimiter." \
+        in result.stderr
 
 
 def test_output_into_a_missing_folder_fails_at_once(runner, tmp_path, monkeypatch):
