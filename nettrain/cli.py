@@ -276,18 +276,15 @@ def predict(
     Example: nettrain predict runs/iris/20261122-120000 flowers.csv --output predictions.csv
     """
     with _errors(debug):
-        _load_keras(debug)
         from nettrain import predict as predicting
-        from nettrain.runs import write_atomic
 
-        frame = predicting.predict(run, input, format.value if format else None)
-        text = frame.to_csv(index=False, float_format="%.7g")
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            write_atomic(output, text)
-            err.print(f"Wrote {len(frame)} predictions to {output}", highlight=False,
-                      markup=False)
+        if output is not None:
+            predicting.check_output(output)  # at once, not after predicting everything
+        _load_keras(debug)
+        frames = predicting.predict_chunks(run, input, format.value if format else None)
+        rows = predicting.write_predictions(frames, output, sys.stdout)
+        if output is not None:
+            err.print(f"Wrote {rows} predictions to {output}", highlight=False, markup=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ inputs. A CSV too large for memory streams instead (:mod:`nettrain.stream`).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -59,7 +60,8 @@ class Data:
         """The categories of a column in the training split."""
         if self.stream:
             return self.stream.vocabularies[column]
-        return sorted(set(self.x["train"][column].reshape(-1).tolist()), key=str)
+        name = input_names(list(self.columns or [column]))[column]
+        return sorted(set(self.x["train"][name].reshape(-1).tolist()), key=str)
 
     def train_inputs(self) -> Any:
         """The training inputs to adapt preprocessing on: an array, or a tf.data.Dataset."""
@@ -75,6 +77,11 @@ class Data:
     def columns(self) -> dict[str, str] | None:
         """For named inputs: column -> 'numeric' | 'string' | 'integer' (categorical kinds)."""
         return self.info.get("columns")
+
+    @property
+    def input_names(self) -> dict[str, str]:
+        """For named inputs: column -> the name of the model input that takes it."""
+        return input_names(list(self.columns or []))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -445,25 +452,53 @@ def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
     """
     path = _existing(path, key)
     frame = read_frame(path, cfg.delimiter, key)
-    features = csv_features(list(frame.columns), cfg, path.name)
     targets = cfg.targets
     weight = [cfg.sample_weight] if cfg.sample_weight else []
-    frame = fill_missing(frame[features + targets + weight], cfg.missing, cfg.categorical or [],
+    if info is None:
+        features = csv_features(list(frame.columns), cfg, path.name)
+        kinds = column_kinds(frame, features, cfg.categorical or [])  # before filling holes
+    else:  # an explicit validation/test file: training's columns, by name, and their kinds
+        features, kinds = info["features"], info.get("columns") or \
+            column_kinds(frame, info["features"], [])
+        check_columns(list(frame.columns), features + targets + weight, path.name,
+                      "the training file's", cfg.delimiter,
+                      extra_allowed=cfg.features is not None)
+    frame = fill_missing(frame[features + targets + weight], cfg.missing, text_columns(kinds),
                          path.name)
-    kinds = (info or {}).get("columns")  # an explicit validation/test file: training's kinds
     x = table_inputs(frame, features, cfg.categorical or [], path.name, kinds)
     if len(targets) > 1:  # multi-output regression
         y = numeric_frame(frame[targets], path.name)
     elif _is_text(frame[targets[0]]):  # class names such as 'setosa'
         y = frame[targets[0]].astype(str).to_numpy()
     else:
+        numeric_frame(frame[targets], path.name)  # finite numbers only
         y = frame[targets[0]].to_numpy()
     w = numeric_frame(frame[weight], path.name)[:, 0] if weight else None
     if info is None:
         info = {"features": features, "target": targets}
         if cfg.categorical:
-            info["columns"] = column_kinds(frame, features, cfg.categorical)
+            info["columns"] = kinds
     return x, y, w, info
+
+
+def check_columns(columns: list[str], expected: list[str], name: str, what: str,
+                  delimiter: str, optional: tuple[str, ...] = (),
+                  extra_allowed: bool = False) -> None:
+    """Refuse a file that lacks one of the ``expected`` columns (or, unless ``extra_allowed``,
+    has one more than them and ``optional``); their order does not matter: columns are
+    always matched by name. A file split by another character than ``delimiter`` says so."""
+    missing = [c for c in expected if c not in columns]
+    extra = [] if extra_allowed else \
+        [c for c in columns if c not in expected and c not in optional]
+    if missing or extra:
+        parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + \
+            ([f"unexpected {', '.join(map(repr, extra))}"] if extra else [])
+        sep = next((c for c in ",;\t|" if c != delimiter and c in columns[0]), None) \
+            if len(columns) == 1 and missing else None
+        hint = f" Its header holds {sep!r}: write it split by {delimiter!r}, the run's " \
+            "data.delimiter." if sep else ""
+        raise DataError(f"{name}: the columns differ from {what} ({'; '.join(parts)}). "
+                        f"Expected the columns (in any order): {', '.join(expected)}.{hint}")
 
 
 def _is_text(column: Any) -> bool:
@@ -494,18 +529,26 @@ def _whole_floats(column: Any) -> bool:
     return pd.api.types.is_float_dtype(column) and bool((values == values.round()).all())
 
 
-def fill_missing(frame: Any, policy: str, categorical: list[str], name: str,
+def text_columns(kinds: dict[str, str]) -> list[str]:
+    """The columns whose empty cells ``missing: zero`` fills with '' (string categories)."""
+    return [c for c, kind in kinds.items() if kind == "string"]
+
+
+def fill_missing(frame: Any, policy: str, text: list[str], name: str,
                  advice: str = "Set data.missing: drop or zero, or fill the file.") -> Any:
     """Apply data.missing: 'error' names the first empty cell (and gives ``advice``), 'drop'
-    drops its row, 'zero' fills numbers with 0 and categories with ''."""
+    drops its row, 'zero' fills numbers (and whole-number categories) with 0 and the ``text``
+    columns (string categories; see :func:`text_columns`) with ''."""
     if policy == "drop":
         return frame.dropna()
     if policy == "zero":
         filled = frame.copy()
         for column in filled.columns:
             if filled[column].isna().any():
-                text = column in categorical or _is_text(filled[column])
-                filled[column] = filled[column].fillna("" if text else 0)
+                if column in text or _is_text(filled[column]):  # as text: '' fits no float
+                    filled[column] = filled[column].astype(object).fillna("")
+                else:
+                    filled[column] = filled[column].fillna(0)
         return filled
     holes = np.argwhere(frame.isna().to_numpy())
     if len(holes):
@@ -516,35 +559,71 @@ def fill_missing(frame: Any, policy: str, categorical: list[str], name: str,
     return frame
 
 
+# What a non-number in a numeric column calls for: in training data, and at predict time.
+NUMBERS_ADVICE = "List it in data.categorical to encode it as categories."
+PREDICT_ADVICE = "The model was trained on numbers in this column: give a number."
+WHOLE_NUMBERS_ADVICE = "Its categories are whole numbers (as in the training rows): give one."
+# Layer names a model with named inputs uses for itself (see model._table_model).
+_RESERVED_NAMES = {"features", "numeric_inputs", "normalize_input", "layers"}
+
+
+def input_names(columns: list[str]) -> dict[str, str]:
+    """Column -> the name of its model input: the column name with every character other than
+    an ASCII letter, digit, _, . or - made _, starting with a letter or digit, unique (and
+    distinct from the model's own layer names), because TensorFlow refuses other names in a
+    SavedModel's signature and Keras refuses '/'. A name that is fine stays as it is.
+
+    Example: ``input_names(["my col", "my_col", "size"])`` ->
+    ``{"my col": "my_col", "my_col": "my_col_2", "size": "size"}``.
+    """
+    used = set(_RESERVED_NAMES)
+    names = {}
+    for column in columns:
+        base = re.sub(r"[^A-Za-z0-9_.\-]", "_", column) or "column"
+        if not base[0].isalnum():
+            base = "c" + base
+        name, n = base, 1
+        while name in used or f"encode_{name}" in used:
+            n += 1
+            name = f"{base}_{n}"
+        used.update((name, f"encode_{name}"))
+        names[column] = name
+    return names
+
+
 def table_inputs(frame: Any, features: list[str], categorical: list[str], name: str,
-                 kinds: dict[str, str] | None = None) -> Inputs:
+                 kinds: dict[str, str] | None = None, advice: str = NUMBERS_ADVICE) -> Inputs:
     """The feature columns as the model takes them: one float32 matrix, or (with categorical
-    columns) a mapping from column name to a one-column array.
+    columns) a mapping from input name (:func:`input_names`) to a one-column array.
 
     ``kinds`` are the training columns' kinds (at predict time); default: read from ``frame``.
+    ``advice`` ends the message for text in a numeric column.
     """
     if not categorical:
-        return numeric_frame(frame[features], name)
+        return numeric_frame(frame[features], name, advice)
     kinds = kinds or column_kinds(frame, features, categorical)
+    names = input_names(features)
     x = {}
     for column in features:
         if kinds[column] == "numeric":
-            x[column] = numeric_frame(frame[[column]], name)
+            x[names[column]] = numeric_frame(frame[[column]], name, advice)
         elif kinds[column] == "integer":
-            values = numeric_frame(frame[[column]], name)
+            values = numeric_frame(frame[[column]], name, WHOLE_NUMBERS_ADVICE)
             fractional = values != np.round(values)
             if fractional.any():
                 at = int(np.argmax(fractional.reshape(-1)))
                 raise DataError(f"{name}: column '{column}' holds whole-number categories; row "
-                                f"{frame.index[at] + 2} holds {frame[column].iloc[at]!r}.")
-            x[column] = values.astype("int64")
+                                f"{frame.index[at] + 2} holds {frame[column].iloc[at]!r}. "
+                                f"{WHOLE_NUMBERS_ADVICE}")
+            x[names[column]] = values.astype("int64")
         else:
-            x[column] = frame[[column]].astype(str).to_numpy(dtype=object)
+            x[names[column]] = frame[[column]].astype(str).to_numpy(dtype=object)
     return x
 
 
-def numeric_frame(frame: Any, name: str) -> np.ndarray:
-    """A DataFrame's values as float32, or a DataError naming the first non-numeric cell."""
+def numeric_frame(frame: Any, name: str, advice: str = NUMBERS_ADVICE) -> np.ndarray:
+    """A DataFrame's values as float32, or a DataError naming the first non-numeric cell (and
+    giving ``advice``), or the first value that is not a finite float32 (inf, 1e308)."""
     import pandas as pd
 
     fill_missing(frame, "error", [], name)
@@ -554,9 +633,16 @@ def numeric_frame(frame: Any, name: str) -> np.ndarray:
         if bad.any():
             at = int(np.argmax(bad.to_numpy()))
             raise DataError(f"{name}: column '{column}' must be numeric; row "
-                            f"{frame.index[at] + 2} holds {frame[column].iloc[at]!r}. List it "
-                            "in data.categorical to encode it as categories.")
-    return frame.to_numpy(dtype="float32")
+                            f"{frame.index[at] + 2} holds {frame[column].iloc[at]!r}. {advice}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = frame.to_numpy(dtype="float32")
+    infinite = ~np.isfinite(array)
+    if infinite.any():
+        row, col = np.argwhere(infinite)[0]
+        raise DataError(f"{name}: column '{frame.columns[col]}' row {frame.index[row] + 2} holds "
+                        f"{frame.iloc[row, col]}, which is not a finite 32-bit number (at most "
+                        "about 3.4e38 in size). Replace the value, or drop the row.")
+    return array
 
 
 def _read_npz(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple:
@@ -589,10 +675,16 @@ def _read_npz(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
             raise DataError(f"{key}: the {name} inputs of {path.name} have shape "
                             f"{list(px.shape[1:])} per sample; the training inputs "
                             f"{list(shape)}.")
-        if np.issubdtype(px.dtype, np.floating) and not np.isfinite(px).all():
-            at = np.argwhere(~np.isfinite(px))[0]
-            raise DataError(f"{key}: the {name} inputs of {path.name} hold {px[tuple(at)]} "
-                            f"at index {at.tolist()}. Replace NaN and infinite values first.")
+        for what, array in (("inputs", px), ("labels", py)):
+            if not np.issubdtype(array.dtype, np.floating):
+                continue
+            with np.errstate(over="ignore"):
+                finite = np.isfinite(array.astype("float32"))
+            if not finite.all():
+                at = np.argwhere(~finite)[0]
+                raise DataError(f"{key}: the {name} {what} of {path.name} hold "
+                                f"{array[tuple(at)]} at index {at.tolist()}. Replace NaN, "
+                                "infinite and huge (over about 3.4e38) values first.")
     new_info: dict[str, Any] = {"parts": parts, "sample_shape": list(x.shape[1:])} \
         if info is None else info
     return x.astype("float32"), y, None, new_info
@@ -624,7 +716,10 @@ def _read_images(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tu
             shuffle=False, verbose=False, **options)
     except (ValueError, OSError) as exc:
         raise DataError(f"{key}: cannot read the images in {path}: {exc}") from None
-    x, y = images_to_numpy(dataset, with_labels=True)
+    try:
+        x, y = images_to_numpy(dataset, with_labels=True)
+    except DataError as exc:
+        raise DataError(f"{key}: {exc}") from None
     if len(x) == 0:
         raise DataError(f"{key}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders "
                         f"of {path}.")
@@ -634,13 +729,38 @@ def _read_images(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tu
     return x, y, None, info
 
 
-def images_to_numpy(dataset: Any, with_labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def images_to_numpy(dataset: Any, with_labels: bool, shown: dict[str, str] | None = None) -> \
+        tuple[np.ndarray, np.ndarray | None]:
+    """The images (and labels) of a dataset from ``image_dataset_from_directory`` as arrays.
+
+    A file that cannot be decoded is a DataError naming it (``shown`` maps a file path to the
+    path to show instead, for a file linked into a temporary folder).
+    """
+    import tensorflow as tf
+
     xs, ys = [], []
-    for item in dataset.as_numpy_iterator():
-        if with_labels:
-            xs.append(item[0])
-            ys.append(item[1])
-        else:
-            xs.append(item)
+    try:
+        for item in dataset.as_numpy_iterator():
+            if with_labels:
+                xs.append(item[0])
+                ys.append(item[1])
+            else:
+                xs.append(item)
+    except tf.errors.InvalidArgumentError as exc:
+        raise _undecodable(list(dataset.file_paths), exc, shown or {}) from None
     x = np.stack(xs).astype("float32") if xs else np.zeros((0,), dtype="float32")
     return x, (np.array(ys) if with_labels else None)
+
+
+def _undecodable(paths: list[str], exc: Exception, shown: dict[str, str]) -> DataError:
+    """The DataError for a dataset that failed to decode: find the file, name it."""
+    import tensorflow as tf
+
+    for path in paths:
+        try:
+            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        except tf.errors.InvalidArgumentError as bad:
+            why = " ".join(str(bad.message).split())
+            return DataError(f"cannot decode the image {shown.get(path, path)}: {why}. Remove or "
+                             "replace the file (it is damaged, or not an image of its kind).")
+    return DataError(f"cannot decode the images: {' '.join(str(exc).split())[:300]}")

@@ -191,23 +191,26 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
                                       "(normalize: true scales the numeric columns)",
                                       str(getattr(cfg, key))))
     inputs, numeric, encoded = {}, [], []
+    names = data.input_names  # column -> a name every save format takes
     for column, kind in data.columns.items():
-        inputs[column] = keras.Input(shape=(1,), name=column, dtype=INPUT_DTYPES[kind])
+        name = names[column]
+        inputs[name] = keras.Input(shape=(1,), name=name, dtype=INPUT_DTYPES[kind])
         if kind == "numeric":
-            numeric.append(inputs[column])
+            numeric.append(inputs[name])
             continue
         vocabulary = data.vocabulary(column)  # the training split only
         lookup = keras.layers.IntegerLookup if kind == "integer" else keras.layers.StringLookup
         encoded.append(lookup(vocabulary=vocabulary, output_mode="one_hot",
-                              name=f"encode_{_model_name(column)}")(inputs[column]))
+                              oov_token=_oov_token(kind, vocabulary),
+                              name=f"encode_{name}")(inputs[name]))
     parts = []
     if numeric:
         joined = numeric[0] if len(numeric) == 1 else \
             keras.layers.Concatenate(name="numeric_inputs")(numeric)
         if cfg.normalize:
             norm = keras.layers.Normalization(name="normalize_input")
-            names = [c for c, k in data.columns.items() if k == "numeric"]
-            norm.adapt(_numeric_columns(data.train_inputs(), names))
+            numbers = [names[c] for c, k in data.columns.items() if k == "numeric"]
+            norm.adapt(_numeric_columns(data.train_inputs(), numbers))
             joined = norm(joined)
         parts.append(joined)
     parts += encoded
@@ -219,6 +222,17 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
                                   str(config.model.input_shape), "Remove model.input_shape."))
     body = _stack(config, tuple(features.shape[1:]), [], resolved.layers, "layers")
     return keras.Model(inputs, body(features), name=_model_name(config.name))
+
+
+def _oov_token(kind: str, vocabulary: list) -> Any:
+    """An out-of-vocabulary token that is no category of the column: Keras's defaults (-1,
+    '[UNK]') can be real values, and a category equal to the token merges with unseen ones."""
+    if kind == "integer":
+        return min([-1, *(int(v) - 1 for v in vocabulary)])
+    token, taken = "[UNK]", set(vocabulary)
+    while token in taken:
+        token = f"[{token}]"
+    return token
 
 
 def _stack(config: Config, shape: tuple[int, ...], front: list[Any], layers: list[Any],

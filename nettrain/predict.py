@@ -1,74 +1,162 @@
-"""Prediction: a run directory (or a saved model) + raw inputs -> one output row per input."""
+"""Prediction: a run directory (or a saved model) + raw inputs -> one output row per input.
+
+A CSV input is read and predicted in chunks of rows, and each chunk's output is written before
+the next is read, so memory stays flat in the number of rows.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
 from nettrain import runs
 from nettrain.config import spec_kwargs
 from nettrain.data import (
-    IMAGE_SUFFIXES, Inputs, fill_missing, images_to_numpy, read_frame, table_inputs,
+    IMAGE_SUFFIXES, PREDICT_ADVICE, Inputs, check_columns, fill_missing, images_to_numpy,
+    input_names, table_inputs, text_columns,
 )
 from nettrain.errors import DataError, UsageError
 
 INPUT_SUFFIXES = (".csv", ".npy", ".npz")
+CHUNK_ROWS = 65_536  # rows read, predicted and written at a time
 
 
-def read_table(path: Path, info: dict[str, Any], missing: str) -> Inputs:
-    """A CSV of raw rows: the training columns in any order; a target column is dropped."""
-    frame = read_frame(path, ",", "INPUT")
-    if frame.empty:
-        raise DataError(f"{path.name}: no rows to predict (only a header).")
-    frame = frame[[c for c in frame.columns if c not in (info.get("target") or [])]]
-    features = info.get("features")
-    if features is not None:
-        missing_cols = [f for f in features if f not in frame.columns]
-        extra = [c for c in frame.columns if c not in features]
-        if missing_cols or extra:
-            parts = []
-            if missing_cols:
-                parts.append(f"missing {', '.join(map(repr, missing_cols))}")
-            if extra:
-                parts.append(f"unexpected {', '.join(map(repr, extra))}")
-            raise DataError(f"{path.name}: the columns differ from training "
-                            f"({'; '.join(parts)}). Expected the columns: "
-                            f"{', '.join(features)}.")
-    else:
-        features = list(frame.columns)
+@dataclass
+class Predictor:
+    """A loaded model and what reading its inputs and naming its outputs needs."""
+
+    model: Any
+    info: dict[str, Any]            # the run's dataset.json (empty for a bare model)
+    classifier: bool | None         # None: a bare model, guessed from its first outputs
+    logits: bool = False            # the loss had from_logits: apply the activation here
+    missing: str = "error"          # the run's data.missing
+    delimiter: str = ","            # the run's data.delimiter
+
+
+def check_output(output: Path) -> None:
+    """Refuse an --output that cannot be written, before anything is loaded or predicted."""
+    folder = output.parent
+    if output.is_dir():
+        raise UsageError(f"--output: {output} is a folder; give a file name, e.g. "
+                         f"{output / 'predictions.csv'}.")
+    if not folder.is_dir():
+        raise UsageError(f"--output: the folder {folder} does not exist. Create it first "
+                         f"(mkdir -p {folder}), or give a file in an existing folder.")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--output: the folder {folder} is not writable; give a file in a "
+                         "folder you can write to.")
+
+
+def load_run(run_path: Path, fmt: str | None = None) -> Predictor:
+    """The model of a run directory (or a saved model on its own) and its reading rules."""
+    if (run_path / runs.CONFIG).is_file():
+        run = runs.open_run(run_path)
+        info = run.dataset
+        model, _ = runs.load_model(run_path, fmt, info)
+        return Predictor(model, info, run.config.is_classifier,
+                         bool(spec_kwargs(run.config.compile.loss).get("from_logits")),
+                         run.config.data.missing, run.config.data.delimiter)
+    model, _ = runs.load_model(run_path, fmt, {})
+    info: dict[str, Any] = {}
+    try:
+        named = model.input  # a dict for one named input per column
+    except (AttributeError, ValueError):  # a Sequential never called (from a SavedModel)
+        named = None
+    if isinstance(named, dict):  # a bare model of named inputs: their names are the columns
+        kinds = {"float32": "numeric", "int64": "integer", "string": "string"}
+        info = {"features": list(named),
+                "columns": {name: kinds.get(str(t.dtype), "numeric")
+                            for name, t in named.items()}}
+    return Predictor(model, info, None)
+
+
+def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: str = ",",
+                    rows: int | None = None) -> Iterator[Inputs]:
+    """A CSV of raw rows, ``rows`` at a time (default CHUNK_ROWS), as the model takes them:
+    the training columns in any order (matched by name); a target column is dropped."""
+    import pandas as pd
+
     columns = info.get("columns") or {}
+    strings = {c: str for c in text_columns(columns)}  # '01' stays '01', as in training
+    try:
+        reader = pd.read_csv(path, sep=delimiter, chunksize=rows or CHUNK_ROWS, dtype=strings)
+        start, features = 0, info.get("features")
+        for chunk in reader:
+            chunk.columns = [str(c) for c in chunk.columns]
+            chunk.index = np.arange(start, start + len(chunk))  # row numbers in the file
+            start += len(chunk)
+            targets = info.get("target") or []
+            if features is None:
+                features = [c for c in chunk.columns if c not in targets]
+            else:
+                check_columns(list(chunk.columns), features, path.name, "training", delimiter,
+                              optional=tuple(targets))
+            if chunk.empty:  # a header only
+                continue
+            yield _table_chunk(chunk, features, columns, missing, path.name)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"INPUT: cannot read {path} as CSV: {exc}") from None
+    if start == 0:
+        raise DataError(f"{path.name}: no rows to predict (only a header).")
+
+
+def _table_chunk(frame: Any, features: list[str], columns: dict[str, str], missing: str,
+                 name: str) -> Inputs:
     categorical = [c for c, kind in columns.items() if kind != "numeric"]
     # Rows cannot be dropped here: one output row per input row.
     frame = fill_missing(frame[features], "zero" if missing == "zero" else "error",
-                         categorical, path.name,
+                         text_columns(columns), name,
                          advice="Fill it: predict needs a value in every column.")
-    if categorical:
-        for column, kind in columns.items():
-            if kind == "string":
-                frame[column] = frame[column].astype(str)
-    return table_inputs(frame, features, categorical, path.name, columns or None)
+    return table_inputs(frame, features, categorical, name, columns or None,
+                        advice=PREDICT_ADVICE)
 
 
 def read_arrays(path: Path) -> np.ndarray:
-    """A .npy array, or the array ``x`` (or ``x_test``, or the only one) of a .npz."""
+    """A .npy array (mapped from the disk, not read whole), or the array ``x`` (or ``x_test``,
+    or the only one) of a .npz."""
     try:
-        loaded = np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False,
+                         mmap_mode="r" if path.suffix.lower() == ".npy" else None)
     except (ValueError, OSError) as exc:
         raise DataError(f"INPUT: cannot read {path}: {exc}") from None
     if path.suffix.lower() == ".npy":
-        return np.asarray(loaded, dtype="float32")
+        return loaded
     with loaded:
         for key in ("x", "x_test"):
             if key in loaded.files:
-                return np.asarray(loaded[key], dtype="float32")
+                return loaded[key]
         if len(loaded.files) == 1:
-            return np.asarray(loaded[loaded.files[0]], dtype="float32")
+            return loaded[loaded.files[0]]
         raise DataError(f"{path.name}: expected an array named x (or x_test); it holds "
                         f"{sorted(loaded.files)}.")
+
+
+def array_chunks(x: np.ndarray, name: str, rows: int | None = None) -> Iterator[np.ndarray]:
+    """Rows of an array, ``rows`` at a time, as finite float32 (else a DataError naming the
+    first bad value's index)."""
+    rows = rows or CHUNK_ROWS
+    if x.ndim == 0 or len(x) == 0:
+        raise DataError(f"{name}: no rows to predict (an empty array).")
+    if x.ndim == 1:  # one sample (see fit_shape)
+        rows = len(x)
+    for start in range(0, len(x), rows):
+        with np.errstate(over="ignore", invalid="ignore"):
+            chunk = np.asarray(x[start:start + rows], dtype="float32")
+        if not np.isfinite(chunk).all():
+            at = np.argwhere(~np.isfinite(chunk))[0]
+            at[0] += start
+            raise DataError(f"{name}: the input at index {at.tolist()} is "
+                            f"{x[tuple(at)]}, not a finite 32-bit number. Replace NaN, "
+                            "infinite and huge (over about 3.4e38) values first.")
+        yield chunk
 
 
 def read_images(path: Path, options: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
@@ -87,7 +175,8 @@ def read_images(path: Path, options: dict[str, Any]) -> tuple[np.ndarray, list[s
             folder, labels=None, batch_size=None, shuffle=False, image_size=image_size,
             color_mode=color_mode, follow_links=True, verbose=False)
         paths = [str(path)] if tmp else list(dataset.file_paths)
-        x, _ = images_to_numpy(dataset, with_labels=False)
+        shown = {p: str(path) for p in dataset.file_paths} if tmp else None
+        x, _ = images_to_numpy(dataset, with_labels=False, shown=shown)
     except ValueError as exc:
         raise DataError(f"INPUT: no images ({', '.join(IMAGE_SUFFIXES)}) in {path}: "
                         f"{exc}") from None
@@ -114,61 +203,94 @@ def fit_shape(x: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
                     f"takes {list(shape)}.")
 
 
-def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None) -> Any:
-    """Predict every input row; return a pandas DataFrame (one row per input).
+def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None = None) -> \
+        Iterator[Any]:
+    """Predict every input row; yield pandas DataFrames of output rows, one per input chunk.
 
     A classifier gives the predicted class (its name where known) and one probability column
     per class; a regression model one column per output value. Images get their path first.
-
-    Example: ``predict("runs/iris/20261122-120000", "flowers.csv").to_csv(sys.stdout)``.
+    A CSV is read CHUNK_ROWS rows at a time with the run's delimiter and missing policy.
     """
-    import pandas as pd
-
     from nettrain import pipeline
 
     run_path, input_path = Path(run_path), Path(input_path)
-    if (run_path / runs.CONFIG).is_file():
-        run = runs.open_run(run_path)
-        info, classifier, missing = run.dataset, run.config.is_classifier, \
-            run.config.data.missing
-        logits = bool(spec_kwargs(run.config.compile.loss).get("from_logits"))
-    else:  # a saved model on its own: no column names, no class names
-        info, classifier, missing, logits = {}, None, "error", False
     if not input_path.exists():
         raise UsageError(f"INPUT: '{input_path}' does not exist.")
-    model, _ = runs.load_model(run_path, fmt, info)
-    if not info and len(model.inputs) > 1:  # a bare model with one named input per column
-        kinds = {"float32": "numeric", "int64": "integer", "string": "string"}
-        info = {"features": [t.name for t in model.inputs],
-                "columns": {t.name: kinds.get(str(t.dtype), "numeric") for t in model.inputs}}
-    paths = None
-    if info.get("images") and (input_path.is_dir()
-                               or input_path.suffix.lower() in IMAGE_SUFFIXES):
+    predictor = load_run(run_path, fmt)
+    info, model = predictor.info, predictor.model
+    suffix = input_path.suffix.lower()
+    images = bool(info.get("images"))
+    if images and (input_path.is_dir() or suffix in IMAGE_SUFFIXES):
         x, paths = read_images(input_path, info["images"])
-    elif input_path.suffix.lower() == ".csv":
-        x = read_table(input_path, info, missing)
-    elif input_path.suffix.lower() in (".npy", ".npz"):
-        x = read_arrays(input_path)
+        yield _outputs(predictor, model.predict(x, verbose=0), paths)
+        return
+    if images and suffix == ".csv":
+        raise UsageError(f"INPUT: this model takes images: an image file "
+                         f"({', '.join(IMAGE_SUFFIXES)}) or a folder of images (or a .npy/.npz "
+                         f"array of them, shape [{', '.join(map(str, info['input_shape']))}] "
+                         f"per image); received '{input_path}'.")
+    if suffix == ".csv":
+        for x in read_csv_chunks(input_path, info, predictor.missing, predictor.delimiter):
+            if pipeline.needs_dataset(x):
+                out = model.predict(pipeline.dataset(_model_keys(x, predictor)), verbose=0)
+            else:
+                out = model.predict(_shaped(x, predictor, input_path.name), verbose=0)
+            yield _outputs(predictor, out)
+    elif suffix in (".npy", ".npz"):
+        if info.get("columns"):
+            raise UsageError(f"INPUT: this model takes named columns, one input each: give a "
+                             f"CSV with a header row and the columns "
+                             f"{', '.join(info['features'])}; received '{input_path}'.")
+        for x in array_chunks(read_arrays(input_path), input_path.name):
+            yield _outputs(predictor, model.predict(_shaped(x, predictor, input_path.name),
+                                                    verbose=0))
     else:
-        kinds = ", ".join(INPUT_SUFFIXES + (("an image or a folder of images",)
-                                            if info.get("images") else ()))
+        kinds = f"an image file ({', '.join(IMAGE_SUFFIXES)}), a folder of images, .npy or " \
+            ".npz" if images else ", ".join(INPUT_SUFFIXES)
         raise UsageError(f"INPUT: expected {kinds}; received '{input_path}'.")
-    if pipeline.needs_dataset(x):
-        out = model.predict(pipeline.dataset(x), verbose=0)
-    else:
-        shape = tuple(info.get("input_shape") or model.input_shape[1:])
-        x = fit_shape(x, shape, input_path.name)
-        out = model.predict(x, verbose=0)
+
+
+def _model_keys(x: dict[str, np.ndarray], predictor: Predictor) -> dict[str, np.ndarray]:
+    """Named inputs keyed as the model takes them: a model saved before inputs had their own
+    names (:func:`nettrain.data.input_names`) takes the column names."""
+    try:
+        keys = predictor.model.input
+    except (AttributeError, ValueError):
+        return x
+    columns = list(predictor.info.get("columns") or [])
+    if not isinstance(keys, dict) or set(keys) == set(x) or set(keys) != set(columns):
+        return x
+    return {column: x[name] for column, name in input_names(columns).items()}
+
+
+def _shaped(x: np.ndarray, predictor: Predictor, name: str) -> np.ndarray:
+    shape = tuple(predictor.info.get("input_shape") or predictor.model.input_shape[1:])
+    try:
+        return fit_shape(x, shape, name)
+    except DataError as exc:
+        features = predictor.info.get("features")
+        if not features or predictor.info.get("images"):
+            raise
+        raise DataError(f"{exc} Give one value per column, in the training order "
+                        f"({', '.join(features)}), or a CSV with a header row.") from None
+
+
+def _outputs(predictor: Predictor, out: Any, paths: list[str] | None = None) -> Any:
+    """The model's outputs for some rows as a DataFrame: classes and probabilities, or values."""
+    import pandas as pd
+
+    info = predictor.info
     out = np.asarray(out).reshape(len(out), -1)
-    if classifier is None:  # guess from the output: probabilities summing to 1 -> classes
-        classifier = out.shape[1] > 1 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
-    if not classifier:
+    if predictor.classifier is None:  # a bare model: probabilities summing to 1 -> classes
+        predictor.classifier = bool(out.shape[1] > 1 and
+                                    np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
+    if not predictor.classifier:
         names = info.get("target")
         if not names or len(names) != out.shape[1]:
             names = [f"output_{i}" for i in range(out.shape[1])]
         frame = pd.DataFrame(out, columns=names)
     else:
-        if logits:  # the model ends without its activation: the loss applied it in training
+        if predictor.logits:  # the model ends without its activation: the loss applied it
             out = 1 / (1 + np.exp(-out)) if out.shape[1] == 1 else _softmax(out)
         probs = np.concatenate([1 - out, out], axis=1) if out.shape[1] == 1 else out
         classes = info.get("classes") or [str(i) for i in range(probs.shape[1])]
@@ -178,3 +300,37 @@ def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None
     if paths is not None:
         frame.insert(0, "path", paths)
     return frame
+
+
+def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None) -> Any:
+    """Predict every input row; return one pandas DataFrame (one row per input).
+
+    Example: ``predict("runs/iris/20261122-120000", "flowers.csv").to_csv(sys.stdout)``.
+    For inputs larger than memory use :func:`predict_chunks` and :func:`write_predictions`.
+    """
+    import pandas as pd
+
+    return pd.concat(list(predict_chunks(run_path, input_path, fmt)), ignore_index=True)
+
+
+def write_predictions(frames: Iterator[Any], output: Path | None,
+                      stdout: TextIO | None = None) -> int:
+    """Write output frames as one CSV as they come: to ``stdout``, or to ``output`` through a
+    temporary file moved into place at the end (a failure leaves no half-written file).
+    Returns the number of rows written."""
+    rows = 0
+
+    def write(sink: TextIO) -> None:
+        nonlocal rows
+        for frame in frames:
+            sink.write(frame.to_csv(index=False, header=rows == 0, float_format="%.7g"))
+            rows += len(frame)
+
+    if output is None:
+        stdout = stdout or sys.stdout
+        write(stdout)
+        stdout.flush()
+    else:
+        with runs.replacing(output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+            write(f)
+    return rows

@@ -332,9 +332,10 @@ def _load_saved_model(folder: Path, info: dict[str, Any]) -> Any:
     layer = keras.layers.TFSMLayer(str(folder), call_endpoint="serve")
     columns = info.get("columns")
     if columns:  # named inputs, one per column
-        from nettrain.data import INPUT_DTYPES
+        from nettrain.data import INPUT_DTYPES, input_names
 
-        inputs = {c: keras.Input(shape=(1,), name=c, dtype=INPUT_DTYPES[k])
+        names = input_names(list(columns))
+        inputs = {names[c]: keras.Input(shape=(1,), name=names[c], dtype=INPUT_DTYPES[k])
                   for c, k in columns.items()}
         return keras.Model(inputs, layer(inputs))
     if info.get("input_shape") is not None:

@@ -93,14 +93,13 @@ class CsvStream:
 
     def _frame(self, start: int, chunk: Any) -> tuple[Any, np.ndarray]:
         """The chunk after data.missing (indexed by row number), and each row's split code."""
-        from nettrain.data import fill_missing
+        from nettrain.data import fill_missing, text_columns
 
         targets = self.cfg.targets
         weight = [self.cfg.sample_weight] if self.cfg.sample_weight else []
         chunk = chunk[self.features + targets + weight]
         chunk.index = np.arange(start, start + len(chunk))
-        chunk = fill_missing(chunk, self.cfg.missing, self.cfg.categorical or [],
-                             self.path.name)
+        chunk = fill_missing(chunk, self.cfg.missing, text_columns(self.kinds), self.path.name)
         return chunk, split_codes(chunk.index.to_numpy(), self.cfg, self.seed)
 
     def _scan(self) -> None:
@@ -112,15 +111,19 @@ class CsvStream:
         train_labels: Counter = Counter()
         vocab: dict[str, set] = {c: set() for c, k in self.kinds.items() if k != "numeric"}
         target = self.cfg.targets[0]
-        from nettrain.data import numeric_frame, table_inputs
+        from nettrain.data import _is_text, input_names, numeric_frame, table_inputs
 
+        names = input_names(self.features)
         for start, chunk in self.chunks():
             frame, codes = self._frame(start, chunk)
             # parse every value now, so a bad cell fails validation, not the end of training
-            table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
-                         self.kinds if self.cfg.categorical else None)
-            if not self.classify:
-                numeric_frame(frame[self.cfg.targets], self.path.name)
+            x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
+                             self.kinds if self.cfg.categorical else None)
+            numbers = [c for c in self.cfg.targets if not self.classify or
+                       not _is_text(frame[c])]
+            if self.cfg.sample_weight:
+                numbers.append(self.cfg.sample_weight)
+            numeric_frame(frame[numbers], self.path.name)  # numbers, finite ones
             for split, code in SPLIT_CODES.items():
                 mask = codes == code
                 counts[split] += int(mask.sum())
@@ -129,8 +132,8 @@ class CsvStream:
             train = codes == 0
             if self.classify:
                 train_labels.update(frame[target][train].tolist())
-            for column in vocab:
-                vocab[column].update(frame[column][train].tolist())
+            for column in vocab:  # the values as the model takes them (int64 or str)
+                vocab[column].update(x[names[column]][train].reshape(-1).tolist())
         self.counts = {s: n for s, n in counts.items() if n}
         if "train" not in self.counts:
             raise DataError(f"{self.path.name}: no rows left for training.")

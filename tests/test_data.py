@@ -426,3 +426,235 @@ def test_a_bare_categorical_model_reads_its_columns_from_the_model(runner, tmp_p
                               str(tmp_path / "rows.csv")])
     assert out.exit_code == 0, out.output
     assert out.stdout.splitlines()[0] == "class,prob_0,prob_1"
+
+
+def _ab(path, n=40, seed=0, order=("a", "b", "y"), **extra):
+    """y = a > b, written with the columns in ``order``."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"a": rng.normal(size=n).round(3), "b": rng.normal(size=n).round(3)})
+    frame["y"] = (frame.a > frame.b).astype(int)
+    for k, v in extra.items():
+        frame[k] = v
+    frame[list(order)].to_csv(path, index=False)
+    return frame
+
+
+@pytest.mark.parametrize("split", ["test", "validation"])
+def test_explicit_files_match_columns_by_name(tmp_path, split):
+    _ab(tmp_path / "train.csv")
+    held = _ab(tmp_path / "held.csv", n=10, seed=1, order=("b", "y", "a"))
+    config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y",
+                               "validation_split": 0.0, "test_split": 0.0,
+                               split: str(tmp_path / "held.csv")})
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+    np.testing.assert_allclose(data.x[split], held[["a", "b"]].to_numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(data.y[split], held["y"].to_numpy())
+
+
+def test_an_explicit_file_with_other_columns_is_refused(tmp_path):
+    _ab(tmp_path / "train.csv")
+    _ab(tmp_path / "held.csv", n=10, order=("a", "b", "y", "c"), c=1.0)
+    config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y",
+                               "test": str(tmp_path / "held.csv"), "test_split": 0.0})
+    with pytest.raises(DataError, match=r"held.csv: the columns differ from the training "
+                                        r"file's \(unexpected 'c'\)"):
+        load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+
+
+def test_explicit_categorical_file_matches_columns_by_name(tmp_path):
+    frame = _table(tmp_path)
+    frame[["label", "weight", "size", "color"]].iloc[:10].to_csv(tmp_path / "held.csv",
+                                                                 index=False)
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", _table_config(
+        tmp_path, test=str(tmp_path / "held.csv")))))
+    assert list(data.x["test"]) == list(data.x["train"])
+    np.testing.assert_array_equal(data.x["test"]["size"][:, 0], frame["size"][:10])
+
+
+def test_missing_zero_keeps_integer_categories_integers_through_predict(runner, tmp_path):
+    """An empty cell in an integer category with missing: zero is the category 0, not text."""
+    _table(tmp_path)
+    frame = pd.read_csv(tmp_path / "train.csv")
+    frame.loc[3, "size"] = np.nan
+    frame.loc[5, "color"] = np.nan
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    config = _table_config(tmp_path, missing="zero")
+    config["save"] = {"formats": ["keras"]}
+    path = write_config(tmp_path / "c.yaml", config)
+    data = load_data(load_config(path))
+    assert data.info["columns"] == {"color": "string", "size": "integer", "weight": "numeric"}
+    assert data.x["train"]["size"].dtype == np.int64
+    assert set(data.vocabulary("size")) <= {0, 1, 2, 3}
+    run = runner.invoke(app, ["fit", str(path)])
+    assert run.exit_code == 0, run.output
+    (tmp_path / "rows.csv").write_text("color,size,weight\nred,1,60\nblue,3,80\ngreen,,70\n"
+                                       ",2,70\n")
+    result = runner.invoke(app, ["predict", run.stdout.strip(), str(tmp_path / "rows.csv")])
+    assert result.exit_code == 0, result.output
+    import keras
+
+    model = keras.saving.load_model(f"{run.stdout.strip()}/model.keras")
+    inputs = {"color": np.array([["red"], ["blue"], ["green"], [""]], dtype=object),
+              "size": np.array([[1], [3], [0], [2]], dtype="int64"),
+              "weight": np.array([[60.0], [80.0], [70.0], [70.0]], dtype="float32")}
+    expected = model.predict(pipeline.dataset(inputs), verbose=0)
+    probs = np.array([[float(v) for v in line.split(",")[1:]]
+                      for line in result.stdout.strip().splitlines()[1:]])
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+def test_category_values_never_share_the_out_of_vocabulary_token(runner, tmp_path):
+    """-1, '[UNK]' and '' are real categories: each differs from an unseen value, in every
+    save format and at predict."""
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({"code": rng.choice([-1, 1, 2], n),
+                          "tag": rng.choice(["[UNK]", "", "a"], n), "y": rng.integers(0, 2, n)})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y",
+                               "categorical": ["code", "tag"], "missing": "zero",
+                               "validation_split": 0.0, "test_split": 0.0},
+                         model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]},
+                         save={"formats": ["keras", "json", "savedmodel"]})
+    run = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert run.exit_code == 0, run.output
+    import keras
+
+    model = keras.saving.load_model(f"{run.stdout.strip()}/model.keras")
+    rows = {"code": np.array([[-1], [99], [1]]), "tag": np.array([["[UNK]"], ["zz"], [""]])}
+    encoded = {c: np.asarray(model.get_layer(f"encode_{c}")(rows[c])) for c in rows}
+    for column, hot in encoded.items():  # each row its own one-hot position
+        assert len({int(i) for i in hot.argmax(axis=1)}) == 3, (column, hot)
+    (tmp_path / "rows.csv").write_text('code,tag\n-1,[UNK]\n99,zz\n1,""\n')
+    outputs = []
+    for fmt in ("keras", "json", "savedmodel"):
+        result = runner.invoke(app, ["predict", run.stdout.strip(), str(tmp_path / "rows.csv"),
+                                     "--format", fmt])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e308"])
+def test_non_finite_csv_values_are_refused_with_file_row_and_column(runner, tmp_path, value):
+    _ab(tmp_path / "train.csv")
+    text = (tmp_path / "train.csv").read_text().splitlines()
+    text[4] = f"{value},0.5,1"
+    (tmp_path / "train.csv").write_text("\n".join(text) + "\n")
+    config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y"})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1
+    shown = {"1e308": "1e+308"}.get(value, value)  # as Python writes the number
+    assert f"train.csv: column 'a' row 5 holds {shown}, which is not a finite 32-bit " \
+           "number" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["test", "weight", "target", "stream"])
+def test_non_finite_values_in_every_csv_column_kind(runner, tmp_path, where):
+    _ab(tmp_path / "train.csv", order=("a", "b", "y", "w"), w=1.0)
+    data = {"csv": str(tmp_path / "train.csv"), "target": "y", "sample_weight": "w"}
+    file, column = "train.csv", {"weight": "w", "target": "y", "stream": "b"}.get(where)
+    if where == "test":
+        _ab(tmp_path / "held.csv", n=5, order=("a", "b", "y", "w"), w=1.0)
+        lines = (tmp_path / "held.csv").read_text().splitlines()
+        lines[2] = "0.1,inf,1,1.0"
+        (tmp_path / "held.csv").write_text("\n".join(lines) + "\n")
+        data.update(test=str(tmp_path / "held.csv"), test_split=0.0)
+        file, column = "held.csv", "b"
+    else:
+        lines = (tmp_path / "train.csv").read_text().splitlines()
+        cells = lines[2].split(",")
+        cells[{"w": 3, "y": 2, "b": 1}[column]] = "inf"
+        lines[2] = ",".join(cells)
+        (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    if where == "target":
+        data["target"], data["sample_weight"] = "y", None
+        config = tiny_config(data=data, compile={"optimizer": "adam", "loss": "mse"},
+                             model={"layers": [{"Dense": {"units": 1}}]})
+    else:
+        config = tiny_config(data={**data, "stream": where == "stream",
+                                   "test_split": 0.0 if where == "test" else 0.2},
+                             model={"layers": [{"Dense": {"units": 2,
+                                                          "activation": "softmax"}}]})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1, result.output
+    assert f"{file}: column '{column}' row 3 holds inf" in result.stderr
+
+
+def test_awkward_categorical_column_names_work_in_every_format(runner, tmp_path):
+    rng = np.random.default_rng(0)
+    n = 60
+    names = ["my col", "a/b", "héllo", "1st", "a_b", "features"]
+    frame = pd.DataFrame({name: rng.choice(["p", "q", "r"], n) for name in names})
+    frame["x.y"] = rng.normal(size=n)
+    frame["y"] = rng.integers(0, 2, n)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y",
+                               "categorical": names, "normalize": True},
+                         model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]},
+                         save={"formats": ["keras", "json", "savedmodel"]})
+    run = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert run.exception is None or isinstance(run.exception, SystemExit)
+    assert run.exit_code == 0, run.output
+    assert "UserWarning" not in run.output
+    frame.drop(columns="y").iloc[:5].to_csv(tmp_path / "rows.csv", index=False)
+    outputs = []
+    for fmt in ("keras", "json", "savedmodel"):
+        result = runner.invoke(app, ["predict", run.stdout.strip(), str(tmp_path / "rows.csv"),
+                                     "--format", fmt])
+        assert result.exit_code == 0, result.output
+        assert "UserWarning" not in result.output
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert len(outputs[0].strip().splitlines()) == 6
+
+
+def _corrupt(path):
+    path.write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+
+
+def test_a_corrupt_image_in_a_class_folder_is_named(runner, tmp_path):
+    _images(tmp_path / "photos")
+    _corrupt(tmp_path / "photos" / "dog" / "3.png")
+    config = tiny_config(data={"images": str(tmp_path / "photos"), "image_size": [8, 8]},
+                         model={"layers": ["Flatten",
+                                           {"Dense": {"units": 2, "activation": "softmax"}}]})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1
+    assert f"cannot decode the image {tmp_path / 'photos' / 'dog' / '3.png'}" in result.stderr
+    assert "InvalidArgumentError" not in result.stderr
+    assert "Remove or replace the file" in result.stderr
+
+
+def test_a_corrupt_image_given_to_predict_is_named(runner, tmp_path):
+    _images(tmp_path / "photos")
+    config = tiny_config(data={"images": str(tmp_path / "photos"), "image_size": [8, 8],
+                               "validation_split": 0.25},
+                         model={"layers": ["Flatten",
+                                           {"Dense": {"units": 2, "activation": "softmax"}}]},
+                         save={"formats": ["keras"]})
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert fit.exit_code == 0, fit.output
+    (tmp_path / "new").mkdir()
+    _corrupt(tmp_path / "new" / "bad.png")
+    for target in (tmp_path / "new" / "bad.png", tmp_path / "new"):
+        result = runner.invoke(app, ["predict", fit.stdout.strip(), str(target)])
+        assert isinstance(result.exception, SystemExit)
+        assert result.exit_code == 1
+        assert f"cannot decode the image {tmp_path / 'new' / 'bad.png'}" in result.stderr
+        assert "InvalidArgumentError" not in result.stderr
+
+
+def test_non_finite_npz_labels_are_refused(tmp_path):
+    x, _ = write_npz(tmp_path / "d.npz", n=20)
+    y = np.linspace(0, 1, 20)
+    y[7] = np.inf
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")},
+                         compile={"optimizer": "adam", "loss": "mse"},
+                         model={"layers": [{"Dense": {"units": 1}}]})
+    with pytest.raises(DataError, match=r"the train labels of d.npz hold inf at index \[7\]"):
+        load_data(load_config(write_config(tmp_path / "c.yaml", config)))

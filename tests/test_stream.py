@@ -118,3 +118,18 @@ def test_a_bad_value_fails_validation_not_the_end_of_training(runner, tmp_path):
                                                               _config(tmp_path)))])
     assert result.exit_code == 1
     assert "column 'a' must be numeric; row 251 holds 'abc'" in result.stderr
+
+
+def test_streamed_integer_categories_with_empty_cells_stay_integers(tmp_path):
+    """missing: zero fills a whole-number category with 0; its vocabulary holds integers."""
+    rng = np.random.default_rng(0)
+    size = rng.choice([1, 2, 3], 300).astype(object)
+    size[[5, 100, 250]] = None
+    pd.DataFrame({"a": rng.normal(size=300), "size": size,
+                  "label": rng.choice(["neg", "pos"], 300)}).to_csv(tmp_path / "big.csv",
+                                                                   index=False)
+    config = _config(tmp_path, features=["a", "size"], categorical=["size"], missing="zero")
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+    assert data.columns == {"a": "numeric", "size": "integer"}
+    assert data.vocabulary("size") == [0, 1, 2, 3]
+    assert all(type(v) is int for v in data.vocabulary("size"))

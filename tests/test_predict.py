@@ -1,0 +1,172 @@
+"""predict: the run's reading rules, inputs streamed in chunks, messages that lead somewhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nettrain import predict as predicting
+from nettrain.cli import app
+
+from conftest import tiny_config, write_config
+
+
+def _csv(path, n=60, seed=0, sep=","):
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=n).round(3), rng.normal(size=n).round(3)
+    pd.DataFrame({"a": a, "b": b, "y": (a > b).astype(int)}).to_csv(path, index=False, sep=sep)
+
+
+def _fit(runner, tmp_path, **data):
+    config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y",
+                               "validation_split": 0.2, **data},
+                         model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]},
+                         save={"formats": ["keras"]})
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip()
+
+
+def test_predict_reads_with_the_runs_delimiter(runner, tmp_path):
+    _csv(tmp_path / "train.csv", sep=";")
+    run = _fit(runner, tmp_path, delimiter=";")
+    (tmp_path / "rows.csv").write_text("b;a\n0.5;1.5\n2;-1\n")
+    result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv")])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "class,prob_0,prob_1"
+    assert len(result.stdout.strip().splitlines()) == 3
+    (tmp_path / "commas.csv").write_text("b,a\n0.5,1.5\n")
+    result = runner.invoke(app, ["predict", run, str(tmp_path / "commas.csv")])
+    assert result.exit_code == 1
+    assert "Its header holds ',': write it split by ';', the run's data.delimiter." \
+        in result.stderr
+
+
+def test_output_into_a_missing_folder_fails_at_once(runner, tmp_path, monkeypatch):
+    _csv(tmp_path / "train.csv")
+    run = _fit(runner, tmp_path)
+    _csv(tmp_path / "rows.csv", n=5)
+    called = []
+    monkeypatch.setattr(predicting, "load_run", lambda *a, **k: called.append(1))
+    target = tmp_path / "nowhere" / "out.csv"
+    result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv"), "-o", str(target)])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 2
+    assert f"--output: the folder {tmp_path / 'nowhere'} does not exist" in result.stderr
+    assert ".tmp" not in result.stderr
+    assert not called  # refused before the model was loaded or anything predicted
+
+
+def test_predict_streams_its_input_in_chunks(runner, tmp_path, monkeypatch):
+    """Chunks of 7 rows give the same output as one read; the output is written at the end."""
+    _csv(tmp_path / "train.csv")
+    run = _fit(runner, tmp_path)
+    _csv(tmp_path / "rows.csv", n=30, seed=1)
+    whole = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv")])
+    assert whole.exit_code == 0, whole.output
+    seen = []
+    read = predicting.read_csv_chunks
+    monkeypatch.setattr(predicting, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(predicting, "read_csv_chunks",
+                        lambda *a, **k: (seen.append(len(c)) or c for c in read(*a, **k)))
+    chunked = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv"), "-o",
+                                  str(tmp_path / "out.csv")])
+    assert chunked.exit_code == 0, chunked.output
+    assert seen == [7, 7, 7, 7, 2]
+    assert (tmp_path / "out.csv").read_text() == whole.stdout
+    assert "Wrote 30 predictions" in chunked.stderr
+
+
+def test_a_bad_row_in_a_later_chunk_leaves_no_output_file(runner, tmp_path, monkeypatch):
+    _csv(tmp_path / "train.csv")
+    run = _fit(runner, tmp_path)
+    rows = "a,b\n" + "1,2\n" * 10 + "1,oops\n"
+    (tmp_path / "rows.csv").write_text(rows)
+    monkeypatch.setattr(predicting, "CHUNK_ROWS", 4)
+    result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv"), "-o",
+                                 str(tmp_path / "out.csv")])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1
+    assert "column 'b' must be numeric; row 12 holds 'oops'" in result.stderr
+    assert not (tmp_path / "out.csv").exists()
+    assert list(tmp_path.glob(".out.csv*")) == []
+
+
+def test_text_in_a_numeric_column_at_predict_says_what_the_model_takes(runner, tmp_path):
+    _csv(tmp_path / "train.csv")
+    run = _fit(runner, tmp_path)
+    (tmp_path / "rows.csv").write_text("a,b\n1,two\n")
+    result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv")])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1
+    assert "column 'b' must be numeric; row 2 holds 'two'" in result.stderr
+    assert "data.categorical" not in result.stderr
+    assert "The model was trained on numbers in this column" in result.stderr
+
+
+def test_non_finite_predict_input_is_refused(runner, tmp_path):
+    _csv(tmp_path / "train.csv")
+    run = _fit(runner, tmp_path)
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n1e308,0\n")
+    result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv")])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1
+    assert "rows.csv: column 'a' row 3 holds 1e+308" in result.stderr
+    np.save(tmp_path / "rows.npy", np.array([[1.0, np.inf]], dtype="float32"))
+    result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.npy")])
+    assert result.exit_code == 1
+    assert "rows.npy" in result.stderr and "inf" in result.stderr
+
+
+def test_a_csv_given_to_an_image_model_says_it_takes_images(runner, tmp_path):
+    from test_data import _images
+
+    _images(tmp_path / "photos")
+    config = tiny_config(data={"images": str(tmp_path / "photos"), "image_size": [8, 8],
+                               "scale": 255, "validation_split": 0.25},
+                         model={"layers": ["Flatten",
+                                           {"Dense": {"units": 2, "activation": "softmax"}}]},
+                         save={"formats": ["keras"]})
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert fit.exit_code == 0, fit.output
+    (tmp_path / "rows.csv").write_text("a,b\nx,1\n")
+    result = runner.invoke(app, ["predict", fit.stdout.strip(), str(tmp_path / "rows.csv")])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 2
+    assert "categorical" not in result.stderr
+    assert "this model takes images" in result.stderr
+    assert "an image file" in result.stderr and "a folder of images" in result.stderr
+    (tmp_path / "notes.txt").write_text("x")
+    result = runner.invoke(app, ["predict", fit.stdout.strip(), str(tmp_path / "notes.txt")])
+    assert result.exit_code == 2
+    assert "expected an image file (.png, .jpg, .jpeg, .bmp, .gif), a folder of images, .npy " \
+           "or .npz; received" in result.stderr
+
+
+def test_arrays_given_to_a_model_of_named_columns_ask_for_a_csv(runner, tmp_path):
+    from test_data import _table, _table_config
+
+    _table(tmp_path)
+    config = _table_config(tmp_path)
+    config["save"] = {"formats": ["keras"]}
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert fit.exit_code == 0, fit.output
+    np.save(tmp_path / "rows.npy", np.zeros((2, 3), dtype="float32"))
+    result = runner.invoke(app, ["predict", fit.stdout.strip(), str(tmp_path / "rows.npy")])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 2
+    assert "this model takes named columns, one input each: give a CSV with a header row " \
+           "and the columns color, size, weight" in result.stderr
+
+
+def test_arrays_of_the_wrong_width_name_the_training_columns(runner, tmp_path):
+    _csv(tmp_path / "train.csv")
+    run = _fit(runner, tmp_path)
+    np.save(tmp_path / "rows.npy", np.zeros((2, 3), dtype="float32"))
+    result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.npy")])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1
+    assert "the model takes [2]. Give one value per column, in the training order (a, b)" \
+        in result.stderr
