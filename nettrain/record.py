@@ -16,6 +16,7 @@ from typing import Any
 
 from nettrain import __version__
 from nettrain.config import Config
+from nettrain.errors import DataError
 
 
 def now() -> str:
@@ -58,6 +59,55 @@ def data_files(config: Config) -> dict[str, str]:
         except OSError:
             continue
     return found
+
+
+def changed_data(config: Config, recorded: dict[str, str] | None) -> list[tuple[str, str]]:
+    """How the data files differ from the hashes a run recorded (``run.json`` data_sha256).
+
+    Returns ``(file, what)`` pairs, ``what`` one of "sha256 differs", "missing", "added" (a
+    file new in an image folder). A run without recorded hashes, or with a built-in dataset,
+    has nothing to check. Each file is read once.
+    """
+    if not isinstance(recorded, dict):
+        return []
+    now = data_files(config)
+    changes = [(file, "missing") for file in recorded if file not in now]
+    changes += [(file, "sha256 differs") for file, digest in recorded.items()
+                if file in now and now[file] != digest]
+    changes += [(file, "added") for file in now if file not in recorded]
+    return changes
+
+
+_CHANGES = {"sha256 differs": "has changed since training (its sha256 differs from the one "
+                              "in run.json)",
+            "missing": "is missing (training read it)",
+            "added": "was added since training (the folder did not hold it)"}
+
+
+def check_data(config: Config, recorded: dict[str, str] | None, allow: bool,
+               echo: Any) -> list[str]:
+    """Refuse data files that changed since a run was trained, unless ``allow``.
+
+    Args:
+        config: the run's config (its data paths).
+        recorded: ``run.json``'s ``data_sha256``.
+        allow: go on anyway (``--allow-changed-data``): print a warning instead.
+        echo: where the warning goes.
+
+    Returns what changed, as ``"FILE: what"`` lines to record beside the result.
+    Raises DataError naming each changed file.
+    """
+    changes = changed_data(config, recorded)
+    if not changes:
+        return []
+    lines = "\n".join(f"  - {file} {_CHANGES[what]}" for file, what in changes)
+    if not allow:
+        raise DataError("The data changed since this run was trained, so the result would be "
+                        f"about other data:\n{lines}\nRestore the data as it was, or add "
+                        "--allow-changed-data to use it as it is now.")
+    echo(f"Warning: the data changed since this run was trained (--allow-changed-data "
+         f"given):\n{lines}")
+    return [f"{file}: {what}" for file, what in changes]
 
 
 def git_commit(config_path: str | None) -> dict[str, Any] | None:

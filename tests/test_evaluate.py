@@ -264,5 +264,7 @@ def test_evaluations_of_an_earlier_model_are_not_kept_beside_new_ones(runner, tm
     result = runner.invoke(app, ["evaluate", str(run)])
     assert result.exit_code == 0, result.output
     record = json.loads((run / "evaluation.json").read_text())
-    assert set(record) == {"test"}  # the validation numbers were about the earlier model
+    assert set(record) == {"test", "earlier"}  # the validation numbers: the earlier model
+    assert [e["split"] for e in record["earlier"]] == ["validation"]
+    assert record["earlier"][0]["epochs"] == 2
     assert record["test"]["format"] == "json" and record["test"]["epochs"] == 3

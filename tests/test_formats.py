@@ -150,7 +150,7 @@ def test_a_saved_model_folder_predicts_on_its_own(runner, iris_run, tmp_path):
     rows = _iris_rows(tmp_path / "rows.csv")
     np.save(tmp_path / "rows.npy", rows)
     result = runner.invoke(app, ["predict", str(iris_run / "saved_model"),
-                                 str(tmp_path / "rows.npy")])
+                                 str(tmp_path / "rows.npy"), "--format", "savedmodel"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "class,prob_0,prob_1,prob_2"
 
