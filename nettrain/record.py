@@ -110,6 +110,25 @@ def check_data(config: Config, recorded: dict[str, str] | None, allow: bool,
     return [f"{file}: {what}" for file, what in changes]
 
 
+def edited_data_config(config: Config, recorded: dict[str, Any]) -> list[str]:
+    """Keys of the run's config that choose its rows (``data:``, ``seed``) and differ from
+    what ``run.json`` recorded in training: ``["data.test_split is 0.5; trained with 0.2"]``.
+
+    A resume cannot change them (see :mod:`nettrain.resume`), so a difference is an edit.
+    """
+    from nettrain.resume import flatten
+
+    edits = []
+    if "seed" in recorded and recorded["seed"] != config.seed:
+        edits.append(f"seed is {config.seed}; trained with {recorded['seed']}")
+    if isinstance(recorded.get("data_config"), dict):
+        was = flatten(recorded["data_config"], ("data",))
+        now = flatten(config.data.model_dump(mode="json", exclude_none=True), ("data",))
+        edits += [f"{key} is {now.get(key)}; trained with {was.get(key)}"
+                  for key in dict.fromkeys([*was, *now]) if was.get(key) != now.get(key)]
+    return edits
+
+
 def git_commit(config_path: str | None) -> dict[str, Any] | None:
     """The commit of the git repository that holds the config file, and whether it is dirty."""
     if not config_path or not Path(config_path).is_file():
@@ -136,7 +155,8 @@ def start(config: Config) -> dict[str, Any]:
     record: dict[str, Any] = {
         "status": "running", "started": now(), "ended": None, "command": sys.argv,
         "host": socket.gethostname(), "versions": versions(), "seed": config.seed,
-        "deterministic": config.deterministic, "data_sha256": data_files(config)}
+        "deterministic": config.deterministic, "data_sha256": data_files(config),
+        "data_config": config.data.model_dump(mode="json", exclude_none=True)}
     git = git_commit(getattr(config, "_source", None))
     if git:
         record["git"] = git

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nettrain.config import Config, read_yaml, validate_config
-from nettrain.errors import ConfigError, NettrainError, RunError, UsageError
+from nettrain.errors import ConfigError, NettrainError, Problem, RunError, UsageError
 
 # File names inside a run directory.
 CONFIG = "config.yaml"
@@ -273,8 +273,10 @@ def open_run(path: str | Path) -> Run:
         data, _ = read_yaml(path / CONFIG)
         config = validate_config(data, source=str(path / CONFIG))
     except (ConfigError, UnicodeDecodeError, RecursionError) as exc:
-        why = str(exc.problems[0] if isinstance(exc, ConfigError) and len(exc.problems) == 1
-                  else exc).replace(f"{path / CONFIG}: ", "")
+        problems = exc.problems if isinstance(exc, ConfigError) else [exc]
+        why = "; ".join(str(p if isinstance(p, (str, Exception)) else
+                            Problem(p.path.replace(str(path / CONFIG), "").lstrip(":") or
+                                    "config", p.expected, p.received)) for p in problems[:3])
         raise damaged(path / CONFIG, f"or edited: {why}") from None
     dataset = read_json(path / DATASET) if (path / DATASET).is_file() else {}
     return Run(path, config, dataset)
@@ -338,7 +340,7 @@ def load_model(path: Path, prefer: str | None = None, info: dict[str, Any] | Non
 
 
 def _untrusted(path: Path, what: str) -> str:
-    return (f"{what[0].upper()}{what[1:]}, and a SavedModel is a program: loading it runs the TensorFlow "
+    return (f"Not loaded: {what}, and a SavedModel is a program: loading it runs the TensorFlow "
             "graph inside, which can read and write files. nettrain loads one only when you "
             "ask: add --format savedmodel if you trust where it came from (you made it, or "
             "someone you trust did).")

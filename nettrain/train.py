@@ -327,8 +327,17 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
     status = runs.read_json(run.path / runs.RUN) if (run.path / runs.RUN).is_file() else {}
     earlier = runs.read_json(run.path / runs.EVALUATION) if \
         (run.path / runs.EVALUATION).is_file() else {}  # a damaged one fails before the work
+    model, used = runs.load_model(run.path, fmt, run.dataset)
     changed = record.check_data(run.config, status.get("data_sha256"), allow_changed_data,
                                 echo)
+    edits = record.edited_data_config(run.config, status)
+    if edits:
+        raise DataError(f"{run.path / runs.CONFIG} was edited after training: "
+                        f"{'; '.join(edits)} (run.json). Its numbers would be about other "
+                        "rows; restore the value in config.yaml.")
+    if not status and run.config.data.path:
+        echo(f"Warning: {run.path / runs.RUN} is missing, so the data cannot be checked "
+             "against the sha256 recorded in training.")
     data = load_data(run.config)
     if split is None:
         split = next(s for s in ("test", "validation", "train") if s in data.splits)
@@ -337,7 +346,6 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
                          f"{', '.join(data.splits)}. Set data.{split}_split before training "
                          "to hold one out.")
     _check_dataset(run, data)
-    model, used = runs.load_model(run.path, fmt, run.dataset)
     model_id = {"epochs": status.get("epochs_completed"), "saved": status.get("ended")}
     note = _which_model(status, run.config)
     if note:

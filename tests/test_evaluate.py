@@ -268,3 +268,63 @@ def test_evaluations_of_an_earlier_model_are_not_kept_beside_new_ones(runner, tm
     assert [e["split"] for e in record["earlier"]] == ["validation"]
     assert record["earlier"][0]["epochs"] == 2
     assert record["test"]["format"] == "json" and record["test"]["epochs"] == 3
+
+
+@pytest.mark.parametrize("key, value", [("data.test_split", 0.5), ("seed", 1)])
+def test_evaluate_refuses_a_run_config_whose_data_part_was_edited(runner, saved_run, tmp_path,
+                                                                 key, value):
+    """Another split or seed puts other rows (some of them trained on) in the test part."""
+    import yaml
+
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    *parents, last = key.split(".")
+    target = config
+    for part in parents:
+        target = target[part]
+    target[last] = value
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = runner.invoke(app, ["evaluate", str(run)])
+    refused(result, 1, f"{run / 'config.yaml'}", f"{key} is {value}", "run.json")
+
+
+def _source(tmp_path: Path, name: str) -> dict:
+    """A small config per kind of data source (its data made in tmp_path)."""
+    from conftest import write_npz
+    from test_data import _images
+
+    if name == "npz":
+        write_npz(tmp_path / "d.npz", n=40)
+        return tiny_config(data={"npz": str(tmp_path / "d.npz"), "validation_split": 0.25})
+    if name == "images":
+        _images(tmp_path / "photos", per_class=4)
+        return {**tiny_config(data={"images": str(tmp_path / "photos"), "image_size": [8, 8],
+                                    "scale": 255, "validation_split": 0.25}),
+                "model": {"layers": ["Flatten", {"Dense": {"units": 2,
+                                                           "activation": "softmax"}}]}}
+    if name == "categorical":
+        from conftest import REPO
+
+        shutil.copy(REPO / "configs" / "data" / "renewals.csv", tmp_path / "r.csv")
+        return tiny_config(
+            data={"csv": str(tmp_path / "r.csv"), "target": "renewed", "normalize": True,
+                  "categorical": ["plan", "region", "seats"], "test_split": 0.2},
+            model={"layers": [{"Dense": {"units": 1, "activation": "sigmoid"}}]},
+            compile={"optimizer": "adam", "loss": "binary_crossentropy"})
+    if name == "synthetic":
+        return tiny_config(data={"synthetic": {"n_samples": 40, "n_features": 4, "n_classes": 3},
+                                 "test_split": 0.25})
+    return tiny_config(data={"dataset": "iris", "one_hot": True, "test_split": 0.2},
+                       compile={"optimizer": "adam", "loss": "categorical_crossentropy"})
+
+
+@pytest.mark.parametrize("source", ["npz", "images", "categorical", "synthetic", "one_hot"])
+def test_evaluate_right_after_fit_checks_pass_for_every_source(runner, tmp_path, source):
+    """The checks compare a run with itself: nothing changed, nothing is refused."""
+    config = _source(tmp_path, source)
+    config["fit"]["epochs"] = 1
+    run = fit(runner, write_config(tmp_path / "c.yaml", config))
+    result = runner.invoke(app, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
