@@ -148,7 +148,8 @@ def damaged(path: Path, why: str, advice: str | None = None) -> RunError:
     advice = advice or _ADVICE.get(path.name, "Restore it from a copy of the run directory, "
                                               "or train again.")
     why = " ".join(why.split())
-    return RunError(f"{path} is damaged ({why[:300]}). {advice}")
+    why = why if len(why) <= 200 else why[:200].rsplit(" ", 1)[0] + " ..."
+    return RunError(f"{path} is damaged ({why}). {advice}")
 
 
 def update_json(path: Path, **changes: Any) -> None:
@@ -367,6 +368,7 @@ def _load(fmt: str, file: Path, info: dict[str, Any]) -> Any:
                   "from a copy of the run directory." if others else
                   "Restore it from a copy of the run directory, or train again"
                   + (f" (nettrain fit {run / CONFIG})." if run else "."))
+        file = getattr(exc, "file", file)  # model.json's weights file
         raise damaged(file, f"or not a model nettrain can load safely: {exc}", advice) \
             from None
 
@@ -387,15 +389,26 @@ def _load_json(file: Path) -> Any:
     weights = file.with_name(WEIGHTS_FILE)
     if not weights.is_file():
         raise RunError(f"{file} has no weights beside it ({weights.name}).")
-    model = keras.saving.deserialize_keras_object(read_json(file), safe_mode=True)
+    spec = json.loads(file.read_text(encoding="utf-8"))
+    if not isinstance(spec, dict):
+        raise ValueError(f"expected a JSON object; it holds {type(spec).__name__}")
+    model = keras.saving.deserialize_keras_object(spec, safe_mode=True)
     if not isinstance(model, keras.Model):
         raise ValueError(f"it describes a {type(model).__name__}, not a model")
     # An adapted Normalization layer must get its weights before its first call.
     try:
         model.load_weights(weights)
     except Exception as exc:  # noqa: BLE001 - h5py and Keras raise many kinds
-        raise damaged(weights, f"or not the weights of {file.name}: {exc}") from None
+        raise _WeightsError(weights, f"not the weights of {file.name}: {exc}") from None
     return model
+
+
+class _WeightsError(ValueError):
+    """model.json loaded, its weights file did not."""
+
+    def __init__(self, file: Path, message: str):
+        super().__init__(message)
+        self.file = file
 
 
 def _load_saved_model(folder: Path, info: dict[str, Any]) -> Any:
