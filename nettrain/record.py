@@ -81,32 +81,39 @@ def changed_data(config: Config, recorded: dict[str, str] | None) -> list[tuple[
 _CHANGES = {"sha256 differs": "has changed since training (its sha256 differs from the one "
                               "in run.json)",
             "missing": "is missing (training read it)",
-            "added": "was added since training (the folder did not hold it)"}
+            "added": "was added since training (the folder did not hold it)",
+            "unrecorded": "holds no data_sha256 (or is missing), so the data cannot be checked "
+                          "against training"}
 
 
 def check_data(config: Config, recorded: dict[str, str] | None, allow: bool,
-               echo: Any) -> list[str]:
+               echo: Any, where: str = "run.json") -> list[str]:
     """Refuse data files that changed since a run was trained, unless ``allow``.
 
     Args:
         config: the run's config (its data paths).
-        recorded: ``run.json``'s ``data_sha256``.
+        recorded: ``run.json``'s ``data_sha256`` (None: no record, so nothing can be checked).
         allow: go on anyway (``--allow-changed-data``): print a warning instead.
         echo: where the warning goes.
+        where: the run.json path, for the message when it holds no hashes.
 
     Returns what changed, as ``"FILE: what"`` lines to record beside the result.
     Raises DataError naming each changed file.
     """
-    changes = changed_data(config, recorded)
+    if not isinstance(recorded, dict) and config.data.path:  # no record: run.json missing
+        changes = [(where, "unrecorded")]
+    else:
+        changes = changed_data(config, recorded)
     if not changes:
         return []
     lines = "\n".join(f"  - {file} {_CHANGES[what]}" for file, what in changes)
+    head = ("This run's data cannot be checked against training" if changes[0][1] == "unrecorded"
+            else "The data changed since this run was trained")
     if not allow:
-        raise DataError("The data changed since this run was trained, so the result would be "
-                        f"about other data:\n{lines}\nRestore the data as it was, or add "
-                        "--allow-changed-data to use it as it is now.")
-    echo(f"Warning: the data changed since this run was trained (--allow-changed-data "
-         f"given):\n{lines}")
+        raise DataError(f"{head}, so the result could be about other data:\n{lines}\n"
+                        "Restore the data as it was, or add --allow-changed-data to use it "
+                        "as it is now.")
+    echo(f"Warning: {head[0].lower()}{head[1:]} (--allow-changed-data given):\n{lines}")
     return [f"{file}: {what}" for file, what in changes]
 
 

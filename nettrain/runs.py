@@ -279,7 +279,11 @@ def open_run(path: str | Path) -> Run:
                             Problem(p.path.replace(str(path / CONFIG), "").lstrip(":") or
                                     "config", p.expected, p.received)) for p in problems[:3])
         raise damaged(path / CONFIG, f"or edited: {why}") from None
-    dataset = read_json(path / DATASET) if (path / DATASET).is_file() else {}
+    if not (path / DATASET).is_file():  # fit writes it before training: the run is damaged
+        raise RunError(f"{path / DATASET} is missing: it holds the columns and class names the "
+                       "model was trained with. Restore it from a copy of the run directory, "
+                       f"or train again: nettrain fit {path / CONFIG}")
+    dataset = read_json(path / DATASET)
     return Run(path, config, dataset)
 
 

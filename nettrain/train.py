@@ -107,7 +107,8 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
     if new.seed is None:  # "any seed": keep the one the run drew
         new = new.model_copy(update={"seed": run.config.seed})
     changes = check_changes(run.config, new, str(path))
-    record.check_data(new, status.get("data_sha256"), allow_changed_data, echo)
+    record.check_data(new, status.get("data_sha256"), allow_changed_data, echo,
+                      str(path / runs.RUN))
     last = path / checkpoints.FOLDER / checkpoints.LAST
     if not last.is_file():
         raise UsageError(f"--resume {path}: the run has no completed epoch to resume from "
@@ -329,15 +330,12 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
         (run.path / runs.EVALUATION).is_file() else {}  # a damaged one fails before the work
     model, used = runs.load_model(run.path, fmt, run.dataset)
     changed = record.check_data(run.config, status.get("data_sha256"), allow_changed_data,
-                                echo)
+                                echo, str(run.path / runs.RUN))
     edits = record.edited_data_config(run.config, status)
     if edits:
         raise DataError(f"{run.path / runs.CONFIG} was edited after training: "
                         f"{'; '.join(edits)} (run.json). Its numbers would be about other "
                         "rows; restore the value in config.yaml.")
-    if not status and run.config.data.path:
-        echo(f"Warning: {run.path / runs.RUN} is missing, so the data cannot be checked "
-             "against the sha256 recorded in training.")
     data = load_data(run.config)
     if split is None:
         split = next(s for s in ("test", "validation", "train") if s in data.splits)

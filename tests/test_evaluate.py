@@ -328,3 +328,21 @@ def test_evaluate_right_after_fit_checks_pass_for_every_source(runner, tmp_path,
     result = runner.invoke(app, ["evaluate", str(run)])
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
+
+
+def test_a_run_without_its_record_is_not_evaluated_on_unchecked_data(runner, csv_run):
+    run, data = csv_run
+    (run / "run.json").unlink()
+    result = runner.invoke(app, ["evaluate", str(run)])
+    refused(result, 1, f"{run / 'run.json'}", "cannot be checked", "--allow-changed-data")
+    result = runner.invoke(app, ["evaluate", str(run), "--allow-changed-data"])
+    assert result.exit_code == 0, result.output
+    assert "Warning" in result.stderr and "run.json" in result.stderr
+
+
+def test_a_run_without_dataset_json_is_refused(runner, csv_run):
+    run, _ = csv_run
+    (run / "dataset.json").unlink()
+    (run.parent / "rows.csv").write_text("a,b\n0.1,0.9\n")
+    for command in (["evaluate", str(run)], ["predict", str(run), str(run.parent / "rows.csv")]):
+        refused(runner.invoke(app, command), 1, f"{run / 'dataset.json'} is missing")
