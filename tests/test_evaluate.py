@@ -346,3 +346,21 @@ def test_a_run_without_dataset_json_is_refused(runner, csv_run):
     (run.parent / "rows.csv").write_text("a,b\n0.1,0.9\n")
     for command in (["evaluate", str(run)], ["predict", str(run), str(run.parent / "rows.csv")]):
         refused(runner.invoke(app, command), 1, f"{run / 'dataset.json'} is missing")
+
+
+def test_a_model_file_that_would_load_a_saved_model_is_refused(runner, saved_run, tmp_path):
+    """A TFSMLayer inside model.keras would run a SavedModel's graph: Keras's safe mode
+    refuses it, and nettrain names the file (a guard: this passed before the fixes too)."""
+    import keras
+
+    marker = tmp_path / "marker.txt"
+    _planted_saved_model(tmp_path / "planted", marker)
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.TFSMLayer(
+        str(tmp_path / "planted"), call_endpoint="serve")])
+    model.save(run / "model.keras")
+    marker.unlink(missing_ok=True)
+    result = runner.invoke(app, ["evaluate", str(run)])
+    refused(result, 1, f"{run / 'model.keras'}", "TFSMLayer")
+    assert not marker.exists()
