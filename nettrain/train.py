@@ -345,7 +345,7 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
                          "to hold one out.")
     _check_dataset(run, data)
     model_id = {"epochs": status.get("epochs_completed"), "saved": status.get("ended")}
-    note = _which_model(status, run.config)
+    note = _which_model(status, run.config, run.path)
     if note:
         echo(note)
     model.compile(**resolve_compiled(run.config).kwargs(run.config))
@@ -370,16 +370,24 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
     return split, metrics, used
 
 
-def _which_model(status: dict[str, Any], config: Config) -> str | None:
-    """A note on which model a run that did not complete holds (None for a completed run)."""
+def _which_model(status: dict[str, Any], config: Config, path: Path) -> str | None:
+    """A note on which model a run that did not complete holds (None for a completed run).
+
+    An interrupted run saved the model of its last completed epoch. A failed or killed run
+    saved nothing since its last save (a run resumed after completing): that older model is
+    what is on disk.
+    """
     state, epochs = status.get("status"), status.get("epochs_completed")
     if state in (None, "completed"):
         return None
     if state == "interrupted" and isinstance(epochs, int):
         return (f"Note: this run was interrupted: evaluating the model of epoch {epochs} of "
                 f"{config.fit.epochs}, its last completed epoch.")
-    return (f"Note: this run's status is {state} (run.json): evaluating the model of its last "
-            "save, which may be older than its last epoch.")
+    which = ("the model of its last save, from before it was resumed; its later epochs are "
+             "only in its checkpoint" if status.get("resumed") else
+             "the model files it left, though it did not finish its save")
+    return (f"Note: this run's status is {state} (run.json): evaluating {which}. To finish the "
+            f"run: nettrain fit --resume {path}")
 
 
 def _check_dataset(run: Any, data: Data) -> None:

@@ -364,3 +364,18 @@ def test_a_model_file_that_would_load_a_saved_model_is_refused(runner, saved_run
     result = runner.invoke(app, ["evaluate", str(run)])
     refused(result, 1, f"{run / 'model.keras'}", "TFSMLayer")
     assert not marker.exists()
+
+
+def test_evaluate_of_a_failed_resume_says_the_model_is_from_before_it(runner, saved_run,
+                                                                     tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    record = json.loads((run / "run.json").read_text())
+    record.update(status="failed", epochs_completed=3, error="Training stopped: NaN",
+                  resumed=[{"from_epoch": 2}])
+    (run / "run.json").write_text(json.dumps(record))
+    result = runner.invoke(app, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "status is failed" in result.stderr and "from before it was resumed" in result.stderr
+    assert f"nettrain fit --resume {run}" in result.stderr
+    assert json.loads((run / "evaluation.json").read_text())["test"]["status"] == "failed"
