@@ -344,6 +344,7 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
                          f"{', '.join(data.splits)}. Set data.{split}_split before training "
                          "to hold one out.")
     _check_dataset(run, data)
+    # Which model: run.json's epochs and save time change with every save (a resume).
     model_id = {"epochs": status.get("epochs_completed"), "saved": status.get("ended")}
     note = _which_model(status, run.config, run.path)
     if note:
@@ -356,13 +357,13 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
             from None
     # Numbers about an earlier model (before a resume saved again) are kept apart, never
     # beside the new ones.
-    current = {k: v for k, v in earlier.items() if k != "earlier" and isinstance(v, dict)
-               and v.get("model", model_id) == model_id}
-    older = [*earlier.get("earlier", []), *({"split": k, **v} for k, v in earlier.items()
-                                            if k != "earlier" and k not in current)]
+    splits = {k: v for k, v in earlier.items() if k != "earlier" and isinstance(v, dict)}
+    current = {k: v for k, v in splits.items()
+               if {key: v.get(key) for key in model_id} == model_id}
+    older = [*(earlier.get("earlier") if isinstance(earlier.get("earlier"), list) else []),
+             *({"split": k, **v} for k, v in splits.items() if k not in current)]
     entry: dict[str, Any] = {"metrics": metrics, "format": used, "evaluated": _now(),
-                             "model": model_id, "status": status.get("status"),
-                             "epochs": status.get("epochs_completed")}
+                             "status": status.get("status"), **model_id}
     if changed:
         entry["data_changed"] = changed
     runs.write_json(run.path / runs.EVALUATION,
@@ -390,7 +391,7 @@ def _which_model(status: dict[str, Any], config: Config, path: Path) -> str | No
             f"run: nettrain fit --resume {path}")
 
 
-def _check_dataset(run: Any, data: Data) -> None:
+def _check_dataset(run: runs.Run, data: Data) -> None:
     """Refuse data that loads with other columns or classes than the model was trained on."""
     import json
 

@@ -109,6 +109,8 @@ def test_resume_refuses_a_changed_data_file_unless_allowed(runner, csv_run):
                                  "--allow-changed-data"])
     assert result.exit_code == 0, result.output
     assert "Warning" in result.stderr and str(data) in result.stderr
+    result = runner.invoke(app, ["fit", str(run / "config.yaml"), "--allow-changed-data"])
+    refused(result, 2, "--allow-changed-data: only for --resume RUN")
 
 
 def test_evaluate_of_a_built_in_dataset_checks_no_file(runner, tmp_path):
