@@ -227,7 +227,12 @@ def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[st
     from nettrain.pipeline import to_tensors
 
     expected = np.asarray(model(to_tensors(sample), training=False))
-    reloaded, _ = load_model(folder, fmt, info)
+    try:
+        reloaded, _ = load_model(folder, fmt, info)
+    except RunError as exc:  # not "damaged": the file was just written, by this model
+        raise RunError(f"The {fmt} format of this model does not reload "
+                       f"({getattr(exc, 'reason', exc)}); it was not saved. Choose another "
+                       "format in save.formats.") from None
     got = np.asarray(reloaded(to_tensors(sample), training=False))
     if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-4, atol=1e-5):
         raise RunError(f"The {fmt} format of this model predicts differently after reloading "
@@ -368,13 +373,16 @@ def _load(fmt: str, file: Path, info: dict[str, Any]) -> Any:
     except Exception as exc:  # noqa: BLE001 - whatever Keras, h5py or TensorFlow raise
         run = file.parent if file.parent.joinpath(CONFIG).is_file() else None
         others = [f for f in saved_formats(run) if f != fmt] if run else []
-        advice = (f"Load another saved format: --format {others[0]}, or restore the file "
-                  "from a copy of the run directory." if others else
+        trust = " (a SavedModel runs its own graph: only if you trust it)" \
+            if others[:1] == ["savedmodel"] else ""
+        advice = (f"Load another saved format: --format {others[0]}{trust}, or restore the "
+                  "file from a copy of the run directory." if others else
                   "Restore it from a copy of the run directory, or train again"
                   + (f" (nettrain fit {run / CONFIG})." if run else "."))
         file = getattr(exc, "file", file)  # model.json's weights file
-        raise damaged(file, f"or not a model nettrain can load safely: {exc}", advice) \
-            from None
+        error = damaged(file, f"or not a model nettrain can load safely: {exc}", advice)
+        error.reason = " ".join(str(exc).split())[:200]  # type: ignore[attr-defined]
+        raise error from None
 
 
 _FILES = (("keras", KERAS_FILE), ("json", JSON_FILE), ("savedmodel", SAVED_MODEL))
