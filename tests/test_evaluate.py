@@ -381,3 +381,13 @@ def test_evaluate_of_a_failed_resume_says_the_model_is_from_before_it(runner, sa
     assert "status is failed" in result.stderr and "from before it was resumed" in result.stderr
     assert f"nettrain fit --resume {run}" in result.stderr
     assert json.loads((run / "evaluation.json").read_text())["test"]["status"] == "failed"
+
+
+def test_a_damaged_saved_model_is_named(runner, tmp_path):
+    data = write_csv(tmp_path / "d.csv")
+    run = fit(runner, write_config(tmp_path / "c.yaml",
+                                   csv_config(data, formats=["savedmodel", "keras"])),
+              "--run-dir", tmp_path / "run")
+    (run / "saved_model" / "saved_model.pb").write_bytes(b"\x00garbage")
+    result = runner.invoke(app, ["evaluate", str(run), "--format", "savedmodel"])
+    refused(result, 1, f"{run / 'saved_model'} is damaged", "--format keras")
