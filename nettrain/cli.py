@@ -39,6 +39,10 @@ out = Console()
 err = Console(stderr=True)
 
 Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks and TensorFlow's logs.")]
+AllowChangedData = Annotated[bool, typer.Option(
+    "--allow-changed-data",
+    help="Go on when a data file changed since training (its sha256 differs from run.json, it "
+         "is missing, or a file was added to an image folder): warn and record it.")]
 Overrides = Annotated[
     Optional[list[str]],
     typer.Argument(metavar="KEY=VALUE", help="Overrides, e.g. fit.epochs=5 (values are YAML)."),
@@ -174,6 +178,7 @@ def fit(
         "--resume", metavar="RUN",
         help="Continue this interrupted run from its last completed epoch, in its directory.")
     ] = None,
+    allow_changed_data: AllowChangedData = False,
     debug: Debug = False,
 ) -> None:
     """Train a model; write its run directory and print its path.
@@ -190,6 +195,9 @@ def fit(
         if resume is not None and run_dir is not None:
             raise UsageError("--run-dir and --resume: a resumed run stays in its own "
                              "directory; give only --resume RUN.")
+        if allow_changed_data and resume is None:
+            raise UsageError("--allow-changed-data: only for --resume RUN (a new run records "
+                             "the data as it is).")
         if resume is None:
             if config is None:
                 raise UsageError("CONFIG: expected a YAML config file (or --resume RUN).")
@@ -203,7 +211,8 @@ def fit(
         if resume is None:
             path = train.fit(cfg, run_dir, echo=echo)
         else:
-            path = train.resume(resume, config, overrides, echo=echo)
+            path = train.resume(resume, config, overrides, echo=echo,
+                                allow_changed_data=allow_changed_data)
         name = runs.open_run(path).config.name
         metrics = runs.read_json(path / runs.METRICS)
         err.print(f"Final metrics of {name}:", highlight=False, markup=False)
@@ -241,7 +250,9 @@ def evaluate(
     split: Annotated[Optional[Split], typer.Option(
         help="Which part of the data (default: test if the run has one).")] = None,
     format: Annotated[Optional[Format], typer.Option(
-        "--format", help="Which saved model to load (default: the first found).")] = None,
+        "--format", help="Which saved model to load (default: keras, else json; a SavedModel "
+                         "runs its own graph, so only when named).")] = None,
+    allow_changed_data: AllowChangedData = False,
     debug: Debug = False,
 ) -> None:
     """Reload a run's model and data; print the metrics and save them in the run directory.
@@ -252,8 +263,11 @@ def evaluate(
         _load_keras(debug)
         from nettrain import train
 
+        echo = lambda text: err.print(text, style="yellow", highlight=False,  # noqa: E731
+                                      markup=False, soft_wrap=True)
         used_split, metrics, used = train.evaluate(run, split.value if split else None,
-                                                   format.value if format else None)
+                                                   format.value if format else None,
+                                                   allow_changed_data, echo)
         out.print(f"{run} ({used} model, {used_split} split):", highlight=False, markup=False,
                   soft_wrap=True)
         out.print(_metrics_table({used_split: metrics}))

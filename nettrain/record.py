@@ -16,6 +16,7 @@ from typing import Any
 
 from nettrain import __version__
 from nettrain.config import Config
+from nettrain.errors import DataError
 
 
 def now() -> str:
@@ -60,6 +61,81 @@ def data_files(config: Config) -> dict[str, str]:
     return found
 
 
+def changed_data(config: Config, recorded: dict[str, str] | None) -> list[tuple[str, str]]:
+    """How the data files differ from the hashes a run recorded (``run.json`` data_sha256).
+
+    Returns ``(file, what)`` pairs, ``what`` one of "sha256 differs", "missing", "added" (a
+    file new in an image folder). A run without recorded hashes, or with a built-in dataset,
+    has nothing to check. Each file is read once.
+    """
+    if not isinstance(recorded, dict):
+        return []
+    now = data_files(config)
+    changes = [(file, "missing") for file in recorded if file not in now]
+    changes += [(file, "sha256 differs") for file, digest in recorded.items()
+                if file in now and now[file] != digest]
+    changes += [(file, "added") for file in now if file not in recorded]
+    return changes
+
+
+_CHANGES = {"sha256 differs": "has changed since training (its sha256 differs from the one "
+                              "in run.json)",
+            "missing": "is missing (training read it)",
+            "added": "was added since training (the folder did not hold it)",
+            "unrecorded": "holds no data_sha256 (or is missing), so the data cannot be checked "
+                          "against training"}
+
+
+def check_data(config: Config, recorded: dict[str, str] | None, allow: bool,
+               echo: Any, where: str = "run.json") -> list[str]:
+    """Refuse data files that changed since a run was trained, unless ``allow``.
+
+    Args:
+        config: the run's config (its data paths).
+        recorded: ``run.json``'s ``data_sha256`` (None: no record, so nothing can be checked).
+        allow: go on anyway (``--allow-changed-data``): print a warning instead.
+        echo: where the warning goes.
+        where: the run.json path, for the message when it holds no hashes.
+
+    Returns what changed, as ``"FILE: what"`` lines to record beside the result.
+    Raises DataError naming each changed file.
+    """
+    if not isinstance(recorded, dict) and config.data.path:  # no record: run.json missing
+        changes = [(where, "unrecorded")]
+    else:
+        changes = changed_data(config, recorded)
+    if not changes:
+        return []
+    lines = "\n".join(f"  - {file} {_CHANGES[what]}" for file, what in changes)
+    head = ("This run's data cannot be checked against training" if changes[0][1] == "unrecorded"
+            else "The data changed since this run was trained")
+    if not allow:
+        raise DataError(f"{head}, so the result could be about other data:\n{lines}\n"
+                        "Restore the data as it was, or add --allow-changed-data to use it "
+                        "as it is now.")
+    echo(f"Warning: {head[0].lower()}{head[1:]} (--allow-changed-data given):\n{lines}")
+    return [f"{file}: {what}" for file, what in changes]
+
+
+def edited_data_config(config: Config, recorded: dict[str, Any]) -> list[str]:
+    """Keys of the run's config that choose its rows (``data:``, ``seed``) and differ from
+    what ``run.json`` recorded in training: ``["data.test_split is 0.5; trained with 0.2"]``.
+
+    A resume cannot change them (see :mod:`nettrain.resume`), so a difference is an edit.
+    """
+    from nettrain.resume import flatten
+
+    edits = []
+    if "seed" in recorded and recorded["seed"] != config.seed:
+        edits.append(f"seed is {config.seed}; trained with {recorded['seed']}")
+    if isinstance(recorded.get("data_config"), dict):
+        was = flatten(recorded["data_config"], ("data",))
+        now = flatten(config.data.model_dump(mode="json", exclude_none=True), ("data",))
+        edits += [f"{key} is {now.get(key)}; trained with {was.get(key)}"
+                  for key in dict.fromkeys([*was, *now]) if was.get(key) != now.get(key)]
+    return edits
+
+
 def git_commit(config_path: str | None) -> dict[str, Any] | None:
     """The commit of the git repository that holds the config file, and whether it is dirty."""
     if not config_path or not Path(config_path).is_file():
@@ -86,7 +162,8 @@ def start(config: Config) -> dict[str, Any]:
     record: dict[str, Any] = {
         "status": "running", "started": now(), "ended": None, "command": sys.argv,
         "host": socket.gethostname(), "versions": versions(), "seed": config.seed,
-        "deterministic": config.deterministic, "data_sha256": data_files(config)}
+        "deterministic": config.deterministic, "data_sha256": data_files(config),
+        "data_config": config.data.model_dump(mode="json", exclude_none=True)}
     git = git_commit(getattr(config, "_source", None))
     if git:
         record["git"] = git

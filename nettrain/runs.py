@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nettrain.config import Config, read_yaml, validate_config
-from nettrain.errors import ConfigError, RunError, UsageError
+from nettrain.errors import ConfigError, NettrainError, Problem, RunError, UsageError
 
 # File names inside a run directory.
 CONFIG = "config.yaml"
@@ -114,8 +115,41 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object nettrain wrote; a damaged file raises RunError naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise damaged(path, f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise damaged(path, f"expected a JSON object; it holds {type(data).__name__} "
+                            f"{json.dumps(data)[:60]}")
+    return data
+
+
+# What each file of a run directory is for, and what to do when it is damaged.
+_ADVICE = {
+    RUN: "It holds the run's status, data hashes and saved formats. Restore it from a copy "
+         "of the run directory, or train again with the run's config.yaml.",
+    DATASET: "It holds the columns and class names the model was trained with. Restore it "
+             "from a copy of the run directory, or train again with the run's config.yaml.",
+    CONFIG: "Restore it from a copy of the run directory (or the config you trained with).",
+    EVALUATION: "It only holds earlier evaluations: move it aside and evaluate again.",
+    METRICS: "It only holds the final metrics of fit: move it aside; "
+             "'nettrain evaluate' measures them again.",
+}
+
+
+def damaged(path: Path, why: str, advice: str | None = None) -> RunError:
+    """The error for a damaged file of a run directory: which file, what is wrong, what to do.
+
+    Example: ``raise damaged(run / "run.json", "not valid JSON: ...")``.
+    """
+    advice = advice or _ADVICE.get(path.name, "Restore it from a copy of the run directory, "
+                                              "or train again.")
+    why = " ".join(why.split())
+    why = why if len(why) <= 200 else why[:200].rsplit(" ", 1)[0] + " ..."
+    return RunError(f"{path} is damaged ({why}). {advice}")
 
 
 def update_json(path: Path, **changes: Any) -> None:
@@ -193,7 +227,12 @@ def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[st
     from nettrain.pipeline import to_tensors
 
     expected = np.asarray(model(to_tensors(sample), training=False))
-    reloaded, _ = load_model(folder, fmt, info)
+    try:
+        reloaded, _ = load_model(folder, fmt, info)
+    except RunError as exc:  # not "damaged": the file was just written, by this model
+        raise RunError(f"The {fmt} format of this model does not reload "
+                       f"({getattr(exc, 'reason', exc)}); it was not saved. Choose another "
+                       "format in save.formats.") from None
     got = np.asarray(reloaded(to_tensors(sample), training=False))
     if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-4, atol=1e-5):
         raise RunError(f"The {fmt} format of this model predicts differently after reloading "
@@ -236,12 +275,20 @@ def open_run(path: str | Path) -> Run:
     if not (path / CONFIG).is_file():
         raise UsageError(f"RUN: '{path}' has no {CONFIG}; expected a run directory made by "
                          "'nettrain fit' (e.g. runs/<name>/<date>-<time>).")
-    data, _ = read_yaml(path / CONFIG)
-    try:
+    try:  # a run's config was valid when fit wrote it: now it is a damaged file, not a typo
+        data, _ = read_yaml(path / CONFIG)
         config = validate_config(data, source=str(path / CONFIG))
-    except ConfigError as exc:
-        raise UsageError(f"{exc}\n(the run's config no longer validates)") from None
-    dataset = read_json(path / DATASET) if (path / DATASET).is_file() else {}
+    except (ConfigError, UnicodeDecodeError, RecursionError) as exc:
+        problems = exc.problems if isinstance(exc, ConfigError) else [exc]
+        why = "; ".join(str(p if isinstance(p, (str, Exception)) else
+                            Problem(p.path.replace(str(path / CONFIG), "").lstrip(":") or
+                                    "config", p.expected, p.received)) for p in problems[:3])
+        raise damaged(path / CONFIG, f"or edited: {why}") from None
+    if not (path / DATASET).is_file():  # fit writes it before training: the run is damaged
+        raise RunError(f"{path / DATASET} is missing: it holds the columns and class names the "
+                       "model was trained with. Restore it from a copy of the run directory, "
+                       f"or train again: nettrain fit {path / CONFIG}")
+    dataset = read_json(path / DATASET)
     return Run(path, config, dataset)
 
 
@@ -249,13 +296,15 @@ def load_model(path: Path, prefer: str | None = None, info: dict[str, Any] | Non
         tuple[Any, str]:
     """Load the model from a run directory or a saved model path; return it and its format.
 
-    A run directory is read in the order keras, json, savedmodel unless ``prefer`` names one.
-    Loading is in Keras's safe mode: nothing in the files can run code.
+    A run directory is read in the order keras, json unless ``prefer`` names a format.
+    Loading is in Keras's safe mode: nothing in the files can run code. A SavedModel is a
+    program (loading it runs its graph), so it is loaded only when ``prefer`` is
+    ``"savedmodel"``: the user asked for it with ``--format savedmodel``.
     """
-    import keras
-
     candidates: list[tuple[str, Path]]
     if path.is_dir() and (path / "saved_model.pb").is_file():
+        if prefer != "savedmodel":
+            raise UsageError(_untrusted(path, f"{path} is a SavedModel folder"))
         candidates = [("savedmodel", path)]
     elif path.is_dir():
         candidates = [("keras", path / KERAS_FILE), ("json", path / JSON_FILE),
@@ -271,6 +320,11 @@ def load_model(path: Path, prefer: str | None = None, info: dict[str, Any] | Non
                                  f"--format {prefer}: the {prefer} files are stale.")
         if prefer:
             candidates = [c for c in candidates if c[0] == prefer]
+        elif any(c[0] == "savedmodel" and c[1].is_dir() for c in candidates) and not any(
+                c[1].exists() for c in candidates if c[0] != "savedmodel"):
+            raise UsageError(_untrusted(path, f"the only model in {path} is {SAVED_MODEL}/"))
+        else:
+            candidates = [c for c in candidates if c[0] != "savedmodel"]
     elif path.suffix == ".keras":
         candidates = [("keras", path)]
     elif path.suffix == ".json":
@@ -279,27 +333,56 @@ def load_model(path: Path, prefer: str | None = None, info: dict[str, Any] | Non
         raise UsageError(f"expected a run directory, a .keras file, a model.json or a "
                          f"SavedModel folder; received '{path}'.")
     for fmt, file in candidates:
-        if not file.exists():
-            continue
-        try:
-            if fmt == "keras":
-                return keras.saving.load_model(file, compile=False, safe_mode=True), fmt
-            if fmt == "json":
-                return _load_json(file), fmt
-            return _load_saved_model(file, info or {}), fmt
-        except (OSError, ValueError, TypeError) as exc:
-            raise RunError(f"Could not load the model from {file}: {exc}") from None
+        if file.exists():
+            return _load(fmt, file, info or {}), fmt
     saved = saved_formats(path) if path.is_dir() else []
     if prefer and saved:
         raise UsageError(f"--format {prefer}: this run saved {', '.join(saved)}, not {prefer} "
                          f"(save.formats). Use --format {saved[0]}.")
     status = read_json(path / RUN).get("status") if (path / RUN).is_file() else None
     why = {"failed": "the run failed before saving (see run.json)",
+           "interrupted": "the run was interrupted before its first epoch completed",
            "running": "the run is still training, or was killed: nettrain fit --resume "
                       f"{path}"}.get(status or "", "is this a run directory made by "
                                                    "'nettrain fit'?")
     raise RunError(f"No saved model in {path} (looked for {KERAS_FILE}, {JSON_FILE} + "
                    f"{WEIGHTS_FILE}, {SAVED_MODEL}/): {why}.")
+
+
+def _untrusted(path: Path, what: str) -> str:
+    return (f"Not loaded: {what}, and a SavedModel is a program: loading it runs the TensorFlow "
+            "graph inside, which can read and write files. nettrain loads one only when you "
+            "ask: add --format savedmodel if you trust where it came from (you made it, or "
+            "someone you trust did).")
+
+
+def _load(fmt: str, file: Path, info: dict[str, Any]) -> Any:
+    """Load one saved format; a file that does not load is named as damaged, with a way on."""
+    import keras
+
+    try:
+        if fmt == "keras":
+            if not zipfile.is_zipfile(file):
+                raise ValueError("not a whole .keras archive")
+            return keras.saving.load_model(file, compile=False, safe_mode=True)
+        if fmt == "json":
+            return _load_json(file)
+        return _load_saved_model(file, info)
+    except NettrainError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever Keras, h5py or TensorFlow raise
+        run = file.parent if file.parent.joinpath(CONFIG).is_file() else None
+        others = [f for f in saved_formats(run) if f != fmt] if run else []
+        trust = " (a SavedModel runs its own graph: only if you trust it)" \
+            if others[:1] == ["savedmodel"] else ""
+        advice = (f"Load another saved format: --format {others[0]}{trust}, or restore the "
+                  "file from a copy of the run directory." if others else
+                  "Restore it from a copy of the run directory, or train again"
+                  + (f" (nettrain fit {run / CONFIG})." if run else "."))
+        file = getattr(exc, "file", file)  # model.json's weights file
+        error = damaged(file, f"or not a model nettrain can load safely: {exc}", advice)
+        error.reason = " ".join(str(exc).split())[:200]  # type: ignore[attr-defined]
+        raise error from None
 
 
 _FILES = (("keras", KERAS_FILE), ("json", JSON_FILE), ("savedmodel", SAVED_MODEL))
@@ -309,7 +392,7 @@ def _latest_save(path: Path) -> list[str] | None:
     """The file names the run's last save wrote (run.json 'saved'), when it says."""
     record = read_json(path / RUN) if (path / RUN).is_file() else {}
     saved = record.get("saved")
-    return saved if isinstance(saved, list) and saved else None
+    return saved if isinstance(saved, list) else None
 
 
 def _load_json(file: Path) -> Any:
@@ -318,11 +401,26 @@ def _load_json(file: Path) -> Any:
     weights = file.with_name(WEIGHTS_FILE)
     if not weights.is_file():
         raise RunError(f"{file} has no weights beside it ({weights.name}).")
-    model = keras.saving.deserialize_keras_object(
-        json.loads(file.read_text(encoding="utf-8")), safe_mode=True)
+    spec = json.loads(file.read_text(encoding="utf-8"))
+    if not isinstance(spec, dict):
+        raise ValueError(f"expected a JSON object; it holds {type(spec).__name__}")
+    model = keras.saving.deserialize_keras_object(spec, safe_mode=True)
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"it describes a {type(model).__name__}, not a model")
     # An adapted Normalization layer must get its weights before its first call.
-    model.load_weights(weights)
+    try:
+        model.load_weights(weights)
+    except Exception as exc:  # noqa: BLE001 - h5py and Keras raise many kinds
+        raise _WeightsError(weights, f"not the weights of {file.name}: {exc}") from None
     return model
+
+
+class _WeightsError(ValueError):
+    """model.json loaded, its weights file did not."""
+
+    def __init__(self, file: Path, message: str):
+        super().__init__(message)
+        self.file = file
 
 
 def _load_saved_model(folder: Path, info: dict[str, Any]) -> Any:

@@ -83,7 +83,8 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) ->
 
 
 def resume(run_path: str | Path, config_path: str | Path | None = None,
-           overrides: list[str] | None = None, echo: Any = print) -> Path:
+           overrides: list[str] | None = None, echo: Any = print,
+           allow_changed_data: bool = False) -> Path:
     """Continue an interrupted run from its last completed epoch, in the same directory.
 
     Args:
@@ -91,6 +92,7 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
         config_path: a config file for the resume (default: the run's own ``config.yaml``).
         overrides: ``KEY=VALUE`` changes; only keys that keep the run the same run may change
             (``fit.epochs``, a callback's patience, ...; see :mod:`nettrain.resume`).
+        allow_changed_data: resume on data files that changed since training (warned).
 
     With a seed and numpy data on CPU the result is bit-identical to an uninterrupted run.
     """
@@ -105,6 +107,8 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
     if new.seed is None:  # "any seed": keep the one the run drew
         new = new.model_copy(update={"seed": run.config.seed})
     changes = check_changes(run.config, new, str(path))
+    record.check_data(new, status.get("data_sha256"), allow_changed_data, echo,
+                      str(path / runs.RUN))
     last = path / checkpoints.FOLDER / checkpoints.LAST
     if not last.is_file():
         raise UsageError(f"--resume {path}: the run has no completed epoch to resume from "
@@ -301,7 +305,8 @@ def _evaluate(model: Any, data: Data, split: str, config: Config) -> dict[str, f
     return {k: float(v) for k, v in result.items()}
 
 
-def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = None) -> \
+def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = None,
+             allow_changed_data: bool = False, echo: Any = print) -> \
         tuple[str, dict[str, float], str]:
     """Reload a run's model and data and evaluate one split; record it in the run directory.
 
@@ -309,11 +314,28 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
         run_path: a run directory made by ``fit``.
         split: test, validation or train (default: test if the run has one, else validation,
             else train).
-        fmt: the saved format to load (default: the first of keras, json, savedmodel).
+        fmt: the saved format to load (default: the first of keras, json; a SavedModel only
+            when named).
+        allow_changed_data: evaluate data files whose sha256 differs from the run's record
+            (default: refuse them); the evaluation records what changed.
+        echo: where warnings and notes go (default ``print``).
 
-    Returns ``(split, metrics, format)``.
+    Returns ``(split, metrics, format)``. The result is always about the run's own data (or
+    says that it is not) and names the model it measured: a run that did not complete is
+    evaluated with the model of its last save, and the record says so.
     """
     run = runs.open_run(run_path)
+    status = runs.read_json(run.path / runs.RUN) if (run.path / runs.RUN).is_file() else {}
+    earlier = runs.read_json(run.path / runs.EVALUATION) if \
+        (run.path / runs.EVALUATION).is_file() else {}  # a damaged one fails before the work
+    model, used = runs.load_model(run.path, fmt, run.dataset)
+    changed = record.check_data(run.config, status.get("data_sha256"), allow_changed_data,
+                                echo, str(run.path / runs.RUN))
+    edits = record.edited_data_config(run.config, status)
+    if edits:
+        raise DataError(f"{run.path / runs.CONFIG} was edited after training: "
+                        f"{'; '.join(edits)} (run.json). Its numbers would be about other "
+                        "rows; restore the value in config.yaml.")
     data = load_data(run.config)
     if split is None:
         split = next(s for s in ("test", "validation", "train") if s in data.splits)
@@ -321,15 +343,66 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
         raise UsageError(f"--split {split}: this run has no {split} part; it has "
                          f"{', '.join(data.splits)}. Set data.{split}_split before training "
                          "to hold one out.")
-    model, used = runs.load_model(run.path, fmt, run.dataset)
+    _check_dataset(run, data)
+    # Which model: run.json's epochs and save time change with every save (a resume).
+    model_id = {"epochs": status.get("epochs_completed"), "saved": status.get("ended")}
+    note = _which_model(status, run.config, run.path)
+    if note:
+        echo(note)
     model.compile(**resolve_compiled(run.config).kwargs(run.config))
     try:
         metrics = _evaluate(model, data, split, run.config)
     except Exception as exc:
         raise DataError(f"Evaluating {split} failed: {' '.join(str(exc).split())[:500]}") \
             from None
-    record = runs.read_json(run.path / runs.EVALUATION) if \
-        (run.path / runs.EVALUATION).is_file() else {}
-    record[split] = {"metrics": metrics, "format": used, "evaluated": _now()}
-    runs.write_json(run.path / runs.EVALUATION, record)
+    # Numbers about an earlier model (before a resume saved again) are kept apart, never
+    # beside the new ones.
+    splits = {k: v for k, v in earlier.items() if k != "earlier" and isinstance(v, dict)}
+    current = {k: v for k, v in splits.items()
+               if {key: v.get(key) for key in model_id} == model_id}
+    older = [*(earlier.get("earlier") if isinstance(earlier.get("earlier"), list) else []),
+             *({"split": k, **v} for k, v in splits.items() if k not in current)]
+    entry: dict[str, Any] = {"metrics": metrics, "format": used, "evaluated": _now(),
+                             "status": status.get("status"), **model_id}
+    if changed:
+        entry["data_changed"] = changed
+    runs.write_json(run.path / runs.EVALUATION,
+                    {**current, split: entry, **({"earlier": older} if older else {})})
     return split, metrics, used
+
+
+def _which_model(status: dict[str, Any], config: Config, path: Path) -> str | None:
+    """A note on which model a run that did not complete holds (None for a completed run).
+
+    An interrupted run saved the model of its last completed epoch. A failed or killed run
+    saved nothing since its last save (a run resumed after completing): that older model is
+    what is on disk.
+    """
+    state, epochs = status.get("status"), status.get("epochs_completed")
+    if state in (None, "completed"):
+        return None
+    if state == "interrupted" and isinstance(epochs, int):
+        return (f"Note: this run was interrupted: evaluating the model of epoch {epochs} of "
+                f"{config.fit.epochs}, its last completed epoch.")
+    which = ("the model of its last save, from before it was resumed; its later epochs are "
+             "only in its checkpoint" if status.get("resumed") else
+             "the model files it left, though it did not finish its save")
+    return (f"Note: this run's status is {state} (run.json): evaluating {which}. To finish the "
+            f"run: nettrain fit --resume {path}")
+
+
+def _check_dataset(run: runs.Run, data: Data) -> None:
+    """Refuse data that loads with other columns or classes than the model was trained on."""
+    import json
+
+    if not run.dataset:
+        return
+    now = json.loads(json.dumps({**data.describe(), "classifier": run.config.is_classifier}))
+    differ = [key for key in run.dataset if key != "samples" and now.get(key) != run.dataset[key]]
+    if differ:
+        key = differ[0]
+        raise DataError(f"{run.path / runs.DATASET} does not match the run's data as it loads "
+                        f"now ({', '.join(differ)} differ): {key} {run.dataset.get(key)!r} "
+                        f"in {runs.DATASET}, {now.get(key)!r} now. The model would be scored "
+                        "against other labels or columns; restore the run's dataset.json or "
+                        "data, or train again.")

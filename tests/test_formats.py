@@ -150,7 +150,7 @@ def test_a_saved_model_folder_predicts_on_its_own(runner, iris_run, tmp_path):
     rows = _iris_rows(tmp_path / "rows.csv")
     np.save(tmp_path / "rows.npy", rows)
     result = runner.invoke(app, ["predict", str(iris_run / "saved_model"),
-                                 str(tmp_path / "rows.npy")])
+                                 str(tmp_path / "rows.npy"), "--format", "savedmodel"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "class,prob_0,prob_1,prob_2"
 
@@ -184,3 +184,16 @@ def test_saving_again_replaces_a_saved_model_folder(tmp_path):
     assert np.allclose(np.asarray(reloaded(sample)), 0.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "model.json", "model.weights.h5", "saved_model"]
+
+
+def test_a_format_that_does_not_reload_is_not_called_damaged(tmp_path):
+    """The reload check at save time reports the format, not a damaged temporary file."""
+    from nettrain import runs
+    from nettrain.errors import RunError
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    sample = np.ones((2, 3), dtype="float32")
+    (tmp_path / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(RunError, match=r"^The keras format of this model does not reload "
+                                       r"\(not a whole \.keras archive\); it was not saved"):
+        runs._check_reload(model, tmp_path, "keras", sample, {})

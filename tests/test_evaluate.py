@@ -1,0 +1,393 @@
+"""evaluate (and predict) report numbers only about the data and the model they name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nettrain.cli import app
+
+from conftest import tiny_config, write_config
+
+
+def fit(runner, *args):
+    result = runner.invoke(app, ["fit", *map(str, args)])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 0, result.output
+    return Path(result.stdout.strip())
+
+
+def refused(result, code: int, *texts: str) -> None:
+    """A clean refusal: no stored exception but SystemExit, the exit code, the message."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        repr(result.exception)
+    assert result.exit_code == code, result.output
+    for text in texts:
+        assert text in result.stderr, result.stderr
+
+
+def write_csv(path: Path, seed: int = 0, n: int = 40) -> Path:
+    """y = a > b: two numeric columns and a 0/1 target."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.random(n), rng.random(n)
+    rows = "".join(f"{x:.4f},{z:.4f},{int(x > z)}\n" for x, z in zip(a, b))
+    path.write_text("a,b,y\n" + rows)
+    return path
+
+
+def csv_config(path: Path, **save) -> dict:
+    return tiny_config(data={"csv": str(path), "target": "y", "test_split": 0.25},
+                       model={"layers": [{"Dense": {"units": 4, "activation": "relu"}},
+                                         {"Dense": {"units": 2, "activation": "softmax"}}]},
+                       **({"save": save} if save else {}))
+
+
+@pytest.fixture
+def csv_run(runner, tmp_path):
+    data = write_csv(tmp_path / "d.csv")
+    return fit(runner, write_config(tmp_path / "c.yaml", csv_config(data)),
+               "--run-dir", tmp_path / "run"), data
+
+
+# ------------------------------------------------------------------------ changed data
+
+
+def test_evaluate_refuses_a_changed_data_file(runner, csv_run):
+    run, data = csv_run
+    write_csv(data, seed=1)  # other rows, same columns
+    result = runner.invoke(app, ["evaluate", str(run)])
+    refused(result, 1, str(data), "has changed since training (its sha256 differs",
+            "--allow-changed-data")
+    assert not (run / "evaluation.json").exists()
+
+
+def test_evaluate_with_allow_changed_data_warns_and_records_it(runner, csv_run):
+    run, data = csv_run
+    write_csv(data, seed=1)
+    result = runner.invoke(app, ["evaluate", str(run), "--allow-changed-data"])
+    assert result.exit_code == 0, result.output
+    assert "Warning" in result.stderr and str(data) in result.stderr
+    entry = json.loads((run / "evaluation.json").read_text())["test"]
+    assert entry["data_changed"] == [f"{data}: sha256 differs"]
+
+
+def test_evaluate_refuses_a_missing_data_file(runner, csv_run):
+    run, data = csv_run
+    data.unlink()
+    result = runner.invoke(app, ["evaluate", str(run)])
+    refused(result, 1, str(data), "is missing")
+
+
+def test_evaluate_refuses_a_file_added_to_an_image_folder(runner, tmp_path):
+    from test_data import _images
+
+    _images(tmp_path / "photos", per_class=4)
+    config = {"name": "cnn", "seed": 0,
+              "data": {"images": str(tmp_path / "photos"), "image_size": [8, 8], "scale": 255,
+                       "validation_split": 0.25},
+              "model": {"layers": ["Flatten", {"Dense": {"units": 2, "activation": "softmax"}}]},
+              "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy"},
+              "fit": {"epochs": 1, "verbose": 0}}
+    run = fit(runner, write_config(tmp_path / "c.yaml", config))
+    shutil.copy(tmp_path / "photos" / "cat" / "0.png", tmp_path / "photos" / "cat" / "new.png")
+    result = runner.invoke(app, ["evaluate", str(run)])
+    refused(result, 1, str(tmp_path / "photos" / "cat" / "new.png"),
+            "was added since training")
+
+
+def test_resume_refuses_a_changed_data_file_unless_allowed(runner, csv_run):
+    run, data = csv_run
+    write_csv(data, seed=1)
+    result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=3"])
+    refused(result, 1, str(data), "sha256 differs", "--allow-changed-data")
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+    result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=3",
+                                 "--allow-changed-data"])
+    assert result.exit_code == 0, result.output
+    assert "Warning" in result.stderr and str(data) in result.stderr
+    result = runner.invoke(app, ["fit", str(run / "config.yaml"), "--allow-changed-data"])
+    refused(result, 2, "--allow-changed-data: only for --resume RUN")
+
+
+def test_evaluate_of_a_built_in_dataset_checks_no_file(runner, tmp_path):
+    run = fit(runner, write_config(tmp_path / "c.yaml", tiny_config()))
+    result = runner.invoke(app, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.stderr
+
+
+# ------------------------------------------------------------------------ SavedModel
+
+
+def _planted_saved_model(folder: Path, marker: Path) -> None:
+    """A SavedModel whose serving graph writes a file: what loading one can do."""
+    import tensorflow as tf
+
+    class Planted(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+        def serve(self, x):
+            tf.io.write_file(str(marker), "written by a SavedModel")
+            return tf.concat([x[:, :1] * 0 + 0.5, x[:, :1] * 0 + 0.5], axis=1)
+
+    module = Planted()
+    tf.saved_model.save(module, str(folder), signatures={"serve": module.serve})
+
+
+def test_a_saved_model_is_never_loaded_without_format_savedmodel(runner, tmp_path):
+    data = write_csv(tmp_path / "d.csv")
+    run = fit(runner, write_config(tmp_path / "c.yaml", csv_config(data, formats=["savedmodel"])),
+              "--run-dir", tmp_path / "run")
+    (tmp_path / "rows.csv").write_text("a,b\n0.1,0.9\n0.8,0.2\n")
+    # the real export works when the user asks for it
+    result = runner.invoke(app, ["evaluate", str(run), "--format", "savedmodel"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["predict", str(run), "rows.csv", "--format", "savedmodel"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "class,prob_0,prob_1"
+    # without the flag it is refused, with the reason and the way on
+    for command in (["evaluate", str(run)], ["predict", str(run), "rows.csv"],
+                    ["predict", str(run / "saved_model"), "rows.csv"]):
+        result = runner.invoke(app, command)
+        refused(result, 2, "a SavedModel is a program", "--format savedmodel")
+    # a planted graph: nothing runs without the flag
+    marker = tmp_path / "marker.txt"
+    shutil.rmtree(run / "saved_model")
+    _planted_saved_model(run / "saved_model", marker)
+    for command in (["evaluate", str(run)], ["predict", str(run), "rows.csv"],
+                    ["predict", str(run / "saved_model"), "rows.csv"]):
+        refused(runner.invoke(app, command), 2, "--format savedmodel")
+        assert not marker.exists()
+
+
+# ------------------------------------------------------------------------ damaged files
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """A small iris run saved as keras and json, copied per test."""
+    import os
+
+    from typer.testing import CliRunner
+
+    folder = tmp_path_factory.mktemp("damaged")
+    old = os.getcwd()
+    os.chdir(folder)
+    try:
+        config = tiny_config(save={"formats": ["keras", "json"]})
+        result = CliRunner().invoke(app, ["fit", str(write_config(folder / "c.yaml", config)),
+                                          "--run-dir", str(folder / "run")])
+        assert result.exit_code == 0, result.output
+        result = CliRunner().invoke(app, ["evaluate", str(folder / "run")])
+        assert result.exit_code == 0, result.output
+    finally:
+        os.chdir(old)
+    return folder / "run"
+
+
+DAMAGES = {
+    "truncated": lambda data: data[: len(data) // 2],
+    "garbage": lambda data: bytes(range(256)) * 4,
+    "empty": lambda data: b"",
+    "a list": lambda data: b"[1, 2]\n",
+}
+FILES = {"run.json": None, "dataset.json": None, "evaluation.json": None,
+         "config.yaml": None, "model.keras": None, "model.json": "json",
+         "model.weights.h5": "json"}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+@pytest.mark.parametrize("name", list(FILES))
+def test_a_damaged_run_file_is_named(runner, saved_run, tmp_path, name, damage):
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    (run / name).write_bytes(DAMAGES[damage]((run / name).read_bytes()))
+    fmt = ["--format", FILES[name]] if FILES[name] else []
+    result = runner.invoke(app, ["evaluate", str(run), *fmt])
+    if damage == "truncated" and name == "config.yaml" and result.exit_code == 0:
+        return  # half a config that still validates and names the same run is not damage
+    refused(result, 1, f"{run / name}", "is damaged")
+    for raw in ("JSONDecodeError", "File not found", "BadZipFile", "Traceback"):
+        assert raw not in result.output
+    if name != "evaluation.json":
+        assert json.loads((saved_run / "evaluation.json").read_text()) == \
+            json.loads((run / "evaluation.json").read_text())  # nothing written is lost
+
+
+def test_predict_names_a_damaged_model_file(runner, saved_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    (run / "model.keras").write_bytes(b"not a zip file")
+    (tmp_path / "rows.csv").write_text(
+        "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n5,3,1,0.2\n")
+    result = runner.invoke(app, ["predict", str(run), "rows.csv"])
+    refused(result, 1, f"{run / 'model.keras'}", "is damaged", "--format json")
+
+
+# ---------------------------------------------------------------- which model, which data
+
+
+def test_evaluate_says_which_model_a_run_that_did_not_complete_holds(runner, saved_run,
+                                                                     tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    record = json.loads((run / "run.json").read_text())
+    record.update(status="interrupted", epochs_completed=1)
+    (run / "run.json").write_text(json.dumps(record))
+    result = runner.invoke(app, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "interrupted" in result.stderr
+    assert "the model of epoch 1 of 2" in result.stderr
+    entry = json.loads((run / "evaluation.json").read_text())["test"]
+    assert entry["status"] == "interrupted" and entry["epochs"] == 1
+
+
+def test_evaluate_refuses_data_that_no_longer_matches_dataset_json(runner, saved_run,
+                                                                  tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    info = json.loads((run / "dataset.json").read_text())
+    info["classes"] = info["classes"][::-1]  # the model's class order is not the data's
+    (run / "dataset.json").write_text(json.dumps(info))
+    result = runner.invoke(app, ["evaluate", str(run)])
+    refused(result, 1, f"{run / 'dataset.json'}", "classes")
+
+
+def test_evaluations_of_an_earlier_model_are_not_kept_beside_new_ones(runner, tmp_path):
+    config = tiny_config(save={"formats": ["keras", "json"]})
+    run = fit(runner, write_config(tmp_path / "c.yaml", config), "--run-dir", tmp_path / "run")
+    assert runner.invoke(app, ["evaluate", str(run), "--split", "validation"]).exit_code == 0
+    result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=3",
+                                 "save.formats=[json]"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((run / "evaluation.json").read_text())
+    assert set(record) == {"test", "earlier"}  # the validation numbers: the earlier model
+    assert [e["split"] for e in record["earlier"]] == ["validation"]
+    assert record["earlier"][0]["epochs"] == 2
+    assert record["test"]["format"] == "json" and record["test"]["epochs"] == 3
+
+
+@pytest.mark.parametrize("key, value", [("data.test_split", 0.5), ("seed", 1)])
+def test_evaluate_refuses_a_run_config_whose_data_part_was_edited(runner, saved_run, tmp_path,
+                                                                 key, value):
+    """Another split or seed puts other rows (some of them trained on) in the test part."""
+    import yaml
+
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    *parents, last = key.split(".")
+    target = config
+    for part in parents:
+        target = target[part]
+    target[last] = value
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = runner.invoke(app, ["evaluate", str(run)])
+    refused(result, 1, f"{run / 'config.yaml'}", f"{key} is {value}", "run.json")
+
+
+def _source(tmp_path: Path, name: str) -> dict:
+    """A small config per kind of data source (its data made in tmp_path)."""
+    from conftest import write_npz
+    from test_data import _images
+
+    if name == "npz":
+        write_npz(tmp_path / "d.npz", n=40)
+        return tiny_config(data={"npz": str(tmp_path / "d.npz"), "validation_split": 0.25})
+    if name == "images":
+        _images(tmp_path / "photos", per_class=4)
+        return {**tiny_config(data={"images": str(tmp_path / "photos"), "image_size": [8, 8],
+                                    "scale": 255, "validation_split": 0.25}),
+                "model": {"layers": ["Flatten", {"Dense": {"units": 2,
+                                                           "activation": "softmax"}}]}}
+    if name == "categorical":
+        from conftest import REPO
+
+        shutil.copy(REPO / "configs" / "data" / "renewals.csv", tmp_path / "r.csv")
+        return tiny_config(
+            data={"csv": str(tmp_path / "r.csv"), "target": "renewed", "normalize": True,
+                  "categorical": ["plan", "region", "seats"], "test_split": 0.2},
+            model={"layers": [{"Dense": {"units": 1, "activation": "sigmoid"}}]},
+            compile={"optimizer": "adam", "loss": "binary_crossentropy"})
+    if name == "synthetic":
+        return tiny_config(data={"synthetic": {"n_samples": 40, "n_features": 4, "n_classes": 3},
+                                 "test_split": 0.25})
+    return tiny_config(data={"dataset": "iris", "one_hot": True, "test_split": 0.2},
+                       compile={"optimizer": "adam", "loss": "categorical_crossentropy"})
+
+
+@pytest.mark.parametrize("source", ["npz", "images", "categorical", "synthetic", "one_hot"])
+def test_evaluate_right_after_fit_checks_pass_for_every_source(runner, tmp_path, source):
+    """The checks compare a run with itself: nothing changed, nothing is refused."""
+    config = _source(tmp_path, source)
+    config["fit"]["epochs"] = 1
+    run = fit(runner, write_config(tmp_path / "c.yaml", config))
+    result = runner.invoke(app, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
+def test_a_run_without_its_record_is_not_evaluated_on_unchecked_data(runner, csv_run):
+    run, data = csv_run
+    (run / "run.json").unlink()
+    result = runner.invoke(app, ["evaluate", str(run)])
+    refused(result, 1, f"{run / 'run.json'}", "cannot be checked", "--allow-changed-data")
+    result = runner.invoke(app, ["evaluate", str(run), "--allow-changed-data"])
+    assert result.exit_code == 0, result.output
+    assert "Warning" in result.stderr and "run.json" in result.stderr
+
+
+def test_a_run_without_dataset_json_is_refused(runner, csv_run):
+    run, _ = csv_run
+    (run / "dataset.json").unlink()
+    (run.parent / "rows.csv").write_text("a,b\n0.1,0.9\n")
+    for command in (["evaluate", str(run)], ["predict", str(run), str(run.parent / "rows.csv")]):
+        refused(runner.invoke(app, command), 1, f"{run / 'dataset.json'} is missing")
+
+
+def test_a_model_file_that_would_load_a_saved_model_is_refused(runner, saved_run, tmp_path):
+    """A TFSMLayer inside model.keras would run a SavedModel's graph: Keras's safe mode
+    refuses it, and nettrain names the file (a guard: this passed before the fixes too)."""
+    import keras
+
+    marker = tmp_path / "marker.txt"
+    _planted_saved_model(tmp_path / "planted", marker)
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.TFSMLayer(
+        str(tmp_path / "planted"), call_endpoint="serve")])
+    model.save(run / "model.keras")
+    marker.unlink(missing_ok=True)
+    result = runner.invoke(app, ["evaluate", str(run)])
+    refused(result, 1, f"{run / 'model.keras'}", "TFSMLayer")
+    assert not marker.exists()
+
+
+def test_evaluate_of_a_failed_resume_says_the_model_is_from_before_it(runner, saved_run,
+                                                                     tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    record = json.loads((run / "run.json").read_text())
+    record.update(status="failed", epochs_completed=3, error="Training stopped: NaN",
+                  resumed=[{"from_epoch": 2}])
+    (run / "run.json").write_text(json.dumps(record))
+    result = runner.invoke(app, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "status is failed" in result.stderr and "from before it was resumed" in result.stderr
+    assert f"nettrain fit --resume {run}" in result.stderr
+    assert json.loads((run / "evaluation.json").read_text())["test"]["status"] == "failed"
+
+
+def test_a_damaged_saved_model_is_named(runner, tmp_path):
+    data = write_csv(tmp_path / "d.csv")
+    run = fit(runner, write_config(tmp_path / "c.yaml",
+                                   csv_config(data, formats=["savedmodel", "keras"])),
+              "--run-dir", tmp_path / "run")
+    (run / "saved_model" / "saved_model.pb").write_bytes(b"\x00garbage")
+    result = runner.invoke(app, ["evaluate", str(run), "--format", "savedmodel"])
+    refused(result, 1, f"{run / 'saved_model'} is damaged", "--format keras")
