@@ -301,6 +301,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
     checkpoint = checkpoints.RunCheckpoint(path / checkpoints.FOLDER, monitor,
                                            prepared.callbacks, guard, state)
     trained = False
+    stops = _StopNotes()
     try:  # from here on a Ctrl-C marks the run and says how to go on
         args, kwargs = _fit_arguments(prepared, state.epoch if state else 0)
         # The run's own callbacks go last: the checkpoint sees the others' state after each
@@ -333,6 +334,9 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
         raise RunError(f"{exc}\nThe run directory {path} keeps {kept}. Lower the learning rate, "
                        "or check the data for NaN or huge values.") from None
     except Exception as exc:
+        if stops.noted:  # TensorFlow's C++ code turned the KeyboardInterrupt into this
+            _interrupted(prepared, path, checkpoint, echo)
+            raise KeyboardInterrupt from None
         _mark_failed(path, str(exc), checkpoint.completed)
         reason = " ".join(str(exc).split())[:500]
         if trained:  # every epoch is checkpointed: a resume evaluates and saves, no training
@@ -344,6 +348,8 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
                            f"freed, say), finish the run: nettrain fit --resume {path}") from exc
         raise RunError(f"Training failed: {reason}\nThe run directory {path} keeps the config "
                        "and the history so far.") from exc
+    finally:
+        stops.restore()
     runs.write_json(path / runs.METRICS, metrics)
     runs.update_json(path / runs.RUN, status="completed", ended=_now(), saved=formats,
                      epochs_completed=checkpoint.completed)
@@ -386,6 +392,35 @@ class _NaN(Exception):
                 if checkpoint.completed else "no epoch completed, so there is no checkpoint")
         super().__init__(f"Training stopped: the loss became NaN or infinite in epoch "
                          f"{guard.epoch + 1} (batch {guard.batch + 1}); {kept}.")
+
+
+class _StopNotes:
+    """Notes each Ctrl-C or SIGTERM while it lives (until ``restore``), then lets the handler
+    in place (the CLI's: raise KeyboardInterrupt) act. A KeyboardInterrupt raised inside
+    TensorFlow's C++ code can come out as another error (a SystemError from
+    ``listobject.c``); ``noted`` says that it was a stop all the same."""
+
+    def __init__(self) -> None:
+        import signal
+
+        self.noted: list[int] = []
+        self._previous: dict[int, Any] = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if callable(handler):  # only signals that already stop Python with an exception
+                with contextlib.suppress(ValueError):  # ValueError: not the main thread
+                    signal.signal(signum, self._note)
+                    self._previous[signum] = handler
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.noted.append(signum)
+        self._previous[signum](signum, frame)
+
+    def restore(self) -> None:
+        import signal
+
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 def _mark_failed(path: Path, error: str, completed: int) -> None:

@@ -136,14 +136,14 @@ def _wait_for_line(proc: subprocess.Popen, text: str) -> str:
 
 
 def test_ctrl_c_in_the_first_epoch_tells_the_truth_and_its_advice_works(runner, tmp_path):
-    write_npz(tmp_path / "d.npz", n=40000, classes=3)
+    write_npz(tmp_path / "d.npz", n=6000, classes=3)
     config = tiny_config(data={"npz": str(tmp_path / "d.npz")})
-    config["fit"] = {"epochs": 1, "batch_size": 2, "verbose": 0}
+    config["fit"] = {"epochs": 1, "batch_size": 1, "verbose": 0}
     path = write_config(tmp_path / "c.yaml", config)
     run = tmp_path / "run"
     proc = _popen("fit", path, "--run-dir", run, cwd=tmp_path)
     _wait_for_line(proc, "Training 1 epoch")
-    time.sleep(1.0)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -310,3 +310,37 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(runner, tmp_path, damage)
     result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=3"])
     assert result.exit_code == 0, result.output
     assert json.loads((run / "run.json").read_text())["epochs_completed"] == 3
+
+
+def test_a_ctrl_c_that_tensorflow_turns_into_another_error_is_still_a_stop(runner, tmp_path,
+                                                                          monkeypatch):
+    """A KeyboardInterrupt raised inside TensorFlow's C++ code can come out as a SystemError
+    ('Objects/listobject.c:338: bad argument to internal function'); it is a stop all the
+    same. The callback below plays that C++ code: a real SIGINT, turned into a SystemError."""
+    from nettrain import train
+
+    class CppLike(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations.numpy() == 8:  # in the second epoch
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(5)
+                except KeyboardInterrupt:
+                    raise SystemError("Objects/listobject.c:338: bad argument to internal "
+                                      "function") from None
+
+    prepare = train.prepare
+
+    def prepare_with_it(*args, **kwargs):
+        prepared = prepare(*args, **kwargs)
+        prepared.callbacks.append(CppLike())
+        return prepared
+
+    monkeypatch.setattr(train, "prepare", prepare_with_it)
+    path = write_config(tmp_path / "c.yaml", tiny_config(fit={"epochs": 3, "batch_size": 16,
+                                                              "verbose": 0}))
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", str(run)])
+    assert result.exit_code == 130, result.output
+    assert "Interrupted after 1 completed epoch(s)" in result.stderr
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
