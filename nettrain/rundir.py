@@ -2,8 +2,9 @@
 
 ``fit`` and ``fit --resume`` hold an exclusive ``flock`` on ``RUN/.lock`` from the moment they
 start writing in the run directory until they end. The operating system releases the lock
-when the process ends in any way (even ``kill -9``), so a lock is never left behind; the lock
-file itself stays, holding who took it last (pid, host, command, since when).
+when the process ends in any way (even ``kill -9``), so a lock is never left behind. The lock
+file holds who has the lock (pid, host, command, since when); a process that ends normally
+removes it, a killed one leaves it, and the next process takes it over.
 """
 
 from __future__ import annotations
@@ -38,19 +39,9 @@ def locked(path: Path, new: bool = False) -> Iterator[None]:
 
     Example: ``with locked(run): train(run)``.
     """
+    file = path / LOCK
+    fd = _lock(file)
     try:
-        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise RunError(f"Cannot write in the run directory {path} ({exc.strerror}).") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(
-                f"{path} is being trained by another process ({_describe(_holder(fd))}). "
-                "Two processes cannot train one run. Wait for it to end, or stop it "
-                f"(kill {_holder(fd).get('pid', 'PID')}) and then continue the run: "
-                f"nettrain fit --resume {path}") from None
         if new and any(p.name != LOCK for p in path.iterdir()):
             raise UsageError(f"--run-dir {path}: expected a new or empty directory; another "
                              "process has written in it since this one started. Choose "
@@ -59,7 +50,35 @@ def locked(path: Path, new: bool = False) -> Iterator[None]:
         os.pwrite(fd, json.dumps(_me()).encode(), 0)
         yield
     finally:
+        file.unlink(missing_ok=True)  # still held: no other process has this file open locked
         os.close(fd)  # releases the lock
+
+
+def _lock(file: Path) -> int:
+    """Open and lock ``file``; return its descriptor. A file removed by the holder that just
+    ended (after this process opened it) is not the lock any more: open it again."""
+    while True:
+        try:
+            fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise RunError(f"Cannot write in the run directory {file.parent} "
+                           f"({exc.strerror}).") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise UsageError(
+                f"{file.parent} is being trained by another process ({_describe(holder)}). "
+                "Two processes cannot train one run. Wait for it to end, or stop it "
+                f"(kill {holder.get('pid', 'PID')}) and then continue the run: "
+                f"nettrain fit --resume {file.parent}") from None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(file)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def _me() -> dict[str, Any]:

@@ -344,3 +344,13 @@ def test_a_ctrl_c_that_tensorflow_turns_into_another_error_is_still_a_stop(runne
     assert result.exit_code == 130, result.output
     assert "Interrupted after 1 completed epoch(s)" in result.stderr
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_the_lock_is_taken_over_after_a_kill_and_gone_after_a_normal_end(tmp_path):
+    from nettrain.rundir import LOCK, locked
+
+    (tmp_path / LOCK).write_text('{"pid": 1, "host": "gone"}')  # as a killed process left it
+    with locked(tmp_path):
+        held = json.loads((tmp_path / LOCK).read_text())
+        assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
+    assert not (tmp_path / LOCK).exists()
