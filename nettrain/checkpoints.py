@@ -114,11 +114,19 @@ def restore(model: Any, checkpoint: Path, state: State) -> None:
 def _callback_state(callback: Any, index: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """What a callback keeps between epochs (not its constructor arguments): plain values for
     JSON, and arrays or lists of arrays (EarlyStopping's ``best_weights``) named
-    ``<index>.<attribute>.<item>``. Returns ``({'class', 'state', 'arrays'}, arrays)``."""
-    arguments = set(inspect.signature(type(callback).__init__).parameters)
+    ``<index>.<attribute>.<item>``. Returns ``({'class', 'state', 'arrays'}, arrays)``.
+
+    Constructor arguments of the class and its bases are settings, not state (a resume may
+    change some, and Keras derives values from them, e.g. the sign of ``min_delta``). A
+    CSVLogger's state is its file, which a resume continues (see :func:`continue_logs`).
+    """
     state: dict[str, Any] = {}
     lists: dict[str, int | None] = {}  # attribute -> number of arrays (None: one array)
     arrays: dict[str, np.ndarray] = {}
+    if isinstance(callback, keras.callbacks.CSVLogger):
+        return {"class": type(callback).__name__, "state": state, "arrays": lists}, arrays
+    arguments = {name for cls in type(callback).__mro__ if "__init__" in vars(cls)
+                 for name in inspect.signature(cls.__init__).parameters}
     for key, value in vars(callback).items():
         if key in arguments or key in ("model", "params", "_model"):
             continue
@@ -134,6 +142,15 @@ def _callback_state(callback: Any, index: int) -> tuple[dict[str, Any], dict[str
             lists[key] = len(value)
             arrays.update({f"{index}.{key}.{i}": v for i, v in enumerate(value)})
     return {"class": type(callback).__name__, "state": state, "arrays": lists}, arrays
+
+
+def continue_logs(callbacks: list[Any]) -> list[Path]:
+    """Make the CSVLoggers among ``callbacks`` append to their files (``append: false`` would
+    empty them on a resume); return the files, for the resume to cut to the epochs kept."""
+    logs = [c for c in callbacks if isinstance(c, keras.callbacks.CSVLogger)]
+    for log in logs:
+        log.append = True
+    return [Path(log.filename) for log in logs]
 
 
 def _put_back(callback: Any, index: int, saved: dict[str, Any],

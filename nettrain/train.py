@@ -131,7 +131,8 @@ def _resume(run: runs.Run, config_path: str | Path | None, overrides: list[str] 
         except checkpoints.Damaged as exc:
             raise RunError(_damaged_advice(path, exc)) from None
     _remove_leftovers(path)
-    _truncate_history(path / runs.HISTORY, state.epoch if state else 0)
+    for history in [path / runs.HISTORY, *checkpoints.continue_logs(prepared.callbacks)]:
+        _truncate_history(history, state.epoch if state else 0)
     runs.write_atomic(path / runs.CONFIG, new.to_yaml())
     done = state.epoch if state else 0
     resumes = [*status.get("resumed", []), {

@@ -35,13 +35,15 @@ def best_before_the_end_config(**fit_section) -> dict:
                            "restore_best_weights": True}},
         {"ReduceLROnPlateau": {"monitor": "val_loss", "patience": 1, "factor": 0.5}},
         {"ModelCheckpoint": {"filepath": "mc.keras", "monitor": "val_loss",
-                             "save_best_only": True}}], **fit_section}
+                             "save_best_only": True}},
+        {"CSVLogger": {"filename": "log.csv"}},
+        {"CSVLogger": {"filename": "appended.csv", "append": True}}], **fit_section}
     return config
 
 
-def _model_checkpoint_file(run: Path, cwd: Path) -> Path:
-    """Where the config's ModelCheckpoint wrote (the run directory, or the working folder)."""
-    return run / "mc.keras" if (run / "mc.keras").is_file() else cwd / "mc.keras"
+def _callback_file(run: Path, cwd: Path, name: str) -> Path:
+    """Where a callback of the config wrote (the run directory, or the working folder)."""
+    return run / name if (run / name).is_file() else cwd / name
 
 
 def _val_loss(run: Path) -> list[float]:
@@ -73,8 +75,12 @@ def test_restore_best_weights_and_callback_state_resume_bit_identically(runner, 
     # ReduceLROnPlateau's lowered rate and ModelCheckpoint's best value came back too
     lr = keras.saving.load_model(part / "checkpoints/last.keras").optimizer.learning_rate
     assert float(lr) < 1.0
-    assert_identical(weights(_model_checkpoint_file(full, tmp_path / "a"), ""),
-                     weights(_model_checkpoint_file(part, tmp_path / "b"), ""))
+    assert_identical(weights(_callback_file(full, tmp_path / "a", "mc.keras"), ""),
+                     weights(_callback_file(part, tmp_path / "b", "mc.keras"), ""))
+    # the config's own CSVLogger files go on as history.csv does, appending or not
+    for name in ("log.csv", "appended.csv"):
+        assert _callback_file(full, tmp_path / "a", name).read_bytes() == \
+            _callback_file(part, tmp_path / "b", name).read_bytes()
     assert (full / "history.csv").read_bytes() == (part / "history.csv").read_bytes()
 
 
