@@ -101,7 +101,7 @@ def restore(model: Any, checkpoint: Path, state: State) -> None:
         model.optimizer.build(model.trainable_variables)
     try:
         model.load_weights(checkpoint)
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError) as exc:
         raise Damaged(checkpoint, f"its weights cannot be read ({_reason(exc)})") from None
     generators = _seed_generators(model)
     if len(generators) != len(state.seed_generators):

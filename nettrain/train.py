@@ -180,11 +180,15 @@ def _damaged_advice(path: Path, exc: Any) -> str:
 def _epochs_to_train(path: Path, old: Config, new: Config, state: Any, status: str | None,
                      changes: dict[str, Any]) -> int:
     """The epoch a resume trains to: ``new.fit.epochs``, or the epochs done when the run's
-    training ended (all epochs done, or a callback stopped it and none of the callbacks
-    changed). UsageError when the run is completed and there is nothing to train."""
+    training ended (all epochs done, or a callback stopped it and no callback's patience,
+    min_delta or start_from_epoch changed). UsageError when the run is completed and there
+    is nothing to train."""
     if state is None:
         return new.fit.epochs
-    if state.stopped and not any(key.startswith("fit.callbacks") for key in changes):
+    decided = any(key.startswith("fit.callbacks") and
+                  key.endswith((".patience", ".min_delta", ".start_from_epoch"))
+                  for key in changes)
+    if state.stopped and not decided:
         epochs = state.epoch
     else:
         epochs = max(new.fit.epochs, state.epoch)
