@@ -310,10 +310,11 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
     try:  # from here on a Ctrl-C marks the run and says how to go on
         args, kwargs = _fit_arguments(prepared, state.epoch if state else 0)
         # The run's own callbacks go last: the checkpoint sees the others' state after each
-        # epoch.
+        # epoch; a stop that got lost is honoured at the next batch.
         kwargs["callbacks"] = [*prepared.callbacks, guard,
                                keras.callbacks.CSVLogger(str(path / runs.HISTORY), append=True),
-                               checkpoint]
+                               checkpoint, keras.callbacks.LambdaCallback(
+                                   on_train_batch_end=lambda batch, logs: stops.check())]
         kwargs["initial_epoch"] = state.epoch if state else config.fit.initial_epoch
         kwargs["epochs"] = config.fit.epochs if epochs is None else epochs
         left = kwargs["epochs"] - kwargs["initial_epoch"]
@@ -323,12 +324,15 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
         # Keras writes its progress bar to stdout; stdout is kept for the run directory.
         with contextlib.redirect_stdout(sys.stderr):
             model.fit(**args, **kwargs)
+            stops.check()
             if guard.epoch is not None:
                 raise _NaN(guard, checkpoint)
             trained = True
             metrics = {split: _evaluate(model, data, split, config) for split in data.splits}
+        stops.check()
         formats = runs.save_model(model, path, config.save.formats,
                                   sample=data.sample(8)[0], info=data.describe())
+        stops.check()
     except KeyboardInterrupt:
         _interrupted(prepared, path, checkpoint, echo)
         raise
@@ -401,9 +405,11 @@ class _NaN(Exception):
 
 class _StopNotes:
     """Notes each Ctrl-C or SIGTERM while it lives (until ``restore``), then lets the handler
-    in place (the CLI's: raise KeyboardInterrupt) act. A KeyboardInterrupt raised inside
-    TensorFlow's C++ code can come out as another error (a SystemError from
-    ``listobject.c``); ``noted`` says that it was a stop all the same."""
+    in place (the CLI's: raise KeyboardInterrupt) act. The KeyboardInterrupt can get lost:
+    raised inside TensorFlow's C++ code it can come out as another error (a SystemError from
+    ``listobject.c``), and raised while the garbage collector runs a weakref callback Python
+    prints it and goes on. ``noted`` says that it was a stop all the same; ``check`` raises
+    the stop that was lost."""
 
     def __init__(self) -> None:
         import signal
@@ -420,6 +426,10 @@ class _StopNotes:
     def _note(self, signum: int, frame: Any) -> None:
         self.noted.append(signum)
         self._previous[signum](signum, frame)
+
+    def check(self) -> None:
+        if self.noted:
+            raise KeyboardInterrupt
 
     def restore(self) -> None:
         import signal
