@@ -446,21 +446,31 @@ def _mark_failed(path: Path, error: str, completed: int) -> None:
 
 
 def _interrupted(prepared: Prepared, path: Path, checkpoint: Any, echo: Any) -> None:
-    """Ctrl-C: save the model of the last completed epoch, mark the run interrupted."""
+    """Ctrl-C: save the model of the last completed epoch, mark the run interrupted.
+
+    A save that fails (a full disk) is said, not raised: the checkpoint is what a resume needs.
+    """
     from nettrain import checkpoints
 
     model, config = prepared.model, prepared.config
     sample, info = prepared.data.sample(8)[0], prepared.data.describe()
     last = path / checkpoints.FOLDER / checkpoints.LAST
     formats: list[str] = []
+    saved = "the model of the last one is saved"
     if checkpoint.completed and last.is_file():
-        model.load_weights(last)
-        formats = runs.save_model(model, path, config.save.formats, sample=sample, info=info)
-    runs.update_json(path / runs.RUN, status="interrupted", ended=_now(),
-                     epochs_completed=checkpoint.completed, saved=formats)
+        try:
+            model.load_weights(last)
+            formats = runs.save_model(model, path, config.save.formats, sample=sample,
+                                      info=info)
+        except (OSError, RunError) as exc:
+            saved = (f"the model could not be saved ({' '.join(str(exc).split())[:200]}), "
+                     f"its checkpoint is kept ({checkpoints.FOLDER}/{checkpoints.LAST})")
+    with contextlib.suppress(OSError):  # a full disk: the run stays 'running', which resumes
+        runs.update_json(path / runs.RUN, status="interrupted", ended=_now(),
+                         epochs_completed=checkpoint.completed, saved=formats)
     if checkpoint.completed:
-        echo(f"Interrupted after {checkpoint.completed} completed epoch(s); the model of the "
-             f"last one is saved. Continue with: nettrain fit --resume {path}")
+        echo(f"Interrupted after {checkpoint.completed} completed epoch(s); {saved}. "
+             f"Continue with: nettrain fit --resume {path}")
     else:
         echo(f"Interrupted in epoch {checkpoint.completed + 1}; no epoch completed, so no model "
              f"is saved. Start it again, in the same directory: nettrain fit --resume {path}")

@@ -369,3 +369,44 @@ def test_the_lock_is_taken_over_after_a_kill_and_gone_after_a_normal_end(tmp_pat
         held = json.loads((tmp_path / LOCK).read_text())
         assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
     assert not (tmp_path / LOCK).exists()
+
+
+def test_a_ctrl_c_on_a_full_disk_says_what_was_kept(runner, tmp_path, monkeypatch):
+    """The model of the last epoch cannot be saved: the message says so, and resume works."""
+    from nettrain import train
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations.numpy() == 8:  # in the second epoch
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+
+    prepare = train.prepare
+
+    def prepare_with_it(*args, **kwargs):
+        prepared = prepare(*args, **kwargs)
+        prepared.callbacks.append(CtrlC())
+        return prepared
+
+    replace = os.replace
+
+    def disk_full(source, target, *args, **kwargs):
+        if Path(target).name == "model.keras":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(train, "prepare", prepare_with_it)
+    monkeypatch.setattr(os, "replace", disk_full)
+    path = write_config(tmp_path / "c.yaml", tiny_config(fit={"epochs": 3, "batch_size": 16,
+                                                              "verbose": 0}))
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", str(run)])
+    assert result.exit_code == 130, result.output
+    assert "Interrupted after 1 completed epoch(s); the model could not be saved " \
+           "([Errno 28] No space left on device)" in result.stderr
+    assert f"Continue with: nettrain fit --resume {run}" in result.stderr
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    monkeypatch.undo()
+    result = runner.invoke(app, ["fit", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
