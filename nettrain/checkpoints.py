@@ -5,14 +5,17 @@ At the end of every completed epoch the model (weights and optimizer state) is s
 Each file is written whole to a temporary name and moved into place with ``os.replace``, so a
 SIGKILL leaves the previous file or the new one, never half of one. ``last.keras`` also holds,
 as one more member of its zip archive, what Keras does not save but an exact resume needs: the
-epoch, the state of every random seed generator (Dropout's), and the state of each callback
-(EarlyStopping's patience counter, ReduceLROnPlateau's...). Keras's loader ignores that member,
-so ``keras.saving.load_model`` reads the file as usual.
+epoch, the state of every random seed generator (Dropout's), the state of each callback
+(EarlyStopping's patience counter, best value and best weights, ReduceLROnPlateau's counters,
+ModelCheckpoint's best...) and whether a callback stopped the training. Plain values go in a
+JSON member, arrays (best weights) in an ``.npz`` member read without pickle. Keras's loader
+ignores both members, so ``keras.saving.load_model`` reads the file as usual.
 """
 
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import math
 import shutil
@@ -24,12 +27,14 @@ from typing import Any
 import keras
 import numpy as np
 
+from nettrain.errors import RunError
 from nettrain.runs import replacing
 
 FOLDER = "checkpoints"
 LAST = "last.keras"
 BEST = "best.keras"
-STATE = "nettrain-state.json"  # the extra member of last.keras
+STATE = "nettrain-state.json"  # the extra members of last.keras
+ARRAYS = "nettrain-arrays.npz"
 
 
 @dataclass
@@ -42,13 +47,44 @@ class State:
     best: float | None = None                    # best value of the monitor so far
     monitor: str | None = None
     logs: dict[str, float] = field(default_factory=dict)
+    stopped: bool = False                        # a callback stopped the training
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # callbacks' arrays, by name
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in self.__dict__.items() if k != "arrays"})
+
+
+class Damaged(RunError):
+    """A checkpoint that cannot be read back (truncated, overwritten, not written by nettrain)."""
+
+    def __init__(self, path: Path, reason: str):
+        self.path = path
+        super().__init__(f"{path} is damaged: {reason}")
 
 
 def read_state(path: Path) -> State:
-    """The resume state stored inside a ``last.keras`` checkpoint."""
-    with zipfile.ZipFile(path) as archive:
-        data = json.loads(archive.read(STATE))
-    return State(**data)
+    """The resume state stored inside a ``last.keras`` checkpoint; Damaged if unreadable."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read(STATE))
+            arrays = {}
+            if ARRAYS in archive.namelist():
+                with np.load(io.BytesIO(archive.read(ARRAYS)), allow_pickle=False) as npz:
+                    arrays = {name: npz[name] for name in npz.files}
+        state = State(**data, arrays=arrays)
+    except zipfile.BadZipFile:
+        raise Damaged(path, "it is not a whole zip archive (a .keras file is one)") from None
+    except KeyError:
+        raise Damaged(path, f"it has no {STATE} (it was not written by nettrain fit)") from None
+    except (ValueError, TypeError, OSError, EOFError, zipfile.LargeZipFile) as exc:
+        raise Damaged(path, f"its resume state cannot be read ({_reason(exc)})") from None
+    if not isinstance(state.epoch, int) or not isinstance(state.callbacks, list):
+        raise Damaged(path, f"its resume state cannot be read ({STATE} has no epoch number)")
+    return state
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or "unreadable"
 
 
 def _seed_generators(model: Any) -> list[Any]:
@@ -57,10 +93,16 @@ def _seed_generators(model: Any) -> list[Any]:
 
 
 def restore(model: Any, checkpoint: Path, state: State) -> None:
-    """Load weights, optimizer state and random state from ``checkpoint`` into ``model``."""
+    """Load weights, optimizer state and random state from ``checkpoint`` into ``model``.
+
+    Raises Damaged when the file's weights cannot be read.
+    """
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(checkpoint)
+    try:
+        model.load_weights(checkpoint)
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError) as exc:
+        raise Damaged(checkpoint, f"its weights cannot be read ({_reason(exc)})") from None
     generators = _seed_generators(model)
     if len(generators) != len(state.seed_generators):
         raise ValueError(f"the checkpoint has {len(state.seed_generators)} random seed "
@@ -69,10 +111,22 @@ def restore(model: Any, checkpoint: Path, state: State) -> None:
         sg.state.assign(np.asarray(value, dtype=sg.state.dtype))
 
 
-def _callback_state(callback: Any) -> dict[str, Any]:
-    """The plain values a callback keeps between epochs (not its constructor arguments)."""
-    arguments = set(inspect.signature(type(callback).__init__).parameters)
-    state = {}
+def _callback_state(callback: Any, index: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """What a callback keeps between epochs (not its constructor arguments): plain values for
+    JSON, and arrays or lists of arrays (EarlyStopping's ``best_weights``) named
+    ``<index>.<attribute>.<item>``. Returns ``({'class', 'state', 'arrays'}, arrays)``.
+
+    Constructor arguments of the class and its bases are settings, not state (a resume may
+    change some, and Keras derives values from them, e.g. the sign of ``min_delta``). A
+    CSVLogger's state is its file, which a resume continues (see :func:`continue_logs`).
+    """
+    state: dict[str, Any] = {}
+    lists: dict[str, int | None] = {}  # attribute -> number of arrays (None: one array)
+    arrays: dict[str, np.ndarray] = {}
+    if isinstance(callback, keras.callbacks.CSVLogger):
+        return {"class": type(callback).__name__, "state": state, "arrays": lists}, arrays
+    arguments = {name for cls in type(callback).__mro__ if "__init__" in vars(cls)
+                 for name in inspect.signature(cls.__init__).parameters}
     for key, value in vars(callback).items():
         if key in arguments or key in ("model", "params", "_model"):
             continue
@@ -80,7 +134,35 @@ def _callback_state(callback: Any) -> dict[str, Any]:
             value = value.item()
         if value is None or isinstance(value, (bool, int, float, str)):
             state[key] = value
-    return {"class": type(callback).__name__, "state": state}
+        elif isinstance(value, np.ndarray):
+            lists[key] = None
+            arrays[f"{index}.{key}.0"] = value
+        elif isinstance(value, (list, tuple)) and value and \
+                all(isinstance(v, np.ndarray) for v in value):
+            lists[key] = len(value)
+            arrays.update({f"{index}.{key}.{i}": v for i, v in enumerate(value)})
+    return {"class": type(callback).__name__, "state": state, "arrays": lists}, arrays
+
+
+def continue_logs(callbacks: list[Any]) -> list[Path]:
+    """Make the CSVLoggers among ``callbacks`` append to their files (``append: false`` would
+    empty them on a resume); return the files, for the resume to cut to the epochs kept."""
+    logs = [c for c in callbacks if isinstance(c, keras.callbacks.CSVLogger)]
+    for log in logs:
+        log.append = True
+    return [Path(log.filename) for log in logs]
+
+
+def _put_back(callback: Any, index: int, saved: dict[str, Any],
+              arrays: dict[str, np.ndarray]) -> None:
+    """Set a callback's attributes from what :func:`_callback_state` recorded."""
+    for key, value in saved["state"].items():
+        setattr(callback, key, value)
+    for key, count in saved.get("arrays", {}).items():
+        if count is None:
+            setattr(callback, key, arrays[f"{index}.{key}.0"])
+        else:
+            setattr(callback, key, [arrays[f"{index}.{key}.{i}"] for i in range(count)])
 
 
 def _finite(value: Any) -> bool:
@@ -139,10 +221,9 @@ class RunCheckpoint(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         if self.resume is None:
             return
-        for callback, saved in zip(self.tracked, self.resume.callbacks):
+        for index, (callback, saved) in enumerate(zip(self.tracked, self.resume.callbacks)):
             if type(callback).__name__ == saved["class"]:
-                for key, value in saved["state"].items():
-                    setattr(callback, key, value)
+                _put_back(callback, index, saved, self.resume.arrays)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -153,13 +234,19 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.best is None or float(current) < self.best)
         if improved:
             self.best = float(current)
+        callbacks, arrays = [], {}
+        for index, callback in enumerate(self.tracked):
+            saved, its_arrays = _callback_state(callback, index)
+            callbacks.append(saved)
+            arrays.update(its_arrays)
         state = State(
             epoch=epoch + 1,
             seed_generators=[np.asarray(sg.state.numpy()).tolist()
                              for sg in _seed_generators(self.model)],
-            callbacks=[_callback_state(c) for c in self.tracked],
+            callbacks=callbacks,
             best=self.best, monitor=self.monitor,
-            logs={k: float(v) for k, v in logs.items() if _finite(v)})
+            logs={k: float(v) for k, v in logs.items() if _finite(v)},
+            stopped=bool(self.model.stop_training), arrays=arrays)
         self._save(state, improved)
         self.completed = epoch + 1
 
@@ -168,7 +255,11 @@ class RunCheckpoint(keras.callbacks.Callback):
         with replacing(last, suffix=".keras") as tmp:
             self.model.save(tmp)
             with zipfile.ZipFile(tmp, "a") as archive:
-                archive.writestr(STATE, json.dumps(state.__dict__))
+                archive.writestr(STATE, state.to_json())
+                if state.arrays:
+                    buffer = io.BytesIO()
+                    np.savez(buffer, **state.arrays)
+                    archive.writestr(ARRAYS, buffer.getvalue())
         if improved:
             with replacing(self.folder / BEST, suffix=".keras") as tmp:
                 shutil.copyfile(last, tmp)

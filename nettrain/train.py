@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nettrain import record, runs, runtime
+from nettrain import record, rundir, runs, runtime
 from nettrain.record import now as _now
 from nettrain.config import Config, load_config
 from nettrain.data import Data, load_data
@@ -72,14 +72,15 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) ->
     config = with_seed(config)
     prepared = prepare(config, echo)
     path = runs.create_run_dir(config, run_dir)
-    runs.write_atomic(path / runs.CONFIG, config.to_yaml())
-    runs.write_json(path / runs.DATASET, {**prepared.data.describe(),
-                                          "classifier": config.is_classifier})
-    runs.write_atomic(path / runs.SUMMARY, summary_text(prepared.model))
-    runs.write_json(path / runs.RUN, {**record.start(config),
-                                      "replicas": _replicas(prepared)})
-    echo(f"Run directory: {path}")
-    return _train(prepared, path, echo)
+    with rundir.locked(path, new=True):
+        runs.write_atomic(path / runs.CONFIG, config.to_yaml())
+        runs.write_json(path / runs.DATASET, {**prepared.data.describe(),
+                                              "classifier": config.is_classifier})
+        runs.write_atomic(path / runs.SUMMARY, summary_text(prepared.model))
+        runs.write_json(path / runs.RUN, {**record.start(config),
+                                          "replicas": _replicas(prepared)})
+        echo(f"Run directory: {path}")
+        return _train(prepared, path, echo)
 
 
 def resume(run_path: str | Path, config_path: str | Path | None = None,
@@ -95,11 +96,23 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
         allow_changed_data: resume on data files that changed since training (warned).
 
     With a seed and numpy data on CPU the result is bit-identical to an uninterrupted run.
+    A run whose training ended (its epochs done, or a callback stopped it) but that was not
+    saved (killed, or the save failed) is finished: evaluated and saved, with no training. A
+    completed run is refused unless ``fit.epochs`` is raised; one that a callback stopped
+    early, unless one of its callbacks changes (a new patience). A run with no completed
+    epoch starts again from the beginning, in its directory. Only one process at a time may
+    train a run (see :mod:`nettrain.rundir`).
     """
+    run = runs.open_run(run_path)
+    with rundir.locked(run.path):
+        return _resume(run, config_path, overrides, echo)
+
+
+def _resume(run: runs.Run, config_path: str | Path | None, overrides: list[str] | None,
+            echo: Any) -> Path:
     from nettrain import checkpoints
     from nettrain.resume import check_changes
 
-    run = runs.open_run(run_path)
     path = run.path
     status = runs.read_json(path / runs.RUN) if (path / runs.RUN).is_file() else {}
     new = load_config(Path(config_path) if config_path else path / runs.CONFIG,
@@ -110,31 +123,105 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
     record.check_data(new, status.get("data_sha256"), allow_changed_data, echo,
                       str(path / runs.RUN))
     last = path / checkpoints.FOLDER / checkpoints.LAST
-    if not last.is_file():
-        raise UsageError(f"--resume {path}: the run has no completed epoch to resume from "
-                         f"({checkpoints.FOLDER}/{checkpoints.LAST} is missing). Start it "
-                         f"again: nettrain fit {path}/{runs.CONFIG}")
-    state = checkpoints.read_state(last)
-    if state.epoch >= new.fit.epochs:
-        raise UsageError(f"--resume {path}: the run has completed {state.epoch} of "
-                         f"{new.fit.epochs} epochs (status {status.get('status', 'unknown')}); "
-                         f"nothing is left to train. To train longer: nettrain fit --resume "
-                         f"{path} fit.epochs={state.epoch + 10}")
+    state = _read_checkpoint(path, last) if last.is_file() else None
+    epochs = _epochs_to_train(path, run.config, new, state, status.get("status"), changes)
     for key, (was, now) in changes.items():
         echo(f"Resume changes {key}: {was!r} -> {now!r}")
     prepared = prepare(new, echo)
-    with runtime.scope(prepared.strategy):
-        checkpoints.restore(prepared.model, last, state)
+    if state is not None:
+        try:
+            with runtime.scope(prepared.strategy):
+                checkpoints.restore(prepared.model, last, state)
+        except checkpoints.Damaged as exc:
+            raise RunError(_damaged_advice(path, exc)) from None
     _remove_leftovers(path)
-    _truncate_history(path / runs.HISTORY, state.epoch)
+    for history in [path / runs.HISTORY, *checkpoints.continue_logs(prepared.callbacks)]:
+        _truncate_history(history, state.epoch if state else 0)
     runs.write_atomic(path / runs.CONFIG, new.to_yaml())
+    done = state.epoch if state else 0
     resumes = [*status.get("resumed", []), {
-        "at": _now(), "from_epoch": state.epoch, "command": sys.argv,
+        "at": _now(), "from_epoch": done, "command": sys.argv,
         "host": socket.gethostname(), "changes": {k: list(v) for k, v in changes.items()}}]
     runs.update_json(path / runs.RUN, status="running", ended=None, resumed=resumes,
                      error=None)
-    echo(f"Resuming {path} after epoch {state.epoch} of {new.fit.epochs}")
-    return _train(prepared, path, echo, state)
+    if epochs == done:
+        echo(f"Finishing {path}: its training ended after epoch {done} (status "
+             f"{status.get('status', 'unknown')}) and no epoch is left to train; evaluating "
+             "and saving it.")
+    elif state is None:
+        echo(f"Starting {path} again from the beginning: no epoch of it was completed.")
+    else:
+        echo(f"Resuming {path} after epoch {done} of {epochs}")
+    return _train(prepared, path, echo, state, epochs)
+
+
+def _read_checkpoint(path: Path, last: Path) -> Any:
+    from nettrain import checkpoints
+
+    try:
+        return checkpoints.read_state(last)
+    except checkpoints.Damaged as exc:
+        raise RunError(_damaged_advice(path, exc)) from None
+
+
+def _damaged_advice(path: Path, exc: Any) -> str:
+    """What to do about a damaged last.keras: resume from best.keras when it is whole."""
+    from nettrain import checkpoints
+
+    best = path / checkpoints.FOLDER / checkpoints.BEST
+    try:
+        best_epoch = checkpoints.read_state(best).epoch if best.is_file() else None
+    except checkpoints.Damaged:
+        best_epoch = None
+    again = f"start the run again as a new run: nettrain fit {path}/{runs.CONFIG}"
+    if best_epoch is None or best.read_bytes() == exc.path.read_bytes():
+        return f"{exc}. It cannot be resumed from; {again}"
+    return (f"{exc}. The checkpoint of the best epoch ({best_epoch}) is whole: resume from it "
+            f"(the epochs after it are trained again) with: cp {best} {exc.path} && "
+            f"nettrain fit --resume {path}\nOr {again}")
+
+
+def _epochs_to_train(path: Path, old: Config, new: Config, state: Any, status: str | None,
+                     changes: dict[str, Any]) -> int:
+    """The epoch a resume trains to: ``new.fit.epochs``, or the epochs done when the run's
+    training ended (all epochs done, or a callback stopped it and no callback's patience,
+    min_delta or start_from_epoch changed). UsageError when the run is completed and there
+    is nothing to train."""
+    if state is None:
+        return new.fit.epochs
+    decided = any(key.startswith("fit.callbacks") and
+                  key.endswith((".patience", ".min_delta", ".start_from_epoch"))
+                  for key in changes)
+    if state.stopped and not decided:
+        epochs = state.epoch
+    else:
+        epochs = max(new.fit.epochs, state.epoch)
+    if epochs > state.epoch or status != "completed":
+        return epochs
+    if not state.stopped:
+        raise UsageError(f"--resume {path}: the run has completed {state.epoch} of "
+                         f"{new.fit.epochs} epochs (status completed); it is finished and "
+                         "nothing is left to train. To train longer: nettrain fit --resume "
+                         f"{path} fit.epochs={state.epoch + 10}")
+    index, name, patience = _stopper(old, state)
+    who = f"callback {name} (fit.callbacks.{index})" if name else "a callback"
+    advice = (f"nettrain fit --resume {path} fit.callbacks.{index}.{name}.patience="
+              f"{patience + 10}" if name else "change one of its fit.callbacks")
+    raise UsageError(f"--resume {path}: the run stopped early after epoch {state.epoch} of "
+                     f"{old.fit.epochs} ({who} stopped it; status completed), so it is "
+                     "finished. Raising fit.epochs alone would stop it again at once. To train "
+                     f"on, give the callback a new patience: {advice}")
+
+
+def _stopper(config: Config, state: Any) -> tuple[int, str | None, int]:
+    """The callback that stopped a run: its index in fit.callbacks, name and patience."""
+    from nettrain.config import spec_kwargs, spec_name
+
+    for index, saved in enumerate(state.callbacks):
+        if saved["state"].get("stopped_epoch") and index < len(config.fit.callbacks):
+            spec = config.fit.callbacks[index]
+            return index, spec_name(spec), int(spec_kwargs(spec).get("patience", 0))
+    return 0, None, 0
 
 
 def _replicas(prepared: Prepared) -> int:
@@ -154,10 +241,18 @@ def _remove_leftovers(path: Path) -> None:
 
 
 def _truncate_history(path: Path, epochs: int) -> None:
-    """Keep the header and the rows of the completed epochs (a killed epoch may have a row)."""
+    """Keep the header and the rows of the completed epochs (a killed epoch may have a row).
+
+    Lines end as Keras's CSVLogger ends them (the csv module's ``\\r\\n``), so the rows it
+    appends next match the ones kept.
+    """
+    import csv
+
     if path.is_file():
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        runs.write_atomic(path, "".join(lines[: 1 + epochs]))
+        lines = path.read_bytes().splitlines()[: 1 + epochs]
+        end = csv.excel.lineterminator.encode()
+        with runs.replacing(path) as tmp:
+            tmp.write_bytes(b"".join(line + end for line in lines))
 
 
 def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
@@ -194,8 +289,17 @@ def balanced_class_weight(counts: Any) -> dict[int, float]:
     return {int(c): float(total / (len(present) * counts[c])) for c in present}
 
 
-def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None) -> Path:
-    """Fit with the always-on callbacks, then evaluate and save; keep run.json up to date."""
+def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
+           epochs: int | None = None) -> Path:
+    """Fit with the always-on callbacks, then evaluate and save; keep run.json up to date.
+
+    Args:
+        state: the checkpoint state to continue from (default: start at the beginning).
+        epochs: the epoch to train to (default ``fit.epochs``); the epochs of ``state`` when
+            the training already ended and only the evaluation and the save are left. Keras
+            then trains no epoch but still ends the training (EarlyStopping restores its best
+            weights).
+    """
     import keras
 
     from nettrain import checkpoints
@@ -205,40 +309,60 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None) -> Path
     monitor = "val_loss" if "validation" in data.splits else "loss"
     checkpoint = checkpoints.RunCheckpoint(path / checkpoints.FOLDER, monitor,
                                            prepared.callbacks, guard, state)
-    args, kwargs = _fit_arguments(prepared, state.epoch if state else 0)
-    # The run's own callbacks go last: the checkpoint sees the others' state after each epoch.
-    kwargs["callbacks"] = [*prepared.callbacks, guard,
-                           keras.callbacks.CSVLogger(str(path / runs.HISTORY), append=True),
-                           checkpoint]
-    kwargs["initial_epoch"] = state.epoch if state else config.fit.initial_epoch
-    if config.fit.verbose == 0:  # Keras prints nothing: say that something is happening
-        epochs = config.fit.epochs - kwargs["initial_epoch"]
-        echo(f"Training {epochs} epoch{'s' if epochs != 1 else ''} on "
-             f"{data.size('train')} samples (fit.verbose: 0, so no progress lines)...")
-    try:
+    trained = False
+    stops = _StopNotes()
+    try:  # from here on a Ctrl-C marks the run and says how to go on
+        args, kwargs = _fit_arguments(prepared, state.epoch if state else 0)
+        # The run's own callbacks go last: the checkpoint sees the others' state after each
+        # epoch; a stop that got lost is honoured at the next batch.
+        kwargs["callbacks"] = [*prepared.callbacks, guard,
+                               keras.callbacks.CSVLogger(str(path / runs.HISTORY), append=True),
+                               checkpoint, keras.callbacks.LambdaCallback(
+                                   on_train_batch_end=lambda batch, logs: stops.check())]
+        kwargs["initial_epoch"] = state.epoch if state else config.fit.initial_epoch
+        kwargs["epochs"] = config.fit.epochs if epochs is None else epochs
+        left = kwargs["epochs"] - kwargs["initial_epoch"]
+        if config.fit.verbose == 0 and left > 0:  # Keras prints nothing: say that it works
+            echo(f"Training {left} epoch{'s' if left != 1 else ''} on "
+                 f"{data.size('train')} samples (fit.verbose: 0, so no progress lines)...")
         # Keras writes its progress bar to stdout; stdout is kept for the run directory.
         with contextlib.redirect_stdout(sys.stderr):
             model.fit(**args, **kwargs)
+            stops.check()
             if guard.epoch is not None:
                 raise _NaN(guard, checkpoint)
+            trained = True
             metrics = {split: _evaluate(model, data, split, config) for split in data.splits}
+        stops.check()
         formats = runs.save_model(model, path, config.save.formats,
                                   sample=data.sample(8)[0], info=data.describe())
+        stops.check()
     except KeyboardInterrupt:
         _interrupted(prepared, path, checkpoint, echo)
         raise
     except _NaN as exc:
-        runs.update_json(path / runs.RUN, status="failed", ended=_now(), error=str(exc),
-                         epochs_completed=checkpoint.completed)
+        _mark_failed(path, str(exc), checkpoint.completed)
         kept = (f"the history and the last good checkpoint ({checkpoints.FOLDER}/"
                 f"{checkpoints.LAST})" if checkpoint.completed else "the config and the history")
         raise RunError(f"{exc}\nThe run directory {path} keeps {kept}. Lower the learning rate, "
                        "or check the data for NaN or huge values.") from None
     except Exception as exc:
-        runs.update_json(path / runs.RUN, status="failed", ended=_now(), error=str(exc),
-                         epochs_completed=checkpoint.completed)
-        raise RunError(f"Training failed: {' '.join(str(exc).split())[:500]}\nThe run "
-                       f"directory {path} keeps the config and the history so far.") from exc
+        if stops.noted:  # TensorFlow's C++ code turned the KeyboardInterrupt into this
+            _interrupted(prepared, path, checkpoint, echo)
+            raise KeyboardInterrupt from None
+        _mark_failed(path, str(exc), checkpoint.completed)
+        reason = " ".join(str(exc).split())[:500]
+        if trained:  # every epoch is checkpointed: a resume evaluates and saves, no training
+            ended = (f"all {checkpoint.completed} epochs are trained"
+                     if checkpoint.completed >= config.fit.epochs else
+                     f"training stopped early after epoch {checkpoint.completed}")
+            raise RunError(f"Evaluating or saving the model failed: {reason}\n{ended} and "
+                           f"checkpointed in {path}. Once the cause is fixed (disk space "
+                           f"freed, say), finish the run: nettrain fit --resume {path}") from exc
+        raise RunError(f"Training failed: {reason}\nThe run directory {path} keeps the config "
+                       "and the history so far.") from exc
+    finally:
+        stops.restore()
     runs.write_json(path / runs.METRICS, metrics)
     runs.update_json(path / runs.RUN, status="completed", ended=_now(), saved=formats,
                      epochs_completed=checkpoint.completed)
@@ -283,21 +407,77 @@ class _NaN(Exception):
                          f"{guard.epoch + 1} (batch {guard.batch + 1}); {kept}.")
 
 
+class _StopNotes:
+    """Notes each Ctrl-C or SIGTERM while it lives (until ``restore``), then lets the handler
+    in place (the CLI's: raise KeyboardInterrupt) act. The KeyboardInterrupt can get lost:
+    raised inside TensorFlow's C++ code it can come out as another error (a SystemError from
+    ``listobject.c``), and raised while the garbage collector runs a weakref callback Python
+    prints it and goes on. ``noted`` says that it was a stop all the same; ``check`` raises
+    the stop that was lost."""
+
+    def __init__(self) -> None:
+        import signal
+
+        self.noted: list[int] = []
+        self._previous: dict[int, Any] = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if callable(handler):  # only signals that already stop Python with an exception
+                with contextlib.suppress(ValueError):  # ValueError: not the main thread
+                    signal.signal(signum, self._note)
+                    self._previous[signum] = handler
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.noted.append(signum)
+        self._previous[signum](signum, frame)
+
+    def check(self) -> None:
+        if self.noted:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        import signal
+
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _mark_failed(path: Path, error: str, completed: int) -> None:
+    """Mark the run failed, if the disk lets us (a full disk leaves it 'running': both resume)."""
+    with contextlib.suppress(OSError):
+        runs.update_json(path / runs.RUN, status="failed", ended=_now(), error=error,
+                         epochs_completed=completed)
+
+
 def _interrupted(prepared: Prepared, path: Path, checkpoint: Any, echo: Any) -> None:
-    """Ctrl-C: save the model of the last completed epoch, mark the run interrupted."""
+    """Ctrl-C: save the model of the last completed epoch, mark the run interrupted.
+
+    A save that fails (a full disk) is said, not raised: the checkpoint is what a resume needs.
+    """
     from nettrain import checkpoints
 
     model, config = prepared.model, prepared.config
     sample, info = prepared.data.sample(8)[0], prepared.data.describe()
     last = path / checkpoints.FOLDER / checkpoints.LAST
     formats: list[str] = []
-    if last.is_file():
-        model.load_weights(last)
-        formats = runs.save_model(model, path, config.save.formats, sample=sample, info=info)
-    runs.update_json(path / runs.RUN, status="interrupted", ended=_now(),
-                     epochs_completed=checkpoint.completed, saved=formats)
-    echo(f"Interrupted after {checkpoint.completed} completed epoch(s); the model of the last "
-         f"one is saved. Continue with: nettrain fit --resume {path}")
+    saved = "the model of the last one is saved"
+    if checkpoint.completed and last.is_file():
+        try:
+            model.load_weights(last)
+            formats = runs.save_model(model, path, config.save.formats, sample=sample,
+                                      info=info)
+        except (OSError, RunError) as exc:
+            saved = (f"the model could not be saved ({' '.join(str(exc).split())[:200]}), "
+                     f"its checkpoint is kept ({checkpoints.FOLDER}/{checkpoints.LAST})")
+    with contextlib.suppress(OSError):  # a full disk: the run stays 'running', which resumes
+        runs.update_json(path / runs.RUN, status="interrupted", ended=_now(),
+                         epochs_completed=checkpoint.completed, saved=formats)
+    if checkpoint.completed:
+        echo(f"Interrupted after {checkpoint.completed} completed epoch(s); {saved}. "
+             f"Continue with: nettrain fit --resume {path}")
+    else:
+        echo(f"Interrupted in epoch {checkpoint.completed + 1}; no epoch completed, so no model "
+             f"is saved. Start it again, in the same directory: nettrain fit --resume {path}")
 
 
 def _evaluate(model: Any, data: Data, split: str, config: Config) -> dict[str, float]:
