@@ -105,11 +105,11 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
     """
     run = runs.open_run(run_path)
     with rundir.locked(run.path):
-        return _resume(run, config_path, overrides, echo)
+        return _resume(run, config_path, overrides, echo, allow_changed_data)
 
 
 def _resume(run: runs.Run, config_path: str | Path | None, overrides: list[str] | None,
-            echo: Any) -> Path:
+            echo: Any, allow_changed_data: bool) -> Path:
     from nettrain import checkpoints
     from nettrain.resume import check_changes
 
