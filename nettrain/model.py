@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from nettrain import callbacks as callbacks_module
 from nettrain.config import Config, spec_kwargs, spec_name
 from nettrain.data import INPUT_DTYPES, Data
 from nettrain.errors import ConfigError, Problem
@@ -69,7 +70,9 @@ def resolve_all(config: Config) -> Resolved:
     collect = _Collector()
     layers = [collect(s, LAYERS, f"model.layers[{i}]") for i, s in enumerate(config.model.layers)]
     compiled = _compiled(config, collect)
-    callbacks = [collect(s, CALLBACKS, f"fit.callbacks[{i}]")
+    refused = callbacks_module.check(config)  # refused callbacks are never constructed
+    collect.problems += refused
+    callbacks = [None if refused else collect(s, CALLBACKS, f"fit.callbacks[{i}]")
                  for i, s in enumerate(config.fit.callbacks)]
     collect.check(config)
     return Resolved(layers, compiled, callbacks)
@@ -141,9 +144,12 @@ def _build_model(config: Config, data: Data, resolved: Resolved) -> Any:
         front = _front(config, data, shape)
         model = _stack(config, shape, front, resolved.layers, _model_name(config.name))
     _check_output(config, data, model)
-    _check_monitors(config, data)
     model.compile(**resolved.compiled.kwargs(config))
-    _check_loss(config, data, model)
+    logged = _check_loss(config, data, model)
+    problems = callbacks_module.check_monitors(config, resolved.callbacks, logged,
+                                               "validation" in data.splits)
+    if problems:
+        raise config.error(problems)
     return model
 
 
@@ -339,27 +345,15 @@ def _class_name(loss: str) -> str:
     return "".join(part.capitalize() for part in loss.split("_")) if loss.islower() else loss
 
 
-def _check_monitors(config: Config, data: Data) -> None:
-    """A callback that watches a val_ metric needs a validation part."""
-    if "validation" in data.splits:
-        return
-    for i, spec in enumerate(config.fit.callbacks):
-        monitor = spec_kwargs(spec).get("monitor")
-        if isinstance(monitor, str) and monitor.startswith("val_"):
-            raise config.error([Problem(
-                f"fit.callbacks[{i}].{spec_name(spec)}.monitor",
-                "a metric the run computes: the data has no validation part",
-                f"'{monitor}'", f"Set data.validation_split (e.g. 0.1), or monitor "
-                f"'{monitor[4:]}'.")])
-
-
-def _check_loss(config: Config, data: Data, model: Any) -> None:
-    """Run the loss on two samples so a label/output mismatch fails now, not in fit."""
+def _check_loss(config: Config, data: Data, model: Any) -> list[str]:
+    """Run the loss and metrics on two samples so a label/output mismatch fails now, not in
+    fit; return the names Keras logs for them (``['loss', 'accuracy']``)."""
     from nettrain.pipeline import to_tensors
 
     x, y = data.sample(2)
+    y_pred = model(to_tensors(x))
     try:
-        model.compute_loss(x=x, y=y, y_pred=model(to_tensors(x)), training=False)
+        model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
     except Exception as exc:  # Keras raises ValueError, TF raises InvalidArgumentError
         loss = spec_name(config.compile.loss)
         hint = None
@@ -374,3 +368,11 @@ def _check_loss(config: Config, data: Data, model: Any) -> None:
             "compile.loss", f"labels of shape {list(y.shape[1:])} to fit loss '{loss}' and the "
             f"model's output {list(model.output_shape[1:])}",
             " ".join(str(exc).split())[:300], hint)) from None
+    try:
+        logged = list(model.compute_metrics(x, y, y_pred, sample_weight=None))
+    except Exception as exc:  # a metric that cannot take these labels or outputs
+        raise ConfigError(Problem(
+            "compile.metrics", f"metrics that take labels of shape {list(y.shape[1:])} and the "
+            f"model's output {list(model.output_shape[1:])}", _keras_text(exc))) from None
+    model.reset_metrics()  # fit starts from clean metric states
+    return logged

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nettrain import record, runs, runtime
+from nettrain import callbacks, record, runs, runtime
 from nettrain.record import now as _now
 from nettrain.config import Config, load_config
 from nettrain.data import Data, load_data
@@ -197,6 +197,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None) -> Path
     from nettrain import checkpoints
 
     config, model, data = prepared.config, prepared.model, prepared.data
+    callbacks.place(config, prepared.callbacks, path)  # their files go in the run directory
     guard = checkpoints.NaNGuard()
     monitor = "val_loss" if "validation" in data.splits else "loss"
     checkpoint = checkpoints.RunCheckpoint(path / checkpoints.FOLDER, monitor,

@@ -1,0 +1,188 @@
+"""What validate refuses: everything fit would refuse for a config reason, before any run
+directory exists, with advice that leads to a config that validates."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from nettrain.cli import app
+
+from conftest import tiny_config, write_config
+
+
+def _validate(runner, config: dict, command: str = "validate"):
+    path = write_config(Path("c.yaml"), config)
+    return runner.invoke(app, [command, str(path)])
+
+
+def _refused(result, *texts: str) -> str:
+    """The config error's text (line numbers left out), after checking the exit status."""
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2, result.output
+    text = re.sub(r" \(line \d+\)", "", " ".join(result.stderr.split()))
+    for expected in texts:
+        assert expected in text
+    assert not Path("runs").exists()
+    return text
+
+
+def _ok(result) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.stdout
+
+
+def _callbacks(*specs, **data) -> dict:
+    config = tiny_config()
+    config["fit"]["callbacks"] = list(specs)
+    config["data"].update(data)
+    return config
+
+
+# --- callbacks: monitor names -------------------------------------------------------------
+
+@pytest.mark.parametrize("callback", ["EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint"])
+def test_a_monitor_the_model_never_logs_is_refused(runner, callback):
+    kwargs = {"monitor": "val_acc"}
+    if callback == "ModelCheckpoint":
+        kwargs["filepath"] = "best.keras"
+    result = _validate(runner, _callbacks({callback: kwargs}))
+    text = _refused(result, f"fit.callbacks[0].{callback}.monitor", "'val_acc'",
+                    "Did you mean 'val_accuracy'?")
+    assert "val_loss" in text  # what the run logs
+
+
+def test_monitor_names_come_from_the_compiled_metrics(runner):
+    config = _callbacks({"EarlyStopping": {"monitor": "val_top2", "mode": "max"}},
+                        {"ReduceLROnPlateau": {"monitor": "val_weighted_accuracy"}},
+                        {"EarlyStopping": {"monitor": "loss"}})
+    config["compile"]["metrics"] = [
+        "accuracy", {"SparseTopKCategoricalAccuracy": {"k": 2, "name": "top2"}}]
+    config["compile"]["weighted_metrics"] = ["accuracy"]
+    _ok(_validate(runner, config))
+
+
+def test_a_val_monitor_without_validation_names_both_ways_out(runner):
+    config = _callbacks({"EarlyStopping": {"monitor": "val_accuracy"}})
+    del config["data"]["validation_split"]
+    _refused(_validate(runner, config), "fit.callbacks[0].EarlyStopping.monitor",
+             "Set data.validation_split (e.g. 0.1), or monitor 'accuracy'.")
+
+
+# --- callbacks: paths ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, key", [
+    ({"CSVLogger": {"filename": "/tmp/elsewhere.csv"}}, "CSVLogger.filename"),
+    ({"CSVLogger": {"filename": "../log.csv"}}, "CSVLogger.filename"),
+    ({"ModelCheckpoint": {"filepath": "sub/../../m.keras"}}, "ModelCheckpoint.filepath"),
+    ({"TensorBoard": {"log_dir": "/tmp/tb"}}, "TensorBoard.log_dir"),
+])
+def test_a_callback_path_outside_the_run_directory_is_refused(runner, spec, key):
+    _refused(_validate(runner, _callbacks(spec), "fit"), f"fit.callbacks[0].{key}",
+             "a path inside the run directory")
+
+
+@pytest.mark.parametrize("spec, key", [
+    ({"CSVLogger": {"filename": "history.csv"}}, "CSVLogger.filename"),
+    ({"ModelCheckpoint": {"filepath": "model.keras"}}, "ModelCheckpoint.filepath"),
+    ({"ModelCheckpoint": {"filepath": "checkpoints/best.keras"}}, "ModelCheckpoint.filepath"),
+])
+def test_a_callback_path_may_not_replace_a_file_of_the_run(runner, spec, key):
+    text = _refused(_validate(runner, _callbacks(spec)), f"fit.callbacks[0].{key}",
+                    "itself). Choose another name, e.g. 'callbacks/")
+    suggested = re.search(r"e\.g\. '([^']+)'\.$", text).group(1)
+    name, argument = key.split(".")
+    _ok(_validate(runner, _callbacks({name: {argument: suggested}})))
+
+
+def test_backup_and_restore_is_refused_with_a_pointer_to_resume(runner, tmp_path):
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    (kept / "keep.txt").write_text("mine")
+    result = _validate(runner, _callbacks({"BackupAndRestore": {"backup_dir": str(kept)}}),
+                       "fit")
+    _refused(result, "fit.callbacks[0].BackupAndRestore", "nettrain fit --resume")
+    assert (kept / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", ["RemoteMonitor", "LambdaCallback", "LearningRateScheduler"])
+def test_callbacks_that_send_data_or_run_code_are_refused(runner, name):
+    _refused(_validate(runner, _callbacks(name)), f"fit.callbacks[0].{name}")
+
+
+def test_callback_paths_go_under_the_run_directory(runner, tmp_path):
+    (tmp_path / "log.csv").write_text("not yours\n")
+    config = _callbacks({"CSVLogger": {"filename": "log.csv"}},
+                        {"ModelCheckpoint": {"filepath": "mine/epoch{epoch}.keras"}})
+    config["fit"]["epochs"] = 2
+    result = runner.invoke(app, ["fit", str(write_config(Path("c.yaml"), config)),
+                                 "--run-dir", "run"])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "log.csv").read_text() == "not yours\n"
+    assert (tmp_path / "run" / "log.csv").read_text().splitlines()[0].startswith("epoch")
+    assert sorted(p.name for p in (tmp_path / "run" / "mine").iterdir()) == \
+        ["epoch1.keras", "epoch2.keras"]
+
+
+def test_a_symlink_out_of_the_run_directory_is_refused_at_fit(tmp_path):
+    from nettrain import callbacks, config as config_module
+    from nettrain.errors import ConfigError
+
+    cfg = config_module.load_config(write_config(
+        tmp_path / "c.yaml", _callbacks({"CSVLogger": {"filename": "out/log.csv"}})))
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (run / "out").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match=r"fit.callbacks\[0\].CSVLogger.filename"):
+        callbacks.place(cfg, [None], run)
+
+
+# --- TensorBoard ----------------------------------------------------------------------------
+
+def test_tensorboard_logs_under_the_run_directory_or_is_refused_at_validate(runner, tmp_path):
+    import importlib.util
+
+    config = _callbacks("TensorBoard")
+    if importlib.util.find_spec("tensorboard") is None:
+        _refused(_validate(runner, config, "fit"), "fit.callbacks[0].TensorBoard",
+                 "pip install 'nettrain[tensorboard]'")
+        return
+    result = runner.invoke(app, ["fit", str(write_config(Path("c.yaml"), config)),
+                                 "--run-dir", "run"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "logs").exists()
+    assert list((tmp_path / "run" / "logs" / "train").iterdir())
+
+
+# --- layers that load files or run code -----------------------------------------------------
+
+@pytest.mark.parametrize("layers, key", [
+    ([{"TFSMLayer": {"filepath": "sm", "call_endpoint": "serve"}}], "model.layers[0].TFSMLayer"),
+    ([{"Lambda": {"function": "x"}}], "model.layers[0].Lambda"),
+    ([{"TimeDistributed": {"layer": {"TFSMLayer": {"filepath": "sm"}}}}],
+     "model.layers[0].TimeDistributed.layer.TFSMLayer"),
+    ([{"Bidirectional": {"layer": {"LSTM": {"units": 2}},
+                         "backward_layer": {"Lambda": {"function": "x"}}}}],
+     "model.layers[0].Bidirectional.backward_layer.Lambda"),
+    ([{"TimeDistributed": {"layer": {"class_name": "TFSMLayer",
+                                     "config": {"filepath": "sm"}}}}],
+     "model.layers[0].TimeDistributed.layer"),
+])
+def test_layers_that_load_files_or_run_code_are_refused(runner, tmp_path, layers, key):
+    config = tiny_config()
+    config["model"]["layers"] = [*layers, {"Dense": {"units": 3, "activation": "softmax"}}]
+    (tmp_path / "sm").mkdir()
+    text = _refused(_validate(runner, config), key)
+    assert "runs code" in text or "loads a file" in text
+
+
+def test_a_vocabulary_file_is_refused(runner):
+    config = tiny_config()
+    config["model"]["layers"].insert(0, {"IntegerLookup": {"vocabulary": "vocab.txt"}})
+    _refused(_validate(runner, config), "model.layers[0].IntegerLookup.vocabulary",
+             "a list of values")
