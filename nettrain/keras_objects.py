@@ -86,6 +86,53 @@ for _suffix, _registry in (("_initializer", INITIALIZERS), ("_constraint", CONST
         NESTED[_prefix + _suffix] = _registry
 
 
+# Layers a config may not use: they load a file or run code that is not in the config, and
+# would do it while validate builds the model. A config is shared like a document, not a
+# program (see the README's safety section).
+REFUSED_LAYERS = {
+    "TFSMLayer": "it loads a TensorFlow SavedModel from a file and runs its graph (a program)",
+    "Lambda": "it runs a Python function (code), which a config cannot hold",
+    "JaxLayer": "it runs JAX functions (code), which a config cannot hold",
+    "FlaxLayer": "it runs a Flax module (code), which a config cannot hold",
+    "TorchModuleWrapper": "it runs a PyTorch module (code), which a config cannot hold",
+}
+# Arguments that read a file when given a string (Keras takes a path there).
+FILE_ARGUMENTS = {"vocabulary": "a list of values (a string is a file path that Keras reads, "
+                                "and a config may not load files)"}
+
+
+def refused(spec: Any, path: str) -> list[Problem]:
+    """Refused layers and file arguments anywhere in ``spec``, nested ones included
+    (``Bidirectional: {layer: ...}``, Keras's ``{class_name: ..., config: ...}`` form).
+
+    Example: ``refused({'TFSMLayer': {'filepath': 'm'}}, 'model.layers[0]')`` -> one Problem.
+    """
+    problems: list[Problem] = []
+    if isinstance(spec, list):
+        for i, item in enumerate(spec):
+            problems += refused(item, f"{path}[{i}]")
+    if not isinstance(spec, dict):
+        return problems
+    named = spec.get("class_name") if isinstance(spec.get("class_name"), str) else None
+    if named in REFUSED_LAYERS:
+        problems.append(_refusal(named, path))
+    for key, value in spec.items():
+        if key in REFUSED_LAYERS:
+            problems.append(_refusal(key, f"{path}.{key}"))
+            continue
+        if key in FILE_ARGUMENTS and isinstance(value, str):
+            problems.append(Problem(f"{path}.{key}", FILE_ARGUMENTS[key], f"'{value}'",
+                                    "Write the values in the config as a list."))
+        problems += refused(value, f"{path}.{key}")
+    return problems
+
+
+def _refusal(name: str, path: str) -> Problem:
+    return Problem(path, f"a layer that neither loads files nor runs code: {name} is refused, "
+                   f"{REFUSED_LAYERS[name]}", name, "Remove it, or write the computation "
+                   "with built-in layers.")
+
+
 def _string_registry(argument: str) -> Registry | None:
     """Which registry a string value of this keyword argument is a name in."""
     if argument.endswith("activation"):
@@ -136,6 +183,9 @@ def resolve(spec: Any, registry: Registry, path: str) -> Any:
 
     Example: ``resolve({'Dense': {'units': 3}}, LAYERS, 'model.layers[0]')`` -> a Dense layer.
     """
+    problems = refused(spec if isinstance(spec, dict) else {spec: {}}, path)
+    if problems:  # before anything in it is looked up or constructed
+        raise ResolveError(problems)
     name, kwargs = spec_name(spec), spec_kwargs(spec)
     if isinstance(spec, str) and registry.functions and _keras_gets(name, registry):
         return name  # an alias Keras resolves itself in compile ('accuracy', 'mse', 'acc')
