@@ -307,13 +307,13 @@ def _check_output(config: Config, data: Data, model: Any) -> None:
                 f"({', '.join(data.classes[:10])}{', ...' if n > 10 else ''})",
                 f"{units}", "The target looks like a number to predict: use a regression loss "
                 "(mse) with one output." if many else f"Set the last layer's units to {n}."))
-        _check_probabilities(config, model, units)
         if units == 1 and "binary" not in spec_name(config.compile.loss).lower() \
                 and "hinge" not in spec_name(config.compile.loss).lower():
             raise ConfigError(Problem(
                 "compile.loss", "binary_crossentropy for a model with one sigmoid output",
                 f"'{spec_name(config.compile.loss)}'",
                 "Use loss: binary_crossentropy, or 2 softmax units."))
+        _check_probabilities(config, model)
     elif not config.is_classifier:
         want = data.label_shape
         if out != want:
@@ -322,23 +322,59 @@ def _check_output(config: Config, data: Data, model: Any) -> None:
                 f"{list(out)}", f"Set the last layer's units to {want[-1] if want else 1}."))
 
 
-def _check_probabilities(config: Config, model: Any, units: int) -> None:
-    """A cross-entropy loss takes probabilities: the last layer needs softmax or sigmoid,
-    unless the loss says ``from_logits: true``."""
+# Layers that pass their input's values on unchanged (at inference): the activation that
+# decides the outputs is the one before them.
+_SAME_VALUES = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                "Flatten", "Reshape", "Permute", "Identity", "ActivityRegularization"}
+# What each cross-entropy takes: a probability per output.
+_PROBABILITIES = {"sigmoid": "a probability per unit", "hard_sigmoid": "a probability per unit",
+                  "softmax": "probabilities that sum to 1"}
+
+
+def _check_probabilities(config: Config, model: Any) -> None:
+    """A cross-entropy loss takes probabilities: the activation that decides the outputs (the
+    last layer's, or a final Activation/Softmax layer's) must be sigmoid for a binary loss and
+    softmax for a categorical one, unless the loss says ``from_logits: true``."""
     loss = spec_name(config.compile.loss)
     if "crossentropy" not in loss.lower() or spec_kwargs(config.compile.loss).get("from_logits"):
         return
-    last = model.layers[-1]
-    while hasattr(last, "layers") and last.layers:  # the Sequential inside a table model
-        last = last.layers[-1]
-    activation = getattr(getattr(last, "activation", None), "__name__", None)
-    if activation == "linear":
-        want = "sigmoid" if units == 1 else "softmax"
-        raise ConfigError(Problem(
-            f"{_last_layer_path(config, 'activation')}", f"{want}: loss '{loss}' takes "
-            "probabilities", "no activation (linear outputs)",
-            f"Add activation: {want}, or write the loss as {{{_class_name(loss)}: "
-            "{from_logits: true}}."))
+    want = ("sigmoid", "hard_sigmoid") if "binary" in loss.lower() else ("softmax",)
+    i, activation = _output_activation(config, model)
+    if activation in want:
+        return
+    name = spec_name(config.model.layers[i])
+    has_argument = activation is not None or name not in ("Softmax",)
+    key = f"model.layers[{i}].{name}" + (".activation" if has_argument else "")
+    received = "no activation (linear outputs)" if activation in (None, "linear") else \
+        f"'{activation}', which does not give probabilities"
+    if activation == "softmax":
+        received = "'softmax' on one unit, which is always 1"
+    logits = (f", or write the loss as {{{_class_name(loss)}: {{from_logits: true}}}}"
+              if activation in (None, "linear") else "")
+    raise ConfigError(Problem(
+        key, f"{want[0]}: loss '{loss}' takes probabilities ({_PROBABILITIES[want[0]]})",
+        received, f"Set activation: {want[0]}{logits}." if has_argument else
+        f"Add a last layer - Activation: {want[0]}{logits}."))
+
+
+def _output_activation(config: Config, model: Any) -> tuple[int, str | None]:
+    """The index in ``model.layers`` of the config and the name of the activation that decides
+    the model's outputs (None: a layer without one, such as BatchNormalization)."""
+    inner = model
+    while getattr(inner.layers[-1], "layers", None):
+        inner = inner.layers[-1]  # the Sequential of the config's layers inside a table model
+    built = inner.layers[-len(config.model.layers):]
+    i = len(built) - 1
+    while i > 0 and type(built[i]).__name__ in _SAME_VALUES:
+        i -= 1
+    layer = built[i]
+    kind = type(layer).__name__
+    if kind in ("Softmax", "ReLU", "ELU", "LeakyReLU", "PReLU"):
+        return i, kind.lower()
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return i, None
+    return i, getattr(activation, "__name__", type(activation).__name__.lower())
 
 
 def _class_name(loss: str) -> str:

@@ -186,3 +186,62 @@ def test_a_vocabulary_file_is_refused(runner):
     config["model"]["layers"].insert(0, {"IntegerLookup": {"vocabulary": "vocab.txt"}})
     _refused(_validate(runner, config), "model.layers[0].IntegerLookup.vocabulary",
              "a list of values")
+
+
+# --- cross-entropy takes probabilities ------------------------------------------------------
+
+def _last(*layers, loss="sparse_categorical_crossentropy", dataset="iris", **data) -> dict:
+    config = tiny_config()
+    config["data"].update(dataset=dataset, **data)
+    config["model"]["layers"] = [{"Dense": {"units": 8, "activation": "relu"}}, *layers]
+    config["compile"]["loss"] = loss
+    return config
+
+
+@pytest.mark.parametrize("config, key, received, fixed", [
+    (_last({"Dense": {"units": 3, "activation": "relu"}}),
+     "model.layers[1].Dense.activation", "'relu'",
+     _last({"Dense": {"units": 3, "activation": "softmax"}})),
+    (_last({"Dense": {"units": 3, "activation": "tanh"}}, loss="categorical_crossentropy",
+           one_hot=True),
+     "model.layers[1].Dense.activation", "'tanh'",
+     _last({"Dense": {"units": 3, "activation": "softmax"}}, loss="categorical_crossentropy",
+           one_hot=True)),
+    (_last({"Dense": {"units": 3, "activation": "sigmoid"}}),
+     "model.layers[1].Dense.activation", "'sigmoid'",
+     _last({"Dense": {"units": 3, "activation": "softmax"}})),
+    (_last({"Dense": {"units": 1, "activation": "relu"}}, loss="binary_crossentropy",
+           dataset="breast_cancer"),
+     "model.layers[1].Dense.activation", "'relu'",
+     _last({"Dense": {"units": 1, "activation": "sigmoid"}}, loss="binary_crossentropy",
+           dataset="breast_cancer")),
+    (_last({"Dense": {"units": 1, "activation": "softmax"}}, loss="binary_crossentropy",
+           dataset="breast_cancer"),
+     "model.layers[1].Dense.activation", "'softmax'",
+     _last({"Dense": {"units": 1, "activation": "sigmoid"}}, loss="binary_crossentropy",
+           dataset="breast_cancer")),
+    (_last({"Dense": {"units": 3}}, {"Activation": {"activation": "relu"}}),
+     "model.layers[2].Activation.activation", "'relu'",
+     _last({"Dense": {"units": 3}}, {"Activation": {"activation": "softmax"}})),
+    (_last({"Dense": {"units": 3, "activation": "relu"}}, {"Dropout": {"rate": 0.1}}),
+     "model.layers[1].Dense.activation", "'relu'",
+     _last({"Dense": {"units": 3, "activation": "softmax"}}, {"Dropout": {"rate": 0.1}})),
+])
+def test_cross_entropy_needs_probabilities(runner, config, key, received, fixed):
+    text = _refused(_validate(runner, config), key, received)
+    assert "takes probabilities" in text
+    _ok(_validate(runner, fixed))
+
+
+@pytest.mark.parametrize("layers", [
+    [{"Dense": {"units": 3}}, "Softmax"],
+    [{"Dense": {"units": 3, "activation": "softmax"}}, "Flatten"],
+])
+def test_probabilities_from_a_separate_layer(runner, layers):
+    _ok(_validate(runner, _last(*layers)))
+
+
+def test_logits_with_from_logits(runner):
+    config = _last({"Dense": {"units": 3}},
+                   loss={"SparseCategoricalCrossentropy": {"from_logits": True}})
+    _ok(_validate(runner, config))
