@@ -9,6 +9,7 @@ name the key path, what was expected, what was received and the closest name.
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,16 +216,68 @@ def resolve(spec: Any, registry: Registry, path: str) -> Any:
     if problems:
         raise ResolveError(problems)
     _whole_numbers_as_floats(obj, kwargs)
-    try:
-        return obj(**kwargs)
-    except (TypeError, ValueError) as exc:
+    error: Exception | None = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            made = obj(**kwargs)
+        except (TypeError, ValueError) as exc:
+            error = exc
+    if error is not None:
         # Keras refused: name the argument when one is unknown to every class in the MRO.
         unknown = _unknown_kwargs(obj, kwargs, path, strict=False)
         if unknown:
             raise ResolveError(unknown) from None
         raise ResolveError([Problem(
             path, f"valid arguments for keras.{registry.module}.{name} (Keras says: "
-            f"{_keras_message(exc, name)})", short_repr(kwargs, 120))]) from None
+            f"{_keras_message(error, name)})", short_repr(kwargs, 120))]) from None
+    problems = keras_warnings(caught, path, kwargs)
+    if problems:  # Keras took the arguments but ignores or reinterprets one of them
+        raise ResolveError(problems)
+    return made
+
+
+# What to do about an argument Keras warns about (the default: remove it).
+_WARNED = {
+    "input_shape": "Remove it, and write model.input_shape: {value} (the shape comes from the "
+                   "data when model.input_shape is left out).",
+    "input_dim": "Remove it, and write model.input_shape: [{value}] (the shape comes from the "
+                 "data when model.input_shape is left out).",
+    "decay": "Remove it; to lower the learning rate over time give a schedule, e.g. "
+             "learning_rate: {{InverseTimeDecay: {{initial_learning_rate: 0.01, decay_steps: "
+             "100, decay_rate: 0.5}}}}.",
+}
+
+
+def keras_warnings(caught: list[Any], path: str, kwargs: dict[str, Any] | None = None) -> \
+        list[Problem]:
+    """Warnings Keras gave while building from the config, as Problems (no file paths).
+
+    Args:
+        caught: what ``warnings.catch_warnings(record=True)`` recorded.
+        path: the key of the object being built (``model.layers[0].Dense``).
+        kwargs: its arguments: a warning that names one of them is put at that key.
+
+    Example: ``{SGD: {decay: 0.1}}`` -> ``compile.optimizer.SGD.decay: ... received Keras
+    says: Argument `decay` is no longer supported and will be ignored. Remove it; ...``.
+    """
+    import os
+    import re
+
+    problems = []
+    for warning in caught:
+        if f"{os.sep}keras{os.sep}" not in warning.filename:
+            continue  # TensorFlow's or Python's own, not about the config
+        text = " ".join(str(warning.message).split())
+        named = [a for a in re.findall(r"`(\w+)", text) if a in (kwargs or {})]
+        key = f"{path}.{named[0]}" if named else path
+        advice = _WARNED.get(named[0], "Remove it.") if named else None
+        if named:
+            advice = advice.format(value=kwargs[named[0]])
+        expected = "arguments that Keras uses as given" if named else \
+            "a config Keras builds without warnings"
+        problems.append(Problem(key, expected, f"Keras says: {text}", advice))
+    return problems
 
 
 def _whole_numbers_as_floats(cls: type, kwargs: dict[str, Any]) -> None:
@@ -299,7 +352,7 @@ def accepted_kwargs(cls: type, strict: bool = True) -> set[str] | None:
 
 
 # Argument names of older Keras versions that tutorials still use.
-_RENAMED = {"lr": "learning_rate", "nb_filter": "filters", "output_dim": "units",
+_RENAMED = {"lr": "learning_rate", "alpha": "negative_slope", "nb_filter": "filters", "output_dim": "units",
             "init": "kernel_initializer", "W_regularizer": "kernel_regularizer"}
 
 

@@ -245,3 +245,146 @@ def test_logits_with_from_logits(runner):
     config = _last({"Dense": {"units": 3}},
                    loss={"SparseCategoricalCrossentropy": {"from_logits": True}})
     _ok(_validate(runner, config))
+
+
+# --- advice leads to a config that validates -----------------------------------------------
+
+def _with(config: dict, **changes) -> dict:
+    """``config`` with dotted keys changed: ``_with(c, **{"data.one_hot": True})``."""
+    import copy
+
+    config = copy.deepcopy(config)
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        if value is None:
+            del node[int(last) if last.isdigit() else last]
+        else:
+            node[int(last) if last.isdigit() else last] = value
+    return config
+
+
+_IRIS = tiny_config()
+_BINARY = _with(_IRIS, **{"data.dataset": "breast_cancer", "compile.loss": "binary_crossentropy",
+                          "model.layers.1": {"Dense": {"units": 1, "activation": "sigmoid"}}})
+_REGRESSION = _with(_IRIS, **{"data.dataset": "diabetes", "compile.metrics": ["mae"],
+                              "model.layers.1": {"Dense": {"units": 1}}})
+_DENSE3 = {"Dense": {"units": 3, "activation": "softmax"}}
+
+ADVICE = [  # (broken config, key, the advice as printed, the config that follows it)
+    (_with(_IRIS, **{"model.layers.1.Dense.units": 1}), "model.layers[1].Dense.units",
+     "Set the last layer's units to 3.", _IRIS),
+    (_with(_IRIS, **{"compile.loss": "binary_crossentropy"}), "compile.loss",
+     "Use sparse_categorical_crossentropy with 3 softmax units.", _IRIS),
+    (_with(_BINARY, **{"compile.loss": "sparse_categorical_crossentropy"}), "compile.loss",
+     "Use loss: binary_crossentropy, or 2 softmax units.", _BINARY),
+    (_with(_BINARY, **{"compile.loss": "sparse_categorical_crossentropy"}), "compile.loss",
+     "Use loss: binary_crossentropy, or 2 softmax units.",
+     _with(_BINARY, **{"compile.loss": "sparse_categorical_crossentropy",
+                       "model.layers.1": {"Dense": {"units": 2, "activation": "softmax"}}})),
+    (_with(_IRIS, **{"compile.loss": "categorical_crossentropy"}), "compile.loss",
+     "Set data.one_hot: true", _with(_IRIS, **{"compile.loss": "categorical_crossentropy",
+                                               "data.one_hot": True})),
+    (_with(_REGRESSION, **{"compile.loss": "sparse_categorical_crossentropy"}), "compile.loss",
+     "Use loss: mse with one output", _with(_REGRESSION, **{"compile.loss": "mse"})),
+    (_with(_REGRESSION, **{"compile.loss": "binary_crossentropy"}), "compile.loss",
+     "Use loss: mse with one output", _with(_REGRESSION, **{"compile.loss": "mse"})),
+    (_with(_REGRESSION, **{"compile.loss": "mse", "model.layers.1.Dense.units": 2}),
+     "model.layers[1].Dense.units", "Set the last layer's units to 1.",
+     _with(_REGRESSION, **{"compile.loss": "mse"})),
+    (_with(_IRIS, **{"model.input_shape": [5]}), "model.input_shape",
+     "Leave input_shape out", _IRIS),
+    (_with(_IRIS, **{"model.layers": [{"Input": {"shape": [4]}}, _DENSE3]}),
+     "model.layers[0].Input", "Remove it, and write model.input_shape: [4]",
+     _with(_IRIS, **{"model.layers": [_DENSE3], "model.input_shape": [4]})),
+    (_with(_IRIS, **{"model.layers": [{"InputLayer": {"shape": [4]}}, _DENSE3]}),
+     "model.layers[0].InputLayer", "Remove it, and write model.input_shape: [4]",
+     _with(_IRIS, **{"model.layers": [_DENSE3], "model.input_shape": [4]})),
+    (_with(_IRIS, **{"model.layers": ["Input", _DENSE3]}), "model.layers[0].Input",
+     "Remove it", _with(_IRIS, **{"model.layers": [_DENSE3]})),
+    (_with(_IRIS, **{"model.layers": [{"LSTM": {"units": 4}}, _DENSE3]}),
+     "model.layers[0].LSTM", "e.g. data.reshape: [4, 1]",
+     _with(_IRIS, **{"model.layers": [{"LSTM": {"units": 4}}, _DENSE3],
+                     "data.reshape": [4, 1]})),
+    (_with(_IRIS, **{"model.layers": [{"Conv1D": {"filters": 2, "kernel_size": 3}}, _DENSE3],
+                     "data.reshape": [4, 1]}),
+     "model.layers[1].Dense", "Add a Flatten layer before it",
+     _with(_IRIS, **{"model.layers": [{"Conv1D": {"filters": 2, "kernel_size": 3}}, "Flatten",
+                                      _DENSE3], "data.reshape": [4, 1]})),
+    (_with(_IRIS, **{"model.layers": [{"Conv2D": {"filters": 2, "kernel_size": 3}}, "Flatten",
+                                      _DENSE3], "data.reshape": [2, 2, 1]}),
+     "model.layers[0].Conv2D", "padding: same",
+     _with(_IRIS, **{"model.layers": [{"Conv2D": {"filters": 2, "kernel_size": 3,
+                                                  "padding": "same"}}, "Flatten", _DENSE3],
+                     "data.reshape": [2, 2, 1]})),
+    (_with(_IRIS, **{"model.layers": ["Dense", _DENSE3]}), "model.layers[0].Dense",
+     "e.g. {Dense: {units: ...}}",
+     _with(_IRIS, **{"model.layers": [{"Dense": {"units": 4}}, _DENSE3]})),
+    (_with(_IRIS, **{"model.layers.1": {"Dense": {"units": 3}},
+                     "compile.loss": {"sparse_categorical_crossentropy": {"from_logits": True}}}),
+     "compile.loss.sparse_categorical_crossentropy",
+     "To pass arguments use the class: {SparseCategoricalCrossentropy: {...}}",
+     _with(_IRIS, **{"model.layers.1": {"Dense": {"units": 3}},
+                     "compile.loss": {"SparseCategoricalCrossentropy": {"from_logits": True}}})),
+    (_with(_IRIS, **{"model.layers.0.Dense.input_shape": [4]}),
+     "model.layers[0].Dense.input_shape", "Remove it", _IRIS),
+    (_with(_IRIS, **{"compile.optimizer": {"SGD": {"learning_rate": 0.1, "decay": 0.01}}}),
+     "compile.optimizer.SGD.decay", "Remove it",
+     _with(_IRIS, **{"compile.optimizer": {"SGD": {"learning_rate": 0.1}}})),
+    (_with(_IRIS, **{"fit.callbacks": [{"EarlyStopping": {"monitor": "val_accuracy"}}],
+                     "data.validation_split": None}),
+     "fit.callbacks[0].EarlyStopping.monitor", "Set data.validation_split (e.g. 0.1)",
+     _with(_IRIS, **{"fit.callbacks": [{"EarlyStopping": {"monitor": "val_accuracy"}}],
+                     "data.validation_split": 0.1})),
+    (_with(_IRIS, **{"fit.callbacks": [{"EarlyStopping": {"monitor": "val_accuracy"}}],
+                     "data.validation_split": None}),
+     "fit.callbacks[0].EarlyStopping.monitor", "or monitor 'accuracy'.",
+     _with(_IRIS, **{"fit.callbacks": [{"EarlyStopping": {"monitor": "accuracy"}}],
+                     "data.validation_split": None})),
+    (_with(_IRIS, **{"fit.callbacks": ["EarlyStopping"], "data.validation_split": None}),
+     "fit.callbacks[0].EarlyStopping", "or monitor 'loss'.",
+     _with(_IRIS, **{"fit.callbacks": [{"EarlyStopping": {"monitor": "loss"}}],
+                     "data.validation_split": None})),
+]
+
+
+@pytest.mark.parametrize("broken, key, advice, followed", ADVICE,
+                         ids=[f"{i}-{case[1]}" for i, case in enumerate(ADVICE)])
+def test_advice_leads_to_a_config_that_validates(runner, broken, key, advice, followed):
+    text = _refused(_validate(runner, broken), key, advice)
+    assert "site-packages" not in text and "ndim" not in text
+    _ok(_validate(runner, followed))
+
+
+def test_a_one_class_image_folder_asks_for_a_second_class(runner, tmp_path):
+    from test_data import _images
+
+    _images(tmp_path / "photos", classes=("cat",))
+    config = _with(_IRIS, **{"data": {"images": "photos", "image_size": [8, 8], "scale": 255,
+                                      "flatten": True, "validation_split": 0.25},
+                             "model.layers.1.Dense.units": 2})
+    _refused(_validate(runner, config), "data.images", "at least two classes",
+             "photos/cat'", "Add a folder of images for each other class")
+    _images(tmp_path / "photos", classes=("dog",))
+    _ok(_validate(runner, config))
+
+
+def test_keras_warnings_become_problems_without_paths_into_keras(runner):
+    import warnings
+
+    config = _with(_IRIS, **{"model.layers.0.Dense.input_shape": [4]})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _validate(runner, config)
+    text = _refused(result, "model.layers[0].Dense.input_shape", "received Keras says: Do not "
+                    "pass an `input_shape`", "Remove it, and write model.input_shape: [4]")
+    assert "UserWarning" not in text and "site-packages" not in text
+    assert [str(w.message) for w in caught if "keras" in w.filename] == []
+
+
+def test_a_legacy_argument_name_gets_the_new_one(runner):
+    config = _with(_IRIS, **{"model.layers.0": {"LeakyReLU": {"alpha": 0.1}}})
+    _refused(_validate(runner, config), "model.layers[0].LeakyReLU.alpha",
+             "Did you mean 'negative_slope'?")
