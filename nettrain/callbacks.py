@@ -60,7 +60,7 @@ def check(config: Config) -> list[Problem]:
         if name == "TensorBoard" and importlib.util.find_spec("tensorboard") is None:
             problems.append(Problem(
                 path, "the tensorboard package, which writes TensorBoard's logs",
-                "it is not installed", "Install it with: pip install 'nettrain[tensorboard]' "
+                "not installed", "Install it with: pip install 'nettrain[tensorboard]' "
                 "(or pip install tensorboard), or remove the callback."))
         for argument in PATHS.get(name, ()):
             if argument in kwargs:

@@ -91,7 +91,7 @@ for _suffix, _registry in (("_initializer", INITIALIZERS), ("_constraint", CONST
 # would do it while validate builds the model. A config is shared like a document, not a
 # program (see the README's safety section).
 REFUSED_LAYERS = {
-    "TFSMLayer": "it loads a TensorFlow SavedModel from a file and runs its graph (a program)",
+    "TFSMLayer": "it loads a file (a TensorFlow SavedModel) and runs its graph, a program",
     "Lambda": "it runs a Python function (code), which a config cannot hold",
     "JaxLayer": "it runs JAX functions (code), which a config cannot hold",
     "FlaxLayer": "it runs a Flax module (code), which a config cannot hold",
@@ -129,9 +129,9 @@ def refused(spec: Any, path: str) -> list[Problem]:
 
 
 def _refusal(name: str, path: str) -> Problem:
-    return Problem(path, f"a layer that neither loads files nor runs code: {name} is refused, "
-                   f"{REFUSED_LAYERS[name]}", name, "Remove it, or write the computation "
-                   "with built-in layers.")
+    return Problem(path, "a layer that neither loads files nor runs code", f"{name}: "
+                   f"{REFUSED_LAYERS[name]}", "Remove it, or write the computation with "
+                   "built-in layers.")
 
 
 def _string_registry(argument: str) -> Registry | None:
@@ -268,8 +268,9 @@ def keras_warnings(caught: list[Any], path: str, kwargs: dict[str, Any] | None =
     for warning in caught:
         if f"{os.sep}keras{os.sep}" not in warning.filename:
             continue  # TensorFlow's or Python's own, not about the config
-        text = " ".join(str(warning.message).split())
+        text = " ".join(str(warning.message).split()).rstrip(".")
         named = [a for a in re.findall(r"`(\w+)", text) if a in (kwargs or {})]
+        named = sorted(named, key=named.count, reverse=True)  # the one it is most about
         key = f"{path}.{named[0]}" if named else path
         advice = _WARNED.get(named[0], "Remove it.") if named else None
         if named:

@@ -97,7 +97,7 @@ def _input_layers(config: Config) -> list[Problem]:
         problems.append(Problem(
             f"model.layers[{i}].{name}", "layers after the input: nettrain makes the input "
             "layer from the data (its shape is model.input_shape, or the data's)", name,
-            f"Remove it, and write model.input_shape: {list(shape)}" if shape is not None
+            f"Remove it, and write model.input_shape: {list(shape)}." if shape is not None
             else "Remove it; model.input_shape states the shape when the data does not."))
     return problems
 
@@ -172,10 +172,11 @@ def _build_model(config: Config, data: Data, resolved: Resolved) -> Any:
         warnings.simplefilter("always")
         model.compile(**resolved.compiled.kwargs(config))
         logged = _check_loss(config, data, model)
-    if keras_warnings(caught, "compile"):
-        raise config.error(keras_warnings(caught, "compile"))
-    problems = callbacks_module.check_monitors(config, resolved.callbacks, logged,
-                                               "validation" in data.splits)
+    problems = keras_warnings(caught, "compile", config.compile.model_dump(exclude_unset=True))
+    if problems:
+        raise config.error(problems)
+    problems += callbacks_module.check_monitors(config, resolved.callbacks, logged,
+                                                "validation" in data.splits)
     if problems:
         raise config.error(problems)
     return model
@@ -270,35 +271,37 @@ def _stack(config: Config, shape: tuple[int, ...], front: list[Any], layers: lis
             try:
                 model.add(layer)
             except (ValueError, TypeError) as exc:
-                received, hint = _input_mismatch(exc, layer, before)
+                expected, received, hint = _input_mismatch(exc, layer, before)
                 raise config.error([Problem(
-                    f"model.layers[{i}].{layer_name}",
-                    f"a layer that takes the output before it, of shape {list(before)}",
-                    received, hint or _shape_hint(layer, before, i))]) from None
+                    f"model.layers[{i}].{layer_name}", expected, received,
+                    hint or _shape_hint(layer, before, i))]) from None
         problems = keras_warnings(caught, f"model.layers[{i}].{layer_name}")
         if problems:
             raise config.error(problems)
     return model
 
 
-def _input_mismatch(exc: Exception, layer: Any, before: tuple) -> tuple[str, str | None]:
-    """What a layer that cannot take its input received, in the config's terms (Keras says
-    "expected min_ndim=4, found ndim=2" or "Computed output size would be zero")."""
+def _input_mismatch(exc: Exception, layer: Any, before: tuple) -> tuple[str, str, str | None]:
+    """Expected, received and a hint for a layer that cannot take its input, in the config's
+    terms (Keras says "expected min_ndim=4, found ndim=2" or "Computed output size would be
+    zero or negative")."""
     text = _keras_text(exc)
-    per_sample = len(before) - 1
+    name, shape = type(layer).__name__, list(before[1:])
     rank = re.search(r"expected (min_|max_)?ndim=(\d+), found ndim=(\d+)", text)
     if rank:
         bound = {"min_": "at least ", "max_": "at most "}.get(rank.group(1) or "", "")
         want = int(rank.group(2)) - 1
-        return (f"inputs of {per_sample} dimension{'s' if per_sample != 1 else ''} per "
-                f"sample, {list(before[1:])}; {type(layer).__name__} takes {bound}{want} "
-                f"dimension{'s' if want != 1 else ''} per sample", None)
+        return (f"inputs with {bound}{want} dimension{'s' if want != 1 else ''} per sample "
+                f"({name} works on them)", f"the output of the layers before it, of shape "
+                f"{shape} per sample ({len(shape)} dimension{'s' if len(shape) != 1 else ''})",
+                None)
     if "output size would be zero or negative" in text:
         kernel = getattr(layer, "kernel_size", getattr(layer, "pool_size", None))
-        return (f"inputs of shape {list(before[1:])}, too small for kernel_size "
-                f"{list(kernel) if kernel is not None else '?'} (the output would be empty)",
-                "Use a smaller kernel_size (or pool_size), or padding: same.")
-    return text, None
+        return (f"inputs at least as large as its kernel_size "
+                f"{list(kernel) if kernel is not None else ''}".rstrip(),
+                f"the output of the layers before it, of shape {shape} per sample (its output "
+                "would be empty)", "Use a smaller kernel_size (or pool_size), or padding: same.")
+    return (f"a layer that takes the output before it, of shape {list(before)}", text, None)
 
 
 def _keras_text(exc: Exception) -> str:
