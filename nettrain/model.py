@@ -286,20 +286,21 @@ def _input_mismatch(exc: Exception, layer: Any, before: tuple) -> tuple[str, str
     terms (Keras says "expected min_ndim=4, found ndim=2" or "Computed output size would be
     zero or negative")."""
     text = _keras_text(exc)
-    name, shape = type(layer).__name__, list(before[1:])
+    name, shape = type(layer).__name__, before[1:]
     rank = re.search(r"expected (min_|max_)?ndim=(\d+), found ndim=(\d+)", text)
     if rank:
         bound = {"min_": "at least ", "max_": "at most "}.get(rank.group(1) or "", "")
         want = int(rank.group(2)) - 1
         return (f"inputs with {bound}{want} dimension{'s' if want != 1 else ''} per sample "
                 f"({name} works on them)", f"the output of the layers before it, of shape "
-                f"{shape} per sample ({len(shape)} dimension{'s' if len(shape) != 1 else ''})",
+                f"{list(before)} ({len(shape)} dimension{'s' if len(shape) != 1 else ''} per "
+                "sample)",
                 None)
     if "output size would be zero or negative" in text:
         kernel = getattr(layer, "kernel_size", getattr(layer, "pool_size", None))
         return (f"inputs at least as large as its kernel_size "
                 f"{list(kernel) if kernel is not None else ''}".rstrip(),
-                f"the output of the layers before it, of shape {shape} per sample (its output "
+                f"the output of the layers before it, of shape {list(before)} (its output "
                 "would be empty)", "Use a smaller kernel_size (or pool_size), or padding: same.")
     return (f"a layer that takes the output before it, of shape {list(before)}", text, None)
 
