@@ -19,9 +19,9 @@ from nettrain import runs
 from nettrain.config import Config, spec_kwargs, spec_name
 from nettrain.errors import ConfigError, Problem, did_you_mean
 
-# The arguments of Keras callbacks that name a file or folder to write.
-PATHS = {"CSVLogger": ("filename",), "ModelCheckpoint": ("filepath",),
-         "TensorBoard": ("log_dir",), "OrbaxCheckpoint": ("directory",)}
+# The arguments of Keras callbacks that name a file or a folder to write.
+PATHS = {"CSVLogger": {"filename": "file"}, "ModelCheckpoint": {"filepath": "file"},
+         "TensorBoard": {"log_dir": "folder"}, "OrbaxCheckpoint": {"directory": "folder"}}
 
 # Callbacks a config may not use, each with the reason and the way nettrain does it instead.
 REFUSED = {
@@ -62,7 +62,7 @@ def check(config: Config) -> list[Problem]:
                 path, "the tensorboard package, which writes TensorBoard's logs",
                 "not installed", "Install it with: pip install 'nettrain[tensorboard]' "
                 "(or pip install tensorboard), or remove the callback."))
-        for argument in PATHS.get(name, ()):
+        for argument in PATHS.get(name, {}):
             if argument in kwargs:
                 problem = _check_path(kwargs[argument], f"{path}.{argument}")
                 problems += [problem] if problem else []
@@ -125,7 +125,8 @@ def place(config: Config, callbacks: list[Any], run_dir: Path) -> None:
     """Rebuild, in ``callbacks``, each callback that writes files, with its paths (given or
     Keras's defaults, e.g. TensorBoard's ``logs``) under ``run_dir``.
 
-    Raises ConfigError for a path that a symlink in the run directory leads out of it.
+    A CSVLogger whose file is there already (a resumed run) appends to it. Raises
+    ConfigError for a path that a symlink in the run directory leads out of it.
     """
     from nettrain.keras_objects import CALLBACKS, lookup, resolve
 
@@ -136,7 +137,7 @@ def place(config: Config, callbacks: list[Any], run_dir: Path) -> None:
             continue
         kwargs = spec_kwargs(spec)
         params = inspect.signature(lookup(name, CALLBACKS, name).__init__).parameters
-        for argument in PATHS[name]:
+        for argument, kind in PATHS[name].items():
             value = kwargs.get(argument, params[argument].default)
             target = run_dir / value
             if not target.resolve().is_relative_to(root):
@@ -144,7 +145,9 @@ def place(config: Config, callbacks: list[Any], run_dir: Path) -> None:
                     f"fit.callbacks[{i}].{name}.{argument}",
                     "a path inside the run directory", f"'{value}', which leads to "
                     f"{target.resolve()} (a symlink in {run_dir})")])
-            if argument != "log_dir" and argument != "directory":  # a file: make its folder
+            if kind == "file":
                 target.parent.mkdir(parents=True, exist_ok=True)
             kwargs[argument] = str(target)
+        if name == "CSVLogger" and "append" not in kwargs:
+            kwargs["append"] = Path(kwargs["filename"]).exists()  # never lose earlier rows
         callbacks[i] = resolve({name: kwargs}, CALLBACKS, f"fit.callbacks[{i}]")

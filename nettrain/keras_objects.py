@@ -36,6 +36,7 @@ class Registry:
     base: str | None     # class every object must derive from (attribute of the module)
     functions: bool = False  # bare lowercase names may be functions (losses, activations)
     ignore_case: bool = False  # keras.optimizers.get is case-insensitive
+    hidden: tuple[str, ...] = ()  # refused in a config, so never suggested
 
     def keras_module(self) -> Any:
         return _keras_attribute(self.module)
@@ -59,11 +60,25 @@ class Registry:
         return found
 
 
-LAYERS = Registry("layer", "layers", "layers.Layer")
+# Layers a config may not use: they load a file or run code that is not in the config, and
+# would do it while validate builds the model. A config is shared like a document, not a
+# program (see the README's safety section).
+REFUSED_LAYERS = {
+    "TFSMLayer": "it loads a file (a TensorFlow SavedModel) and runs its graph, a program",
+    "Lambda": "it runs a Python function (code), which a config cannot hold",
+    "JaxLayer": "it runs JAX functions (code), which a config cannot hold",
+    "FlaxLayer": "it runs a Flax module (code), which a config cannot hold",
+    "TorchModuleWrapper": "it runs a PyTorch module (code), which a config cannot hold",
+}
+LAYERS = Registry("layer", "layers", "layers.Layer",
+                  hidden=(*REFUSED_LAYERS, "InputLayer"))
 OPTIMIZERS = Registry("optimizer", "optimizers", "optimizers.Optimizer", ignore_case=True)
 LOSSES = Registry("loss", "losses", "losses.Loss", functions=True)
 METRICS = Registry("metric", "metrics", "metrics.Metric", functions=True)
-CALLBACKS = Registry("callback", "callbacks", "callbacks.Callback")
+# nettrain.callbacks.REFUSED says why each is refused.
+CALLBACKS = Registry("callback", "callbacks", "callbacks.Callback",
+                     hidden=("BackupAndRestore", "RemoteMonitor", "LambdaCallback",
+                             "LearningRateScheduler"))
 ACTIVATIONS = Registry("activation", "activations", None, functions=True)
 INITIALIZERS = Registry("initializer", "initializers", "initializers.Initializer")
 REGULARIZERS = Registry("regularizer", "regularizers", "regularizers.Regularizer")
@@ -87,16 +102,6 @@ for _suffix, _registry in (("_initializer", INITIALIZERS), ("_constraint", CONST
         NESTED[_prefix + _suffix] = _registry
 
 
-# Layers a config may not use: they load a file or run code that is not in the config, and
-# would do it while validate builds the model. A config is shared like a document, not a
-# program (see the README's safety section).
-REFUSED_LAYERS = {
-    "TFSMLayer": "it loads a file (a TensorFlow SavedModel) and runs its graph, a program",
-    "Lambda": "it runs a Python function (code), which a config cannot hold",
-    "JaxLayer": "it runs JAX functions (code), which a config cannot hold",
-    "FlaxLayer": "it runs a Flax module (code), which a config cannot hold",
-    "TorchModuleWrapper": "it runs a PyTorch module (code), which a config cannot hold",
-}
 # Arguments that read a file when given a string (Keras takes a path there).
 FILE_ARGUMENTS = {"vocabulary": "a list of values (a string is a file path that Keras reads, "
                                 "and a config may not load files)"}
@@ -164,6 +169,7 @@ def lookup(name: str, registry: Registry, path: str) -> Any:
             return lowered[name.lower()]
     if registry.functions:  # suggest what a bare name may be: 'accuracy', not 'Accuracy'
         names = {**dict.fromkeys(string_names(registry)), **names}
+    names = {n: obj for n, obj in names.items() if n not in registry.hidden}
     close = did_you_mean(name, names)
     examples = ", ".join(sorted(names)[:6])
     raise ResolveError([Problem(

@@ -113,6 +113,26 @@ def test_callbacks_that_send_data_or_run_code_are_refused(runner, name):
     _refused(_validate(runner, _callbacks(name)), f"fit.callbacks[0].{name}")
 
 
+@pytest.mark.parametrize("section, name, refused", [
+    ("model", "Lamda", "Lambda"), ("model", "TFSMLayers", "TFSMLayer"),
+    ("model", "InputLayr", "InputLayer"), ("fit", "BackupAndRestor", "BackupAndRestore"),
+])
+def test_refused_names_are_never_suggested(runner, section, name, refused):
+    if section == "model":
+        config = _with(_IRIS, **{"model.layers.0": name})
+    else:
+        config = _callbacks(name)
+    text = _refused(_validate(runner, config), name)
+    assert f"'{refused}'" not in text and "Did you mean" not in text
+
+
+def test_every_refused_callback_is_hidden_from_suggestions():
+    from nettrain import callbacks
+    from nettrain.keras_objects import CALLBACKS
+
+    assert set(callbacks.REFUSED) == set(CALLBACKS.hidden)
+
+
 def test_callback_paths_go_under_the_run_directory(runner, tmp_path):
     (tmp_path / "log.csv").write_text("not yours\n")
     config = _callbacks({"CSVLogger": {"filename": "log.csv"}},
@@ -388,3 +408,17 @@ def test_a_legacy_argument_name_gets_the_new_one(runner):
     config = _with(_IRIS, **{"model.layers.0": {"LeakyReLU": {"alpha": 0.1}}})
     _refused(_validate(runner, config), "model.layers[0].LeakyReLU.alpha",
              "Did you mean 'negative_slope'?")
+
+
+def test_a_resumed_run_appends_to_its_csv_log(tmp_path):
+    from nettrain import callbacks, config as config_module
+
+    cfg = config_module.load_config(write_config(
+        tmp_path / "c.yaml", _callbacks({"CSVLogger": {"filename": "logs/log.csv"}})))
+    run = tmp_path / "run"
+    made = [None]
+    callbacks.place(cfg, made, run)
+    assert made[0].filename == str(run / "logs" / "log.csv") and not made[0].append
+    (run / "logs" / "log.csv").write_text("epoch,loss\n0,1.0\n")
+    callbacks.place(cfg, made, run)
+    assert made[0].append
