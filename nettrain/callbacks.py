@@ -89,7 +89,8 @@ def _check_path(value: Any, key: str) -> Problem | None:
 
 def check_monitors(config: Config, callbacks: list[Any], logged: list[str],
                    validation: bool) -> list[Problem]:
-    """Every callback's ``monitor`` (given or Keras's default) must be a name the run logs.
+    """Every callback's ``monitor`` (given or Keras's default), and every ``{name}`` in a
+    callback's path (``m-{epoch:02d}-{val_loss:.2f}.keras``), must be a name the run logs.
 
     Args:
         callbacks: the constructed callbacks, in the order of ``fit.callbacks``.
@@ -102,23 +103,45 @@ def check_monitors(config: Config, callbacks: list[Any], logged: list[str],
     names = [*logged, *(f"val_{n}" for n in logged)] if validation else list(logged)
     problems = []
     for i, (spec, callback) in enumerate(zip(config.fit.callbacks, callbacks)):
+        name, kwargs = spec_name(spec), spec_kwargs(spec)
         monitor = getattr(callback, "monitor", None)
-        if not isinstance(monitor, str) or monitor in names:
-            continue
-        given = "monitor" in spec_kwargs(spec)
-        received = f"'{monitor}'" + ("" if given else f" (the default of {spec_name(spec)})")
-        key = f"fit.callbacks[{i}].{spec_name(spec)}" + (".monitor" if given else "")
-        if monitor.startswith("val_") and not validation and monitor[4:] in logged:
-            problems.append(Problem(
-                key, "a metric the run computes: the data has no validation part", received,
-                f"Set data.validation_split (e.g. 0.1), or monitor '{monitor[4:]}'."))
-            continue
-        close = did_you_mean(monitor, names)
-        problems.append(Problem(
-            key, f"a metric the run logs ({', '.join(names)})", received,
-            f"Did you mean '{close}'?" if close else
-            "Monitor one of these, or add the metric to compile.metrics."))
+        if isinstance(monitor, str) and monitor not in names:
+            given = "monitor" in kwargs
+            key = f"fit.callbacks[{i}].{name}" + (".monitor" if given else "")
+            received = f"'{monitor}'" + ("" if given else f" (the default of {name})")
+            problems.append(_unlogged(key, monitor, received, names, logged, validation))
+        for argument in PATHS.get(name, {}):
+            value = kwargs.get(argument)
+            fields = _placeholders(value) if isinstance(value, str) else []
+            for field in fields:
+                if field not in names and field not in ("epoch", "batch"):
+                    problems.append(_unlogged(
+                        f"fit.callbacks[{i}].{name}.{argument}", field,
+                        f"'{{{field}}}' in '{value}'", ["epoch", "batch", *names], logged,
+                        validation))
     return problems
+
+
+def _placeholders(text: str) -> list[str]:
+    """The names in a Keras path template: ``'m-{epoch:02d}.keras'`` -> ``['epoch']``."""
+    import string
+
+    try:
+        return [field for _, field, _, _ in string.Formatter().parse(text) if field]
+    except ValueError:  # an unmatched brace: Keras writes the name as it is
+        return []
+
+
+def _unlogged(key: str, name: str, received: str, names: list[str], logged: list[str],
+              validation: bool) -> Problem:
+    if name.startswith("val_") and not validation and name[4:] in logged:
+        return Problem(key, "a metric the run computes: the data has no validation part",
+                       received, f"Set data.validation_split (e.g. 0.1), or monitor "
+                       f"'{name[4:]}'.")
+    close = did_you_mean(name, names)
+    return Problem(key, f"a metric the run logs ({', '.join(names)})", received,
+                   f"Did you mean '{close}'?" if close else
+                   "Use one of these, or add the metric to compile.metrics.")
 
 
 def place(config: Config, callbacks: list[Any], run_dir: Path) -> None:

@@ -65,6 +65,15 @@ def test_monitor_names_come_from_the_compiled_metrics(runner):
     _ok(_validate(runner, config))
 
 
+def test_a_checkpoint_path_may_only_name_logged_values(runner):
+    spec = {"ModelCheckpoint": {"filepath": "m-{epoch:02d}-{val_acc:.2f}.keras"}}
+    _refused(_validate(runner, _callbacks(spec)), "fit.callbacks[0].ModelCheckpoint.filepath",
+             "'{val_acc}' in 'm-{epoch:02d}-{val_acc:.2f}.keras'",
+             "Did you mean 'val_accuracy'?")
+    spec["ModelCheckpoint"]["filepath"] = "m-{epoch:02d}-{val_accuracy:.2f}.keras"
+    _ok(_validate(runner, _callbacks(spec)))
+
+
 def test_a_val_monitor_without_validation_names_both_ways_out(runner):
     config = _callbacks({"EarlyStopping": {"monitor": "val_accuracy"}})
     del config["data"]["validation_split"]
