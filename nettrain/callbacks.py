@@ -17,7 +17,7 @@ from typing import Any
 
 from nettrain import runs
 from nettrain.config import Config, spec_kwargs, spec_name
-from nettrain.errors import ConfigError, Problem, did_you_mean
+from nettrain.errors import Problem, did_you_mean
 
 # The arguments of Keras callbacks that name a file or a folder to write.
 PATHS = {"CSVLogger": {"filename": "file"}, "ModelCheckpoint": {"filepath": "file"},
@@ -70,7 +70,7 @@ def check(config: Config) -> list[Problem]:
 
 
 def _check_path(value: Any, key: str) -> Problem | None:
-    expected = "a path inside the run directory, relative to it (e.g. 'logs/history.csv')"
+    expected = "a path inside the run directory, relative to it (e.g. 'logs/epochs.csv')"
     if not isinstance(value, str) or not value.strip():
         return Problem(key, expected, repr(value))
     if os.path.isabs(value) or value.startswith("~"):

@@ -9,6 +9,8 @@ name the key path, what was expected, what was received and the closest name.
 from __future__ import annotations
 
 import inspect
+import os
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -267,13 +269,13 @@ def keras_warnings(caught: list[Any], path: str, kwargs: dict[str, Any] | None =
     Example: ``{SGD: {decay: 0.1}}`` -> ``compile.optimizer.SGD.decay: ... received Keras
     says: Argument `decay` is no longer supported and will be ignored. Remove it; ...``.
     """
-    import os
-    import re
-
     problems = []
     for warning in caught:
-        if f"{os.sep}keras{os.sep}" not in warning.filename:
-            continue  # TensorFlow's or Python's own, not about the config
+        # Keras's, or Keras's pointing at its caller (stacklevel=2); not TensorFlow's or
+        # Python's own deprecation notes, which are not about the config
+        if not any(f"{os.sep}{package}{os.sep}" in warning.filename
+                   for package in ("keras", "nettrain")):
+            continue
         text = " ".join(str(warning.message).split()).rstrip(".")
         named = [a for a in re.findall(r"`(\w+)", text) if a in (kwargs or {})]
         named = sorted(named, key=named.count, reverse=True)  # the one it is most about
@@ -300,7 +302,6 @@ def _whole_numbers_as_floats(cls: type, kwargs: dict[str, Any]) -> None:
 
 def string_names(registry: Registry) -> list[str]:
     """Lowercase names Keras's ``get`` accepts: functions, and classes in snake_case."""
-    import re
 
     names = [n for n, obj in registry.names().items() if not inspect.isclass(obj)]
     names += [re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", n).lower() for n, obj in
@@ -359,8 +360,9 @@ def accepted_kwargs(cls: type, strict: bool = True) -> set[str] | None:
 
 
 # Argument names of older Keras versions that tutorials still use.
-_RENAMED = {"lr": "learning_rate", "alpha": "negative_slope", "nb_filter": "filters", "output_dim": "units",
-            "init": "kernel_initializer", "W_regularizer": "kernel_regularizer"}
+_RENAMED = {"lr": "learning_rate", "alpha": "negative_slope", "nb_filter": "filters",
+            "output_dim": "units", "init": "kernel_initializer",
+            "W_regularizer": "kernel_regularizer"}
 
 
 def _unknown_kwargs(cls: type, kwargs: dict[str, Any], path: str,
