@@ -302,7 +302,6 @@ def _whole_numbers_as_floats(cls: type, kwargs: dict[str, Any]) -> None:
 
 def string_names(registry: Registry) -> list[str]:
     """Lowercase names Keras's ``get`` accepts: functions, and classes in snake_case."""
-
     names = [n for n, obj in registry.names().items() if not inspect.isclass(obj)]
     names += [re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", n).lower() for n, obj in
               registry.names().items() if inspect.isclass(obj)]
