@@ -122,6 +122,29 @@ def check_monitors(config: Config, callbacks: list[Any], logged: list[str],
     return problems
 
 
+def check_modes(config: Config, callbacks: list[Any], model: Any) -> list[Problem]:
+    """A monitor with ``mode: auto`` needs a metric whose direction Keras knows (not, e.g.,
+    ``true_positives``); Keras finds out only at the end of the first epoch, so ask it now."""
+    import copy
+
+    problems = []
+    for i, (spec, callback) in enumerate(zip(config.fit.callbacks, callbacks)):
+        if getattr(callback, "mode", None) != "auto" or \
+                not hasattr(callback, "_set_monitor_op"):
+            continue
+        trial = copy.copy(callback)  # _set_monitor_op changes the callback's state
+        trial.set_model(model)
+        try:
+            trial._set_monitor_op()
+        except ValueError:
+            problems.append(Problem(
+                f"fit.callbacks[{i}].{spec_name(spec)}.mode",
+                f"'max' or 'min': Keras cannot tell whether '{callback.monitor}' should go up "
+                "or down", "'auto'" + ("" if "mode" in spec_kwargs(spec) else " (the default)"),
+                f"Add mode: max (or mode: min) to {spec_name(spec)}."))
+    return problems
+
+
 def _placeholders(text: str) -> list[str]:
     """The names in a Keras path template: ``'m-{epoch:02d}.keras'`` -> ``['epoch']``."""
     import string

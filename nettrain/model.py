@@ -177,6 +177,7 @@ def _build_model(config: Config, data: Data, resolved: Resolved) -> Any:
         raise config.error(problems)
     problems += callbacks_module.check_monitors(config, resolved.callbacks, logged,
                                                 "validation" in data.splits)
+    problems += callbacks_module.check_modes(config, resolved.callbacks, model)
     if problems:
         raise config.error(problems)
     return model

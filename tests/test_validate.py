@@ -57,11 +57,28 @@ def test_a_monitor_the_model_never_logs_is_refused(runner, callback):
 
 def test_monitor_names_come_from_the_compiled_metrics(runner):
     config = _callbacks({"EarlyStopping": {"monitor": "val_top2", "mode": "max"}},
-                        {"ReduceLROnPlateau": {"monitor": "val_weighted_accuracy"}},
+                        {"ReduceLROnPlateau": {"monitor": "val_weighted_accuracy", "mode": "max"}},
                         {"EarlyStopping": {"monitor": "loss"}})
     config["compile"]["metrics"] = [
         "accuracy", {"SparseTopKCategoricalAccuracy": {"k": 2, "name": "top2"}}]
     config["compile"]["weighted_metrics"] = ["accuracy"]
+    _ok(_validate(runner, config))
+
+
+@pytest.mark.parametrize("monitor, metrics, weighted", [
+    ("val_tp", [{"TruePositives": {"name": "tp"}}], []),
+    ("val_weighted_accuracy", ["accuracy"], ["accuracy"]),  # Keras knows no such metric
+])
+def test_a_monitor_whose_direction_keras_cannot_tell_needs_a_mode(runner, monitor, metrics,
+                                                                 weighted):
+    config = _callbacks({"EarlyStopping": {"monitor": monitor}})
+    config["model"]["layers"][-1] = {"Dense": {"units": 1, "activation": "sigmoid"}}
+    config["compile"].update(loss="binary_crossentropy", metrics=metrics,
+                             weighted_metrics=weighted)
+    config["data"]["dataset"] = "breast_cancer"
+    _refused(_validate(runner, config), "fit.callbacks[0].EarlyStopping.mode",
+             "received 'auto' (the default). Add mode: max (or mode: min) to EarlyStopping.")
+    config["fit"]["callbacks"][0]["EarlyStopping"]["mode"] = "max"
     _ok(_validate(runner, config))
 
 
