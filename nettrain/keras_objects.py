@@ -259,7 +259,8 @@ _WARNED = {
 
 def keras_warnings(caught: list[Any], path: str, kwargs: dict[str, Any] | None = None) -> \
         list[Problem]:
-    """Warnings Keras gave while building from the config, as Problems (no file paths).
+    """Keras's UserWarnings while building from the config, as Problems (no file paths);
+    any other warning caught is passed on as if it had not been caught.
 
     Args:
         caught: what ``warnings.catch_warnings(record=True)`` recorded.
@@ -271,10 +272,13 @@ def keras_warnings(caught: list[Any], path: str, kwargs: dict[str, Any] | None =
     """
     problems = []
     for warning in caught:
-        # Keras's, or Keras's pointing at its caller (stacklevel=2); not TensorFlow's or
-        # Python's own deprecation notes, which are not about the config
-        if not any(f"{os.sep}{package}{os.sep}" in warning.filename
-                   for package in ("keras", "nettrain")):
+        # Keras's UserWarnings (some point at their caller, stacklevel=2); others, such as
+        # TensorFlow's deprecation notes or a ResourceWarning, are not about the config
+        if not issubclass(warning.category, UserWarning) or not any(
+                f"{os.sep}{package}{os.sep}" in warning.filename
+                for package in ("keras", "nettrain")):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)  # as if it had not been caught
             continue
         text = " ".join(str(warning.message).split()).rstrip(".")
         named = [a for a in re.findall(r"`(\w+)", text) if a in (kwargs or {})]
