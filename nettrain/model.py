@@ -6,6 +6,7 @@ Normalization), so every saved format takes raw inputs.
 
 from __future__ import annotations
 
+import inspect
 import re
 import warnings
 from dataclasses import dataclass
@@ -360,7 +361,7 @@ def _check_output(config: Config, data: Data, model: Any) -> None:
                 "compile.loss", f"a regression loss: the target has {n} different values in "
                 f"{data.size('train')} training samples, too many to be classes",
                 f"'{loss}', a classification loss", "The target looks like a number to "
-                "predict: Use loss: mse with one output (a last layer with units: 1 and no "
+                "predict. Use loss: mse with one output (a last layer with units: 1 and no "
                 "activation)."))
         if len(out) > 1:
             raise ConfigError(_output_rank(config, out, f"[{n}], one value per class"))
@@ -424,6 +425,8 @@ def _output_rank(config: Config, out: tuple, want: str) -> Problem:
 # decides the outputs is the one before them.
 _SAME_VALUES = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
                 "Flatten", "Reshape", "Permute", "Identity", "ActivityRegularization"}
+# Layers that are an activation function.
+_ACTIVATION_LAYERS = ("Softmax", "ReLU", "ELU", "LeakyReLU", "PReLU")
 # What each cross-entropy takes: a probability per output.
 _PROBABILITIES = {"sigmoid": "a probability per unit", "hard_sigmoid": "a probability per unit",
                   "softmax": "probabilities that sum to 1"}
@@ -437,11 +440,11 @@ def _check_probabilities(config: Config, model: Any) -> None:
     if "crossentropy" not in loss.lower() or spec_kwargs(config.compile.loss).get("from_logits"):
         return
     want = ("sigmoid", "hard_sigmoid") if "binary" in loss.lower() else ("softmax",)
-    i, activation = _output_activation(config, model)
+    i, layer, activation = _output_activation(config, model)
     if activation in want:
         return
     name = spec_name(config.model.layers[i])
-    has_argument = activation is not None or name not in ("Softmax",)
+    has_argument = "activation" in inspect.signature(type(layer).__init__).parameters
     key = f"model.layers[{i}].{name}" + (".activation" if has_argument else "")
     received = "no activation (linear outputs)" if activation in (None, "linear") else \
         f"'{activation}', which does not give probabilities"
@@ -452,12 +455,14 @@ def _check_probabilities(config: Config, model: Any) -> None:
     raise ConfigError(Problem(
         key, f"{want[0]}: loss '{loss}' takes probabilities ({_PROBABILITIES[want[0]]})",
         received, f"Set activation: {want[0]}{logits}." if has_argument else
-        f"Add a last layer - Activation: {want[0]}{logits}."))
+        f"{'Replace it with' if name in _ACTIVATION_LAYERS else 'Add a last layer'} - "
+        f"Activation: {{activation: {want[0]}}}{logits}."))
 
 
-def _output_activation(config: Config, model: Any) -> tuple[int, str | None]:
-    """The index in ``model.layers`` of the config and the name of the activation that decides
-    the model's outputs (None: a layer without one, such as BatchNormalization)."""
+def _output_activation(config: Config, model: Any) -> tuple[int, Any, str | None]:
+    """The layer whose activation decides the model's outputs, its index in ``model.layers``
+    of the config, and the activation's name (None: a layer without one, such as
+    BatchNormalization)."""
     inner = model
     while getattr(inner.layers[-1], "layers", None):
         inner = inner.layers[-1]  # the Sequential of the config's layers inside a table model
@@ -467,12 +472,12 @@ def _output_activation(config: Config, model: Any) -> tuple[int, str | None]:
         i -= 1
     layer = built[i]
     kind = type(layer).__name__
-    if kind in ("Softmax", "ReLU", "ELU", "LeakyReLU", "PReLU"):
-        return i, kind.lower()
+    if kind in _ACTIVATION_LAYERS:
+        return i, layer, kind.lower()
     activation = getattr(layer, "activation", None)
     if activation is None:
-        return i, None
-    return i, getattr(activation, "__name__", type(activation).__name__.lower())
+        return i, layer, None
+    return i, layer, getattr(activation, "__name__", type(activation).__name__.lower())
 
 
 def _class_name(loss: str) -> str:

@@ -269,6 +269,17 @@ def _last(*layers, loss="sparse_categorical_crossentropy", dataset="iris", **dat
     (_last({"Dense": {"units": 3}}, {"Activation": {"activation": "relu"}}),
      "model.layers[2].Activation.activation", "'relu'",
      _last({"Dense": {"units": 3}}, {"Activation": {"activation": "softmax"}})),
+    (_last({"Dense": {"units": 3}}, "BatchNormalization"),
+     "model.layers[2].BatchNormalization", "no activation",
+     _last({"Dense": {"units": 3}}, "BatchNormalization",
+           {"Activation": {"activation": "softmax"}})),
+    (_last({"Dense": {"units": 1, "activation": "sigmoid"}}, "Softmax",
+           loss="binary_crossentropy", dataset="breast_cancer"),
+     "model.layers[2].Softmax", "'softmax' on one unit, which is always 1. Replace it with - "
+     "Activation: {activation: sigmoid}.",
+     _last({"Dense": {"units": 1, "activation": "sigmoid"}},
+           {"Activation": {"activation": "sigmoid"}}, loss="binary_crossentropy",
+           dataset="breast_cancer")),
     (_last({"Dense": {"units": 3, "activation": "relu"}}, {"Dropout": {"rate": 0.1}}),
      "model.layers[1].Dense.activation", "'relu'",
      _last({"Dense": {"units": 3, "activation": "softmax"}}, {"Dropout": {"rate": 0.1}})),
@@ -276,6 +287,7 @@ def _last(*layers, loss="sparse_categorical_crossentropy", dataset="iris", **dat
 def test_cross_entropy_needs_probabilities(runner, config, key, received, fixed):
     text = _refused(_validate(runner, config), key, received)
     assert "takes probabilities" in text
+    assert re.search(r"(Set activation: |- Activation: \{activation: )(softmax|sigmoid)", text)
     _ok(_validate(runner, fixed))
 
 
