@@ -9,6 +9,9 @@ name the key path, what was expected, what was received and the closest name.
 from __future__ import annotations
 
 import inspect
+import os
+import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,7 @@ class Registry:
     base: str | None     # class every object must derive from (attribute of the module)
     functions: bool = False  # bare lowercase names may be functions (losses, activations)
     ignore_case: bool = False  # keras.optimizers.get is case-insensitive
+    hidden: tuple[str, ...] = ()  # refused in a config, so never suggested
 
     def keras_module(self) -> Any:
         return _keras_attribute(self.module)
@@ -58,11 +62,25 @@ class Registry:
         return found
 
 
-LAYERS = Registry("layer", "layers", "layers.Layer")
+# Layers a config may not use: they load a file or run code that is not in the config, and
+# would do it while validate builds the model. A config is shared like a document, not a
+# program (see the README's safety section).
+REFUSED_LAYERS = {
+    "TFSMLayer": "it loads a file (a TensorFlow SavedModel) and runs its graph, a program",
+    "Lambda": "it runs a Python function (code), which a config cannot hold",
+    "JaxLayer": "it runs JAX functions (code), which a config cannot hold",
+    "FlaxLayer": "it runs a Flax module (code), which a config cannot hold",
+    "TorchModuleWrapper": "it runs a PyTorch module (code), which a config cannot hold",
+}
+LAYERS = Registry("layer", "layers", "layers.Layer",
+                  hidden=(*REFUSED_LAYERS, "InputLayer"))
 OPTIMIZERS = Registry("optimizer", "optimizers", "optimizers.Optimizer", ignore_case=True)
 LOSSES = Registry("loss", "losses", "losses.Loss", functions=True)
 METRICS = Registry("metric", "metrics", "metrics.Metric", functions=True)
-CALLBACKS = Registry("callback", "callbacks", "callbacks.Callback")
+# nettrain.callbacks.REFUSED says why each is refused.
+CALLBACKS = Registry("callback", "callbacks", "callbacks.Callback",
+                     hidden=("BackupAndRestore", "RemoteMonitor", "LambdaCallback",
+                             "LearningRateScheduler"))
 ACTIVATIONS = Registry("activation", "activations", None, functions=True)
 INITIALIZERS = Registry("initializer", "initializers", "initializers.Initializer")
 REGULARIZERS = Registry("regularizer", "regularizers", "regularizers.Regularizer")
@@ -84,6 +102,43 @@ for _suffix, _registry in (("_initializer", INITIALIZERS), ("_constraint", CONST
     for _prefix in ("kernel", "bias", "recurrent", "depthwise", "pointwise", "beta", "gamma",
                     "moving_mean", "moving_variance", "embeddings"):
         NESTED[_prefix + _suffix] = _registry
+
+
+# Arguments that read a file when given a string (Keras takes a path there).
+FILE_ARGUMENTS = {"vocabulary": "a list of values (a string is a file path that Keras reads, "
+                                "and a config may not load files)"}
+
+
+def refused(spec: Any, path: str) -> list[Problem]:
+    """Refused layers and file arguments anywhere in ``spec``, nested ones included
+    (``Bidirectional: {layer: ...}``, Keras's ``{class_name: ..., config: ...}`` form).
+
+    Example: ``refused({'TFSMLayer': {'filepath': 'm'}}, 'model.layers[0]')`` -> one Problem.
+    """
+    problems: list[Problem] = []
+    if isinstance(spec, list):
+        for i, item in enumerate(spec):
+            problems += refused(item, f"{path}[{i}]")
+    if not isinstance(spec, dict):
+        return problems
+    named = spec.get("class_name") if isinstance(spec.get("class_name"), str) else None
+    if named in REFUSED_LAYERS:
+        problems.append(_refusal(named, path))
+    for key, value in spec.items():
+        if key in REFUSED_LAYERS:
+            problems.append(_refusal(key, f"{path}.{key}"))
+            continue
+        if key in FILE_ARGUMENTS and isinstance(value, str):
+            problems.append(Problem(f"{path}.{key}", FILE_ARGUMENTS[key], f"'{value}'",
+                                    "Write the values in the config as a list."))
+        problems += refused(value, f"{path}.{key}")
+    return problems
+
+
+def _refusal(name: str, path: str) -> Problem:
+    return Problem(path, "a layer that neither loads files nor runs code", f"{name}: "
+                   f"{REFUSED_LAYERS[name]}", "Remove it, or write the computation with "
+                   "built-in layers.")
 
 
 def _string_registry(argument: str) -> Registry | None:
@@ -116,6 +171,7 @@ def lookup(name: str, registry: Registry, path: str) -> Any:
             return lowered[name.lower()]
     if registry.functions:  # suggest what a bare name may be: 'accuracy', not 'Accuracy'
         names = {**dict.fromkeys(string_names(registry)), **names}
+    names = {n: obj for n, obj in names.items() if n not in registry.hidden}
     close = did_you_mean(name, names)
     examples = ", ".join(sorted(names)[:6])
     raise ResolveError([Problem(
@@ -136,6 +192,9 @@ def resolve(spec: Any, registry: Registry, path: str) -> Any:
 
     Example: ``resolve({'Dense': {'units': 3}}, LAYERS, 'model.layers[0]')`` -> a Dense layer.
     """
+    problems = refused(spec if isinstance(spec, dict) else {spec: {}}, path)
+    if problems:  # before anything in it is looked up or constructed
+        raise ResolveError(problems)
     name, kwargs = spec_name(spec), spec_kwargs(spec)
     if isinstance(spec, str) and registry.functions and _keras_gets(name, registry):
         return name  # an alias Keras resolves itself in compile ('accuracy', 'mse', 'acc')
@@ -165,16 +224,73 @@ def resolve(spec: Any, registry: Registry, path: str) -> Any:
     if problems:
         raise ResolveError(problems)
     _whole_numbers_as_floats(obj, kwargs)
-    try:
-        return obj(**kwargs)
-    except (TypeError, ValueError) as exc:
+    error: Exception | None = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            made = obj(**kwargs)
+        except (TypeError, ValueError) as exc:
+            error = exc
+    if error is not None:
         # Keras refused: name the argument when one is unknown to every class in the MRO.
         unknown = _unknown_kwargs(obj, kwargs, path, strict=False)
         if unknown:
             raise ResolveError(unknown) from None
         raise ResolveError([Problem(
             path, f"valid arguments for keras.{registry.module}.{name} (Keras says: "
-            f"{_keras_message(exc, name)})", short_repr(kwargs, 120))]) from None
+            f"{_keras_message(error, name)})", short_repr(kwargs, 120))]) from None
+    problems = keras_warnings(caught, path, kwargs)
+    if problems:  # Keras took the arguments but ignores or reinterprets one of them
+        raise ResolveError(problems)
+    return made
+
+
+# What to do about an argument Keras warns about (the default: remove it).
+_WARNED = {
+    "input_shape": "Remove it, and write model.input_shape: {value} (the shape comes from the "
+                   "data when model.input_shape is left out).",
+    "input_dim": "Remove it, and write model.input_shape: [{value}] (the shape comes from the "
+                 "data when model.input_shape is left out).",
+    "decay": "Remove it; to lower the learning rate over time give a schedule, e.g. "
+             "learning_rate: {{InverseTimeDecay: {{initial_learning_rate: 0.01, decay_steps: "
+             "100, decay_rate: 0.5}}}}.",
+}
+
+
+def keras_warnings(caught: list[Any], path: str, kwargs: dict[str, Any] | None = None) -> \
+        list[Problem]:
+    """Keras's UserWarnings while building from the config, as Problems (no file paths);
+    any other warning caught is passed on as if it had not been caught.
+
+    Args:
+        caught: what ``warnings.catch_warnings(record=True)`` recorded.
+        path: the key of the object being built (``model.layers[0].Dense``).
+        kwargs: its arguments: a warning that names one of them is put at that key.
+
+    Example: ``{SGD: {decay: 0.1}}`` -> ``compile.optimizer.SGD.decay: ... received Keras
+    says: Argument `decay` is no longer supported and will be ignored. Remove it; ...``.
+    """
+    problems = []
+    for warning in caught:
+        # Keras's UserWarnings (some point at their caller, stacklevel=2); others, such as
+        # TensorFlow's deprecation notes or a ResourceWarning, are not about the config
+        if not issubclass(warning.category, UserWarning) or not any(
+                f"{os.sep}{package}{os.sep}" in warning.filename
+                for package in ("keras", "nettrain")):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)  # as if it had not been caught
+            continue
+        text = " ".join(str(warning.message).split()).rstrip(".")
+        named = [a for a in re.findall(r"`(\w+)", text) if a in (kwargs or {})]
+        named = sorted(named, key=named.count, reverse=True)  # the one it is most about
+        key = f"{path}.{named[0]}" if named else path
+        advice = _WARNED.get(named[0], "Remove it.") if named else None
+        if named:
+            advice = advice.format(value=kwargs[named[0]])
+        expected = "arguments that Keras uses as given" if named else \
+            "a config Keras builds without warnings"
+        problems.append(Problem(key, expected, f"Keras says: {text}", advice))
+    return problems
 
 
 def _whole_numbers_as_floats(cls: type, kwargs: dict[str, Any]) -> None:
@@ -190,8 +306,6 @@ def _whole_numbers_as_floats(cls: type, kwargs: dict[str, Any]) -> None:
 
 def string_names(registry: Registry) -> list[str]:
     """Lowercase names Keras's ``get`` accepts: functions, and classes in snake_case."""
-    import re
-
     names = [n for n, obj in registry.names().items() if not inspect.isclass(obj)]
     names += [re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", n).lower() for n, obj in
               registry.names().items() if inspect.isclass(obj)]
@@ -249,8 +363,9 @@ def accepted_kwargs(cls: type, strict: bool = True) -> set[str] | None:
 
 
 # Argument names of older Keras versions that tutorials still use.
-_RENAMED = {"lr": "learning_rate", "nb_filter": "filters", "output_dim": "units",
-            "init": "kernel_initializer", "W_regularizer": "kernel_regularizer"}
+_RENAMED = {"lr": "learning_rate", "alpha": "negative_slope", "nb_filter": "filters",
+            "output_dim": "units", "init": "kernel_initializer",
+            "W_regularizer": "kernel_regularizer"}
 
 
 def _unknown_kwargs(cls: type, kwargs: dict[str, Any], path: str,

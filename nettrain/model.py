@@ -6,17 +6,21 @@ Normalization), so every saved format takes raw inputs.
 
 from __future__ import annotations
 
+import inspect
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from nettrain import callbacks as callbacks_module
 from nettrain.config import Config, spec_kwargs, spec_name
 from nettrain.data import INPUT_DTYPES, Data
 from nettrain.errors import ConfigError, Problem
 from nettrain.keras_objects import (
-    CALLBACKS, LAYERS, LOSSES, METRICS, OPTIMIZERS, Registry, ResolveError, resolve,
+    CALLBACKS, LAYERS, LOSSES, METRICS, OPTIMIZERS, Registry, ResolveError, keras_warnings,
+    resolve,
 )
 
 
@@ -67,12 +71,36 @@ class _Collector:
 def resolve_all(config: Config) -> Resolved:
     """Construct every Keras object of the config; one ConfigError lists every problem."""
     collect = _Collector()
-    layers = [collect(s, LAYERS, f"model.layers[{i}]") for i, s in enumerate(config.model.layers)]
+    inputs = _input_layers(config)
+    collect.problems += inputs
+    layers = [None if inputs else collect(s, LAYERS, f"model.layers[{i}]")
+              for i, s in enumerate(config.model.layers)]
     compiled = _compiled(config, collect)
-    callbacks = [collect(s, CALLBACKS, f"fit.callbacks[{i}]")
+    refused = callbacks_module.check(config)  # refused callbacks are never constructed
+    collect.problems += refused
+    callbacks = [None if refused else collect(s, CALLBACKS, f"fit.callbacks[{i}]")
                  for i, s in enumerate(config.fit.callbacks)]
     collect.check(config)
     return Resolved(layers, compiled, callbacks)
+
+
+def _input_layers(config: Config) -> list[Problem]:
+    """``Input``/``InputLayer`` in the layers: the model's input comes from the data."""
+    problems = []
+    for i, spec in enumerate(config.model.layers):
+        name = spec_name(spec)
+        if name not in ("Input", "InputLayer"):
+            continue
+        kwargs = spec_kwargs(spec)
+        shape = next((kwargs[k] for k in ("shape", "input_shape") if k in kwargs), None)
+        if shape is None and kwargs.get("batch_shape"):
+            shape = list(kwargs["batch_shape"])[1:]
+        problems.append(Problem(
+            f"model.layers[{i}].{name}", "layers after the input: nettrain makes the input "
+            "layer from the data (its shape is model.input_shape, or the data's)", name,
+            f"Remove it, and write model.input_shape: {list(shape)}." if shape is not None
+            else "Remove it; model.input_shape states the shape when the data does not."))
+    return problems
 
 
 def resolve_compiled(config: Config) -> Compiled:
@@ -141,9 +169,18 @@ def _build_model(config: Config, data: Data, resolved: Resolved) -> Any:
         front = _front(config, data, shape)
         model = _stack(config, shape, front, resolved.layers, _model_name(config.name))
     _check_output(config, data, model)
-    _check_monitors(config, data)
-    model.compile(**resolved.compiled.kwargs(config))
-    _check_loss(config, data, model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.compile(**resolved.compiled.kwargs(config))
+        logged = _check_loss(config, data, model)
+    problems = keras_warnings(caught, "compile", config.compile.model_dump(exclude_unset=True))
+    if problems:
+        raise config.error(problems)
+    problems += callbacks_module.check_monitors(config, resolved.callbacks, logged,
+                                                "validation" in data.splits)
+    problems += callbacks_module.check_modes(config, resolved.callbacks, model)
+    if problems:
+        raise config.error(problems)
     return model
 
 
@@ -244,15 +281,44 @@ def _stack(config: Config, shape: tuple[int, ...], front: list[Any], layers: lis
     model = keras.Sequential([keras.Input(shape=shape), *front], name=name)
     for i, layer in enumerate(layers):
         before = tuple(model.output_shape) if model.layers else (None, *shape)
-        try:
-            model.add(layer)
-        except (ValueError, TypeError) as exc:
-            layer_name = spec_name(config.model.layers[i])
-            raise config.error([Problem(
-                f"model.layers[{i}].{layer_name}",
-                f"a layer that takes the output before it, of shape {list(before)}",
-                _keras_text(exc), _shape_hint(layer, before, i))]) from None
+        layer_name = spec_name(config.model.layers[i])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                model.add(layer)
+            except (ValueError, TypeError) as exc:
+                expected, received, hint = _input_mismatch(exc, layer, before)
+                raise config.error([Problem(
+                    f"model.layers[{i}].{layer_name}", expected, received,
+                    hint or _shape_hint(layer, before, i))]) from None
+        problems = keras_warnings(caught, f"model.layers[{i}].{layer_name}")
+        if problems:
+            raise config.error(problems)
     return model
+
+
+def _input_mismatch(exc: Exception, layer: Any, before: tuple) -> tuple[str, str, str | None]:
+    """Expected, received and a hint for a layer that cannot take its input, in the config's
+    terms (Keras says "expected min_ndim=4, found ndim=2" or "Computed output size would be
+    zero or negative")."""
+    text = _keras_text(exc)
+    name, shape = type(layer).__name__, before[1:]
+    rank = re.search(r"expected (min_|max_)?ndim=(\d+), found ndim=(\d+)", text)
+    if rank:
+        bound = {"min_": "at least ", "max_": "at most "}.get(rank.group(1) or "", "")
+        want = int(rank.group(2)) - 1
+        return (f"inputs with {bound}{want} dimension{'s' if want != 1 else ''} per sample "
+                f"({name} works on them)", f"the output of the layers before it, of shape "
+                f"{list(before)} ({len(shape)} dimension{'s' if len(shape) != 1 else ''} per "
+                "sample)",
+                None)
+    if "output size would be zero or negative" in text:
+        kernel = getattr(layer, "kernel_size", getattr(layer, "pool_size", None))
+        return (f"inputs at least as large as its kernel_size "
+                f"{list(kernel) if kernel is not None else ''}".rstrip(),
+                f"the output of the layers before it, of shape {list(before)} (its output "
+                "would be empty)", "Use a smaller kernel_size (or pool_size), or padding: same.")
+    return (f"a layer that takes the output before it, of shape {list(before)}", text, None)
 
 
 def _keras_text(exc: Exception) -> str:
@@ -303,77 +369,144 @@ def _check_output(config: Config, data: Data, model: Any) -> None:
     if config.is_classifier and data.classes is not None:
         n = len(data.classes)
         loss = spec_name(config.compile.loss)
+        _check_classes(config, data)
+        if n > 20 and n > data.size("train") / 10:
+            raise ConfigError(Problem(
+                "compile.loss", f"a regression loss: the target has {n} different values in "
+                f"{data.size('train')} training samples, too many to be classes",
+                f"'{loss}', a classification loss", "The target looks like a number to "
+                "predict. Use loss: mse with one output (a last layer with units: 1 and no "
+                "activation)."))
+        if len(out) > 1:
+            raise ConfigError(_output_rank(config, out, f"[{n}], one value per class"))
         if n > 2 and "binary" in loss.lower():
             raise ConfigError(Problem(
                 "compile.loss", "a loss for more than two classes", f"'{loss}' for {n} classes",
                 f"Use sparse_categorical_crossentropy with {n} softmax units."))
         units = out[-1] if out else 1
         if (units > 1 and units != n) or (units == 1 and n > 2):
-            many = n > 20 and n > data.size("train") / 10
             raise ConfigError(Problem(
                 _last_layer_path(config), f"{n} outputs, one per class "
                 f"({', '.join(data.classes[:10])}{', ...' if n > 10 else ''})",
-                f"{units}", "The target looks like a number to predict: use a regression loss "
-                "(mse) with one output." if many else f"Set the last layer's units to {n}."))
-        _check_probabilities(config, model, units)
+                f"{units}", f"Set the last layer's units to {n}."))
         if units == 1 and "binary" not in spec_name(config.compile.loss).lower() \
                 and "hinge" not in spec_name(config.compile.loss).lower():
             raise ConfigError(Problem(
                 "compile.loss", "binary_crossentropy for a model with one sigmoid output",
                 f"'{spec_name(config.compile.loss)}'",
                 "Use loss: binary_crossentropy, or 2 softmax units."))
+        _check_probabilities(config, model)
     elif not config.is_classifier:
         want = data.label_shape
+        if len(out) > max(len(want), 1):
+            raise ConfigError(_output_rank(config, out, f"{list(want) or [1]} like the targets"))
         if out != want:
             raise ConfigError(Problem(
                 _last_layer_path(config), f"an output of shape {list(want)} like the targets",
                 f"{list(out)}", f"Set the last layer's units to {want[-1] if want else 1}."))
 
 
-def _check_probabilities(config: Config, model: Any, units: int) -> None:
-    """A cross-entropy loss takes probabilities: the last layer needs softmax or sigmoid,
-    unless the loss says ``from_logits: true``."""
+def _check_classes(config: Config, data: Data) -> None:
+    """A classifier tells at least two classes apart."""
+    classes = data.classes or []
+    if len(classes) >= 2:
+        return
+    cfg = config.data
+    if cfg.source == "images":
+        raise ConfigError(Problem(
+            "data.images", "a folder with at least two classes (one sub-folder each)",
+            "one class: " + ", ".join(f"'{cfg.images.rstrip('/')}/{c}'" for c in classes),
+            "Add a folder of images for each other class to tell apart."))
+    key = "data.target" if cfg.source == "csv" else f"data.{cfg.source}"
+    raise ConfigError(Problem(
+        key, "labels of at least two classes", f"one class: {', '.join(classes) or 'none'}",
+        "A classifier needs examples of two classes or more; for a number to predict use "
+        "loss: mse."))
+
+
+def _output_rank(config: Config, out: tuple, want: str) -> Problem:
+    """The last layer's outputs have more dimensions than one value per target."""
+    i = len(config.model.layers) - 1
+    return Problem(
+        f"model.layers[{i}].{spec_name(config.model.layers[i])}",
+        f"outputs of shape {want} per sample", f"outputs of shape {list(out)} (the layer "
+        f"works on the last axis of an input of shape {list(out[:-1])} + features)",
+        "Add a Flatten layer before it (or GlobalAveragePooling1D/2D), so that it sees one "
+        "vector per sample.")
+
+
+# Layers that pass their input's values on unchanged (at inference): the activation that
+# decides the outputs is the one before them.
+_SAME_VALUES = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                "Flatten", "Reshape", "Permute", "Identity", "ActivityRegularization"}
+# Layers that are an activation function.
+_ACTIVATION_LAYERS = ("Softmax", "ReLU", "ELU", "LeakyReLU", "PReLU")
+# What each cross-entropy takes: a probability per output.
+_PROBABILITIES = {"sigmoid": "a probability per unit", "hard_sigmoid": "a probability per unit",
+                  "softmax": "probabilities that sum to 1"}
+
+
+def _check_probabilities(config: Config, model: Any) -> None:
+    """A cross-entropy loss takes probabilities: the activation that decides the outputs (the
+    last layer's, or a final Activation/Softmax layer's) must be sigmoid for a binary loss and
+    softmax for a categorical one, unless the loss says ``from_logits: true``."""
     loss = spec_name(config.compile.loss)
     if "crossentropy" not in loss.lower() or spec_kwargs(config.compile.loss).get("from_logits"):
         return
-    last = model.layers[-1]
-    while hasattr(last, "layers") and last.layers:  # the Sequential inside a table model
-        last = last.layers[-1]
-    activation = getattr(getattr(last, "activation", None), "__name__", None)
-    if activation == "linear":
-        want = "sigmoid" if units == 1 else "softmax"
-        raise ConfigError(Problem(
-            f"{_last_layer_path(config, 'activation')}", f"{want}: loss '{loss}' takes "
-            "probabilities", "no activation (linear outputs)",
-            f"Add activation: {want}, or write the loss as {{{_class_name(loss)}: "
-            "{from_logits: true}}."))
+    want = ("sigmoid", "hard_sigmoid") if "binary" in loss.lower() else ("softmax",)
+    i, layer, activation = _output_activation(config, model)
+    if activation in want:
+        return
+    name = spec_name(config.model.layers[i])
+    has_argument = "activation" in inspect.signature(type(layer).__init__).parameters
+    key = f"model.layers[{i}].{name}" + (".activation" if has_argument else "")
+    received = "no activation (linear outputs)" if activation in (None, "linear") else \
+        f"'{activation}', which does not give probabilities"
+    if activation == "softmax":
+        received = "'softmax' on one unit, which is always 1"
+    logits = (f", or write the loss as {{{_class_name(loss)}: {{from_logits: true}}}}"
+              if activation in (None, "linear") else "")
+    raise ConfigError(Problem(
+        key, f"{want[0]}: loss '{loss}' takes probabilities ({_PROBABILITIES[want[0]]})",
+        received, f"Set activation: {want[0]}{logits}." if has_argument else
+        f"{'Replace it with' if name in _ACTIVATION_LAYERS else 'Add a last layer'} - "
+        f"Activation: {{activation: {want[0]}}}{logits}."))
+
+
+def _output_activation(config: Config, model: Any) -> tuple[int, Any, str | None]:
+    """The layer whose activation decides the model's outputs, its index in ``model.layers``
+    of the config, and the activation's name (None: a layer without one, such as
+    BatchNormalization)."""
+    inner = model
+    while getattr(inner.layers[-1], "layers", None):
+        inner = inner.layers[-1]  # the Sequential of the config's layers inside a table model
+    built = inner.layers[-len(config.model.layers):]
+    i = len(built) - 1
+    while i > 0 and type(built[i]).__name__ in _SAME_VALUES:
+        i -= 1
+    layer = built[i]
+    kind = type(layer).__name__
+    if kind in _ACTIVATION_LAYERS:
+        return i, layer, kind.lower()
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return i, layer, None
+    return i, layer, getattr(activation, "__name__", type(activation).__name__.lower())
 
 
 def _class_name(loss: str) -> str:
     return "".join(part.capitalize() for part in loss.split("_")) if loss.islower() else loss
 
 
-def _check_monitors(config: Config, data: Data) -> None:
-    """A callback that watches a val_ metric needs a validation part."""
-    if "validation" in data.splits:
-        return
-    for i, spec in enumerate(config.fit.callbacks):
-        monitor = spec_kwargs(spec).get("monitor")
-        if isinstance(monitor, str) and monitor.startswith("val_"):
-            raise config.error([Problem(
-                f"fit.callbacks[{i}].{spec_name(spec)}.monitor",
-                "a metric the run computes: the data has no validation part",
-                f"'{monitor}'", f"Set data.validation_split (e.g. 0.1), or monitor "
-                f"'{monitor[4:]}'.")])
-
-
-def _check_loss(config: Config, data: Data, model: Any) -> None:
-    """Run the loss on two samples so a label/output mismatch fails now, not in fit."""
+def _check_loss(config: Config, data: Data, model: Any) -> list[str]:
+    """Run the loss and metrics on two samples so a label/output mismatch fails now, not in
+    fit; return the names Keras logs for them (``['loss', 'accuracy']``)."""
     from nettrain.pipeline import to_tensors
 
     x, y = data.sample(2)
+    y_pred = model(to_tensors(x))
     try:
-        model.compute_loss(x=x, y=y, y_pred=model(to_tensors(x)), training=False)
+        model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
     except Exception as exc:  # Keras raises ValueError, TF raises InvalidArgumentError
         loss = spec_name(config.compile.loss)
         hint = None
@@ -385,6 +518,15 @@ def _check_loss(config: Config, data: Data, model: Any) -> None:
             hint = ("Use one sigmoid unit with binary_crossentropy, or 2 softmax units with "
                     "sparse_categorical_crossentropy.")
         raise ConfigError(Problem(
-            "compile.loss", f"labels of shape {list(y.shape[1:])} to fit loss '{loss}' and the "
-            f"model's output {list(model.output_shape[1:])}",
-            " ".join(str(exc).split())[:300], hint)) from None
+            "compile.loss", f"a loss that takes the labels and the model's output of shape "
+            f"{list(model.output_shape[1:])}", f"'{loss}' with labels of shape "
+            f"{list(y.shape[1:])}" + ("" if hint else f" (Keras says: {_keras_text(exc)})"),
+            hint)) from None
+    try:
+        logged = list(model.compute_metrics(x, y, y_pred, sample_weight=None))
+    except Exception as exc:  # a metric that cannot take these labels or outputs
+        raise ConfigError(Problem(
+            "compile.metrics", f"metrics that take labels of shape {list(y.shape[1:])} and the "
+            f"model's output {list(model.output_shape[1:])}", _keras_text(exc))) from None
+    model.reset_metrics()  # fit starts from clean metric states
+    return logged

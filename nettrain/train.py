@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nettrain import record, rundir, runs, runtime
+from nettrain import callbacks, record, rundir, runs, runtime
 from nettrain.record import now as _now
 from nettrain.config import Config, load_config
 from nettrain.data import Data, load_data
@@ -79,6 +79,7 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) ->
         runs.write_atomic(path / runs.SUMMARY, summary_text(prepared.model))
         runs.write_json(path / runs.RUN, {**record.start(config),
                                           "replicas": _replicas(prepared)})
+        callbacks.place(config, prepared.callbacks, path)  # their files go in the run dir
         echo(f"Run directory: {path}")
         return _train(prepared, path, echo)
 
@@ -134,6 +135,7 @@ def _resume(run: runs.Run, config_path: str | Path | None, overrides: list[str] 
                 checkpoints.restore(prepared.model, last, state)
         except checkpoints.Damaged as exc:
             raise RunError(_damaged_advice(path, exc)) from None
+    callbacks.place(new, prepared.callbacks, path)
     _remove_leftovers(path)
     for history in [path / runs.HISTORY, *checkpoints.continue_logs(prepared.callbacks)]:
         _truncate_history(history, state.epoch if state else 0)
