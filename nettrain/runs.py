@@ -283,7 +283,8 @@ def open_run(path: str | Path) -> Run:
         why = "; ".join(str(p if isinstance(p, (str, Exception)) else
                             Problem(p.path.replace(str(path / CONFIG), "").lstrip(":") or
                                     "config", p.expected, p.received)) for p in problems[:3])
-        raise damaged(path / CONFIG, f"or edited: {why}") from None
+        # exit 2 like any config error: the file can be read as text and mended by hand
+        raise UsageError(str(damaged(path / CONFIG, f"or edited: {why}"))) from None
     if not (path / DATASET).is_file():  # fit writes it before training: the run is damaged
         raise RunError(f"{path / DATASET} is missing: it holds the columns and class names the "
                        "model was trained with. Restore it from a copy of the run directory, "

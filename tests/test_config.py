@@ -199,7 +199,7 @@ def test_predict_refuses_a_run_whose_config_is_an_alias_bomb(runner, tmp_path):
     result = runner.invoke(app, ["predict", str(run), str(tmp_path / "x.npy")])
     assert time.monotonic() - started < 60
     assert isinstance(result.exception, SystemExit) and result.exit_code == 2
-    assert f"{run / 'config.yaml'}:" in result.stderr and "aliases" in result.stderr
+    assert f"{run / 'config.yaml'} is damaged" in result.stderr and "aliases" in result.stderr
 
 
 # --------------------------------------------------------------- numbers and booleans

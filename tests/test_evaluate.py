@@ -209,7 +209,8 @@ def test_a_damaged_run_file_is_named(runner, saved_run, tmp_path, name, damage):
     result = runner.invoke(app, ["evaluate", str(run), *fmt])
     if damage == "truncated" and name == "config.yaml" and result.exit_code == 0:
         return  # half a config that still validates and names the same run is not damage
-    refused(result, 1, f"{run / name}", "is damaged")
+    # a run's config.yaml is a config file: exit 2, as for any config error
+    refused(result, 2 if name == "config.yaml" else 1, f"{run / name}", "is damaged")
     for raw in ("JSONDecodeError", "File not found", "BadZipFile", "Traceback"):
         assert raw not in result.output
     if name != "evaluation.json":

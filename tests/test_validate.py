@@ -449,7 +449,7 @@ def test_a_legacy_argument_name_gets_the_new_one(runner):
 
 
 def test_a_resumed_run_appends_to_its_csv_log(tmp_path):
-    from nettrain import callbacks, config as config_module
+    from nettrain import callbacks, checkpoints, config as config_module
 
     cfg = config_module.load_config(write_config(
         tmp_path / "c.yaml", _callbacks({"CSVLogger": {"filename": "logs/log.csv"}})))
@@ -457,6 +457,7 @@ def test_a_resumed_run_appends_to_its_csv_log(tmp_path):
     made = [None]
     callbacks.place(cfg, made, run)
     assert made[0].filename == str(run / "logs" / "log.csv") and not made[0].append
-    (run / "logs" / "log.csv").write_text("epoch,loss\n0,1.0\n")
+    # a resume places the paths again, then continues every CSV log it finds
     callbacks.place(cfg, made, run)
+    assert checkpoints.continue_logs(made) == [run / "logs" / "log.csv"]
     assert made[0].append
