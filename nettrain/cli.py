@@ -282,7 +282,8 @@ def predict(
         "--output", "-o", help="Write the predictions to this CSV file (default: stdout).")
     ] = None,
     format: Annotated[Optional[Format], typer.Option(
-        "--format", help="Which saved model to load (default: the first found).")] = None,
+        "--format", help="Which saved model to load (default: keras, else json; a SavedModel "
+                         "runs its own graph, so only when named).")] = None,
     debug: Debug = False,
 ) -> None:
     """Predict every row of INPUT: the class and its probabilities, or the values.
