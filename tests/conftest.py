@@ -56,3 +56,21 @@ def write_npz(path: Path, n: int = 40, shape=(4,), classes: int = 3, seed: int =
     y = rng.integers(0, classes, n)
     np.savez(path, x=x, y=y, **extra)
     return x, y
+
+
+def fit_once(folder: Path, config: dict, *then: list[str]) -> Path:
+    """Train ``config`` into ``folder/run`` with the CLI (from ``folder``), then run each
+    further command given; return the run directory. For module-scoped fixtures."""
+    from nettrain.cli import app
+
+    old = os.getcwd()
+    os.chdir(folder)
+    try:
+        run = folder / "run"
+        for command in (["fit", str(write_config(folder / "c.yaml", config)), "--run-dir",
+                         str(run)], *then):
+            result = CliRunner().invoke(app, command)
+            assert result.exit_code == 0, result.output
+    finally:
+        os.chdir(old)
+    return run

@@ -11,7 +11,7 @@ import pytest
 
 from nettrain.cli import app
 
-from conftest import tiny_config, write_config
+from conftest import fit_once, tiny_config, write_config
 
 
 def fit(runner, *args):
@@ -169,23 +169,9 @@ def test_a_saved_model_is_never_loaded_without_format_savedmodel(runner, tmp_pat
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
     """A small iris run saved as keras and json, copied per test."""
-    import os
-
-    from typer.testing import CliRunner
-
     folder = tmp_path_factory.mktemp("damaged")
-    old = os.getcwd()
-    os.chdir(folder)
-    try:
-        config = tiny_config(save={"formats": ["keras", "json"]})
-        result = CliRunner().invoke(app, ["fit", str(write_config(folder / "c.yaml", config)),
-                                          "--run-dir", str(folder / "run")])
-        assert result.exit_code == 0, result.output
-        result = CliRunner().invoke(app, ["evaluate", str(folder / "run")])
-        assert result.exit_code == 0, result.output
-    finally:
-        os.chdir(old)
-    return folder / "run"
+    return fit_once(folder, tiny_config(save={"formats": ["keras", "json"]}),
+                    ["evaluate", str(folder / "run")])
 
 
 DAMAGES = {

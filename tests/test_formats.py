@@ -12,29 +12,16 @@ import pytest
 
 from nettrain.cli import app
 
-from conftest import tiny_config, write_config
+from conftest import fit_once, tiny_config, write_config
 
 
 @pytest.fixture(scope="module")
 def iris_run(tmp_path_factory):
     """One normalized iris run saved in all three formats."""
-    import os
-
-    from typer.testing import CliRunner
-
-    folder = tmp_path_factory.mktemp("formats")
-    old = os.getcwd()
-    os.chdir(folder)
-    try:
-        config = tiny_config(save={"formats": ["json", "keras", "savedmodel"]})
-        config["data"]["normalize"] = True
-        config["fit"]["epochs"] = 5
-        result = CliRunner().invoke(app, ["fit", str(write_config(folder / "c.yaml", config)),
-                                          "--run-dir", str(folder / "run")])
-        assert result.exit_code == 0, result.output
-    finally:
-        os.chdir(old)
-    return folder / "run"
+    config = tiny_config(save={"formats": ["json", "keras", "savedmodel"]})
+    config["data"]["normalize"] = True
+    config["fit"]["epochs"] = 5
+    return fit_once(tmp_path_factory.mktemp("formats"), config)
 
 
 def _iris_rows(path, n=6):
