@@ -68,28 +68,30 @@ def epoch_dataset(batches: Callable[[int], Iterator[Any]], steps: int,
 
 def arrays(x: np.ndarray, y: np.ndarray | None = None, w: np.ndarray | None = None,
            batch_size: int | None = None, shuffle: bool = False, seed: int | None = None,
-           first_epoch: int = 0) -> Any:
+           first_epoch: int = 0, repeat: bool = False) -> Any:
     """A batched, prefetched dataset of the arrays ``x`` (and ``y``, ``w``) held in memory.
 
     Python gives only each epoch's order (one array per epoch, from :func:`shuffled`); the
     batches are sliced and gathered by TensorFlow, overlapped with training by ``prefetch``.
     The n-th pass over the dataset is epoch ``first_epoch + n``, so a resumed run sees the same
-    orders as an uninterrupted one.
+    orders as an uninterrupted one. With ``repeat`` the dataset is every epoch after another,
+    endless: fit then takes ``steps_per_epoch`` batches (:func:`steps`) an epoch from one
+    iterator, which saves making an iterator each epoch (a cost that dominates short epochs).
     """
     import tensorflow as tf
 
     n, batch = len(x), batch_size or 32
-    steps = -(-n // batch)
+    count = steps(x, batch)
     epochs = itertools.count(first_epoch)
     tensors = tuple(tf.constant(a) for a in (x, y, w) if a is not None)
 
     def orders() -> Iterator[np.ndarray]:
-        epoch = next(epochs)
-        yield shuffled(n, seed, epoch) if shuffle else np.arange(n)
+        for epoch in (epochs if repeat else [next(epochs)]):
+            yield shuffled(n, seed, epoch) if shuffle else np.arange(n)
 
     @tf.autograph.experimental.do_not_convert
     def batches(order: Any) -> Any:
-        return tf.data.Dataset.range(steps).map(
+        return tf.data.Dataset.range(count).map(
             tf.autograph.experimental.do_not_convert(
                 lambda i: order[i * batch:(i + 1) * batch]))
 
@@ -101,7 +103,14 @@ def arrays(x: np.ndarray, y: np.ndarray | None = None, w: np.ndarray | None = No
     ds = tf.data.Dataset.from_generator(
         orders, output_signature=tf.TensorSpec(shape=(n,), dtype=tf.int64))
     ds = ds.flat_map(batches).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
+    if not repeat:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def steps(x: Inputs, batch_size: int | None) -> int:
+    """Batches in one pass over ``x``."""
+    return -(-size(x) // (batch_size or 32))
 
 
 def dataset(x: Inputs, y: np.ndarray | None = None, w: np.ndarray | None = None,

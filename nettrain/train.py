@@ -266,11 +266,16 @@ def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
         kwargs["verbose"] = 2  # one line per epoch: a per-batch display slows training
     if kwargs["class_weight"] == "balanced":
         kwargs["class_weight"] = balanced_class_weight(data.class_counts())
-    args = _arguments(data, "train", config, training=True, first_epoch=first_epoch)
+    args = _arguments(data, "train", config, training=True, first_epoch=first_epoch,
+                      repeat=config.fit.steps_per_epoch is None)
     del kwargs["batch_size"], kwargs["validation_batch_size"]  # done by the pipelines
     kwargs["shuffle"] = False  # the pipeline shuffles itself, by seed and epoch
+    kwargs["steps_per_epoch"] = args.pop("steps", None) or config.fit.steps_per_epoch
     if "validation" in data.splits:
-        kwargs["validation_data"] = _arguments(data, "validation", config)["x"]
+        validation = _arguments(data, "validation", config,
+                                repeat=config.fit.validation_steps is None)
+        kwargs["validation_data"] = validation["x"]
+        kwargs["validation_steps"] = validation.get("steps") or config.fit.validation_steps
     return args, kwargs
 
 
@@ -374,10 +379,13 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
 
 
 def _arguments(data: Data, split: str, config: Config, training: bool = False,
-               first_epoch: int = 0) -> dict[str, Any]:
+               first_epoch: int = 0, repeat: bool = False) -> dict[str, Any]:
     """The x argument of fit or evaluate for one split: a tf.data pipeline (see
     :mod:`nettrain.pipeline`) that shuffles each epoch in an order drawn from the seed and the
     epoch number, so a resumed run sees the same orders.
+
+    With ``repeat``, arrays in memory become one endless pipeline, and ``steps`` (the batches
+    of an epoch) comes with it, for fit's ``steps_per_epoch`` or ``validation_steps``.
     """
     from nettrain import pipeline
 
@@ -387,9 +395,12 @@ def _arguments(data: Data, split: str, config: Config, training: bool = False,
     if data.stream:
         return {"x": data.stream.dataset(split, batch, shuffle=shuffle, first_epoch=first_epoch)}
     x, y, w = data.x[split], data.y[split], data.w.get(split)
-    make = pipeline.dataset if pipeline.needs_dataset(x) else pipeline.arrays
-    return {"x": make(x, y, w, batch, shuffle=shuffle, seed=config.seed,
-                      first_epoch=first_epoch)}
+    if pipeline.needs_dataset(x):
+        return {"x": pipeline.dataset(x, y, w, batch, shuffle=shuffle, seed=config.seed,
+                                      first_epoch=first_epoch)}
+    return {"x": pipeline.arrays(x, y, w, batch, shuffle=shuffle, seed=config.seed,
+                                 first_epoch=first_epoch, repeat=repeat),
+            **({"steps": pipeline.steps(x, batch)} if repeat else {})}
 
 
 class _NaN(Exception):
