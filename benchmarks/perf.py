@@ -6,6 +6,7 @@ the ratio nettrain / plain. Both sides run under the same wrapper, which times e
 a callback that has no batch hooks (so it costs neither side anything).
 
     python benchmarks/perf.py mnist   --pairs 3   # 1: seed MNIST MLP, 8 epochs on 60,000
+                                      [--variants] # and each default lever turned back
     python benchmarks/perf.py cnn     --pairs 3   # 2: small CNN on 28x28x1
     python benchmarks/perf.py xor     --pairs 3   # 3: XOR for 1,000 epochs
     python benchmarks/perf.py digits  --pairs 3   # 3: configs/digits_mlp.yaml
@@ -243,6 +244,9 @@ def summarise(runs: dict[str, list[dict[str, Any]]], samples: int | None = None)
            "speedup_whole_process": round(plain["seconds"] / nt["seconds"], 3),
            "spread_seconds": {name: [min(r["seconds"] for r in rs), max(r["seconds"] for r in rs)]
                               for name, rs in runs.items()}}
+    if len(median) > 2:  # variants
+        out["ratio_seconds_by_side"] = {name: round(m["seconds"] / plain["seconds"], 3)
+                                        for name, m in median.items()}
     if "samples_per_second" in nt and "samples_per_second" in plain:
         out["speedup_samples_per_second"] = round(
             nt["samples_per_second"] / plain["samples_per_second"], 3)
@@ -269,6 +273,10 @@ def bench_mnist(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     sides = {"nettrain": lambda i: ["-m", "nettrain", "fit", str(config)],
              "plain_keras": lambda i: [str(folder / "mnist_plain.py"), str(data), str(epochs),
                                        str(_out(folder, "mnist", i))]}
+    if args.variants:  # each lever of nettrain's defaults turned back, one at a time
+        for name, override in VARIANTS.items():
+            sides[f"nettrain_{name}"] = lambda i, o=override: ["-m", "nettrain", "fit",
+                                                               str(config), o]
     runs = pairs(sides, args.pairs, folder)
     result = {"work": f"784-500 sigmoid-10 softmax MLP, SGD 0.5, batch 128, {epochs} epochs "
                       f"on {n:,} random uint8 28x28 samples (flatten, scale 255, one_hot)",
@@ -288,6 +296,10 @@ def bench_mnist(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             result["fraction_of_limit_batch_128"] = round(
                 nt / result["samples_per_second_limit_batch_128"], 3)
     return result
+
+
+VARIANTS = {"verbose_1": "fit.verbose=1", "steps_per_execution_1": "compile.steps_per_execution=1",
+            "jit_compile_true": "compile.jit_compile=true"}
 
 
 def bench_cnn(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
@@ -445,6 +457,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("bench", choices=[*BENCHES, "all"])
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--small", action="store_true", help="a tiny size, for the tests")
+    parser.add_argument("--variants", action="store_true",
+                        help="mnist: also nettrain with fit.verbose=1, with "
+                             "compile.steps_per_execution=1 and with compile.jit_compile=true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="nettrain-perf-"))

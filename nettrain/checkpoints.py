@@ -176,7 +176,8 @@ def _finite(value: Any) -> bool:
 
 
 class NaNGuard(keras.callbacks.Callback):
-    """Keras's TerminateOnNaN that also remembers where: the epoch and the batch."""
+    """Keras's TerminateOnNaN that also remembers where: the epoch and the batch (with
+    several steps per execution, the last batch of the call in which the loss went bad)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -408,7 +408,7 @@ class _NaN(Exception):
         kept = (f"the last good checkpoint is from epoch {checkpoint.completed}"
                 if checkpoint.completed else "no epoch completed, so there is no checkpoint")
         super().__init__(f"Training stopped: the loss became NaN or infinite in epoch "
-                         f"{guard.epoch + 1} (batch {guard.batch + 1}); {kept}.")
+                         f"{guard.epoch + 1} (by batch {guard.batch + 1}); {kept}.")
 
 
 class _StopNotes:
