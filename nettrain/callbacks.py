@@ -25,7 +25,7 @@ PATHS = {"CSVLogger": {"filename": "file"}, "ModelCheckpoint": {"filepath": "fil
 
 # Callbacks a config may not use, each with the reason and the way nettrain does it instead.
 REFUSED = {
-    "BackupAndRestore": "no BackupAndRestore: nettrain checkpoints every epoch in the run "
+    "BackupAndRestore": "no BackupAndRestore: nettrain checkpoints the run in the run "
                         "directory itself (and BackupAndRestore deletes its folder at the end)",
     "RemoteMonitor": "no RemoteMonitor: it sends the training logs over the network",
     "LambdaCallback": "no LambdaCallback: it runs Python code, which a config cannot hold",

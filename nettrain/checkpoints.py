@@ -1,7 +1,9 @@
 """Checkpoints: the always-on callbacks of a run, and putting a run back where it stopped.
 
-At the end of every completed epoch the model (weights and optimizer state) is saved to
-``checkpoints/last.keras``, and to ``checkpoints/best.keras`` when the monitored value improved.
+At the end of a completed epoch the model (weights and optimizer state) is saved to
+``checkpoints/last.keras`` (at most every ``fit.checkpoint_every_seconds``, and always when the
+training ends, stops or is interrupted; see :class:`RunCheckpoint`), and to
+``checkpoints/best.keras`` the epoch whose monitored value was the best.
 Each file is written whole to a temporary name and moved into place with ``os.replace``, so a
 SIGKILL leaves the previous file or the new one, never half of one. ``last.keras`` also holds,
 as one more member of its zip archive, what Keras does not save but an exact resume needs: the
@@ -19,6 +21,7 @@ import io
 import json
 import math
 import shutil
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,7 +176,8 @@ def _finite(value: Any) -> bool:
 
 
 class NaNGuard(keras.callbacks.Callback):
-    """Keras's TerminateOnNaN that also remembers where: the epoch and the batch."""
+    """Keras's TerminateOnNaN that also remembers where: the epoch and the batch (with
+    several steps per execution, the last batch of the call in which the loss went bad)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -192,7 +196,16 @@ class NaNGuard(keras.callbacks.Callback):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Save last.keras (with the resume state) and best.keras after each completed epoch.
+    """Save last.keras (with the resume state) and best.keras at the end of epochs.
+
+    At the end of every completed epoch it takes a snapshot, in memory, of the model's and
+    the optimizer's variables and of the resume state. The snapshot is written to last.keras
+    when ``every`` seconds passed since the last write (0: every epoch), when a callback
+    stopped the training and when the last epoch ends; :meth:`flush` writes one still in
+    memory (the end of training, Ctrl-C, SIGTERM, a NaN, a failure). So a SIGKILL loses at
+    most the epochs of the last ``every`` seconds and the epoch in progress; anything else
+    loses only the epoch in progress. best.keras is the snapshot of the best epoch so far,
+    written with the next write of last.keras.
 
     Put it last in the callback list: its ``on_train_begin`` then puts the other callbacks'
     state back after they reset themselves, and its ``on_epoch_end`` records their state after
@@ -204,21 +217,28 @@ class RunCheckpoint(keras.callbacks.Callback):
         callbacks: the callbacks whose state travels with the checkpoint.
         guard: the NaNGuard; an epoch whose loss became NaN is not saved.
         resume: the state to put back, when resuming.
+        every: the fewest seconds between two writes at the end of an epoch.
     """
 
     def __init__(self, folder: Path, monitor: str, callbacks: list[Any], guard: NaNGuard,
-                 resume: State | None = None) -> None:
+                 resume: State | None = None, every: float = 0.0) -> None:
         super().__init__()
         self.folder = folder
         self.monitor = monitor
         self.tracked = callbacks
         self.guard = guard
         self.resume = resume
+        self.every = every
         self.best = resume.best if resume else None
-        self.completed = resume.epoch if resume else 0
+        self.completed = resume.epoch if resume else 0  # epochs in last.keras once flushed
+        self.written = self.completed                   # epochs in last.keras on the disk
+        self._last: _Snapshot | None = None             # not yet written
+        self._best: _Snapshot | None = None
+        self._since = time.monotonic()
         folder.mkdir(exist_ok=True)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        self._since = time.monotonic()
         if self.resume is None:
             return
         for index, (callback, saved) in enumerate(zip(self.tracked, self.resume.callbacks)):
@@ -247,12 +267,49 @@ class RunCheckpoint(keras.callbacks.Callback):
             best=self.best, monitor=self.monitor,
             logs={k: float(v) for k, v in logs.items() if _finite(v)},
             stopped=bool(self.model.stop_training), arrays=arrays)
-        self._save(state, improved)
+        self._last = _Snapshot(state, [np.array(v) for v in self._variables()])
+        if improved:
+            self._best = self._last
         self.completed = epoch + 1
+        if self.model.stop_training or epoch + 1 >= self.params.get("epochs", 0) or \
+                time.monotonic() - self._since >= self.every:
+            self.flush()
 
-    def _save(self, state: State, improved: bool) -> None:
-        last = self.folder / LAST
-        with replacing(last, suffix=".keras") as tmp:
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the snapshot not yet written (and the best one), whatever the model's
+        variables hold now (they are put back as they were)."""
+        if self._last is None:
+            return
+        variables = self._variables()
+        now = [np.array(v) for v in variables]
+        try:
+            self._write(self._last, variables, self.folder / LAST)
+            if self._best is self._last:
+                with replacing(self.folder / BEST, suffix=".keras") as tmp:
+                    shutil.copyfile(self.folder / LAST, tmp)
+            elif self._best is not None:
+                self._write(self._best, variables, self.folder / BEST)
+        finally:
+            for variable, value in zip(variables, now):
+                variable.assign(value)
+        self.written = self._last.state.epoch
+        self._last = self._best = None
+        self._since = time.monotonic()
+
+    def _variables(self) -> list[Any]:
+        """What a .keras file holds that changes while training: the model's variables
+        (weights, seed generators, metrics) and the optimizer's."""
+        optimizer = self.model.optimizer
+        return [*self.model.variables, *(optimizer.variables if optimizer is not None else [])]
+
+    def _write(self, snapshot: _Snapshot, variables: list[Any], path: Path) -> None:
+        for variable, value in zip(variables, snapshot.values):
+            variable.assign(value)
+        state = snapshot.state
+        with replacing(path, suffix=".keras") as tmp:
             self.model.save(tmp)
             with zipfile.ZipFile(tmp, "a") as archive:
                 archive.writestr(STATE, state.to_json())
@@ -260,6 +317,11 @@ class RunCheckpoint(keras.callbacks.Callback):
                     buffer = io.BytesIO()
                     np.savez(buffer, **state.arrays)
                     archive.writestr(ARRAYS, buffer.getvalue())
-        if improved:
-            with replacing(self.folder / BEST, suffix=".keras") as tmp:
-                shutil.copyfile(last, tmp)
+
+
+@dataclass
+class _Snapshot:
+    """A completed epoch held in memory: its resume state and its variables' values."""
+
+    state: State
+    values: list[np.ndarray]

@@ -295,8 +295,16 @@ class CompileConfig(_Section):
     weighted_metrics: list[KerasSpec] = []
     loss_weights: list[float] | None = None
     run_eagerly: bool = False
-    steps_per_execution: Count = 1
+    # auto: as many batches per call of the compiled step as fit in about 32 (see
+    # :func:`steps_per_execution`); a number is passed to Keras as it is.
+    steps_per_execution: Annotated[Any, BeforeValidator(_count_or_auto)] = "auto"
     jit_compile: Annotated[Any, BeforeValidator(_bool_or_auto)] = "auto"
+
+
+def _count_or_auto(value: Any) -> Any:
+    if value == "auto" or (type(value) is int and 0 < value <= INT32_MAX):
+        return value
+    raise refuse("a whole number of at least 1, or 'auto'", short_repr(value))
 
 
 def _check_verbose(value: Any) -> Any:
@@ -330,6 +338,10 @@ class FitConfig(_Section):
     validation_steps: Count | None = None
     validation_batch_size: Count | None = None
     validation_freq: Count = 1
+    # nettrain's own (not an argument of model.fit): write checkpoints/last.keras at the end
+    # of an epoch when at least this many seconds passed since the last write (0: after every
+    # epoch); always when training ends, stops (a callback, a NaN, Ctrl-C, SIGTERM) or fails.
+    checkpoint_every_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
 
 
 class SaveConfig(_Section):

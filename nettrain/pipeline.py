@@ -1,5 +1,7 @@
-"""tf.data at the edge: inputs Keras's numpy adapter cannot take (string columns, a streamed
-CSV) become a batched, prefetched ``tf.data.Dataset``. Plain arrays go to Keras as they are.
+"""tf.data at the edge: every input becomes a batched, prefetched ``tf.data.Dataset``.
+Arrays in memory are held as tensors and each batch is gathered from them inside TensorFlow
+(:func:`arrays`); inputs with string columns and streamed CSVs come from Python generators
+(:func:`dataset`, :func:`epoch_dataset`).
 
 Each pass over such a dataset is one epoch, and a shuffled epoch's order is drawn from the
 seed and the epoch number only, so a resumed run sees the same orders as an uninterrupted one.
@@ -62,6 +64,53 @@ def epoch_dataset(batches: Callable[[int], Iterator[Any]], steps: int,
     ds = tf.data.Dataset.from_generator(lambda: batches(next(epochs)),
                                         output_signature=signature)
     return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+
+
+def arrays(x: np.ndarray, y: np.ndarray | None = None, w: np.ndarray | None = None,
+           batch_size: int | None = None, shuffle: bool = False, seed: int | None = None,
+           first_epoch: int = 0, repeat: bool = False) -> Any:
+    """A batched, prefetched dataset of the arrays ``x`` (and ``y``, ``w``) held in memory.
+
+    Python gives only each epoch's order (one array per epoch, from :func:`shuffled`); the
+    batches are sliced and gathered by TensorFlow, overlapped with training by ``prefetch``.
+    The n-th pass over the dataset is epoch ``first_epoch + n``, so a resumed run sees the same
+    orders as an uninterrupted one. With ``repeat`` the dataset is every epoch after another,
+    endless: fit then takes ``steps_per_epoch`` batches (:func:`steps`) an epoch from one
+    iterator, which saves making an iterator each epoch (a cost that dominates short epochs).
+    """
+    import tensorflow as tf
+
+    n, batch = len(x), batch_size or 32
+    count = steps(x, batch)
+    epochs = itertools.count(first_epoch)
+    tensors = tuple(tf.constant(a) for a in (x, y, w) if a is not None)
+
+    def orders() -> Iterator[np.ndarray]:
+        for epoch in (epochs if repeat else [next(epochs)]):
+            yield shuffled(n, seed, epoch) if shuffle else np.arange(n)
+
+    @tf.autograph.experimental.do_not_convert
+    def batches(order: Any) -> Any:
+        return tf.data.Dataset.range(count).map(
+            tf.autograph.experimental.do_not_convert(
+                lambda i: order[i * batch:(i + 1) * batch]))
+
+    @tf.autograph.experimental.do_not_convert
+    def gather(rows: Any) -> Any:
+        return tuple(tf.gather(t, rows) for t in tensors) if len(tensors) > 1 else \
+            tf.gather(tensors[0], rows)
+
+    ds = tf.data.Dataset.from_generator(
+        orders, output_signature=tf.TensorSpec(shape=(n,), dtype=tf.int64))
+    ds = ds.flat_map(batches).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    if not repeat:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def steps(x: Inputs, batch_size: int | None) -> int:
+    """Batches in one pass over ``x``."""
+    return -(-size(x) // (batch_size or 32))
 
 
 def dataset(x: Inputs, y: np.ndarray | None = None, w: np.ndarray | None = None,

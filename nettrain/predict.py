@@ -27,6 +27,9 @@ from nettrain.errors import DataError, UsageError
 
 INPUT_SUFFIXES = (".csv", ".npy", ".npz")
 CHUNK_ROWS = 65_536  # rows read, predicted and written at a time
+# Rows per call of the model: Keras's default (32) spends most of its time calling the model;
+# 1,024 rows of outputs are still small.
+BATCH_SIZE = 1_024
 
 
 @dataclass
@@ -222,7 +225,7 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
     images = bool(info.get("images"))
     if images and (input_path.is_dir() or suffix in IMAGE_SUFFIXES):
         x, paths = read_images(input_path, info["images"])
-        yield _outputs(predictor, model.predict(x, verbose=0), paths)
+        yield _outputs(predictor, model.predict(x, batch_size=BATCH_SIZE, verbose=0), paths)
         return
     if images and suffix == ".csv":
         raise UsageError(f"INPUT: this model takes images: an image file "
@@ -232,9 +235,11 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
     if suffix == ".csv":
         for x in read_csv_chunks(input_path, info, predictor.missing, predictor.delimiter):
             if pipeline.needs_dataset(x):
-                out = model.predict(pipeline.dataset(_model_keys(x, predictor)), verbose=0)
+                named = pipeline.dataset(_model_keys(x, predictor), batch_size=BATCH_SIZE)
+                out = model.predict(named, verbose=0)
             else:
-                out = model.predict(_shaped(x, predictor, input_path.name), verbose=0)
+                out = model.predict(_shaped(x, predictor, input_path.name),
+                                    batch_size=BATCH_SIZE, verbose=0)
             yield _outputs(predictor, out)
     elif suffix in (".npy", ".npz"):
         if info.get("columns"):
@@ -243,7 +248,7 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
                              f"{', '.join(info['features'])}; received '{input_path}'.")
         for x in array_chunks(read_arrays(input_path), input_path.name):
             yield _outputs(predictor, model.predict(_shaped(x, predictor, input_path.name),
-                                                    verbose=0))
+                                                    batch_size=BATCH_SIZE, verbose=0))
     else:
         kinds = f"an image file ({', '.join(IMAGE_SUFFIXES)}), a folder of images, .npy or " \
             ".npz" if images else ", ".join(INPUT_SUFFIXES)

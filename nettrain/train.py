@@ -261,17 +261,21 @@ def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
         tuple[dict[str, Any], dict[str, Any]]:
     """The data arguments of ``model.fit`` and the ``fit:`` section as keyword arguments."""
     config, data = prepared.config, prepared.data
-    kwargs = config.fit.model_dump()
+    kwargs = config.fit.model_dump(exclude={"checkpoint_every_seconds"})
     if kwargs["verbose"] == "auto":  # Keras's progress bar is for a terminal; a log gets lines
-        kwargs["verbose"] = 1 if sys.stderr.isatty() else 2
+        kwargs["verbose"] = 2  # one line per epoch: a per-batch display slows training
     if kwargs["class_weight"] == "balanced":
         kwargs["class_weight"] = balanced_class_weight(data.class_counts())
-    args = _arguments(data, "train", config, training=True, first_epoch=first_epoch)
-    del kwargs["batch_size"]  # in args, or done by the tf.data pipeline
-    if "y" not in args:  # a tf.data pipeline shuffles itself, by seed and epoch
-        kwargs["shuffle"] = False
+    args = _arguments(data, "train", config, training=True, first_epoch=first_epoch,
+                      repeat=config.fit.steps_per_epoch is None)
+    del kwargs["batch_size"], kwargs["validation_batch_size"]  # done by the pipelines
+    kwargs["shuffle"] = False  # the pipeline shuffles itself, by seed and epoch
+    kwargs["steps_per_epoch"] = args.pop("steps", None) or config.fit.steps_per_epoch
     if "validation" in data.splits:
-        kwargs["validation_data"] = _validation_data(data, config)
+        validation = _arguments(data, "validation", config,
+                                repeat=config.fit.validation_steps is None)
+        kwargs["validation_data"] = validation["x"]
+        kwargs["validation_steps"] = validation.get("steps") or config.fit.validation_steps
     return args, kwargs
 
 
@@ -310,7 +314,8 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
     guard = checkpoints.NaNGuard()
     monitor = "val_loss" if "validation" in data.splits else "loss"
     checkpoint = checkpoints.RunCheckpoint(path / checkpoints.FOLDER, monitor,
-                                           prepared.callbacks, guard, state)
+                                           prepared.callbacks, guard, state,
+                                           every=config.fit.checkpoint_every_seconds)
     trained = False
     stops = _StopNotes()
     try:  # from here on a Ctrl-C marks the run and says how to go on
@@ -352,7 +357,9 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
         if stops.noted:  # TensorFlow's C++ code turned the KeyboardInterrupt into this
             _interrupted(prepared, path, checkpoint, echo)
             raise KeyboardInterrupt from None
-        _mark_failed(path, str(exc), checkpoint.completed)
+        with contextlib.suppress(Exception):  # keep the epochs done, if the disk lets us
+            checkpoint.flush()
+        _mark_failed(path, str(exc), checkpoint.written)
         reason = " ".join(str(exc).split())[:500]
         if trained:  # every epoch is checkpointed: a resume evaluates and saves, no training
             ended = (f"all {checkpoint.completed} epochs are trained"
@@ -372,12 +379,13 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
 
 
 def _arguments(data: Data, split: str, config: Config, training: bool = False,
-               first_epoch: int = 0) -> dict[str, Any]:
-    """The x / y / sample_weight arguments of fit or evaluate for one split.
+               first_epoch: int = 0, repeat: bool = False) -> dict[str, Any]:
+    """The x argument of fit or evaluate for one split: a tf.data pipeline (see
+    :mod:`nettrain.pipeline`) that shuffles each epoch in an order drawn from the seed and the
+    epoch number, so a resumed run sees the same orders.
 
-    Arrays go to Keras as they are (Keras shuffles them from the seed). Named inputs with
-    strings and streamed CSVs become a tf.data pipeline that shuffles each epoch in an order
-    drawn from the seed and the epoch number, so a resumed run sees the same orders.
+    With ``repeat``, arrays in memory become one endless pipeline, and ``steps`` (the batches
+    of an epoch) comes with it, for fit's ``steps_per_epoch`` or ``validation_steps``.
     """
     from nettrain import pipeline
 
@@ -390,15 +398,9 @@ def _arguments(data: Data, split: str, config: Config, training: bool = False,
     if pipeline.needs_dataset(x):
         return {"x": pipeline.dataset(x, y, w, batch, shuffle=shuffle, seed=config.seed,
                                       first_epoch=first_epoch)}
-    return {"x": x, "y": y, "sample_weight": w, "batch_size": batch}
-
-
-def _validation_data(data: Data, config: Config) -> Any:
-    args = _arguments(data, "validation", config)
-    if "y" not in args:
-        return args["x"]
-    return (args["x"], args["y"]) if args["sample_weight"] is None else \
-        (args["x"], args["y"], args["sample_weight"])
+    return {"x": pipeline.arrays(x, y, w, batch, shuffle=shuffle, seed=config.seed,
+                                 first_epoch=first_epoch, repeat=repeat),
+            **({"steps": pipeline.steps(x, batch)} if repeat else {})}
 
 
 class _NaN(Exception):
@@ -406,7 +408,7 @@ class _NaN(Exception):
         kept = (f"the last good checkpoint is from epoch {checkpoint.completed}"
                 if checkpoint.completed else "no epoch completed, so there is no checkpoint")
         super().__init__(f"Training stopped: the loss became NaN or infinite in epoch "
-                         f"{guard.epoch + 1} (batch {guard.batch + 1}); {kept}.")
+                         f"{guard.epoch + 1} (by batch {guard.batch + 1}); {kept}.")
 
 
 class _StopNotes:
@@ -463,8 +465,9 @@ def _interrupted(prepared: Prepared, path: Path, checkpoint: Any, echo: Any) -> 
     last = path / checkpoints.FOLDER / checkpoints.LAST
     formats: list[str] = []
     saved = "the model of the last one is saved"
-    if checkpoint.completed and last.is_file():
+    if checkpoint.completed:
         try:
+            checkpoint.flush()  # the last completed epoch, if not yet on the disk
             model.load_weights(last)
             formats = runs.save_model(model, path, config.save.formats, sample=sample,
                                       info=info)
@@ -531,7 +534,7 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
     note = _which_model(status, run.config, run.path)
     if note:
         echo(note)
-    model.compile(**resolve_compiled(run.config).kwargs(run.config))
+    model.compile(**resolve_compiled(run.config).kwargs(run.config, data.size(split)))
     try:
         metrics = _evaluate(model, data, split, run.config)
     except Exception as exc:

@@ -235,7 +235,8 @@ def test_a_kill_after_the_last_epoch_is_finished_by_resume(runner, tmp_path, sig
 
 def test_two_processes_cannot_train_one_run(tmp_path):
     config = tiny_config()
-    config["fit"] = {"epochs": 500, "batch_size": 4, "verbose": 0}
+    config["fit"] = {"epochs": 500, "batch_size": 4, "verbose": 0,
+                     "checkpoint_every_seconds": 0}
     path = write_config(tmp_path / "c.yaml", config)
     run = tmp_path / "run"
     first = _popen("fit", path, "--run-dir", run, cwd=tmp_path)
@@ -317,6 +318,15 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(runner, tmp_path, damage)
     assert json.loads((run / "run.json").read_text())["epochs_completed"] == 3
 
 
+def _batch_by_batch() -> dict:
+    """Three epochs of 6 batches, one batch per call of the training step, so a callback's
+    on_train_batch_end sees every batch (with steps_per_execution: auto it would see one call
+    of 6 batches an epoch)."""
+    config = tiny_config(fit={"epochs": 3, "batch_size": 16, "verbose": 0})
+    config["compile"]["steps_per_execution"] = 1
+    return config
+
+
 def _turned_into_a_system_error() -> None:
     # as TensorFlow's C++ code can: 'Objects/listobject.c:338: bad argument to internal function'
     raise SystemError("Objects/listobject.c:338: bad argument to internal function")
@@ -351,8 +361,7 @@ def test_a_ctrl_c_that_does_not_come_out_as_keyboardinterrupt_is_still_a_stop(
         return prepared
 
     monkeypatch.setattr(train, "prepare", prepare_with_it)
-    path = write_config(tmp_path / "c.yaml", tiny_config(fit={"epochs": 3, "batch_size": 16,
-                                                              "verbose": 0}))
+    path = write_config(tmp_path / "c.yaml", _batch_by_batch())
     run = tmp_path / "run"
     result = runner.invoke(app, ["fit", str(path), "--run-dir", str(run)])
     assert result.exit_code == 130, result.output
@@ -397,8 +406,7 @@ def test_a_ctrl_c_on_a_full_disk_says_what_was_kept(runner, tmp_path, monkeypatc
 
     monkeypatch.setattr(train, "prepare", prepare_with_it)
     monkeypatch.setattr(os, "replace", disk_full)
-    path = write_config(tmp_path / "c.yaml", tiny_config(fit={"epochs": 3, "batch_size": 16,
-                                                              "verbose": 0}))
+    path = write_config(tmp_path / "c.yaml", _batch_by_batch())
     run = tmp_path / "run"
     result = runner.invoke(app, ["fit", str(path), "--run-dir", str(run)])
     assert result.exit_code == 130, result.output

@@ -173,7 +173,7 @@ def _wait_for_checkpoint(proc: subprocess.Popen, run: Path, epochs: int = 1) -> 
 
 
 def test_sigkill_mid_training_then_resume_gives_the_uninterrupted_weights(runner, tmp_path):
-    config = control_config(epochs=12, batch_size=4)
+    config = control_config(epochs=12, batch_size=4, checkpoint_every_seconds=0)
     path = write_config(tmp_path / "c.yaml", config)
     run = tmp_path / "killed"
     proc = _popen("fit", path, "--run-dir", run, cwd=tmp_path)
@@ -198,7 +198,8 @@ def test_sigkill_mid_training_then_resume_gives_the_uninterrupted_weights(runner
 
 
 def test_sigint_saves_the_last_completed_epoch_and_exits_130(tmp_path):
-    path = write_config(tmp_path / "c.yaml", control_config(epochs=500, batch_size=4))
+    path = write_config(tmp_path / "c.yaml", control_config(epochs=500, batch_size=4,
+                                                            checkpoint_every_seconds=0))
     run = tmp_path / "stopped"
     proc = _popen("fit", path, "--run-dir", run, cwd=tmp_path)
     _wait_for_checkpoint(proc, run)
@@ -213,6 +214,91 @@ def test_sigint_saves_the_last_completed_epoch_and_exits_130(tmp_path):
     assert_identical(weights(run), weights(run, "checkpoints/last.keras"))
     rows = (run / "history.csv").read_text().splitlines()[1:]
     assert len(rows) >= record["epochs_completed"]
+
+
+def test_checkpoints_wait_for_checkpoint_every_seconds_but_a_stop_writes_the_last_epoch(
+        runner, tmp_path):
+    """With a long interval no epoch is written while training runs (a kill loses them), yet
+    SIGINT still writes the last completed epoch, and the run resumes from it bit-identically."""
+    config = control_config(epochs=500, batch_size=4, checkpoint_every_seconds=3600)
+    path = write_config(tmp_path / "c.yaml", config)
+    run = tmp_path / "stopped"
+    proc = _popen("fit", path, "--run-dir", run, cwd=tmp_path)
+    history = run / "history.csv"
+    for _ in range(6000):  # three epochs done (history.csv gets a row per epoch)
+        if history.is_file() and len(history.read_text().splitlines()) > 3:
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    assert not (run / "checkpoints" / "last.keras").exists()  # not yet: the interval runs
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    record = json.loads((run / "run.json").read_text())
+    done = record["epochs_completed"]
+    assert record["status"] == "interrupted" and 3 <= done < 500
+    assert f"Interrupted after {done} completed epoch(s)" in err
+    assert_identical(weights(run), weights(run, "checkpoints/last.keras"))
+    assert (run / "checkpoints" / "best.keras").is_file()
+    result = runner.invoke(app, ["fit", "--resume", str(run), f"fit.epochs={done + 2}"])
+    assert result.exit_code == 0, result.output
+    full = fit(runner, path, f"fit.epochs={done + 2}", "--run-dir", tmp_path / "full")
+    assert_identical(weights(full), weights(run))
+    assert (full / "history.csv").read_text() == (run / "history.csv").read_text()
+
+
+def test_a_run_that_ends_writes_its_last_epoch_whatever_the_interval(runner, tmp_path):
+    path = write_config(tmp_path / "c.yaml", control_config(checkpoint_every_seconds=3600))
+    run = fit(runner, path, "--run-dir", tmp_path / "run")
+    from nettrain.checkpoints import read_state
+
+    assert read_state(run / "checkpoints" / "last.keras").epoch == 4
+    every = fit(runner, path, "fit.checkpoint_every_seconds=0", "--run-dir", tmp_path / "b")
+    assert_identical(weights(run, "checkpoints/last.keras"),
+                     weights(every, "checkpoints/last.keras"))
+    assert_identical(weights(run, "checkpoints/best.keras"),
+                     weights(every, "checkpoints/best.keras"))
+    result = runner.invoke(app, ["validate", str(path), "fit.checkpoint_every_seconds=-1"])
+    assert result.exit_code == 2
+    assert "fit.checkpoint_every_seconds" in result.stderr
+
+
+def test_resume_is_bit_identical_with_several_steps_per_execution(runner, tmp_path):
+    """steps_per_execution: auto runs several batches per call (here 90 / 4 -> 23 batches
+    in one call): a resumed run still ends as an uninterrupted one."""
+    from nettrain.config import load_config
+    from nettrain.model import steps_per_execution
+
+    path = write_config(tmp_path / "c.yaml", control_config(batch_size=4))
+    config = load_config(path)
+    assert config.compile.steps_per_execution == "auto"
+    assert steps_per_execution(config, 90) == 23
+    full = fit(runner, path, "--run-dir", tmp_path / "full")
+    part = fit(runner, path, "fit.epochs=2", "--run-dir", tmp_path / "part")
+    result = runner.invoke(app, ["fit", "--resume", str(part), "fit.epochs=4"])
+    assert result.exit_code == 0, result.output
+    assert_identical(weights(full), weights(part))
+    assert (full / "history.csv").read_text() == (part / "history.csv").read_text()
+    one = fit(runner, path, "compile.steps_per_execution=1", "--run-dir", tmp_path / "one")
+    assert (one / "history.csv").is_file()
+
+
+def test_steps_per_execution_auto_splits_an_epoch_into_equal_calls():
+    from nettrain.config import Config
+    from nettrain.model import steps_per_execution
+
+    def spe(samples, **fit):
+        config = Config.model_validate({**tiny_config(), "fit": {"batch_size": 128, **fit}})
+        return steps_per_execution(config, samples)
+
+    assert spe(60_000) == 32            # 469 batches: 15 calls of at most 32
+    assert spe(1_258, batch_size=32) == 20  # 40 batches: 2 calls of 20
+    assert spe(4, batch_size=1) == 4    # xor: one call an epoch
+    assert spe(60_000, steps_per_epoch=10) == 10
+    assert spe(None) == 1
+    config = Config.model_validate({**tiny_config(), "compile": {
+        **tiny_config()["compile"], "steps_per_execution": 7}})
+    assert steps_per_execution(config, 60_000) == 7
 
 
 # ---------------------------------------------------------------------------------- NaN

@@ -1,0 +1,480 @@
+"""Benchmark: nettrain against the plain Keras script a user would write, target by target.
+
+Each comparison runs nettrain and the plain script as separate processes, alternating the two
+sides pair after pair (so drifts in machine load hit both alike), and reports the medians and
+the ratio nettrain / plain. Both sides run under the same wrapper, which times every epoch with
+a callback that has no batch hooks (so it costs neither side anything).
+
+    python benchmarks/perf.py mnist   --pairs 3   # 1: seed MNIST MLP, 8 epochs on 60,000
+                                      [--variants] # and each default lever turned back
+    python benchmarks/perf.py cnn     --pairs 3   # 2: small CNN on 28x28x1
+    python benchmarks/perf.py xor     --pairs 3   # 3: XOR for 1,000 epochs
+    python benchmarks/perf.py digits  --pairs 3   # 3: configs/digits_mlp.yaml
+    python benchmarks/perf.py startup             # 4: nettrain --help, validate's imports
+    python benchmarks/perf.py predict --pairs 3   # 5: predict on a 100,000-row CSV
+    python benchmarks/perf.py matmul              # the machine's float32 matmul limit
+
+Each writes ``benchmarks/results/<name>.json`` (``--out DIR`` for another folder) with the
+machine (CPU model, cores, memory, versions) and the exact command. ``--small`` runs a tiny
+size of the same work (what the test suite does, so the script cannot rot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+# Runs a command (``-m module args`` or ``script args``) with Model.fit patched to time each
+# epoch; the times go to the file named by NETTRAIN_BENCH_EPOCHS.
+WRAPPER = """\
+import json, os, runpy, sys, time
+import keras
+
+times = []
+
+class _EpochTimes(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        times.append(time.perf_counter() - self.start)
+
+_fit = keras.Model.fit
+
+def fit(self, *args, callbacks=None, **kwargs):
+    return _fit(self, *args, callbacks=[*(callbacks or []), _EpochTimes()], **kwargs)
+
+keras.Model.fit = fit
+try:
+    if sys.argv[1] == "-m":
+        sys.argv = sys.argv[2:]
+        runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = sys.argv[1:]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    with open(os.environ["NETTRAIN_BENCH_EPOCHS"], "w") as f:
+        json.dump(times, f)
+"""
+
+MNIST_CONFIG = """\
+name: mnist-mlp
+data: {npz: DATA, flatten: true, scale: 255, one_hot: true}
+model:
+  layers:
+    - Dense: {units: 500, activation: sigmoid}
+    - Dense: {units: 10, activation: softmax}
+compile:
+  optimizer: {SGD: {learning_rate: 0.5}}
+  loss: categorical_crossentropy
+  metrics: [accuracy]
+fit: {epochs: EPOCHS, batch_size: 128}
+"""
+
+# As tutorials write it: arrays in, model.fit with the default verbose, model.save.
+MNIST_PLAIN = """\
+import sys
+import numpy as np, keras
+data = np.load(sys.argv[1])
+x = data["x"].reshape(len(data["x"]), -1).astype("float32") / 255
+y = keras.utils.to_categorical(data["y"], 10)
+model = keras.Sequential([keras.Input((784,)),
+                          keras.layers.Dense(500, activation="sigmoid"),
+                          keras.layers.Dense(10, activation="softmax")])
+model.compile(keras.optimizers.SGD(0.5), "categorical_crossentropy", metrics=["accuracy"])
+model.fit(x, y, epochs=int(sys.argv[2]), batch_size=128)
+model.save(sys.argv[3] + "/model.keras")
+"""
+
+CNN_CONFIG = """\
+name: small-cnn
+data: {npz: DATA, scale: 255}
+model:
+  layers:
+    - Conv2D: {filters: 32, kernel_size: 3, activation: relu}
+    - MaxPooling2D: {pool_size: 2}
+    - Conv2D: {filters: 64, kernel_size: 3, activation: relu}
+    - MaxPooling2D: {pool_size: 2}
+    - Flatten: {}
+    - Dense: {units: 10, activation: softmax}
+compile:
+  optimizer: adam
+  loss: sparse_categorical_crossentropy
+  metrics: [accuracy]
+fit: {epochs: EPOCHS, batch_size: 128}
+"""
+
+CNN_PLAIN = """\
+import sys
+import numpy as np, keras
+data = np.load(sys.argv[1])
+x, y = data["x"].astype("float32") / 255, data["y"]
+model = keras.Sequential([keras.Input((28, 28, 1)),
+                          keras.layers.Conv2D(32, 3, activation="relu"),
+                          keras.layers.MaxPooling2D(2),
+                          keras.layers.Conv2D(64, 3, activation="relu"),
+                          keras.layers.MaxPooling2D(2),
+                          keras.layers.Flatten(),
+                          keras.layers.Dense(10, activation="softmax")])
+model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+model.fit(x, y, epochs=int(sys.argv[2]), batch_size=128)
+model.save(sys.argv[3] + "/model.keras")
+"""
+
+# configs/xor.yaml by hand: same layers, optimizer, batch, verbose, and its two save formats.
+XOR_PLAIN = """\
+import sys
+import numpy as np, keras
+keras.utils.set_random_seed(1)
+x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype="float32")
+y = np.array([0, 1, 1, 0], dtype="float32")
+model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(10, activation="tanh"),
+                          keras.layers.Dense(1, activation="sigmoid")])
+model.compile(keras.optimizers.SGD(0.1), "binary_crossentropy", metrics=["accuracy"])
+model.fit(x, y, epochs=int(sys.argv[1]), batch_size=1, verbose=0)
+model.evaluate(x, y, verbose=0)
+model.save(sys.argv[2] + "/model.keras")
+model.save_weights(sys.argv[2] + "/model.weights.h5")
+open(sys.argv[2] + "/model.json", "w").write(model.to_json())
+"""
+
+PREDICT_PLAIN = """\
+import sys, time
+import numpy as np, pandas as pd, keras
+model = keras.saving.load_model(sys.argv[1])
+x = pd.read_csv(sys.argv[2]).to_numpy("float32")
+start = time.perf_counter()
+p = model.predict(x, verbose=0)
+print("predict_seconds", time.perf_counter() - start, file=sys.stderr)
+out = pd.DataFrame(p, columns=[f"p{i}" for i in range(p.shape[1])])
+out.insert(0, "class", p.argmax(1))
+out.to_csv(sys.argv[3], index=False)
+"""
+
+MEASURE = """\
+import resource, subprocess, sys, time
+start = time.perf_counter()
+rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+wall = time.perf_counter() - start
+print(rc, f"{wall:.3f}", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory and the versions that matter."""
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = next((int(line.split()[1]) / 2**20 for line in
+                   Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), None)
+    versions = subprocess.run(
+        [sys.executable, "-c", "import keras, tensorflow as tf, numpy as np; "
+         "print(keras.__version__, tf.__version__, np.__version__)"],
+        capture_output=True, text=True, env=_env()).stdout.split()
+    flags = Path("/proc/cpuinfo").read_text()
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory or 0, 1),
+            "avx512": "avx512f" in flags, "platform": platform.platform(),
+            "python": platform.python_version(),
+            **dict(zip(("keras", "tensorflow", "numpy"), versions))}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO), **extra}
+
+
+def measure(command: list[str], folder: Path, timed: bool = True) -> dict[str, Any]:
+    """Run ``command`` (arguments after ``python``) in its own process, under the epoch-timing
+    wrapper when ``timed``; its wall time, peak RSS and epoch times."""
+    epochs = folder / f"epochs-{time.monotonic_ns()}.json"
+    wrapper = folder / "wrapper.py"
+    wrapper.write_text(WRAPPER)
+    full = [sys.executable, *([str(wrapper)] if timed else []), *command]
+    out = subprocess.run([sys.executable, "-c", MEASURE, *full], capture_output=True, text=True,
+                         env=_env(NETTRAIN_RUNS=str(folder / "runs"),
+                                  NETTRAIN_BENCH_EPOCHS=str(epochs)), cwd=folder)
+    rc, wall, peak = out.stdout.split()
+    if rc != "0":
+        subprocess.run(full, env=_env(NETTRAIN_RUNS=str(folder / "runs"),
+                                      NETTRAIN_BENCH_EPOCHS=str(epochs)), cwd=folder)
+        raise SystemExit(f"{command} failed with exit {rc}")
+    result: dict[str, Any] = {"seconds": float(wall), "peak_rss_mib": round(int(peak) / 1024)}
+    if timed and epochs.is_file():
+        result["epoch_seconds"] = [round(t, 4) for t in json.loads(epochs.read_text())]
+    return result
+
+
+def pairs(sides: dict[str, Any], n: int, folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """Run each side ``n`` times, alternating (nettrain first in even pairs, plain in odd)."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+    names = list(sides)
+    for i in range(n):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            runs[name].append(measure(sides[name](i), folder))
+            print(name, runs[name][-1]["seconds"], file=sys.stderr, flush=True)
+    return runs
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]], samples: int | None = None) -> \
+        dict[str, Any]:
+    """Medians per side, the ratios nettrain / plain and (given ``samples`` per epoch) the
+    samples per second of the epochs after the first (the warm-up)."""
+    median: dict[str, Any] = {}
+    for name, results in runs.items():
+        median[name] = {"seconds": statistics.median(r["seconds"] for r in results),
+                        "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in results)}
+        if samples and all(len(r.get("epoch_seconds", [])) > 1 for r in results):
+            per_run = [samples / statistics.median(r["epoch_seconds"][1:]) for r in results]
+            median[name]["samples_per_second"] = round(statistics.median(per_run))
+    nt, plain = median["nettrain"], median["plain_keras"]
+    out = {"median": median,
+           "ratio_seconds": round(nt["seconds"] / plain["seconds"], 3),
+           "speedup_whole_process": round(plain["seconds"] / nt["seconds"], 3),
+           "spread_seconds": {name: [min(r["seconds"] for r in rs), max(r["seconds"] for r in rs)]
+                              for name, rs in runs.items()}}
+    if len(median) > 2:  # variants
+        out["ratio_seconds_by_side"] = {name: round(m["seconds"] / plain["seconds"], 3)
+                                        for name, m in median.items()}
+    if "samples_per_second" in nt and "samples_per_second" in plain:
+        out["speedup_samples_per_second"] = round(
+            nt["samples_per_second"] / plain["samples_per_second"], 3)
+    return out
+
+
+def _images(folder: Path, n: int, shape: tuple[int, ...]) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = folder / f"images-{n}-{'x'.join(map(str, shape))}.npz"
+    if not path.is_file():
+        np.savez(path, x=rng.integers(0, 256, (n, *shape), dtype=np.uint8),
+                 y=rng.integers(0, 10, n))
+    return path
+
+
+def bench_mnist(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    n, epochs = (1_000, 2) if args.small else (60_000, 8)
+    data = _images(folder, n, (28, 28))
+    config = folder / "mnist.yaml"
+    config.write_text(MNIST_CONFIG.replace("DATA", str(data)).replace("EPOCHS", str(epochs)))
+    (folder / "mnist_plain.py").write_text(MNIST_PLAIN)
+    sides = {"nettrain": lambda i: ["-m", "nettrain", "fit", str(config)],
+             "plain_keras": lambda i: [str(folder / "mnist_plain.py"), str(data), str(epochs),
+                                       str(_out(folder, "mnist", i))]}
+    if args.variants:  # each lever of nettrain's defaults turned back, one at a time
+        for name, override in VARIANTS.items():
+            sides[f"nettrain_{name}"] = lambda i, o=override: ["-m", "nettrain", "fit",
+                                                               str(config), o]
+    runs = pairs(sides, args.pairs, folder)
+    result = {"work": f"784-500 sigmoid-10 softmax MLP, SGD 0.5, batch 128, {epochs} epochs "
+                      f"on {n:,} random uint8 28x28 samples (flatten, scale 255, one_hot)",
+              "runs": runs, **summarise(runs, n)}
+    if not args.small:
+        limit = bench_matmul(args, folder)
+        result["matmul"] = limit
+        # Flops a sample costs: forward 2*784*500 + 2*500*10; backward the weight gradients
+        # (the same again) and the hidden layer's input gradient 2*500*10 (none for the input).
+        per_sample = 4 * 784 * 500 + 6 * 500 * 10
+        result["samples_per_second_limit"] = round(limit["gflops"] * 1e9 / per_sample)
+        result["samples_per_second_limit_batch_128"] = round(
+            limit["gflops_batch_128"] * 1e9 / per_sample)
+        nt = result["median"]["nettrain"].get("samples_per_second")
+        if nt:
+            result["fraction_of_limit"] = round(nt / result["samples_per_second_limit"], 3)
+            result["fraction_of_limit_batch_128"] = round(
+                nt / result["samples_per_second_limit_batch_128"], 3)
+    return result
+
+
+VARIANTS = {"verbose_1": "fit.verbose=1", "steps_per_execution_1": "compile.steps_per_execution=1",
+            "jit_compile_true": "compile.jit_compile=true"}
+
+
+def bench_cnn(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    n, epochs = (512, 2) if args.small else (10_000, 3)
+    data = _images(folder, n, (28, 28, 1))
+    config = folder / "cnn.yaml"
+    config.write_text(CNN_CONFIG.replace("DATA", str(data)).replace("EPOCHS", str(epochs)))
+    (folder / "cnn_plain.py").write_text(CNN_PLAIN)
+    sides = {"nettrain": lambda i: ["-m", "nettrain", "fit", str(config)],
+             "plain_keras": lambda i: [str(folder / "cnn_plain.py"), str(data), str(epochs),
+                                       str(_out(folder, "cnn", i))]}
+    runs = pairs(sides, args.pairs, folder)
+    return {"work": f"Conv2D 32 - MaxPooling - Conv2D 64 - MaxPooling - Flatten - Dense 10, "
+                    f"adam, batch 128, {epochs} epochs on {n:,} random uint8 28x28x1 samples",
+            "runs": runs, **summarise(runs, n)}
+
+
+def bench_xor(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    epochs = 20 if args.small else 1_000
+    (folder / "xor_plain.py").write_text(XOR_PLAIN)
+    sides = {"nettrain": lambda i: ["-m", "nettrain", "fit", str(REPO / "configs/xor.yaml"),
+                                    f"fit.epochs={epochs}"],
+             "plain_keras": lambda i: [str(folder / "xor_plain.py"), str(epochs),
+                                       str(_out(folder, "xor", i))]}
+    runs = pairs(sides, args.pairs, folder)
+    return {"work": f"configs/xor.yaml (2-10-1, SGD 0.1, batch 1) for {epochs} epochs, saved "
+                    "as keras and json", "runs": runs, **summarise(runs)}
+
+
+def bench_digits(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from fit_overhead import PLAIN
+
+    epochs = 3 if args.small else 60
+    plain = PLAIN.replace("epochs=60", f"epochs={epochs}")
+    (folder / "digits_plain.py").write_text(plain)
+    sides = {"nettrain": lambda i: ["-m", "nettrain", "fit", str(REPO / "configs/digits_mlp.yaml"),
+                                    f"fit.epochs={epochs}"],
+             "plain_keras": lambda i: [str(folder / "digits_plain.py"),
+                                       str(_out(folder, "digits", i))]}
+    runs = pairs(sides, args.pairs, folder)
+    return {"work": "configs/digits_mlp.yaml against benchmarks/fit_overhead.py's plain script "
+                    "(same split, layers, EarlyStopping, CSVLogger, evaluation, three formats)",
+            "runs": runs, **summarise(runs)}
+
+
+def bench_startup(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """``nettrain --help`` wall time; what ``validate`` imports (python -X importtime)."""
+    helps = []
+    for _ in range(2 if args.small else 7):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "nettrain", "--help"], capture_output=True,
+                       env=_env(), cwd=folder, check=True)
+        helps.append(round(time.perf_counter() - start, 3))
+    imports: dict[str, Any] = {}
+    for name, command in (("help", ["--help"]),
+                          ("validate", ["validate", str(REPO / "configs/xor.yaml"), "--debug"])):
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "nettrain", *command],
+                              capture_output=True, text=True, env=_env(), cwd=folder)
+        top = {}
+        for line in done.stderr.splitlines():
+            parts = line.split("|")
+            if line.startswith("import time:") and len(parts) == 3 and \
+                    parts[2].startswith(" ") and not parts[2].startswith("  ") and \
+                    parts[1].strip().isdigit():
+                package = parts[2].strip().split(".")[0]
+                top[package] = top.get(package, 0) + int(parts[1]) / 1e6
+        imports[name] = {k: round(v, 3) for k, v in
+                         sorted(top.items(), key=lambda kv: -kv[1]) if v >= 0.005}
+        imports[name + "_keras_or_tensorflow"] = any(
+            k in top for k in ("keras", "tensorflow"))
+    return {"help_seconds": helps, "help_median_seconds": statistics.median(helps),
+            "imports_seconds_by_top_level_package": imports}
+
+
+def bench_predict(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    import numpy as np
+
+    rows = 2_000 if args.small else 100_000
+    rng = np.random.default_rng(0)
+    columns = [f"f{i}" for i in range(20)]
+    train = folder / "train.csv"
+    x = rng.normal(size=(2_000, 20)).astype("float32")
+    header = ",".join([*columns, "label"])
+    np.savetxt(train, np.column_stack([x, (x[:, 0] > 0).astype(int)]), delimiter=",",
+               header=header, comments="", fmt=["%.5f"] * 20 + ["%d"])
+    inputs = folder / f"predict-{rows}.csv"
+    np.savetxt(inputs, rng.normal(size=(rows, 20)), delimiter=",", header=",".join(columns),
+               comments="", fmt="%.5f")
+    config = folder / "predict.yaml"
+    config.write_text(f"name: p\nseed: 0\ndata: {{csv: {train}, target: label, normalize: true}}\n"
+                      "model: {layers: [{Dense: {units: 32, activation: relu}}, "
+                      "{Dense: {units: 2, activation: softmax}}]}\n"
+                      "compile: {optimizer: adam, loss: sparse_categorical_crossentropy}\n"
+                      "fit: {epochs: 2, batch_size: 64}\n")
+    run = folder / "predict-run"
+    subprocess.run([sys.executable, "-m", "nettrain", "fit", str(config), "--run-dir", str(run)],
+                   env=_env(NETTRAIN_RUNS=str(folder / "runs")), cwd=folder, check=True,
+                   capture_output=True)
+    (folder / "predict_plain.py").write_text(PREDICT_PLAIN)
+    sides = {"nettrain": lambda i: ["-m", "nettrain", "predict", str(run), str(inputs),
+                                    "--output", str(folder / f"nt-{i}.csv")],
+             "plain_keras": lambda i: [str(folder / "predict_plain.py"),
+                                       str(run / "model.keras"), str(inputs),
+                                       str(folder / f"plain-{i}.csv")]}
+    runs = pairs(sides, args.pairs, folder)
+    return {"work": f"predict a 20-32-2 MLP (with Normalization) on a {rows:,}-row CSV of 20 "
+                    "columns, writing a CSV; plain: load_model, pandas.read_csv, "
+                    "model.predict (default batch size 32), DataFrame.to_csv",
+            "runs": runs, **summarise(runs)}
+
+
+def bench_matmul(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """float32 GFLOP/s of a large matmul shaped like the MLP's first layer, in one process."""
+    code = """\
+import json, time
+import tensorflow as tf
+
+def gflops(rows, repeat):
+    a, b = tf.random.normal((rows, 784)), tf.random.normal((784, 500))
+
+    @tf.function
+    def f():  # the matmuls in one graph: no Python between them
+        return tf.reduce_sum(tf.foldl(lambda acc, i: acc + tf.matmul(a, b)[0, 0],
+                                      tf.range(repeat), initializer=0.0))
+    f().numpy()
+    best = 0
+    for _ in range(5):
+        start = time.perf_counter()
+        f().numpy()
+        best = max(best, 2 * rows * 784 * 500 * repeat / (time.perf_counter() - start) / 1e9)
+    return round(best, 1)
+
+print(json.dumps({"gflops": gflops(8192, 20), "shape": "8192x784 @ 784x500",
+                  "gflops_batch_128": gflops(128, 500), "shape_batch_128": "128x784 @ 784x500",
+                  "threads": tf.config.threading.get_intra_op_parallelism_threads()}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=_env(), check=True)
+    return json.loads(out.stdout)
+
+
+def _out(folder: Path, name: str, i: int) -> Path:
+    path = folder / f"{name}-plain-{i}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+BENCHES = {"mnist": bench_mnist, "cnn": bench_cnn, "xor": bench_xor, "digits": bench_digits,
+           "startup": bench_startup, "predict": bench_predict, "matmul": bench_matmul}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bench", choices=[*BENCHES, "all"])
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--small", action="store_true", help="a tiny size, for the tests")
+    parser.add_argument("--variants", action="store_true",
+                        help="mnist: also nettrain with fit.verbose=1, with "
+                             "compile.steps_per_execution=1 and with compile.jit_compile=true")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="nettrain-perf-"))
+    info = machine()
+    results = {}
+    for name in (BENCHES if args.bench == "all" else [args.bench]):
+        record = {"benchmark": name, "machine": info,
+                  "command": " ".join(["python", "benchmarks/perf.py", *(argv or sys.argv[1:])]),
+                  "pairs": args.pairs, "small": args.small, **BENCHES[name](args, folder)}
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(json.dumps({k: v for k, v in record.items() if k != "runs"}, indent=2))
+        results[name] = record
+    return results
+
+
+if __name__ == "__main__":
+    main()
