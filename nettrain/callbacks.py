@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,11 @@ from nettrain.errors import Problem, did_you_mean
 # The arguments of Keras callbacks that name a file or a folder to write.
 PATHS = {"CSVLogger": {"filename": "file"}, "ModelCheckpoint": {"filepath": "file"},
          "TensorBoard": {"log_dir": "folder"}, "OrbaxCheckpoint": {"directory": "folder"}}
+
+# The format spec a {name} in a callback path may have: a number's sign, width, precision and
+# type, never a fill character or 'c' (Keras formats ModelCheckpoint's filepath, so
+# '..{epoch:/>3}' would become '..//1', a path out of the run directory).
+_NUMBER_FORMAT = re.compile(r"[+\- ]?0?\d*(\.\d+)?[deEfFgG%]?")
 
 # Callbacks a config may not use, each with the reason and the way nettrain does it instead.
 REFUSED = {
@@ -80,6 +86,14 @@ def _check_path(value: Any, key: str) -> Problem | None:
     if not parts or parts[0] in ("..", "."):
         return Problem(key, expected, f"'{value}', outside the run directory",
                        f"Remove the '..', e.g. '{Path(value).name}'.")
+    for field, spec, conversion in _fields(value):
+        if conversion or not _NUMBER_FORMAT.fullmatch(spec):
+            shown = "{" + field + (f"!{conversion}" if conversion else "") + \
+                (f":{spec}" if spec else "") + "}"
+            return Problem(key, f"{expected}; a {{name}} in it formats a number only (width, "
+                           "precision, type)", f"'{shown}' in '{value}', which can turn into "
+                           "other characters ('/', '..')",
+                           "Write e.g. '{epoch:02d}' or '{val_loss:.4f}'.")
     if parts[0] in _RESERVED:
         return Problem(key, f"{expected}, not a file nettrain writes",
                        f"'{value}' (nettrain writes {parts[0]} itself)",
@@ -147,10 +161,17 @@ def check_modes(config: Config, callbacks: list[Any], model: Any) -> list[Proble
 
 def _placeholders(text: str) -> list[str]:
     """The names in a Keras path template: ``'m-{epoch:02d}.keras'`` -> ``['epoch']``."""
+    return [field for field, _, _ in _fields(text)]
+
+
+def _fields(text: str) -> list[tuple[str, str, str | None]]:
+    """The ``(name, format spec, conversion)`` of each ``{...}`` in a Keras path template:
+    ``'m-{epoch:02d}.keras'`` -> ``[('epoch', '02d', None)]``."""
     import string
 
     try:
-        return [field for _, field, _, _ in string.Formatter().parse(text) if field]
+        return [(field, spec or "", conversion) for _, field, spec, conversion
+                in string.Formatter().parse(text) if field is not None]
     except ValueError:  # an unmatched brace: Keras writes the name as it is
         return []
 

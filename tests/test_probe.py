@@ -1,0 +1,52 @@
+"""A fault probe of the trust (issue 7) and safety (issue 8) work: each test is a way a user or
+a hostile teammate found past the merged checks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from nettrain.cli import app
+
+from conftest import tiny_config, write_config
+
+
+def _refused(result, *texts: str) -> str:
+    """The config error's text (line numbers left out), after checking the exit status."""
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2, result.output
+    text = re.sub(r" \(line \d+\)", "", " ".join(result.stderr.split()))
+    for expected in texts:
+        assert expected in text, text
+    return text
+
+
+def _xor(*callbacks) -> dict:
+    config = tiny_config(data={"dataset": "xor"})
+    config["model"]["layers"][-1] = {"Dense": {"units": 1, "activation": "sigmoid"}}
+    config["compile"]["loss"] = "binary_crossentropy"
+    config["fit"]["epochs"] = 1
+    config["fit"]["callbacks"] = list(callbacks)
+    return config
+
+
+# --- callback paths: Keras formats ModelCheckpoint's filepath, format specs included --------
+
+@pytest.mark.parametrize("filepath", ["..{epoch:/>3}/pwned.keras", "{epoch:c}{epoch:c}/x.keras",
+                                      "m{epoch!r:/>3}.keras"])
+def test_a_format_spec_in_a_callback_path_cannot_lead_out_of_the_run(runner, tmp_path, filepath):
+    """'..{epoch:/>3}' is '..//1' once Keras formats it: the file went next to the run."""
+    config = _xor({"ModelCheckpoint": {"filepath": filepath, "monitor": "loss"}})
+    path = write_config(Path("c.yaml"), config)
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", "runs/a/b"])
+    _refused(result, "fit.callbacks[0].ModelCheckpoint.filepath",
+             "Write e.g. '{epoch:02d}' or '{val_loss:.4f}'")
+    assert not Path("runs").exists()
+    config["fit"]["callbacks"][0]["ModelCheckpoint"]["filepath"] = "m-{epoch:02d}-{loss:.4f}.keras"
+    result = runner.invoke(app, ["fit", str(write_config(path, config)), "--run-dir", "run"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in Path("run").glob("m-*.keras")] and \
+        not list(tmp_path.rglob("pwned.keras"))
