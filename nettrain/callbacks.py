@@ -114,7 +114,7 @@ def check_monitors(config: Config, callbacks: list[Any], logged: list[str],
     Example: ``val_acc`` with ``logged=['loss', 'accuracy']`` -> a Problem that suggests
     ``val_accuracy``.
     """
-    names = [*logged, *(f"val_{n}" for n in logged)] if validation else list(logged)
+    names = _log_names(logged, validation)
     problems = []
     for i, (spec, callback) in enumerate(zip(config.fit.callbacks, callbacks)):
         name, kwargs = spec_name(spec), spec_kwargs(spec)
@@ -136,15 +136,18 @@ def check_monitors(config: Config, callbacks: list[Any], logged: list[str],
     return problems
 
 
-def check_modes(config: Config, callbacks: list[Any], model: Any) -> list[Problem]:
+def check_modes(config: Config, callbacks: list[Any], model: Any, logged: list[str],
+                validation: bool) -> list[Problem]:
     """A monitor with ``mode: auto`` needs a metric whose direction Keras knows (not, e.g.,
-    ``true_positives``); Keras finds out only at the end of the first epoch, so ask it now."""
+    ``true_positives``); Keras finds out only at the end of the first epoch, so ask it now.
+    A monitor the run does not log is :func:`check_monitors`'s problem, not asked here."""
     import copy
 
+    names = _log_names(logged, validation)
     problems = []
     for i, (spec, callback) in enumerate(zip(config.fit.callbacks, callbacks)):
         if getattr(callback, "mode", None) != "auto" or \
-                not hasattr(callback, "_set_monitor_op"):
+                not hasattr(callback, "_set_monitor_op") or callback.monitor not in names:
             continue
         trial = copy.copy(callback)  # _set_monitor_op changes the callback's state
         trial.set_model(model)
@@ -157,6 +160,11 @@ def check_modes(config: Config, callbacks: list[Any], model: Any) -> list[Proble
                 "or down", "'auto'" + ("" if "mode" in spec_kwargs(spec) else " (the default)"),
                 f"Add mode: max (or mode: min) to {spec_name(spec)}."))
     return problems
+
+
+def _log_names(logged: list[str], validation: bool) -> list[str]:
+    """The names a run logs: ``logged``, and ``val_`` + each with a validation part."""
+    return [*logged, *(f"val_{n}" for n in logged)] if validation else list(logged)
 
 
 def _placeholders(text: str) -> list[str]:

@@ -176,9 +176,10 @@ def _build_model(config: Config, data: Data, resolved: Resolved) -> Any:
     problems = keras_warnings(caught, "compile", config.compile.model_dump(exclude_unset=True))
     if problems:
         raise config.error(problems)
-    problems += callbacks_module.check_monitors(config, resolved.callbacks, logged,
-                                                "validation" in data.splits)
-    problems += callbacks_module.check_modes(config, resolved.callbacks, model)
+    validation = "validation" in data.splits
+    problems += callbacks_module.check_monitors(config, resolved.callbacks, logged, validation)
+    problems += callbacks_module.check_modes(config, resolved.callbacks, model, logged,
+                                             validation)
     if problems:
         raise config.error(problems)
     return model

@@ -50,3 +50,18 @@ def test_a_format_spec_in_a_callback_path_cannot_lead_out_of_the_run(runner, tmp
     assert result.exit_code == 0, result.output
     assert [p.name for p in Path("run").glob("m-*.keras")] and \
         not list(tmp_path.rglob("pwned.keras"))
+
+
+def test_a_misspelt_monitor_is_one_problem_with_advice_that_leads_to_a_valid_config(runner):
+    """'val_acc' was also reported as a mode Keras cannot tell, whose advice (mode: max) leaves
+    the config invalid; the misspelling is the one problem."""
+    config = tiny_config()
+    config["fit"]["callbacks"] = [{"EarlyStopping": {"monitor": "val_acc"}}]
+    path = write_config(Path("c.yaml"), config)
+    text = _refused(runner.invoke(app, ["validate", str(path)]),
+                    "fit.callbacks[0].EarlyStopping.monitor", "Did you mean 'val_accuracy'?")
+    assert ".mode" not in text and "problems" not in text
+    config["fit"]["callbacks"] = [{"EarlyStopping": {"monitor": "val_accuracy"}}]
+    result = runner.invoke(app, ["validate", str(write_config(path, config))])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 0, result.output
