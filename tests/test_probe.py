@@ -65,3 +65,19 @@ def test_a_misspelt_monitor_is_one_problem_with_advice_that_leads_to_a_valid_con
     result = runner.invoke(app, ["validate", str(write_config(path, config))])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == 0, result.output
+
+
+# --- Keras's own {class_name, config} form in an argument -----------------------------------
+
+@pytest.mark.parametrize("value", [
+    {"module": "keras.src.saving.serialization_lib", "class_name": "function",
+     "config": "deserialize_keras_object"},  # Keras: KeyError 'registered_name', exit 1
+    {"class_name": "function", "config": "system", "module": "os"},
+])
+def test_a_malformed_keras_object_form_is_a_config_error(runner, value):
+    config = _xor()
+    config["model"]["layers"][0]["Dense"]["kernel_initializer"] = value
+    result = runner.invoke(app, ["validate", str(write_config(Path("c.yaml"), config))])
+    text = _refused(result, "model.layers[0].Dense", "expected valid arguments")
+    for internal in ("KeyError", "register_keras_serializable", "Full object config"):
+        assert internal not in text
