@@ -81,3 +81,43 @@ def test_a_malformed_keras_object_form_is_a_config_error(runner, value):
     text = _refused(result, "model.layers[0].Dense", "expected valid arguments")
     for internal in ("KeyError", "register_keras_serializable", "Full object config"):
         assert internal not in text
+
+
+# --- a teammate's run directory: symbolic links out of it -----------------------------------
+
+def _trained(runner, run: str = "run") -> Path:
+    config = tiny_config()
+    config["fit"]["epochs"] = 1
+    result = runner.invoke(app, ["fit", str(write_config(Path("c.yaml"), config)),
+                                 "--run-dir", run])
+    assert result.exit_code == 0, result.output
+    return Path(run)
+
+
+@pytest.mark.parametrize("link", [".lock", "checkpoints"])
+def test_a_symlink_out_of_a_run_directory_is_refused_before_anything_is_written(
+        runner, tmp_path, link):
+    """'.lock -> ~/.bashrc' in a shared run: the resume truncated the file the link names and
+    wrote its lock there; 'checkpoints -> elsewhere' put the checkpoints outside the run."""
+    run = _trained(runner)
+    victim = tmp_path / "victim"
+    if link == "checkpoints":
+        (run / "checkpoints").rename(victim)
+    else:
+        victim.write_text("precious\n")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in victim.rglob("*")) \
+        if victim.is_dir() else victim.read_text()
+    (run / link).symlink_to(victim)
+    result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=2"])
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stderr.split())
+    assert f"{run / link} is a symbolic link to {victim}, outside the run directory" in text
+    assert "Remove the link" in text
+    after = sorted((p.name, p.stat().st_mtime_ns) for p in victim.rglob("*")) \
+        if victim.is_dir() else victim.read_text()
+    assert after == before
+    (run / link).unlink()  # the advice; a moved checkpoint folder means training from the start
+    result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=2"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 0, result.output
