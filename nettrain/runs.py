@@ -335,6 +335,8 @@ def load_model(path: Path, prefer: str | None = None, info: dict[str, Any] | Non
                          f"SavedModel folder; received '{path}'.")
     for fmt, file in candidates:
         if file.exists():
+            if fmt != "savedmodel" and not file.is_file():  # a pipe or a device never ends
+                raise damaged(file, "not a regular file: a model is read only from a file")
             return _load(fmt, file, info or {}), fmt
     saved = saved_formats(path) if path.is_dir() else []
     if prefer and saved:

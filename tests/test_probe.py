@@ -121,3 +121,36 @@ def test_a_symlink_out_of_a_run_directory_is_refused_before_anything_is_written(
     result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=2"])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == 0, result.output
+
+
+# --- a teammate's run directory: a model file that is not a file ----------------------------
+
+@pytest.mark.parametrize("name, options", [("model.keras", []), ("model.json", ["--format", "json"])])
+def test_a_model_file_that_is_not_a_regular_file_is_named_not_read(runner, name, options):
+    """A FIFO (or a link to /dev/zero) as model.keras: evaluate waited for ever (/dev/zero grew
+    memory past 11 GB in 30 s)."""
+    import os
+    import threading
+
+    config = tiny_config(save={"formats": ["json", "keras"]})
+    config["fit"]["epochs"] = 1
+    result = runner.invoke(app, ["fit", str(write_config(Path("c.yaml"), config)),
+                                 "--run-dir", "both"])
+    assert result.exit_code == 0, result.output
+    run = Path("both")
+    (run / name).unlink()
+    os.mkfifo(run / name)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(
+        runner.invoke(app, ["evaluate", str(run), *options])), daemon=True)
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():  # it opened the FIFO: let it read an end of file, then fail
+        os.close(os.open(run / name, os.O_WRONLY))
+        worker.join(60)
+        pytest.fail(f"evaluate opened the FIFO {name} and waited")
+    result, = results
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stderr.split())
+    assert f"{run / name} is damaged (not a regular file" in text
