@@ -682,7 +682,7 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     try:
         value = yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(Problem(f"override {key}", "a YAML value", f"'{raw}'",
+        raise ConfigError(Problem(f"override {key}", "a YAML value", short_repr(raw),
                                   " ".join(str(getattr(exc, "problem", "") or "").split())
                                   or None)) from None
     return parts, value

@@ -154,3 +154,12 @@ def test_a_model_file_that_is_not_a_regular_file_is_named_not_read(runner, name,
     assert result.exit_code == 1, result.output
     text = " ".join(result.stderr.split())
     assert f"{run / name} is damaged (not a regular file" in text
+
+
+def test_a_hostile_override_is_refused_without_echoing_all_of_it(runner):
+    """A 100,000-character override was printed back whole."""
+    path = write_config(Path("c.yaml"), tiny_config())
+    result = runner.invoke(app, ["validate", str(path), "name=" + "[" * 50000 + "]" * 50000])
+    text = _refused(result, "override name: expected a YAML value",
+                    "expected nesting at most 32 levels deep")
+    assert len(text) < 400
