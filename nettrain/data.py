@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -24,6 +26,10 @@ SPLITS = ("train", "validation", "test")
 Inputs = Union[np.ndarray, dict[str, np.ndarray]]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # The Keras input dtype of each kind of named input column.
+# What numpy raises for a damaged .npz (a zip archive): when it opens it, and when it reads
+# an array from it (a cut file, a changed byte).
+NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+
 INPUT_DTYPES = {"numeric": "float32", "integer": "int64", "string": "string"}
 
 
@@ -654,7 +660,7 @@ def _read_npz(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
                              "needed: np.savez(path, x=x, y=y)")
         with loaded as f:
             arrays = {k: f[k] for k in f.files}
-    except (ValueError, OSError) as exc:
+    except NPZ_ERRORS as exc:
         raise DataError(f"{key}: cannot read {path} as .npz: {exc}") from None
     parts = {}
     if {"x", "y"} <= arrays.keys():

@@ -163,3 +163,37 @@ def test_a_hostile_override_is_refused_without_echoing_all_of_it(runner):
     text = _refused(result, "override name: expected a YAML value",
                     "expected nesting at most 32 levels deep")
     assert len(text) < 400
+
+
+# --- damaged .npz files: fit, validate and predict ------------------------------------------
+
+def _damaged_npz(tmp_path: Path, how: str) -> Path:
+    from conftest import write_npz
+
+    whole = tmp_path / "whole.npz"
+    write_npz(whole, n=40)
+    data = bytearray(whole.read_bytes())
+    if how == "cut":
+        data = data[:300]  # the zip's directory gone: numpy raises zipfile.BadZipFile
+    else:
+        data[100:140] = b"\xff" * 40  # an array's bytes changed: a CRC error on reading
+    path = tmp_path / f"{how}.npz"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("how", ["cut", "bytes"])
+def test_a_damaged_npz_is_named_in_validate_and_predict(runner, tmp_path, how):
+    path = _damaged_npz(tmp_path, how)
+    config = tiny_config(data={"npz": str(path), "validation_split": 0.2})
+    result = runner.invoke(app, ["validate", str(write_config(Path("c.yaml"), config))])
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, result.output
+    assert f"data.npz: cannot read {path} as .npz" in " ".join(result.stderr.split())
+    assert "BadZipFile" not in result.stderr
+    run = _trained(runner)
+    result = runner.invoke(app, ["predict", str(run), str(path)])
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, result.output
+    assert f"INPUT: cannot read {path}" in " ".join(result.stderr.split())
+    assert "BadZipFile" not in result.stderr
