@@ -20,7 +20,7 @@ from typing import Any, Union
 import numpy as np
 
 from nettrain.config import BUILTIN_DATASETS, Config, DataConfig
-from nettrain.errors import ConfigError, DataError, Problem, did_you_mean
+from nettrain.errors import ConfigError, DataError, Problem, did_you_mean, plain_tf_text
 
 SPLITS = ("train", "validation", "test")
 Inputs = Union[np.ndarray, dict[str, np.ndarray]]
@@ -766,7 +766,7 @@ def _undecodable(paths: list[str], exc: Exception, shown: dict[str, str]) -> Dat
         try:
             tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
         except tf.errors.InvalidArgumentError as bad:
-            why = " ".join(str(bad.message).split())
+            why = plain_tf_text(str(bad.message))
             return DataError(f"cannot decode the image {shown.get(path, path)}: {why}. Remove or "
                              "replace the file (it is damaged, or not an image of its kind).")
-    return DataError(f"cannot decode the images: {' '.join(str(exc).split())[:300]}")
+    return DataError(f"cannot decode the images: {plain_tf_text(str(exc))[:300]}")

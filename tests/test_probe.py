@@ -197,3 +197,27 @@ def test_a_damaged_npz_is_named_in_validate_and_predict(runner, tmp_path, how):
     assert result.exit_code == 1, result.output
     assert f"INPUT: cannot read {path}" in " ".join(result.stderr.split())
     assert "BadZipFile" not in result.stderr
+
+
+# --- TensorFlow's op names in messages ------------------------------------------------------
+
+def test_a_corrupt_image_is_named_without_tensorflow_op_names(runner, tmp_path):
+    import tensorflow as tf
+
+    rng = __import__("numpy").random.default_rng(0)
+    for label in ("cat", "dog"):
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for i in range(4):
+            (tmp_path / "photos" / label / f"{i}.png").write_bytes(
+                tf.io.encode_png(rng.integers(0, 255, (8, 8, 3)).astype("uint8")).numpy())
+    bad = tmp_path / "photos" / "dog" / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    config = tiny_config(data={"images": "photos", "image_size": [8, 8]})
+    config["model"]["layers"] = ["Flatten", {"Dense": {"units": 2, "activation": "softmax"}}]
+    result = runner.invoke(app, ["validate", str(write_config(Path("c.yaml"), config))])
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stderr.split())
+    assert f"cannot decode the image {bad}: Invalid PNG" in text
+    for internal in ("function_node", "__wrapped__", "[Op:", "device:CPU", "name:"):
+        assert internal not in text, text
