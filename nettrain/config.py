@@ -444,6 +444,8 @@ class Config(_Section):
     def to_yaml(self) -> str:
         """The resolved config as YAML; ``nettrain fit`` on it repeats the run."""
         data = self.model_dump(mode="json", exclude_none=True)
+        if isinstance(self.fit.class_weight, dict):  # JSON mode makes class indices strings
+            data["fit"]["class_weight"] = dict(self.fit.class_weight)
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
 
 

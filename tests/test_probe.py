@@ -221,3 +221,23 @@ def test_a_corrupt_image_is_named_without_tensorflow_op_names(runner, tmp_path):
     assert f"cannot decode the image {bad}: Invalid PNG" in text
     for internal in ("function_node", "__wrapped__", "[Op:", "device:CPU", "name:"):
         assert internal not in text, text
+
+
+# --- what fit writes must read back ---------------------------------------------------------
+
+def test_a_class_weight_mapping_trains_and_its_run_reads_back(runner):
+    """The run's config.yaml held class_weight {'0': 1.0, ...} (strings): fit ended with exit
+    2, 'config.yaml is damaged', after training."""
+    config = tiny_config()
+    config["fit"]["class_weight"] = {0: 1.0, 1: 2.0, 2: 1.0}
+    result = runner.invoke(app, ["fit", str(write_config(Path("c.yaml"), config)),
+                                 "--run-dir", "run"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 0, result.output
+    assert "class_weight: {0: 1.0, 1: 2.0, 2: 1.0}" in Path("run/config.yaml").read_text()
+    for command in (["evaluate", "run"], ["fit", "--resume", "run", "fit.epochs=3"],
+                    ["fit", "run/config.yaml", "--run-dir", "again"]):
+        result = runner.invoke(app, command)
+        assert result.exception is None or isinstance(result.exception, SystemExit), \
+            result.exception
+        assert result.exit_code == 0, (command, result.output)
