@@ -56,6 +56,7 @@ def check(config: Config) -> list[Problem]:
     """Every problem of ``fit.callbacks`` that needs no Keras object: refused callbacks,
     path arguments outside the run directory, TensorBoard without its package."""
     problems: list[Problem] = []
+    written: dict[str, str] = {}  # each path a callback writes -> its key
     for i, spec in enumerate(config.fit.callbacks):
         name, kwargs = spec_name(spec), spec_kwargs(spec)
         path = f"fit.callbacks[{i}].{name}"
@@ -72,7 +73,21 @@ def check(config: Config) -> list[Problem]:
             if argument in kwargs:
                 problem = _check_path(kwargs[argument], f"{path}.{argument}")
                 problems += [problem] if problem else []
+                if problem is None:
+                    problem = _check_shared(kwargs[argument], f"{path}.{argument}", written)
+                    problems += [problem] if problem else []
     return problems
+
+
+def _check_shared(value: str, key: str, written: dict[str, str]) -> Problem | None:
+    """Two callbacks may not write one path (they would write over each other)."""
+    normal = os.path.normpath(value)
+    if normal in written:
+        return Problem(key, "a path no other callback writes", f"'{value}', which "
+                       f"{written[normal]} writes too", "Choose another name, e.g. "
+                       f"'{Path(value).stem}-2{Path(value).suffix}'.")
+    written[normal] = key
+    return None
 
 
 def _check_path(value: Any, key: str) -> Problem | None:
@@ -94,6 +109,10 @@ def _check_path(value: Any, key: str) -> Problem | None:
                            "precision, type)", f"'{shown}' in '{value}', which can turn into "
                            "other characters ('/', '..')",
                            "Write e.g. '{epoch:02d}' or '{val_loss:.4f}'.")
+    if parts[0].startswith("."):
+        return Problem(key, f"{expected}, not a hidden name (nettrain's lock and temporary "
+                       "files)", f"'{value}'",
+                       f"Choose another name, e.g. '{Path(value).name.lstrip('.') or 'log'}'.")
     if parts[0] in _RESERVED:
         return Problem(key, f"{expected}, not a file nettrain writes",
                        f"'{value}' (nettrain writes {parts[0]} itself)",

@@ -241,3 +241,24 @@ def test_a_class_weight_mapping_trains_and_its_run_reads_back(runner):
         assert result.exception is None or isinstance(result.exception, SystemExit), \
             result.exception
         assert result.exit_code == 0, (command, result.output)
+
+
+# --- callback paths that collide ------------------------------------------------------------
+
+@pytest.mark.parametrize("callbacks, key", [
+    ([{"CSVLogger": {"filename": ".lock"}}], "fit.callbacks[0].CSVLogger.filename"),
+    ([{"CSVLogger": {"filename": ".model.keras.tmp"}}], "fit.callbacks[0].CSVLogger.filename"),
+    ([{"CSVLogger": {"filename": "a.csv"}}, {"CSVLogger": {"filename": "./a.csv"}}],
+     "fit.callbacks[1].CSVLogger.filename"),
+    ([{"ModelCheckpoint": {"filepath": "x.keras"}}, {"CSVLogger": {"filename": "x.keras"}}],
+     "fit.callbacks[1].CSVLogger.filename"),
+])
+def test_callback_paths_may_not_collide_with_each_other_or_nettrains_own(runner, callbacks,
+                                                                         key):
+    """A CSVLogger on '.lock' wrote into the run's lock (removed at the end, with the log);
+    two callbacks on one file wrote over each other; all with exit 0."""
+    config = tiny_config()
+    config["fit"]["callbacks"] = callbacks
+    path = write_config(Path("c.yaml"), config)
+    _refused(runner.invoke(app, ["fit", str(path)]), key, "Choose another name")
+    assert not Path("runs").exists()
