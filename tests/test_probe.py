@@ -262,3 +262,21 @@ def test_callback_paths_may_not_collide_with_each_other_or_nettrains_own(runner,
     path = write_config(Path("c.yaml"), config)
     _refused(runner.invoke(app, ["fit", str(path)]), key, "Choose another name")
     assert not Path("runs").exists()
+
+
+def test_a_mixed_precision_model_saves_as_a_savedmodel(runner):
+    """validate said OK, then the save after training failed: the reload check built its
+    TFSMLayer under the mixed policy, which Keras cannot infer an output for."""
+    config = tiny_config(mixed_precision="mixed_bfloat16", save={"formats": ["savedmodel"]})
+    config["fit"]["epochs"] = 1
+    result = runner.invoke(app, ["fit", str(write_config(Path("c.yaml"), config)),
+                                 "--run-dir", "run"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 0, result.output
+    Path("x.npy").write_bytes(b"")
+    import numpy as np
+
+    np.save("x.npy", np.ones((2, 4), "float32"))
+    result = runner.invoke(app, ["predict", "run", "x.npy", "--format", "savedmodel"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith("class,prob_")
