@@ -280,3 +280,12 @@ def test_a_mixed_precision_model_saves_as_a_savedmodel(runner):
     result = runner.invoke(app, ["predict", "run", "x.npy", "--format", "savedmodel"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0].startswith("class,prob_")
+
+
+def test_a_refused_layer_with_a_lone_value_is_refused_not_given_an_argument_hint(runner):
+    """'- Lambda: x' got the advice "Write e.g. - Lambda: {function: 'x'}", which is refused."""
+    config = tiny_config()
+    config["model"]["layers"].insert(0, {"Lambda": "x"})
+    text = _refused(runner.invoke(app, ["validate", str(write_config(Path("c.yaml"), config))]),
+                    "model.layers[0].Lambda", "a layer that neither loads files nor runs code")
+    assert "Write e.g." not in text
