@@ -404,6 +404,9 @@ def _existing(path: Path, key: str) -> Path:
     if not path.exists():
         raise DataError(f"{key}: {path} does not exist. (A relative path in a config is read "
                         f"from the folder nettrain runs in, here {Path.cwd()}.)")
+    if not (path.is_file() or path.is_dir()):  # a device or a pipe may never end
+        raise DataError(f"{key}: {path} is not a regular file (a device or a pipe, which "
+                        "could be read for ever). Give a data file.")
     return path
 
 

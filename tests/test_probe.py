@@ -289,3 +289,43 @@ def test_a_refused_layer_with_a_lone_value_is_refused_not_given_an_argument_hint
     text = _refused(runner.invoke(app, ["validate", str(write_config(Path("c.yaml"), config))]),
                     "model.layers[0].Lambda", "a layer that neither loads files nor runs code")
     assert "Write e.g." not in text
+
+
+def _invoke_or_unblock(runner, args: list[str], fifo: Path):
+    """Invoke the CLI in a thread; if it is still running after 20 s (it opened ``fifo`` and
+    waits), give it an end of file and fail."""
+    import os
+    import threading
+
+    results = []
+    worker = threading.Thread(target=lambda: results.append(runner.invoke(app, args)),
+                              daemon=True)
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY))
+        worker.join(60)
+        pytest.fail(f"{args[0]} opened the pipe {fifo} and waited")
+    return results[0]
+
+
+@pytest.mark.parametrize("key", ["csv", "test"])
+def test_a_data_path_that_is_not_a_regular_file_is_refused(runner, tmp_path, key):
+    """'csv: /dev/zero' in a shared config grew validate's memory past 5 GB in 20 s; a pipe
+    made it wait for ever."""
+    import os
+
+    (tmp_path / "d.csv").write_text("a,b,y\n" + "".join(f"{i % 7},{i % 3},{i % 2}\n"
+                                                        for i in range(40)))
+    os.mkfifo(tmp_path / "pipe.csv")
+    data = {"csv": "d.csv", "target": "y", "validation_split": 0.2}
+    data[key] = "pipe.csv"
+    config = tiny_config(data=data)
+    config["model"]["layers"][-1] = {"Dense": {"units": 1, "activation": "sigmoid"}}
+    config["compile"]["loss"] = "binary_crossentropy"
+    result = _invoke_or_unblock(
+        runner, ["validate", str(write_config(Path("c.yaml"), config))], tmp_path / "pipe.csv")
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, result.output
+    assert f"data.{key}: {tmp_path / 'pipe.csv'} is not a regular file" in \
+        " ".join(result.stderr.split())
