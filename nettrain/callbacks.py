@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,11 @@ from nettrain.errors import Problem, did_you_mean
 # The arguments of Keras callbacks that name a file or a folder to write.
 PATHS = {"CSVLogger": {"filename": "file"}, "ModelCheckpoint": {"filepath": "file"},
          "TensorBoard": {"log_dir": "folder"}, "OrbaxCheckpoint": {"directory": "folder"}}
+
+# The format spec a {name} in a callback path may have: a number's sign, width, precision and
+# type, never a fill character or 'c' (Keras formats ModelCheckpoint's filepath, so
+# '..{epoch:/>3}' would become '..//1', a path out of the run directory).
+_NUMBER_FORMAT = re.compile(r"[+\- ]?0?\d*(\.\d+)?[deEfFgG%]?")
 
 # Callbacks a config may not use, each with the reason and the way nettrain does it instead.
 REFUSED = {
@@ -50,6 +56,7 @@ def check(config: Config) -> list[Problem]:
     """Every problem of ``fit.callbacks`` that needs no Keras object: refused callbacks,
     path arguments outside the run directory, TensorBoard without its package."""
     problems: list[Problem] = []
+    written: dict[str, str] = {}  # each path a callback writes -> its key
     for i, spec in enumerate(config.fit.callbacks):
         name, kwargs = spec_name(spec), spec_kwargs(spec)
         path = f"fit.callbacks[{i}].{name}"
@@ -66,7 +73,21 @@ def check(config: Config) -> list[Problem]:
             if argument in kwargs:
                 problem = _check_path(kwargs[argument], f"{path}.{argument}")
                 problems += [problem] if problem else []
+                if problem is None:
+                    problem = _check_shared(kwargs[argument], f"{path}.{argument}", written)
+                    problems += [problem] if problem else []
     return problems
+
+
+def _check_shared(value: str, key: str, written: dict[str, str]) -> Problem | None:
+    """Two callbacks may not write one path (they would write over each other)."""
+    normal = os.path.normpath(value)
+    if normal in written:
+        return Problem(key, "a path no other callback writes", f"'{value}', which "
+                       f"{written[normal]} writes too", "Choose another name, e.g. "
+                       f"'{Path(value).stem}-2{Path(value).suffix}'.")
+    written[normal] = key
+    return None
 
 
 def _check_path(value: Any, key: str) -> Problem | None:
@@ -80,6 +101,18 @@ def _check_path(value: Any, key: str) -> Problem | None:
     if not parts or parts[0] in ("..", "."):
         return Problem(key, expected, f"'{value}', outside the run directory",
                        f"Remove the '..', e.g. '{Path(value).name}'.")
+    for field, spec, conversion in _fields(value):
+        if conversion or not _NUMBER_FORMAT.fullmatch(spec):
+            shown = "{" + field + (f"!{conversion}" if conversion else "") + \
+                (f":{spec}" if spec else "") + "}"
+            return Problem(key, f"{expected}; a {{name}} in it formats a number only (width, "
+                           "precision, type)", f"'{shown}' in '{value}', which can turn into "
+                           "other characters ('/', '..')",
+                           "Write e.g. '{epoch:02d}' or '{val_loss:.4f}'.")
+    if parts[0].startswith("."):
+        return Problem(key, f"{expected}, not a hidden name (nettrain's lock and temporary "
+                       "files)", f"'{value}'",
+                       f"Choose another name, e.g. '{Path(value).name.lstrip('.') or 'log'}'.")
     if parts[0] in _RESERVED:
         return Problem(key, f"{expected}, not a file nettrain writes",
                        f"'{value}' (nettrain writes {parts[0]} itself)",
@@ -100,7 +133,7 @@ def check_monitors(config: Config, callbacks: list[Any], logged: list[str],
     Example: ``val_acc`` with ``logged=['loss', 'accuracy']`` -> a Problem that suggests
     ``val_accuracy``.
     """
-    names = [*logged, *(f"val_{n}" for n in logged)] if validation else list(logged)
+    names = _log_names(logged, validation)
     problems = []
     for i, (spec, callback) in enumerate(zip(config.fit.callbacks, callbacks)):
         name, kwargs = spec_name(spec), spec_kwargs(spec)
@@ -122,15 +155,18 @@ def check_monitors(config: Config, callbacks: list[Any], logged: list[str],
     return problems
 
 
-def check_modes(config: Config, callbacks: list[Any], model: Any) -> list[Problem]:
+def check_modes(config: Config, callbacks: list[Any], model: Any, logged: list[str],
+                validation: bool) -> list[Problem]:
     """A monitor with ``mode: auto`` needs a metric whose direction Keras knows (not, e.g.,
-    ``true_positives``); Keras finds out only at the end of the first epoch, so ask it now."""
+    ``true_positives``); Keras finds out only at the end of the first epoch, so ask it now.
+    A monitor the run does not log is :func:`check_monitors`'s problem, not asked here."""
     import copy
 
+    names = _log_names(logged, validation)
     problems = []
     for i, (spec, callback) in enumerate(zip(config.fit.callbacks, callbacks)):
         if getattr(callback, "mode", None) != "auto" or \
-                not hasattr(callback, "_set_monitor_op"):
+                not hasattr(callback, "_set_monitor_op") or callback.monitor not in names:
             continue
         trial = copy.copy(callback)  # _set_monitor_op changes the callback's state
         trial.set_model(model)
@@ -145,12 +181,24 @@ def check_modes(config: Config, callbacks: list[Any], model: Any) -> list[Proble
     return problems
 
 
+def _log_names(logged: list[str], validation: bool) -> list[str]:
+    """The names a run logs: ``logged``, and ``val_`` + each with a validation part."""
+    return [*logged, *(f"val_{n}" for n in logged)] if validation else list(logged)
+
+
 def _placeholders(text: str) -> list[str]:
     """The names in a Keras path template: ``'m-{epoch:02d}.keras'`` -> ``['epoch']``."""
+    return [field for field, _, _ in _fields(text)]
+
+
+def _fields(text: str) -> list[tuple[str, str, str | None]]:
+    """The ``(name, format spec, conversion)`` of each ``{...}`` in a Keras path template:
+    ``'m-{epoch:02d}.keras'`` -> ``[('epoch', '02d', None)]``."""
     import string
 
     try:
-        return [field for _, field, _, _ in string.Formatter().parse(text) if field]
+        return [(field, spec or "", conversion) for _, field, spec, conversion
+                in string.Formatter().parse(text) if field is not None]
     except ValueError:  # an unmatched brace: Keras writes the name as it is
         return []
 

@@ -16,7 +16,8 @@ from typing import Any
 from nettrain.config import Draft, argument_example, format_path, normalize_spec
 from nettrain.errors import ConfigError, Problem
 from nettrain.keras_objects import (
-    CALLBACKS, LAYERS, LOSSES, METRICS, OPTIMIZERS, Registry, ResolveError, lookup, resolve,
+    CALLBACKS, LAYERS, LOSSES, METRICS, OPTIMIZERS, Registry, ResolveError, lookup, refused,
+    resolve,
 )
 
 # Where a config names Keras objects: key path, registry, whether it is a list of them.
@@ -46,7 +47,8 @@ def with_keras_problems(error: ConfigError) -> ConfigError:
     if not found and not hints:
         return error
     problems = [replace(p, suggestion=hints[p.key])
-                if isinstance(p, Problem) and p.key in hints else p for p in error.problems]
+                if isinstance(p, Problem) and p.key in hints else p for p in error.problems
+                if not (isinstance(p, Problem) and p.key in hints and hints[p.key] is None)]
     problems += [draft.locate(p) for p in found]
     return ConfigError(problems, source=error.source, draft=draft)
 
@@ -55,7 +57,7 @@ def keras_problems(draft: Draft) -> tuple[list[Problem], dict[tuple, str]]:
     """Resolve every Keras object of ``draft`` that parsed; return the problems found and
     better suggestions for scalar arguments, by key path."""
     problems: list[Problem] = []
-    hints: dict[tuple, str] = {}
+    hints: dict[tuple, str | None] = {}  # None: drop the schema's problem at that key
     for key, registry, many in KERAS_KEYS:
         section = draft.data.get(key[0])
         if not isinstance(section, dict) or key[1] not in section:
@@ -83,8 +85,13 @@ def _scalar_arguments(spec: Any) -> bool:
 
 
 def _hint_arguments(key: tuple, spec: dict, registry: Registry, problems: list[Problem],
-                    hints: dict[tuple, str]) -> None:
+                    hints: dict[tuple, str | None]) -> None:
     (name, value), = spec.items()
+    refusals = refused({name: {}}, format_path(key))
+    if refusals:  # refused whatever its arguments: the refusal replaces the schema's problem
+        problems += refusals
+        hints[(*key, name)] = None
+        return
     try:
         obj = lookup(name, registry, format_path((*key, name)))
     except ResolveError as exc:

@@ -456,6 +456,8 @@ class Config(_Section):
     def to_yaml(self) -> str:
         """The resolved config as YAML; ``nettrain fit`` on it repeats the run."""
         data = self.model_dump(mode="json", exclude_none=True)
+        if isinstance(self.fit.class_weight, dict):  # JSON mode makes class indices strings
+            data["fit"]["class_weight"] = dict(self.fit.class_weight)
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
 
 
@@ -694,7 +696,7 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     try:
         value = yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(Problem(f"override {key}", "a YAML value", f"'{raw}'",
+        raise ConfigError(Problem(f"override {key}", "a YAML value", short_repr(raw),
                                   " ".join(str(getattr(exc, "problem", "") or "").split())
                                   or None)) from None
     return parts, value

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -18,12 +20,16 @@ from typing import Any, Union
 import numpy as np
 
 from nettrain.config import BUILTIN_DATASETS, Config, DataConfig
-from nettrain.errors import ConfigError, DataError, Problem, did_you_mean
+from nettrain.errors import ConfigError, DataError, Problem, did_you_mean, plain_tf_text
 
 SPLITS = ("train", "validation", "test")
 Inputs = Union[np.ndarray, dict[str, np.ndarray]]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # The Keras input dtype of each kind of named input column.
+# What numpy raises for a damaged .npz (a zip archive): when it opens it, and when it reads
+# an array from it (a cut file, a changed byte).
+NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+
 INPUT_DTYPES = {"numeric": "float32", "integer": "int64", "string": "string"}
 
 
@@ -398,6 +404,9 @@ def _existing(path: Path, key: str) -> Path:
     if not path.exists():
         raise DataError(f"{key}: {path} does not exist. (A relative path in a config is read "
                         f"from the folder nettrain runs in, here {Path.cwd()}.)")
+    if not (path.is_file() or path.is_dir()):  # a device or a pipe may never end
+        raise DataError(f"{key}: {path} is not a regular file (a device or a pipe, which "
+                        "could be read for ever). Give a data file.")
     return path
 
 
@@ -654,7 +663,7 @@ def _read_npz(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
                              "needed: np.savez(path, x=x, y=y)")
         with loaded as f:
             arrays = {k: f[k] for k in f.files}
-    except (ValueError, OSError) as exc:
+    except NPZ_ERRORS as exc:
         raise DataError(f"{key}: cannot read {path} as .npz: {exc}") from None
     parts = {}
     if {"x", "y"} <= arrays.keys():
@@ -760,7 +769,7 @@ def _undecodable(paths: list[str], exc: Exception, shown: dict[str, str]) -> Dat
         try:
             tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
         except tf.errors.InvalidArgumentError as bad:
-            why = " ".join(str(bad.message).split())
+            why = plain_tf_text(str(bad.message))
             return DataError(f"cannot decode the image {shown.get(path, path)}: {why}. Remove or "
                              "replace the file (it is damaged, or not an image of its kind).")
-    return DataError(f"cannot decode the images: {' '.join(str(exc).split())[:300]}")
+    return DataError(f"cannot decode the images: {plain_tf_text(str(exc))[:300]}")

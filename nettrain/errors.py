@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,15 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
         by_lower.setdefault(str(choice).lower(), str(choice))
     match = difflib.get_close_matches(str(word).lower(), list(by_lower), n=1, cutoff=0.6)
     return by_lower[match[0]] if match else None
+
+
+def plain_tf_text(text: str) -> str:
+    """A TensorFlow error message as one line without its op names: ``{{function_node
+    __wrapped__DecodeImage_device_/job:...}} Invalid PNG. [Op:DecodeImage] name:`` ->
+    ``Invalid PNG``."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}", "", text)
+    text = re.sub(r"\[Op:[^\]]*\].*", "", text, flags=re.S)
+    return " ".join(text.split()).rstrip(" .") or "no reason given"
 
 
 @dataclass(frozen=True)

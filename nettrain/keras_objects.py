@@ -229,8 +229,8 @@ def resolve(spec: Any, registry: Registry, path: str) -> Any:
         warnings.simplefilter("always")
         try:
             made = obj(**kwargs)
-        except (TypeError, ValueError) as exc:
-            error = exc
+        except (TypeError, ValueError, KeyError) as exc:  # KeyError: a {class_name: ...}
+            error = exc                                   # form Keras cannot read
     if error is not None:
         # Keras refused: name the argument when one is unknown to every class in the MRO.
         unknown = _unknown_kwargs(obj, kwargs, path, strict=False)
@@ -396,5 +396,9 @@ def _unknown_kwargs(cls: type, kwargs: dict[str, Any], path: str,
 
 
 def _keras_message(exc: Exception, name: str) -> str:
+    """What Keras said, without its advice about Python code (custom objects, decorators)."""
+    if isinstance(exc, KeyError):
+        return f"a {{class_name: ..., config: ...}} mapping in the arguments lacks {exc}"
     text = " ".join(str(exc).split())
+    text = re.sub(r" Make sure custom classes.*", "", text)
     return text if len(text) < 400 else text[:397] + "..."

@@ -17,7 +17,7 @@ import numpy as np
 from nettrain import callbacks as callbacks_module
 from nettrain.config import Config, spec_kwargs, spec_name
 from nettrain.data import INPUT_DTYPES, Data
-from nettrain.errors import ConfigError, Problem
+from nettrain.errors import ConfigError, Problem, plain_tf_text
 from nettrain.keras_objects import (
     CALLBACKS, LAYERS, LOSSES, METRICS, OPTIMIZERS, Registry, ResolveError, keras_warnings,
     resolve,
@@ -205,9 +205,10 @@ def _build_model(config: Config, data: Data, resolved: Resolved) -> Any:
     problems = keras_warnings(caught, "compile", config.compile.model_dump(exclude_unset=True))
     if problems:
         raise config.error(problems)
-    problems += callbacks_module.check_monitors(config, resolved.callbacks, logged,
-                                                "validation" in data.splits)
-    problems += callbacks_module.check_modes(config, resolved.callbacks, model)
+    validation = "validation" in data.splits
+    problems += callbacks_module.check_monitors(config, resolved.callbacks, logged, validation)
+    problems += callbacks_module.check_modes(config, resolved.callbacks, model, logged,
+                                             validation)
     if problems:
         raise config.error(problems)
     return model
@@ -353,7 +354,7 @@ def _input_mismatch(exc: Exception, layer: Any, before: tuple) -> tuple[str, str
 def _keras_text(exc: Exception) -> str:
     """A Keras error as one plain line: no colour codes, no dump of the call's arguments."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split("Arguments received by")[0]
-    text = " ".join(text.split())
+    text = plain_tf_text(text)
     return text if len(text) <= 300 else text[:297] + "..."
 
 

@@ -20,8 +20,8 @@ import numpy as np
 from nettrain import runs
 from nettrain.config import spec_kwargs
 from nettrain.data import (
-    IMAGE_SUFFIXES, PREDICT_ADVICE, Inputs, check_columns, fill_missing, images_to_numpy,
-    input_names, table_inputs, text_columns,
+    IMAGE_SUFFIXES, NPZ_ERRORS, PREDICT_ADVICE, Inputs, check_columns, fill_missing,
+    images_to_numpy, input_names, table_inputs, text_columns,
 )
 from nettrain.errors import DataError, UsageError
 
@@ -128,18 +128,18 @@ def read_arrays(path: Path) -> np.ndarray:
     try:
         loaded = np.load(path, allow_pickle=False,
                          mmap_mode="r" if path.suffix.lower() == ".npy" else None)
-    except (ValueError, OSError) as exc:
+        if path.suffix.lower() == ".npy":
+            return loaded
+        with loaded:
+            for key in ("x", "x_test"):
+                if key in loaded.files:
+                    return loaded[key]
+            if len(loaded.files) == 1:
+                return loaded[loaded.files[0]]
+            files = sorted(loaded.files)
+    except NPZ_ERRORS as exc:
         raise DataError(f"INPUT: cannot read {path}: {exc}") from None
-    if path.suffix.lower() == ".npy":
-        return loaded
-    with loaded:
-        for key in ("x", "x_test"):
-            if key in loaded.files:
-                return loaded[key]
-        if len(loaded.files) == 1:
-            return loaded[loaded.files[0]]
-        raise DataError(f"{path.name}: expected an array named x (or x_test); it holds "
-                        f"{sorted(loaded.files)}.")
+    raise DataError(f"{path.name}: expected an array named x (or x_test); it holds {files}.")
 
 
 def array_chunks(x: np.ndarray, name: str, rows: int | None = None) -> Iterator[np.ndarray]:

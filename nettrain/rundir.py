@@ -5,6 +5,10 @@ start writing in the run directory until they end. The operating system releases
 when the process ends in any way (even ``kill -9``), so a lock is never left behind. The lock
 file holds who has the lock (pid, host, command, since when); a process that ends normally
 removes it, a killed one leaves it, and the next process takes it over.
+
+A run directory may come from someone else, so before anything is written in it a symbolic
+link in it that leads out of it (``.lock -> ~/.bashrc``, ``checkpoints -> /elsewhere``) is
+refused: writing through it would change files outside the run.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def locked(path: Path, new: bool = False) -> Iterator[None]:
 
     Example: ``with locked(run): train(run)``.
     """
+    _refuse_links_out(path)
     file = path / LOCK
     fd = _lock(file)
     try:
@@ -59,7 +64,7 @@ def _lock(file: Path) -> int:
     ended (after this process opened it) is not the lock any more: open it again."""
     while True:
         try:
-            fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except OSError as exc:
             raise RunError(f"Cannot write in the run directory {file.parent} "
                            f"({exc.strerror}).") from None
@@ -79,6 +84,21 @@ def _lock(file: Path) -> int:
         except FileNotFoundError:
             pass
         os.close(fd)
+
+
+def _refuse_links_out(path: Path) -> None:
+    """Raise RunError naming the first symbolic link in ``path`` (at any depth) that leads
+    out of it, or that leads nowhere."""
+    root = path.resolve()
+    for folder, dirs, files in os.walk(path):  # does not follow links to folders
+        for name in sorted(dirs + files):
+            link = Path(folder) / name
+            if link.is_symlink() and not link.resolve().is_relative_to(root):
+                raise RunError(
+                    f"{link} is a symbolic link to {os.readlink(link)}, outside the run "
+                    "directory, so writing the run would change a file elsewhere. Remove the "
+                    "link (copy what it leads to into the run directory if the run needs it), "
+                    "then run again.")
 
 
 def _me() -> dict[str, Any]:
