@@ -105,6 +105,7 @@ def resolve_all(config: Config) -> Resolved:
     layers = [None if inputs else collect(s, LAYERS, f"model.layers[{i}]")
               for i, s in enumerate(config.model.layers)]
     compiled = _compiled(config, collect)
+    collect.problems += _learning_rate(config)
     refused = callbacks_module.check(config)  # refused callbacks are never constructed
     collect.problems += refused
     callbacks = [None if refused else collect(s, CALLBACKS, f"fit.callbacks[{i}]")
@@ -198,6 +199,7 @@ def _build_model(config: Config, data: Data, resolved: Resolved) -> Any:
         front = _front(config, data, shape)
         model = _stack(config, shape, front, resolved.layers, _model_name(config.name))
     _check_output(config, data, model)
+    _check_accuracy(config, data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.compile(**resolved.compiled.kwargs(config, data.size("train")))
@@ -526,6 +528,41 @@ def _output_activation(config: Config, model: Any) -> tuple[int, Any, str | None
 
 def _class_name(loss: str) -> str:
     return "".join(part.capitalize() for part in loss.split("_")) if loss.islower() else loss
+
+
+def _learning_rate(config: Config) -> list[Problem]:
+    """A learning rate of 0 or below trains nothing or climbs the loss, with exit 0."""
+    rate = spec_kwargs(config.compile.optimizer).get("learning_rate")
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate <= 0:
+        return [Problem(f"compile.optimizer.{spec_name(config.compile.optimizer)}.learning_rate",
+                        "a learning rate above 0", f"{rate}",
+                        "A rate of 0 learns nothing and a negative one climbs the loss: "
+                        "e.g. learning_rate: 0.001.")]
+    return []
+
+
+def _check_accuracy(config: Config, data: Data) -> None:
+    """An accuracy metric on a regression target counts exact matches of numbers, so it
+    reports about 0 with exit 0; it means something only for labels 0 and 1 (a sigmoid
+    output trained with mse, say)."""
+    if config.is_classifier:
+        return
+    specs = [(f"compile.{key}[{i}]", spec) for key in ("metrics", "weighted_metrics")
+             for i, spec in enumerate(getattr(config.compile, key))]
+    named = [(path, spec_name(spec)) for path, spec in specs
+             if "accuracy" in spec_name(spec).lower() or spec_name(spec).lower() == "acc"]
+    if not named:
+        return
+    labels = np.asarray(data.sample(1000)[1]).reshape(-1)
+    other = labels[(labels != 0) & (labels != 1)]
+    if len(other):
+        raise config.error([Problem(
+            path, "a metric for a regression target (the loss "
+            f"'{spec_name(config.compile.loss)}' makes this a regression)",
+            f"'{name}' on targets such as {float(other[0]):g} (accuracy counts exact matches "
+            "of class labels, so it would report about 0)",
+            "Use mae or mse as the metric, or a classification loss "
+            "(sparse_categorical_crossentropy) for class labels.") for path, name in named])
 
 
 def _check_loss(config: Config, data: Data, model: Any) -> list[str]:

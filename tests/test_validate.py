@@ -461,3 +461,38 @@ def test_a_resumed_run_appends_to_its_csv_log(tmp_path):
     callbacks.place(cfg, made, run)
     assert checkpoints.continue_logs(made) == [run / "logs" / "log.csv"]
     assert made[0].append
+
+
+def test_accuracy_on_a_regression_target_is_refused_and_its_advice_works(runner, tmp_path):
+    # with exit 0 it reported accuracy 0.0 for a model that fits well
+    config = tiny_config(data={"dataset": "diabetes", "validation_split": 0.2},
+                         model={"layers": [{"Dense": {"units": 8, "activation": "relu"}},
+                                           {"Dense": {"units": 1}}]},
+                         compile={"optimizer": "adam", "loss": "mse", "metrics": ["accuracy"]})
+    path = write_config(tmp_path / "c.yaml", config)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert "compile.metrics[0]" in result.stderr and "'accuracy' on targets such as" in \
+        result.stderr and "Use mae or mse" in result.stderr
+    result = runner.invoke(app, ["validate", str(path), "compile.metrics=[mae]"])
+    assert result.exit_code == 0, result.output
+
+
+def test_accuracy_with_mse_on_labels_0_and_1_is_allowed(runner, tmp_path):
+    config = tiny_config(data={"dataset": "xor"},
+                         model={"layers": [{"Dense": {"units": 4, "activation": "tanh"}},
+                                           {"Dense": {"units": 1, "activation": "sigmoid"}}]},
+                         compile={"optimizer": "sgd", "loss": "mse", "metrics": ["accuracy"]})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("rate", [0, -1.0])
+def test_a_learning_rate_at_or_below_zero_is_refused(runner, tmp_path, rate):
+    config = tiny_config(compile={"optimizer": {"Adam": {"learning_rate": rate}},
+                                  "loss": "sparse_categorical_crossentropy"})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert "compile.optimizer.Adam.learning_rate" in result.stderr
+    assert "a learning rate above 0" in result.stderr and "e.g. learning_rate: 0.001" in \
+        result.stderr
