@@ -11,14 +11,14 @@ weights and a SavedModel). Reports wall time and peak RSS of each and their rati
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from common import time_command, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,22 +54,12 @@ model.export(str(out / "saved_model"), verbose=False)
 (out / "metrics.json").write_text(json.dumps(metrics, default=float))
 """
 
-MEASURE = """\
-import resource, subprocess, sys, time
-start = time.perf_counter()
-rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-wall = time.perf_counter() - start
-print(rc, f"{wall:.2f}", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-"""
-
 
 def measure(command: list[str], env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True,
-                         text=True, env=env, cwd=REPO)
-    rc, wall, peak = out.stdout.split()
-    if rc != "0":
+    rc, seconds, peak = time_command(command, env=env, cwd=REPO)
+    if rc != 0:
         raise SystemExit(f"{command} failed with exit {rc}")
-    return {"seconds": float(wall), "peak_rss_mib": int(peak) / 1024}
+    return {"seconds": seconds, "peak_rss_mib": peak}
 
 
 def main() -> None:
@@ -97,10 +87,7 @@ def main() -> None:
         "ratio_seconds": median["nettrain"]["seconds"] / median["plain_keras"]["seconds"],
         "ratio_peak_rss": median["nettrain"]["peak_rss_mib"] / median["plain_keras"]["peak_rss_mib"],
     }
-    print(json.dumps(record, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_record(record, args.out)
 
 
 if __name__ == "__main__":

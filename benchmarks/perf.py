@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import time_command
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -163,15 +165,6 @@ out.insert(0, "class", p.argmax(1))
 out.to_csv(sys.argv[3], index=False)
 """
 
-MEASURE = """\
-import resource, subprocess, sys, time
-start = time.perf_counter()
-rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-wall = time.perf_counter() - start
-print(rc, f"{wall:.3f}", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-"""
-
-
 def machine() -> dict[str, Any]:
     """CPU model, cores, memory and the versions that matter."""
     cpu = next((line.split(":", 1)[1].strip() for line in
@@ -202,15 +195,12 @@ def measure(command: list[str], folder: Path, timed: bool = True) -> dict[str, A
     wrapper = folder / "wrapper.py"
     wrapper.write_text(WRAPPER)
     full = [sys.executable, *([str(wrapper)] if timed else []), *command]
-    out = subprocess.run([sys.executable, "-c", MEASURE, *full], capture_output=True, text=True,
-                         env=_env(NETTRAIN_RUNS=str(folder / "runs"),
-                                  NETTRAIN_BENCH_EPOCHS=str(epochs)), cwd=folder)
-    rc, wall, peak = out.stdout.split()
-    if rc != "0":
-        subprocess.run(full, env=_env(NETTRAIN_RUNS=str(folder / "runs"),
-                                      NETTRAIN_BENCH_EPOCHS=str(epochs)), cwd=folder)
+    env = _env(NETTRAIN_RUNS=str(folder / "runs"), NETTRAIN_BENCH_EPOCHS=str(epochs))
+    rc, wall, peak = time_command(full, env=env, cwd=folder)
+    if rc != 0:
+        subprocess.run(full, env=env, cwd=folder)  # again, showing what it printed
         raise SystemExit(f"{command} failed with exit {rc}")
-    result: dict[str, Any] = {"seconds": float(wall), "peak_rss_mib": round(int(peak) / 1024)}
+    result: dict[str, Any] = {"seconds": wall, "peak_rss_mib": round(peak)}
     if timed and epochs.is_file():
         result["epoch_seconds"] = [round(t, 4) for t in json.loads(epochs.read_text())]
     return result

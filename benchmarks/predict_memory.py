@@ -15,7 +15,6 @@ process per run. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from common import time_command, write_record
 
 FEATURES = 20
 REPO = Path(__file__).resolve().parents[1]
@@ -52,16 +53,6 @@ save:
   formats: [keras]
 """
 
-MEASURE = """\
-import resource, subprocess, sys, time
-start = time.perf_counter()
-rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
-wall = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-print(f"{rc} {wall:.1f} {peak}")
-"""
-
-
 def make_csv(path: Path, rows: int, label: bool) -> None:
     """Write ``rows`` rows of FEATURES numbers (and a class label if asked)."""
     rng = np.random.default_rng(rows)
@@ -79,11 +70,9 @@ def make_csv(path: Path, rows: int, label: bool) -> None:
 def measure(command: list[str], src: Path, cwd: Path) -> dict[str, float]:
     """Run ``command`` with nettrain from ``src`` (in ``cwd``: ``python -m`` looks in the
     working folder first); its exit status, seconds and peak RSS."""
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    out = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True,
-                         text=True, env=env, cwd=cwd)
-    rc, wall, peak_kib = out.stdout.strip().splitlines()[-1].split()
-    return {"exit": int(rc), "seconds": float(wall), "peak_rss_mib": round(int(peak_kib) / 1024, 1)}
+    rc, seconds, peak = time_command(command, "stdout", cwd=cwd,
+                                     env={**os.environ, "PYTHONPATH": str(src)})
+    return {"exit": rc, "seconds": round(seconds, 1), "peak_rss_mib": round(peak, 1)}
 
 
 def main() -> None:
@@ -134,10 +123,7 @@ def main() -> None:
         "sources": {name: str(src) for name, src in sources.items()},
         "results": results,
     }
-    print(json.dumps(record, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_record(record, args.out)
     if not args.keep:
         import shutil
 

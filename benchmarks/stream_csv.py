@@ -16,16 +16,16 @@ process per run. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from common import time_command, write_record
 
 FEATURES = 20
 CONFIG = """\
@@ -71,16 +71,6 @@ model.fit(ds, epochs=1, verbose=2)
 print(model.evaluate(ds, verbose=0, return_dict=True))
 """
 
-MEASURE = """\
-import resource, subprocess, sys, time
-start = time.perf_counter()
-rc = subprocess.call(sys.argv[1:])
-wall = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-print(f"{rc} {wall:.1f} {peak}")
-"""
-
-
 def make_csv(path: Path, gigabytes: float) -> int:
     """Write about ``gigabytes`` GB of rows; return the row count."""
     rng = np.random.default_rng(0)
@@ -99,10 +89,8 @@ def make_csv(path: Path, gigabytes: float) -> int:
 
 
 def measure(command: list[str]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True,
-                         text=True)
-    rc, wall, peak_kib = out.stdout.strip().splitlines()[-1].split()
-    return {"exit": int(rc), "seconds": float(wall), "peak_rss_mib": int(peak_kib) / 1024}
+    rc, seconds, peak = time_command(command, "none")
+    return {"exit": rc, "seconds": round(seconds, 1), "peak_rss_mib": peak}
 
 
 def main() -> None:
@@ -136,10 +124,7 @@ def main() -> None:
         "ratio_seconds": results["nettrain"]["seconds"] / results["plain_keras"]["seconds"],
         "ratio_peak_rss": results["nettrain"]["peak_rss_mib"] / results["plain_keras"]["peak_rss_mib"],
     }
-    print(json.dumps(record, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_record(record, args.out)
     if not args.keep:
         import shutil
 

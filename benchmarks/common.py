@@ -1,0 +1,52 @@
+"""What the benchmark scripts share: timing a command in a child process, writing a record.
+
+The scripts run as ``python benchmarks/NAME.py``, so this folder is on ``sys.path`` and they
+import it as ``common``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+# Runs the command as its child, so the peak RSS measured is the command's alone (not the
+# benchmark script's); argv[1] says which of the child's streams to discard.
+_TIMER = """\
+import resource, subprocess, sys, time
+discard = {"none": (None, None), "stdout": (subprocess.DEVNULL, None),
+           "all": (subprocess.DEVNULL, subprocess.DEVNULL)}[sys.argv[1]]
+start = time.perf_counter()
+rc = subprocess.call(sys.argv[2:], stdout=discard[0], stderr=discard[1])
+wall = time.perf_counter() - start
+print(rc, f"{wall:.3f}", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def time_command(command: list[str], discard: str = "all", **run: Any) -> \
+        tuple[int, float, float]:
+    """Run ``command`` in a child process; return its exit status, wall seconds and peak RSS
+    in MiB.
+
+    Args:
+        command: the full command line.
+        discard: the child's streams to throw away: ``all`` (default), ``stdout`` or ``none``.
+        run: keyword arguments of ``subprocess.run`` (``env``, ``cwd``).
+
+    Example: ``rc, seconds, mib = time_command([sys.executable, "-c", "pass"])``.
+    """
+    out = subprocess.run([sys.executable, "-c", _TIMER, discard, *command],
+                         capture_output=True, text=True, **run)
+    rc, wall, peak_kib = out.stdout.strip().splitlines()[-1].split()
+    return int(rc), float(wall), int(peak_kib) / 1024
+
+
+def write_record(record: dict[str, Any], out: Path | None) -> None:
+    """Print a benchmark's record as JSON, and write it to ``out`` when given."""
+    text = json.dumps(record, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
