@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nettrain import runs
+from nettrain import rundir
 from nettrain.config import Config, spec_kwargs, spec_name
 from nettrain.errors import Problem, did_you_mean
 
@@ -47,9 +47,9 @@ _INSTEAD = {
 }
 
 # What nettrain itself writes at the top of a run directory.
-_RESERVED = (runs.CONFIG, runs.DATASET, runs.RUN, runs.SUMMARY, runs.HISTORY, runs.METRICS,
-             runs.EVALUATION, runs.KERAS_FILE, runs.JSON_FILE, runs.WEIGHTS_FILE,
-             runs.SAVED_MODEL, "checkpoints")
+_RESERVED = (rundir.CONFIG, rundir.DATASET, rundir.RUN, rundir.SUMMARY, rundir.HISTORY, rundir.METRICS,
+             rundir.EVALUATION, rundir.KERAS_FILE, rundir.JSON_FILE, rundir.WEIGHTS_FILE,
+             rundir.SAVED_MODEL, "checkpoints")
 
 
 def check(config: Config) -> list[Problem]:

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 
 from nettrain.errors import RunError
-from nettrain.runs import replacing
+from nettrain.rundir import replacing
 
 FOLDER = "checkpoints"
 LAST = "last.keras"

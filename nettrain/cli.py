@@ -203,7 +203,7 @@ def fit(
                 raise UsageError("CONFIG: expected a YAML config file (or --resume RUN).")
             cfg = _load_config(config, overrides, debug)
         _load_keras(debug)
-        from nettrain import runs, train
+        from nettrain import rundir, train
 
         _stop_cleanly_on_signals()
         echo = lambda text: err.print(text, highlight=False, markup=False,  # noqa: E731
@@ -213,8 +213,8 @@ def fit(
         else:
             path = train.resume(resume, config, overrides, echo=echo,
                                 allow_changed_data=allow_changed_data)
-        name = runs.open_run(path).config.name
-        metrics = runs.read_json(path / runs.METRICS)
+        name = rundir.open_run(path).config.name
+        metrics = rundir.read_json(path / rundir.METRICS)
         err.print(f"Final metrics of {name}:", highlight=False, markup=False)
         err.print(_metrics_table(metrics))
         out.print(str(path), highlight=False, markup=False, soft_wrap=True)

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from nettrain import runs
+from nettrain import rundir, saving
 from nettrain.config import spec_kwargs
 from nettrain.data import (
     IMAGE_SUFFIXES, NPZ_ERRORS, PREDICT_ADVICE, Inputs, check_columns, fill_missing,
@@ -60,14 +60,14 @@ def check_output(output: Path) -> None:
 
 def load_run(run_path: Path, fmt: str | None = None) -> Predictor:
     """The model of a run directory (or a saved model on its own) and its reading rules."""
-    if (run_path / runs.CONFIG).is_file():
-        run = runs.open_run(run_path)
+    if (run_path / rundir.CONFIG).is_file():
+        run = rundir.open_run(run_path)
         info = run.dataset
-        model, _ = runs.load_model(run_path, fmt, info)
+        model, _ = saving.load_model(run_path, fmt, info)
         return Predictor(model, info, run.config.is_classifier,
                          bool(spec_kwargs(run.config.compile.loss).get("from_logits")),
                          run.config.data.missing, run.config.data.delimiter)
-    model, _ = runs.load_model(run_path, fmt, {})
+    model, _ = saving.load_model(run_path, fmt, {})
     info: dict[str, Any] = {}
     try:
         named = model.input  # a dict for one named input per column
@@ -336,6 +336,6 @@ def write_predictions(frames: Iterator[Any], output: Path | None,
         write(stdout)
         stdout.flush()
     else:
-        with runs.replacing(output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        with rundir.replacing(output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
             write(f)
     return rows

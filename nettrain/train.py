@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nettrain import callbacks, record, rundir, runs, runtime
+from nettrain import callbacks, lock, record, rundir, runtime, saving
 from nettrain.record import now as _now
 from nettrain.config import Config, load_config
 from nettrain.data import Data, load_data
@@ -68,16 +68,16 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) ->
         echo: where progress lines go (default ``print``).
     """
     if run_dir is not None:  # refuse a used --run-dir before any work
-        runs.check_new_dir(Path(run_dir))
+        rundir.check_new_dir(Path(run_dir))
     config = with_seed(config)
     prepared = prepare(config, echo)
-    path = runs.create_run_dir(config, run_dir)
-    with rundir.locked(path, new=True):
-        runs.write_atomic(path / runs.CONFIG, config.to_yaml())
-        runs.write_json(path / runs.DATASET, {**prepared.data.describe(),
+    path = rundir.create_run_dir(config, run_dir)
+    with lock.locked(path, new=True):
+        rundir.write_atomic(path / rundir.CONFIG, config.to_yaml())
+        rundir.write_json(path / rundir.DATASET, {**prepared.data.describe(),
                                               "classifier": config.is_classifier})
-        runs.write_atomic(path / runs.SUMMARY, summary_text(prepared.model))
-        runs.write_json(path / runs.RUN, {**record.start(config),
+        rundir.write_atomic(path / rundir.SUMMARY, summary_text(prepared.model))
+        rundir.write_json(path / rundir.RUN, {**record.start(config),
                                           "replicas": _replicas(prepared)})
         callbacks.place(config, prepared.callbacks, path)  # their files go in the run dir
         echo(f"Run directory: {path}")
@@ -104,25 +104,25 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
     epoch starts again from the beginning, in its directory. Only one process at a time may
     train a run (see :mod:`nettrain.rundir`).
     """
-    run = runs.open_run(run_path)
-    with rundir.locked(run.path):
+    run = rundir.open_run(run_path)
+    with lock.locked(run.path):
         return _resume(run, config_path, overrides, echo, allow_changed_data)
 
 
-def _resume(run: runs.Run, config_path: str | Path | None, overrides: list[str] | None,
+def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str] | None,
             echo: Any, allow_changed_data: bool) -> Path:
     from nettrain import checkpoints
     from nettrain.resume import check_changes
 
     path = run.path
-    status = runs.read_json(path / runs.RUN) if (path / runs.RUN).is_file() else {}
-    new = load_config(Path(config_path) if config_path else path / runs.CONFIG,
+    status = rundir.read_json(path / rundir.RUN) if (path / rundir.RUN).is_file() else {}
+    new = load_config(Path(config_path) if config_path else path / rundir.CONFIG,
                       overrides or [])
     if new.seed is None:  # "any seed": keep the one the run drew
         new = new.model_copy(update={"seed": run.config.seed})
     changes = check_changes(run.config, new, str(path))
     record.check_data(new, status.get("data_sha256"), allow_changed_data, echo,
-                      str(path / runs.RUN))
+                      str(path / rundir.RUN))
     last = path / checkpoints.FOLDER / checkpoints.LAST
     state = _read_checkpoint(path, last) if last.is_file() else None
     epochs = _epochs_to_train(path, run.config, new, state, status.get("status"), changes)
@@ -137,14 +137,14 @@ def _resume(run: runs.Run, config_path: str | Path | None, overrides: list[str] 
             raise RunError(_damaged_advice(path, exc)) from None
     callbacks.place(new, prepared.callbacks, path)
     _remove_leftovers(path)
-    for history in [path / runs.HISTORY, *checkpoints.continue_logs(prepared.callbacks)]:
+    for history in [path / rundir.HISTORY, *checkpoints.continue_logs(prepared.callbacks)]:
         _truncate_history(history, state.epoch if state else 0)
-    runs.write_atomic(path / runs.CONFIG, new.to_yaml())
+    rundir.write_atomic(path / rundir.CONFIG, new.to_yaml())
     done = state.epoch if state else 0
     resumes = [*status.get("resumed", []), {
         "at": _now(), "from_epoch": done, "command": sys.argv,
         "host": socket.gethostname(), "changes": {k: list(v) for k, v in changes.items()}}]
-    runs.update_json(path / runs.RUN, status="running", ended=None, resumed=resumes,
+    rundir.update_json(path / rundir.RUN, status="running", ended=None, resumed=resumes,
                      error=None)
     if epochs == done:
         echo(f"Finishing {path}: its training ended after epoch {done} (status "
@@ -175,7 +175,7 @@ def _damaged_advice(path: Path, exc: Any) -> str:
         best_epoch = checkpoints.read_state(best).epoch if best.is_file() else None
     except checkpoints.Damaged:
         best_epoch = None
-    again = f"start the run again as a new run: nettrain fit {path}/{runs.CONFIG}"
+    again = f"start the run again as a new run: nettrain fit {path}/{rundir.CONFIG}"
     if best_epoch is None or best.read_bytes() == exc.path.read_bytes():
         return f"{exc}. It cannot be resumed from; {again}"
     return (f"{exc}. The checkpoint of the best epoch ({best_epoch}) is whole: resume from it "
@@ -253,7 +253,7 @@ def _truncate_history(path: Path, epochs: int) -> None:
     if path.is_file():
         lines = path.read_bytes().splitlines()[: 1 + epochs]
         end = csv.excel.lineterminator.encode()
-        with runs.replacing(path) as tmp:
+        with rundir.replacing(path) as tmp:
             tmp.write_bytes(b"".join(line + end for line in lines))
 
 
@@ -323,7 +323,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
         # The run's own callbacks go last: the checkpoint sees the others' state after each
         # epoch; a stop that got lost is honoured at the next batch.
         kwargs["callbacks"] = [*prepared.callbacks, guard,
-                               keras.callbacks.CSVLogger(str(path / runs.HISTORY), append=True),
+                               keras.callbacks.CSVLogger(str(path / rundir.HISTORY), append=True),
                                checkpoint, keras.callbacks.LambdaCallback(
                                    on_train_batch_end=lambda batch, logs: stops.check())]
         kwargs["initial_epoch"] = state.epoch if state else config.fit.initial_epoch
@@ -341,7 +341,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
             trained = True
             metrics = {split: _evaluate(model, data, split, config) for split in data.splits}
         stops.check()
-        formats = runs.save_model(model, path, config.save.formats,
+        formats = saving.save_model(model, path, config.save.formats,
                                   sample=data.sample(8)[0], info=data.describe())
         stops.check()
     except KeyboardInterrupt:
@@ -372,8 +372,8 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
                        "and the history so far.") from exc
     finally:
         stops.restore()
-    runs.write_json(path / runs.METRICS, metrics)
-    runs.update_json(path / runs.RUN, status="completed", ended=_now(), saved=formats,
+    rundir.write_json(path / rundir.METRICS, metrics)
+    rundir.update_json(path / rundir.RUN, status="completed", ended=_now(), saved=formats,
                      epochs_completed=checkpoint.completed)
     return path
 
@@ -449,7 +449,7 @@ class _StopNotes:
 def _mark_failed(path: Path, error: str, completed: int) -> None:
     """Mark the run failed, if the disk lets us (a full disk leaves it 'running': both resume)."""
     with contextlib.suppress(OSError):
-        runs.update_json(path / runs.RUN, status="failed", ended=_now(), error=error,
+        rundir.update_json(path / rundir.RUN, status="failed", ended=_now(), error=error,
                          epochs_completed=completed)
 
 
@@ -469,13 +469,13 @@ def _interrupted(prepared: Prepared, path: Path, checkpoint: Any, echo: Any) -> 
         try:
             checkpoint.flush()  # the last completed epoch, if not yet on the disk
             model.load_weights(last)
-            formats = runs.save_model(model, path, config.save.formats, sample=sample,
+            formats = saving.save_model(model, path, config.save.formats, sample=sample,
                                       info=info)
         except (OSError, RunError) as exc:
             saved = (f"the model could not be saved ({' '.join(str(exc).split())[:200]}), "
                      f"its checkpoint is kept ({checkpoints.FOLDER}/{checkpoints.LAST})")
     with contextlib.suppress(OSError):  # a full disk: the run stays 'running', which resumes
-        runs.update_json(path / runs.RUN, status="interrupted", ended=_now(),
+        rundir.update_json(path / rundir.RUN, status="interrupted", ended=_now(),
                          epochs_completed=checkpoint.completed, saved=formats)
     if checkpoint.completed:
         echo(f"Interrupted after {checkpoint.completed} completed epoch(s); {saved}. "
@@ -509,16 +509,16 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
     says that it is not) and names the model it measured: a run that did not complete is
     evaluated with the model of its last save, and the record says so.
     """
-    run = runs.open_run(run_path)
-    status = runs.read_json(run.path / runs.RUN) if (run.path / runs.RUN).is_file() else {}
-    earlier = runs.read_json(run.path / runs.EVALUATION) if \
-        (run.path / runs.EVALUATION).is_file() else {}  # a damaged one fails before the work
-    model, used = runs.load_model(run.path, fmt, run.dataset)
+    run = rundir.open_run(run_path)
+    status = rundir.read_json(run.path / rundir.RUN) if (run.path / rundir.RUN).is_file() else {}
+    earlier = rundir.read_json(run.path / rundir.EVALUATION) if \
+        (run.path / rundir.EVALUATION).is_file() else {}  # a damaged one fails before the work
+    model, used = saving.load_model(run.path, fmt, run.dataset)
     changed = record.check_data(run.config, status.get("data_sha256"), allow_changed_data,
-                                echo, str(run.path / runs.RUN))
+                                echo, str(run.path / rundir.RUN))
     edits = record.edited_data_config(run.config, status)
     if edits:
-        raise DataError(f"{run.path / runs.CONFIG} was edited after training: "
+        raise DataError(f"{run.path / rundir.CONFIG} was edited after training: "
                         f"{'; '.join(edits)} (run.json). Its numbers would be about other "
                         "rows; restore the value in config.yaml.")
     data = load_data(run.config)
@@ -551,7 +551,7 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
                              "status": status.get("status"), **model_id}
     if changed:
         entry["data_changed"] = changed
-    runs.write_json(run.path / runs.EVALUATION,
+    rundir.write_json(run.path / rundir.EVALUATION,
                     {**current, split: entry, **({"earlier": older} if older else {})})
     return split, metrics, used
 
@@ -576,7 +576,7 @@ def _which_model(status: dict[str, Any], config: Config, path: Path) -> str | No
             f"run: nettrain fit --resume {path}")
 
 
-def _check_dataset(run: runs.Run, data: Data) -> None:
+def _check_dataset(run: rundir.Run, data: Data) -> None:
     """Refuse data that loads with other columns or classes than the model was trained on."""
     import json
 
@@ -586,8 +586,8 @@ def _check_dataset(run: runs.Run, data: Data) -> None:
     differ = [key for key in run.dataset if key != "samples" and now.get(key) != run.dataset[key]]
     if differ:
         key = differ[0]
-        raise DataError(f"{run.path / runs.DATASET} does not match the run's data as it loads "
+        raise DataError(f"{run.path / rundir.DATASET} does not match the run's data as it loads "
                         f"now ({', '.join(differ)} differ): {key} {run.dataset.get(key)!r} "
-                        f"in {runs.DATASET}, {now.get(key)!r} now. The model would be scored "
+                        f"in {rundir.DATASET}, {now.get(key)!r} now. The model would be scored "
                         "against other labels or columns; restore the run's dataset.json or "
                         "data, or train again.")

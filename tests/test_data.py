@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nettrain import pipeline, runs, train
+from nettrain import pipeline, rundir, saving, train
 from nettrain.cli import app
 from nettrain.config import load_config
 from nettrain.data import load_data
@@ -48,9 +48,9 @@ def test_raw_csv_rows_predict_as_the_in_memory_model_in_every_format(runner, tmp
               shuffle=False)
     run = tmp_path / "run"
     run.mkdir()
-    runs.write_atomic(run / runs.CONFIG, config.to_yaml())
-    runs.write_json(run / runs.DATASET, data.describe())
-    runs.save_model(model, run, config.save.formats)
+    rundir.write_atomic(run / rundir.CONFIG, config.to_yaml())
+    rundir.write_json(run / rundir.DATASET, data.describe())
+    saving.save_model(model, run, config.save.formats)
     raw = pd.DataFrame({"weight": [60.0, 80.0, 71.5], "color": ["red", "blue", "purple"],
                         "size": [1, 3, 9]})  # other column order; unseen categories
     raw.to_csv(tmp_path / "raw.csv", index=False)

@@ -119,7 +119,7 @@ def test_predict_ignores_the_target_column_and_takes_a_model_file(runner, iris_r
 
 
 def test_a_format_that_reloads_differently_is_not_saved(tmp_path):
-    from nettrain import runs
+    from nettrain import saving
     from nettrain.errors import RunError
 
     def dense(seed):
@@ -127,10 +127,10 @@ def test_a_format_that_reloads_differently_is_not_saved(tmp_path):
         return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
 
     sample = np.ones((4, 3), dtype="float32")
-    runs.save_model(dense(1), tmp_path, ["keras"], sample=sample)  # reloads the same: saved
+    saving.save_model(dense(1), tmp_path, ["keras"], sample=sample)  # reloads the same: saved
     assert (tmp_path / "model.keras").is_file()
     with pytest.raises(RunError, match="predicts differently after reloading"):
-        runs._check_reload(dense(2), tmp_path, "keras", sample, {})
+        saving._check_reload(dense(2), tmp_path, "keras", sample, {})
 
 
 def test_a_saved_model_folder_predicts_on_its_own(runner, iris_run, tmp_path):
@@ -159,15 +159,15 @@ def test_from_logits_classifiers_predict_probabilities(runner, tmp_path):
 
 def test_saving_again_replaces_a_saved_model_folder(tmp_path):
     """A resumed run saves into a directory that already holds saved_model/."""
-    from nettrain import runs
+    from nettrain import saving
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     sample = np.ones((2, 3), dtype="float32")
     info = {"input_shape": [3]}
-    runs.save_model(model, tmp_path, ["savedmodel", "json"], sample=sample, info=info)
+    saving.save_model(model, tmp_path, ["savedmodel", "json"], sample=sample, info=info)
     model.layers[0].kernel.assign(np.zeros((3, 2), dtype="float32"))
-    runs.save_model(model, tmp_path, ["savedmodel", "json"], sample=sample, info=info)
-    reloaded, _ = runs.load_model(tmp_path, "savedmodel", info)
+    saving.save_model(model, tmp_path, ["savedmodel", "json"], sample=sample, info=info)
+    reloaded, _ = saving.load_model(tmp_path, "savedmodel", info)
     assert np.allclose(np.asarray(reloaded(sample)), 0.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "model.json", "model.weights.h5", "saved_model"]
@@ -175,7 +175,7 @@ def test_saving_again_replaces_a_saved_model_folder(tmp_path):
 
 def test_a_format_that_does_not_reload_is_not_called_damaged(tmp_path):
     """The reload check at save time reports the format, not a damaged temporary file."""
-    from nettrain import runs
+    from nettrain import saving
     from nettrain.errors import RunError
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
@@ -183,4 +183,4 @@ def test_a_format_that_does_not_reload_is_not_called_damaged(tmp_path):
     (tmp_path / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(RunError, match=r"^The keras format of this model does not reload "
                                        r"\(not a whole \.keras archive\); it was not saved"):
-        runs._check_reload(model, tmp_path, "keras", sample, {})
+        saving._check_reload(model, tmp_path, "keras", sample, {})

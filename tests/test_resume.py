@@ -371,7 +371,7 @@ def test_a_ctrl_c_that_does_not_come_out_as_keyboardinterrupt_is_still_a_stop(
 
 
 def test_the_lock_is_taken_over_after_a_kill_and_gone_after_a_normal_end(tmp_path):
-    from nettrain.rundir import LOCK, locked
+    from nettrain.lock import LOCK, locked
 
     (tmp_path / LOCK).write_text('{"pid": 1, "host": "gone"}')  # as a killed process left it
     with locked(tmp_path):
