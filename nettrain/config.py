@@ -453,12 +453,101 @@ class Config(_Section):
         """Whether the loss is a classification loss (cross-entropy or hinge)."""
         return is_classification_loss(self.compile.loss)
 
-    def to_yaml(self) -> str:
-        """The resolved config as YAML; ``nettrain fit`` on it repeats the run."""
+    def _dump(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude_none=True)
         if isinstance(self.fit.class_weight, dict):  # JSON mode makes class indices strings
             data["fit"]["class_weight"] = dict(self.fit.class_weight)
-        return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+        return data
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML; ``nettrain fit`` on it repeats the run."""
+        return yaml.safe_dump(self._dump(), sort_keys=False, default_flow_style=None)
+
+    def origin(self, key: tuple) -> str:
+        """Where the value at the key path ``key`` came from: ``'command line'`` (an override
+        set it, or a mapping or list that holds it), ``'file'`` (the config file has the key)
+        or ``'default'`` (neither: the schema's default, or the name taken from the file name).
+
+        Example: after ``load_config("configs/xor.yaml", ["fit.epochs=3"])``,
+        ``origin(("fit", "epochs"))`` is ``'command line'`` and ``origin(("fit",
+        "shuffle"))`` is ``'default'``.
+        """
+        key = _key_text(key)
+        if any(key[: len(o)] == o for o in map(_key_text, self._overridden)):
+            return "command line"
+        return "file" if key in set(map(_key_text, self._lines)) else "default"
+
+    def to_annotated_yaml(self) -> str:
+        """The resolved config as YAML (what :meth:`to_yaml` writes), each value followed by a
+        comment saying where it came from (:meth:`origin`): file, command line or default.
+
+        Sections are blocks; every other value is one line (a Keras object, a list of names).
+        A one-line value with parts of several origins names the parts that differ:
+        ``- Dense: {units: 256, activation: tanh}  # file; command line: Dense.units``.
+        """
+        rows: list[tuple[str, str | None]] = []
+        _annotated_rows(self, self._dump(), (), "", rows, self.origin)
+        width = min(max(len(text) for text, note in rows if note), 56)
+        source = f" of {self._source}" if self._source else ""
+        lines = [f"# The resolved config{source}.",
+                 "# After each value, where it came from: file, command line or default."]
+        lines += [f"{text.ljust(width)}  # {note}" if note else text for text, note in rows]
+        return "\n".join(lines) + "\n"
+
+
+def _key_text(key: tuple) -> tuple[str, ...]:
+    """A key path with every part as text: the file's line table holds a mapping key ``0:``
+    as ``'0'``, the validated config as ``0``."""
+    return tuple(map(str, key))
+
+
+def _flow(value: Any) -> str:
+    """``value`` as one line of flow-style YAML: ``{units: 10, activation: tanh}``."""
+    return yaml.safe_dump([value], default_flow_style=True, sort_keys=False,
+                          width=math.inf).strip()[1:-1]
+
+
+def _leaf_paths(value: Any, key: tuple) -> Iterator[tuple]:
+    """The key paths of ``value``'s scalars (``key`` itself for a scalar or an empty one)."""
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    found = False
+    for part, item in items:
+        found = True
+        yield from _leaf_paths(item, (*key, part))
+    if not found:
+        yield key
+
+
+def _merged_origin(value: Any, key: tuple, origin: Any) -> str:
+    """The origin of a value written on one line: its own, then the parts that differ."""
+    own = origin(key)
+    others: dict[str, list[str]] = {}
+    for path in _leaf_paths(value, key):
+        where = origin(path)
+        if where != own:
+            others.setdefault(where, []).append(".".join(map(str, path[len(key):])))
+    return "; ".join([own, *(f"{where}: {', '.join(parts)}" for where, parts in others.items())])
+
+
+def _annotated_rows(model: BaseModel, data: dict[str, Any], key: tuple, indent: str,
+                    rows: list[tuple[str, str | None]], origin: Any) -> None:
+    """Append the lines of ``data`` (the dump of ``model`` at ``key``) with their origins:
+    a nested model is a block, a list of non-scalars one ``- item`` line per item, and any
+    other value one line."""
+    for name, value in data.items():
+        path = (*key, name)
+        if isinstance(getattr(model, name, None), BaseModel):
+            rows.append((f"{indent}{name}:", None))
+            _annotated_rows(getattr(model, name), value, path, indent + "  ", rows, origin)
+        elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+            rows.append((f"{indent}{name}:", origin(path)))
+            for i, item in enumerate(value):
+                text = f"{next(iter(item))}: {_flow(next(iter(item.values())))}" \
+                    if isinstance(item, dict) and len(item) == 1 else _flow(item)
+                rows.append((f"{indent}- {text}", _merged_origin(item, (*path, i), origin)))
+        else:
+            rows.append((f"{indent}{name}: {_flow(value)}", _merged_origin(value, path, origin)))
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -702,8 +791,9 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     return parts, value
 
 
-def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> None:
-    """Set ``value`` at the dotted path ``parts`` of ``data`` (in place).
+def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> tuple:
+    """Set ``value`` at the dotted path ``parts`` of ``data`` (in place); return the key path
+    it set, as the keys are in ``data`` (``'0'`` where a mapping has the text key ``'0'``).
 
     A missing last key is added (the schema then refuses it if it does not exist, with a
     suggestion). A missing intermediate key is refused unless it is a config section. A bare
@@ -712,6 +802,7 @@ def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> 
     """
     dotted = ".".join(map(str, parts))
     node: Any = data
+    keys: list[str | int] = []  # the path walked so far, as the keys are in ``data``
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
         where = ".".join(map(str, parts[:depth])) or "the config"
@@ -720,12 +811,14 @@ def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> 
                 raise ConfigError(Problem(
                     f"override {dotted}", f"an index below {len(node)} into {where}",
                     f"'{part}'"))
+            keys.append(part % len(node))
         elif isinstance(node, dict):
             if isinstance(part, int) and part not in node:
                 part = str(part)
+            keys.append(part)
             if last:
                 node[part] = value
-                return
+                return tuple(keys)
             if part not in node:
                 if depth == 0 and part in SECTIONS:
                     node[part] = {}
@@ -747,8 +840,9 @@ def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> 
                 f"{type(node).__name__} {node!r}"))
         if last:
             node[part] = value
-            return
+            return tuple(keys)
         node = node[part]
+    return tuple(keys)  # unreachable: parts is never empty
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -767,10 +861,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     for text in overrides:
         parts, value = parse_override(text)
         try:
-            apply_override(data, parts, value)
+            overridden.add(apply_override(data, parts, value))
         except ConfigError as exc:
             raise ConfigError(exc.problems, source=str(path)) from None
-        overridden.add(tuple(parts))
     data.setdefault("name", _default_name(path))
     config = validate_config(data, source=str(path), lines=lines, overridden=overridden)
     return config.with_absolute_paths()
