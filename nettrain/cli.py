@@ -216,7 +216,7 @@ def fit(
             cfg = _load_config(config, overrides, debug)
             if print_config:
                 err.print(cfg.to_annotated_yaml(), highlight=False, markup=False,
-                          soft_wrap=True, end="")
+                          soft_wrap=True)
         _load_keras(debug)
         from nettrain import rundir, train
 
@@ -251,8 +251,7 @@ def validate(
     with _errors(debug):
         cfg = _load_config(config, overrides or [], debug)
         if print_config:
-            out.print(cfg.to_annotated_yaml(), highlight=False, markup=False, soft_wrap=True,
-                      end="")
+            out.print(cfg.to_annotated_yaml(), highlight=False, markup=False, soft_wrap=True)
         _load_keras(debug)
         from nettrain import train
 

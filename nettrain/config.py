@@ -570,16 +570,19 @@ class Config(_Section):
 
     def origin(self, key: tuple) -> str:
         """Where the value at the key path ``key`` came from: ``'command line'`` (an override
-        set it, or a mapping or list that holds it), ``'file'`` (the config file has the key)
-        or ``'default'`` (neither: the schema's default, or the name taken from the file name).
+        set it), ``'file'`` (the config file has the key, and no override replaced it) or
+        ``'default'`` (neither: the schema's default, or the name taken from the file name).
 
         Example: after ``load_config("configs/xor.yaml", ["fit.epochs=3"])``,
         ``origin(("fit", "epochs"))`` is ``'command line'`` and ``origin(("fit",
         "shuffle"))`` is ``'default'``.
         """
         key = _key_text(key)
-        if any(key[: len(o)] == o for o in map(_key_text, self._overridden)):
+        overridden = set(map(_key_text, self._overridden))
+        if key in overridden:
             return "command line"
+        if any(key[:n] in overridden for n in range(len(key))):
+            return "default"  # inside a value an override replaced, which did not set it
         return "file" if key in set(map(_key_text, self._lines)) else "default"
 
     def to_annotated_yaml(self) -> str:
@@ -610,6 +613,15 @@ def _flow(value: Any) -> str:
     """``value`` as one line of flow-style YAML: ``{units: 10, activation: tanh}``."""
     return yaml.safe_dump([value], default_flow_style=True, sort_keys=False,
                           width=math.inf).strip()[1:-1]
+
+
+def _key_paths(value: Any, key: tuple) -> Iterator[tuple]:
+    """``key`` and the key path of everything inside ``value`` (mappings and lists)."""
+    yield key
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    for part, item in items:
+        yield from _key_paths(item, (*key, part))
 
 
 def _leaf_paths(value: Any, key: tuple) -> Iterator[tuple]:
@@ -1011,9 +1023,12 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     for text in overrides:
         parts, value = parse_override(text)
         try:
-            overridden.add(apply_override(data, parts, value))
+            key = apply_override(data, parts, value)
         except ConfigError as exc:
             raise ConfigError(exc.problems, source=str(path)) from None
+        # What this override set: the key and every key inside its value; what an earlier
+        # override set below the key is gone.
+        overridden = {o for o in overridden if o[: len(key)] != key} | set(_key_paths(value, key))
     data.setdefault("name", _default_name(path))
     config = validate_config(data, source=str(path), lines=lines, overridden=overridden)
     return config.with_absolute_paths()
