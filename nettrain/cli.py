@@ -381,8 +381,10 @@ def schema(
         if output is None:
             out.print(text, highlight=False, markup=False, soft_wrap=True, end="")
             return
+        from nettrain.predict import check_output
         from nettrain.rundir import write_atomic
 
+        check_output(output)
         write_atomic(output, text)
         err.print(f"Wrote {output}", highlight=False, markup=False, soft_wrap=True)
 

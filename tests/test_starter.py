@@ -136,6 +136,10 @@ def test_schema_prints_it_or_writes_it(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stderr == "Wrote nettrain.schema.json\n"
     assert (tmp_path / "nettrain.schema.json").read_text() == SCHEMA.read_text()
+    result = runner.invoke(app, ["schema", "--output", "editor/nettrain.schema.json"])
+    assert result.exit_code == 2
+    assert result.output == ("Error: --output: the folder editor does not exist. Create it "
+                             "first (mkdir -p editor), or give a file in an existing folder.\n")
 
 
 def _validator() -> jsonschema.Draft202012Validator:
