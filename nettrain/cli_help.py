@@ -11,8 +11,10 @@ typer labels every parameter with its Python type (``--debug <bool>``, ``CONFIG 
   ``[test|validation|train]``; any other option by its metavar, else its type in upper case
   (``PATH``, ``INTEGER``).
 
-typer builds its parameter objects itself and offers no hook for their class, so the commands
-of an :class:`App` hand out each parameter as its plain-help subclass (:func:`plain`).
+typer builds its command and parameter objects itself and offers no hook for their classes,
+so the group of an :class:`App` hands out each command, and each command each parameter, as
+its plain-help subclass (:func:`plain`): every command shows its help the same way, those of
+a sub-command group (``app.add_typer(typer.Typer(), name="runs")``) included.
 """
 
 from __future__ import annotations
@@ -52,13 +54,14 @@ class PlainOption(TyperOption):
         return label + ("..." if self.nargs != 1 else "")
 
 
-def plain(param: Any) -> Any:
-    """``param`` shown the plain way (its class becomes the plain subclass of its own)."""
-    if type(param) is TyperArgument:
-        param.__class__ = PlainArgument
-    elif type(param) is TyperOption:
-        param.__class__ = PlainOption
-    return param
+def plain(item: Any) -> Any:
+    """A command or parameter shown the plain way: its class becomes the plain subclass of its
+    own (typer's classes only; anything else is left as it is). Returns ``item``."""
+    plain_class = {TyperArgument: PlainArgument, TyperOption: PlainOption,
+                   TyperCommand: Command, TyperGroup: Group}.get(type(item))
+    if plain_class is not None:
+        item.__class__ = plain_class
+    return item
 
 
 class Command(TyperCommand):
@@ -69,18 +72,18 @@ class Command(TyperCommand):
 
 
 class Group(TyperGroup):
-    """A group of commands whose own options (``--version``, ``--help``) show the plain way."""
+    """A group whose options (``--version``, ``--help``) and commands show the plain way."""
 
     def get_params(self, ctx: typer.Context) -> list[Any]:
         return [plain(p) for p in super().get_params(ctx)]
 
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        return plain(super().get_command(ctx, cmd_name))
+
 
 class App(typer.Typer):
-    """A ``typer.Typer`` whose groups and commands show their parameters the plain way; use it
-    for sub-command groups too (``app.add_typer(App(...), name="runs")``)."""
+    """A ``typer.Typer`` whose commands, and the commands of its sub-command groups, show their
+    parameters the plain way."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**{"cls": Group, **kwargs})
-
-    def command(self, *args: Any, **kwargs: Any) -> Any:
-        return super().command(*args, **{"cls": Command, **kwargs})

@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typing import Annotated
+
 import jsonschema
 import pytest
 import typer
 
 from nettrain.cli import app
+from nettrain.cli_help import App
 from nettrain.config import load_config, schema_json, yaml_load
 
 from conftest import CONFIGS, REPO
@@ -321,22 +324,47 @@ def _commands(command: typer.core.TyperGroup | typer.core.TyperCommand,
 COMMANDS = _commands(typer.main.get_command(app))
 
 
+def _help(runner, *args: str, cli: typer.Typer = app) -> str:
+    """The help text at a width of 100 columns."""
+    result = runner.invoke(cli, [*args, "--help"], terminal_width=100, env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    assert max(map(len, result.output.splitlines())) <= 100
+    return result.output
+
+
+# typer's type labels (<bool>, <path>, <list[str]>) and a required argument in braces ({run})
+TYPE_LABELS = r"<[a-z_\[\]|, ]+>|\{[a-z_]+\}"
+
+
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "nettrain")
 def test_help_shows_names_not_python_types(runner, path):
-    result = runner.invoke(app, [*path, "--help"], terminal_width=100,
-                           env={"COLUMNS": "100"})
-    assert result.exit_code == 0, result.output
-    text = result.output
+    text = _help(runner, *path)
+    assert re.findall(TYPE_LABELS, text) == []
     assert "Example: nettrain " in text  # every command shows how it is used
-    assert max(map(len, text.splitlines())) <= 100
-    # typer's type labels (<bool>, <path>, <list[str]>) and a required argument in braces
-    assert re.findall(r"<[a-z_\[\]|, ]+>|\{[a-z_]+\}", text) == []
+
+
+def test_help_of_a_sub_command_group_is_plain_too(runner):
+    """A group added with a plain typer.Typer (as `nettrain runs` may be) shows the same way."""
+    cli, runs = App(), typer.Typer()
+
+    @cli.command()
+    def fit(debug: bool = False) -> None:
+        """Train."""
+
+    @runs.command()
+    def compare(run: Path, json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        """Compare runs."""
+
+    cli.add_typer(runs, name="runs")
+    text = _help(runner, "runs", "compare", cli=cli)
+    assert "Usage: root runs compare [OPTIONS] RUN" in text  # CliRunner names the app root
+    assert re.findall(TYPE_LABELS, text) == [] and re.findall(TYPE_LABELS,
+                                                                _help(runner, cli=cli)) == []
 
 
 def test_help_usage_lines(runner):
-    usage = {name: runner.invoke(app, [name, "--help"], terminal_width=100).output
-             .split("\n")[1].strip() for name in ("fit", "validate", "evaluate", "predict",
-                                                   "init", "schema")}
+    usage = {name: _help(runner, name).split("\n")[1].strip()
+             for name in ("fit", "validate", "evaluate", "predict", "init", "schema")}
     assert usage == {
         "fit": "Usage: nettrain fit [OPTIONS] [CONFIG] [KEY=VALUE]...",
         "validate": "Usage: nettrain validate [OPTIONS] CONFIG [KEY=VALUE]...",
@@ -345,7 +373,7 @@ def test_help_usage_lines(runner):
         "init": "Usage: nettrain init [OPTIONS] [TEMPLATE] [PATH]",
         "schema": "Usage: nettrain schema [OPTIONS]",
     }
-    evaluate = runner.invoke(app, ["evaluate", "--help"], terminal_width=100).output
+    evaluate = _help(runner, "evaluate")
     assert "│ --split                     [test|validation|train]  Which part" in evaluate
     assert "│ --debug                                              Show Python" in evaluate
 
