@@ -979,8 +979,7 @@ def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> 
                 part = str(part)
             keys.append(part)
             if last:
-                node[part] = value
-                return tuple(keys)
+                break
             if part not in node:
                 if depth == 0 and part in SECTIONS:
                     node[part] = {}
@@ -1001,10 +1000,10 @@ def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> 
                 f"override {dotted}", f"{where} to be a mapping or a list",
                 f"{type(node).__name__} {node!r}"))
         if last:
-            node[part] = value
-            return tuple(keys)
+            break
         node = node[part]
-    return tuple(keys)  # unreachable: parts is never empty
+    node[part] = value
+    return tuple(keys)
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
