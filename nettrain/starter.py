@@ -158,12 +158,12 @@ def _with_data_beside(chosen: Template, target: Path) -> tuple[str, list[tuple[P
                 "(init never overwrites a file)", f"'{destination}' (a different one exists)",
                 f"Write into a new folder: nettrain init {chosen.name} "
                 f"{shlex.quote(str(folder))}/"))
-        relative = Path(os.path.relpath(destination.absolute(), Path.cwd())).as_posix()
+        new = f"{key}: {_yaml_text(_below(destination, Path.cwd()))}"
         line = lines[("data", key)] - 1
         lines_of[line] = re.sub(  # the new path, with the comment after it where it was
-            rf"{key}: {re.escape(str(value))}( *)",
-            lambda m: f"{key}: {_yaml_text(relative)}".ljust(m.end() - m.start() - 1) + " ",
-            lines_of[line], count=1)
+            rf"{key}: {re.escape(str(value))}( *)(?=#)",
+            lambda m: new.ljust(m.end() - m.start() - 1) + " ", lines_of[line], count=1) \
+            if "#" in lines_of[line] else lines_of[line].replace(f"{key}: {value}", new, 1)
         copies.append((destination, contents))
     return "".join(lines_of), copies
 
@@ -172,11 +172,16 @@ def _with_schema_line(text: str, target: Path) -> str:
     """The template's text with its first line naming the installed schema: relative to the
     config when the schema is in a folder below it, else its absolute path."""
     with resources.as_file(_package().joinpath(SCHEMA_FILE)) as schema:
-        relative = os.path.relpath(schema.absolute(), target.parent.absolute())
-        where = Path(relative).as_posix() if not relative.startswith("..") else \
-            schema.absolute().as_posix()
+        where = _below(schema, target.parent)
     first, rest = text.split("\n", 1)
     return f"{SCHEMA_LINE}{where}\n{rest if first.startswith(SCHEMA_LINE) else text}"
+
+
+def _below(path: Path, folder: Path) -> str:
+    """``path`` relative to ``folder`` when it is inside it, else absolute (a path such as
+    ``../../usr/lib/...`` breaks as soon as either moves)."""
+    relative = os.path.relpath(path, folder)
+    return Path(relative if not relative.startswith("..") else os.path.abspath(path)).as_posix()
 
 
 def _yaml_text(value: str) -> str:
