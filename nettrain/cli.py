@@ -237,7 +237,7 @@ def fit(
 
 @app.command()
 def validate(
-    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="The YAML config file.")],
+    config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     overrides: Overrides = None,
     print_config: PrintConfig = False,
     debug: Debug = False,
@@ -266,8 +266,7 @@ def validate(
 
 @app.command()
 def evaluate(
-    run: Annotated[Path, typer.Argument(
-        metavar="RUN", help="A run directory made by 'nettrain fit'.")],
+    run: Annotated[Path, typer.Argument(help="A run directory made by 'nettrain fit'.")],
     split: Annotated[Optional[Split], typer.Option(
         help="Which part of the data (default: test if the run has one).")] = None,
     format: Annotated[Optional[Format], typer.Option(
@@ -296,14 +295,11 @@ def evaluate(
 
 @app.command()
 def predict(
-    run: Annotated[Path, typer.Argument(
-        metavar="RUN", help="A run directory, or a saved model file.")],
-    input: Annotated[Path, typer.Argument(
-        metavar="INPUT", help="A .csv with a header row, a .npy, a .npz, or (an image model) "
-                              "an image file or a folder of images.")],
+    run: Annotated[Path, typer.Argument(help="A run directory, or a saved model file.")],
+    input: Annotated[Path, typer.Argument(help="A .csv with a header row, a .npy, a .npz, or (an image model) an image file or "
+             "a folder of images.")],
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", metavar="FILE",
-        help="Write the predictions to this CSV file (default: stdout).")
+        "--output", "-o", help="Write the predictions to this CSV file (default: stdout).")
     ] = None,
     format: Annotated[Optional[Format], typer.Option(
         "--format", help="Which saved model to load (default: keras, else json; a SavedModel "
@@ -335,11 +331,11 @@ def _template_names(incomplete: str) -> list[str]:
 @app.command()
 def init(
     template: Annotated[Optional[str], typer.Argument(
-        metavar="TEMPLATE", autocompletion=_template_names,
+        autocompletion=_template_names,
         help="The starter config to write (nettrain init --list shows them).")] = None,
     path: Annotated[Optional[Path], typer.Argument(
-        metavar="PATH", help="The config file to write (.yaml or .yml), or a folder for "
-                             "TEMPLATE.yaml (default: the current folder).")] = None,
+        help="The config file to write (.yaml or .yml), or a folder for TEMPLATE.yaml "
+             "(default: the current folder).")] = None,
     list_templates: Annotated[bool, typer.Option(
         "--list", help="List the templates, one line each.")] = False,
     debug: Debug = False,
