@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nettrain import __version__
+from nettrain.cli_help import App
 from nettrain.errors import ConfigError, NettrainError, UsageError
 
 if TYPE_CHECKING:
@@ -28,11 +29,9 @@ if TYPE_CHECKING:
 # Before TensorFlow is ever imported: keep its C++ log lines off the user's terminal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-app = typer.Typer(
+app = App(
     name="nettrain",
-    help="Train Keras models from YAML config files: fit, evaluate, predict.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 out = Console()
@@ -47,6 +46,9 @@ Overrides = Annotated[
     Optional[list[str]],
     typer.Argument(metavar="KEY=VALUE", help="Overrides, e.g. fit.epochs=5 (values are YAML)."),
 ]
+PrintConfig = Annotated[bool, typer.Option(
+    "--print-config", help="Print the resolved config first, each value marked with where it "
+                           "came from: file, command line or default.")]
 
 
 class Split(str, Enum):
@@ -72,7 +74,9 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
-    """Train Keras models from YAML config files.
+    """Train Keras models from YAML config files: fit, evaluate, predict.
+
+    Start: nettrain init mlp-classifier, then nettrain fit mlp-classifier.yaml
 
     Example: nettrain fit configs/digits_mlp.yaml fit.epochs=5
     """
@@ -172,13 +176,15 @@ def fit(
     ] = None,
     overrides: Overrides = None,
     run_dir: Annotated[Optional[Path], typer.Option(
-        "--run-dir", help="A new or empty directory for this run (default runs/NAME/DATE-TIME).")
+        "--run-dir", metavar="DIR",
+        help="A new or empty directory for this run (default runs/NAME/DATE-TIME).")
     ] = None,
     resume: Annotated[Optional[Path], typer.Option(
         "--resume", metavar="RUN",
         help="Continue this interrupted run from its last completed epoch, in its directory.")
     ] = None,
     allow_changed_data: AllowChangedData = False,
+    print_config: PrintConfig = False,
     debug: Debug = False,
 ) -> None:
     """Train a model; write its run directory and print its path.
@@ -186,6 +192,8 @@ def fit(
     Example: nettrain fit configs/digits_mlp.yaml fit.epochs=5
 
     Resume: nettrain fit --resume runs/digits-mlp/20261122-120000 fit.epochs=80
+
+    --print-config prints the resolved config on stderr, then trains.
     """
     with _errors(debug):
         overrides = list(overrides or [])
@@ -195,6 +203,10 @@ def fit(
         if resume is not None and run_dir is not None:
             raise UsageError("--run-dir and --resume: a resumed run stays in its own "
                              "directory; give only --resume RUN.")
+        if print_config and resume is not None:
+            raise UsageError("--print-config: only for a new run (a resumed run's config is "
+                             "RUN/config.yaml; nettrain validate RUN/config.yaml "
+                             "--print-config shows it resolved).")
         if allow_changed_data and resume is None:
             raise UsageError("--allow-changed-data: only for --resume RUN (a new run records "
                              "the data as it is).")
@@ -202,6 +214,9 @@ def fit(
             if config is None:
                 raise UsageError("CONFIG: expected a YAML config file (or --resume RUN).")
             cfg = _load_config(config, overrides, debug)
+            if print_config:
+                err.print(cfg.to_annotated_yaml(), highlight=False, markup=False,
+                          soft_wrap=True)
         _load_keras(debug)
         from nettrain import rundir, train
 
@@ -224,14 +239,19 @@ def fit(
 def validate(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     overrides: Overrides = None,
+    print_config: PrintConfig = False,
     debug: Debug = False,
 ) -> None:
     """Check a config and build its model (no training, no files); print the summary.
 
     Example: nettrain validate configs/xor.yaml compile.optimizer.SGD.learning_rate=0.5
+
+    --print-config prints the resolved config first (on stdout), then validates.
     """
     with _errors(debug):
         cfg = _load_config(config, overrides or [], debug)
+        if print_config:
+            out.print(cfg.to_annotated_yaml(), highlight=False, markup=False, soft_wrap=True)
         _load_keras(debug)
         from nettrain import train
 
@@ -300,6 +320,69 @@ def predict(
         rows = predicting.write_predictions(frames, output, sys.stdout)
         if output is not None:
             err.print(f"Wrote {rows} predictions to {output}", highlight=False, markup=False)
+
+
+def _template_names(incomplete: str) -> list[str]:
+    from nettrain.starter import templates
+
+    return [name for name in templates() if name.startswith(incomplete)]
+
+
+@app.command()
+def init(
+    template: Annotated[Optional[str], typer.Argument(
+        autocompletion=_template_names,
+        help="The starter config to write (nettrain init --list shows them).")] = None,
+    path: Annotated[Optional[Path], typer.Argument(
+        help="The config file to write (.yaml or .yml), or a folder for TEMPLATE.yaml "
+             "(default: the current folder).")] = None,
+    list_templates: Annotated[bool, typer.Option(
+        "--list", help="List the templates, one line each.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Write a commented starter config that validates and trains as written.
+
+    Example: nettrain init mlp-classifier digits.yaml
+
+    Templates: mlp-classifier, regression, cnn-images, csv-tabular (with an example CSV
+    written beside the config). An existing file is never overwritten.
+    """
+    with _errors(debug):
+        from nettrain import starter
+
+        if list_templates or template is None:
+            out.print(starter.listing(), highlight=False, markup=False, soft_wrap=True, end="")
+            return
+        written = starter.init(template, path)
+        out.print(written.report(), highlight=False, markup=False, soft_wrap=True, end="")
+
+
+@app.command()
+def schema(
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", metavar="FILE", help="Write the schema to this file "
+                                               "(default: stdout).")] = None,
+    debug: Debug = False,
+) -> None:
+    """Print the JSON Schema of config files, for completion and checks in editors.
+
+    Example: nettrain schema --output nettrain.schema.json
+
+    Then start a config with: # yaml-language-server: $schema=nettrain.schema.json
+    """
+    with _errors(debug):
+        from nettrain.config import schema_json
+
+        text = schema_json()
+        if output is None:
+            out.print(text, highlight=False, markup=False, soft_wrap=True, end="")
+            return
+        from nettrain.predict import check_output
+        from nettrain.rundir import write_atomic
+
+        check_output(output)
+        write_atomic(output, text)
+        err.print(f"Wrote {output}", highlight=False, markup=False, soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

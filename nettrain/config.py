@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -120,8 +121,16 @@ def normalize_spec(value: Any) -> Any:
                  "{SGD: {learning_rate: 0.1}}", short_repr(value))
 
 
-
-KerasSpec = Annotated[Any, BeforeValidator(normalize_spec)]
+# What a Keras object looks like in the JSON Schema: its structure, any Keras name (the names
+# and their arguments are checked against Keras's registries later, by nettrain).
+KERAS_SPEC_SCHEMA = {"anyOf": [
+    {"type": "string", "minLength": 1,
+     "description": "A Keras name, with its default arguments: adam, Flatten, relu."},
+    {"type": "object", "minProperties": 1, "maxProperties": 1,
+     "additionalProperties": {"type": ["object", "null"]},
+     "description": "A Keras name and its keyword arguments: {SGD: {learning_rate: 0.1}}."},
+]}
+KerasSpec = Annotated[Any, BeforeValidator(normalize_spec), WithJsonSchema(KERAS_SPEC_SCHEMA)]
 
 
 def spec_name(spec: str | dict[str, Any]) -> str:
@@ -137,7 +146,9 @@ def spec_kwargs(spec: str | dict[str, Any]) -> dict[str, Any]:
 class _Section(BaseModel):
     # Strict: a value has the type it says (``epochs: true`` is not 1, ``batch_size: 1e20`` is
     # not a whole number, ``shuffle: 1`` is not true); floats are finite.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    # The docstring under each field is its description in the JSON Schema (editors show it).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
+                              use_attribute_docstrings=True)
 
 
 # What Keras, TensorFlow and numpy accept: sizes and counts are int32, a seed is uint32.
@@ -151,14 +162,21 @@ MAX_SYNTHETIC_VALUES = 100_000_000
 
 
 class SyntheticConfig(_Section):
-    """``data.synthetic``: random data made with the run's seed (scikit-learn's generators)."""
+    """The ``data.synthetic`` section: random data made with the run's seed (scikit-learn's
+    generators)."""
 
     n_samples: Count = 100
+    """How many samples to make."""
     n_features: Count = 10
-    n_classes: int = Field(2, ge=2, le=INT32_MAX)  # classifiers (the loss decides)
-    n_outputs: Count = 1                           # regression
+    """How many input features each sample has."""
+    n_classes: int = Field(2, ge=2, le=INT32_MAX)
+    """How many classes, for a classifier (a classification loss)."""
+    n_outputs: Count = 1
+    """How many target values, for regression."""
     noise: float = Field(0.1, ge=0)
-    random: bool = False  # plain uniform X and y, like the tutorial's rand(100, 10)
+    """The standard deviation of the noise added to the targets."""
+    random: bool = False
+    """Plain uniform X and y with no relation between them, like a tutorial's rand(100, 10)."""
 
     @model_validator(mode="after")
     def _fits_in_memory(self) -> SyntheticConfig:
@@ -167,6 +185,14 @@ class SyntheticConfig(_Section):
                          "made in memory)", f"{self.n_samples:,} x {self.n_features:,}",
                          field="n_samples")
         return self
+
+
+def _schema(*options: dict[str, Any]) -> WithJsonSchema:
+    """The JSON Schema of a field whose validator takes several kinds of value."""
+    return WithJsonSchema({"anyOf": list(options)} if len(options) > 1 else options[0])
+
+
+BOOL_OR_AUTO = _schema({"type": "boolean"}, {"const": "auto"})
 
 
 def _check_target(value: Any) -> Any:
@@ -191,39 +217,71 @@ _SOURCE_KEYS = {"target": ("csv",), "features": ("csv",), "categorical": ("csv",
 
 
 class DataConfig(_Section):
-    """``data:``: exactly one source, then the splits and the preprocessing."""
+    """The ``data:`` section: exactly one source, then the splits and the preprocessing."""
 
-    dataset: str | None = None
+    dataset: Annotated[str | None, _schema(
+        {"enum": [*BUILTIN_DATASETS, *KERAS_DATASETS]}, {"type": "null"})] = None
+    """A built-in dataset by name (xor, iris, digits, breast_cancer, wine, diabetes need no
+    network; Keras's sets download once)."""
     csv: str | None = None
+    """A CSV file with a header row (a path relative to the folder nettrain runs in)."""
     npz: str | None = None
+    """An .npz file with arrays x and y (or x_train, y_train, x_test, y_test)."""
     images: str | None = None
+    """A folder of images with one sub-folder per class."""
     synthetic: SyntheticConfig | None = None
+    """Random data made with the run's seed, for trying a network."""
     # csv
-    target: Annotated[Any, BeforeValidator(_check_target)] = None
+    target: Annotated[Any, BeforeValidator(_check_target), _schema(
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        {"type": "null"})] = None
+    """(csv) The target column, or a list of columns for multi-output regression."""
     features: list[str] | None = None
+    """(csv) The input columns (default: every column but the target)."""
     categorical: list[str] | None = None
+    """(csv) Columns of categories, one-hot encoded inside the model."""
     sample_weight: str | None = None
+    """(csv) A column of per-row sample weights."""
     missing: Literal["error", "drop", "zero"] = "error"
+    """(csv) An empty value: an error naming the row and column, drop the row, or zero."""
     delimiter: str = ","
-    stream: Annotated[Any, BeforeValidator(_bool_or_auto)] = "auto"
+    """(csv) The column separator."""
+    stream: Annotated[Any, BeforeValidator(_bool_or_auto), BOOL_OR_AUTO] = "auto"
+    """(csv) Read the file in chunks instead of whole (auto: files over 256 MiB)."""
     # images
     image_size: list[ImageSide] | None = Field(None, min_length=2, max_length=2)
+    """(images) Every image is resized to [height, width] (default [256, 256])."""
     color_mode: Literal["rgb", "grayscale", "rgba"] | None = None
+    """(images) The channels images are read with (default rgb)."""
     # imdb, reuters
     num_words: Count | None = None
+    """(imdb, reuters) Keep only the most frequent words."""
     maxlen: Count | None = None
+    """(imdb, reuters) Pad or cut every sequence to this length."""
     # splits
     validation: str | None = None
+    """A file (or folder) of the same kind as the source, for validation."""
     test: str | None = None
+    """A file (or folder) of the same kind as the source, for test."""
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+    """The fraction of all samples held out for validation."""
     test_split: float = Field(0.0, ge=0.0, lt=1.0)
+    """The fraction of all samples held out for test (when the source has no test part)."""
     stratify: bool = False
+    """Keep each class's share in every split."""
     # preprocessing, inside the model
     scale: float | None = Field(None, gt=0)
+    """Divide the inputs by this number (a Rescaling layer inside the model): 255 for
+    8-bit pixels."""
     normalize: bool = False
+    """A Normalization layer adapted on the training split, saved inside the model."""
     flatten: bool = False
+    """Flatten each input to one dimension (28x28 -> 784)."""
     reshape: list[Count] | None = None
+    """Reshape each input, e.g. [8, 8, 1] to give 64 pixels to a Conv2D."""
     one_hot: bool = False
+    """One-hot encode integer class labels (for categorical_crossentropy)."""
 
     @property
     def source(self) -> str:
@@ -280,25 +338,39 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """``model:``: the layers of a ``keras.Sequential``, each written by the one rule."""
+    """The ``model:`` section: the layers of a ``keras.Sequential``, each written by the one
+    rule."""
 
     input_shape: list[Count] | None = None
+    """The shape of one input sample (default: taken from the data)."""
     layers: list[KerasSpec] = Field(min_length=1)
+    """The layers in order, each a Keras layer name or {Name: {arguments}}:
+    - Dense: {units: 10, activation: softmax}."""
 
 
 class CompileConfig(_Section):
-    """``compile:``: the arguments of ``keras.Model.compile``."""
+    """The ``compile:`` section: the arguments of ``keras.Model.compile``."""
 
     optimizer: KerasSpec = "rmsprop"
+    """A Keras optimizer: adam, or {SGD: {learning_rate: 0.1, momentum: 0.9}}."""
     loss: KerasSpec
+    """A Keras loss: a cross-entropy or hinge loss makes a classifier, anything else
+    regression."""
     metrics: list[KerasSpec] = []
+    """Keras metrics: [accuracy], [mae]."""
     weighted_metrics: list[KerasSpec] = []
+    """Keras metrics weighted by the sample or class weights."""
     loss_weights: list[float] | None = None
+    """Weights of the losses of a model with several outputs."""
     run_eagerly: bool = False
+    """Run the model eagerly (slow; for debugging)."""
     # auto: as many batches per call of the compiled step as fit in about 32 (see
     # :func:`steps_per_execution`); a number is passed to Keras as it is.
-    steps_per_execution: Annotated[Any, BeforeValidator(_count_or_auto)] = "auto"
-    jit_compile: Annotated[Any, BeforeValidator(_bool_or_auto)] = "auto"
+    steps_per_execution: Annotated[Any, BeforeValidator(_count_or_auto), _schema(
+        {"type": "integer", "minimum": 1, "maximum": INT32_MAX}, {"const": "auto"})] = "auto"
+    """Batches per call of the compiled training step (auto: about 32 samples' worth)."""
+    jit_compile: Annotated[Any, BeforeValidator(_bool_or_auto), BOOL_OR_AUTO] = "auto"
+    """Compile the model with XLA (auto: where Keras finds it works)."""
 
 
 def _count_or_auto(value: Any) -> Any:
@@ -325,29 +397,49 @@ def _check_class_weight(value: Any) -> Any:
 
 
 class FitConfig(_Section):
-    """``fit:``: the arguments of ``keras.Model.fit`` (the data comes from ``data:``)."""
+    """The ``fit:`` section: the arguments of ``keras.Model.fit`` (the data comes from
+    ``data:``)."""
 
     epochs: Count = 1
+    """How many passes over the training data."""
     batch_size: Count | None = None
-    verbose: Annotated[Any, BeforeValidator(_check_verbose)] = "auto"
+    """Samples per gradient step (default 32)."""
+    verbose: Annotated[Any, BeforeValidator(_check_verbose), _schema(
+        {"enum": [0, 1, 2]}, {"const": "auto"})] = "auto"
+    """0 silent, 1 Keras's per-batch bar (costs speed), 2 one line per epoch, auto."""
     callbacks: list[KerasSpec] = []
+    """Keras callbacks: - EarlyStopping: {monitor: val_loss, patience: 5}."""
     shuffle: bool = True
-    class_weight: Annotated[Any, BeforeValidator(_check_class_weight)] = None
+    """Shuffle the training data before each epoch."""
+    class_weight: Annotated[Any, BeforeValidator(_check_class_weight), _schema(
+        {"const": "balanced"},
+        {"type": "object", "minProperties": 1, "propertyNames": {"pattern": "^[0-9]+$"},
+         "additionalProperties": {"type": "number", "minimum": 0}},
+        {"type": "null"})] = None
+    """'balanced', or a weight per class index such as {0: 1.0, 1: 5.0} (classifiers)."""
     initial_epoch: Index = 0
+    """The epoch to start counting from."""
     steps_per_epoch: Count | None = None
+    """Batches per epoch (default: the whole training split)."""
     validation_steps: Count | None = None
+    """Validation batches per evaluation (default: the whole validation split)."""
     validation_batch_size: Count | None = None
+    """Samples per validation batch (default: batch_size)."""
     validation_freq: Count = 1
+    """Evaluate on the validation split every this many epochs."""
     # nettrain's own (not an argument of model.fit): write checkpoints/last.keras at the end
     # of an epoch when at least this many seconds passed since the last write (0: after every
     # epoch); always when training ends, stops (a callback, a NaN, Ctrl-C, SIGTERM) or fails.
     checkpoint_every_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
+    """Write checkpoints/last.keras after an epoch when this many seconds passed since the
+    last write (0: every epoch); always when training ends or stops."""
 
 
 class SaveConfig(_Section):
-    """``save:``: the formats written into the run directory."""
+    """The ``save:`` section: the formats written into the run directory."""
 
     formats: list[Literal["json", "keras", "savedmodel"]] = Field(["keras"], min_length=1)
+    """keras: model.keras; json: model.json + model.weights.h5; savedmodel: saved_model/."""
 
     @field_validator("formats")
     @classmethod
@@ -384,15 +476,28 @@ class Config(_Section):
     """A whole, validated config. Frozen: nothing changes it after loading."""
 
     name: str = Field(pattern=NAME_PATTERN)
+    """The run's name: runs go to runs/<name>/<date>-<time> (default: the config file's
+    name)."""
     seed: Seed | None = None
-    deterministic: bool = False  # TensorFlow op determinism (turns XLA off)
-    distribute: Annotated[Any, BeforeValidator(_check_distribute)] = None
+    """The same seed gives the same splits and run (default: a random one, recorded)."""
+    deterministic: bool = False
+    """TensorFlow op determinism: the same run twice gives the same weights (turns XLA
+    off)."""
+    distribute: Annotated[Any, BeforeValidator(_check_distribute), _schema(
+        {"const": "mirrored"}, {"type": "null"})] = None
+    """mirrored: train on all local GPUs (tf.distribute.MirroredStrategy)."""
     mixed_precision: Literal[PRECISION_POLICIES] = "float32"  # type: ignore[valid-type]
+    """The Keras dtype policy: float32, mixed_float16 or mixed_bfloat16."""
     data: DataConfig
+    """Where the data comes from (exactly one source), the splits and the preprocessing."""
     model: ModelConfig
+    """The layers of a keras.Sequential model."""
     compile: CompileConfig
+    """The arguments of keras.Model.compile: optimizer, loss, metrics."""
     fit: FitConfig = FitConfig()
+    """The arguments of keras.Model.fit: epochs, batch_size, callbacks."""
     save: SaveConfig = SaveConfig()
+    """The formats the trained model is saved in."""
     # Where the config came from, for messages: the file, each key's line, the overrides.
     _source: str | None = PrivateAttr(None)
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
@@ -453,12 +558,158 @@ class Config(_Section):
         """Whether the loss is a classification loss (cross-entropy or hinge)."""
         return is_classification_loss(self.compile.loss)
 
-    def to_yaml(self) -> str:
-        """The resolved config as YAML; ``nettrain fit`` on it repeats the run."""
+    def _dump(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude_none=True)
         if isinstance(self.fit.class_weight, dict):  # JSON mode makes class indices strings
             data["fit"]["class_weight"] = dict(self.fit.class_weight)
-        return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+        return data
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML; ``nettrain fit`` on it repeats the run."""
+        return yaml.safe_dump(self._dump(), sort_keys=False, default_flow_style=None)
+
+    def origin(self, key: tuple) -> str:
+        """Where the value at the key path ``key`` came from: ``'command line'`` (an override
+        set it), ``'file'`` (the config file has the key, and no override replaced it) or
+        ``'default'`` (neither: the schema's default, or the name taken from the file name).
+
+        Example: after ``load_config("configs/xor.yaml", ["fit.epochs=3"])``,
+        ``origin(("fit", "epochs"))`` is ``'command line'`` and ``origin(("fit",
+        "shuffle"))`` is ``'default'``.
+        """
+        key = _key_text(key)
+        overridden = set(map(_key_text, self._overridden))
+        if key in overridden:
+            return "command line"
+        if any(key[:n] in overridden for n in range(len(key))):
+            return "default"  # inside a value an override replaced, which did not set it
+        return "file" if key in set(map(_key_text, self._lines)) else "default"
+
+    def to_annotated_yaml(self) -> str:
+        """The resolved config as YAML (what :meth:`to_yaml` writes), each value followed by a
+        comment saying where it came from (:meth:`origin`): file, command line or default.
+
+        Sections are blocks; every other value is one line (a Keras object, a list of names).
+        A one-line value with parts of several origins names the parts that differ:
+        ``- Dense: {units: 256, activation: tanh}  # file; command line: Dense.units``.
+        """
+        rows: list[tuple[str, str | None]] = []
+        _annotated_rows(self, self._dump(), (), "", rows, self.origin)
+        width = min(max(len(text) for text, note in rows if note), 56)
+        source = f" of {self._source}" if self._source else ""
+        lines = [f"# The resolved config{source}.",
+                 "# After each value, where it came from: file, command line or default."]
+        lines += [f"{text.ljust(width)}  # {note}" if note else text for text, note in rows]
+        return "\n".join(lines) + "\n"
+
+
+def _key_text(key: tuple) -> tuple[str, ...]:
+    """A key path with every part as text: the file's line table holds a mapping key ``0:``
+    as ``'0'``, the validated config as ``0``."""
+    return tuple(map(str, key))
+
+
+def _flow(value: Any) -> str:
+    """``value`` as one line of flow-style YAML: ``{units: 10, activation: tanh}``."""
+    return yaml.safe_dump([value], default_flow_style=True, sort_keys=False,
+                          width=math.inf).strip()[1:-1]
+
+
+def _key_paths(value: Any, key: tuple) -> Iterator[tuple]:
+    """``key`` and the key path of everything inside ``value`` (mappings and lists)."""
+    yield key
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    for part, item in items:
+        yield from _key_paths(item, (*key, part))
+
+
+def _leaf_paths(value: Any, key: tuple) -> Iterator[tuple]:
+    """The key paths of ``value``'s scalars (``key`` itself for a scalar or an empty one)."""
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    found = False
+    for part, item in items:
+        found = True
+        yield from _leaf_paths(item, (*key, part))
+    if not found:
+        yield key
+
+
+def _merged_origin(value: Any, key: tuple, origin: Any) -> str:
+    """The origin of a value written on one line: its own, then the parts that differ."""
+    own = origin(key)
+    others: dict[str, list[str]] = {}
+    for path in _leaf_paths(value, key):
+        where = origin(path)
+        if where != own:
+            others.setdefault(where, []).append(".".join(map(str, path[len(key):])))
+    return "; ".join([own, *(f"{where}: {', '.join(parts)}" for where, parts in others.items())])
+
+
+def _annotated_rows(model: BaseModel, data: dict[str, Any], key: tuple, indent: str,
+                    rows: list[tuple[str, str | None]], origin: Any) -> None:
+    """Append the lines of ``data`` (the dump of ``model`` at ``key``) with their origins:
+    a nested model is a block, a list of non-scalars one ``- item`` line per item, and any
+    other value one line."""
+    for name, value in data.items():
+        path = (*key, name)
+        if isinstance(getattr(model, name, None), BaseModel):
+            rows.append((f"{indent}{name}:", None))
+            _annotated_rows(getattr(model, name), value, path, indent + "  ", rows, origin)
+        elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+            rows.append((f"{indent}{name}:", origin(path)))
+            for i, item in enumerate(value):
+                text = f"{next(iter(item))}: {_flow(next(iter(item.values())))}" \
+                    if isinstance(item, dict) and len(item) == 1 else _flow(item)
+                rows.append((f"{indent}- {text}", _merged_origin(item, (*path, i), origin)))
+        else:
+            rows.append((f"{indent}{name}: {_flow(value)}", _merged_origin(value, path, origin)))
+
+
+# The JSON Schema of a config file, generated by :func:`config_schema`; the package ships it and
+# every example config names it on its first line, for editors.
+SCHEMA_FILE = "config.schema.json"
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of a config file, generated from the models that validate it.
+
+    Every section and key with its type, bounds, default and description (the docstring under
+    the field), unknown keys refused; Keras objects are described by their structure
+    (:data:`KERAS_SPEC_SCHEMA`), their names and arguments being checked later with Keras.
+    Example: ``config_schema()["properties"]["fit"]``.
+    """
+    schema = Config.model_json_schema()
+    schema["required"].remove("name")  # a file may leave it out: it is the file's name then
+    schema["title"] = "nettrain config"
+    schema["description"] = ("A nettrain config file: the data, the layers of the model, and "
+                             "the arguments of compile and fit. Every Keras object is a name "
+                             "(adam) or a one-key mapping {Name: {arguments}}.")
+    schema = _tidy_schema(schema)
+    schema["$defs"]["KerasObject"] = _tidy_schema(KERAS_SPEC_SCHEMA)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def schema_json() -> str:
+    """:func:`config_schema` as the text of ``nettrain/config.schema.json``."""
+    return json.dumps(config_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _tidy_schema(value: Any) -> Any:
+    """``value`` (a part of the schema) with each Keras object a reference to one definition,
+    and each description on one line without reStructuredText quotes (the docstrings are
+    written for the code, the descriptions are shown in an editor)."""
+    if isinstance(value, dict):
+        if value.get("anyOf") == KERAS_SPEC_SCHEMA["anyOf"] and value is not KERAS_SPEC_SCHEMA:
+            value = {"$ref": "#/$defs/KerasObject",
+                     **{key: item for key, item in value.items() if key != "anyOf"}}
+        return {key: " ".join(item.replace("``", "").split())
+                if key == "description" and isinstance(item, str) else _tidy_schema(item)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tidy_schema(item) for item in value]
+    return value
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -702,8 +953,9 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     return parts, value
 
 
-def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> None:
-    """Set ``value`` at the dotted path ``parts`` of ``data`` (in place).
+def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> tuple:
+    """Set ``value`` at the dotted path ``parts`` of ``data`` (in place); return the key path
+    it set, as the keys are in ``data`` (``'0'`` where a mapping has the text key ``'0'``).
 
     A missing last key is added (the schema then refuses it if it does not exist, with a
     suggestion). A missing intermediate key is refused unless it is a config section. A bare
@@ -712,6 +964,7 @@ def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> 
     """
     dotted = ".".join(map(str, parts))
     node: Any = data
+    keys: list[str | int] = []  # the path walked so far, as the keys are in ``data``
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
         where = ".".join(map(str, parts[:depth])) or "the config"
@@ -720,12 +973,13 @@ def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> 
                 raise ConfigError(Problem(
                     f"override {dotted}", f"an index below {len(node)} into {where}",
                     f"'{part}'"))
+            keys.append(part % len(node))
         elif isinstance(node, dict):
             if isinstance(part, int) and part not in node:
                 part = str(part)
+            keys.append(part)
             if last:
-                node[part] = value
-                return
+                break
             if part not in node:
                 if depth == 0 and part in SECTIONS:
                     node[part] = {}
@@ -746,9 +1000,10 @@ def apply_override(data: dict[str, Any], parts: list[str | int], value: Any) -> 
                 f"override {dotted}", f"{where} to be a mapping or a list",
                 f"{type(node).__name__} {node!r}"))
         if last:
-            node[part] = value
-            return
+            break
         node = node[part]
+    node[part] = value
+    return tuple(keys)
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -767,10 +1022,12 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     for text in overrides:
         parts, value = parse_override(text)
         try:
-            apply_override(data, parts, value)
+            key = apply_override(data, parts, value)
         except ConfigError as exc:
             raise ConfigError(exc.problems, source=str(path)) from None
-        overridden.add(tuple(parts))
+        # What this override set: the key and every key inside its value; what an earlier
+        # override set below the key is gone.
+        overridden = {o for o in overridden if o[: len(key)] != key} | set(_key_paths(value, key))
     data.setdefault("name", _default_name(path))
     config = validate_config(data, source=str(path), lines=lines, overridden=overridden)
     return config.with_absolute_paths()
