@@ -403,7 +403,7 @@ class Comparison:
         names = list(dict.fromkeys(n for row in self.rows for n in row.metrics))
         order = {p: i for i, p in enumerate(("test_", "val_", "train_"))}
         return sorted(names, key=lambda n: (order.get(n[:n.find("_") + 1], 3),
-                                            not n.endswith("_loss"), names.index(n)))
+                                            n.endswith("_loss"), names.index(n)))
 
     def to_json(self, plot: Path | None) -> dict[str, Any]:
         runs = [{"label": label, **row.to_json(), "best_epoch": best}
@@ -448,7 +448,10 @@ def compare(paths: list[Path]) -> Comparison:
                              "a copy of the run directory.") from None
     rows = [read_run(path) for path in paths]
     labels = _labels(rows)
-    keys = list(dict.fromkeys(k for flat in flats for k in flat))
+    # each key where its config has it: a run's own keys stay together (compile.optimizer...)
+    places = [{k: i for i, k in enumerate(flat)} for flat in flats]
+    keys = sorted(dict.fromkeys(k for flat in flats for k in flat),
+                  key=lambda k: min(place[k] for place in places if k in place))
     differ = {k: [flat.get(k, MISSING) for flat in flats] for k in keys
               if any(flat.get(k, MISSING) != flats[0].get(k, MISSING)
                      for flat in flats)}

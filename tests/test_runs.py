@@ -1,0 +1,290 @@
+"""`nettrain runs` (the table of runs) and `nettrain runs compare`, as a user runs them.
+
+Two tiny real runs are trained once (iris, 2 and 3 epochs); the other statuses are made by
+copying one and editing its files as a failed, interrupted, killed or damaged run leaves them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import fit_once, tiny_config
+from nettrain import cli, lock
+from nettrain.cli import app
+
+WIDTH = 140
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Run a: 8 units, adam, 2 epochs. Run b: 16 units, Adam at 0.01, 3 epochs."""
+    root = tmp_path_factory.mktemp("trained")
+    save = {"formats": ["keras"]}
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    a = fit_once(root / "a", tiny_config(save=save))
+    b = fit_once(root / "b", tiny_config(
+        save=save,
+        model={"layers": [{"Dense": {"units": 16, "activation": "relu"}},
+                          {"Dense": {"units": 3, "activation": "softmax"}}]},
+        compile={"optimizer": {"Adam": {"learning_rate": 0.01}},
+                 "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
+        fit={"epochs": 3, "batch_size": 16, "verbose": 0}))
+    return {"a": a, "b": b}
+
+
+@pytest.fixture(autouse=True)
+def _wide_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fixed terminal width, and times shown in UTC."""
+    monkeypatch.setattr(cli.out, "width", WIDTH)
+    monkeypatch.setattr(cli.err, "width", WIDTH)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+
+def put(trained: dict[str, Path], which: str, where: str, started: str,
+        metrics: dict | None = None, **record) -> Path:
+    """Copy trained run ``which`` to ``runs/WHERE``, started on ``started`` (November, UTC),
+    with ``metrics`` as its metrics.json (fixed numbers, not what training happened to give)
+    and run.json changed by ``record`` (a None value removes the key)."""
+    path = Path("runs") / where
+    shutil.copytree(trained[which], path)
+    data = json.loads((path / "run.json").read_text())
+    data.update(started=f"2026-11-{started}:00+00:00", **record)
+    data = {k: v for k, v in data.items() if v is not None}
+    (path / "run.json").write_text(json.dumps(data))
+    if metrics is not None:
+        (path / "metrics.json").write_text(json.dumps(metrics))
+    return path
+
+
+def scores(accuracy: float, loss: float) -> dict:
+    return {split: {"accuracy": accuracy, "loss": loss}
+            for split in ("train", "validation", "test")}
+
+
+@pytest.fixture
+def many(trained: dict[str, Path]) -> dict[str, Path]:
+    """runs/ with one run of each status and one damaged run, two folders deep.
+
+    Run a has the lower loss, run b the higher accuracy.
+    """
+    paths = {
+        "a": put(trained, "a", "tiny/a", "20T10:00", scores(0.9, 0.25)),
+        "b": put(trained, "b", "tiny/b", "21T10:00", scores(0.95, 0.5)),
+        "failed": put(trained, "a", "failed", "22T10:00", status="failed", epochs_completed=1,
+                      error="Training stopped: the loss became NaN or infinite in epoch 2 "
+                            "(by batch 3).\nThe run directory keeps the history."),
+        "interrupted": put(trained, "b", "interrupted", "23T10:00", status="interrupted",
+                           epochs_completed=1),
+        "killed": put(trained, "b", "killed", "24T10:00", status="running",
+                      epochs_completed=None),
+        "damaged": put(trained, "a", "old/deep/damaged", "19T10:00"),
+    }
+    for name in ("failed", "interrupted", "killed"):
+        (paths[name] / "metrics.json").unlink()
+    history = paths["killed"] / "history.csv"  # killed in epoch 3: two rows
+    history.write_bytes(b"".join(history.read_bytes().splitlines(keepends=True)[:3]))
+    (paths["damaged"] / "run.json").write_text('{"status": "completed",')
+    return paths
+
+
+def lines(text: str) -> list[str]:
+    """The lines of a table, the rule under its header shortened to one "─"."""
+    return [line.rstrip().strip("─") or ("─" if "─" in line else "")
+            for line in text.splitlines()]
+
+
+HEADER = [
+    "                                                   test    test",
+    " name   started           status       epochs  accuracy    loss  path                   note",
+    "─",
+]
+
+
+def test_runs_lists_every_status_newest_first(runner, many):
+    result = runner.invoke(app, ["runs", "runs"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    assert lines(result.stdout) == [*HEADER,
+        " tiny                     damaged           ?         -       -  runs/old/deep/damaged  run.json is not valid JSON (Expecting property name",
+        "                                                                                        enclosed in double quotes: line 1 column 24 (char",
+        "                                                                                        23))",
+        " tiny   2026-11-24 10:00  stopped         2/3         -       -  runs/killed            its process ended without marking it (killed?);",
+        "                                                                                        continue it: nettrain fit --resume runs/killed",
+        " tiny   2026-11-23 10:00  interrupted     1/3         -       -  runs/interrupted",
+        " tiny   2026-11-22 10:00  failed          1/2         -       -  runs/failed            Training stopped: the loss became NaN or infinite",
+        "                                                                                        in epoch 2 (by batch 3).",
+        " tiny   2026-11-21 10:00  completed       3/3    0.9500  0.5000  runs/tiny/b",
+        " tiny   2026-11-20 10:00  completed       2/2    0.9000  0.2500  runs/tiny/a",
+        "6 runs under runs, newest first.",
+    ]
+    assert result.stderr == ""
+
+
+def test_runs_default_root_is_nettrain_runs(runner, many, tmp_path):
+    result = runner.invoke(app, ["runs", "--limit", "2"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    assert lines(result.stdout)[-1] == f"2 of 6 runs under {tmp_path}/runs, newest first."
+    result = runner.invoke(app, ["runs", "--json", "--status", "stopped"])
+    assert [run["path"] for run in json.loads(result.stdout)] == [f"{tmp_path}/runs/killed"]
+
+
+def test_runs_sort_by_a_metric_highest_or_lowest_first(runner, many):
+    result = runner.invoke(app, ["runs", "runs", "--sort", "val_accuracy", "--status",
+                                 "completed"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    assert lines(result.stdout) == [
+        "                                                 test    test       val",
+        " name   started           status     epochs  accuracy    loss  accuracy  path",
+        "─",
+        " tiny   2026-11-21 10:00  completed     3/3    0.9500  0.5000    0.9500  runs/tiny/b",
+        " tiny   2026-11-20 10:00  completed     2/2    0.9000  0.2500    0.9000  runs/tiny/a",
+        "2 of 6 runs under runs (status completed), sorted by val_accuracy, highest first.",
+    ]
+    result = runner.invoke(app, ["runs", "runs", "--sort", "val_loss", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    assert lines(result.stdout)[-1] == ("3 of 6 runs under runs, sorted by val_loss, "
+                                        "lowest first.")
+    result = runner.invoke(app, ["runs", "runs", "--sort", "val_loss", "--limit", "3", "--json"])
+    assert [run["path"] for run in json.loads(result.stdout)] == [
+        "runs/tiny/a", "runs/tiny/b", "runs/old/deep/damaged"]  # without the metric: last
+
+
+def test_runs_sort_by_an_unknown_metric_says_which_exist(runner, many):
+    result = runner.invoke(app, ["runs", "runs", "--sort", "val_acuracy"])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert result.stderr == (
+        "Error: --sort: expected a metric of the runs under runs (train_accuracy, train_loss, "
+        "val_accuracy, val_loss, test_accuracy, test_loss); received 'val_acuracy'. "
+        "Did you mean 'val_accuracy'?\n")
+    assert result.stdout == ""
+
+
+def test_runs_status_filter(runner, many):
+    result = runner.invoke(app, ["runs", "runs", "--status", "failed"])
+    assert result.exit_code == 0, result.output
+    assert lines(result.stdout) == [
+        " name   started           status  epochs  path              note",
+        "─",
+        " tiny   2026-11-22 10:00  failed     1/2  runs/failed       Training stopped: the loss "
+        "became NaN or infinite in epoch 2 (by batch 3).",
+        "1 of 6 runs under runs (status failed), newest first."]
+    result = runner.invoke(app, ["runs", "runs", "--status", "stopped", "--json"])
+    assert [run["path"] for run in json.loads(result.stdout)] == ["runs/killed"]
+    result = runner.invoke(app, ["runs", "runs", "--status", "dead"])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert "Invalid value for '--status'" in result.stderr
+    assert "'dead' is not one of 'completed', 'failed', 'interrupted', 'running', " \
+           "'stopped', 'damaged'" in " ".join(result.stderr.replace("│", "").split())
+    result = runner.invoke(app, ["runs", "runs", "--status", "running"])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr == "No run under runs has status running (6 runs in all).\n"
+
+
+def test_runs_json_is_a_list_of_objects_and_nothing_else(runner, many):
+    result = runner.invoke(app, ["runs", "runs", "--json", "--status", "completed"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    runs = json.loads(result.stdout)
+    assert [run["path"] for run in runs] == ["runs/tiny/b", "runs/tiny/a"]
+    assert runs[1] == {
+        "name": "tiny", "path": "runs/tiny/a", "status": "completed",
+        "started": "2026-11-20T10:00:00+00:00", "ended": runs[1]["ended"], "epochs": 2,
+        "planned_epochs": 2, "note": None,
+        "metrics": {"train_accuracy": 0.9, "train_loss": 0.25, "val_accuracy": 0.9,
+                    "val_loss": 0.25, "test_accuracy": 0.9, "test_loss": 0.25}}
+    result = runner.invoke(app, ["runs", "--json", "runs", "--limit", "1"])  # options first
+    assert [run["status"] for run in json.loads(result.stdout)] == ["damaged"]
+    assert result.stderr == ""
+
+
+def test_a_run_being_trained_is_running_and_one_whose_process_ended_is_stopped(runner, many):
+    with lock.locked(many["killed"]):
+        result = runner.invoke(app, ["runs", "runs", "--json", "--status", "running"])
+        assert result.exit_code == 0, result.output
+        [run] = json.loads(result.stdout)
+        assert (run["path"], run["epochs"]) == ("runs/killed", 2)
+        assert run["note"].startswith(f"trained by pid {os.getpid()} on ")
+    result = runner.invoke(app, ["runs", "runs", "--json", "--status", "stopped"])
+    [run] = json.loads(result.stdout)
+    assert run["note"] == ("its process ended without marking it (killed?); continue it: "
+                           "nettrain fit --resume runs/killed")
+    assert not (many["a"] / ".lock").exists()  # reading never creates a lock file
+
+
+def test_damaged_runs_are_rows_with_the_reason(runner, trained):
+    made = {
+        "garbage": put(trained, "a", "garbage", "20T10:00"),
+        "list": put(trained, "a", "list", "20T10:01"),
+        "status": put(trained, "a", "status", "20T10:02", status="done"),
+        "no-config": put(trained, "a", "no-config", "20T10:03"),
+        "bad-config": put(trained, "a", "bad-config", "20T10:04"),
+        "no-dataset": put(trained, "a", "no-dataset", "20T10:05"),
+        "no-model": put(trained, "a", "no-model", "20T10:06"),
+        "bad-metrics": put(trained, "a", "bad-metrics", "20T10:07"),
+        "no-metrics": put(trained, "a", "no-metrics", "20T10:08"),
+        "no-run-json": put(trained, "a", "no-run-json", "20T10:09"),
+    }
+    (made["garbage"] / "run.json").write_bytes(b"\xff\xfe")
+    (made["list"] / "run.json").write_text("[1, 2]")
+    (made["no-config"] / "config.yaml").unlink()
+    (made["bad-config"] / "config.yaml").write_text("name: [tiny\n")
+    (made["no-dataset"] / "dataset.json").unlink()
+    (made["no-model"] / "model.keras").unlink()
+    (made["bad-metrics"] / "metrics.json").write_text('{"test": {"loss": "low"}}')
+    (made["no-metrics"] / "metrics.json").unlink()
+    (made["no-run-json"] / "run.json").unlink()
+    Path("runs/configs").mkdir()  # a folder of configs is not a run
+    (Path("runs/configs") / "config.yaml").write_text("name: x\n")
+    result = runner.invoke(app, ["runs", "runs", "--json"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    notes = {Path(run["path"]).name: run["note"] for run in json.loads(result.stdout)
+             if run["status"] == "damaged"}
+    assert notes == {
+        "garbage": "run.json is not valid JSON ('utf-8' codec can't decode byte 0xff in "
+                   "position 0: invalid start byte)",
+        "list": "run.json holds a JSON list, not an object",
+        "status": "run.json holds no known status (received 'done'; expected one of "
+                  "completed, failed, interrupted, running)",
+        "no-config": "config.yaml is missing",
+        "bad-config": "config.yaml is damaged: 2:1: expected valid YAML; received a syntax "
+                      "error at line 2, column 1: expected ',' or ']', but got '<stream end>'. "
+                      "Check the indentation and the ':' after each key.",
+        "no-dataset": "dataset.json is missing (the run's columns and classes)",
+        "no-model": "model.keras missing (run.json says it was saved)",
+        "bad-metrics": "metrics.json: expected numbers for each split; 'test' holds "
+                       '{"loss": "low"}',
+        "no-metrics": "metrics.json is missing",
+        "no-run-json": "run.json is missing",
+    }
+    result = runner.invoke(app, ["runs", "runs"])  # the table shows them too
+    assert result.exit_code == 0 and lines(result.stdout)[-1] == "10 runs under runs, newest first."
+
+
+def test_runs_with_no_runs_says_how_to_train(runner, tmp_path):
+    result = runner.invoke(app, ["runs"])  # $NETTRAIN_RUNS does not exist yet: no runs
+    assert result.exception is None and result.exit_code == 0
+    assert result.stdout == ""
+    assert result.stderr == (f"No runs under {tmp_path}/runs. Train one with: nettrain fit "
+                             "CONFIG (e.g. nettrain fit configs/xor.yaml); runs go under "
+                             "$NETTRAIN_RUNS, else ./runs.\n")
+    Path("empty").mkdir()
+    result = runner.invoke(app, ["runs", "empty", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    assert result.stderr.startswith("No runs under empty. Train one with:")
+
+
+@pytest.mark.parametrize("root, why", [("nowhere", "does not exist. Runs are under "
+                                        "$NETTRAIN_RUNS, else ./runs."),
+                                       ("file.txt", "is a file.")])
+def test_runs_root_must_be_a_folder(runner, root, why):
+    Path("file.txt").write_text("x")
+    result = runner.invoke(app, ["runs", root])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert result.stderr == (f"Error: ROOT: expected a folder of run directories; received "
+                             f"'{root}', which {why}\n")
