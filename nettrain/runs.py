@@ -556,7 +556,7 @@ def compare_png(comparison: Comparison, output: Path) -> Path | None:
     if not comparison.histories:
         return None
     title = " vs ".join(comparison.histories)
-    if len(title) > 100:
+    if len(comparison.histories) > 3 or len(title) > 80:  # the legend names them
         title = f"{len(comparison.histories)} runs"
     return plots.history_png(comparison.histories, output, title=title)
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import matplotlib.image
 import pytest
 
-from conftest import fit_once, tiny_config
+from conftest import REPO, fit_once, tiny_config
 from nettrain import cli, lock
 from nettrain.cli import app
 
@@ -49,10 +52,11 @@ def _wide_utc(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def put(trained: dict[str, Path], which: str, where: str, started: str,
-        metrics: dict | None = None, **record) -> Path:
+        metrics: dict | None = None, history: list[tuple] | None = None, **record) -> Path:
     """Copy trained run ``which`` to ``runs/WHERE``, started on ``started`` (November, UTC),
-    with ``metrics`` as its metrics.json (fixed numbers, not what training happened to give)
-    and run.json changed by ``record`` (a None value removes the key)."""
+    with ``metrics`` as its metrics.json and ``history`` its history.csv rows (accuracy,
+    loss, val_accuracy, val_loss): fixed numbers, not what training happened to give. run.json
+    is changed by ``record`` (a None value removes the key)."""
     path = Path("runs") / where
     shutil.copytree(trained[which], path)
     data = json.loads((path / "run.json").read_text())
@@ -61,6 +65,9 @@ def put(trained: dict[str, Path], which: str, where: str, started: str,
     (path / "run.json").write_text(json.dumps(data))
     if metrics is not None:
         (path / "metrics.json").write_text(json.dumps(metrics))
+    if history is not None:
+        (path / "history.csv").write_text("epoch,accuracy,loss,val_accuracy,val_loss\r\n" + "".join(
+            ",".join(map(str, (epoch, *row))) + "\r\n" for epoch, row in enumerate(history)))
     return path
 
 
@@ -76,9 +83,12 @@ def many(trained: dict[str, Path]) -> dict[str, Path]:
     Run a has the lower loss, run b the higher accuracy.
     """
     paths = {
-        "a": put(trained, "a", "tiny/a", "20T10:00", scores(0.9, 0.25)),
-        "b": put(trained, "b", "tiny/b", "21T10:00", scores(0.95, 0.5)),
-        "failed": put(trained, "a", "failed", "22T10:00", status="failed", epochs_completed=1,
+        "a": put(trained, "a", "tiny/a", "20T10:00", scores(0.9, 0.25),
+                 [(0.6, 0.9, 0.65, 0.8), (0.8, 0.6, 0.85, 0.5)]),
+        "b": put(trained, "b", "tiny/b", "21T10:00", scores(0.95, 0.5),
+                 [(0.5, 1.0, 0.55, 0.9), (0.85, 0.5, 0.9, 0.45), (0.95, 0.3, 0.93, 0.48)]),
+        "failed": put(trained, "a", "failed", "22T10:00", history=[(0.6, 0.9, 0.65, 0.8)],
+                      status="failed", epochs_completed=1,
                       error="Training stopped: the loss became NaN or infinite in epoch 2 "
                             "(by batch 3).\nThe run directory keeps the history."),
         "interrupted": put(trained, "b", "interrupted", "23T10:00", status="interrupted",
@@ -288,3 +298,120 @@ def test_runs_root_must_be_a_folder(runner, root, why):
     assert isinstance(result.exception, SystemExit) and result.exit_code == 2
     assert result.stderr == (f"Error: ROOT: expected a folder of run directories; received "
                              f"'{root}', which {why}\n")
+
+
+def test_compare_shows_the_keys_that_differ_the_metrics_and_one_plot(runner, many):
+    result = runner.invoke(app, ["runs", "compare", "runs/tiny/a", "runs/tiny/b", "runs/failed"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    assert lines(result.stdout) == [
+        "Config: 4 keys differ (31 the same)",
+        "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓",
+        "┃ key                                  ┃ tiny (a)  ┃ tiny (b)  ┃ tiny (failed) ┃",
+        "┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩",
+        "│ model.layers.0.Dense.units           │ 8         │ 16        │ 8             │",
+        "│ compile.optimizer                    │ adam      │ (not set) │ adam          │",
+        "│ compile.optimizer.Adam.learning_rate │ (not set) │ 0.01      │ (not set)     │",
+        "│ fit.epochs                           │ 2         │ 3         │ 2             │",
+        "└──────────────────────────────────────┴───────────┴───────────┴───────────────┘",
+        "Metrics",
+        "┏━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━┓",
+        "┃                ┃            tiny (a) ┃            tiny (b) ┃       tiny (failed) ┃",
+        "┡━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━┩",
+        "│ status         │           completed │           completed │              failed │",
+        "│ epochs         │                 2/2 │                 3/3 │                 1/2 │",
+        "│ best epoch     │ 2 (val_loss 0.5000) │ 2 (val_loss 0.4500) │ 1 (val_loss 0.8000) │",
+        "│ test_accuracy  │              0.9000 │              0.9500 │                   - │",
+        "│ test_loss      │              0.2500 │              0.5000 │                   - │",
+        "│ val_accuracy   │              0.9000 │              0.9500 │                   - │",
+        "│ val_loss       │              0.2500 │              0.5000 │                   - │",
+        "│ train_accuracy │              0.9000 │              0.9500 │                   - │",
+        "│ train_loss     │              0.2500 │              0.5000 │                   - │",
+        "└────────────────┴─────────────────────┴─────────────────────┴─────────────────────┘",
+    ]
+    assert result.stderr == "Wrote the history plot of 3 runs to compare.png\n"
+    image = matplotlib.image.imread("compare.png")
+    assert image.shape[:2] == (385, 960)  # two panels (loss, accuracy), a legend under them
+
+
+def test_compare_json_and_output(runner, many):
+    result = runner.invoke(app, ["runs", "compare", "runs/tiny/b", "runs/tiny/a", "--json",
+                                 "--output", "plots/ab.png"])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert result.stderr == "Error: --output plots/ab.png: the folder plots does not exist.\n"
+    Path("plots").mkdir()
+    result = runner.invoke(app, ["runs", "compare", "runs/tiny/b", "runs/tiny/a", "--json",
+                                 "-o", "plots/ab.png"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["config"] == {"same": 31, "differ": {
+        "model.layers.0.Dense.units": [16, 8], "compile.optimizer": [None, "adam"],
+        "compile.optimizer.Adam.learning_rate": [0.01, None], "fit.epochs": [3, 2]}}
+    assert data["metrics"]["test_accuracy"] == [0.95, 0.9]
+    assert [(run["label"], run["best_epoch"]) for run in data["runs"]] == [
+        ("tiny (b)", {"epoch": 2, "monitor": "val_loss", "value": 0.45}),
+        ("tiny (a)", {"epoch": 2, "monitor": "val_loss", "value": 0.5})]
+    assert data["plot"] == "plots/ab.png" and Path("plots/ab.png").stat().st_size > 10000
+    assert result.stderr == "Wrote the history plot of 2 runs to plots/ab.png\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["runs/tiny/a", "runs/nowhere"], "RUN: expected a run directory (made by 'nettrain fit'); "
+     "received 'runs/nowhere', which does not exist. List the runs with: nettrain runs"),
+    (["runs/tiny/a", "runs/tiny"], "RUN: expected a run directory (made by 'nettrain fit'); "
+     "received 'runs/tiny', which has no config.yaml and run.json. List the runs with: "
+     "nettrain runs"),
+    (["runs/tiny/a"], "RUN: expected at least two run directories to compare; received 1. To "
+     "see one run: nettrain runs runs/tiny/a"),
+    (["runs/tiny/a", "runs/tiny/../tiny/a"], "RUN: 'runs/tiny/../tiny/a' is given twice (as "
+     "'runs/tiny/a'); compare different runs."),
+    (["runs/tiny/a", "runs/tiny/b", "-o", "x.jpg"], "--output x.jpg: expected a .png file "
+     "name (the plot is a PNG)."),
+])
+def test_compare_refuses_what_is_not_two_runs(runner, many, args, message):
+    result = runner.invoke(app, ["runs", "compare", *args])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert result.stderr == f"Error: {message}\n"
+    assert not Path("compare.png").exists()
+
+
+def test_runs_group_takes_root_options_anywhere_and_a_compare_sub_command(runner, many):
+    for args in (["runs", "runs/tiny", "--json"], ["runs", "--json", "runs/tiny"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert [run["path"] for run in json.loads(result.stdout)] == ["runs/tiny/b", "runs/tiny/a"]
+    result = runner.invoke(app, ["runs", "runs/tiny/a", "--json"])  # a run directory itself
+    assert [run["path"] for run in json.loads(result.stdout)] == ["runs/tiny/a"]
+    result = runner.invoke(app, ["runs", "--help"])
+    assert result.exit_code == 0
+    assert "List the runs under ROOT, newest first" in result.stdout
+    assert "compare" in result.stdout and "--sort" in result.stdout
+    result = runner.invoke(app, ["runs", "compare", "--help"])
+    assert result.exit_code == 0 and "the config keys that differ" in result.stdout
+    assert "--output" in result.stdout and "--sort" not in result.stdout
+
+
+def test_runs_imports_no_tensorflow(many):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "nettrain", "runs", "runs"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "6 runs under runs" in done.stdout
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "nettrain" in imported and not imported & {"tensorflow", "keras", "matplotlib"}
+
+
+def test_a_trainer_starting_while_runs_tests_its_lock_waits_instead_of_failing(tmp_path):
+    """`nettrain runs` holds a shared lock for an instant to see whether a run is trained."""
+    import fcntl
+    import threading
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").touch()
+    fd = os.open(run / ".lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # as lock.holder does, but for 0.1 s
+    threading.Timer(0.1, os.close, [fd]).start()
+    with lock.locked(run):
+        assert lock.holder(run)["pid"] == os.getpid()
+    assert lock.holder(run) is None and not (run / ".lock").exists()
