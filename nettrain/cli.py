@@ -339,7 +339,7 @@ app.add_typer(runs_app, name="runs")
 def runs(
     ctx: typer.Context,
     root: Annotated[Optional[Path], typer.Argument(
-        metavar="[ROOT]", help="The folder to search for runs, at any depth (default: "
+        metavar="ROOT", help="The folder to search for runs, at any depth (default: "
                                "$NETTRAIN_RUNS, else ./runs).", show_default=False)] = None,
     sort: Annotated[Optional[str], typer.Option(
         "--sort", metavar="METRIC", help="Best first by this metric, e.g. val_accuracy "
@@ -380,7 +380,7 @@ def runs(
 @runs_app.command("compare")
 def runs_compare(
     paths: Annotated[list[Path], typer.Argument(
-        metavar="RUN RUN [RUN ...]", help="Two or more run directories.", show_default=False)],
+        metavar="RUN", help="Two or more run directories.", show_default=False)],
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Where to write the overlaid history plot (PNG).")
     ] = Path("compare.png"),

@@ -83,11 +83,17 @@ def lower_is_better(metric: str) -> bool:
     return bool(_LOWER.search(metric))
 
 
-def is_run(path: Path) -> bool:
-    """Whether ``path`` is a run directory (or what is left of one: see ``_ALSO``)."""
-    has = {name for name in (rundir.CONFIG, rundir.RUN, *_ALSO) if (path / name).is_file()}
-    return {rundir.CONFIG, rundir.RUN} <= has or (
-        bool(has & {rundir.CONFIG, rundir.RUN}) and bool(has & set(_ALSO)))
+def is_run(path: Path, files: list[str] | None = None) -> bool:
+    """Whether ``path`` is a run directory (or what is left of one: see ``_ALSO``).
+
+    Args:
+        files: the names of the files in ``path``, when known (saves looking).
+    """
+    names = (rundir.CONFIG, rundir.RUN, *_ALSO)
+    has = set(names).intersection(files) if files is not None else \
+        {name for name in names if (path / name).is_file()}
+    main = has & {rundir.CONFIG, rundir.RUN}
+    return len(main) == 2 or bool(main and has & set(_ALSO))
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -97,8 +103,8 @@ def find_runs(root: Path) -> list[Path]:
     symbolic links to folders are not followed.
     """
     found = []
-    for folder, dirs, _ in os.walk(root):
-        if is_run(Path(folder)):
+    for folder, dirs, files in os.walk(root):
+        if is_run(Path(folder), files):
             found.append(Path(folder))
             dirs.clear()
             continue
@@ -131,9 +137,10 @@ def read_run(path: Path) -> RunRow:
             row.note = _first_line(record.get("error")) or "failed (run.json gives no error)"
         if row.status == "completed":
             row.metrics = _metrics(path)
-            missing = [f for f in record.get("saved") or [] if not (path / str(f)).exists()]
+            saved = record.get("saved") if isinstance(record.get("saved"), list) else []
+            missing = [str(f) for f in saved if not (path / str(f)).exists()]
             if missing:
-                raise _Damaged(f"{', '.join(map(str, missing))} missing (run.json says it "
+                raise _Damaged(f"{', '.join(missing)} missing (run.json says it "
                                "was saved)")
         return row
     except _Damaged as exc:
@@ -311,9 +318,11 @@ def metric_columns(rows: list[RunRow], sort: str | None = None) -> list[str]:
 
 def local_time(stamp: str | None) -> str:
     """run.json's UTC time as local time to the minute: ``2026-11-25 15:56``."""
+    if not stamp:
+        return ""
     try:
-        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
         return ""
 
 
@@ -331,6 +340,7 @@ def runs_table(listing: Listing) -> Table:
     note column when a run is damaged, stopped or failed)."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     columns = metric_columns(listing.rows, listing.sort)
     notes = any(row.note for row in listing.rows)
@@ -344,10 +354,10 @@ def runs_table(listing: Listing) -> Table:
     table.add_column("path", overflow="fold", min_width=16)
     if notes:
         table.add_column("note", overflow="fold")
-    for row in listing.rows:
-        table.add_row(row.name, local_time(row.started), _status_text(row.status),
+    for row in listing.rows:  # Text: a name, path or note is never read as rich markup
+        table.add_row(Text(row.name), local_time(row.started), _status_text(row.status),
                       epochs_text(row), *(number(row.metrics.get(c)) for c in columns),
-                      str(row.path), *([row.note or ""] if notes else []))
+                      Text(str(row.path)), *([Text(row.note or "")] if notes else []))
     return table
 
 
@@ -427,7 +437,8 @@ def compare(paths: list[Path]) -> Comparison:
 
     if len(paths) < 2:
         raise UsageError("RUN: expected at least two run directories to compare; received "
-                         f"{len(paths)}. To see one run: nettrain runs {paths[0] if paths else 'ROOT'}")
+                         f"{len(paths)}. To see one run: nettrain runs "
+                         f"{paths[0] if paths else 'ROOT'}")
     seen: dict[Path, Path] = {}
     for path in paths:
         if not path.is_dir() or not is_run(path):
@@ -526,14 +537,16 @@ def compare_tables(comparison: Comparison) -> list[RenderableType]:
                          f"{'s differ' if len(comparison.differ) != 1 else ' differs'} "
                          f"({comparison.same} the same)", title_justify="left")
     differ.add_column("key", overflow="fold")
-    for label in comparison.labels:
-        differ.add_column(label, overflow="fold")
+    for label in comparison.labels:  # Text: never read as rich markup
+        differ.add_column(Text(label), overflow="fold")
     for key, values in comparison.differ.items():
-        differ.add_row(key, *(value_text(v) for v in values))
+        differ.add_row(Text(key), *(Text(value_text(v)) for v in values))
+    if not comparison.differ:
+        differ = Text(f"Config: the same in every run ({comparison.same} keys)")
     metrics = Table(title="Metrics", title_justify="left")
     metrics.add_column("")
     for label in comparison.labels:
-        metrics.add_column(label, justify="right", overflow="fold")
+        metrics.add_column(Text(label), justify="right", overflow="fold")
     metrics.add_row("status", *(_status_text(r.status) for r in comparison.rows))
     metrics.add_row("epochs", *(epochs_text(r) for r in comparison.rows))
     metrics.add_row("best epoch", *(
