@@ -418,16 +418,16 @@ def test_a_trainer_starting_while_runs_tests_its_lock_waits_instead_of_failing(t
 
 
 def test_names_paths_and_errors_are_shown_as_written_not_as_markup(runner, trained):
-    put(trained, "a", "[exp]/a", "20T10:00", status="failed", epochs_completed=1,
+    put(trained, "a", "[x]/run", "20T10:00", status="failed", epochs_completed=1,
         error="Training failed: [/red] shapes [batch, 4] and [bold]8[/bold] differ")
-    put(trained, "a", "[exp]/b", "20T10:01", scores(0.9, 0.25))
+    put(trained, "a", "[y]/run", "20T10:01", scores(0.9, 0.25))
     result = runner.invoke(app, ["runs", "runs"])
     assert result.exception is None and result.exit_code == 0, result.output
     assert " ".join(result.stdout.split()[11:]) == (
-        "tiny 2026-11-20 10:01 completed 2/2 0.9000 0.2500 runs/[exp]/b "
-        "tiny 2026-11-20 10:00 failed 1/2 - - runs/[exp]/a Training failed: [/red] shapes "
+        "tiny 2026-11-20 10:01 completed 2/2 0.9000 0.2500 runs/[y]/run "
+        "tiny 2026-11-20 10:00 failed 1/2 - - runs/[x]/run Training failed: [/red] shapes "
         "[batch, 4] and [bold]8[/bold] differ 2 runs under runs, newest first.")
-    result = runner.invoke(app, ["runs", "compare", "runs/[exp]/a", "runs/[exp]/b"])
+    result = runner.invoke(app, ["runs", "compare", "runs/[x]/run", "runs/[y]/run"])
     assert result.exception is None and result.exit_code == 0, result.output
     assert lines(result.stdout)[:2] == ["Config: the same in every run (34 keys)", "Metrics"]
-    assert "tiny ([exp]/a)" in result.stdout
+    assert "tiny ([x]/run)" in result.stdout
