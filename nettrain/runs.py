@@ -164,16 +164,38 @@ def _running(path: Path) -> tuple[str, str | None]:
                        f"nettrain fit --resume {path}")
 
 
-def _config(path: Path) -> dict[str, Any]:
-    from nettrain.config import read_yaml
+def _config(path: Path, whole: bool = False) -> dict[str, Any]:
+    """A run's config.yaml as a mapping; _Damaged when it is missing or not a mapping.
 
-    if not (path / rundir.CONFIG).is_file():
+    Args:
+        whole: every value will be walked (``runs compare``): read it as a config is read,
+            refusing aliases that expand past bounds (:func:`nettrain.config.read_yaml`).
+            Otherwise (the table reads a name and a number) libyaml's safe loader reads it,
+            about ten times faster; it never expands an alias.
+    """
+    import yaml
+
+    from nettrain.config import MAX_FILE_BYTES, read_yaml
+
+    file = path / rundir.CONFIG
+    if not file.is_file():
         raise _Damaged(f"{rundir.CONFIG} is missing")
     try:
-        return read_yaml(path / rundir.CONFIG)[0]
-    except ConfigError as exc:
-        raise _Damaged(f"{rundir.CONFIG} is damaged: "
-                       f"{str(exc).replace(str(path / rundir.CONFIG), '').lstrip(': ')}") from None
+        if whole:
+            return read_yaml(file)[0]
+        with file.open("rb") as f:
+            data = yaml.load(f.read(MAX_FILE_BYTES),  # noqa: S506 (a safe loader)
+                             Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except ConfigError as exc:  # names the file, the line and what is wrong
+        raise _Damaged(str(exc)) from None
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        why = (f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark and problem
+               else " ".join(str(exc).split())[:80])
+        raise _Damaged(f"{rundir.CONFIG} is not valid YAML ({why})") from None
+    if not isinstance(data, dict):
+        raise _Damaged(f"{rundir.CONFIG} holds a {type(data).__name__}, not a mapping")
+    return data
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -453,10 +475,10 @@ def compare(paths: list[Path]) -> Comparison:
     flats = []
     for path in paths:
         try:
-            flats.append({_dotted(k): v for k, v in flatten(_config(path)).items()})
+            flats.append({_dotted(k): v for k, v in flatten(_config(path, whole=True)).items()})
         except _Damaged as exc:
-            raise UsageError(f"RUN '{path}': {exc}; nothing to compare it by. Restore it from "
-                             "a copy of the run directory.") from None
+            raise UsageError(f"RUN '{path}': {str(exc).rstrip('.')}. Its config cannot be "
+                             "compared; restore it from a copy of the run directory.") from None
     rows = [read_run(path) for path in paths]
     labels = _labels(rows)
     # each key where its config has it: a run's own keys stay together (compile.optimizer...)

@@ -262,9 +262,8 @@ def test_damaged_runs_are_rows_with_the_reason(runner, trained):
         "status": "run.json holds no known status (received 'done'; expected one of "
                   "completed, failed, interrupted, running)",
         "no-config": "config.yaml is missing",
-        "bad-config": "config.yaml is damaged: 2:1: expected valid YAML; received a syntax "
-                      "error at line 2, column 1: expected ',' or ']', but got '<stream end>'. "
-                      "Check the indentation and the ':' after each key.",
+        "bad-config": "config.yaml is not valid YAML (did not find expected ',' or ']' at "
+                      "line 2, column 1)",
         "no-dataset": "dataset.json is missing (the run's columns and classes)",
         "no-model": "model.keras missing (run.json says it was saved)",
         "bad-metrics": "metrics.json: expected numbers for each split; 'test' holds "
@@ -366,8 +365,13 @@ def test_compare_json_and_output(runner, many):
      "'runs/tiny/a'); compare different runs."),
     (["runs/tiny/a", "runs/tiny/b", "-o", "x.jpg"], "--output x.jpg: expected a .png file "
      "name (the plot is a PNG)."),
+    (["runs/tiny/a", "runs/interrupted"], "RUN 'runs/interrupted': runs/interrupted/config.yaml"
+     ":2:1: expected valid YAML; received a syntax error at line 2, column 1: expected ',' or "
+     "']', but got '<stream end>'. Check the indentation and the ':' after each key. Its config "
+     "cannot be compared; restore it from a copy of the run directory."),
 ])
 def test_compare_refuses_what_is_not_two_runs(runner, many, args, message):
+    (many["interrupted"] / "config.yaml").write_text("name: [tiny\n")
     result = runner.invoke(app, ["runs", "compare", *args])
     assert isinstance(result.exception, SystemExit) and result.exit_code == 2
     assert result.stderr == f"Error: {message}\n"
