@@ -299,7 +299,7 @@ def list_runs(root: Path, sort: str | None = None, status: str | None = None,
     rows = [read_run(path) for path in find_runs(root)]
     found = len(rows)
     rows.sort(key=lambda row: (row.started or _mtime(row.path), str(row.path)), reverse=True)
-    if sort is not None:
+    if sort is not None and rows:  # no runs at all: the empty listing says how to train
         present = list(dict.fromkeys(name for row in rows for name in row.metrics))
         if sort not in present:
             guess = did_you_mean(sort, present)
