@@ -160,8 +160,7 @@ def _running(path: Path) -> tuple[str, str | None]:
     status = _json(path / rundir.RUN).get("status")
     if status != "running":
         return str(status), None
-    return "stopped", (f"its process ended without marking it (killed?); continue it: "
-                       f"nettrain fit --resume {path}")
+    return "stopped", f"ended unmarked (killed?); to continue: nettrain fit --resume {path}"
 
 
 def _config(path: Path, whole: bool = False) -> dict[str, Any]:
@@ -204,8 +203,13 @@ def _json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise _Damaged(f"{path.name} is missing") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise _Damaged(f"{path.name} is not valid JSON ({' '.join(str(exc).split())[:80]})") \
+    except UnicodeDecodeError:
+        raise _Damaged(f"{path.name} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise _Damaged(f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno})") \
+            from None
+    except (OSError, ValueError) as exc:
+        raise _Damaged(f"{path.name} cannot be read ({' '.join(str(exc).split())[:80]})") \
             from None
     if not isinstance(data, dict):
         raise _Damaged(f"{path.name} holds a JSON {type(data).__name__}, not an object")
