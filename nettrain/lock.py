@@ -20,6 +20,7 @@ import os
 import shlex
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def _lock(file: Path) -> int:
             raise RunError(f"Cannot write in the run directory {file.parent} "
                            f"({exc.strerror}).") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_soon(fd)
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
@@ -84,6 +85,46 @@ def _lock(file: Path) -> int:
         except FileNotFoundError:
             pass
         os.close(fd)
+
+
+def _flock_soon(fd: int, wait: float = 0.5) -> None:
+    """Lock ``fd`` exclusively; BlockingIOError when it stays held for ``wait`` seconds.
+
+    ``holder`` (``nettrain runs``) holds a shared lock for an instant to test the lock; a
+    trainer that starts in that instant waits for it instead of failing.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
+def holder(path: Path) -> dict[str, Any] | None:
+    """Who trains the run directory ``path`` now: None when no process holds its lock, else
+    what the holder wrote in the lock file (pid, host, command, since; ``{}`` while it starts,
+    or when the lock file cannot be read).
+
+    Only reads: a missing lock file is not created, and the shared lock taken to test it is
+    let go at once.
+    """
+    try:
+        fd = os.open(path / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError:  # unreadable (another user's run): it cannot be told; assume held
+        return {}
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd)
+    finally:
+        os.close(fd)  # also lets go of the shared lock
+    return None
 
 
 def _refuse_links_out(path: Path) -> None:

@@ -68,34 +68,49 @@ def history_png(histories: Mapping[str, pd.DataFrame], path: Path, title: str = 
     panels = panels or ["loss"]
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig = figure(4.8 * cols, 3.4 * rows)
+    legend = _run_legend(list(histories)) if len(histories) > 1 else []
+    # as many legend entries a row as fit the width (about 6 px a character at small size)
+    per_row = max(1, min(len(legend), int(480 * cols // (45 + 6 * max(
+        (len(entry.get_label()) for entry in legend), default=0)))))
+    fig = figure(4.8 * cols, 3.4 * rows + (0.25 * math.ceil(len(legend) / per_row) + 0.2
+                                          if legend else 0))
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     colours = [f"C{i % 10}" for i in range(len(histories))]
     for ax, name in zip(axes, panels):
         for colour, (label, history) in zip(colours, histories.items()):
             epochs = (history["epoch"] + 1 if "epoch" in history
                       else np.arange(1, len(history) + 1))
-            prefix = f"{label}: " if len(histories) > 1 else ""
             if name == "learning_rate":
                 column = "learning_rate" if "learning_rate" in history else "lr"
                 if column in history:
-                    ax.plot(epochs, history[column], color=colour, label=f"{prefix}learning rate")
+                    ax.plot(epochs, history[column], color=colour, label="learning rate")
                 ax.set_yscale("log")
                 continue
             if name in history:
                 ax.plot(epochs, history[name], color=colour, marker="." if len(history) < 30
-                        else None, label=f"{prefix}training")
+                        else None, label="training")
             if f"val_{name}" in history:
                 ax.plot(epochs, history[f"val_{name}"], color=colour, linestyle="--",
-                        marker="." if len(history) < 30 else None, label=f"{prefix}validation")
+                        marker="." if len(history) < 30 else None, label="validation")
         ax.set_title(name.replace("_", " "))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-        if ax.lines:
+        if ax.lines and len(histories) == 1:
             ax.legend(fontsize="small")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
+    if legend:  # one legend under the panels: a colour per run, a line style per split
+        fig.legend(handles=legend, loc="outside lower center", ncols=per_row, fontsize="small")
     if title:
         fig.suptitle(title)
     return save(fig, path)
+
+
+def _run_legend(labels: list[str]) -> list:
+    """Legend entries for several runs: each run's colour, then the line style of each split."""
+    from matplotlib.lines import Line2D
+
+    return [*(Line2D([], [], color=f"C{i % 10}", label=label) for i, label in enumerate(labels)),
+            Line2D([], [], color="black", label="training"),
+            Line2D([], [], color="black", linestyle="--", label="validation")]
