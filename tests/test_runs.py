@@ -386,7 +386,7 @@ def test_runs_group_takes_root_options_anywhere_and_a_compare_sub_command(runner
     assert "List the runs under ROOT, newest first" in result.stdout
     assert "compare" in result.stdout and "--sort" in result.stdout
     result = runner.invoke(app, ["runs", "compare", "--help"])
-    assert result.exit_code == 0 and "the config keys that differ" in result.stdout
+    assert result.exit_code == 0 and "the differing config keys" in result.stdout
     assert "--output" in result.stdout and "--sort" not in result.stdout
 
 
