@@ -242,6 +242,10 @@ def validate(
         out.print(Text.assemble(("OK", "green"), f" {config}: {prepared.model.count_params():,} "
                                 f"parameters; data: {sizes} samples of shape "
                                 f"{list(data.input_shape)}."), soft_wrap=True)
+        from nettrain.predict import input_lines
+
+        for line in input_lines(cfg, data.describe(), prepared.model.output_shape):
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
