@@ -384,7 +384,8 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
             else:
                 out = model.predict(_shaped(x, predictor, input_path.name),
                                     batch_size=BATCH_SIZE, verbose=0)
-            yield _with_kept(_outputs(predictor, out), next(kept) if kept else None)
+            frame = _outputs(predictor, out)
+            yield _with_kept(frame, next(kept, frame.iloc[:0, :0])) if kept else frame
     elif suffix in (".npy", ".npz"):
         if info.get("columns"):
             raise UsageError(f"INPUT: this model takes named columns, one input each: give a "
@@ -456,8 +457,6 @@ def _with_kept(frame: Any, kept: Any) -> Any:
     becomes ``predicted_class``)."""
     import pandas as pd
 
-    if kept is None:
-        return frame
     if len(kept) != len(frame):  # both readers parse the same file: never expected
         raise DataError(f"INPUT: the --keep columns were read as {len(kept)} rows beside "
                         f"{len(frame)} rows of inputs; the CSV's rows are ambiguous (a quote "
