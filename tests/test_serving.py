@@ -41,7 +41,7 @@ import tensorflow as tf
 run = "runs/renewals/20261122-120000"
 serve = tf.saved_model.load(f"{run}/saved_model").signatures["serve"]
 print(serve.structured_input_signature)  # ((), {'plan': TensorSpec(shape=(None, 1),
-# dtype=tf.string, name='plan'), ...}): the same names, dtypes and shapes
+# dtype=tf.string, name='plan'), ...}): the names, dtypes and shapes of "model_inputs"
 out = serve(plan=tf.constant([["premium"], ["basic"]]),
             region=tf.constant([["north"], ["west"]]),
             seats=tf.constant([[5], [10]], dtype=tf.int64),
