@@ -262,6 +262,10 @@ def validate(
         out.print(Text.assemble(("OK", "green"), f" {config}: {prepared.model.count_params():,} "
                                 f"parameters; data: {sizes} samples of shape "
                                 f"{list(data.input_shape)}."), soft_wrap=True)
+        from nettrain.predict import input_lines
+
+        for line in input_lines(cfg, data.describe(), prepared.model.output_shape):
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -304,11 +308,15 @@ def predict(
     format: Annotated[Optional[Format], typer.Option(
         "--format", help="Which saved model to load (default: keras, else json; a SavedModel "
                          "runs its own graph, so only when named).")] = None,
+    keep: Annotated[Optional[list[str]], typer.Option(
+        "--keep", metavar="COLUMN",
+        help="Copy this column of the input CSV (an id) into the output, first, as written; "
+             "repeat for more. Other columns that are no inputs are ignored.")] = None,
     debug: Debug = False,
 ) -> None:
     """Predict every row of INPUT: the class and its probabilities, or the values.
 
-    Example: nettrain predict runs/iris/20261122-120000 flowers.csv --output predictions.csv
+    Example: nettrain predict runs/iris/20261122-120000 flowers.csv --keep id -o predictions.csv
     """
     with _errors(debug):
         from nettrain import predict as predicting
@@ -316,7 +324,10 @@ def predict(
         if output is not None:
             predicting.check_output(output)  # at once, not after predicting everything
         _load_keras(debug)
-        frames = predicting.predict_chunks(run, input, format.value if format else None)
+        note = lambda text: err.print(f"Note: {text}", style="yellow",  # noqa: E731
+                                      highlight=False, markup=False, soft_wrap=True)
+        frames = predicting.predict_chunks(run, input, format.value if format else None,
+                                           keep or [], note)
         rows = predicting.write_predictions(frames, output, sys.stdout)
         if output is not None:
             err.print(f"Wrote {rows} predictions to {output}", highlight=False, markup=False)

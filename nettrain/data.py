@@ -31,6 +31,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
 
 INPUT_DTYPES = {"numeric": "float32", "integer": "int64", "string": "string"}
+# The name of the one input of a model of arrays (not named columns) in its SavedModel's
+# serving signature (see saving.save_model).
+SERVING_INPUT = "inputs"
 
 
 @dataclass
@@ -108,7 +111,8 @@ class Data:
     def describe(self) -> dict[str, Any]:
         """What travels with the model in the run directory (``dataset.json``)."""
         return {"input_shape": list(self.input_shape),
-                "samples": {s: self.size(s) for s in self.splits}, **self.info}
+                "samples": {s: self.size(s) for s in self.splits}, **self.info,
+                "model_inputs": model_inputs(self.input_shape, self.columns)}
 
 
 def size(x: Inputs) -> int:
@@ -598,6 +602,24 @@ def input_names(columns: list[str]) -> dict[str, str]:
         used.update((name, f"encode_{name}"))
         names[column] = name
     return names
+
+
+def model_inputs(input_shape: tuple[int, ...] | list[int],
+                 columns: dict[str, str] | None) -> dict[str, dict[str, Any]]:
+    """The model's inputs as a caller from Python gives them (``model.predict``, the
+    SavedModel's ``signatures["serve"]``): input name -> dtype, shape (None: any number of
+    rows) and, for named inputs, the column it takes.
+
+    Example: ``model_inputs((4,), None)`` ->
+    ``{"inputs": {"dtype": "float32", "shape": [None, 4]}}``;
+    ``model_inputs((2,), {"my col": "string", "n": "numeric"})`` ->
+    ``{"my_col": {"dtype": "string", "shape": [None, 1], "column": "my col"}, "n": ...}``.
+    """
+    if not columns:
+        return {SERVING_INPUT: {"dtype": "float32", "shape": [None, *map(int, input_shape)]}}
+    names = input_names(list(columns))
+    return {names[column]: {"dtype": INPUT_DTYPES[kind], "shape": [None, 1], "column": column}
+            for column, kind in columns.items()}
 
 
 def table_inputs(frame: Any, features: list[str], categorical: list[str], name: str,

@@ -6,11 +6,13 @@ the next is read, so memory stays flat in the number of rows.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,12 +20,12 @@ from typing import Any, TextIO
 import numpy as np
 
 from nettrain import rundir, saving
-from nettrain.config import spec_kwargs
+from nettrain.config import Config, spec_kwargs
 from nettrain.data import (
     IMAGE_SUFFIXES, NPZ_ERRORS, PREDICT_ADVICE, Inputs, check_columns, fill_missing,
-    images_to_numpy, input_names, table_inputs, text_columns,
+    images_to_numpy, input_names, model_inputs, table_inputs, text_columns,
 )
-from nettrain.errors import DataError, UsageError
+from nettrain.errors import DataError, Problem, UsageError, did_you_mean
 
 INPUT_SUFFIXES = (".csv", ".npy", ".npz")
 CHUNK_ROWS = 65_536  # rows read, predicted and written at a time
@@ -42,6 +44,86 @@ class Predictor:
     logits: bool = False            # the loss had from_logits: apply the activation here
     missing: str = "error"          # the run's data.missing
     delimiter: str = ","            # the run's data.delimiter
+
+
+def input_lines(config: Config, info: dict[str, Any], output_shape: Any = None) -> list[str]:
+    """What the model of ``config`` takes, for ``validate`` to print: the input ``nettrain
+    predict`` reads (for columns, the exact CSV header line), the inputs a caller from Python
+    gives ``model.predict`` or the SavedModel's ``signatures["serve"]``, and what it returns.
+
+    ``info`` is the data's description (dataset.json); ``output_shape`` the model's.
+    """
+    cfg = config.data
+    features, columns, images = info.get("features"), info.get("columns"), info.get("images")
+    shape = [int(d) for d in info.get("input_shape") or []]
+    rows = f"[rows, {', '.join(map(str, shape))}]"
+    arrays = f"a .npy or .npz (array x) of shape {rows}"
+    targets = info.get("target") or []
+    lines = []
+    if images:
+        size = "x".join(map(str, images["image_size"]))
+        lines.append(f"predict takes an image file ({', '.join(IMAGE_SUFFIXES)}) or a folder of "
+                     f"images, each resized to {size} ({images['color_mode']}) as in training, "
+                     f"or {arrays}.")
+    elif features:
+        header = io.StringIO()
+        csv.writer(header, delimiter=cfg.delimiter, lineterminator="").writerow(features)
+        others = f", such as the target {', '.join(map(repr, targets))}" if targets else ""
+        lines += [f"predict takes a CSV with a header row holding these {len(features)} columns"
+                  f"{'' if columns else ' of numbers'}, in any order (other columns{others}, "
+                  "are ignored; --keep COLUMN copies one into the output):", header.getvalue()]
+        if not columns:
+            lines.append(f"or {arrays}, the columns in that order.")
+    else:
+        lines.append(f"predict takes {arrays} (or a CSV of {int(np.prod(shape))} columns of "
+                     "numbers, in the array's order).")
+    inside = [what for what, on in (("encodes them", bool(columns)),
+                                    ("flattens them", cfg.flatten),
+                                    ("reshapes them", bool(cfg.reshape)),
+                                    (f"divides them by {cfg.scale or 1:g}", bool(cfg.scale)),
+                                    ("normalizes them", cfg.normalize)) if on]
+    raw = "(raw values" + (", pixels 0..255 resized with tf.image.resize" if images else "") \
+        + (f"; the model itself {_and(inside)}" if inside else "") + ")"
+    if columns:
+        lines.append("From Python: model.predict(inputs), or the SavedModel's "
+                     "signatures['serve'](**inputs), inputs a dict of one tensor of shape "
+                     f"[rows, 1] per column {raw}:")
+        kinds = {"numeric": "numbers", "integer": "whole-number categories",
+                 "string": "categories"}
+        lines += [f"  {name}: {spec['dtype']} (column '{spec['column']}', "
+                  f"{kinds[columns[spec['column']]]})"
+                  for name, spec in (info.get("model_inputs") or
+                                     model_inputs(shape, columns)).items()]
+    else:
+        lines.append("From Python: model.predict(x), or the SavedModel's "
+                     f"signatures['serve'](inputs=x), x float32 of shape {rows} {raw}.")
+    if output_shape is not None:
+        lines.append(f"The model's output (output_0 of the SavedModel): shape "
+                     f"[rows, {', '.join(map(str, output_shape[1:]))}], "
+                     f"{_output_meaning(config, info, output_shape)}.")
+    return lines
+
+
+def _and(words: list[str]) -> str:
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else words[0]
+
+
+def _output_meaning(config: Config, info: dict[str, Any], output_shape: Any) -> str:
+    classes = info.get("classes") or []
+    units = int(np.prod(output_shape[1:]))
+    logits = bool(spec_kwargs(config.compile.loss).get("from_logits"))
+    if not config.is_classifier:
+        targets = info.get("target") or []
+        return f"the value{'s' if units > 1 else ''} of " + (
+            ", ".join(map(repr, targets)) if len(targets) == units else "the target")
+    if units == 1:
+        score = "a logit (apply a sigmoid for the probability)" if logits else "the probability"
+        name, other = (classes[-1], classes[0]) if len(classes) == 2 else ("1", "0")
+        return f"{score} of the class '{name}' (the other: '{other}')"
+    score = "logits (apply a softmax for the probabilities)" if logits else "the probabilities"
+    order = ", ".join(classes) if 0 < len(classes) <= 20 else \
+        "in the order of dataset.json's \"classes\""
+    return f"{score} of the classes {order}"
 
 
 def check_output(output: Path) -> None:
@@ -82,9 +164,12 @@ def load_run(run_path: Path, fmt: str | None = None) -> Predictor:
 
 
 def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: str = ",",
-                    rows: int | None = None) -> Iterator[Inputs]:
+                    rows: int | None = None, keep: Sequence[str] = (),
+                    note: Callable[[str], None] | None = None) -> Iterator[Inputs]:
     """A CSV of raw rows, ``rows`` at a time (default CHUNK_ROWS), as the model takes them:
-    the training columns in any order (matched by name); a target column is dropped."""
+    the training columns in any order (matched by name). Other columns (a target, an id) are
+    not inputs: ``note`` is told once which are ignored, unless ``keep`` names them (a usage
+    error for a column the file lacks; see :func:`kept_chunks`)."""
     import pandas as pd
 
     columns = info.get("columns") or {}
@@ -95,13 +180,10 @@ def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: s
         for chunk in reader:
             chunk.columns = [str(c) for c in chunk.columns]
             chunk.index = np.arange(start, start + len(chunk))  # row numbers in the file
+            if start == 0:
+                features = _check_header(list(chunk.columns), info, keep, path.name,
+                                         delimiter, note)
             start += len(chunk)
-            targets = info.get("target") or []
-            if features is None:
-                features = [c for c in chunk.columns if c not in targets]
-            else:
-                check_columns(list(chunk.columns), features, path.name, "training", delimiter,
-                              optional=tuple(targets))
             if chunk.empty:  # a header only
                 continue
             yield _table_chunk(chunk, features, columns, missing, path.name)
@@ -109,6 +191,53 @@ def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: s
         raise DataError(f"INPUT: cannot read {path} as CSV: {exc}") from None
     if start == 0:
         raise DataError(f"{path.name}: no rows to predict (only a header).")
+
+
+def _check_header(header: list[str], info: dict[str, Any], keep: Sequence[str], name: str,
+                  delimiter: str, note: Callable[[str], None] | None) -> list[str]:
+    """The feature columns of a predict CSV with this header: refuse an unknown ``keep``
+    column (exit 2) and missing features; tell ``note`` which columns are ignored."""
+    unknown = [c for c in keep if c not in header]
+    if unknown:
+        close = did_you_mean(unknown[0], header)
+        raise UsageError(Problem("--keep", f"column names of {name} ({', '.join(header)})",
+                                 ", ".join(map(repr, unknown)),
+                                 f"Did you mean '{close}'?" if close else None))
+    targets = info.get("target") or []
+    features = info.get("features")
+    if features is None:  # a bare model: every other column is an input
+        return [c for c in header if c not in targets and c not in keep]
+    # Extra columns are fine, unless a feature is missing: then they may be its misspelling.
+    check_columns(header, features, name, "training", delimiter, optional=(*targets, *keep),
+                  extra_allowed=all(c in header for c in features))
+    ignored = [c for c in header if c not in features and c not in targets and c not in keep]
+    target = [c for c in header if c in targets and c not in keep]
+    if note and ignored:
+        names = ", ".join(map(repr, ignored))
+        note(f"{name}: ignoring the column{'s' if len(ignored) > 1 else ''} {names} (not "
+             f"inputs of the model); --keep {ignored[0]} copies "
+             f"{'one' if len(ignored) > 1 else 'it'} into the output.")
+    if note and target:
+        names = ", ".join(map(repr, target))
+        note(f"{name}: ignoring the target column{'s' if len(target) > 1 else ''} {names} "
+             f"(what the model predicts); --keep {target[0]} copies it into the output.")
+    return features
+
+
+def kept_chunks(path: Path, keep: Sequence[str], delimiter: str = ",",
+                rows: int | None = None) -> Iterator[Any]:
+    """The ``keep`` columns of a CSV as the text written in the file ('007' stays '007', an
+    empty cell '', 'NA' 'NA'), ``rows`` at a time like :func:`read_csv_chunks`."""
+    import pandas as pd
+
+    try:
+        for chunk in pd.read_csv(path, sep=delimiter, chunksize=rows or CHUNK_ROWS,
+                                 usecols=list(keep), dtype=str, keep_default_na=False,
+                                 na_filter=False):
+            chunk.columns = [str(c) for c in chunk.columns]
+            yield chunk[list(keep)].reset_index(drop=True)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"INPUT: cannot read {path} as CSV: {exc}") from None
 
 
 def _table_chunk(frame: Any, features: list[str], columns: dict[str, str], missing: str,
@@ -206,19 +335,30 @@ def fit_shape(x: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
                     f"takes {list(shape)}.")
 
 
-def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None = None) -> \
+def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None = None,
+                   keep: Sequence[str] = (), note: Callable[[str], None] | None = None) -> \
         Iterator[Any]:
     """Predict every input row; yield pandas DataFrames of output rows, one per input chunk.
 
     A classifier gives the predicted class (its name where known) and one probability column
-    per class; a regression model one column per output value. Images get their path first.
-    A CSV is read CHUNK_ROWS rows at a time with the run's delimiter and missing policy.
+    per class; a regression model one column per output value. Images get their path first,
+    a CSV's ``keep`` columns come first, as written in it (an output column of the same name
+    becomes ``predicted_NAME``). A CSV is read CHUNK_ROWS rows at a time with the run's
+    delimiter and missing policy; its columns that are no inputs are ignored, with a line to
+    ``note``.
     """
     from nettrain import pipeline
 
     run_path, input_path = Path(run_path), Path(input_path)
     if not input_path.exists():
         raise UsageError(f"INPUT: '{input_path}' does not exist.")
+    keep = list(dict.fromkeys(keep))
+    if keep and (input_path.is_dir() or input_path.suffix.lower() != ".csv"):
+        what = "an array without column names: row i of the output is row i of the array" \
+            if input_path.suffix.lower() in (".npy", ".npz") else \
+            "not a CSV (the output of an image starts with its path)"
+        raise UsageError(f"--keep: only for a CSV input (it copies columns named in its "
+                         f"header); received '{input_path}', {what}.")
     predictor = load_run(run_path, fmt)
     info, model = predictor.info, predictor.model
     suffix = input_path.suffix.lower()
@@ -233,14 +373,19 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
                          f"array of them, shape [{', '.join(map(str, info['input_shape']))}] "
                          f"per image); received '{input_path}'.")
     if suffix == ".csv":
-        for x in read_csv_chunks(input_path, info, predictor.missing, predictor.delimiter):
+        chunks = read_csv_chunks(input_path, info, predictor.missing, predictor.delimiter,
+                                 keep=keep, note=note)
+        # the kept columns come from a reader of their own, as text, in step row for row
+        kept = kept_chunks(input_path, keep, predictor.delimiter) if keep else None
+        for x in chunks:
             if pipeline.needs_dataset(x):
                 named = pipeline.dataset(_model_keys(x, predictor), batch_size=BATCH_SIZE)
                 out = model.predict(named, verbose=0)
             else:
                 out = model.predict(_shaped(x, predictor, input_path.name),
                                     batch_size=BATCH_SIZE, verbose=0)
-            yield _outputs(predictor, out)
+            frame = _outputs(predictor, out)
+            yield _with_kept(frame, next(kept, frame.iloc[:0, :0])) if kept else frame
     elif suffix in (".npy", ".npz"):
         if info.get("columns"):
             raise UsageError(f"INPUT: this model takes named columns, one input each: give a "
@@ -307,15 +452,29 @@ def _outputs(predictor: Predictor, out: Any, paths: list[str] | None = None) -> 
     return frame
 
 
-def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None) -> Any:
+def _with_kept(frame: Any, kept: Any) -> Any:
+    """The kept input columns, then the outputs (``class`` beside a kept ``class`` column
+    becomes ``predicted_class``)."""
+    import pandas as pd
+
+    if len(kept) != len(frame):  # both readers parse the same file: never expected
+        raise DataError(f"INPUT: the --keep columns were read as {len(kept)} rows beside "
+                        f"{len(frame)} rows of inputs; the CSV's rows are ambiguous (a quote "
+                        "left open?).")
+    frame = frame.rename(columns={c: f"predicted_{c}" for c in frame.columns if c in kept})
+    return pd.concat([kept, frame], axis=1)
+
+
+def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None,
+            keep: Sequence[str] = ()) -> Any:
     """Predict every input row; return one pandas DataFrame (one row per input).
 
-    Example: ``predict("runs/iris/20261122-120000", "flowers.csv").to_csv(sys.stdout)``.
+    Example: ``predict("runs/iris/20261122-120000", "flowers.csv", keep=["id"])``.
     For inputs larger than memory use :func:`predict_chunks` and :func:`write_predictions`.
     """
     import pandas as pd
 
-    return pd.concat(list(predict_chunks(run_path, input_path, fmt)), ignore_index=True)
+    return pd.concat(list(predict_chunks(run_path, input_path, fmt, keep)), ignore_index=True)
 
 
 def write_predictions(frames: Iterator[Any], output: Path | None,

@@ -38,8 +38,7 @@ def save_model(model: Any, run_dir: Path, formats: list[str], sample: Any = None
     writers: dict[str, Callable[[Path], list[str]]] = {
         "keras": lambda tmp: (model.save(tmp / KERAS_FILE), [KERAS_FILE])[1],
         "json": lambda tmp: (_save_json(model, tmp), [WEIGHTS_FILE, JSON_FILE])[1],
-        "savedmodel": lambda tmp: (model.export(str(tmp / SAVED_MODEL), verbose=False),
-                                   [SAVED_MODEL])[1],
+        "savedmodel": lambda tmp: (_export(model, tmp / SAVED_MODEL), [SAVED_MODEL])[1],
     }
     written: list[str] = []
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".saving-"))
@@ -106,6 +105,22 @@ def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[st
         raise RunError(f"The {fmt} format of this model predicts differently after reloading "
                        f"(largest difference {np.max(np.abs(got - expected)):.3g}); it was not "
                        "saved. Choose another format in save.formats.")
+
+
+def _export(model: Any, folder: Path) -> None:
+    """``model.export``: a SavedModel whose ``serve`` signature takes the named inputs of a
+    model of columns, or else one input named ``inputs`` (Keras would name it after an inner
+    tensor, ``keras_tensor_39``, a name that differs from model to model)."""
+    import keras
+
+    from nettrain.data import SERVING_INPUT
+
+    signature = None
+    inputs = getattr(model, "inputs", None) if isinstance(model, keras.Sequential) else None
+    if inputs and len(inputs) == 1:
+        signature = [keras.InputSpec(shape=(None, *inputs[0].shape[1:]), dtype=inputs[0].dtype,
+                                     name=SERVING_INPUT)]
+    model.export(str(folder), verbose=False, input_signature=signature)
 
 
 def _save_json(model: Any, folder: Path) -> None:

@@ -169,3 +169,100 @@ def test_arrays_of_the_wrong_width_name_the_training_columns(runner, tmp_path):
     assert result.exit_code == 1
     assert "the model takes [2]. Give one value per column, in the training order (a, b)" \
         in result.stderr
+
+
+# --- extra columns: --keep copies them, others are ignored with a note -------------------------
+
+import pytest  # noqa: E402
+
+from conftest import fit_once  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def numeric_run(tmp_path_factory):
+    """A classifier on the numeric columns a, b of a CSV (target y), saved as model.keras."""
+    folder = tmp_path_factory.mktemp("numeric")
+    _csv(folder / "train.csv")
+    return fit_once(folder, tiny_config(
+        data={"csv": str(folder / "train.csv"), "target": "y", "validation_split": 0.2},
+        model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]},
+        save={"formats": ["keras"]}))
+
+
+ROWS = ("id,a,note,b,y\n"
+        "007,1.50,first,0.5,1\n"
+        "010,-1,,2,0\n"
+        "NA,0.25,third,0.75,0\n"
+        ",3,fourth,1e-3,1\n"
+        "0x1F,2,fifth,2,0\n")
+
+
+def test_keep_copies_input_columns_first_unchanged_in_every_chunk(runner, tmp_path,
+                                                                  numeric_run, monkeypatch):
+    (tmp_path / "rows.csv").write_text(ROWS)
+    plain = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv")])
+    assert plain.exit_code == 0, plain.output
+    monkeypatch.setattr(predicting, "CHUNK_ROWS", 2)  # kept columns stay beside their rows
+    result = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv"),
+                                 "--keep", "id", "--keep", "a"])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "id,a,class,prob_0,prob_1"
+    # as written in the file: no 7 for 007, no empty cell for NA, no 1.5 for 1.50
+    assert [line.split(",")[:2] for line in lines[1:]] == \
+        [["007", "1.50"], ["010", "-1"], ["NA", "0.25"], ["", "3"], ["0x1F", "2"]]
+    # a kept feature is still an input: the predictions are those without --keep
+    assert [line.split(",", 2)[2] for line in lines[1:]] == plain.stdout.splitlines()[1:]
+
+
+def test_extra_columns_and_the_target_are_ignored_with_a_note(runner, tmp_path, numeric_run):
+    (tmp_path / "rows.csv").write_text(ROWS)
+    result = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv")])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "class,prob_0,prob_1"
+    assert len(result.stdout.splitlines()) == 6
+    assert "Note: rows.csv: ignoring the columns 'id', 'note' (not inputs of the model); " \
+           "--keep id copies one into the output." in result.stderr
+    assert "Note: rows.csv: ignoring the target column 'y' (what the model predicts); " \
+           "--keep y copies it into the output." in result.stderr
+    kept = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv"),
+                               "--keep", "id", "--keep", "y", "--keep", "note"])
+    assert kept.exit_code == 0, kept.output
+    assert "Note" not in kept.stderr
+    assert kept.stdout.splitlines()[:2] == ["id,y,note,class,prob_0,prob_1",
+                                            kept.stdout.splitlines()[1]]
+    assert kept.stdout.splitlines()[1].startswith("007,1,first,")
+
+
+def test_a_kept_column_named_like_an_output_column_renames_the_prediction(runner, tmp_path,
+                                                                           numeric_run):
+    (tmp_path / "rows.csv").write_text("class,a,b\nsmall,1,2\n")
+    result = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv"),
+                                 "--keep", "class"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "class,predicted_class,prob_0,prob_1"
+    assert result.stdout.splitlines()[1].startswith("small,")
+
+
+def test_an_unknown_keep_column_is_refused_naming_the_columns(runner, tmp_path, numeric_run):
+    (tmp_path / "rows.csv").write_text(ROWS)
+    result = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv"),
+                                 "--keep", "ID", "-o", str(tmp_path / "out.csv")])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 2
+    assert "--keep: expected column names of rows.csv (id, a, note, b, y); received 'ID'. " \
+           "Did you mean 'id'?" in result.stderr
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_keep_with_arrays_or_images_is_a_usage_error(runner, tmp_path, numeric_run):
+    np.save(tmp_path / "rows.npy", np.zeros((2, 2), dtype="float32"))
+    result = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.npy"),
+                                 "--keep", "id"])
+    assert isinstance(result.exception, SystemExit)
+    assert result.exit_code == 2
+    assert "--keep: only for a CSV input (it copies columns named in its header); " \
+           "received 'rows.npy', an array without column names: row i of the output is " \
+           "row i of the array." in result.stderr.replace(str(tmp_path) + "/", "")
