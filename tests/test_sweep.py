@@ -137,9 +137,12 @@ def test_an_interrupted_sweep_continues_with_the_same_command(runner, tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # Ctrl-C once a trial finished and the next runs
         time.sleep(0.5)
-        if (tmp_path / "s" / "sweep.db").exists() and \
-                {"complete", "running"} <= set(states(tmp_path / "s")):
-            break
+        try:
+            if (tmp_path / "s" / "sweep.db").exists() and \
+                    {"complete", "running"} <= set(states(tmp_path / "s")):
+                break
+        except KeyError:  # the study is not created yet
+            pass
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
