@@ -275,9 +275,11 @@ def sweep(
 ) -> None:
     """Search the config's sweep: section with Optuna; write best.yaml and plots.
 
-    Each trial is a run directory in the sweep directory. Running the same command again
-    continues an interrupted sweep; the same --storage and --study on several machines share
-    one sweep.
+    Each trial is a run directory in the sweep directory.
+
+    The same command again continues an interrupted sweep.
+
+    Many machines: the same --storage URL and --study NAME on each.
 
     Example: nettrain sweep configs/digits_mlp.yaml --trials 20 --jobs 2
     """

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 # Files of a sweep directory.
 SWEEP_CONFIG = "sweep.yaml"
+SWEEP_FILE = "sweep.json"   # which study of which storage (no password) the directory holds
 DATABASE = "sweep.db"
 BEST = "best.yaml"
 LOGS = "logs"
@@ -429,6 +430,14 @@ def prepare(config: Config, path: Path | None, storage: str | None, study: str |
         raise UsageError(f"--run-dir {path}: expected a new directory or a sweep directory "
                          f"(with {SWEEP_CONFIG}); it holds other files, which are left "
                          "untouched. Choose another directory.")
+    where = {"study": name, "storage": shown_url(storage) if storage else DATABASE}
+    if (path / SWEEP_FILE).is_file():  # trial directories are named by the study's numbers
+        recorded = rundir.read_json(path / SWEEP_FILE)
+        if recorded != where:
+            raise UsageError(
+                f"--run-dir {path}: it holds the sweep of study {recorded.get('study')} in "
+                f"{recorded.get('storage')}, not of study {name} in {where['storage']}; their "
+                "trial directories would collide. Give each study a directory of its own.")
     params = space(config)
     total = trials or settings.trials
     if settings.sampler == "grid":
@@ -452,6 +461,9 @@ def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> 
     storage = open_storage(sweep.storage)
     study = load_study(sweep, storage, create=True)
     rundir.write_atomic(sweep.path / SWEEP_CONFIG, sweep.config.to_yaml())
+    default = sweep.storage == sqlite_url(sweep.path)  # the directory may move
+    rundir.write_json(sweep.path / SWEEP_FILE, {
+        "study": sweep.study, "storage": DATABASE if default else shown_url(sweep.storage)})
     before = sum(map(counted, study.get_trials(deepcopy=False)))
     if before:
         echo(f"Continuing study {sweep.study}: {before} of {sweep.trials} trials finished.")
@@ -491,7 +503,9 @@ def _start_worker(sweep: Sweep, number: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "nettrain.sweep", str(sweep.path), "--study", sweep.study,
                "--trials", str(sweep.trials), "--metric", sweep.metric, "--direction",
                sweep.direction, "--parent", str(os.getpid())]
-    env = {**os.environ, STORAGE_ENV: sweep.storage}
+    root = str(Path(__file__).resolve().parents[1])  # this nettrain, installed or not
+    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, STORAGE_ENV: sweep.storage, "PYTHONPATH": os.pathsep.join(paths)}
     with log:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env=env, start_new_session=True)
@@ -521,7 +535,7 @@ class Display:
             from rich.live import Live
 
             self.live = Live(console=self.console, auto_refresh=False, redirect_stdout=False,
-                             redirect_stderr=False)
+                             redirect_stderr=False, transient=True)  # the final table stays
             self.live.start()
         self._thread.start()
 

@@ -116,7 +116,7 @@ def test_a_bad_search_space_is_refused_before_any_trial(runner, tmp_path):
 
 
 def test_two_workers_share_one_sqlite_study(runner, tmp_path):
-    config = write_config(tmp_path / "c.yaml", sweep_config(trials=4))
+    config = write_config(tmp_path / "c.yaml", sweep_config(trials=4, pruner="median"))
     result = runner.invoke(app, ["sweep", str(config), "--jobs", "2", "--run-dir", "s"])
     assert result.exit_code == 0, result.output
     trials = study_of(tmp_path / "s").get_trials()
