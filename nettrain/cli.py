@@ -310,6 +310,9 @@ def sweep(
         echo = lambda text: console.print(text, highlight=False, markup=False,  # noqa: E731
                                           soft_wrap=True)
         echo(f"Sweep directory: {plan.path}")
+        asked = trials or cfg.sweep.trials
+        if plan.trials < asked:
+            echo(f"The grid has {plan.trials} combinations: {plan.trials} trials, not {asked}.")
         echo(f"Study {plan.study} in {sweeping.shown_url(plan.storage)}: {plan.trials} trials "
              f"of {', '.join(p.name for p in plan.params)}, {direction} {metric}, "
              f"{jobs} at once")

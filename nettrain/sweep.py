@@ -267,30 +267,29 @@ class TrialFailed(Exception):
     """A trial failed for a reason of its own (recorded as its user attribute ``failure``)."""
 
 
-class Pruning:
-    """A Keras callback: report the metric to Optuna each epoch; when the pruner says so,
-    stop the training cleanly (``model.stop_training``), so the trial's run directory is a
-    whole run that stopped early. (optuna-integration's KerasPruningCallback raises
-    TrialPruned inside ``model.fit``, which a nettrain run records as a failed training.)"""
+def pruning_callback(trial: Any, metric: str) -> Any:
+    """A Keras callback that reports ``metric`` to Optuna after each epoch and, when the
+    pruner says so, stops the training cleanly (``model.stop_training``): the trial's run
+    directory is then a whole run that stopped early, and ``pruned_after`` says when.
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        import keras
+    (optuna-integration's KerasPruningCallback raises TrialPruned inside ``model.fit``, which
+    a nettrain run records as a failed training, with no saved model.)
+    """
+    import keras
 
-        class _Pruning(keras.callbacks.Callback):
-            def __init__(self, trial: Any, metric: str) -> None:
-                super().__init__()
-                self.trial, self.metric, self.pruned_after = trial, metric, None
+    class Pruning(keras.callbacks.Callback):
+        pruned_after: int | None = None
 
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                value = (logs or {}).get(self.metric)
-                if value is None or not math.isfinite(float(value)):
-                    return  # a NaN loss is nettrain's to stop
-                self.trial.report(float(value), step=epoch + 1)
-                if self.trial.should_prune():
-                    self.pruned_after = epoch + 1
-                    self.model.stop_training = True
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            value = (logs or {}).get(metric)
+            if value is None or not math.isfinite(float(value)):
+                return  # a NaN loss is nettrain's to stop
+            trial.report(float(value), step=epoch + 1)
+            if trial.should_prune():
+                self.pruned_after = epoch + 1
+                self.model.stop_training = True
 
-        return _Pruning(*args, **kwargs)
+    return Pruning()
 
 
 @contextlib.contextmanager
@@ -316,7 +315,7 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
     path = sweep.path / f"trial-{trial.number:04d}"
     trial.set_user_attr("run", path.name)
     log = sweep.path / LOGS / f"{path.name}.log"
-    pruning = Pruning(trial, sweep.metric) if sweep.pruning and \
+    pruning = pruning_callback(trial, sweep.metric) if sweep.pruning and \
         not sweep.metric.startswith("test_") else None
     try:
         with _output_to(log) as out:

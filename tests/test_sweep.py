@@ -169,3 +169,25 @@ def test_an_interrupted_sweep_continues_with_the_same_command(runner, tmp_path):
     assert [t.number for t in trials if t.state.name == "COMPLETE"][:len(done)] == done
     assert (tmp_path / "s" / f"trial-{done[0]:04d}" / "run.json").stat().st_mtime_ns == stamp
     assert (tmp_path / "s" / "best.yaml").is_file()
+
+
+def test_pruning_stops_a_trial_cleanly_after_the_epoch(tmp_path):
+    import optuna
+
+    from nettrain import rundir, train
+    from nettrain.config import load_config
+    from nettrain.sweep import pruning_callback
+
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=-1.0))
+    trial = study.ask()  # every loss is above -1: pruned at the first epoch it may be
+    config = load_config(write_config(tmp_path / "c.yaml", tiny_config(
+        fit={"epochs": 3, "batch_size": 16, "verbose": 0}, save={"formats": ["keras"]})))
+    pruning = pruning_callback(trial, "val_loss")
+    path = train.fit(config, tmp_path / "run", echo=lambda text: None,
+                     extra_callbacks=(pruning,))
+    assert pruning.pruned_after == 1
+    assert list(trial.storage.get_trial(trial._trial_id).intermediate_values) == [1]
+    status = rundir.read_json(path / rundir.RUN)
+    assert status["status"] == "completed" and status["epochs_completed"] == 1
+    assert (path / "model.keras").is_file()
+    assert len((path / "history.csv").read_text().splitlines()) == 2
