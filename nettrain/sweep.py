@@ -119,16 +119,16 @@ def open_storage(url: str) -> Any:
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
                 heartbeat_stale_trial_callback=_draw_again)
-    except ModuleNotFoundError as exc:
-        hint = ("Install the PostgreSQL driver: pip install 'nettrain[postgres]'"
-                if "postgres" in url else f"Install the driver {exc.name}")
+    except ImportError as exc:  # Optuna's own, or the driver's ModuleNotFoundError
+        hint = ("the PostgreSQL driver: pip install 'nettrain[postgres]'"
+                if url.startswith("postgres") else "the database's Python driver")
         raise UsageError(f"--storage {shown_url(url)}: its database driver is not installed "
-                         f"(no module {exc.name}). {hint}.") from None
+                         f"({' '.join(str(exc).split())}). Install {hint}.") from None
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
         reason = " ".join(str(exc).split("\n")[0].split())[:300]
-        raise UsageError(f"--storage {shown_url(url)}: expected a database URL Optuna can use, "
-                         "e.g. sqlite:///sweep.db or postgresql+psycopg://user@host/db; it "
-                         f"cannot be opened ({reason}).") from None
+        raise UsageError(f"--storage {shown_url(url)}: the database cannot be opened "
+                         f"({reason}). Expected a database URL Optuna can use, e.g. "
+                         "sqlite:///sweep.db or postgresql+psycopg://user@host/db.") from None
 
 
 def _samplers(sweep: Sweep) -> tuple[Any, Any]:
