@@ -98,14 +98,14 @@ def table(sweep: Sweep, trials: list[Any], live: bool = False) -> Table:
         f", {sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)} running"
         if live else f" (by {sweep.metric}, {sweep.direction})")
     result = Table(title=title, title_justify="left")
-    result.add_column("trial", justify="right")
-    result.add_column("state")
-    for param in sweep.params:
-        result.add_column(param.name, justify="right", min_width=len(param.name))
-    result.add_column(sweep.metric, justify="right", min_width=len(sweep.metric))
-    result.add_column("epochs", justify="right")
-    result.add_column("time", justify="right")
-    notes = any(note(t) for t in trials)
+    result.add_column("trial", justify="right", no_wrap=True)
+    result.add_column("state", min_width=8, no_wrap=True)
+    for param in sweep.params:  # a value is 4 significant digits: 0.0004353
+        result.add_column(param.name, justify="right", min_width=min(len(param.name), 9))
+    result.add_column(sweep.metric, justify="right", min_width=6, no_wrap=True)
+    result.add_column("epochs", justify="right", no_wrap=True)
+    result.add_column("time", justify="right", no_wrap=True)
+    notes = not live and any(note(t) for t in trials)  # the final table says why
     if notes:
         result.add_column("note", overflow="fold", min_width=12)
     shown = sorted(trials, key=lambda t: t.number)[-LIVE_ROWS:] if live else \
@@ -152,7 +152,9 @@ def write_best(sweep: Sweep, trial: Any) -> Path:
     header = (f"# The best trial of sweep {sweep.study}: trial {trial.number} "
               f"({trial.user_attrs.get('run', '')}), {sweep.metric} {value(trial):.6g} "
               f"({sweep.direction}).\n# Train it again: nettrain fit best.yaml\n")
-    path = sweep.path / "best.yaml"
+    from nettrain.sweep import BEST
+
+    path = sweep.path / BEST
     rundir.write_atomic(path, header + config.to_yaml())
     return path
 
@@ -165,7 +167,6 @@ def plots(sweep: Sweep, study: Any) -> tuple[list[Path], list[str]]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optuna
     from optuna.visualization import matplotlib as draw
 
     from nettrain.plots import save
