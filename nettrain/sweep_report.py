@@ -195,9 +195,16 @@ def plots(sweep: Sweep, study: Any) -> tuple[list[Path], list[str]]:
 
 
 def _readable(figure: Any, kind: str, sweep: Sweep) -> None:
-    """Size and title each plot so its labels do not overlap."""
-    width = {"parallel": max(8.0, 1.6 * (len(sweep.params) + 1))}.get(kind, 8.0)
-    figure.set_size_inches(width, 5.0)
+    """Size each plot so its labels do not overlap, and title it with the sweep's names."""
+    width = {"parallel": max(9.0, 2.0 * (len(sweep.params) + 1))}.get(kind, 8.0)
+    figure.set_size_inches(width, 5.5 if kind == "parallel" else 5.0)
+    titles = {"history": f"{sweep.study}: {sweep.metric} of each trial ({sweep.direction})",
+              "importances": f"{sweep.study}: how much each value changed {sweep.metric}",
+              "parallel": f"{sweep.study}: the values of each trial, coloured by "
+                          f"{sweep.metric}"}
+    for where in ("left", "center", "right"):  # Optuna's own title is on one of them
+        figure.axes[0].set_title("", loc=where)
+    figure.axes[0].set_title(titles[kind], pad=14)
     if kind == "history":  # trials are whole numbers
         figure.axes[0].xaxis.get_major_locator().set_params(integer=True)
     figure.set_dpi(100)
