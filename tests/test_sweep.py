@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 
 from nettrain.cli import app
 
@@ -185,3 +186,26 @@ def test_pruning_stops_a_trial_cleanly_after_the_epoch(tmp_path):
     assert status["status"] == "completed" and status["epochs_completed"] == 1
     assert (path / "model.keras").is_file()
     assert len((path / "history.csv").read_text().splitlines()) == 2
+
+
+def test_a_drawn_combination_the_config_refuses_fails_that_trial_only(tmp_path):
+    import optuna
+
+    from nettrain import sweep
+    from nettrain.config import load_config
+
+    # Each split alone is fine (the space check passes); 0.6 + 0.6 is not.
+    config = load_config(write_config(tmp_path / "c.yaml", sweep_config(params={
+        "data.validation_split": [0.6], "data.test_split": [0.6]})))
+    from nettrain.sweep_space import check_space
+
+    check_space(config, keras=False)
+    plan = sweep.prepare(config, "c.yaml", tmp_path / "s")
+    plan.metric, plan.direction = "val_accuracy", "maximize"
+    trial = optuna.create_study().ask()
+    with pytest.raises(sweep.TrialFailed):
+        sweep.run_trial(plan, trial)
+    failure = trial.storage.get_trial(trial._trial_id).user_attrs["failure"]
+    assert failure.startswith("config: the trial's config: data.test_split: expected "
+                              "validation_split + test_split below 1; received 1.2")
+    assert not (tmp_path / "s" / "trial-0000").exists()
