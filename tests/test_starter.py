@@ -263,8 +263,7 @@ def test_validate_print_config_marks_where_each_value_came_from(runner, tmp_path
     result = runner.invoke(app, ["validate", "small.yaml", "fit.epochs=3", "--print-config"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(SMALL_RESOLVED + 'Model: "tiny"\n')
-    assert result.stdout.endswith("OK small.yaml: 3 parameters; data: train 4 samples of "
-                                  "shape [2].\n")
+    assert "\nOK small.yaml: 3 parameters; data: train 4 samples of shape [2].\n" in result.stdout
     # without the comments it is the config the run records
     config = load_config(tmp_path / "small.yaml", ["fit.epochs=3"])
     assert yaml_load(SMALL_RESOLVED) == yaml_load(config.to_yaml())
