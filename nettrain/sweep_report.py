@@ -205,6 +205,11 @@ def _readable(figure: Any, kind: str, sweep: Sweep) -> None:
     for where in ("left", "center", "right"):  # Optuna's own title is on one of them
         figure.axes[0].set_title("", loc=where)
     figure.axes[0].set_title(titles[kind], pad=14)
+    if kind == "parallel":  # Optuna's "Blues" draws the worst trials white on grey: unseen
+        for collection in figure.axes[0].collections:
+            collection.set_cmap("viridis")
+            if getattr(collection, "colorbar", None) is not None:
+                collection.colorbar.update_normal(collection)
     if kind == "history":  # trials are whole numbers
         figure.axes[0].xaxis.get_major_locator().set_params(integer=True)
     figure.set_dpi(100)
