@@ -7,9 +7,9 @@ its path, so ``fit``, ``evaluate`` and ``runs compare`` draw the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nettrain.rundir import replacing
 
@@ -96,6 +96,108 @@ def history_png(histories: Mapping[str, pd.DataFrame], path: Path, title: str = 
             ax.legend(fontsize="small")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
+
+
+def confusion_png(matrix: Any, classes: Sequence[str], path: Path, title: str = "") -> Path:
+    """Plot a confusion matrix: true class down, predicted class across.
+
+    Each cell's colour is its share of the true class (a row sums to 1, so a rare class reads
+    as clearly as a common one); its count is written in it while the cells are large enough
+    to read (up to 30 classes). Tick labels shrink, then turn, as classes grow; beyond 60
+    classes only every n-th name is shown. The figure grows with the classes, within bounds.
+
+    Args:
+        matrix: counts, ``matrix[true, predicted]`` (square, one row per class).
+        classes: the class names, in the matrix's order.
+        path: the PNG to write.
+        title: a title (e.g. the run's name and the split).
+    """
+    import numpy as np
+
+    counts = np.asarray(matrix, dtype="int64")
+    n = len(classes)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape, dtype="float64"),
+                       where=totals > 0)
+    longest = max((len(str(c)) for c in classes), default=1)
+    cell = 0.55 if n <= 10 else 0.4 if n <= 30 else 0.16
+    side = min(max(4.0, cell * n), 18.0)
+    labels_room = min(0.09 * longest, 2.5)  # inches for the names beside and under the cells
+    fig = figure(side + labels_room + 1.6, side + labels_room + 0.8)
+    ax = fig.subplots()
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    bar = fig.colorbar(image, ax=ax, shrink=0.8)
+    bar.set_label("share of the true class")
+    size = 10 if n <= 10 else 8 if n <= 30 else 6
+    step = max(1, math.ceil(n / 60))  # at most 60 names per axis
+    ticks = np.arange(0, n, step)
+    ax.set_xticks(ticks, [str(classes[i]) for i in ticks], fontsize=size,
+                  rotation=0 if n <= 10 and longest <= 6 else 90)
+    ax.set_yticks(ticks, [str(classes[i]) for i in ticks], fontsize=size)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if n <= 30:
+        text_size = 10 if n <= 10 else 7
+        for (row, col), count in np.ndenumerate(counts):
+            if count or n <= 10:
+                ax.text(col, row, str(count), ha="center", va="center", fontsize=text_size,
+                        color="white" if shares[row, col] > 0.5 else "black")
+    ax.set_title(title or "confusion matrix", fontsize=11)
+    return save(fig, path)
+
+
+def regression_png(y_true: Any, y_pred: Any, path: Path, title: str = "",
+                   names: Sequence[str] | None = None) -> Path:
+    """Plot predicted against true values (with the line y = x) and the residuals.
+
+    Two panels side by side: left, each sample's prediction against its true value; right,
+    the residual (predicted - true) against the true value, around a line at 0. Several
+    outputs share the panels, one colour each (``names`` in the legend).
+
+    Args:
+        y_true, y_pred: arrays of shape ``(samples,)`` or ``(samples, outputs)``.
+        path: the PNG to write.
+        title: a title over both panels.
+        names: the outputs' names (default output_0, ...).
+    """
+    import numpy as np
+
+    true = np.asarray(y_true, dtype="float64").reshape(len(y_true), -1)
+    pred = np.asarray(y_pred, dtype="float64").reshape(len(y_pred), -1)
+    outputs = true.shape[1]
+    names = list(names or [])[:outputs] if names and len(names) == outputs else \
+        [f"output_{i}" for i in range(outputs)]
+    fig = figure(10.0, 4.4)
+    scatter, residual = fig.subplots(1, 2)
+    alpha = 0.7 if len(true) <= 500 else 0.3
+    dot = 14 if len(true) <= 500 else 4
+    for i, name in enumerate(names):
+        label = name if outputs > 1 else None
+        scatter.scatter(true[:, i], pred[:, i], s=dot, alpha=alpha, color=f"C{i % 10}",
+                        label=label)
+        residual.scatter(true[:, i], pred[:, i] - true[:, i], s=dot, alpha=alpha,
+                         color=f"C{i % 10}", label=label)
+    low = float(min(true.min(), pred.min()))
+    high = float(max(true.max(), pred.max()))
+    pad = (high - low) * 0.05 or 1.0
+    scatter.plot([low - pad, high + pad], [low - pad, high + pad], color="0.3",
+                 linestyle="--", linewidth=1, label="y = x")
+    scatter.set_xlim(low - pad, high + pad)
+    scatter.set_ylim(low - pad, high + pad)
+    scatter.set_aspect("equal", adjustable="box")
+    scatter.set_xlabel("true value")
+    scatter.set_ylabel("predicted value")
+    scatter.set_title("predicted against true")
+    residual.axhline(0.0, color="0.3", linestyle="--", linewidth=1)
+    residual.set_xlabel("true value")
+    residual.set_ylabel("residual (predicted - true)")
+    residual.set_title("residuals")
+    for ax in (scatter, residual):
+        ax.grid(alpha=0.3)
+    scatter.legend(fontsize="small")
     if title:
         fig.suptitle(title)
     return save(fig, path)
