@@ -117,40 +117,46 @@ def confusion_png(matrix: Any, classes: Sequence[str], path: Path, title: str = 
     """
     import numpy as np
 
+    from matplotlib.colors import Normalize, PowerNorm
+
     counts = np.asarray(matrix, dtype="int64")
     n = len(classes)
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape, dtype="float64"),
                        where=totals > 0)
-    longest = max((len(str(c)) for c in classes), default=1)
-    cell = 0.55 if n <= 10 else 0.4 if n <= 30 else 0.16
-    side = min(max(4.0, cell * n), 18.0)
-    labels_room = min(0.09 * longest, 2.5)  # inches for the names beside and under the cells
-    fig = figure(side + labels_room + 1.6, side + labels_room + 0.8)
+    names = [str(c) for c in classes]
+    longest = max((len(c) for c in names), default=1)
+    per_cell = 0.55 if n <= 10 else 0.4 if n <= 30 else 0.16  # inches
+    side = min(max(4.0, per_cell * n), 18.0)  # of the matrix
+    cell = side * 72 / max(n, 1)  # points per cell
+    size = max(4.0, min(10.0, cell * 0.7))  # a name fits in its row
+    step = max(1, math.ceil(size * 1.2 / cell))  # beyond that, every n-th name
+    room = min(longest * size * 0.6 / 72, 3.0) + 0.4  # inches for the names
+    fig = figure(side + room + 1.6, side + room + 0.5)
     ax = fig.subplots()
-    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    bar = fig.colorbar(image, ax=ax, shrink=0.8)
-    bar.set_label("share of the true class")
-    size = 10 if n <= 10 else 8 if n <= 30 else 6
-    step = max(1, math.ceil(n / 60))  # at most 60 names per axis
+    # With many classes most shares are small: a square-root scale keeps them visible.
+    norm = Normalize(0.0, 1.0) if n <= 30 else PowerNorm(0.5, 0.0, 1.0)
+    image = ax.imshow(shares, cmap="Blues", norm=norm, interpolation="nearest")
+    bar = fig.colorbar(image, ax=ax, shrink=0.8 if n <= 30 else 0.5)
+    bar.set_label("share of the true class" + (" (square-root scale)" if n > 30 else ""))
     ticks = np.arange(0, n, step)
-    ax.set_xticks(ticks, [str(classes[i]) for i in ticks], fontsize=size,
-                  rotation=0 if n <= 10 and longest <= 6 else 90)
-    ax.set_yticks(ticks, [str(classes[i]) for i in ticks], fontsize=size)
+    turn = n > 10 or longest > 6
+    ax.set_xticks(ticks, [names[i] for i in ticks], fontsize=size, rotation=90 if turn else 0)
+    ax.set_yticks(ticks, [names[i] for i in ticks], fontsize=size)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     if n <= 30:
-        text_size = 10 if n <= 10 else 7
+        text_size = max(6.0, min(10.0, cell * 0.35))
         for (row, col), count in np.ndenumerate(counts):
             if count or n <= 10:
                 ax.text(col, row, str(count), ha="center", va="center", fontsize=text_size,
                         color="white" if shares[row, col] > 0.5 else "black")
-    ax.set_title(title or "confusion matrix", fontsize=11)
+    ax.set_title(title or "confusion matrix", fontsize=11 if side < 8 else 14)
     return save(fig, path)
 
 
 def regression_png(y_true: Any, y_pred: Any, path: Path, title: str = "",
-                   names: Sequence[str] | None = None) -> Path:
+                   names: Sequence[str] | None = None, note: str = "") -> Path:
     """Plot predicted against true values (with the line y = x) and the residuals.
 
     Two panels side by side: left, each sample's prediction against its true value; right,
@@ -162,6 +168,7 @@ def regression_png(y_true: Any, y_pred: Any, path: Path, title: str = "",
         path: the PNG to write.
         title: a title over both panels.
         names: the outputs' names (default output_0, ...).
+        note: a line written in the scatter's corner (e.g. "MAE 0.12  RMSE 0.2  R² 0.93").
     """
     import numpy as np
 
@@ -188,11 +195,16 @@ def regression_png(y_true: Any, y_pred: Any, path: Path, title: str = "",
     scatter.set_xlim(low - pad, high + pad)
     scatter.set_ylim(low - pad, high + pad)
     scatter.set_aspect("equal", adjustable="box")
-    scatter.set_xlabel("true value")
-    scatter.set_ylabel("predicted value")
+    what = names[0] if outputs == 1 else "value"
+    scatter.set_xlabel(f"true {what}")
+    scatter.set_ylabel(f"predicted {what}")
+    if note:
+        scatter.text(0.97, 0.03, note, transform=scatter.transAxes, ha="right", va="bottom",
+                     fontsize="small", bbox={"facecolor": "white", "alpha": 0.8,
+                                             "edgecolor": "0.8"})
     scatter.set_title("predicted against true")
     residual.axhline(0.0, color="0.3", linestyle="--", linewidth=1)
-    residual.set_xlabel("true value")
+    residual.set_xlabel(f"true {what}")
     residual.set_ylabel("residual (predicted - true)")
     residual.set_title("residuals")
     for ax in (scatter, residual):

@@ -136,7 +136,9 @@ def draw(result: dict[str, Any], true: np.ndarray, pred: np.ndarray, folder: Pat
     if result["kind"] == "classification":
         return plots.confusion_png(result["confusion_matrix"], list(result["classes"]), path,
                                    title)
-    return plots.regression_png(true, pred, path, title, list(result["outputs"]))
+    note = "  ".join(f"{name} {result[key]:.4g}" for name, key in
+                     (("MAE", "mae"), ("RMSE", "rmse"), ("R²", "r2")) if result[key] is not None)
+    return plots.regression_png(true, pred, path, title, list(result["outputs"]), note)
 
 
 def table(result: dict[str, Any], title: str = "") -> Any:
