@@ -172,7 +172,7 @@ def load_labelled(path: str | Path, config: Config, info: dict[str, Any]) -> Dat
             check_columns(list(frame.columns), info["features"] + targets + weight, path.name,
                           "the run's training data", cfg.delimiter, extra_allowed=True)
         except DataError as exc:  # the file is readable: it is the wrong file for this run
-            raise UsageError(f"{key}: {exc}") from None
+            raise UsageError(f"{key}: {exc} It has: {', '.join(frame.columns)}.") from None
         cfg = cfg.model_copy(update={"target": targets, "features": info["features"]})
         x, y, w, _ = _table_parts(frame, cfg, path.name, info)
     elif kind == "npz":
@@ -233,8 +233,8 @@ def _run_classes(y: np.ndarray, classes: list[str], name: str) -> np.ndarray:
     raise UsageError(f"{name}: labels that are not classes of the run: "
                      f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}; its "
                      f"classes are {', '.join(classes[:20])}"
-                     f"{' ...' if len(classes) > 20 else ''} (or their indices 0 to "
-                     f"{len(classes) - 1}).")
+                     f"{' ...' if len(classes) > 20 else ''}. Give class names, or their "
+                     f"indices 0 to {len(classes) - 1} (not both in one file).")
 
 
 def _load_data(config: Config) -> Data:
