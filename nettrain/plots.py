@@ -106,8 +106,9 @@ def confusion_png(matrix: Any, classes: Sequence[str], path: Path, title: str = 
 
     Each cell's colour is its share of the true class (a row sums to 1, so a rare class reads
     as clearly as a common one); its count is written in it while the cells are large enough
-    to read (up to 30 classes). Tick labels shrink, then turn, as classes grow; beyond 60
-    classes only every n-th name is shown. The figure grows with the classes, within bounds.
+    to read (up to 30 classes). The names shrink as classes grow, and turn (45 degrees, 90
+    beyond 30 classes) when they do not fit side by side; when even the smallest names would
+    overlap, only every n-th is shown. The figure grows with the classes, up to 18 inches.
 
     Args:
         matrix: counts, ``matrix[true, predicted]`` (square, one row per class).
@@ -140,8 +141,12 @@ def confusion_png(matrix: Any, classes: Sequence[str], path: Path, title: str = 
     bar = fig.colorbar(image, ax=ax, shrink=0.8 if n <= 30 else 0.5)
     bar.set_label("share of the true class" + (" (square-root scale)" if n > 30 else ""))
     ticks = np.arange(0, n, step)
-    turn = n > 10 or longest > 6
-    ax.set_xticks(ticks, [names[i] for i in ticks], fontsize=size, rotation=90 if turn else 0)
+    ax.set_xticks(ticks, [names[i] for i in ticks], fontsize=size)
+    if longest * size * 0.6 > cell * step * 0.9:  # the names do not fit side by side: turn them
+        ax.tick_params(axis="x", labelrotation=45 if n <= 30 else 90)
+        if n <= 30:
+            for label in ax.get_xticklabels():
+                label.set(ha="right", rotation_mode="anchor")
     ax.set_yticks(ticks, [names[i] for i in ticks], fontsize=size)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
