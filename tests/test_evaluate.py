@@ -247,9 +247,11 @@ def test_evaluations_of_an_earlier_model_are_not_kept_beside_new_ones(runner, tm
     config = tiny_config(save={"formats": ["keras", "json"]})
     run = fit(runner, write_config(tmp_path / "c.yaml", config), "--run-dir", tmp_path / "run")
     assert runner.invoke(app, ["evaluate", str(run), "--split", "validation"]).exit_code == 0
+    (run / "history.png").unlink()
     result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=3",
                                  "save.formats=[json]"])
     assert result.exit_code == 0, result.output
+    assert (run / "history.png").is_file()  # drawn again, with the resumed epochs
     result = runner.invoke(app, ["evaluate", str(run)])
     assert result.exit_code == 0, result.output
     record = json.loads((run / "evaluation.json").read_text())
