@@ -174,7 +174,9 @@ def load_labelled(path: str | Path, config: Config, info: dict[str, Any]) -> Dat
         except DataError as exc:  # the file is readable: it is the wrong file for this run
             raise UsageError(f"{key}: {exc} It has: {', '.join(frame.columns)}.") from None
         cfg = cfg.model_copy(update={"target": targets, "features": info["features"]})
-        x, y, w, _ = _table_parts(frame, cfg, path.name, info)
+        x, y, w, _ = _table_parts(frame, cfg, path.name, info, PREDICT_ADVICE,
+                                  f"Fill it, or drop the row (the run's data.missing is "
+                                  f"{cfg.missing}).")
     elif kind == "npz":
         x, y, w, read = _read_npz(path, cfg, key, None)
         shape = list(info.get("input_shape") or [])
@@ -567,8 +569,13 @@ def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
     return _table_parts(read_frame(path, cfg.delimiter, key), cfg, path.name, info)
 
 
-def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None) -> tuple:
-    """A CSV file's frame (file ``name``) as inputs, labels, sample weights and the info."""
+def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
+                 advice: str | None = None,
+                 missing_advice: str = "Set data.missing: drop or zero, or fill the file.") \
+        -> tuple:
+    """A CSV file's frame (file ``name``) as inputs, labels, sample weights and the info.
+    ``advice`` ends the message for text in a numeric column, ``missing_advice`` the one for
+    an empty cell (with ``data.missing: error``); default: advice for training data."""
     targets = cfg.targets
     weight = [cfg.sample_weight] if cfg.sample_weight else []
     if info is None:
@@ -581,8 +588,9 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None) -> t
                       "the training file's", cfg.delimiter,
                       extra_allowed=cfg.features is not None)
     frame = fill_missing(frame[features + targets + weight], cfg.missing, text_columns(kinds),
-                         name)
-    x = table_inputs(frame, features, cfg.categorical or [], name, kinds)
+                         name, missing_advice)
+    x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
+                     advice or NUMBERS_ADVICE)
     if len(targets) > 1:  # multi-output regression
         y = numeric_frame(frame[targets], name)
     elif _is_text(frame[targets[0]]):  # class names such as 'setosa'

@@ -551,3 +551,18 @@ def test_evaluate_data_names_a_file_that_cannot_be_read(runner, iris_run, tmp_pa
     (tmp_path / "new.npz").write_bytes(b"not a zip archive")
     result = runner.invoke(app, ["evaluate", str(iris_run), "--data", "new.npz"])
     refused(result, 1, f"--data: cannot read {Path('new.npz')} as .npz")
+
+
+def test_evaluate_data_advice_is_about_the_file_not_the_training_config(runner, iris_run,
+                                                                       tmp_path):
+    """A run's config cannot change for an evaluation: 'list it in data.categorical' and 'set
+    data.missing' were advice for training data."""
+    header = ",".join(f'"{c}"' for c in [*IRIS_COLUMNS, "target"])
+    (tmp_path / "text.csv").write_text(header + "\n5,3,1,x,setosa\n")
+    (tmp_path / "hole.csv").write_text(header + "\n5,3,,0.2,setosa\n")
+    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "text.csv"]), 1,
+            "text.csv: column 'petal width (cm)' must be numeric; row 2 holds 'x'. The model "
+            "was trained on numbers in this column: give a number.")
+    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "hole.csv"]), 1,
+            "hole.csv: missing value at row 2, column 'petal length (cm)' (1 missing in all). "
+            "Fill it, or drop the row (the run's data.missing is error).")
