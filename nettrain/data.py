@@ -592,13 +592,13 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
     x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
                      advice or NUMBERS_ADVICE)
     if len(targets) > 1:  # multi-output regression
-        y = numeric_frame(frame[targets], name)
+        y = numeric_frame(frame[targets], name, TARGET_ADVICE)
     elif _is_text(frame[targets[0]]):  # class names such as 'setosa'
         y = frame[targets[0]].astype(str).to_numpy()
     else:
         numeric_frame(frame[targets], name)  # finite numbers only
         y = frame[targets[0]].to_numpy()
-    w = numeric_frame(frame[weight], name)[:, 0] if weight else None
+    w = numeric_frame(frame[weight], name, WEIGHT_ADVICE)[:, 0] if weight else None
     if info is None:
         info = {"features": features, "target": targets}
         if cfg.categorical:
@@ -687,6 +687,10 @@ def fill_missing(frame: Any, policy: str, text: list[str], name: str,
 # What a non-number in a numeric column calls for: in training data, and at predict time.
 NUMBERS_ADVICE = "List it in data.categorical to encode it as categories."
 PREDICT_ADVICE = "The model was trained on numbers in this column: give a number."
+# ... and in a target or sample-weight column, which cannot be categories.
+TARGET_ADVICE = ("A regression target (data.target) must hold numbers; for class names use one "
+                 "target column and a classification loss.")
+WEIGHT_ADVICE = "Sample weights (data.sample_weight) must be numbers."
 WHOLE_NUMBERS_ADVICE = "Its categories are whole numbers (as in the training rows): give one."
 # Layer names a model with named inputs uses for itself (see model._table_model).
 _RESERVED_NAMES = {"features", "numeric_inputs", "normalize_input", "layers"}

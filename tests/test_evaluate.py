@@ -566,3 +566,23 @@ def test_evaluate_data_advice_is_about_the_file_not_the_training_config(runner, 
     refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "hole.csv"]), 1,
             "hole.csv: missing value at row 2, column 'petal length (cm)' (1 missing in all). "
             "Fill it, or drop the row (the run's data.missing is error).")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("column", ["target", "weight"])
+def test_a_text_cell_in_a_target_or_weight_column_gets_advice_for_that_column(
+        runner, tmp_path, column, stream):
+    """'List it in data.categorical' is for input columns; a target or a weight cannot be."""
+    (tmp_path / "d.csv").write_text("a,y1,y2,w\n" + "".join(
+        f"{i},{i},{'x' if column == 'target' and i == 3 else i},"
+        f"{'heavy' if column == 'weight' and i == 3 else 1}\n" for i in range(8)))
+    config = tiny_config(data={"csv": "d.csv", "target": ["y1", "y2"], "sample_weight": "w",
+                               "stream": stream},
+                         model={"layers": [{"Dense": {"units": 2}}]},
+                         compile={"optimizer": "adam", "loss": "mse"})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    name, value = ("y2", "'x'") if column == "target" else ("w", "'heavy'")
+    advice = ("A regression target (data.target) must hold numbers; for class names use one "
+              "target column and a classification loss." if column == "target" else
+              "Sample weights (data.sample_weight) must be numbers.")
+    refused(result, 1, f"d.csv: column '{name}' must be numeric; row 5 holds {value}. {advice}")
