@@ -196,6 +196,10 @@ def load_labelled(path: str | Path, config: Config, info: dict[str, Any]) -> Dat
         y = np.array([info["classes"].index(read["classes"][i]) for i in y], dtype="int64")
     if classify and kind != "images":  # image labels are the run's class indices already
         y = _run_classes(y, info["classes"], f"{key}: {path.name}")
+    elif not classify and not np.issubdtype(np.asarray(y).dtype, np.number):
+        raise UsageError(f"{key}: the labels of {path.name} must be numbers (the model is a "
+                         "regression model); they hold values such as "
+                         f"{np.asarray(y).reshape(-1)[0]!r}.")
     y = _labels(y, classify, cfg.one_hot, info)
     targets = info.get("target") or []
     if not classify and len(targets) and (y.ndim != 2 or y.shape[1] != len(targets)):

@@ -187,3 +187,17 @@ def test_evaluate_of_a_regression_model_prints_mae_rmse_r2(runner, regression_ru
     assert result.stdout.splitlines()[-1] == \
         f"Predicted against true, and residuals: {regression_run / 'regression-test.png'}"
     assert png_size(regression_run / "regression-test.png") == (1000, 440)
+
+
+def test_evaluate_data_of_a_regression_model_wants_numbers(runner, regression_run, tmp_path):
+    (tmp_path / "new.csv").write_text("x0,x1,x2,y\n0.1,0.2,0.3,1.5\n0.3,0.1,0.0,-2\n")
+    result = runner.invoke(app, ["evaluate", str(regression_run), "--data", "new.csv"])
+    assert result.exit_code == 0, result.output
+    assert "│ y      │" in result.stdout
+    assert result.stdout.splitlines()[-1].endswith(str(regression_run /
+                                                       "regression-data-new.png"))
+    (tmp_path / "text.csv").write_text("x0,x1,x2,y\n0.1,0.2,0.3,high\n")
+    result = runner.invoke(app, ["evaluate", str(regression_run), "--data", "text.csv"])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2, result.output
+    assert ("--data: the labels of text.csv must be numbers (the model is a regression model); "
+            "they hold values such as 'high'.") in result.stderr
