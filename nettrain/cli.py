@@ -6,6 +6,7 @@ Exit status: 0 success, 1 failure while running, 2 config or usage error, 130 in
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -331,28 +332,65 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="A run directory made by 'nettrain fit'.")],
     split: Annotated[Optional[Split], typer.Option(
         help="Which part of the data (default: test if the run has one).")] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", metavar="FILE",
+        help="New labelled data instead of the run's own: a CSV with the target column, an "
+             ".npz with x and y, or a folder with one sub-folder per class.")] = None,
     format: Annotated[Optional[Format], typer.Option(
         "--format", help="Which saved model to load (default: keras, else json; a SavedModel "
                          "runs its own graph, so only when named).")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object (metrics, report, files) and nothing else on "
+                       "stdout.")] = False,
     allow_changed_data: AllowChangedData = False,
     debug: Debug = False,
 ) -> None:
-    """Reload a run's model and data; print the metrics and save them in the run directory.
+    """Reload a run's model and data; print the metrics, the per-class (or regression) report
+    and the picture written; save them in the run directory.
 
     Example: nettrain evaluate runs/digits-mlp/20261122-120000 --split validation
+
+    New data: nettrain evaluate runs/iris/20261122-120000 --data new_flowers.csv
     """
     with _errors(debug):
+        if data is not None and split is not None:
+            raise UsageError(f"--data {data} and --split {split.value}: --data evaluates the "
+                             "given file, --split a part of the run's own data; give one.")
+        if data is not None and allow_changed_data:
+            raise UsageError("--allow-changed-data: only for the run's own data; --data is "
+                             "new data, which is never checked against training.")
         _load_keras(debug)
-        from nettrain import train
+        from nettrain import reports, train
 
         echo = lambda text: err.print(text, style="yellow", highlight=False,  # noqa: E731
                                       markup=False, soft_wrap=True)
-        used_split, metrics, used = train.evaluate(run, split.value if split else None,
-                                                   format.value if format else None,
-                                                   allow_changed_data, echo)
-        out.print(f"{run} ({used} model, {used_split} split):", highlight=False, markup=False,
-                  soft_wrap=True)
-        out.print(_metrics_table({used_split: metrics}))
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            done = train.evaluate(run, split.value if split else None,
+                                  format.value if format else None, allow_changed_data, echo,
+                                  data_path=data)
+        if as_json:
+            sys.stdout.write(json.dumps(_finite({"run": str(run), **done.to_json()})) + "\n")
+            return
+        what = f"--data {data}" if data is not None else f"{done.split} split"
+        out.print(f"{run} ({done.format} model, {what}, {done.report['samples']} samples):",
+                  highlight=False, markup=False, soft_wrap=True)
+        out.print(_metrics_table({data.name if data is not None else done.split: done.metrics}))
+        out.print(reports.table(done.report))
+        for file in done.files:
+            kind = "Confusion matrix" if done.report["kind"] == "classification" else \
+                "Predicted against true, and residuals"
+            out.print(f"{kind}: {file}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _finite(value: object) -> object:
+    """A JSON-ready copy with NaN and infinities as null (JSON has no such numbers)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
 
 
 @app.command()

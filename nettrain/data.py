@@ -20,7 +20,8 @@ from typing import Any, Union
 import numpy as np
 
 from nettrain.config import BUILTIN_DATASETS, Config, DataConfig
-from nettrain.errors import ConfigError, DataError, Problem, did_you_mean, plain_tf_text
+from nettrain.errors import (ConfigError, DataError, Problem, UsageError, did_you_mean,
+                             plain_tf_text)
 
 SPLITS = ("train", "validation", "test")
 Inputs = Union[np.ndarray, dict[str, np.ndarray]]
@@ -135,6 +136,115 @@ def load_data(config: Config) -> Data:
         if exc.source is not None:
             raise
         raise config.error(exc.problems) from None
+
+
+def load_labelled(path: str | Path, config: Config, info: dict[str, Any]) -> Data:
+    """New labelled data for a trained run, read as its training data was: one split, ``test``.
+
+    Args:
+        path: a CSV with the run's feature and target columns (by name, in any order; other
+            columns are ignored), an .npz with arrays ``x`` and ``y``, or a folder with one
+            sub-folder per class (some of the run's class names; no other).
+        config: the run's config (delimiter, missing values, image size...).
+        info: the run's ``dataset.json`` (its columns, classes, input shape).
+
+    Labels are class names or indices of the run's classes (an .npz may hold them one-hot).
+    Raises UsageError for data of the wrong kind for the model (a missing column, a class the
+    run lacks, another input shape), DataError for data that cannot be read.
+    """
+    path = Path(path)
+    key, classify = "--data", config.is_classifier
+    if not path.exists():
+        raise UsageError(f"{key}: {path} does not exist; expected a CSV with the target "
+                         "column, an .npz with arrays x and y, or a folder of class folders.")
+    kind = "images" if path.is_dir() else path.suffix.lower().lstrip(".")
+    takes = ("images (a folder with one sub-folder per class, or an .npz)" if info.get("images")
+             else "named columns (a CSV with a header row)" if info.get("columns")
+             else "a CSV with a header row, or an .npz" if info.get("features")
+             else "an .npz with arrays x and y")
+    allowed = {"images": ("images", "npz"), "columns": ("csv",)}
+    fits = next((kinds for name, kinds in allowed.items() if info.get(name)),
+                ("csv", "npz") if info.get("features") else ("npz",))
+    if kind not in fits:
+        raise UsageError(f"{key}: this model takes {takes}; received {path}.")
+    cfg = config.data
+    if kind == "csv":
+        frame = read_frame(_existing(path, key), cfg.delimiter, key)
+        targets = list(info.get("target") or cfg.targets)
+        weight = [cfg.sample_weight] if cfg.sample_weight else []
+        try:
+            check_columns(list(frame.columns), info["features"] + targets + weight, path.name,
+                          "the run's training data", cfg.delimiter, extra_allowed=True)
+        except DataError as exc:  # the file is readable: it is the wrong file for this run
+            raise UsageError(f"{key}: {exc} It has: {', '.join(frame.columns)}.") from None
+        cfg = cfg.model_copy(update={"target": targets, "features": info["features"]})
+        x, y, w, _ = _table_parts(frame, cfg, path.name, info, PREDICT_ADVICE,
+                                  f"Fill it, or drop the row (the run's data.missing is "
+                                  f"{cfg.missing}).")
+    elif kind == "npz":
+        x, y, w, read = _read_npz(path, cfg, key, None)
+        shape = list(info.get("input_shape") or [])
+        if shape and read["sample_shape"] != shape:
+            raise UsageError(f"{key}: the inputs x of {path.name} have shape "
+                             f"{read['sample_shape']} per sample; the model takes {shape}.")
+    else:
+        options = info["images"]
+        cfg = cfg.model_copy(update={"image_size": options["image_size"],
+                                     "color_mode": options["color_mode"]})
+        x, y, w, read = _read_images(path, cfg, key, None)
+        unknown = [c for c in read["classes"] if c not in info["classes"]]
+        if unknown:
+            raise UsageError(f"{key}: {path} has class folders the run lacks: "
+                             f"{', '.join(unknown)}; its classes are "
+                             f"{', '.join(info['classes'])}.")
+        y = np.array([info["classes"].index(read["classes"][i]) for i in y], dtype="int64")
+    if classify and kind != "images":  # image labels are the run's class indices already
+        y = _run_classes(y, info["classes"], f"{key}: {path.name}")
+    elif not classify and not np.issubdtype(np.asarray(y).dtype, np.number):
+        raise UsageError(f"{key}: the labels of {path.name} must be numbers (the model is a "
+                         "regression model); they hold values such as "
+                         f"{np.asarray(y).reshape(-1)[0]!r}.")
+    y = _labels(y, classify, cfg.one_hot, info)
+    targets = info.get("target") or []
+    if not classify and len(targets) and (y.ndim != 2 or y.shape[1] != len(targets)):
+        raise UsageError(f"{key}: the labels of {path.name} have shape {list(y.shape[1:])} "
+                         f"per sample; the model predicts {len(targets)} value"
+                         f"{'s' if len(targets) != 1 else ''} ({', '.join(targets)}).")
+    data = Data({"test": x}, {"test": y}, {"test": w} if w is not None else {}, info)
+    if data.size("test") == 0:
+        raise DataError(f"{key}: {path} holds no samples.")
+    return data
+
+
+def _run_classes(y: np.ndarray, classes: list[str], name: str) -> np.ndarray:
+    """Labels (class names, indices, or one-hot rows) as indices of a run's ``classes``;
+    a label that is not one of them is a UsageError naming it."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == len(classes) > 1 and np.isin(y, (0, 1)).all() \
+            and (y.sum(axis=1) == 1).all():
+        return y.argmax(axis=1)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise UsageError(f"{name}: a classifier needs one label per sample (a class name or "
+                         f"index, or a one-hot row of {len(classes)}); the labels have shape "
+                         f"{list(y.shape)}.")
+    if y.dtype.kind in "iuf" and np.all(y == np.round(y)):
+        text = [str(int(v)) for v in y.tolist()]
+    else:
+        text = [str(v) for v in y.tolist()]
+    lookup = {c: i for i, c in enumerate(classes)}
+    if all(t in lookup for t in text):
+        return np.array([lookup[t] for t in text], dtype="int64")
+    if y.dtype.kind in "iuf" and all(t.lstrip("-").isdigit() and 0 <= int(t) < len(classes)
+                                     for t in text):
+        return np.array([int(t) for t in text], dtype="int64")  # indices of named classes
+    unknown = sorted({t for t in text if t not in lookup})
+    raise UsageError(f"{name}: labels that are not classes of the run: "
+                     f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}; its "
+                     f"classes are {', '.join(classes[:20])}"
+                     f"{' ...' if len(classes) > 20 else ''}. Give class names, or their "
+                     f"indices 0 to {len(classes) - 1} (not both in one file).")
 
 
 def _load_data(config: Config) -> Data:
@@ -464,29 +574,39 @@ def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
     then the same columns are required.
     """
     path = _existing(path, key)
-    frame = read_frame(path, cfg.delimiter, key)
+    return _table_parts(read_frame(path, cfg.delimiter, key), cfg, path.name, info)
+
+
+def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
+                 advice: str | None = None,
+                 missing_advice: str = "Set data.missing: drop or zero, or fill the file.") \
+        -> tuple:
+    """A CSV file's frame (file ``name``) as inputs, labels, sample weights and the info.
+    ``advice`` ends the message for text in a numeric column, ``missing_advice`` the one for
+    an empty cell (with ``data.missing: error``); default: advice for training data."""
     targets = cfg.targets
     weight = [cfg.sample_weight] if cfg.sample_weight else []
     if info is None:
-        features = csv_features(list(frame.columns), cfg, path.name)
+        features = csv_features(list(frame.columns), cfg, name)
         kinds = column_kinds(frame, features, cfg.categorical or [])  # before filling holes
     else:  # an explicit validation/test file: training's columns, by name, and their kinds
         features, kinds = info["features"], info.get("columns") or \
             column_kinds(frame, info["features"], [])
-        check_columns(list(frame.columns), features + targets + weight, path.name,
+        check_columns(list(frame.columns), features + targets + weight, name,
                       "the training file's", cfg.delimiter,
                       extra_allowed=cfg.features is not None)
     frame = fill_missing(frame[features + targets + weight], cfg.missing, text_columns(kinds),
-                         path.name)
-    x = table_inputs(frame, features, cfg.categorical or [], path.name, kinds)
+                         name, missing_advice)
+    x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
+                     advice or NUMBERS_ADVICE)
     if len(targets) > 1:  # multi-output regression
-        y = numeric_frame(frame[targets], path.name)
+        y = numeric_frame(frame[targets], name, TARGET_ADVICE)
     elif _is_text(frame[targets[0]]):  # class names such as 'setosa'
         y = frame[targets[0]].astype(str).to_numpy()
     else:
-        numeric_frame(frame[targets], path.name)  # finite numbers only
+        numeric_frame(frame[targets], name)  # finite numbers only
         y = frame[targets[0]].to_numpy()
-    w = numeric_frame(frame[weight], path.name)[:, 0] if weight else None
+    w = numeric_frame(frame[weight], name, WEIGHT_ADVICE)[:, 0] if weight else None
     if info is None:
         info = {"features": features, "target": targets}
         if cfg.categorical:
@@ -575,6 +695,10 @@ def fill_missing(frame: Any, policy: str, text: list[str], name: str,
 # What a non-number in a numeric column calls for: in training data, and at predict time.
 NUMBERS_ADVICE = "List it in data.categorical to encode it as categories."
 PREDICT_ADVICE = "The model was trained on numbers in this column: give a number."
+# ... and in a target or sample-weight column, which cannot be categories.
+TARGET_ADVICE = ("A regression target (data.target) must hold numbers; for class names use one "
+                 "target column and a classification loss.")
+WEIGHT_ADVICE = "Sample weights (data.sample_weight) must be numbers."
 WHOLE_NUMBERS_ADVICE = "Its categories are whole numbers (as in the training rows): give one."
 # Layer names a model with named inputs uses for itself (see model._table_model).
 _RESERVED_NAMES = {"features", "numeric_inputs", "normalize_input", "layers"}

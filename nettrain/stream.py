@@ -111,7 +111,8 @@ class CsvStream:
         train_labels: Counter = Counter()
         vocab: dict[str, set] = {c: set() for c, k in self.kinds.items() if k != "numeric"}
         target = self.cfg.targets[0]
-        from nettrain.data import _is_text, input_names, numeric_frame, table_inputs
+        from nettrain.data import (TARGET_ADVICE, WEIGHT_ADVICE, _is_text, input_names,
+                                   numeric_frame, table_inputs)
 
         names = input_names(self.features)
         for start, chunk in self.chunks():
@@ -121,9 +122,9 @@ class CsvStream:
                              self.kinds if self.cfg.categorical else None)
             numbers = [c for c in self.cfg.targets if not self.classify or
                        not _is_text(frame[c])]
+            numeric_frame(frame[numbers], self.path.name, TARGET_ADVICE)  # finite numbers
             if self.cfg.sample_weight:
-                numbers.append(self.cfg.sample_weight)
-            numeric_frame(frame[numbers], self.path.name)  # numbers, finite ones
+                numeric_frame(frame[[self.cfg.sample_weight]], self.path.name, WEIGHT_ADVICE)
             for split, code in SPLIT_CODES.items():
                 mask = codes == code
                 counts[split] += int(mask.sum())
@@ -162,7 +163,7 @@ class CsvStream:
     def arrays(self, split: str, epoch: int = 0, shuffle: bool = False) -> \
             Iterator[tuple[Any, np.ndarray, np.ndarray | None]]:
         """(x, y, w) of one split, chunk by chunk (rows shuffled within a chunk if asked)."""
-        from nettrain.data import numeric_frame, table_inputs, take
+        from nettrain.data import TARGET_ADVICE, WEIGHT_ADVICE, numeric_frame, table_inputs, take
 
         from nettrain.pipeline import shuffled
 
@@ -182,8 +183,9 @@ class CsvStream:
                 if self.cfg.one_hot:
                     y = np.eye(len(self.classes), dtype="float32")[y]
             else:
-                y = numeric_frame(frame[targets], self.path.name)
-            w = numeric_frame(frame[[self.cfg.sample_weight]], self.path.name)[:, 0] \
+                y = numeric_frame(frame[targets], self.path.name, TARGET_ADVICE)
+            w = numeric_frame(frame[[self.cfg.sample_weight]], self.path.name,
+                              WEIGHT_ADVICE)[:, 0] \
                 if self.cfg.sample_weight else None
             if shuffle:  # within the chunk, in an order drawn from the seed, epoch and chunk
                 order = shuffled(len(y), (self.seed or 0) * 1_000_003 + start, epoch)

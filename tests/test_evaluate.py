@@ -247,9 +247,11 @@ def test_evaluations_of_an_earlier_model_are_not_kept_beside_new_ones(runner, tm
     config = tiny_config(save={"formats": ["keras", "json"]})
     run = fit(runner, write_config(tmp_path / "c.yaml", config), "--run-dir", tmp_path / "run")
     assert runner.invoke(app, ["evaluate", str(run), "--split", "validation"]).exit_code == 0
+    (run / "history.png").unlink()
     result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=3",
                                  "save.formats=[json]"])
     assert result.exit_code == 0, result.output
+    assert (run / "history.png").is_file()  # drawn again, with the resumed epochs
     result = runner.invoke(app, ["evaluate", str(run)])
     assert result.exit_code == 0, result.output
     record = json.loads((run / "evaluation.json").read_text())
@@ -378,3 +380,209 @@ def test_a_damaged_saved_model_is_named(runner, tmp_path):
     (run / "saved_model" / "saved_model.pb").write_bytes(b"\x00garbage")
     result = runner.invoke(app, ["evaluate", str(run), "--format", "savedmodel"])
     refused(result, 1, f"{run / 'saved_model'} is damaged", "--format keras")
+
+
+# ------------------------------------------------------------------------ --data FILE
+
+
+IRIS_COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
+                "petal width (cm)"]
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    """A small iris classifier (a built-in dataset: its columns and class names are known)."""
+    folder = tmp_path_factory.mktemp("iris")
+    return fit_once(folder, tiny_config(), ["evaluate", str(folder / "run")])
+
+
+def iris_rows(n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    rows = np.arange(0, 150, 150 // n)[:n]
+    return bunch.data[rows].astype("float32"), bunch.target[rows]
+
+
+def test_evaluate_data_csv_reads_columns_by_name_and_class_names(runner, iris_run, tmp_path):
+    x, y = iris_rows()
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    header = ["id", "target", *IRIS_COLUMNS[::-1]]  # another order, and an extra column
+    lines = [",".join(f'"{h}"' for h in header)]
+    lines += [",".join([str(i), name, *map(str, row[::-1])])
+              for i, (name, row) in enumerate(zip(names, x))]
+    (tmp_path / "flowers.csv").write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["evaluate", str(iris_run), "--data", "flowers.csv"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout.splitlines()
+    assert out[0] == f"{iris_run} (keras model, --data flowers.csv, 12 samples):"
+    assert out[-1] == f"Confusion matrix: {iris_run / 'confusion_matrix-data-flowers.png'}"
+    assert "│ setosa       │" in result.stdout
+    record = json.loads((iris_run / "evaluation.json").read_text())
+    entry = record[f"data:{tmp_path / 'flowers.csv'}"]
+    from nettrain.record import sha256
+
+    assert entry["data"] == {"file": str(tmp_path / "flowers.csv"),
+                             "sha256": sha256(tmp_path / "flowers.csv")}
+    assert entry["report"]["samples"] == 12 and entry["plots"] == \
+        ["confusion_matrix-data-flowers.png"]
+    assert "test" in record  # the run's own evaluation is kept, and its picture
+    assert (iris_run / "confusion_matrix-test.png").is_file()
+
+
+def test_evaluate_data_npz_with_integer_or_one_hot_labels(runner, iris_run, tmp_path):
+    x, y = iris_rows()
+    np.savez(tmp_path / "ints.npz", x=x, y=y)
+    np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(3)[y])
+    reports = []
+    for name in ("ints.npz", "onehot.npz"):
+        result = runner.invoke(app, ["evaluate", str(iris_run), "--data", name, "--json"])
+        assert result.exit_code == 0, result.output
+        record = json.loads(result.stdout)
+        assert record["data"]["file"] == str(tmp_path / name)
+        assert record["files"] == [str(iris_run / f"confusion_matrix-data-{name[:-4]}.png")]
+        reports.append(record["report"])
+    assert reports[0] == reports[1]
+    assert [r["support"] for r in reports[0]["classes"].values()] == \
+        np.bincount(y, minlength=3).tolist()
+
+
+def test_evaluate_data_of_a_binary_csv_model(runner, tmp_path):
+    """One sigmoid unit: class 1 from 0.5; the new file may order its columns differently."""
+    data = write_csv(tmp_path / "d.csv")
+    config = csv_config(data)
+    config["model"]["layers"][-1] = {"Dense": {"units": 1, "activation": "sigmoid"}}
+    config["compile"] = {"optimizer": "adam", "loss": "binary_crossentropy",
+                         "metrics": ["accuracy"]}
+    run = fit(runner, write_config(tmp_path / "c.yaml", config), "--run-dir", tmp_path / "run")
+    (tmp_path / "new.csv").write_text("y,b,a\n1,0.1,0.9\n0,0.8,0.2\n0,0.7,0.6\n")
+    result = runner.invoke(app, ["evaluate", str(run), "--data", "new.csv", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)["report"]
+    assert [c["support"] for c in report["classes"].values()] == [2, 1]
+    assert np.sum(report["confusion_matrix"]) == 3
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    from test_data import _images
+
+    folder = tmp_path_factory.mktemp("images")
+    _images(folder / "photos", classes=("cat", "dog", "fox"), per_class=4)
+    config = {"name": "cnn", "seed": 0,
+              "data": {"images": str(folder / "photos"), "image_size": [8, 8], "scale": 255,
+                       "validation_split": 0.25},
+              "model": {"layers": ["Flatten", {"Dense": {"units": 3,
+                                                         "activation": "softmax"}}]},
+              "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy"},
+              "fit": {"epochs": 1, "verbose": 0}}
+    return fit_once(folder, config)
+
+
+def test_evaluate_data_image_folder_with_some_of_the_classes(runner, image_run, tmp_path):
+    from test_data import _images
+
+    _images(tmp_path / "new", classes=("dog", "fox"), per_class=3)
+    result = runner.invoke(app, ["evaluate", str(image_run), "--data", "new", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert [c["support"] for c in record["report"]["classes"].values()] == [0, 3, 3]
+    assert record["data"]["files"] == 6 and len(record["data"]["sha256"]) == 64
+    assert Path(record["files"][0]).name == "confusion_matrix-data-new.png"
+
+
+def test_evaluate_data_refuses_an_unknown_class_folder(runner, image_run, tmp_path):
+    from test_data import _images
+
+    _images(tmp_path / "new", classes=("bird", "cat"), per_class=2)
+    result = runner.invoke(app, ["evaluate", str(image_run), "--data", "new"])
+    refused(result, 2, f"--data: {Path('new')} has class folders the run lacks: bird; its "
+                       "classes are cat, dog, fox.")
+
+
+@pytest.mark.parametrize("case", ["no target", "wrong shape", "unknown label", "images",
+                                  "missing", "with --split"])
+def test_evaluate_data_refuses_data_of_the_wrong_kind(runner, iris_run, tmp_path, case):
+    x, y = iris_rows(3)
+    header = ",".join(f'"{c}"' for c in IRIS_COLUMNS)
+    rows = "".join(",".join(map(str, r)) + "\n" for r in x)
+    args = ["--data", "new.csv"]
+    if case == "no target":
+        (tmp_path / "new.csv").write_text(header + ',"label"\n' + rows.replace("\n", ",0\n"))
+        expected = ["--data: new.csv: the columns differ from the run's training data "
+                    "(missing 'target').", "Expected the columns (in any order): sepal "
+                    "length (cm), sepal width (cm), petal length (cm), petal width (cm), "
+                    "target. It has: sepal length (cm), sepal width (cm), petal length (cm), "
+                    "petal width (cm), label."]
+    elif case == "wrong shape":
+        np.savez(tmp_path / "new.npz", x=np.zeros((3, 5)), y=y)
+        args = ["--data", "new.npz"]
+        expected = ["--data: the inputs x of new.npz have shape [5] per sample; the model "
+                    "takes [4]."]
+    elif case == "unknown label":
+        labelled = [f"{line},{label}" for line, label in
+                    zip(rows.splitlines(), ["daisy", "setosa", "virginica"])]
+        (tmp_path / "new.csv").write_text(header + ',"target"\n' + "\n".join(labelled))
+        expected = ["--data: new.csv: labels that are not classes of the run: daisy; its "
+                    "classes are setosa, versicolor, virginica. Give class names, or their "
+                    "indices 0 to 2 (not both in one file)."]
+    elif case == "images":
+        (tmp_path / "folder" / "setosa").mkdir(parents=True)
+        args = ["--data", "folder"]
+        expected = ["--data: this model takes a CSV with a header row, or an .npz; received "
+                    "folder."]
+    elif case == "missing":
+        expected = ["--data: new.csv does not exist; expected a CSV with the target column, "
+                    "an .npz with arrays x and y, or a folder of class folders."]
+    else:
+        (tmp_path / "new.csv").write_text("a\n")
+        args += ["--split", "test"]
+        expected = ["--data new.csv and --split test: --data evaluates the given file, "
+                    "--split a part of the run's own data; give one."]
+    before = (iris_run / "evaluation.json").read_bytes() if \
+        (iris_run / "evaluation.json").exists() else None
+    refused(runner.invoke(app, ["evaluate", str(iris_run), *args]), 2, *expected)
+    after = (iris_run / "evaluation.json").read_bytes() if \
+        (iris_run / "evaluation.json").exists() else None
+    assert before == after  # nothing recorded
+
+
+def test_evaluate_data_names_a_file_that_cannot_be_read(runner, iris_run, tmp_path):
+    (tmp_path / "new.npz").write_bytes(b"not a zip archive")
+    result = runner.invoke(app, ["evaluate", str(iris_run), "--data", "new.npz"])
+    refused(result, 1, f"--data: cannot read {Path('new.npz')} as .npz")
+
+
+def test_evaluate_data_advice_is_about_the_file_not_the_training_config(runner, iris_run,
+                                                                       tmp_path):
+    """A run's config cannot change for an evaluation: 'list it in data.categorical' and 'set
+    data.missing' were advice for training data."""
+    header = ",".join(f'"{c}"' for c in [*IRIS_COLUMNS, "target"])
+    (tmp_path / "text.csv").write_text(header + "\n5,3,1,x,setosa\n")
+    (tmp_path / "hole.csv").write_text(header + "\n5,3,,0.2,setosa\n")
+    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "text.csv"]), 1,
+            "text.csv: column 'petal width (cm)' must be numeric; row 2 holds 'x'. The model "
+            "was trained on numbers in this column: give a number.")
+    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "hole.csv"]), 1,
+            "hole.csv: missing value at row 2, column 'petal length (cm)' (1 missing in all). "
+            "Fill it, or drop the row (the run's data.missing is error).")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("column", ["target", "weight"])
+def test_a_text_cell_in_a_target_or_weight_column_gets_advice_for_that_column(
+        runner, tmp_path, column, stream):
+    """'List it in data.categorical' is for input columns; a target or a weight cannot be."""
+    (tmp_path / "d.csv").write_text("a,y1,y2,w\n" + "".join(
+        f"{i},{i},{'x' if column == 'target' and i == 3 else i},"
+        f"{'heavy' if column == 'weight' and i == 3 else 1}\n" for i in range(8)))
+    config = tiny_config(data={"csv": "d.csv", "target": ["y1", "y2"], "sample_weight": "w",
+                               "stream": stream},
+                         model={"layers": [{"Dense": {"units": 2}}]},
+                         compile={"optimizer": "adam", "loss": "mse"})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    name, value = ("y2", "'x'") if column == "target" else ("w", "'heavy'")
+    advice = ("A regression target (data.target) must hold numbers; for class names use one "
+              "target column and a classification loss." if column == "target" else
+              "Sample weights (data.sample_weight) must be numbers.")
+    refused(result, 1, f"d.csv: column '{name}' must be numeric; row 5 holds {value}. {advice}")
