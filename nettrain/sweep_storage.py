@@ -1,0 +1,117 @@
+"""The storage a sweep's Optuna study lives in, opened from ``--storage URL`` with clear errors.
+
+One study can be shared by workers on many machines through one database (PostgreSQL, with
+``pip install 'nettrain[postgres]'``); on one machine a SQLite file is enough. Optuna and
+SQLAlchemy load here, lazily, never on the ``nettrain --help`` path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from nettrain.errors import Problem, RunError, UsageError, did_you_mean
+
+if TYPE_CHECKING:
+    from optuna.storages import RDBStorage
+
+URL_EXAMPLES = "postgresql+psycopg://USER@HOST:5432/DATABASE or sqlite:///PATH/sweep.db"
+INSTALL_POSTGRES = "pip install 'nettrain[postgres]'"
+# Seconds to wait for a database server before giving up (a wrong host can hang for minutes).
+CONNECT_TIMEOUT = 10
+# The PostgreSQL advisory lock held while a worker creates Optuna's tables (any fixed number).
+ADVISORY_LOCK = 0x6E657474_7377  # "nett" "sw"
+
+
+def open_storage(url: str, **options: Any) -> RDBStorage:
+    """Open (and create the tables of) the Optuna storage at ``url``, an SQLAlchemy URL.
+
+    Arguments: ``url``, e.g. ``postgresql+psycopg://nettrain@db.lan:5432/sweeps`` or
+    ``sqlite:///runs/sweep/optuna.db``; ``options`` go to ``optuna.storages.RDBStorage``
+    (``heartbeat_interval``, ``grace_period``...).
+
+    Raises UsageError (exit 2) for a string that is not a database URL or names an unknown
+    database kind, RunError (exit 1) when the URL's driver is not installed or the database
+    cannot be reached (server down, unknown user or database). Messages show the URL without
+    its password.
+
+    Example: ``optuna.create_study(storage=open_storage(url), study_name="digits",
+    load_if_exists=True)``.
+    """
+    import optuna
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError):
+        raise UsageError(Problem("--storage", f"a database URL such as {URL_EXAMPLES}",
+                                 repr(url), _scheme_suggestion(url))) from None
+    shown = parsed.render_as_string(hide_password=True)
+    postgres = parsed.get_backend_name() == "postgresql"
+    engine_kwargs: dict[str, Any] = {}
+    if postgres:
+        # Connections wait idle for a whole trial: check each one before use.
+        engine_kwargs = {"pool_pre_ping": True,
+                         "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+    try:
+        with _one_at_a_time(url, engine_kwargs) if postgres else contextlib.nullcontext():
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+    except ImportError as exc:
+        missing = (getattr(exc.__cause__, "name", None) or getattr(exc, "name", None)
+                   or parsed.get_driver_name())
+        raise RunError(f"--storage {shown}: the database driver {missing} is not installed. "
+                       f"{_driver_hint(parsed, missing)}") from None
+    except sqlalchemy.exc.DBAPIError as exc:
+        # The driver's first line says what failed; its own advice follows in ours.
+        reason = str(exc.orig or exc).strip().splitlines()[0].strip().rstrip(".")
+        raise RunError(f"--storage {shown}: cannot open the database: {reason}. "
+                       f"{_reach_hint(parsed)}") from None
+
+
+@contextlib.contextmanager
+def _one_at_a_time(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock: workers that start together on an empty database
+    would otherwise all create Optuna's tables at once, and all but one fail (duplicate key
+    value violates unique constraint "pg_type_typname_nsp_index")."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool,
+                                      connect_args=engine_kwargs["connect_args"])
+    try:
+        with engine.connect() as connection:
+            # Released when the connection closes, also if this process dies meanwhile.
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"),
+                               {"key": ADVISORY_LOCK})
+            yield
+    finally:
+        engine.dispose()
+
+
+def _scheme_suggestion(url: str) -> str | None:
+    """``postgres://u@h/db`` -> "Did you mean postgresql+psycopg://u@h/db?" (None if no
+    known kind of database is close)."""
+    scheme, sep, rest = url.partition("://")
+    known = {"postgresql": "postgresql+psycopg", "sqlite": "sqlite"}
+    close = did_you_mean(scheme.split("+")[0], known) if sep else None
+    return f"Did you mean {known[close]}://{rest}?" if close else None
+
+
+def _driver_hint(parsed: Any, missing: str) -> str:
+    if parsed.get_backend_name() != "postgresql":
+        return f"Install {missing}, or use a URL such as {URL_EXAMPLES}."
+    if missing == "psycopg":
+        return f"Install it with: {INSTALL_POSTGRES}"
+    return (f"Write the URL as postgresql+psycopg://... and install its driver with: "
+            f"{INSTALL_POSTGRES}")
+
+
+def _reach_hint(parsed: Any) -> str:
+    if parsed.get_backend_name() == "sqlite":
+        return "Check that the file's folder exists and can be written."
+    return ("Check that the server is running and accepts connections from this machine "
+            "(listen_addresses, pg_hba.conf), and that the user and the database exist "
+            f"(createdb {parsed.database or 'DATABASE'}).")

@@ -1,0 +1,96 @@
+"""Sweeps on many machines: one Optuna study in a real PostgreSQL server (tests/postgres.py
+starts it on loopback), shared by worker processes; clear errors for a wrong --storage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from nettrain.errors import RunError, UsageError
+from nettrain.sweep_storage import open_storage
+
+WORKER = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    import optuna
+    from nettrain.sweep_storage import open_storage
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, trials, here, other = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+    here.touch()
+    while not other.exists():  # both open the empty database at the same moment
+        time.sleep(0.01)
+    study = optuna.create_study(storage=open_storage(url), study_name="shared",
+                                load_if_exists=True)
+    def objective(trial):
+        trial.set_user_attr("pid", os.getpid())
+        time.sleep(0.05)  # both workers are inside a trial at the same time
+        return trial.suggest_float("x", -1.0, 1.0) ** 2
+    study.optimize(objective, n_trials=trials)
+""")
+
+
+def test_two_processes_share_one_optuna_study(postgres_url, tmp_path):
+    """Both start together on an empty database (they used to race creating Optuna's tables:
+    duplicate key value violates unique constraint "pg_type_typname_nsp_index")."""
+    import optuna
+
+    ready = [str(tmp_path / "ready-a"), str(tmp_path / "ready-b")]
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, postgres_url, "8", *names],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for names in (ready, ready[::-1])]
+    outputs = [worker.communicate(timeout=120)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+
+    trials = optuna.load_study(study_name="shared", storage=postgres_url).trials
+    assert sorted(t.number for t in trials) == list(range(16))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert {t.user_attrs["pid"] for t in trials} == {w.pid for w in workers}
+
+
+def test_an_unreachable_server_says_so_without_the_password():
+    with pytest.raises(RunError) as caught:
+        open_storage("postgresql+psycopg://nobody:secret@127.0.0.1:1/x")
+    assert caught.value.exit_code == 1
+    assert str(caught.value) == (
+        '--storage postgresql+psycopg://nobody:***@127.0.0.1:1/x: cannot open the database: '
+        'connection failed: connection to server at "127.0.0.1", port 1 failed: Connection '
+        'refused. Check that the server is running and accepts connections from this machine '
+        '(listen_addresses, pg_hba.conf), and that the user and the database exist '
+        '(createdb x).')
+
+
+def test_a_missing_database_names_createdb(postgres_server):
+    url = postgres_server.url("nosuchdb")
+    with pytest.raises(RunError, match='database "nosuchdb" does not exist. Check that the '
+                                       r'server .* \(createdb nosuchdb\)\.$'):
+        open_storage(url)
+    postgres_server.run("createdb", "-h", "127.0.0.1", "-p", str(postgres_server.port),
+                        "-U", "nettrain", "nosuchdb")  # the advice given works
+    assert open_storage(url).get_all_studies() == []
+
+
+def test_a_missing_driver_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    with pytest.raises(RunError) as caught:
+        open_storage("postgresql+psycopg://nobody@127.0.0.1:1/x")
+    assert caught.value.exit_code == 1
+    assert str(caught.value) == (
+        "--storage postgresql+psycopg://nobody@127.0.0.1:1/x: the database driver psycopg is "
+        "not installed. Install it with: pip install 'nettrain[postgres]'")
+
+
+@pytest.mark.parametrize("url, suggestion", [
+    ("postgres://me@db.lan/sweeps", ". Did you mean postgresql+psycopg://me@db.lan/sweeps?"),
+    ("sqlit:///sweep.db", ". Did you mean sqlite:///sweep.db?"),
+    ("sweep.db", ""),
+])
+def test_a_string_that_is_not_a_database_url_is_a_usage_error(url, suggestion):
+    with pytest.raises(UsageError) as caught:
+        open_storage(url)
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == (
+        "--storage: expected a database URL such as postgresql+psycopg://USER@HOST:5432/"
+        f"DATABASE or sqlite:///PATH/sweep.db; received '{url}'{suggestion}")
