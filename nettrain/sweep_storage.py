@@ -8,7 +8,8 @@ SQLAlchemy load here, lazily, never on the ``nettrain --help`` path.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from nettrain.errors import Problem, RunError, UsageError, did_you_mean
@@ -56,9 +57,15 @@ def open_storage(url: str, **options: Any) -> RDBStorage:
         # Connections wait idle for a whole trial: check each one before use.
         engine_kwargs = {"pool_pre_ping": True,
                          "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+
+    def storage() -> RDBStorage:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+
     try:
-        with _one_at_a_time(url, engine_kwargs) if postgres else contextlib.nullcontext():
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+        if postgres:
+            with _one_at_a_time(url, engine_kwargs):
+                return storage()
+        return _retrying_if_created_meanwhile(storage)
     except ImportError as exc:
         missing = (getattr(exc.__cause__, "name", None) or getattr(exc, "name", None)
                    or parsed.get_driver_name())
@@ -89,6 +96,23 @@ def _one_at_a_time(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
             yield
     finally:
         engine.dispose()
+
+
+def _retrying_if_created_meanwhile(storage: Callable[[], RDBStorage]) -> RDBStorage:
+    """``storage()``, again after a moment when another worker created Optuna's tables (or
+    its version rows) at the same time: "table studies already exists", "UNIQUE constraint
+    failed: alembic_version.version_num" (SQLite has no lock to take around the creation)."""
+    import sqlalchemy.exc
+
+    for attempt in range(1, 5):
+        try:
+            return storage()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+            if isinstance(exc, sqlalchemy.exc.OperationalError) and \
+                    "already exists" not in str(exc.orig):
+                raise
+            time.sleep(0.1 * attempt)
+    return storage()
 
 
 def _scheme_suggestion(url: str) -> str | None:

@@ -32,19 +32,28 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def test_two_processes_share_one_optuna_study(postgres_url, tmp_path):
-    """Both start together on an empty database (they used to race creating Optuna's tables:
-    duplicate key value violates unique constraint "pg_type_typname_nsp_index")."""
+@pytest.fixture(params=["postgresql", "sqlite"])
+def storage_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A new empty storage: a PostgreSQL database, or a SQLite file."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'optuna.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_two_processes_share_one_optuna_study(storage_url, tmp_path):
+    """Both start together on an empty database: they used to race creating Optuna's tables
+    (PostgreSQL: duplicate key value violates unique constraint "pg_type_typname_nsp_index";
+    SQLite: table studies already exists)."""
     import optuna
 
     ready = [str(tmp_path / "ready-a"), str(tmp_path / "ready-b")]
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, postgres_url, "8", *names],
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, storage_url, "8", *names],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for names in (ready, ready[::-1])]
     outputs = [worker.communicate(timeout=120)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
 
-    trials = optuna.load_study(study_name="shared", storage=postgres_url).trials
+    trials = optuna.load_study(study_name="shared", storage=storage_url).trials
     assert sorted(t.number for t in trials) == list(range(16))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert {t.user_attrs["pid"] for t in trials} == {w.pid for w in workers}
