@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -236,12 +237,88 @@ def validate(
         from nettrain import train
 
         prepared = train.prepare(cfg)
+        if cfg.sweep is not None:  # fit ignores the sweep section; validate checks it
+            from nettrain import sweep_space
+
+            sweep_space.check_space(cfg)
+            sweep_space.check_metric(cfg, prepared.model, prepared.data)
         out.print(train.summary_text(prepared.model), highlight=False, markup=False, end="")
         data = prepared.data
         sizes = ", ".join(f"{s} {data.size(s)}" for s in data.splits)
         out.print(Text.assemble(("OK", "green"), f" {config}: {prepared.model.count_params():,} "
                                 f"parameters; data: {sizes} samples of shape "
                                 f"{list(data.input_shape)}."), soft_wrap=True)
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="The YAML config file, with a sweep: section.")],
+    overrides: Overrides = None,
+    trials: Annotated[Optional[int], typer.Option(
+        "--trials", min=1, help="How many trials the sweep should have (default sweep.trials); "
+                                "a larger number continues a finished sweep.")] = None,
+    storage: Annotated[Optional[str], typer.Option(
+        "--storage", metavar="URL",
+        help="Optuna's storage, a database URL shared by every machine of the sweep, e.g. "
+             "postgresql+psycopg://user@host/db (default: sweep.db, a SQLite file in the "
+             "sweep directory).")] = None,
+    study: Annotated[Optional[str], typer.Option(
+        "--study", metavar="NAME", help="The study's name in the storage (default: the "
+                                        "config's name).")] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", min=1, help="Trials trained at once on this machine, each in its own "
+                              "process.")] = 1,
+    run_dir: Annotated[Optional[Path], typer.Option(
+        "--run-dir", help="The sweep directory (default runs/STUDY-sweep); the same "
+                          "directory again continues the sweep.")] = None,
+    debug: Debug = False,
+) -> None:
+    """Search the config's sweep: section with Optuna; write best.yaml and plots.
+
+    Each trial is a run directory in the sweep directory. Running the same command again
+    continues an interrupted sweep; the same --storage and --study on several machines share
+    one sweep.
+
+    Example: nettrain sweep configs/digits_mlp.yaml --trials 20 --jobs 2
+    """
+    with _errors(debug):
+        cfg = _load_config(config, overrides or [], debug)
+        if cfg.sweep is None:
+            raise UsageError(f"{config}: expected a sweep: section that names what to search, "
+                             "e.g. sweep: {metric: val_accuracy, params: "
+                             "{compile.optimizer.Adam.learning_rate: {log_uniform: [1.0e-4, "
+                             "1.0e-1]}}}")
+        if study is not None:
+            from nettrain.config import NAME_PATTERN
+
+            if not re.match(NAME_PATTERN, study):
+                raise UsageError(f"--study {study!r}: expected a name of letters, digits, '.', "
+                                 "'_' and '-' (it names the sweep directory).")
+        _load_keras(debug)
+        from nettrain import sweep as sweeping
+        from nettrain import sweep_report, sweep_space, train
+
+        sweep_space.check_space(cfg)
+        prepared = train.prepare(cfg)
+        metric, direction = sweep_space.check_metric(cfg, prepared.model, prepared.data)
+        del prepared
+        plan = sweeping.prepare(cfg, run_dir, storage, study, trials, metric, direction)
+        _stop_cleanly_on_signals()
+        console = Console(file=sys.stderr)  # not redirected with a trial's output
+        echo = lambda text: console.print(text, highlight=False, markup=False,  # noqa: E731
+                                          soft_wrap=True)
+        echo(f"Sweep directory: {plan.path}")
+        echo(f"Study {plan.study} in {sweeping.shown_url(plan.storage)}: {plan.trials} trials "
+             f"of {', '.join(p.name for p in plan.params)}, {direction} {metric}, "
+             f"{jobs} at once")
+        try:
+            found = sweeping.run(plan, jobs, echo, console)
+        except KeyboardInterrupt:
+            echo(f"Interrupted: the finished trials are kept in {sweeping.shown_url(plan.storage)}"
+                 f". Continue with the same command.")
+            raise
+        sweep_report.report(plan, found, console, echo)
+        out.print(str(plan.path), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -380,6 +380,75 @@ def is_classification_loss(loss: str | dict[str, Any]) -> bool:
     return "crossentropy" in name or "hinge" in name
 
 
+# How a sweep draws each value: a list is a choice; a range is one of these, with [low, high].
+RANGES = ("uniform", "log_uniform", "int_uniform")
+
+
+def _check_param(value: Any) -> Any:
+    """One entry of ``sweep.params``: a non-empty list (a choice), or ``{uniform: [a, b]}``,
+    ``{log_uniform: [a, b]}``, ``{int_uniform: [a, b]}``, each with an optional ``step``.
+
+    Returns the list, or ``{kind: [low, high], 'step': step}`` (step None when not given).
+    """
+    example = "a list of choices such as [32, 64], or a range such as {uniform: [0.0, 0.5]}"
+    if isinstance(value, list):
+        if not value:
+            raise refuse(example, "[] (no choices)")
+        for where, number in _non_finite(value):
+            raise refuse("finite numbers", repr(number))
+        return value
+    if not isinstance(value, dict):
+        raise refuse(example, short_repr(value))
+    kinds = [k for k in value if k in RANGES]
+    unknown = [k for k in value if k not in (*RANGES, "step")]
+    if unknown or len(kinds) != 1:
+        key = str(unknown[0]) if unknown else None
+        close = did_you_mean(key, (*RANGES, "step")) if key else None
+        raise refuse(f"one of {', '.join(RANGES)} (and an optional step)",
+                     f"'{key}'" if key else short_repr(value),
+                     f"Did you mean '{close}'?" if close else None, field=key)
+    kind, = kinds
+    bounds, step = value[kind], value.get("step")
+    number = int if kind == "int_uniform" else (int, float)
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(
+            isinstance(b, number) and not isinstance(b, bool) and math.isfinite(b)
+            for b in bounds)):
+        what = "whole numbers" if kind == "int_uniform" else "finite numbers"
+        raise refuse(f"[low, high], two {what}", short_repr(bounds), field=kind)
+    low, high = bounds
+    if not low < high:
+        raise refuse("low below high", short_repr(bounds), field=kind)
+    if kind == "log_uniform" and low <= 0:
+        raise refuse("a low above 0 (log_uniform draws on a log scale)", short_repr(bounds),
+                     "Use uniform for a range from 0", field=kind)
+    if step is not None:
+        if not (isinstance(step, number) and not isinstance(step, bool) and 0 < step < math.inf):
+            raise refuse("a step above 0" + (", a whole number" if number is int else ""),
+                         short_repr(step), field="step")
+        if kind == "log_uniform":
+            raise refuse("no step with log_uniform (Optuna cannot step on a log scale)",
+                         short_repr(step), "Use a list of values instead", field="step")
+    return {kind: [low, high], "step": step}
+
+
+class SweepConfig(_Section):
+    """``sweep:``: what ``nettrain sweep`` searches; ``fit`` ignores it, ``validate`` checks it.
+
+    Each key of ``params`` is a dotted override of the config (``fit.batch_size``,
+    ``model.layers.0.Dense.units``) and each value how to draw it (see :func:`_check_param`).
+    ``metric`` is a name of ``history.csv`` (``val_accuracy``) or a test metric
+    (``test_accuracy``); by default ``val_loss`` (``loss`` without a validation part).
+    ``direction: auto`` asks Keras which way the metric improves, as EarlyStopping does.
+    """
+
+    metric: str | None = Field(None, min_length=1)
+    direction: Literal["auto", "maximize", "minimize"] = "auto"
+    trials: Count = 20
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    pruner: Literal["none", "median", "hyperband"] = "median"
+    params: dict[str, Annotated[Any, BeforeValidator(_check_param)]] = Field(min_length=1)
+
+
 class Config(_Section):
     """A whole, validated config. Frozen: nothing changes it after loading."""
 
@@ -393,6 +462,7 @@ class Config(_Section):
     compile: CompileConfig
     fit: FitConfig = FitConfig()
     save: SaveConfig = SaveConfig()
+    sweep: SweepConfig | None = None  # nettrain sweep's search; fit ignores it
     # Where the config came from, for messages: the file, each key's line, the overrides.
     _source: str | None = PrivateAttr(None)
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)

@@ -59,13 +59,17 @@ def with_seed(config: Config) -> Config:
     return config.model_copy(update={"seed": secrets.randbelow(2**31)})
 
 
-def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) -> Path:
+def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print,
+        extra_callbacks: tuple[Any, ...] = ()) -> Path:
     """Train the config's model and write its run directory; return the directory.
 
     Args:
         config: a validated config.
         run_dir: an explicit new or empty directory (default ``runs/<name>/<date>-<time>``).
         echo: where progress lines go (default ``print``).
+        extra_callbacks: Keras callbacks of the caller (not the config's), called after the run's
+            own each epoch, so the epoch's history row and checkpoint are written when they
+            act (``nettrain sweep``'s pruning stops a trial with ``model.stop_training``).
     """
     if run_dir is not None:  # refuse a used --run-dir before any work
         rundir.check_new_dir(Path(run_dir))
@@ -81,7 +85,7 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) ->
                                           "replicas": _replicas(prepared)})
         callbacks.place(config, prepared.callbacks, path)  # their files go in the run dir
         echo(f"Run directory: {path}")
-        return _train(prepared, path, echo)
+        return _train(prepared, path, echo, extra=extra_callbacks)
 
 
 def resume(run_path: str | Path, config_path: str | Path | None = None,
@@ -296,7 +300,7 @@ def balanced_class_weight(counts: Any) -> dict[int, float]:
 
 
 def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
-           epochs: int | None = None) -> Path:
+           epochs: int | None = None, extra: tuple[Any, ...] = ()) -> Path:
     """Fit with the always-on callbacks, then evaluate and save; keep run.json up to date.
 
     Args:
@@ -325,7 +329,8 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
         kwargs["callbacks"] = [*prepared.callbacks, guard,
                                keras.callbacks.CSVLogger(str(path / rundir.HISTORY), append=True),
                                checkpoint, keras.callbacks.LambdaCallback(
-                                   on_train_batch_end=lambda batch, logs: stops.check())]
+                                   on_train_batch_end=lambda batch, logs: stops.check()),
+                               *extra]
         kwargs["initial_epoch"] = state.epoch if state else config.fit.initial_epoch
         kwargs["epochs"] = config.fit.epochs if epochs is None else epochs
         left = kwargs["epochs"] - kwargs["initial_epoch"]
