@@ -25,12 +25,15 @@ CONNECT_TIMEOUT = 10
 ADVISORY_LOCK = 0x6E657474_7377  # "nett" "sw"
 
 
-def open_storage(url: str, **options: Any) -> RDBStorage:
+def open_storage(url: str, engine_kwargs: dict[str, Any] | None = None,
+                 **options: Any) -> RDBStorage:
     """Open (and create the tables of) the Optuna storage at ``url``, an SQLAlchemy URL.
 
     Arguments: ``url``, e.g. ``postgresql+psycopg://nettrain@db.lan:5432/sweeps`` or
-    ``sqlite:///runs/sweep/optuna.db``; ``options`` go to ``optuna.storages.RDBStorage``
-    (``heartbeat_interval``, ``grace_period``...).
+    ``sqlite:///runs/sweep/optuna.db``; ``engine_kwargs`` (default none) go to SQLAlchemy's
+    ``create_engine`` over this function's own for PostgreSQL (``pool_pre_ping``, a
+    connect timeout), e.g. ``{"connect_args": {"timeout": 120}}`` for SQLite; ``options``
+    go to ``optuna.storages.RDBStorage`` (``heartbeat_interval``, ``grace_period``...).
 
     Raises UsageError (exit 2) for a string that is not a database URL or names an unknown
     database kind, RunError (exit 1) when the URL's driver is not installed or the database
@@ -52,18 +55,20 @@ def open_storage(url: str, **options: Any) -> RDBStorage:
                                  repr(url), _scheme_suggestion(url))) from None
     shown = parsed.render_as_string(hide_password=True)
     postgres = parsed.get_backend_name() == "postgresql"
-    engine_kwargs: dict[str, Any] = {}
+    engine: dict[str, Any] = {"connect_args": {}}
     if postgres:
         # Connections wait idle for a whole trial: check each one before use.
-        engine_kwargs = {"pool_pre_ping": True,
-                         "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+        engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+    given = dict(engine_kwargs or {})
+    engine["connect_args"].update(given.pop("connect_args", {}))
+    engine.update(given)
 
     def storage() -> RDBStorage:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)
 
     try:
         if postgres:
-            with _one_at_a_time(url, engine_kwargs):
+            with _one_at_a_time(url, engine["connect_args"]):
                 return storage()
         return _retrying_if_created_meanwhile(storage)
     except ImportError as exc:
@@ -79,15 +84,14 @@ def open_storage(url: str, **options: Any) -> RDBStorage:
 
 
 @contextlib.contextmanager
-def _one_at_a_time(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
+def _one_at_a_time(url: str, connect_args: dict[str, Any]) -> Iterator[None]:
     """Hold a PostgreSQL advisory lock: workers that start together on an empty database
     would otherwise all create Optuna's tables at once, and all but one fail (duplicate key
     value violates unique constraint "pg_type_typname_nsp_index")."""
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
-    engine = sqlalchemy.create_engine(url, poolclass=NullPool,
-                                      connect_args=engine_kwargs["connect_args"])
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=connect_args)
     try:
         with engine.connect() as connection:
             # Released when the connection closes, also if this process dies meanwhile.

@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 
+from conftest import tiny_config, write_config
 from nettrain.errors import RunError, UsageError
 from nettrain.sweep_storage import open_storage
 
@@ -103,3 +104,37 @@ def test_a_string_that_is_not_a_database_url_is_a_usage_error(url, suggestion):
     assert str(caught.value) == (
         "--storage: expected a database URL such as postgresql+psycopg://USER@HOST:5432/"
         f"DATABASE or sqlite:///PATH/sweep.db; received '{url}'{suggestion}")
+
+
+def test_two_sweep_workers_share_one_study_in_postgresql(postgres_url, tmp_path):
+    """`nettrain sweep` on two machines: the same --storage and --study, a sweep directory
+    each; together they run the sweep's trials, none twice."""
+    import optuna
+
+    config = tiny_config(sweep={
+        "metric": "val_accuracy", "direction": "maximize", "trials": 6, "sampler": "grid",
+        "pruner": "none",
+        "params": {"fit.batch_size": [8, 16, 32], "model.layers.0.Dense.units": [4, 8]}})
+    config["fit"]["epochs"] = 1
+    path = write_config(tmp_path / "iris.yaml", config)
+    ready = [tmp_path / "ready-a", tmp_path / "ready-b"]
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "nettrain", "sweep", str(path), "--storage", postgres_url,
+         "--study", "iris-grid", "--run-dir", str(tmp_path / machine)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for machine in ("machine-a", "machine-b")]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert [out for out, _ in outputs] == [f"{tmp_path / 'machine-a'}\n",
+                                           f"{tmp_path / 'machine-b'}\n"]
+
+    trials = optuna.load_study(study_name="iris-grid", storage=postgres_url).trials
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), trials
+    assert len(trials) == 6
+    params = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(params)) == 6, params  # every point of the grid once
+    # Each trial trained in one machine's sweep directory, under its own number.
+    ran = {machine: sorted(p.name for p in (tmp_path / machine).glob("trial-*"))
+           for machine in ("machine-a", "machine-b")}
+    assert sorted(ran["machine-a"] + ran["machine-b"]) == [f"trial-{n:04d}" for n in range(6)]
+    assert ran["machine-a"] and ran["machine-b"], ran  # both workers trained trials
