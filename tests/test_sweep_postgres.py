@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from conftest import tiny_config, write_config
+from nettrain.cli import app
 from nettrain.errors import RunError, UsageError
 from nettrain.sweep_storage import open_storage
 
@@ -138,3 +139,40 @@ def test_two_sweep_workers_share_one_study_in_postgresql(postgres_url, tmp_path)
            for machine in ("machine-a", "machine-b")}
     assert sorted(ran["machine-a"] + ran["machine-b"]) == [f"trial-{n:04d}" for n in range(6)]
     assert ran["machine-a"] and ran["machine-b"], ran  # both workers trained trials
+
+
+TINY_SWEEP = {"metric": "val_accuracy", "direction": "maximize", "trials": 2, "sampler": "grid",
+              "pruner": "none", "params": {"fit.batch_size": [8, 16]}}
+
+
+@pytest.mark.parametrize("url, code, message", [
+    ("postgresql+psycopg://nobody@127.0.0.1:1/x", 1,
+     "Error: --storage postgresql+psycopg://nobody@127.0.0.1:1/x: cannot open the database: "
+     'connection failed: connection to server at "127.0.0.1", port 1 failed: Connection '
+     "refused. Check that the server is running"),
+    ("sweep.db", 2, "Error: --storage: expected a database URL such as "
+                    "postgresql+psycopg://USER@HOST:5432/DATABASE or sqlite:///PATH/sweep.db; "
+                    "received 'sweep.db'\n"),
+])
+def test_sweep_with_a_wrong_storage_says_so_and_leaves_nothing(runner, tmp_path, url, code,
+                                                               message):
+    config = write_config(tmp_path / "c.yaml", tiny_config(sweep=TINY_SWEEP))
+    result = runner.invoke(app, ["sweep", str(config), "--storage", url, "--run-dir", "sw"])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+    assert not (tmp_path / "sw").exists()  # no sweep directory left behind
+
+
+def test_sweep_without_the_postgresql_driver_says_how_to_install_it(runner, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    config = write_config(tmp_path / "c.yaml", tiny_config(sweep=TINY_SWEEP))
+    result = runner.invoke(app, ["sweep", str(config), "--storage",
+                                 "postgresql+psycopg://me@db.lan/sweeps", "--run-dir", "sw"])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 1, result.output
+    assert ("Error: --storage postgresql+psycopg://me@db.lan/sweeps: the database driver "
+            "psycopg is not installed. Install it with: pip install 'nettrain[postgres]'\n"
+            ) in result.stderr
+    assert not (tmp_path / "sw").exists()
