@@ -275,9 +275,11 @@ def sweep(
 ) -> None:
     """Search the config's sweep: section with Optuna; write best.yaml and plots.
 
-    Each trial is a run directory in the sweep directory. Running the same command again
-    continues an interrupted sweep; the same --storage and --study on several machines share
-    one sweep.
+    Each trial is a run directory in the sweep directory.
+
+    The same command again continues an interrupted sweep.
+
+    Many machines: the same --storage URL and --study NAME on each.
 
     Example: nettrain sweep configs/digits_mlp.yaml --trials 20 --jobs 2
     """
@@ -308,6 +310,9 @@ def sweep(
         echo = lambda text: console.print(text, highlight=False, markup=False,  # noqa: E731
                                           soft_wrap=True)
         echo(f"Sweep directory: {plan.path}")
+        asked = trials or cfg.sweep.trials
+        if plan.trials < asked:
+            echo(f"The grid has {plan.trials} combinations: {plan.trials} trials, not {asked}.")
         echo(f"Study {plan.study} in {sweeping.shown_url(plan.storage)}: {plan.trials} trials "
              f"of {', '.join(p.name for p in plan.params)}, {direction} {metric}, "
              f"{jobs} at once")

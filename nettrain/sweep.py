@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 # Files of a sweep directory.
 SWEEP_CONFIG = "sweep.yaml"
+SWEEP_FILE = "sweep.json"   # which study of which storage (no password) the directory holds
 DATABASE = "sweep.db"
 BEST = "best.yaml"
 LOGS = "logs"
@@ -118,16 +119,16 @@ def open_storage(url: str) -> Any:
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
                 heartbeat_stale_trial_callback=_draw_again)
-    except ModuleNotFoundError as exc:
-        hint = ("Install the PostgreSQL driver: pip install 'nettrain[postgres]'"
-                if "postgres" in url else f"Install the driver {exc.name}")
+    except ImportError as exc:  # Optuna's own, or the driver's ModuleNotFoundError
+        hint = ("the PostgreSQL driver: pip install 'nettrain[postgres]'"
+                if url.startswith("postgres") else "the database's Python driver")
         raise UsageError(f"--storage {shown_url(url)}: its database driver is not installed "
-                         f"(no module {exc.name}). {hint}.") from None
+                         f"({' '.join(str(exc).split())}). Install {hint}.") from None
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
         reason = " ".join(str(exc).split("\n")[0].split())[:300]
-        raise UsageError(f"--storage {shown_url(url)}: expected a database URL Optuna can use, "
-                         "e.g. sqlite:///sweep.db or postgresql+psycopg://user@host/db; it "
-                         f"cannot be opened ({reason}).") from None
+        raise UsageError(f"--storage {shown_url(url)}: the database cannot be opened "
+                         f"({reason}). Expected a database URL Optuna can use, e.g. "
+                         "sqlite:///sweep.db or postgresql+psycopg://user@host/db.") from None
 
 
 def _samplers(sweep: Sweep) -> tuple[Any, Any]:
@@ -266,30 +267,29 @@ class TrialFailed(Exception):
     """A trial failed for a reason of its own (recorded as its user attribute ``failure``)."""
 
 
-class Pruning:
-    """A Keras callback: report the metric to Optuna each epoch; when the pruner says so,
-    stop the training cleanly (``model.stop_training``), so the trial's run directory is a
-    whole run that stopped early. (optuna-integration's KerasPruningCallback raises
-    TrialPruned inside ``model.fit``, which a nettrain run records as a failed training.)"""
+def pruning_callback(trial: Any, metric: str) -> Any:
+    """A Keras callback that reports ``metric`` to Optuna after each epoch and, when the
+    pruner says so, stops the training cleanly (``model.stop_training``): the trial's run
+    directory is then a whole run that stopped early, and ``pruned_after`` says when.
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        import keras
+    (optuna-integration's KerasPruningCallback raises TrialPruned inside ``model.fit``, which
+    a nettrain run records as a failed training, with no saved model.)
+    """
+    import keras
 
-        class _Pruning(keras.callbacks.Callback):
-            def __init__(self, trial: Any, metric: str) -> None:
-                super().__init__()
-                self.trial, self.metric, self.pruned_after = trial, metric, None
+    class Pruning(keras.callbacks.Callback):
+        pruned_after: int | None = None
 
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                value = (logs or {}).get(self.metric)
-                if value is None or not math.isfinite(float(value)):
-                    return  # a NaN loss is nettrain's to stop
-                self.trial.report(float(value), step=epoch + 1)
-                if self.trial.should_prune():
-                    self.pruned_after = epoch + 1
-                    self.model.stop_training = True
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            value = (logs or {}).get(metric)
+            if value is None or not math.isfinite(float(value)):
+                return  # a NaN loss is nettrain's to stop
+            trial.report(float(value), step=epoch + 1)
+            if trial.should_prune():
+                self.pruned_after = epoch + 1
+                self.model.stop_training = True
 
-        return _Pruning(*args, **kwargs)
+    return Pruning()
 
 
 @contextlib.contextmanager
@@ -315,7 +315,7 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
     path = sweep.path / f"trial-{trial.number:04d}"
     trial.set_user_attr("run", path.name)
     log = sweep.path / LOGS / f"{path.name}.log"
-    pruning = Pruning(trial, sweep.metric) if sweep.pruning and \
+    pruning = pruning_callback(trial, sweep.metric) if sweep.pruning and \
         not sweep.metric.startswith("test_") else None
     try:
         with _output_to(log) as out:
@@ -429,6 +429,14 @@ def prepare(config: Config, path: Path | None, storage: str | None, study: str |
         raise UsageError(f"--run-dir {path}: expected a new directory or a sweep directory "
                          f"(with {SWEEP_CONFIG}); it holds other files, which are left "
                          "untouched. Choose another directory.")
+    where = {"study": name, "storage": shown_url(storage) if storage else DATABASE}
+    if (path / SWEEP_FILE).is_file():  # trial directories are named by the study's numbers
+        recorded = rundir.read_json(path / SWEEP_FILE)
+        if recorded != where:
+            raise UsageError(
+                f"--run-dir {path}: it holds the sweep of study {recorded.get('study')} in "
+                f"{recorded.get('storage')}, not of study {name} in {where['storage']}; their "
+                "trial directories would collide. Give each study a directory of its own.")
     params = space(config)
     total = trials or settings.trials
     if settings.sampler == "grid":
@@ -452,6 +460,9 @@ def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> 
     storage = open_storage(sweep.storage)
     study = load_study(sweep, storage, create=True)
     rundir.write_atomic(sweep.path / SWEEP_CONFIG, sweep.config.to_yaml())
+    default = sweep.storage == sqlite_url(sweep.path)  # the directory may move
+    rundir.write_json(sweep.path / SWEEP_FILE, {
+        "study": sweep.study, "storage": DATABASE if default else shown_url(sweep.storage)})
     before = sum(map(counted, study.get_trials(deepcopy=False)))
     if before:
         echo(f"Continuing study {sweep.study}: {before} of {sweep.trials} trials finished.")
@@ -491,7 +502,9 @@ def _start_worker(sweep: Sweep, number: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "nettrain.sweep", str(sweep.path), "--study", sweep.study,
                "--trials", str(sweep.trials), "--metric", sweep.metric, "--direction",
                sweep.direction, "--parent", str(os.getpid())]
-    env = {**os.environ, STORAGE_ENV: sweep.storage}
+    root = str(Path(__file__).resolve().parents[1])  # this nettrain, installed or not
+    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, STORAGE_ENV: sweep.storage, "PYTHONPATH": os.pathsep.join(paths)}
     with log:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env=env, start_new_session=True)
@@ -521,7 +534,7 @@ class Display:
             from rich.live import Live
 
             self.live = Live(console=self.console, auto_refresh=False, redirect_stdout=False,
-                             redirect_stderr=False)
+                             redirect_stderr=False, transient=True)  # the final table stays
             self.live.start()
         self._thread.start()
 

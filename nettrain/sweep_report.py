@@ -197,6 +197,8 @@ def _readable(figure: Any, kind: str, sweep: Sweep) -> None:
     """Size and title each plot so its labels do not overlap."""
     width = {"parallel": max(8.0, 1.6 * (len(sweep.params) + 1))}.get(kind, 8.0)
     figure.set_size_inches(width, 5.0)
+    if kind == "history":  # trials are whole numbers
+        figure.axes[0].xaxis.get_major_locator().set_params(integer=True)
     figure.set_dpi(100)
     figure.tight_layout()
 

@@ -198,9 +198,11 @@ def _at(config: Config, key: str, problem: Problem, value: str | None = None) ->
                                      if _set_on_command_line(config, key) else
                                      f" (line {line})" if line else "")
     inner = problem.path.removeprefix("override ").strip()
-    same = not inner or inner in (key, format_path(tuple(parse_override(f"{key}=")[0])))
-    expected = problem.expected if same else f"{problem.expected} (at {inner})"
-    received = problem.received
+    path = format_path(tuple(parse_override(f"{key}=")[0]))
+    same = not inner or inner == key or path == inner
+    above = path.startswith(inner + ".")  # the object the key is an argument of (a layer)
+    expected = problem.expected if same or above else f"{problem.expected} (at {inner})"
+    received = None if above and value is not None else problem.received
     if value is not None:
         shown = received not in (None, value.split(", ")[0])
         received = value + (f" ({received})" if shown else "")

@@ -1,0 +1,193 @@
+"""nettrain sweep: a search from the config's sweep: section, continued, shared, contained."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nettrain.cli import app
+
+from conftest import REPO, tiny_config, write_config
+
+
+def sweep_config(**sweep) -> dict:
+    """The tiny iris classifier, one epoch a trial, with a sweep of the learning rate."""
+    config = tiny_config(fit={"epochs": 1, "batch_size": 16, "verbose": 0},
+                         save={"formats": ["keras"]},
+                         compile={"optimizer": {"SGD": {"learning_rate": 0.05}},
+                                  "loss": "sparse_categorical_crossentropy",
+                                  "metrics": ["accuracy"]})
+    config["sweep"] = {"metric": "val_accuracy", "trials": 3, "sampler": "random",
+                       "pruner": "none",
+                       "params": {"compile.optimizer.SGD.learning_rate":
+                                  {"log_uniform": [0.01, 0.1]}}, **sweep}
+    return config
+
+
+def study_of(path: Path, name: str = "tiny"):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{path / 'sweep.db'}")
+
+
+def states(path: Path) -> list[str]:
+    from nettrain.sweep_report import state
+
+    return [state(t) for t in study_of(path).get_trials(deepcopy=False)]
+
+
+def test_sweep_writes_trials_best_yaml_and_plots_and_contains_a_nan_trial(runner, tmp_path):
+    # A grid of three learning rates: the huge one makes the loss NaN; the sweep goes on.
+    config = write_config(tmp_path / "c.yaml", sweep_config(
+        sampler="grid", params={"compile.optimizer.SGD.learning_rate": [0.02, 0.1, 1.0e+30],
+                                "model.layers.0.Dense.units": [8]}))
+    result = runner.invoke(app, ["sweep", str(config)])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "runs" / "tiny-sweep"
+    assert result.stdout.strip() == str(path)
+    assert f"Sweep directory: {path}" in result.stderr.splitlines()[0]
+    assert sorted(states(path)) == ["complete", "complete", "failed"]
+    failed, = [t for t in study_of(path).get_trials() if t.state.name == "FAIL"]
+    assert failed.params["learning_rate"] == 1.0e+30
+    assert "the loss became NaN or infinite" in failed.user_attrs["failure"]
+    assert "failed" in result.stderr and "NaN" in result.stderr
+    for trial in study_of(path).get_trials():  # each trial is a run that fit repeats
+        run = path / trial.user_attrs["run"]
+        assert (run / "config.yaml").is_file()
+        assert "sweep" not in (run / "config.yaml").read_text()
+    best = path / "best.yaml"
+    assert best.is_file() and "sweep" not in best.read_text().split("\n", 2)[2]
+    checked = runner.invoke(app, ["validate", str(best)])
+    assert checked.exit_code == 0, checked.output
+    for png in ("optimization_history.png", "param_importances.png",
+                "parallel_coordinate.png"):
+        assert (path / png).read_bytes()[:4] == b"\x89PNG"
+    # The same command again: the sweep has its trials, nothing runs again.
+    again = runner.invoke(app, ["sweep", str(config)])
+    assert again.exit_code == 0, again.output
+    assert "Continuing study tiny: 3 of 3 trials finished." in again.stderr
+    assert len(study_of(path).get_trials()) == 3
+
+
+def test_a_bad_search_space_is_refused_before_any_trial(runner, tmp_path):
+    config = sweep_config(metric="val_acc", params={
+        "model.layers.0.Dense.unitz": [4, 8],
+        "model.layers.5.Dense.units": [4, 8],
+        "fit.batchsize": [8, 16],
+        "model.layers.0.Dense.units": {"int_uniform": [0, 8]}})
+    path = write_config(tmp_path / "c.yaml", config)
+    lines = path.read_text().splitlines()
+    line = {key: next(i for i, text in enumerate(lines, 1) if text.strip().startswith(key))
+            for key in config["sweep"]["params"]}
+    for command in (["sweep", str(path)], ["validate", str(path)]):
+        result = runner.invoke(app, command)
+        assert isinstance(result.exception, SystemExit), result.output
+        assert result.exit_code == 2, result.output
+        text = " ".join(result.stderr.split())
+        assert text.count("sweep.params.") == 4
+        assert (f"sweep.params.model.layers.0.Dense.unitz (line "
+                f"{line['model.layers.0.Dense.unitz']}): expected an argument of Dense") in text
+        assert "received unknown argument 'unitz'. Did you mean 'units'?" in text
+        assert ("sweep.params.model.layers.5.Dense.units (line "
+                f"{line['model.layers.5.Dense.units']}): expected an index below 2 into "
+                "model.layers; received '5'") in text
+        assert (f"sweep.params.fit.batchsize (line {line['fit.batchsize']}): expected one of "
+                "the keys epochs, batch_size") in text
+        assert "received unknown key 'batchsize'. Did you mean 'batch_size'?" in text
+        assert (f"sweep.params.model.layers.0.Dense.units (line "
+                f"{line['model.layers.0.Dense.units']}): expected valid arguments for "
+                "keras.layers.Dense") in text
+        assert "units=0); received 0, the low end of int_uniform [0, 8]" in text
+        assert not (tmp_path / "runs").exists()
+    # The space is right; the metric is not: refused too, with the name it means.
+    config["sweep"]["params"] = {"model.layers.0.Dense.units": [4, 8]}
+    result = runner.invoke(app, ["sweep", str(write_config(path, config))])
+    assert result.exit_code == 2, result.output
+    assert "sweep.metric (line" in result.stderr
+    assert "received 'val_acc'. Did you mean 'val_accuracy'?" in " ".join(result.stderr.split())
+    assert not (tmp_path / "runs").exists()
+
+
+def test_two_workers_share_one_sqlite_study(runner, tmp_path):
+    config = write_config(tmp_path / "c.yaml", sweep_config(trials=4, pruner="median"))
+    result = runner.invoke(app, ["sweep", str(config), "--jobs", "2", "--run-dir", "s"])
+    assert result.exit_code == 0, result.output
+    trials = study_of(tmp_path / "s").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    runs = sorted(t.user_attrs["run"] for t in trials)
+    assert runs == [f"trial-{n:04d}" for n in range(4)]  # each trained once, none twice
+    assert sorted(p.name for p in (tmp_path / "s").glob("trial-*")) == runs
+    processes = {t.user_attrs["process"] for t in trials}
+    assert len(processes) == 2, processes  # this process and the second worker
+
+
+def test_an_interrupted_sweep_continues_with_the_same_command(runner, tmp_path):
+    config = write_config(tmp_path / "c.yaml", sweep_config(trials=3))
+    command = ["sweep", str(config), "--run-dir", str(tmp_path / "s")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "nettrain", *command], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # Ctrl-C once a trial finished and the next runs
+        time.sleep(0.5)
+        try:
+            if (tmp_path / "s" / "sweep.db").exists() and \
+                    {"complete", "running"} <= set(states(tmp_path / "s")):
+                break
+        except KeyError:  # the study is not created yet
+            pass
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Continue with the same command." in stderr
+    before = study_of(tmp_path / "s").get_trials()
+    done = [t.number for t in before if t.state.name == "COMPLETE"]
+    assert done and "interrupted" in states(tmp_path / "s")
+    # A trial left RUNNING by a process that was killed (kill -9) must not block the sweep.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    study = study_of(tmp_path / "s")
+    orphan = study.ask()
+    orphan.set_user_attr("process", f"{os.uname().nodename}:{dead}:")
+    stamp = (tmp_path / "s" / f"trial-{done[0]:04d}" / "run.json").stat().st_mtime_ns
+
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    trials = study_of(tmp_path / "s").get_trials()
+    from nettrain.sweep import counted
+
+    assert sum(map(counted, trials)) == 3
+    assert trials[orphan.number].state.name == "FAIL"
+    assert "process ended" in trials[orphan.number].user_attrs["interrupted"]
+    assert [t.number for t in trials if t.state.name == "COMPLETE"][:len(done)] == done
+    assert (tmp_path / "s" / f"trial-{done[0]:04d}" / "run.json").stat().st_mtime_ns == stamp
+    assert (tmp_path / "s" / "best.yaml").is_file()
+
+
+def test_pruning_stops_a_trial_cleanly_after_the_epoch(tmp_path):
+    import optuna
+
+    from nettrain import rundir, train
+    from nettrain.config import load_config
+    from nettrain.sweep import pruning_callback
+
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=-1.0))
+    trial = study.ask()  # every loss is above -1: pruned at the first epoch it may be
+    config = load_config(write_config(tmp_path / "c.yaml", tiny_config(
+        fit={"epochs": 3, "batch_size": 16, "verbose": 0}, save={"formats": ["keras"]})))
+    pruning = pruning_callback(trial, "val_loss")
+    path = train.fit(config, tmp_path / "run", echo=lambda text: None,
+                     extra_callbacks=(pruning,))
+    assert pruning.pruned_after == 1
+    assert list(trial.storage.get_trial(trial._trial_id).intermediate_values) == [1]
+    status = rundir.read_json(path / rundir.RUN)
+    assert status["status"] == "completed" and status["epochs_completed"] == 1
+    assert (path / "model.keras").is_file()
+    assert len((path / "history.csv").read_text().splitlines()) == 2
