@@ -8,8 +8,11 @@ SQLAlchemy load here, lazily, never on the ``nettrain --help`` path.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nettrain.errors import Problem, RunError, UsageError, did_you_mean
@@ -143,3 +146,72 @@ def _reach_hint(parsed: Any) -> str:
     return ("Check that the server is running and accepts connections from this machine "
             "(listen_addresses, pg_hba.conf), and that the user and the database exist "
             f"(createdb {parsed.database or 'DATABASE'}).")
+
+
+class StudyLock:
+    """One worker at a time, on every machine that shares a study, decides whether another
+    trial is needed and creates it; without it, two machines that look at once both start the
+    last trial (a grid point trained twice, one trial past the number asked).
+
+    On PostgreSQL it is an advisory lock named after the study, held on a connection of its
+    own (the server lets it go if the worker dies); elsewhere (a SQLite file, which one
+    machine uses) a file lock at ``path``.
+
+    Example: ``lock = StudyLock(url, "digits", sweep_dir / ".claim.lock")``, then
+    ``lock.take()`` ... ``lock.release()`` around looking at the trials and asking for one.
+    """
+
+    def __init__(self, url: str, study: str, path: Path) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.url = url
+        self.key = int.from_bytes(hashlib.sha256(f"nettrain sweep {study}".encode()).digest()[:8],
+                                  "big", signed=True)
+        self.postgres = make_url(url).get_backend_name() == "postgresql"
+        self.path = path
+        self.connection: Any = None
+        self.file: Any = None
+        self.held = False
+
+    def take(self) -> None:
+        """Wait for the lock and hold it."""
+        if self.held:
+            return
+        if self.postgres:
+            self._execute("SELECT pg_advisory_lock(:key)")
+        else:
+            if self.file is None:
+                self.file = open(self.path, "a")
+            fcntl.flock(self.file, fcntl.LOCK_EX)
+        self.held = True
+
+    def release(self) -> None:
+        """Let the lock go (nothing when not held)."""
+        if not self.held:
+            return
+        self.held = False
+        if self.postgres:
+            self._execute("SELECT pg_advisory_unlock(:key)")
+        else:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Let the lock go and close its connection or file."""
+        with contextlib.suppress(Exception):
+            self.release()
+        for resource in (self.connection, self.file):
+            if resource is not None:
+                resource.close()
+        self.connection = self.file = None
+
+    def _execute(self, sql: str) -> None:
+        import sqlalchemy
+        from sqlalchemy.pool import NullPool
+
+        if self.connection is None:
+            engine = sqlalchemy.create_engine(
+                self.url, poolclass=NullPool,
+                connect_args={"connect_timeout": CONNECT_TIMEOUT})
+            # Autocommit: the connection waits between trials, never inside a transaction.
+            self.connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.connection.execute(sqlalchemy.text(sql), {"key": self.key})

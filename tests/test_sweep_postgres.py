@@ -6,19 +6,20 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
 from conftest import tiny_config, write_config
 from nettrain.cli import app
 from nettrain.errors import RunError, UsageError
-from nettrain.sweep_storage import open_storage
+from nettrain.sweep_storage import StudyLock, open_storage
 
 WORKER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     import optuna
-    from nettrain.sweep_storage import open_storage
+    from nettrain.sweep_storage import StudyLock, open_storage
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url, trials, here, other = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
     here.touch()
@@ -59,6 +60,30 @@ def test_two_processes_share_one_optuna_study(storage_url, tmp_path):
     assert sorted(t.number for t in trials) == list(range(16))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert {t.user_attrs["pid"] for t in trials} == {w.pid for w in workers}
+
+
+def test_a_study_lock_lets_one_worker_at_a_time_claim_a_trial(storage_url, tmp_path):
+    """Workers on different machines (on PostgreSQL, different connections) wait for each
+    other; another study's lock is free; a worker that dies lets its lock go."""
+    first, second = (StudyLock(storage_url, "iris", tmp_path / ".claim.lock") for _ in "12")
+    other = StudyLock(storage_url, "digits", tmp_path / "other" / ".claim.lock")
+    other.path.parent.mkdir()
+    first.take()
+    other.take()
+    taken = threading.Event()
+    waiting = threading.Thread(target=lambda: (second.take(), taken.set()))
+    waiting.start()
+    try:
+        assert not taken.wait(0.5)
+        if first.postgres:
+            first.connection.close()  # as when its process dies: the server lets the lock go
+        else:
+            first.release()
+        assert taken.wait(10)
+    finally:
+        waiting.join(10)
+        for lock in (first, second, other):
+            lock.close()
 
 
 def test_an_unreachable_server_says_so_without_the_password():
