@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from postgres import postgres_server, postgres_url  # noqa: F401  (fixtures: a real PostgreSQL)
+from postgres import postgres_server, postgres_url, psycopg_driver  # noqa: F401  (fixtures)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-INSTALL_HINT = ("install PostgreSQL (Debian/Ubuntu: `apt-get install postgresql`, which puts "
-                "initdb and pg_ctl in /usr/lib/postgresql/VERSION/bin) and the driver "
-                "(`pip install 'nettrain[postgres]'`)")
+INSTALL_SERVER = ("install PostgreSQL (Debian/Ubuntu: `apt-get install postgresql`, which "
+                  "puts them in /usr/lib/postgresql/VERSION/bin)")
+INSTALL_DRIVER = "install it with `pip install 'nettrain[postgres]'`"
 SUPERUSER = "nettrain"
 
 
@@ -130,19 +130,25 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("NETTRAIN_REQUIRE_POSTGRES") == "1":
         pytest.fail(f"PostgreSQL is required here (NETTRAIN_REQUIRE_POSTGRES=1): {reason}",
                     pytrace=False)
-    pytest.skip(f"no PostgreSQL server for this test: {reason}")
+    pytest.skip(f"no PostgreSQL for this test: {reason}")
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL server on 127.0.0.1 for the whole session, stopped and deleted after."""
+def psycopg_driver() -> None:
+    """The PostgreSQL driver that storage URLs postgresql+psycopg://... need (the postgres
+    extra); tests that ask for it are skipped without it (or fail where it is required)."""
     try:
-        import psycopg  # noqa: F401  (Optuna's storage URL postgresql+psycopg needs it)
+        import psycopg  # noqa: F401
     except ImportError:
-        _unavailable(f"the psycopg driver is not installed; {INSTALL_HINT}")
+        _unavailable(f"the psycopg driver is not installed; {INSTALL_DRIVER}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(psycopg_driver: None) -> Iterator[PostgresServer]:
+    """One PostgreSQL server on 127.0.0.1 for the whole session, stopped and deleted after."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
-        _unavailable(f"initdb and pg_ctl were not found; {INSTALL_HINT}")
+        _unavailable(f"initdb and pg_ctl were not found; {INSTALL_SERVER}")
     try:
         user = _server_user()
     except RuntimeError as exc:

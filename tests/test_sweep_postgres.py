@@ -86,7 +86,7 @@ def test_a_study_lock_lets_one_worker_at_a_time_claim_a_trial(storage_url, tmp_p
             lock.close()
 
 
-def test_an_unreachable_server_says_so_without_the_password():
+def test_an_unreachable_server_says_so_without_the_password(psycopg_driver):
     with pytest.raises(RunError) as caught:
         open_storage("postgresql+psycopg://nobody:secret@127.0.0.1:1/x")
     assert caught.value.exit_code == 1
@@ -143,7 +143,6 @@ def test_two_sweep_workers_share_one_study_in_postgresql(postgres_url, tmp_path)
         "params": {"fit.batch_size": [8, 16, 32], "model.layers.0.Dense.units": [4, 8]}})
     config["fit"]["epochs"] = 1
     path = write_config(tmp_path / "iris.yaml", config)
-    ready = [tmp_path / "ready-a", tmp_path / "ready-b"]
     workers = [subprocess.Popen(
         [sys.executable, "-m", "nettrain", "sweep", str(path), "--storage", postgres_url,
          "--study", "iris-grid", "--run-dir", str(tmp_path / machine)],
@@ -180,7 +179,7 @@ TINY_SWEEP = {"metric": "val_accuracy", "direction": "maximize", "trials": 2, "s
                     "received 'sweep.db'\n"),
 ])
 def test_sweep_with_a_wrong_storage_says_so_and_leaves_nothing(runner, tmp_path, url, code,
-                                                               message):
+                                                               message, psycopg_driver):
     config = write_config(tmp_path / "c.yaml", tiny_config(sweep=TINY_SWEEP))
     result = runner.invoke(app, ["sweep", str(config), "--storage", url, "--run-dir", "sw"])
     assert result.exception is None or isinstance(result.exception, SystemExit)
