@@ -67,7 +67,9 @@ def open_storage(url: str, engine_kwargs: dict[str, Any] | None = None,
     engine.update(given)
 
     def storage() -> RDBStorage:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)
+        # Optuna fills "{SCHEMA_VERSION}" in URLs with str.format: braces of a password stay.
+        literal = url.replace("{", "{{").replace("}", "}}")
+        return optuna.storages.RDBStorage(literal, engine_kwargs=engine, **options)
 
     try:
         if postgres:

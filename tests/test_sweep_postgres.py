@@ -200,3 +200,10 @@ def test_sweep_without_the_postgresql_driver_says_how_to_install_it(runner, tmp_
             "psycopg is not installed. Install it with: pip install 'nettrain[postgres]'\n"
             ) in result.stderr
     assert not (tmp_path / "sw").exists()
+
+
+def test_a_password_with_braces_is_not_taken_for_a_template(postgres_server):
+    """Optuna fills {SCHEMA_VERSION} in URLs with str.format: a password with braces was a
+    KeyError. The fixture's server trusts every password, so the connection shows it passed."""
+    url = postgres_server.create_database("braces").replace("nettrain@", "nettrain:p{w}d@")
+    assert open_storage(url).get_all_studies() == []
