@@ -1,8 +1,10 @@
 """The storage a sweep's Optuna study lives in, opened from ``--storage URL`` with clear errors.
 
 One study can be shared by workers on many machines through one database (PostgreSQL, with
-``pip install 'nettrain[postgres]'``); on one machine a SQLite file is enough. Optuna and
-SQLAlchemy load here, lazily, never on the ``nettrain --help`` path.
+``pip install 'nettrain[postgres]'``); on one machine a SQLite file is enough. Workers that
+start together may all open a new database at once (:func:`open_storage` lets one create
+Optuna's tables) and may all want the last trial (:class:`StudyLock` lets one at a time claim
+it). Optuna and SQLAlchemy load here, lazily, never on the ``nettrain --help`` path.
 """
 
 from __future__ import annotations
