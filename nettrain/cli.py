@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -285,43 +284,20 @@ def sweep(
     """
     with _errors(debug):
         cfg = _load_config(config, overrides or [], debug)
-        if cfg.sweep is None:
-            raise UsageError(f"{config}: expected a sweep: section that names what to search, "
-                             "e.g. sweep: {metric: val_accuracy, params: "
-                             "{compile.optimizer.Adam.learning_rate: {log_uniform: [1.0e-4, "
-                             "1.0e-1]}}}")
-        if study is not None:
-            from nettrain.config import NAME_PATTERN
-
-            if not re.match(NAME_PATTERN, study):
-                raise UsageError(f"--study {study!r}: expected a name of letters, digits, '.', "
-                                 "'_' and '-' (it names the sweep directory).")
-        _load_keras(debug)
         from nettrain import sweep as sweeping
-        from nettrain import sweep_report, sweep_space, train
 
-        sweep_space.check_space(cfg)
-        prepared = train.prepare(cfg)
-        metric, direction = sweep_space.check_metric(cfg, prepared.model, prepared.data)
-        del prepared
-        plan = sweeping.prepare(cfg, run_dir, storage, study, trials, metric, direction)
+        plan = sweeping.prepare(cfg, str(config), run_dir, storage, study, trials)
+        _load_keras(debug)
+        from nettrain import sweep_report
+
+        sweeping.check(plan)  # before anything is written: the space, the metric
         _stop_cleanly_on_signals()
         console = Console(file=sys.stderr)  # not redirected with a trial's output
+        if not console.is_terminal:  # a log file: the tables as wide as they need
+            console = Console(file=sys.stderr, width=160)
         echo = lambda text: console.print(text, highlight=False, markup=False,  # noqa: E731
                                           soft_wrap=True)
-        echo(f"Sweep directory: {plan.path}")
-        asked = trials or cfg.sweep.trials
-        if plan.trials < asked:
-            echo(f"The grid has {plan.trials} combinations: {plan.trials} trials, not {asked}.")
-        echo(f"Study {plan.study} in {sweeping.shown_url(plan.storage)}: {plan.trials} trials "
-             f"of {', '.join(p.name for p in plan.params)}, {direction} {metric}, "
-             f"{jobs} at once")
-        try:
-            found = sweeping.run(plan, jobs, echo, console)
-        except KeyboardInterrupt:
-            echo(f"Interrupted: the finished trials are kept in {sweeping.shown_url(plan.storage)}"
-                 f". Continue with the same command.")
-            raise
+        found = sweeping.run(plan, jobs, echo, console)
         sweep_report.report(plan, found, console, echo)
         out.print(str(plan.path), highlight=False, markup=False, soft_wrap=True)
 

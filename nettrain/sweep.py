@@ -21,17 +21,16 @@ trials than asked (workers on other machines may start one each past the number)
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
 import logging
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,8 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nettrain import rundir
-from nettrain.config import Config, load_config, yaml_load
-from nettrain.errors import ConfigError, NettrainError, RunError, UsageError
+from nettrain.config import NAME_PATTERN, Config, load_config, yaml_load
+from nettrain.errors import ConfigError, NettrainError, UsageError
 from nettrain.sweep_space import Param, grid_size, metric_value, space, trial_config
 
 if TYPE_CHECKING:
@@ -414,14 +413,23 @@ def work(sweep: Sweep, storage: Any, stop: threading.Event | None = None) -> Non
 # ----------------------------------------------------------------------------- the command
 
 
-def prepare(config: Config, path: Path | None, storage: str | None, study: str | None,
-            trials: int | None, metric: str, direction: str) -> Sweep:
-    """The sweep of a checked config: its directory, storage URL, study name and trials.
+def prepare(config: Config, source: str, path: Path | None = None, storage: str | None = None,
+            study: str | None = None, trials: int | None = None) -> Sweep:
+    """The sweep of a config: its directory, storage URL, study name and number of trials.
 
-    Nothing is written yet. A ``--run-dir`` that holds files but no sweep is refused.
+    Nothing is written, nothing loads Keras. UsageError for a config without a sweep
+    section, a study name that cannot name a directory, or a ``--run-dir`` that holds files
+    but not this sweep. The metric and its direction are set by :func:`check`.
     """
     settings = config.sweep
-    assert settings is not None
+    if settings is None:
+        raise UsageError(f"{source}: expected a sweep: section that names what to search, "
+                         "e.g. sweep: {metric: val_accuracy, params: "
+                         "{compile.optimizer.Adam.learning_rate: {log_uniform: [1.0e-4, "
+                         "1.0e-1]}}}")
+    if study is not None and not re.match(NAME_PATTERN, study):
+        raise UsageError(f"--study {study!r}: expected a name of letters, digits, '.', '_' and "
+                         "'-' (it names the sweep directory).")
     name = study or config.name
     path = Path(path) if path is not None else default_dir(name)
     if path.exists() and (not path.is_dir() or (any(path.iterdir()) and
@@ -442,7 +450,18 @@ def prepare(config: Config, path: Path | None, storage: str | None, study: str |
     if settings.sampler == "grid":
         total = min(total, grid_size(params))
     return Sweep(config, path.absolute(), storage or sqlite_url(path.absolute()), name, total,
-                 metric, direction, params)
+                 settings.metric or "", settings.direction, params)
+
+
+def check(sweep: Sweep) -> None:
+    """Check the search space and the metric before any trial (loads Keras, the data and the
+    base model); set the metric and its direction. ConfigError names the sweep's keys."""
+    from nettrain import train
+    from nettrain.sweep_space import check_metric, check_space
+
+    check_space(sweep.config)
+    prepared = train.prepare(sweep.config)
+    sweep.metric, sweep.direction = check_metric(sweep.config, prepared.model, prepared.data)
 
 
 def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> optuna.Study:
@@ -455,6 +474,7 @@ def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep's table says it all
+    echo(f"Sweep directory: {sweep.path}")
     sweep.path.mkdir(parents=True, exist_ok=True)
     (sweep.path / LOGS).mkdir(exist_ok=True)
     storage = open_storage(sweep.storage)
@@ -463,6 +483,11 @@ def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> 
     default = sweep.storage == sqlite_url(sweep.path)  # the directory may move
     rundir.write_json(sweep.path / SWEEP_FILE, {
         "study": sweep.study, "storage": DATABASE if default else shown_url(sweep.storage)})
+    asked = sweep.config.sweep.trials
+    echo(f"Study {sweep.study} in {shown_url(sweep.storage)}: {sweep.trials} trials of "
+         f"{', '.join(p.name for p in sweep.params)}, {sweep.direction} {sweep.metric}, "
+         f"{jobs} at once" + (f" (the grid has {sweep.trials} combinations)"
+                              if sweep.trials < asked else ""))
     before = sum(map(counted, study.get_trials(deepcopy=False)))
     if before:
         echo(f"Continuing study {sweep.study}: {before} of {sweep.trials} trials finished.")
@@ -474,6 +499,8 @@ def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> 
         for worker in workers:
             worker.wait()
     except KeyboardInterrupt:
+        echo(f"Interrupted: the finished trials are kept in {shown_url(sweep.storage)}. "
+             "Continue with the same command.")
         for worker in workers:
             with contextlib.suppress(ProcessLookupError):
                 worker.send_signal(signal.SIGINT)

@@ -98,14 +98,14 @@ def table(sweep: Sweep, trials: list[Any], live: bool = False) -> Table:
         f", {sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)} running"
         if live else f" (by {sweep.metric}, {sweep.direction})")
     result = Table(title=title, title_justify="left")
-    result.add_column("trial", justify="right")
-    result.add_column("state")
-    for param in sweep.params:
-        result.add_column(param.name, justify="right", min_width=len(param.name))
-    result.add_column(sweep.metric, justify="right", min_width=len(sweep.metric))
-    result.add_column("epochs", justify="right")
-    result.add_column("time", justify="right")
-    notes = any(note(t) for t in trials)
+    result.add_column("trial", justify="right", no_wrap=True)
+    result.add_column("state", min_width=8, no_wrap=True)
+    for param in sweep.params:  # a value is 4 significant digits: 0.0004353
+        result.add_column(param.name, justify="right", min_width=min(len(param.name), 9))
+    result.add_column(sweep.metric, justify="right", min_width=6, no_wrap=True)
+    result.add_column("epochs", justify="right", no_wrap=True)
+    result.add_column("time", justify="right", no_wrap=True)
+    notes = not live and any(note(t) for t in trials)  # the final table says why
     if notes:
         result.add_column("note", overflow="fold", min_width=12)
     shown = sorted(trials, key=lambda t: t.number)[-LIVE_ROWS:] if live else \
@@ -152,7 +152,9 @@ def write_best(sweep: Sweep, trial: Any) -> Path:
     header = (f"# The best trial of sweep {sweep.study}: trial {trial.number} "
               f"({trial.user_attrs.get('run', '')}), {sweep.metric} {value(trial):.6g} "
               f"({sweep.direction}).\n# Train it again: nettrain fit best.yaml\n")
-    path = sweep.path / "best.yaml"
+    from nettrain.sweep import BEST
+
+    path = sweep.path / BEST
     rundir.write_atomic(path, header + config.to_yaml())
     return path
 
@@ -165,7 +167,6 @@ def plots(sweep: Sweep, study: Any) -> tuple[list[Path], list[str]]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optuna
     from optuna.visualization import matplotlib as draw
 
     from nettrain.plots import save
@@ -194,9 +195,16 @@ def plots(sweep: Sweep, study: Any) -> tuple[list[Path], list[str]]:
 
 
 def _readable(figure: Any, kind: str, sweep: Sweep) -> None:
-    """Size and title each plot so its labels do not overlap."""
-    width = {"parallel": max(8.0, 1.6 * (len(sweep.params) + 1))}.get(kind, 8.0)
-    figure.set_size_inches(width, 5.0)
+    """Size each plot so its labels do not overlap, and title it with the sweep's names."""
+    width = {"parallel": max(9.0, 2.0 * (len(sweep.params) + 1))}.get(kind, 8.0)
+    figure.set_size_inches(width, 5.5 if kind == "parallel" else 5.0)
+    titles = {"history": f"{sweep.study}: {sweep.metric} of each trial ({sweep.direction})",
+              "importances": f"{sweep.study}: how much each value changed {sweep.metric}",
+              "parallel": f"{sweep.study}: the values of each trial, coloured by "
+                          f"{sweep.metric}"}
+    for where in ("left", "center", "right"):  # Optuna's own title is on one of them
+        figure.axes[0].set_title("", loc=where)
+    figure.axes[0].set_title(titles[kind], pad=14)
     if kind == "history":  # trials are whole numbers
         figure.axes[0].xaxis.get_major_locator().set_params(integer=True)
     figure.set_dpi(100)
