@@ -13,15 +13,14 @@ loss or a drawn combination the config refuses). A trial that was interrupted (C
 process killed, its machine silent past the heartbeat's grace period) is marked failed, is
 not counted, and its values are drawn again by a new trial. ``--jobs N`` runs N workers on
 this machine: this process and N-1 more (``python -m nettrain.sweep``), each with its own
-TensorFlow, all taking trials from the one study; a file lock in the sweep directory lets one
-worker at a time decide whether another trial is needed, so local workers never run more
-trials than asked (workers on other machines may start one each past the number).
+TensorFlow, all taking trials from the one study; a lock (a file in the sweep directory; on
+PostgreSQL the database's own, shared by every machine) lets one worker at a time decide
+whether another trial is needed, so workers never run more trials than asked.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import math
 import os
@@ -104,30 +103,18 @@ def shown_url(url: str) -> str:
 
 def open_storage(url: str) -> Any:
     """Optuna's RDBStorage on ``url`` (any SQLAlchemy URL), with heartbeats; a SQLite file
-    waits up to SQLITE_TIMEOUT seconds for another writer. UsageError when the driver is
-    missing or the database cannot be reached."""
+    waits up to SQLITE_TIMEOUT seconds for another writer. Errors: see
+    :func:`nettrain.sweep_storage.open_storage`."""
     import optuna
-    import sqlalchemy.exc
 
-    engine: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
-        engine = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
-                heartbeat_stale_trial_callback=_draw_again)
-    except ImportError as exc:  # Optuna's own, or the driver's ModuleNotFoundError
-        hint = ("the PostgreSQL driver: pip install 'nettrain[postgres]'"
-                if url.startswith("postgres") else "the database's Python driver")
-        raise UsageError(f"--storage {shown_url(url)}: its database driver is not installed "
-                         f"({' '.join(str(exc).split())}). Install {hint}.") from None
-    except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
-        reason = " ".join(str(exc).split("\n")[0].split())[:300]
-        raise UsageError(f"--storage {shown_url(url)}: the database cannot be opened "
-                         f"({reason}). Expected a database URL Optuna can use, e.g. "
-                         "sqlite:///sweep.db or postgresql+psycopg://user@host/db.") from None
+    from nettrain import sweep_storage
+
+    engine = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite") else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return sweep_storage.open_storage(
+            url, engine, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
+            heartbeat_stale_trial_callback=_draw_again)
 
 
 def _samplers(sweep: Sweep) -> tuple[Any, Any]:
@@ -364,24 +351,6 @@ def _failed(trial: Any, reason: str) -> None:
     raise TrialFailed(reason)
 
 
-class _Claim:
-    """The sweep directory's claim lock: one local worker at a time decides whether a trial
-    is needed and creates it; the lock is let go as soon as the trial exists."""
-
-    def __init__(self, path: Path) -> None:
-        self.file = open(path / CLAIM, "a")
-        self.held = False
-
-    def take(self) -> None:
-        fcntl.flock(self.file, fcntl.LOCK_EX)
-        self.held = True
-
-    def release(self) -> None:
-        if self.held:
-            fcntl.flock(self.file, fcntl.LOCK_UN)
-            self.held = False
-
-
 def work(sweep: Sweep, storage: Any, stop: threading.Event | None = None) -> None:
     """Take trials from the study and train them until it has ``sweep.trials`` (counted,
     or running elsewhere), ``stop`` is set, or a Ctrl-C (KeyboardInterrupt) comes."""
@@ -390,7 +359,9 @@ def work(sweep: Sweep, storage: Any, stop: threading.Event | None = None) -> Non
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep's table says it all
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # its notes would cut the table
     study = load_study(sweep, storage, create=False)
-    claim = _Claim(sweep.path)
+    from nettrain.sweep_storage import StudyLock
+
+    claim = StudyLock(sweep.storage, sweep.study, sweep.path / CLAIM)
 
     def objective(trial: Any) -> float:
         claim.release()  # the trial exists (RUNNING): the next worker counts it
@@ -407,7 +378,7 @@ def work(sweep: Sweep, storage: Any, stop: threading.Event | None = None) -> Non
             study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
             claim.release()
     finally:
-        claim.release()
+        claim.close()
 
 
 # ----------------------------------------------------------------------------- the command
@@ -475,9 +446,13 @@ def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> 
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep's table says it all
     echo(f"Sweep directory: {sweep.path}")
+    # A --storage that cannot be opened leaves no sweep directory behind (the default one,
+    # a SQLite file, is in the directory).
+    given = sweep.storage != sqlite_url(sweep.path)
+    storage = open_storage(sweep.storage) if given else None
     sweep.path.mkdir(parents=True, exist_ok=True)
     (sweep.path / LOGS).mkdir(exist_ok=True)
-    storage = open_storage(sweep.storage)
+    storage = storage or open_storage(sweep.storage)
     study = load_study(sweep, storage, create=True)
     rundir.write_atomic(sweep.path / SWEEP_CONFIG, sweep.config.to_yaml())
     default = sweep.storage == sqlite_url(sweep.path)  # the directory may move
