@@ -52,7 +52,7 @@ def test_the_pipelines_of_one_array_hold_one_copy_of_it():
     small = np.zeros((4, 2), dtype=np.float32)
     for shuffle in (True, False):  # TensorFlow's own start-up memory comes before
         next(iter(pipeline.arrays(small, small, None, 2, shuffle=shuffle)))
-    x = np.random.default_rng(0).random((32, 1024, 1024), dtype=np.float32)  # 128 MiB
+    x = np.random.default_rng(0).random((2**19, 64), dtype=np.float32)  # 128 MiB, small rows
     y = np.zeros(len(x), dtype=np.int64)
     before = _rss_mib()
     datasets = [pipeline.arrays(x, y, None, 8, shuffle=shuffle, seed=0, repeat=repeat)
