@@ -5,18 +5,23 @@ sides pair after pair (so drifts in machine load hit both alike), and reports th
 the ratio nettrain / plain. Both sides run under the same wrapper, which times every epoch with
 a callback that has no batch hooks (so it costs neither side anything).
 
-    python benchmarks/perf.py mnist   --pairs 3   # 1: seed MNIST MLP, 8 epochs on 60,000
-                                      [--variants] # and each default lever turned back
+    python benchmarks/perf.py all     --pairs 3   # every comparison below, then BENCHMARKS.md
+    python benchmarks/perf.py mnist   --pairs 3   # 1: seed MNIST MLP, 8 epochs on 60,000,
+                                      [--variants] #    and the machine's float32 matmul limit
     python benchmarks/perf.py cnn     --pairs 3   # 2: small CNN on 28x28x1
     python benchmarks/perf.py xor     --pairs 3   # 3: XOR for 1,000 epochs
     python benchmarks/perf.py digits  --pairs 3   # 3: configs/digits_mlp.yaml
     python benchmarks/perf.py startup             # 4: nettrain --help, validate's imports
-    python benchmarks/perf.py predict --pairs 3   # 5: predict on a 100,000-row CSV
-    python benchmarks/perf.py matmul              # the machine's float32 matmul limit
+    python benchmarks/perf.py predict --pairs 3   # 5: predict on a 100,000-row CSV, and the
+                                                  #    peak RSS on 1,000,000 rows
+    python benchmarks/perf.py matmul              # the matmul limit alone
+    python benchmarks/perf.py report              # BENCHMARKS.md from the records, no run
 
 Each writes ``benchmarks/results/<name>.json`` (``--out DIR`` for another folder) with the
-machine (CPU model, cores, memory, versions) and the exact command. ``--small`` runs a tiny
-size of the same work (what the test suite does, so the script cannot rot).
+machine (CPU model, cores, memory, versions), the load average and the exact command; ``all``
+then writes ``benchmarks/BENCHMARKS.md`` from those records (``--report PATH`` elsewhere).
+``--small`` runs a tiny size of the same work (what the test suite does, so the script cannot
+rot), with ``--jobs N`` benchmarks side by side.
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from common import time_command
+from report import read_records, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -166,22 +174,20 @@ out.to_csv(sys.argv[3], index=False)
 """
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores, memory and the versions that matter."""
+    """CPU model, cores, memory, the versions that matter and the load average now."""
+    from importlib.metadata import version
+
     cpu = next((line.split(":", 1)[1].strip() for line in
                 Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     memory = next((int(line.split()[1]) / 2**20 for line in
                    Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal")), None)
-    versions = subprocess.run(
-        [sys.executable, "-c", "import keras, tensorflow as tf, numpy as np; "
-         "print(keras.__version__, tf.__version__, np.__version__)"],
-        capture_output=True, text=True, env=_env()).stdout.split()
     flags = Path("/proc/cpuinfo").read_text()
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory or 0, 1),
             "avx512": "avx512f" in flags, "platform": platform.platform(),
             "python": platform.python_version(),
-            **dict(zip(("keras", "tensorflow", "numpy"), versions))}
+            **{name: version(name) for name in ("keras", "tensorflow", "numpy")}}
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -191,9 +197,8 @@ def _env(**extra: str) -> dict[str, str]:
 def measure(command: list[str], folder: Path, timed: bool = True) -> dict[str, Any]:
     """Run ``command`` (arguments after ``python``) in its own process, under the epoch-timing
     wrapper when ``timed``; its wall time, peak RSS and epoch times."""
-    epochs = folder / f"epochs-{time.monotonic_ns()}.json"
+    epochs = folder / f"epochs-{time.monotonic_ns()}-{threading.get_ident()}.json"
     wrapper = folder / "wrapper.py"
-    wrapper.write_text(WRAPPER)
     full = [sys.executable, *([str(wrapper)] if timed else []), *command]
     env = _env(NETTRAIN_RUNS=str(folder / "runs"), NETTRAIN_BENCH_EPOCHS=str(epochs))
     rc, wall, peak = time_command(full, env=env, cwd=folder)
@@ -271,20 +276,19 @@ def bench_mnist(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     result = {"work": f"784-500 sigmoid-10 softmax MLP, SGD 0.5, batch 128, {epochs} epochs "
                       f"on {n:,} random uint8 28x28 samples (flatten, scale 255, one_hot)",
               "runs": runs, **summarise(runs, n)}
-    if not args.small:
-        limit = bench_matmul(args, folder)
-        result["matmul"] = limit
-        # Flops a sample costs: forward 2*784*500 + 2*500*10; backward the weight gradients
-        # (the same again) and the hidden layer's input gradient 2*500*10 (none for the input).
-        per_sample = 4 * 784 * 500 + 6 * 500 * 10
-        result["samples_per_second_limit"] = round(limit["gflops"] * 1e9 / per_sample)
-        result["samples_per_second_limit_batch_128"] = round(
-            limit["gflops_batch_128"] * 1e9 / per_sample)
-        nt = result["median"]["nettrain"].get("samples_per_second")
-        if nt:
-            result["fraction_of_limit"] = round(nt / result["samples_per_second_limit"], 3)
-            result["fraction_of_limit_batch_128"] = round(
-                nt / result["samples_per_second_limit_batch_128"], 3)
+    # The machine's limit: flops a sample costs, forward 2*784*500 + 2*500*10; backward the
+    # weight gradients (the same again) and the hidden layer's input gradient 2*500*10 (none
+    # for the input).
+    limit = result["matmul"] = bench_matmul(args, folder)
+    per_sample = 4 * 784 * 500 + 6 * 500 * 10
+    result["samples_per_second_limit"] = round(limit["gflops"] * 1e9 / per_sample)
+    result["samples_per_second_limit_batch_128"] = round(
+        limit["gflops_batch_128"] * 1e9 / per_sample)
+    nt = result["median"]["nettrain"].get("samples_per_second")
+    if nt:
+        result["fraction_of_limit"] = round(nt / result["samples_per_second_limit"], 3)
+        result["fraction_of_limit_batch_128"] = round(
+            nt / result["samples_per_second_limit_batch_128"], 3)
     return result
 
 
@@ -396,16 +400,29 @@ def bench_predict(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                                        str(run / "model.keras"), str(inputs),
                                        str(folder / f"plain-{i}.csv")]}
     runs = pairs(sides, args.pairs, folder)
+    # Memory: the same predict on 10 times the rows, once; streamed, its peak RSS stays put.
+    larger = folder / f"predict-{10 * rows}.csv"
+    with open(larger, "w") as f:
+        f.write(",".join(columns) + "\n")
+        for _ in range(10):
+            np.savetxt(f, rng.normal(size=(rows, 20)), delimiter=",", fmt="%.5f")
+    big = measure(["-m", "nettrain", "predict", str(run), str(larger), "--output",
+                   str(folder / "nt-larger.csv")], folder, timed=False)
+    larger.unlink()
+    small_rss = min(r["peak_rss_mib"] for r in runs["nettrain"])
+    memory = {"rows": [rows, 10 * rows], "peak_rss_mib": [small_rss, big["peak_rss_mib"]],
+              "seconds_larger": big["seconds"],
+              "growth": round(big["peak_rss_mib"] / small_rss - 1, 3)}
     return {"work": f"predict a 20-32-2 MLP (with Normalization) on a {rows:,}-row CSV of 20 "
                     "columns, writing a CSV; plain: load_model, pandas.read_csv, "
                     "model.predict (default batch size 32), DataFrame.to_csv",
-            "runs": runs, **summarise(runs)}
+            "runs": runs, **summarise(runs), "memory": memory}
 
 
 def bench_matmul(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     """float32 GFLOP/s of a large matmul shaped like the MLP's first layer, in one process."""
     code = """\
-import json, time
+import json, sys, time
 import tensorflow as tf
 
 def gflops(rows, repeat):
@@ -423,12 +440,13 @@ def gflops(rows, repeat):
         best = max(best, 2 * rows * 784 * 500 * repeat / (time.perf_counter() - start) / 1e9)
     return round(best, 1)
 
-print(json.dumps({"gflops": gflops(8192, 20), "shape": "8192x784 @ 784x500",
-                  "gflops_batch_128": gflops(128, 500), "shape_batch_128": "128x784 @ 784x500",
+rows, repeat = (8192, 20) if sys.argv[1] == "full" else (256, 2)
+print(json.dumps({"gflops": gflops(rows, repeat), "shape": f"{rows}x784 @ 784x500",
+                  "gflops_batch_128": gflops(128, 25 * repeat), "shape_batch_128": "128x784 @ 784x500",
                   "threads": tf.config.threading.get_intra_op_parallelism_threads()}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=_env(), check=True)
+    out = subprocess.run([sys.executable, "-c", code, "small" if args.small else "full"],
+                         capture_output=True, text=True, env=_env(), check=True)
     return json.loads(out.stdout)
 
 
@@ -440,29 +458,60 @@ def _out(folder: Path, name: str, i: int) -> Path:
 
 BENCHES = {"mnist": bench_mnist, "cnn": bench_cnn, "xor": bench_xor, "digits": bench_digits,
            "startup": bench_startup, "predict": bench_predict, "matmul": bench_matmul}
+ALL = ("mnist", "cnn", "xor", "digits", "startup", "predict")  # mnist measures matmul too
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bench", choices=[*BENCHES, "all"])
+    parser.add_argument("bench", choices=[*BENCHES, "all", "report"],
+                        help="one benchmark; all of them and BENCHMARKS.md; or report: "
+                             "BENCHMARKS.md from the records in --out, running nothing")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--small", action="store_true", help="a tiny size, for the tests")
     parser.add_argument("--variants", action="store_true",
                         help="mnist: also nettrain with fit.verbose=1, with "
                              "compile.steps_per_execution=1 and with compile.jit_compile=true")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the folder of the records")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="where all and report write BENCHMARKS.md (default "
+                             "benchmarks/BENCHMARKS.md; with --small, in --out)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="with --small: run this many benchmarks side by side (their "
+                             "timings then mean nothing; for the tests)")
     args = parser.parse_args(argv)
+    if args.jobs > 1 and not args.small:
+        parser.error("--jobs runs benchmarks side by side, which spoils their timings: "
+                     "only with --small")
+    command = " ".join(["python", "benchmarks/perf.py", *(argv or sys.argv[1:])])
+    report = args.report or (args.out / "BENCHMARKS.md" if args.small else
+                             REPO / "benchmarks" / "BENCHMARKS.md")
+    if args.bench == "report":
+        records = read_records(args.out)
+        if not records:
+            parser.error(f"no records in {args.out}: run python benchmarks/perf.py all first")
+        write_report(records, report, next(iter(records.values()))["command"])
+        print(report)
+        return records
     folder = Path(tempfile.mkdtemp(prefix="nettrain-perf-"))
+    (folder / "wrapper.py").write_text(WRAPPER)
     info = machine()
-    results = {}
-    for name in (BENCHES if args.bench == "all" else [args.bench]):
-        record = {"benchmark": name, "machine": info,
-                  "command": " ".join(["python", "benchmarks/perf.py", *(argv or sys.argv[1:])]),
-                  "pairs": args.pairs, "small": args.small, **BENCHES[name](args, folder)}
-        args.out.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def run(name: str) -> dict[str, Any]:
+        load = os.getloadavg()[0]
+        result = BENCHES[name](args, folder)
+        record = {"benchmark": name, "machine": info, "command": command, "pairs": args.pairs,
+                  "small": args.small, "load_average": [load, os.getloadavg()[0]], **result}
         (args.out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
         print(json.dumps({k: v for k, v in record.items() if k != "runs"}, indent=2))
-        results[name] = record
+        return record
+
+    names = ALL if args.bench == "all" else [args.bench]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = dict(zip(names, pool.map(run, names)))
+    if args.bench == "all":
+        write_report(results, report, command)
+        print(report, file=sys.stderr)
     return results
 
 

@@ -9,18 +9,42 @@ import sys
 from conftest import REPO
 
 
-def test_every_benchmark_runs_at_a_tiny_size_and_records_its_machine(tmp_path):
+def test_every_benchmark_runs_at_a_tiny_size_and_writes_its_report(tmp_path):
+    # Two at a time: each benchmark is a few processes, most of their time TensorFlow's import.
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "perf.py"), "all",
-                           "--small", "--pairs", "1", "--out", str(tmp_path)],
+                           "--small", "--pairs", "1", "--jobs", "2", "--out", str(tmp_path),
+                           "--report", str(tmp_path / "BENCHMARKS.md")],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    for name in ("mnist", "cnn", "xor", "digits", "startup", "predict", "matmul"):
+    for name in ("mnist", "cnn", "xor", "digits", "startup", "predict"):
         record = json.loads((tmp_path / f"{name}.json").read_text())
         assert record["command"].startswith("python benchmarks/perf.py all --small")
         assert {"cpu", "cores", "memory_gib", "keras", "tensorflow"} <= set(record["machine"])
+        assert len(record["load_average"]) == 2
     for name in ("mnist", "cnn", "xor", "digits", "predict"):
         record = json.loads((tmp_path / f"{name}.json").read_text())
         assert record["ratio_seconds"] > 0
         assert len(record["runs"]["nettrain"]) == len(record["runs"]["plain_keras"]) == 1
+    assert json.loads((tmp_path / "mnist.json").read_text())["matmul"]["gflops"] > 0
+    memory = json.loads((tmp_path / "predict.json").read_text())["memory"]
+    assert memory["rows"] == [2_000, 20_000] and all(m > 0 for m in memory["peak_rss_mib"])
     startup = json.loads((tmp_path / "startup.json").read_text())
     assert startup["imports_seconds_by_top_level_package"]["help_keras_or_tensorflow"] is False
+
+    # BENCHMARKS.md: a row per target, from the records; the committed page is not touched.
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    for row in ("| 1. seed MNIST MLP | whole process |", "matmul limit", "| 2. small CNN |",
+                "| 3. XOR, 1,000 epochs |", "| 3. digits_mlp.yaml |", "| 4. start-up |",
+                "what `validate` imports", "| 5. predict |", "peak RSS on 2,000 and 20,000 rows",
+                "Tiny sizes (`--small`)", "TensorFlow 2.", "python benchmarks/perf.py all"):
+        assert row in report, row
+    mnist = json.loads((tmp_path / "mnist.json").read_text())
+    assert f"| {mnist['median']['nettrain']['seconds']:.1f} s |" in report
+
+    # perf.py report writes the same page from the records alone, running nothing.
+    again = tmp_path / "again.md"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "perf.py"), "report",
+                           "--out", str(tmp_path), "--report", str(again)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert again.read_text() == report

@@ -1,0 +1,148 @@
+"""BENCHMARKS.md from the JSON records of ``perf.py`` (so the figures cannot drift from them).
+
+``perf.py all`` calls :func:`write_report` at its end; ``perf.py report`` calls it on the
+records already in ``--out``, without running anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict")
+
+# Issue 9's targets: the largest ratio nettrain / plain (whole process) each may have.
+RATIO_GOALS = {"mnist": 1 / 1.3, "cnn": 1.0, "xor": 1.1, "digits": 1.1, "predict": 1.2}
+SAMPLES_GOAL = 1.5  # MNIST: nettrain's samples/s at least 1.5x the plain script's
+HELP_GOAL = 0.3  # seconds, nettrain --help
+MEMORY_GOAL = 0.10  # predict: peak RSS on 10x the rows at most 10 % above
+
+
+def read_records(folder: Path) -> dict[str, dict[str, Any]]:
+    """The records of ``NAMES`` in ``folder`` (``<name>.json``), those that exist."""
+    return {name: json.loads((folder / f"{name}.json").read_text()) for name in NAMES
+            if (folder / f"{name}.json").is_file()}
+
+
+def write_report(records: dict[str, dict[str, Any]], path: Path, command: str) -> None:
+    """Write BENCHMARKS.md to ``path``: every target of issue 9, its figures, ratio, goal and
+    whether it is met, with the machine, the versions and the command that made them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(records, command))
+
+
+def render(records: dict[str, dict[str, Any]], command: str) -> str:
+    first = next(iter(records.values()))
+    m = first["machine"]
+    small = any(r.get("small") for r in records.values())
+    lines = [
+        "# Benchmarks: nettrain against the plain Keras script (issue 9)", "",
+        "Generated from the JSON records in `benchmarks/results/` by",
+        f"`{command}`; do not edit by hand. Regenerate this page from the records alone with",
+        "`python benchmarks/perf.py report`. What limits each figure, and how each comparison",
+        "is made: `benchmarks/README.md`.", "",
+    ]
+    if small:
+        lines += ["**Tiny sizes (`--small`): these figures are only a check that every "
+                  "benchmark runs; they mean nothing.**", ""]
+    lines += [
+        f"Machine: {m['cpu']}, {m['cores']} cores{' (AVX-512)' if m.get('avx512') else ''}, "
+        f"{m['memory_gib']} GiB, {m['platform']}; Python {m['python']}, TensorFlow "
+        f"{m['tensorflow']}, Keras {m['keras']}, NumPy {m['numpy']}.",
+        f"Each comparison runs nettrain and the plain script as separate processes, alternating "
+        f"the sides, {first.get('pairs')} pair(s); the figures are medians, the ratio is "
+        "nettrain / plain (below 1: nettrain is faster). The load average (1 minute) before and "
+        "after each benchmark says how quiet the machine was.", "",
+        "| target | measure | nettrain | plain Keras | ratio nettrain / plain | goal | met |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *_rows(records), "",
+        "Each benchmark's work, peak memory and spread:", "",
+        "| benchmark | work | peak RSS nettrain / plain | seconds, fastest-slowest: nettrain; "
+        "plain | load average before, after |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, r in records.items():
+        if "median" not in r:
+            continue
+        med, spread = r["median"], r.get("spread_seconds", {})
+        lines.append(
+            f"| {name} | {r['work']} | {med['nettrain']['peak_rss_mib']:.0f} / "
+            f"{med['plain_keras']['peak_rss_mib']:.0f} MiB | "
+            f"{_span(spread.get('nettrain'))}; {_span(spread.get('plain_keras'))} | "
+            f"{_load(r)} |")
+    lines += ["", "Commands (each writes `benchmarks/results/<name>.json`):", ""]
+    for name, r in records.items():
+        lines.append(f"- {name}: `{r['command']}`")
+    return "\n".join(lines) + "\n"
+
+
+def _rows(records: dict[str, dict[str, Any]]) -> list[str]:
+    rows = []
+    r = records.get("mnist")
+    if r:
+        rows.append(_whole("1. seed MNIST MLP", r, RATIO_GOALS["mnist"], "at least 1.3x faster"))
+        nt = r["median"]["nettrain"].get("samples_per_second")
+        plain = r["median"]["plain_keras"].get("samples_per_second")
+        if nt and plain:
+            speedup = nt / plain
+            rows.append(f"| | samples/s of the epochs after the first | {nt:,} | {plain:,} | "
+                        f"{speedup:.2f}x faster | at least {SAMPLES_GOAL}x | "
+                        f"{_met(speedup >= SAMPLES_GOAL)} |")
+        if "samples_per_second_limit" in r and nt:
+            limit = r["samples_per_second_limit"]
+            rows.append(f"| | the machine's float32 matmul limit | {limit:,} samples/s "
+                        f"({r['matmul']['gflops']} GFLOP/s) | | nettrain at "
+                        f"{nt / limit:.0%} of it | how close | - |")
+    r = records.get("cnn")
+    if r:
+        rows.append(_whole("2. small CNN", r, RATIO_GOALS["cnn"], "no slower"))
+        nt = r["median"]["nettrain"].get("samples_per_second")
+        plain = r["median"]["plain_keras"].get("samples_per_second")
+        if nt and plain:
+            rows.append(f"| | samples/s of the epochs after the first | {nt:,} | {plain:,} | "
+                        f"{nt / plain:.2f}x faster | - | - |")
+    for name, label in (("xor", "3. XOR, 1,000 epochs"), ("digits", "3. digits_mlp.yaml")):
+        if name in records:
+            rows.append(_whole(label, records[name], RATIO_GOALS[name], "within 1.1x"))
+    r = records.get("startup")
+    if r:
+        help_s = r["help_median_seconds"]
+        imports = r["imports_seconds_by_top_level_package"]
+        rows.append(f"| 4. start-up | `nettrain --help`, median of {len(r['help_seconds'])} | "
+                    f"{help_s:.3f} s | | | under {HELP_GOAL} s, no Keras or TensorFlow | "
+                    f"{_met(help_s < HELP_GOAL and not imports['help_keras_or_tensorflow'])} |")
+        top = ", ".join(f"{k} {v:.2f} s" for k, v in list(imports["validate"].items())[:6])
+        rows.append(f"| | what `validate` imports (-X importtime) | {top} | | | nothing it "
+                    "does not use | see README |")
+    r = records.get("predict")
+    if r:
+        rows.append(_whole("5. predict", r, RATIO_GOALS["predict"], "within 1.2x"))
+        mem = r.get("memory")
+        if mem:
+            a, b = mem["peak_rss_mib"]
+            rows.append(f"| | peak RSS on {mem['rows'][0]:,} and {mem['rows'][1]:,} rows | "
+                        f"{a:.0f} and {b:.0f} MiB | | {mem['growth']:+.0%} | bounded (at most "
+                        f"{MEMORY_GOAL:+.0%}) | {_met(mem['growth'] <= MEMORY_GOAL)} |")
+    return rows
+
+
+def _whole(label: str, r: dict[str, Any], goal: float, goal_text: str) -> str:
+    nt, plain = r["median"]["nettrain"]["seconds"], r["median"]["plain_keras"]["seconds"]
+    ratio = nt / plain
+    faster = f" ({plain / nt:.2f}x faster)" if ratio < 1 else ""
+    return (f"| {label} | whole process | {nt:.1f} s | {plain:.1f} s | **{ratio:.2f}**{faster} | "
+            f"{goal_text} (ratio at most {goal:.2f}) | {_met(ratio <= goal)} |")
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _span(values: list[float] | None) -> str:
+    return f"{min(values):.1f}-{max(values):.1f} s" if values else "-"
+
+
+def _load(r: dict[str, Any]) -> str:
+    load = r.get("load_average")
+    return f"{load[0]:.1f}, {load[1]:.1f}" if load else "-"
