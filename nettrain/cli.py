@@ -539,6 +539,7 @@ def runs(
         "--limit", metavar="N", min=1, help="Show at most N runs.")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the runs as a JSON list (every metric) and nothing else.")] = False,
+    debug: Debug = False,
 ) -> None:
     """List the runs under ROOT, newest first: status, epochs, main metrics, path.
 
@@ -548,7 +549,7 @@ def runs(
     """
     if ctx.invoked_subcommand is not None:
         return
-    with _errors(False):
+    with _errors(debug):
         from nettrain import rundir
         from nettrain import runs as runs_table
 
@@ -575,12 +576,13 @@ def runs_compare(
     ] = Path("compare.png"),
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the comparison as JSON and nothing else.")] = False,
+    debug: Debug = False,
 ) -> None:
     """Compare runs side by side: the differing config keys, the metrics, one history plot.
 
     Example: nettrain runs compare runs/iris/20261122-120000 runs/iris/20261122-130000
     """
-    with _errors(False):
+    with _errors(debug):
         from nettrain import runs as runs_table
 
         runs_table.check_output(output)
