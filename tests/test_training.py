@@ -449,3 +449,26 @@ def test_formats_from_an_earlier_save_are_not_used(runner, tmp_path):
     assert result.exit_code == 2
     assert "from an earlier save" in result.stderr
     assert runner.invoke(app, ["evaluate", str(run)]).exit_code == 0
+
+
+@pytest.mark.parametrize("steps_per_execution", ["auto", 2])
+def test_validation_logged_during_fit_is_one_pass_over_the_validation_split(
+        runner, tmp_path, steps_per_execution):
+    """history.csv's val_ columns (what EarlyStopping, ModelCheckpoint and the display read)
+    are the validation split measured once, as metrics.json measures it with the same final
+    weights. Here 75 training samples make 5 batches (5 per call with auto) and 45 validation
+    samples 3: a call that ran past the validation batches counted some of them twice."""
+    config = tiny_config(data={"dataset": "iris", "validation_split": 0.3, "test_split": 0.2},
+                         compile={"optimizer": "adam", "loss": "sparse_categorical_crossentropy",
+                                  "metrics": ["accuracy"],
+                                  "steps_per_execution": steps_per_execution},
+                         fit={"epochs": 2, "batch_size": 16, "verbose": 0},
+                         save={"formats": ["keras"]})
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config)),
+                                 "--run-dir", str(tmp_path / "run")])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 0, result.output
+    last = pd.read_csv(tmp_path / "run" / "history.csv").iloc[-1]
+    final = json.loads((tmp_path / "run" / "metrics.json").read_text())["validation"]
+    assert last["val_loss"] == pytest.approx(final["loss"], rel=1e-5)
+    assert last["val_accuracy"] == pytest.approx(final["accuracy"], rel=1e-6)
