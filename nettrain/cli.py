@@ -155,14 +155,9 @@ def _stop_cleanly_on_signals() -> None:
 
 
 def _metrics_table(rows: dict[str, dict[str, float]]) -> Table:
-    names = list(dict.fromkeys(k for metrics in rows.values() for k in metrics))
-    table = Table()
-    table.add_column("split")
-    for name in names:
-        table.add_column(name, justify="right")
-    for split, metrics in rows.items():
-        table.add_row(split, *(f"{metrics[n]:.4f}" if n in metrics else "" for n in names))
-    return table
+    from nettrain.progress import metrics_table
+
+    return metrics_table(rows)
 
 
 @app.command()
@@ -179,9 +174,15 @@ def fit(
         help="Continue this interrupted run from its last completed epoch, in its directory.")
     ] = None,
     allow_changed_data: AllowChangedData = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print only the run directory (on stdout), warnings and errors.")
+    ] = False,
     debug: Debug = False,
 ) -> None:
     """Train a model; write its run directory and print its path.
+
+    Progress goes to stderr: live bars on a terminal, a line per epoch otherwise (fit.verbose:
+    0 none, 2 lines); then the final metrics, the best epoch and the wall time.
 
     Example: nettrain fit configs/digits_mlp.yaml fit.epochs=5
 
@@ -203,20 +204,20 @@ def fit(
                 raise UsageError("CONFIG: expected a YAML config file (or --resume RUN).")
             cfg = _load_config(config, overrides, debug)
         _load_keras(debug)
-        from nettrain import rundir, train
+        from nettrain import progress, rundir, train
 
         _stop_cleanly_on_signals()
         echo = lambda text: err.print(text, highlight=False, markup=False,  # noqa: E731
                                       soft_wrap=True)
+        display = progress.Display(err, quiet=quiet)
         if resume is None:
-            path = train.fit(cfg, run_dir, echo=echo)
+            path = train.fit(cfg, run_dir, echo=echo, display=display)
         else:
             path = train.resume(resume, config, overrides, echo=echo,
-                                allow_changed_data=allow_changed_data)
-        name = rundir.open_run(path).config.name
-        metrics = rundir.read_json(path / rundir.METRICS)
-        err.print(f"Final metrics of {name}:", highlight=False, markup=False)
-        err.print(_metrics_table(metrics))
+                                allow_changed_data=allow_changed_data, display=display)
+        run = rundir.open_run(path)
+        display.summary(run.config.name, path, rundir.read_json(path / rundir.METRICS),
+                        run.config, rundir.read_json(path / rundir.RUN).get("epochs_completed"))
         out.print(str(path), highlight=False, markup=False, soft_wrap=True)
 
 

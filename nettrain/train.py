@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nettrain import callbacks, lock, record, rundir, runtime, saving
+from nettrain import callbacks, lock, progress, record, rundir, runtime, saving
 from nettrain.record import now as _now
 from nettrain.config import Config, load_config
 from nettrain.data import Data, load_data
@@ -59,14 +59,18 @@ def with_seed(config: Config) -> Config:
     return config.model_copy(update={"seed": secrets.randbelow(2**31)})
 
 
-def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) -> Path:
+def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print,
+        display: progress.Display | None = None) -> Path:
     """Train the config's model and write its run directory; return the directory.
 
     Args:
         config: a validated config.
         run_dir: an explicit new or empty directory (default ``runs/<name>/<date>-<time>``).
-        echo: where progress lines go (default ``print``).
+        echo: where warnings go (default ``print``).
+        display: where the progress goes (default: plain lines through ``echo``; see
+            :mod:`nettrain.progress`).
     """
+    display = display or progress.Display(echo=echo)
     if run_dir is not None:  # refuse a used --run-dir before any work
         rundir.check_new_dir(Path(run_dir))
     config = with_seed(config)
@@ -80,13 +84,13 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print) ->
         rundir.write_json(path / rundir.RUN, {**record.start(config),
                                           "replicas": _replicas(prepared)})
         callbacks.place(config, prepared.callbacks, path)  # their files go in the run dir
-        echo(f"Run directory: {path}")
-        return _train(prepared, path, echo)
+        display.note(f"Run directory: {path}")
+        return _train(prepared, path, echo, display)
 
 
 def resume(run_path: str | Path, config_path: str | Path | None = None,
            overrides: list[str] | None = None, echo: Any = print,
-           allow_changed_data: bool = False) -> Path:
+           allow_changed_data: bool = False, display: progress.Display | None = None) -> Path:
     """Continue an interrupted run from its last completed epoch, in the same directory.
 
     Args:
@@ -95,6 +99,7 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
         overrides: ``KEY=VALUE`` changes; only keys that keep the run the same run may change
             (``fit.epochs``, a callback's patience, ...; see :mod:`nettrain.resume`).
         allow_changed_data: resume on data files that changed since training (warned).
+        echo, display: where warnings and the progress go, as for :func:`fit`.
 
     With a seed and numpy data on CPU the result is bit-identical to an uninterrupted run.
     A run whose training ended (its epochs done, or a callback stopped it) but that was not
@@ -106,11 +111,12 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
     """
     run = rundir.open_run(run_path)
     with lock.locked(run.path):
-        return _resume(run, config_path, overrides, echo, allow_changed_data)
+        return _resume(run, config_path, overrides, echo, allow_changed_data,
+                       display or progress.Display(echo=echo))
 
 
 def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str] | None,
-            echo: Any, allow_changed_data: bool) -> Path:
+            echo: Any, allow_changed_data: bool, display: progress.Display) -> Path:
     from nettrain import checkpoints
     from nettrain.resume import check_changes
 
@@ -127,7 +133,7 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
     state = _read_checkpoint(path, last) if last.is_file() else None
     epochs = _epochs_to_train(path, run.config, new, state, status.get("status"), changes)
     for key, (was, now) in changes.items():
-        echo(f"Resume changes {key}: {was!r} -> {now!r}")
+        display.note(f"Resume changes {key}: {was!r} -> {now!r}")
     prepared = prepare(new, echo)
     if state is not None:
         try:
@@ -147,14 +153,14 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
     rundir.update_json(path / rundir.RUN, status="running", ended=None, resumed=resumes,
                      error=None)
     if epochs == done:
-        echo(f"Finishing {path}: its training ended after epoch {done} (status "
+        display.note(f"Finishing {path}: its training ended after epoch {done} (status "
              f"{status.get('status', 'unknown')}) and no epoch is left to train; evaluating "
              "and saving it.")
     elif state is None:
-        echo(f"Starting {path} again from the beginning: no epoch of it was completed.")
+        display.note(f"Starting {path} again from the beginning: no epoch of it was completed.")
     else:
-        echo(f"Resuming {path} after epoch {done} of {epochs}")
-    return _train(prepared, path, echo, state, epochs)
+        display.note(f"Resuming {path} after epoch {done} of {epochs}")
+    return _train(prepared, path, echo, display, state, epochs)
 
 
 def _read_checkpoint(path: Path, last: Path) -> Any:
@@ -262,8 +268,7 @@ def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
     """The data arguments of ``model.fit`` and the ``fit:`` section as keyword arguments."""
     config, data = prepared.config, prepared.data
     kwargs = config.fit.model_dump(exclude={"checkpoint_every_seconds"})
-    if kwargs["verbose"] == "auto":  # Keras's progress bar is for a terminal; a log gets lines
-        kwargs["verbose"] = 2  # one line per epoch: a per-batch display slows training
+    kwargs["verbose"] = 0  # nettrain's own display shows the progress (see nettrain.progress)
     if kwargs["class_weight"] == "balanced":
         kwargs["class_weight"] = balanced_class_weight(data.class_counts())
     args = _arguments(data, "train", config, training=True, first_epoch=first_epoch,
@@ -277,6 +282,15 @@ def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
         kwargs["validation_data"] = validation["x"]
         kwargs["validation_steps"] = validation.get("steps") or config.fit.validation_steps
     return args, kwargs
+
+
+def _epoch_samples(prepared: Prepared) -> int:
+    """The training samples of one epoch (for samples/s): the training split, or
+    ``fit.steps_per_epoch`` batches of ``fit.batch_size`` when that is set."""
+    fit = prepared.config.fit
+    if fit.steps_per_epoch is not None:
+        return fit.steps_per_epoch * (fit.batch_size or 32)
+    return prepared.data.size("train")
 
 
 def balanced_class_weight(counts: Any) -> dict[int, float]:
@@ -295,11 +309,12 @@ def balanced_class_weight(counts: Any) -> dict[int, float]:
     return {int(c): float(total / (len(present) * counts[c])) for c in present}
 
 
-def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
-           epochs: int | None = None) -> Path:
+def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
+           state: Any = None, epochs: int | None = None) -> Path:
     """Fit with the always-on callbacks, then evaluate and save; keep run.json up to date.
 
     Args:
+        display: shows the epochs while they train (its bars end before any message).
         state: the checkpoint state to continue from (default: start at the beginning).
         epochs: the epoch to train to (default ``fit.epochs``); the epochs of ``state`` when
             the training already ended and only the evaluation and the save are left. Keras
@@ -329,12 +344,18 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
         kwargs["initial_epoch"] = state.epoch if state else config.fit.initial_epoch
         kwargs["epochs"] = config.fit.epochs if epochs is None else epochs
         left = kwargs["epochs"] - kwargs["initial_epoch"]
-        if config.fit.verbose == 0 and left > 0:  # Keras prints nothing: say that it works
-            echo(f"Training {left} epoch{'s' if left != 1 else ''} on "
-                 f"{data.size('train')} samples (fit.verbose: 0, so no progress lines)...")
-        # Keras writes its progress bar to stdout; stdout is kept for the run directory.
-        with contextlib.redirect_stdout(sys.stderr):
+        shown = display.callback(config, kwargs["epochs"], kwargs["initial_epoch"],
+                                 _epoch_samples(prepared))
+        if shown is not None:
+            kwargs["callbacks"].append(shown)
+        elif display.mode == "silent" and left > 0:  # nothing per epoch: say that it works
+            display.note(f"Training {left} epoch{'s' if left != 1 else ''} on "
+                         f"{data.size('train')} samples (fit.verbose: 0, so no progress "
+                         "lines)...")
+        # Anything printed while training goes to stderr: stdout is kept for the run directory.
+        with contextlib.redirect_stdout(sys.stderr), display.training(shown):
             model.fit(**args, **kwargs)
+        with contextlib.redirect_stdout(sys.stderr):
             stops.check()
             if guard.epoch is not None:
                 raise _NaN(guard, checkpoint)
