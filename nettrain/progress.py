@@ -110,10 +110,10 @@ def duration(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
-def metrics_table(rows: dict[str, dict[str, float]], title: str | None = None) -> Table:
+def metrics_table(rows: dict[str, dict[str, float]]) -> Table:
     """A table of metrics: a row per split, a column per metric, 4 decimals."""
     names = list(dict.fromkeys(k for metrics in rows.values() for k in metrics))
-    table = Table(title=title, title_justify="left")
+    table = Table()
     table.add_column("split")
     for name in names:
         table.add_column(name, justify="right")
@@ -153,8 +153,11 @@ class Display:
             self.write(Text(text))
 
     def write(self, text: Text | Table) -> None:
-        if self.console is None:
-            self._echo(str(text) if isinstance(text, Text) else text)
+        if self.console is None:  # plain text for echo: a table drawn without escape codes
+            plain = Console(width=100, no_color=True, highlight=False, force_terminal=False)
+            with plain.capture() as captured:
+                plain.print(text, soft_wrap=isinstance(text, Text))
+            self._echo(captured.get().rstrip("\n"))
         else:
             self.console.print(text, highlight=False, soft_wrap=isinstance(text, Text))
 
@@ -302,6 +305,7 @@ class _Live(_Lines):
         self._trained = 0  # epochs finished in this session
         self._train_start = time.monotonic()
         self._columns: list[str] | None = None
+        self._widths: dict[str, int] = {}
         self._best: float | None = None
         self._progress.start()
 
@@ -362,13 +366,12 @@ class _Live(_Lines):
 
     def _row(self, epoch: str, seconds: str, rate: str, train: list[tuple[str, str]],
              val: list[tuple[str, str]], style: str = "") -> Text:
-        widths = getattr(self, "_widths", {})
         text = Text(f"{epoch:>9} {seconds:>8} {rate:>10}", style=style)
         for part in (train, val):
             if part:
                 text.append(" │", style="dim")
                 for key, shown in part:
-                    text.append(f" {shown:>{widths.get(key, 8)}}", style=style)
+                    text.append(f" {shown:>{self._widths[key]}}", style=style)
         return text
 
 
