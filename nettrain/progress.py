@@ -84,21 +84,28 @@ def best_epoch(history: Path, config: Any) -> tuple[int, str] | None:
     if not history.is_file():
         return None
     with history.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    name, mode, why = monitor(config, list(rows[0]) if rows else [])
+        rows = [{k: _float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    # a column of NA only (val_loss of a run without validation) is not a monitor
+    names = [k for k in (rows[0] if rows else {}) if any(math.isfinite(r[k]) for r in rows)]
+    name, mode, why = monitor(config, names)
     best = None
     for row in rows:
-        try:
-            value, epoch = float(row[name]), int(row["epoch"]) + 1
-        except (KeyError, TypeError, ValueError):
-            continue
-        if math.isfinite(value) and (best is None or (value > best[1] if mode == "max"
-                                                      else value < best[1])):
-            best = (epoch, value)
+        value, epoch = row.get(name, math.nan), row["epoch"]
+        if math.isfinite(value) and math.isfinite(epoch) and (
+                best is None or (value > best[1] if mode == "max" else value < best[1])):
+            best = (int(epoch) + 1, value)
     if best is None:
         return None
     said = f"{'highest' if mode == 'max' else 'lowest'} {name} {_number(best[1])}"
     return best[0], said + (f" ({why})" if why else "")
+
+
+def _float(text: Any) -> float:
+    """A number of history.csv; NaN for NA, an empty cell or anything else."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def duration(seconds: float) -> str:
@@ -162,20 +169,21 @@ class Display:
             self.console.print(text, highlight=False, soft_wrap=isinstance(text, Text))
 
     def callback(self, config: Any, epochs: int, initial_epoch: int,
-                 samples: int | None) -> Any:
-        """The Keras callback that shows the epochs (None when none are shown).
+                 samples: int | None, validation: bool) -> Any:
+        """The Keras callback that shows the epochs (None when none are shown or trained).
 
         Args:
             config: the run's config (``fit.verbose``; the best epoch's monitor).
             epochs: the epoch training ends at; ``initial_epoch``: where it starts.
             samples: training samples in an epoch (for samples/s; None: unknown).
+            validation: whether the run has a validation split (its columns).
         """
         terminal = self.console is not None and self.console.is_terminal
         self.mode = choose(config.fit.verbose, self.quiet, terminal)
-        if self.mode in ("quiet", "silent"):
+        if self.mode in ("quiet", "silent") or epochs <= initial_epoch:
             return None
         view = (_Live if self.mode == "live" else _Lines)(self, config, epochs, initial_epoch,
-                                                          samples)
+                                                          samples, validation)
         return _callback(view, batches=self.mode == "live")
 
     @contextlib.contextmanager
@@ -249,10 +257,10 @@ class _Lines:
     ``Epoch 3/20 - 0.4s - 1,200 samples/s - loss: 0.5012 - accuracy: 0.8125 - val_loss: ...``"""
 
     def __init__(self, display: Display, config: Any, epochs: int, initial_epoch: int,
-                 samples: int | None) -> None:
+                 samples: int | None, validation: bool) -> None:
         self.display, self.config, self.epochs, self.initial = \
             display, config, epochs, initial_epoch
-        self.samples = samples
+        self.samples, self.validation = samples, validation
         self.steps: int | None = None
         self.step, self.logs, self.validating = 0, None, False
         self.epoch = initial_epoch
@@ -304,13 +312,18 @@ class _Live(_Lines):
             f"Epoch {self.initial + 1}", total=None, rate="", eta="", values="")
         self._trained = 0  # epochs finished in this session
         self._train_start = time.monotonic()
-        self._columns: list[str] | None = None
+        self._columns: tuple[list[str], list[str]] | None = None  # training, validation
         self._widths: dict[str, int] = {}
         self._best: float | None = None
+        self._pending: list[Text] = []  # rows not yet printed
+        self._printed = 0.0
         self._progress.start()
 
     def stop(self) -> None:
-        self._progress.stop()
+        try:
+            self._print_rows()
+        finally:
+            self._progress.stop()
 
     def epoch_begin(self, epoch: int) -> None:
         super().epoch_begin(epoch)
@@ -337,19 +350,18 @@ class _Live(_Lines):
                               rate=f"{duration(spent)} elapsed")
 
     def epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        seconds = time.monotonic() - self._epoch_start
+        now = time.monotonic()
+        seconds = now - self._epoch_start
         self.steps = self.steps or self.step  # a dataset of unknown size: known after one
         self._trained += 1
-        items = _ordered(logs)
-        train = [(k, v) for k, v in items if not k.startswith("val_")]
-        val = [(k, v) for k, v in items if k.startswith("val_")]
-        if self._columns is None:
-            self._columns = [k for k, _ in items]
-            self._monitor, self._mode, _ = monitor(self.config, self._columns)
-            self._widths = {k: max(len(k), 8) for k in self._columns}
-            self._progress.console.print(self._row(
-                "epoch", "time", "samples/s", [(k, k) for k, _ in train],
-                [(k, k) for k, _ in val], style="bold"), soft_wrap=True)
+        if self._columns is None:  # the first epoch decides the columns and prints a header
+            train = [k for k, _ in _ordered(logs) if not k.startswith("val_")]
+            val = [f"val_{k}" for k in train] if self.validation else []
+            self._columns = (train, val)
+            self._widths = {k: max(len(k), 8) for k in train + val}
+            self._monitor, self._mode, _ = monitor(self.config, train + val)
+            self._pending.append(self._row("epoch", "time", "samples/s",
+                                           {k: k for k in train + val}, style="bold"))
         value = logs.get(self._monitor)
         best = isinstance(value, (int, float)) and math.isfinite(value) and (
             self._best is None or (value > self._best if self._mode == "max"
@@ -358,20 +370,30 @@ class _Live(_Lines):
             self._best = value
         rate = f"{self.samples / seconds:,.0f}" if self.samples and seconds > 0 else ""
         row = self._row(f"{epoch + 1}/{self.epochs}", duration(seconds), rate,
-                        [(k, _number(v)) for k, v in train],
-                        [(k, _number(v)) for k, v in val])
+                        {k: _number(v) for k, v in logs.items()
+                         if isinstance(v, (int, float))})
         if best:
             row.append(f"  * best {self._monitor}", style="green")
-        self._progress.console.print(row, soft_wrap=True)
+        self._pending.append(row)
+        if now - self._printed >= 1 / REFRESH_PER_SECOND:  # fast epochs: a few rows at once
+            self._print_rows()
 
-    def _row(self, epoch: str, seconds: str, rate: str, train: list[tuple[str, str]],
-             val: list[tuple[str, str]], style: str = "") -> Text:
+    def _print_rows(self) -> None:
+        if self._pending:
+            self._progress.console.print(Text("\n").join(self._pending), soft_wrap=True)
+            self._pending = []
+            self._printed = time.monotonic()
+
+    def _row(self, epoch: str, seconds: str, rate: str, shown: dict[str, str],
+             style: str = "") -> Text:
+        """One row: the epoch, its time and samples/s, then the training values and the
+        validation ones (blank in an epoch that was not validated)."""
         text = Text(f"{epoch:>9} {seconds:>8} {rate:>10}", style=style)
-        for part in (train, val):
-            if part:
+        for keys in self._columns or ():
+            if keys:
                 text.append(" │", style="dim")
-                for key, shown in part:
-                    text.append(f" {shown:>{self._widths[key]}}", style=style)
+                for key in keys:
+                    text.append(f" {shown.get(key, ''):>{self._widths[key]}}", style=style)
         return text
 
 
@@ -382,11 +404,12 @@ class _Bars(Progress):
         self.view = view
         super().__init__(
             _fixed("{task.description}", 9),
-            BarColumn(bar_width=24, table_column=Column(width=24, no_wrap=True)),
-            _fixed("{task.fields[count]}", 9), _fixed("{task.fields[eta]}", 11),
-            _fixed("{task.fields[rate]}", 17),
+            BarColumn(bar_width=20, table_column=Column(width=20, no_wrap=True)),
+            _fixed("{task.fields[count]}", 9), _fixed("{task.fields[eta]}", 10),
+            _fixed("{task.fields[rate]}", 16),
+            # the rest of the line: cut short on a narrow terminal, the others keep their width
             TextColumn("{task.fields[values]}", table_column=Column(
-                ratio=1, no_wrap=True, overflow="ellipsis")), **kwargs)
+                ratio=1, no_wrap=True, overflow="ellipsis")), expand=True, **kwargs)
 
     def add_task(self, description: str, **kwargs: Any) -> Any:
         return super().add_task(description, count="", **kwargs)

@@ -345,7 +345,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
         kwargs["epochs"] = config.fit.epochs if epochs is None else epochs
         left = kwargs["epochs"] - kwargs["initial_epoch"]
         shown = display.callback(config, kwargs["epochs"], kwargs["initial_epoch"],
-                                 _epoch_samples(prepared))
+                                 _epoch_samples(prepared), "validation" in data.splits)
         if shown is not None:
             kwargs["callbacks"].append(shown)
         elif display.mode == "silent" and left > 0:  # nothing per epoch: say that it works
