@@ -5,7 +5,7 @@ choose the mode (:func:`choose`):
 
 - ``live`` (``auto`` or ``1`` when stderr is a terminal): an epoch bar and a batch bar with
   the ETA, samples/s, the current loss and metrics; above them one row per finished epoch
-  (train and validation side by side). The batch hook only stores two numbers; rich redraws
+  (train and validation side by side), with the column names again after each screenful. The batch hook only stores two numbers; rich redraws
   from them at most 10 times a second in its own thread, so training never waits on drawing.
 - ``lines`` (``2``, or ``auto``/``1`` when stderr is not a terminal): one plain line per epoch,
   no escape codes, no bars.
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.constrain import Constrain
 from rich.table import Column
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
@@ -316,6 +317,7 @@ class _Live(_Lines):
         self._widths: dict[str, int] = {}
         self._best: float | None = None
         self._pending: list[Text] = []  # rows not yet printed
+        self._rows = 0  # epoch rows so far
         self._printed = 0.0
         self._progress.start()
 
@@ -360,8 +362,11 @@ class _Live(_Lines):
             self._columns = (train, val)
             self._widths = {k: max(len(k), 8) for k in train + val}
             self._monitor, self._mode, _ = monitor(self.config, train + val)
+        if self._rows % max(self.display.console.height - 6, 10) == 0:  # a header a screen
             self._pending.append(self._row("epoch", "time", "samples/s",
-                                           {k: k for k in train + val}, style="bold"))
+                                           {k: k for k in sum(self._columns, [])},
+                                           style="bold"))
+        self._rows += 1
         value = logs.get(self._monitor)
         best = isinstance(value, (int, float)) and math.isfinite(value) and (
             self._best is None or (value > self._best if self._mode == "max"
@@ -420,7 +425,11 @@ class _Bars(Progress):
             for task in self.tasks:
                 total = "?" if task.total is None else f"{task.total:.0f}"
                 task.fields["count"] = f"{task.completed:.0f}/{total}"
-        yield from super().get_renderables()
+        # Two columns short of the width: the terminal's echo of a Ctrl-C ("^C") then fits on
+        # the last line instead of wrapping it, which would leave a bar behind when it is
+        # taken off.
+        for renderable in super().get_renderables():
+            yield Constrain(renderable, width=max(self.view.display.console.width - 2, 1))
 
 
 def _fixed(template: str, width: int) -> TextColumn:
