@@ -181,8 +181,7 @@ def fit(
 ) -> None:
     """Train a model; write its run directory and print its path.
 
-    Progress goes to stderr: live bars on a terminal, a line per epoch otherwise (fit.verbose:
-    0 none, 2 lines); then the final metrics, the best epoch and the wall time.
+    Progress on stderr: live bars on a terminal, else a line per epoch (fit.verbose 0: none).
 
     Example: nettrain fit configs/digits_mlp.yaml fit.epochs=5
 

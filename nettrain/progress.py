@@ -5,8 +5,10 @@ choose the mode (:func:`choose`):
 
 - ``live`` (``auto`` or ``1`` when stderr is a terminal): an epoch bar and a batch bar with
   the ETA, samples/s, the current loss and metrics; above them one row per finished epoch
-  (train and validation side by side), with the column names again after each screenful. The batch hook only stores two numbers; rich redraws
-  from them at most 10 times a second in its own thread, so training never waits on drawing.
+  (train and validation side by side), with the column names again after each screenful.
+  The batch hook only stores two numbers; rich redraws from them at most 10 times a second
+  in its own thread, and rows of fast epochs are printed together at most as often, so
+  training does not wait on drawing.
 - ``lines`` (``2``, or ``auto``/``1`` when stderr is not a terminal): one plain line per epoch,
   no escape codes, no bars.
 - ``silent`` (``0``): no line per epoch; the notes (run directory, resume) and the final table.
@@ -30,9 +32,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.constrain import Constrain
-from rich.table import Column
 from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 REFRESH_PER_SECOND = 10
@@ -255,7 +256,10 @@ def _callback(view: Any, batches: bool) -> Any:
 
 class _Lines:
     """One plain line per finished epoch:
-    ``Epoch 3/20 - 0.4s - 1,200 samples/s - loss: 0.5012 - accuracy: 0.8125 - val_loss: ...``"""
+    ``Epoch 3/20 - 0.4s - 1,200 samples/s - loss: 0.5012 - accuracy: 0.8125 - val_loss: ...``
+
+    It also keeps what the callback reports (the epoch, the last batch and its logs), which
+    the live view draws from."""
 
     def __init__(self, display: Display, config: Any, epochs: int, initial_epoch: int,
                  samples: int | None, validation: bool) -> None:

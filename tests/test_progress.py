@@ -57,7 +57,8 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_off_a_terminal_fit_prints_a_plain_line_per_epoch_and_the_final_table(runner,
                                                                               tmp_path):
-    result = runner.invoke(app, ["fit", str(_config(tmp_path)), "--run-dir", str(tmp_path / "run")], env=WIDTH)
+    result = runner.invoke(app, ["fit", str(_config(tmp_path)), "--run-dir",
+                                 str(tmp_path / "run")], env=WIDTH)
     assert result.exit_code == 0, result.output
     run = tmp_path / "run"
     assert result.stdout == f"{run}\n"
