@@ -160,14 +160,9 @@ def _stop_cleanly_on_signals() -> None:
 
 
 def _metrics_table(rows: dict[str, dict[str, float]]) -> Table:
-    names = list(dict.fromkeys(k for metrics in rows.values() for k in metrics))
-    table = Table()
-    table.add_column("split")
-    for name in names:
-        table.add_column(name, justify="right")
-    for split, metrics in rows.items():
-        table.add_row(split, *(f"{metrics[n]:.4f}" if n in metrics else "" for n in names))
-    return table
+    from nettrain.progress import metrics_table
+
+    return metrics_table(rows)
 
 
 @app.command()
@@ -186,9 +181,14 @@ def fit(
     ] = None,
     allow_changed_data: AllowChangedData = False,
     print_config: PrintConfig = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print only the run directory (on stdout), warnings and errors.")
+    ] = False,
     debug: Debug = False,
 ) -> None:
     """Train a model; write its run directory and print its path.
+
+    Progress on stderr: live bars on a terminal, else a line per epoch (fit.verbose 0: none).
 
     Example: nettrain fit configs/digits_mlp.yaml fit.epochs=5
 
@@ -219,20 +219,20 @@ def fit(
                 err.print(cfg.to_annotated_yaml(), highlight=False, markup=False,
                           soft_wrap=True)
         _load_keras(debug)
-        from nettrain import rundir, train
+        from nettrain import progress, rundir, train
 
         _stop_cleanly_on_signals()
         echo = lambda text: err.print(text, highlight=False, markup=False,  # noqa: E731
                                       soft_wrap=True)
+        display = progress.Display(err, quiet=quiet)
         if resume is None:
-            path = train.fit(cfg, run_dir, echo=echo)
+            path = train.fit(cfg, run_dir, echo=echo, display=display)
         else:
             path = train.resume(resume, config, overrides, echo=echo,
-                                allow_changed_data=allow_changed_data)
-        name = rundir.open_run(path).config.name
-        metrics = rundir.read_json(path / rundir.METRICS)
-        err.print(f"Final metrics of {name}:", highlight=False, markup=False)
-        err.print(_metrics_table(metrics))
+                                allow_changed_data=allow_changed_data, display=display)
+        run = rundir.open_run(path)
+        display.summary(run.config.name, path, rundir.read_json(path / rundir.METRICS),
+                        run.config, rundir.read_json(path / rundir.RUN).get("epochs_completed"))
         out.print(str(path), highlight=False, markup=False, soft_wrap=True)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nettrain import callbacks, lock, record, reports, rundir, runtime, saving
+from nettrain import callbacks, lock, progress, record, reports, rundir, runtime, saving
 from nettrain.record import now as _now
 from nettrain.config import Config, load_config
 from nettrain.data import Data, load_data
@@ -60,17 +60,21 @@ def with_seed(config: Config) -> Config:
 
 
 def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print,
+        display: progress.Display | None = None,
         extra_callbacks: tuple[Any, ...] = ()) -> Path:
     """Train the config's model and write its run directory; return the directory.
 
     Args:
         config: a validated config.
         run_dir: an explicit new or empty directory (default ``runs/<name>/<date>-<time>``).
-        echo: where progress lines go (default ``print``).
+        echo: where warnings go (default ``print``).
+        display: where the progress goes (default: plain lines through ``echo``; see
+            :mod:`nettrain.progress`).
         extra_callbacks: Keras callbacks of the caller (not the config's), called after the run's
             own each epoch, so the epoch's history row and checkpoint are written when they
             act (``nettrain sweep``'s pruning stops a trial with ``model.stop_training``).
     """
+    display = display or progress.Display(echo=echo)
     if run_dir is not None:  # refuse a used --run-dir before any work
         rundir.check_new_dir(Path(run_dir))
     config = with_seed(config)
@@ -84,13 +88,13 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print,
         rundir.write_json(path / rundir.RUN, {**record.start(config),
                                           "replicas": _replicas(prepared)})
         callbacks.place(config, prepared.callbacks, path)  # their files go in the run dir
-        echo(f"Run directory: {path}")
-        return _train(prepared, path, echo, extra=extra_callbacks)
+        display.note(f"Run directory: {path}")
+        return _train(prepared, path, echo, display, extra=extra_callbacks)
 
 
 def resume(run_path: str | Path, config_path: str | Path | None = None,
            overrides: list[str] | None = None, echo: Any = print,
-           allow_changed_data: bool = False) -> Path:
+           allow_changed_data: bool = False, display: progress.Display | None = None) -> Path:
     """Continue an interrupted run from its last completed epoch, in the same directory.
 
     Args:
@@ -99,6 +103,7 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
         overrides: ``KEY=VALUE`` changes; only keys that keep the run the same run may change
             (``fit.epochs``, a callback's patience, ...; see :mod:`nettrain.resume`).
         allow_changed_data: resume on data files that changed since training (warned).
+        echo, display: where warnings and the progress go, as for :func:`fit`.
 
     With a seed and numpy data on CPU the result is bit-identical to an uninterrupted run.
     A run whose training ended (its epochs done, or a callback stopped it) but that was not
@@ -110,11 +115,12 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
     """
     run = rundir.open_run(run_path)
     with lock.locked(run.path):
-        return _resume(run, config_path, overrides, echo, allow_changed_data)
+        return _resume(run, config_path, overrides, echo, allow_changed_data,
+                       display or progress.Display(echo=echo))
 
 
 def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str] | None,
-            echo: Any, allow_changed_data: bool) -> Path:
+            echo: Any, allow_changed_data: bool, display: progress.Display) -> Path:
     from nettrain import checkpoints
     from nettrain.resume import check_changes
 
@@ -131,7 +137,7 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
     state = _read_checkpoint(path, last) if last.is_file() else None
     epochs = _epochs_to_train(path, run.config, new, state, status.get("status"), changes)
     for key, (was, now) in changes.items():
-        echo(f"Resume changes {key}: {was!r} -> {now!r}")
+        display.note(f"Resume changes {key}: {was!r} -> {now!r}")
     prepared = prepare(new, echo)
     if state is not None:
         try:
@@ -151,14 +157,14 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
     rundir.update_json(path / rundir.RUN, status="running", ended=None, resumed=resumes,
                      error=None)
     if epochs == done:
-        echo(f"Finishing {path}: its training ended after epoch {done} (status "
+        display.note(f"Finishing {path}: its training ended after epoch {done} (status "
              f"{status.get('status', 'unknown')}) and no epoch is left to train; evaluating "
              "and saving it.")
     elif state is None:
-        echo(f"Starting {path} again from the beginning: no epoch of it was completed.")
+        display.note(f"Starting {path} again from the beginning: no epoch of it was completed.")
     else:
-        echo(f"Resuming {path} after epoch {done} of {epochs}")
-    return _train(prepared, path, echo, state, epochs)
+        display.note(f"Resuming {path} after epoch {done} of {epochs}")
+    return _train(prepared, path, echo, display, state, epochs)
 
 
 def _read_checkpoint(path: Path, last: Path) -> Any:
@@ -266,21 +272,30 @@ def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
     """The data arguments of ``model.fit`` and the ``fit:`` section as keyword arguments."""
     config, data = prepared.config, prepared.data
     kwargs = config.fit.model_dump(exclude={"checkpoint_every_seconds"})
-    if kwargs["verbose"] == "auto":  # Keras's progress bar is for a terminal; a log gets lines
-        kwargs["verbose"] = 2  # one line per epoch: a per-batch display slows training
+    kwargs["verbose"] = 0  # nettrain's own display shows the progress (see nettrain.progress)
     if kwargs["class_weight"] == "balanced":
         kwargs["class_weight"] = balanced_class_weight(data.class_counts())
+    per_call = getattr(prepared.model, "steps_per_execution", 1) or 1
     args = _arguments(data, "train", config, training=True, first_epoch=first_epoch,
-                      repeat=config.fit.steps_per_epoch is None)
+                      repeat=config.fit.steps_per_epoch is None, per_call=per_call)
     del kwargs["batch_size"], kwargs["validation_batch_size"]  # done by the pipelines
     kwargs["shuffle"] = False  # the pipeline shuffles itself, by seed and epoch
     kwargs["steps_per_epoch"] = args.pop("steps", None) or config.fit.steps_per_epoch
     if "validation" in data.splits:
         validation = _arguments(data, "validation", config,
-                                repeat=config.fit.validation_steps is None)
+                                repeat=config.fit.validation_steps is None, per_call=per_call)
         kwargs["validation_data"] = validation["x"]
         kwargs["validation_steps"] = validation.get("steps") or config.fit.validation_steps
     return args, kwargs
+
+
+def _epoch_samples(prepared: Prepared) -> int:
+    """The training samples of one epoch (for samples/s): the training split, or
+    ``fit.steps_per_epoch`` batches of ``fit.batch_size`` when that is set."""
+    fit = prepared.config.fit
+    if fit.steps_per_epoch is not None:
+        return fit.steps_per_epoch * (fit.batch_size or 32)
+    return prepared.data.size("train")
 
 
 def balanced_class_weight(counts: Any) -> dict[int, float]:
@@ -299,11 +314,12 @@ def balanced_class_weight(counts: Any) -> dict[int, float]:
     return {int(c): float(total / (len(present) * counts[c])) for c in present}
 
 
-def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
-           epochs: int | None = None, extra: tuple[Any, ...] = ()) -> Path:
+def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
+           state: Any = None, epochs: int | None = None, extra: tuple[Any, ...] = ()) -> Path:
     """Fit with the always-on callbacks, then evaluate and save; keep run.json up to date.
 
     Args:
+        display: shows the epochs while they train (its bars end before any message).
         state: the checkpoint state to continue from (default: start at the beginning).
         epochs: the epoch to train to (default ``fit.epochs``); the epochs of ``state`` when
             the training already ended and only the evaluation and the save are left. Keras
@@ -334,12 +350,18 @@ def _train(prepared: Prepared, path: Path, echo: Any, state: Any = None,
         kwargs["initial_epoch"] = state.epoch if state else config.fit.initial_epoch
         kwargs["epochs"] = config.fit.epochs if epochs is None else epochs
         left = kwargs["epochs"] - kwargs["initial_epoch"]
-        if config.fit.verbose == 0 and left > 0:  # Keras prints nothing: say that it works
-            echo(f"Training {left} epoch{'s' if left != 1 else ''} on "
-                 f"{data.size('train')} samples (fit.verbose: 0, so no progress lines)...")
-        # Keras writes its progress bar to stdout; stdout is kept for the run directory.
-        with contextlib.redirect_stdout(sys.stderr):
+        shown = display.callback(config, kwargs["epochs"], kwargs["initial_epoch"],
+                                 _epoch_samples(prepared), "validation" in data.splits)
+        if shown is not None:
+            kwargs["callbacks"].append(shown)
+        elif display.mode == "silent" and left > 0:  # nothing per epoch: say that it works
+            display.note(f"Training {left} epoch{'s' if left != 1 else ''} on "
+                         f"{data.size('train')} samples (fit.verbose: 0, so no progress "
+                         "lines)...")
+        # Anything printed while training goes to stderr: stdout is kept for the run directory.
+        with contextlib.redirect_stdout(sys.stderr), display.training(shown):
             model.fit(**args, **kwargs)
+        with contextlib.redirect_stdout(sys.stderr):
             stops.check()
             if guard.epoch is not None:
                 raise _NaN(guard, checkpoint)
@@ -403,13 +425,17 @@ def _history_png(path: Path, title: str, echo: Any) -> None:
 
 
 def _arguments(data: Data, split: str, config: Config, training: bool = False,
-               first_epoch: int = 0, repeat: bool = False) -> dict[str, Any]:
+               first_epoch: int = 0, repeat: bool = False, per_call: int = 1) -> dict[str, Any]:
     """The x argument of fit or evaluate for one split: a tf.data pipeline (see
     :mod:`nettrain.pipeline`) that shuffles each epoch in an order drawn from the seed and the
     epoch number, so a resumed run sees the same orders.
 
     With ``repeat``, arrays in memory become one endless pipeline, and ``steps`` (the batches
-    of an epoch) comes with it, for fit's ``steps_per_epoch`` or ``validation_steps``.
+    of an epoch) comes with it, for fit's ``steps_per_epoch`` or ``validation_steps``; only
+    when those batches are a whole number of ``per_call`` (the model's steps_per_execution):
+    one call of Keras's compiled step always runs ``per_call`` batches, so on an endless
+    pipeline the last call of a pass would run on into the next one (a validation of 3
+    batches measured in calls of 5 counted 2 of them twice). A finite pipeline ends the call.
     """
     from nettrain import pipeline
 
@@ -419,6 +445,7 @@ def _arguments(data: Data, split: str, config: Config, training: bool = False,
     if data.stream:
         return {"x": data.stream.dataset(split, batch, shuffle=shuffle, first_epoch=first_epoch)}
     x, y, w = data.x[split], data.y[split], data.w.get(split)
+    repeat = repeat and pipeline.steps(x, batch) % per_call == 0
     if pipeline.needs_dataset(x):
         return {"x": pipeline.dataset(x, y, w, batch, shuffle=shuffle, seed=config.seed,
                                       first_epoch=first_epoch)}
