@@ -61,7 +61,12 @@ def _fsync(path: Path) -> None:
     for file in files:
         with open(file, "rb") as f:
             os.fsync(f.fileno())
-    folder = os.open(path if path.is_dir() else path.parent, os.O_RDONLY)
+    _fsync_folder(path if path.is_dir() else path.parent)
+
+
+def _fsync_folder(path: Path) -> None:
+    """Flush a folder's entries (a rename into it) to the disk; not the files in it."""
+    folder = os.open(path, os.O_RDONLY)
     try:
         os.fsync(folder)
     finally:
@@ -79,7 +84,7 @@ def _move_into_place(source: Path, target: Path) -> None:
     os.replace(source, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    _fsync(target.parent)
+    _fsync_folder(target.parent)  # the rename; the run's other files are not ours
 
 
 def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[str, Any]) -> None:

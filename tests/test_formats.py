@@ -184,3 +184,29 @@ def test_a_format_that_does_not_reload_is_not_called_damaged(tmp_path):
     with pytest.raises(RunError, match=r"^The keras format of this model does not reload "
                                        r"\(not a whole \.keras archive\); it was not saved"):
         saving._check_reload(model, tmp_path, "keras", sample, {})
+
+
+def test_saving_flushes_its_own_files_only(tmp_path, monkeypatch):
+    """Saving a model flushes what it writes and the run directory's entries, never the run's
+    other files: those may be written at the same time (history.png is drawn while the model
+    is saved) and vanish under it (a sweep trial failed with "No such file or directory:
+    .history.png.<tmp>.png"), and flushing every checkpoint again at each save costs time."""
+    import builtins
+
+    from nettrain import saving
+
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.keras").write_bytes(b"a checkpoint")
+    opened: list[str] = []
+
+    def recording_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(saving, "open", recording_open, raising=False)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    saving.save_model(model, tmp_path, ["keras", "json"], sample=np.ones((4, 3), "float32"))
+    assert (tmp_path / "model.keras").is_file() and (tmp_path / "model.json").is_file()
+    others = [f for f in opened if "history.csv" in f or "last.keras" in f]
+    assert others == [], others

@@ -154,7 +154,8 @@ def test_two_sweep_workers_share_one_study_in_postgresql(postgres_url, tmp_path)
                                            f"{tmp_path / 'machine-b'}\n"]
 
     trials = optuna.load_study(study_name="iris-grid", storage=postgres_url).trials
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), trials
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), \
+        [(t.number, t.state.name, t.params, t.user_attrs) for t in trials]
     assert len(trials) == 6
     params = [tuple(sorted(t.params.items())) for t in trials]
     assert len(set(params)) == 6, params  # every point of the grid once
