@@ -296,6 +296,8 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
     import keras
     import optuna
 
+    from nettrain.train import StopNotes
+
     trial.set_user_attr("process", _process())
     values = {p.key: p.suggest(trial) for p in sweep.params}
     path = sweep.path / f"trial-{trial.number:04d}"
@@ -303,12 +305,23 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
     log = sweep.path / LOGS / f"{path.name}.log"
     pruning = pruning_callback(trial, sweep.metric) if sweep.pruning and \
         not sweep.metric.startswith("test_") else None
+    # A Ctrl-C raised while the garbage collector runs (clear_session below, TensorFlow's
+    # finalizers) is printed and lost, and one raised in TensorFlow's C++ code can come out
+    # as another error: each is noted, and stops the sweep all the same.
+    stops = StopNotes()
     try:
-        with _output_to(log) as out:
-            config = trial_config(sweep.config, values)
-            keras.utils.clear_session(free_memory=True)  # one trial's graphs are not the next's
-            train_fit(config, path, out, pruning)
-        metrics = rundir.read_json(path / rundir.METRICS)
+        try:
+            with _output_to(log) as out:
+                config = trial_config(sweep.config, values)
+                keras.utils.clear_session(free_memory=True)  # one trial's graphs, not the next's
+                stops.check()
+                train_fit(config, path, out, pruning)
+                stops.check()
+            metrics = rundir.read_json(path / rundir.METRICS)
+        except Exception:
+            if stops.noted:
+                raise KeyboardInterrupt from None
+            raise
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", "Ctrl-C")
         _draw_again(trial.study, trial)
@@ -319,6 +332,8 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
         _failed(trial, _one_line(exc))
     except Exception as exc:  # a bug or the machine: recorded, the sweep goes on
         _failed(trial, f"{type(exc).__name__}: {_one_line(exc)}")
+    finally:
+        stops.restore()
     value = metric_value(metrics, sweep.metric)
     if value is None or not math.isfinite(value):
         _failed(trial, f"{sweep.metric} is {value} in {path.name}/{rundir.METRICS}")

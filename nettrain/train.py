@@ -339,7 +339,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
                                            every=config.fit.checkpoint_every_seconds)
     trained = False
     drawing = None
-    stops = _StopNotes()
+    stops = StopNotes()
     try:  # from here on a Ctrl-C marks the run and says how to go on
         args, kwargs = _fit_arguments(prepared, state.epoch if state else 0)
         # The run's own callbacks go last: the checkpoint sees the others' state after each
@@ -471,7 +471,7 @@ class _NaN(Exception):
                          f"{guard.epoch + 1} (by batch {guard.batch + 1}); {kept}.")
 
 
-class _StopNotes:
+class StopNotes:
     """Notes each Ctrl-C or SIGTERM while it lives (until ``restore``), then lets the handler
     in place (the CLI's: raise KeyboardInterrupt) act. The KeyboardInterrupt can get lost:
     raised inside TensorFlow's C++ code it can come out as another error (a SystemError from
