@@ -259,15 +259,23 @@ def _images(folder: Path, n: int, shape: tuple[int, ...]) -> Path:
     return path
 
 
+def _fit_sides(folder: Path, name: str, config_text: str, plain_text: str, data: Path,
+               epochs: int) -> tuple[Path, dict[str, Any]]:
+    """Write ``name``'s nettrain config and plain script for ``data`` and ``epochs``; return
+    the config and both sides' commands (for :func:`pairs`)."""
+    config = folder / f"{name}.yaml"
+    config.write_text(config_text.replace("DATA", str(data)).replace("EPOCHS", str(epochs)))
+    plain = folder / f"{name}_plain.py"
+    plain.write_text(plain_text)
+    return config, {"nettrain": lambda i: ["-m", "nettrain", "fit", str(config)],
+                    "plain_keras": lambda i: [str(plain), str(data), str(epochs),
+                                              str(_out(folder, name, i))]}
+
+
 def bench_mnist(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     n, epochs = (1_000, 2) if args.small else (60_000, 8)
     data = _images(folder, n, (28, 28))
-    config = folder / "mnist.yaml"
-    config.write_text(MNIST_CONFIG.replace("DATA", str(data)).replace("EPOCHS", str(epochs)))
-    (folder / "mnist_plain.py").write_text(MNIST_PLAIN)
-    sides = {"nettrain": lambda i: ["-m", "nettrain", "fit", str(config)],
-             "plain_keras": lambda i: [str(folder / "mnist_plain.py"), str(data), str(epochs),
-                                       str(_out(folder, "mnist", i))]}
+    config, sides = _fit_sides(folder, "mnist", MNIST_CONFIG, MNIST_PLAIN, data, epochs)
     if args.variants:  # each lever of nettrain's defaults turned back, one at a time
         for name, override in VARIANTS.items():
             sides[f"nettrain_{name}"] = lambda i, o=override: ["-m", "nettrain", "fit",
@@ -299,12 +307,7 @@ VARIANTS = {"verbose_1": "fit.verbose=1", "steps_per_execution_1": "compile.step
 def bench_cnn(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     n, epochs = (512, 2) if args.small else (10_000, 3)
     data = _images(folder, n, (28, 28, 1))
-    config = folder / "cnn.yaml"
-    config.write_text(CNN_CONFIG.replace("DATA", str(data)).replace("EPOCHS", str(epochs)))
-    (folder / "cnn_plain.py").write_text(CNN_PLAIN)
-    sides = {"nettrain": lambda i: ["-m", "nettrain", "fit", str(config)],
-             "plain_keras": lambda i: [str(folder / "cnn_plain.py"), str(data), str(epochs),
-                                       str(_out(folder, "cnn", i))]}
+    _, sides = _fit_sides(folder, "cnn", CNN_CONFIG, CNN_PLAIN, data, epochs)
     runs = pairs(sides, args.pairs, folder)
     return {"work": f"Conv2D 32 - MaxPooling - Conv2D 64 - MaxPooling - Flatten - Dense 10, "
                     f"adam, batch 128, {epochs} epochs on {n:,} random uint8 28x28x1 samples",
