@@ -1,7 +1,7 @@
 """Benchmark: what fit's progress display costs, in one process, display against none.
 
 Trains the MNIST MLP of perf.py (784 -> 500 sigmoid -> 10, SGD, batch 128) on 60,000
-synthetic 28x28 images (the speed does not depend on the pixels) with ``nettrain.train.fit``
+synthetic 28x28 images (the speed does not depend on the pixels) with ``nettrain.engine.train.fit``
 in three modes, alternated pair after pair so drifts in machine load hit all alike:
 
 - ``none``: ``fit.verbose: 0`` (no progress callback at all),
@@ -59,8 +59,9 @@ def main() -> None:
     import numpy as np
     from rich.console import Console
 
-    from nettrain import progress, train
-    from nettrain.config import load_config
+    from nettrain.engine import progress
+    from nettrain.engine import train
+    from nettrain.config.load import load_config
 
     times: list[float] = []
 

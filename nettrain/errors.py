@@ -65,8 +65,8 @@ class ConfigError(NettrainError):
 
     Problems are listed in the order of their lines in the file (those without a line, such as
     overrides, last). ``draft`` is set when the schema refused the config: what parsed of it
-    (:class:`nettrain.config.Draft`), so checks that need Keras can still run on it and report
-    their problems in the same error (:func:`nettrain.checks.with_keras_problems`).
+    (:class:`nettrain.config.load.Draft`), so checks that need Keras can still run on it and report
+    their problems in the same error (:func:`nettrain.model.draft.with_keras_problems`).
     """
 
     exit_code = 2

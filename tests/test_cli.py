@@ -211,7 +211,7 @@ def test_help_does_not_import_tensorflow():
 def test_the_schema_path_does_not_import_tensorflow(tmp_path):
     # validate and fit then load Keras to check the names of what parsed (all problems at once)
     path = write_config(tmp_path / "c.yaml", tiny_config(fit={"epochz": 1}))
-    code = ("import sys\nfrom nettrain.config import load_config\nfrom nettrain.errors import "
+    code = ("import sys\nfrom nettrain.config.load import load_config\nfrom nettrain.errors import "
             f"ConfigError\ntry:\n    load_config({str(path)!r})\nexcept ConfigError as e:\n"
             "    print('epochz' in str(e), 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     assert _run("-c", code).stdout.split() == ["True", "False", "False"]

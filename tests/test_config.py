@@ -12,7 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from nettrain.cli import app
-from nettrain.config import apply_override, load_config, parse_override
+from nettrain.config.overrides import apply_override, parse_override
+from nettrain.config.load import load_config
 from nettrain.errors import ConfigError
 
 from conftest import tiny_config, write_config

@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nettrain import pipeline, rundir, saving, train
+from nettrain.data import pipeline
+from nettrain.run import directory as rundir
+from nettrain.model import saving
+from nettrain.engine import train
 from nettrain.cli import app
-from nettrain.config import load_config
-from nettrain.data import load_data
+from nettrain.config.load import load_config
+from nettrain.data.loading import load_data
 from nettrain.errors import ConfigError, DataError
 
 from conftest import tiny_config, write_config, write_npz

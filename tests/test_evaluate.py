@@ -420,7 +420,7 @@ def test_evaluate_data_csv_reads_columns_by_name_and_class_names(runner, iris_ru
     assert "│ setosa       │" in result.stdout
     record = json.loads((iris_run / "evaluation.json").read_text())
     entry = record[f"data:{tmp_path / 'flowers.csv'}"]
-    from nettrain.record import sha256
+    from nettrain.data.fingerprint import sha256
 
     assert entry["data"] == {"file": str(tmp_path / "flowers.csv"),
                              "sha256": sha256(tmp_path / "flowers.csv")}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nettrain.cli import app
-from nettrain.config import load_config
+from nettrain.config.load import load_config
 
 from conftest import CONFIGS, REPO
 

@@ -119,7 +119,7 @@ def test_predict_ignores_the_target_column_and_takes_a_model_file(runner, iris_r
 
 
 def test_a_format_that_reloads_differently_is_not_saved(tmp_path):
-    from nettrain import saving
+    from nettrain.model import saving
     from nettrain.errors import RunError
 
     def dense(seed):
@@ -159,7 +159,7 @@ def test_from_logits_classifiers_predict_probabilities(runner, tmp_path):
 
 def test_saving_again_replaces_a_saved_model_folder(tmp_path):
     """A resumed run saves into a directory that already holds saved_model/."""
-    from nettrain import saving
+    from nettrain.model import saving
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     sample = np.ones((2, 3), dtype="float32")
@@ -175,7 +175,7 @@ def test_saving_again_replaces_a_saved_model_folder(tmp_path):
 
 def test_a_format_that_does_not_reload_is_not_called_damaged(tmp_path):
     """The reload check at save time reports the format, not a damaged temporary file."""
-    from nettrain import saving
+    from nettrain.model import saving
     from nettrain.errors import RunError
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
@@ -193,7 +193,7 @@ def test_saving_flushes_its_own_files_only(tmp_path, monkeypatch):
     .history.png.<tmp>.png"), and flushing every checkpoint again at each save costs time."""
     import builtins
 
-    from nettrain import saving
+    from nettrain.model import saving
 
     (tmp_path / "history.csv").write_text("epoch,loss\n0,1.0\n")
     (tmp_path / "checkpoints").mkdir()

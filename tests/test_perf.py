@@ -22,9 +22,9 @@ def test_metrics_json_equals_keras_evaluate_at_the_training_batch_size(runner, t
 
     import keras
 
-    from nettrain.config import load_config
-    from nettrain.data import load_data
-    from nettrain.model import resolve_compiled
+    from nettrain.config.load import load_config
+    from nettrain.data.loading import load_data
+    from nettrain.model.builder import resolve_compiled
 
     run_config = load_config(tmp_path / "run" / "config.yaml")
     data = load_data(run_config)  # the run's seed: the same split
@@ -47,7 +47,7 @@ def _rss_mib() -> float:
 def test_the_pipelines_of_one_array_hold_one_copy_of_it():
     """tf.constant copied a large array twice (one transient), each pipeline of a split held
     its own copy, and each iterator's graph rewrite copied it again."""
-    from nettrain import pipeline
+    from nettrain.data import pipeline
 
     small = np.zeros((4, 2), dtype=np.float32)
     for shuffle in (True, False):  # TensorFlow's own start-up memory comes before

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nettrain import predict as predicting
+from nettrain.engine import predict as predicting
 from nettrain.cli import app
 
 from conftest import tiny_config, write_config

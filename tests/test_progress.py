@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from nettrain import cli, progress
+from nettrain.cli import common as cli
+from nettrain.engine import progress
 from nettrain.cli import app
-from nettrain.config import load_config
+from nettrain.config.load import load_config
 
 from conftest import tiny_config, write_config, write_npz
 

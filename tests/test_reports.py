@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from nettrain import plots, reports
+from nettrain.engine import plots
+from nettrain.engine import reports
 from nettrain.cli import app
 
 from conftest import fit_once, tiny_config

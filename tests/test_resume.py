@@ -198,7 +198,7 @@ def test_a_final_save_that_fails_is_finished_by_resume(runner, tmp_path, monkeyp
 
 def _wait_for_epoch(proc: subprocess.Popen, run: Path, epoch: int) -> None:
     """Wait until checkpoints/last.keras holds epoch ``epoch``."""
-    from nettrain.checkpoints import read_state
+    from nettrain.run.checkpoints import read_state
 
     last = run / "checkpoints" / "last.keras"
     for _ in range(6000):
@@ -342,7 +342,7 @@ def test_a_ctrl_c_that_does_not_come_out_as_keyboardinterrupt_is_still_a_stop(
         runner, tmp_path, monkeypatch, what_becomes_of_it):
     """A real SIGINT whose KeyboardInterrupt is caught where Keras does not see it. The
     callback below plays the code that catches it (C++ or the garbage collector)."""
-    from nettrain import train
+    from nettrain.engine import train
 
     class CatchesIt(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -371,7 +371,7 @@ def test_a_ctrl_c_that_does_not_come_out_as_keyboardinterrupt_is_still_a_stop(
 
 
 def test_the_lock_is_taken_over_after_a_kill_and_gone_after_a_normal_end(tmp_path):
-    from nettrain.lock import LOCK, locked
+    from nettrain.run.lock import LOCK, locked
 
     (tmp_path / LOCK).write_text('{"pid": 1, "host": "gone"}')  # as a killed process left it
     with locked(tmp_path):
@@ -382,7 +382,7 @@ def test_the_lock_is_taken_over_after_a_kill_and_gone_after_a_normal_end(tmp_pat
 
 def test_a_ctrl_c_on_a_full_disk_says_what_was_kept(runner, tmp_path, monkeypatch):
     """The model of the last epoch cannot be saved: the message says so, and resume works."""
-    from nettrain import train
+    from nettrain.engine import train
 
     class CtrlC(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):

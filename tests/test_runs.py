@@ -18,7 +18,8 @@ import matplotlib.image
 import pytest
 
 from conftest import REPO, fit_once, tiny_config
-from nettrain import cli, lock
+from nettrain.cli import common as cli
+from nettrain.run import lock
 from nettrain.cli import app
 
 WIDTH = 140

@@ -15,8 +15,10 @@ import pytest
 import typer
 
 from nettrain.cli import app
-from nettrain.cli_help import App
-from nettrain.config import load_config, schema_json, yaml_load
+from nettrain.cli.help import App
+from nettrain.config.load import load_config
+from nettrain.config.export import schema_json
+from nettrain.config.reading import yaml_load
 
 from conftest import CONFIGS, REPO
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nettrain import stream
+from nettrain.data import stream
 from nettrain.cli import app
-from nettrain.config import load_config
-from nettrain.data import load_data
+from nettrain.config.load import load_config
+from nettrain.data.loading import load_data
 from nettrain.errors import ConfigError, DataError
 
 from conftest import tiny_config, write_config
@@ -79,7 +79,7 @@ def test_streamed_categorical_columns(runner, tmp_path):
 
 
 def test_normalization_adapts_on_the_streamed_training_rows(tmp_path):
-    from nettrain import train
+    from nettrain.engine import train
 
     _csv(tmp_path)
     config = load_config(write_config(tmp_path / "c.yaml", _config(tmp_path)))

@@ -37,7 +37,7 @@ def study_of(path: Path, name: str = "tiny"):
 
 
 def states(path: Path) -> list[str]:
-    from nettrain.sweep_report import state
+    from nettrain.sweep.report import state
 
     return [state(t) for t in study_of(path).get_trials(deepcopy=False)]
 
@@ -152,7 +152,7 @@ def test_an_interrupted_sweep_continues_with_the_same_command(runner, tmp_path):
     result = runner.invoke(app, command)
     assert result.exit_code == 0, result.output
     trials = study_of(tmp_path / "s").get_trials()
-    from nettrain.sweep import counted
+    from nettrain.sweep.trials import counted
 
     assert sum(map(counted, trials)) == 2
     assert "Continuing study tiny: 1 of 2 trials finished." in result.stderr
@@ -166,9 +166,10 @@ def test_an_interrupted_sweep_continues_with_the_same_command(runner, tmp_path):
 def test_pruning_stops_a_trial_cleanly_after_the_epoch(tmp_path):
     import optuna
 
-    from nettrain import rundir, train
-    from nettrain.config import load_config
-    from nettrain.sweep import pruning_callback
+    from nettrain.run import directory as rundir
+    from nettrain.engine import train
+    from nettrain.config.load import load_config
+    from nettrain.sweep.trials import pruning_callback
 
     study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=-1.0))
     trial = study.ask()  # every loss is above -1: pruned at the first epoch it may be
@@ -188,20 +189,21 @@ def test_pruning_stops_a_trial_cleanly_after_the_epoch(tmp_path):
 def test_a_drawn_combination_the_config_refuses_fails_that_trial_only(tmp_path):
     import optuna
 
-    from nettrain import sweep
-    from nettrain.config import load_config
+    from nettrain.sweep import runner as sweep
+    from nettrain.sweep import trials
+    from nettrain.config.load import load_config
 
     # Each split alone is fine (the space check passes); 0.6 + 0.6 is not.
     config = load_config(write_config(tmp_path / "c.yaml", sweep_config(params={
         "data.validation_split": [0.6], "data.test_split": [0.6]})))
-    from nettrain.sweep_space import check_space
+    from nettrain.sweep.space import check_space
 
     check_space(config, keras=False)
     plan = sweep.prepare(config, "c.yaml", tmp_path / "s")
     plan.metric, plan.direction = "val_accuracy", "maximize"
     trial = optuna.create_study().ask()
-    with pytest.raises(sweep.TrialFailed):
-        sweep.run_trial(plan, trial)
+    with pytest.raises(trials.TrialFailed):
+        trials.run_trial(plan, trial)
     failure = trial.storage.get_trial(trial._trial_id).user_attrs["failure"]
     assert failure.startswith("config: the trial's config: data.test_split: expected "
                               "validation_split + test_split below 1; received 1.2")

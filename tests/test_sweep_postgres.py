@@ -13,7 +13,7 @@ import pytest
 from conftest import tiny_config, write_config
 from nettrain.cli import app
 from nettrain.errors import RunError, UsageError
-from nettrain.sweep_storage import StudyLock, open_storage
+from nettrain.sweep.storage import StudyLock, open_storage
 
 WORKER = textwrap.dedent("""
     import os, sys, time

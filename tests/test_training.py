@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from nettrain.cli import app
-from nettrain.train import balanced_class_weight
+from nettrain.engine.train import balanced_class_weight
 
 from conftest import tiny_config, write_config, write_npz
 
@@ -258,7 +258,7 @@ def test_checkpoints_wait_for_checkpoint_every_seconds_but_a_stop_writes_the_las
 def test_a_run_that_ends_writes_its_last_epoch_whatever_the_interval(runner, tmp_path):
     path = write_config(tmp_path / "c.yaml", control_config(checkpoint_every_seconds=3600))
     run = fit(runner, path, "--run-dir", tmp_path / "run")
-    from nettrain.checkpoints import read_state
+    from nettrain.run.checkpoints import read_state
 
     assert read_state(run / "checkpoints" / "last.keras").epoch == 4
     every = fit(runner, path, "fit.checkpoint_every_seconds=0", "--run-dir", tmp_path / "b")
@@ -274,8 +274,8 @@ def test_a_run_that_ends_writes_its_last_epoch_whatever_the_interval(runner, tmp
 def test_resume_is_bit_identical_with_several_steps_per_execution(runner, tmp_path):
     """steps_per_execution: auto runs several batches per call (here 90 / 4 -> 23 batches
     in one call): a resumed run still ends as an uninterrupted one."""
-    from nettrain.config import load_config
-    from nettrain.model import steps_per_execution
+    from nettrain.config.load import load_config
+    from nettrain.model.builder import steps_per_execution
 
     path = write_config(tmp_path / "c.yaml", control_config(batch_size=4))
     config = load_config(path)
@@ -287,8 +287,8 @@ def test_resume_is_bit_identical_with_several_steps_per_execution(runner, tmp_pa
 
 
 def test_steps_per_execution_auto_splits_an_epoch_into_equal_calls():
-    from nettrain.config import Config
-    from nettrain.model import steps_per_execution
+    from nettrain.config.schema import Config
+    from nettrain.model.builder import steps_per_execution
 
     def spe(samples, **fit):
         config = Config.model_validate({**tiny_config(), "fit": {"batch_size": 128, **fit}})
@@ -364,8 +364,8 @@ def test_balanced_class_weight():
 
 
 def test_class_counts_of_one_hot_and_streamed_labels(tmp_path):
-    from nettrain.config import load_config
-    from nettrain.data import load_data
+    from nettrain.config.load import load_config
+    from nettrain.data.loading import load_data
 
     config = tiny_config(data={"dataset": "iris", "one_hot": True},
                          compile={"optimizer": "adam", "loss": "categorical_crossentropy"})

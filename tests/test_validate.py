@@ -153,8 +153,8 @@ def test_refused_names_are_never_suggested(runner, section, name, refused):
 
 
 def test_every_refused_callback_is_hidden_from_suggestions():
-    from nettrain import callbacks
-    from nettrain.keras_objects import CALLBACKS
+    from nettrain.model import callbacks
+    from nettrain.model.keras_names import CALLBACKS
 
     assert set(callbacks.REFUSED) == set(CALLBACKS.hidden)
 
@@ -175,7 +175,8 @@ def test_callback_paths_go_under_the_run_directory(runner, tmp_path):
 
 
 def test_a_symlink_out_of_the_run_directory_is_refused_at_fit(tmp_path):
-    from nettrain import callbacks, config as config_module
+    from nettrain.model import callbacks
+    from nettrain.config import load as config_module
     from nettrain.errors import ConfigError
 
     cfg = config_module.load_config(write_config(
@@ -449,7 +450,9 @@ def test_a_legacy_argument_name_gets_the_new_one(runner):
 
 
 def test_a_resumed_run_appends_to_its_csv_log(tmp_path):
-    from nettrain import callbacks, checkpoints, config as config_module
+    from nettrain.model import callbacks
+    from nettrain.run import checkpoints
+    from nettrain.config import load as config_module
 
     cfg = config_module.load_config(write_config(
         tmp_path / "c.yaml", _callbacks({"CSVLogger": {"filename": "logs/log.csv"}})))

@@ -1,0 +1,1 @@
+"""Choosing the Keras backend (TensorFlow, JAX, PyTorch) a run trains on: not built yet."""

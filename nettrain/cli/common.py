@@ -1,0 +1,166 @@
+"""The command line: thin commands over config -> train -> runs. TensorFlow loads lazily.
+
+Exit status: 0 success, 1 failure while running, 2 config or usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from nettrain import __version__
+from nettrain.cli.help import App
+from nettrain.errors import ConfigError, NettrainError
+
+if TYPE_CHECKING:
+    from nettrain.config.schema import Config
+
+# Before TensorFlow is ever imported: keep its C++ log lines off the user's terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+app = App(
+    name="nettrain",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks and TensorFlow's logs.")]
+AllowChangedData = Annotated[bool, typer.Option(
+    "--allow-changed-data",
+    help="Go on when a data file changed since training (its sha256 differs from run.json, it "
+         "is missing, or a file was added to an image folder): warn and record it.")]
+Overrides = Annotated[
+    Optional[list[str]],
+    typer.Argument(metavar="KEY=VALUE", help="Overrides, e.g. fit.epochs=5 (values are YAML)."),
+]
+PrintConfig = Annotated[bool, typer.Option(
+    "--print-config", help="Print the resolved config first, each value marked with where it "
+                           "came from: file, command line or default.")]
+
+
+class Split(str, Enum):
+    test = "test"
+    validation = "validation"
+    train = "train"
+
+
+class Format(str, Enum):
+    keras = "keras"
+    json = "json"
+    savedmodel = "savedmodel"
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"nettrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Train Keras models from YAML config files: fit, evaluate, predict.
+
+    Start: nettrain init mlp-classifier, then nettrain fit mlp-classifier.yaml
+
+    Example: nettrain fit configs/digits_mlp.yaml fit.epochs=5
+    """
+
+
+@contextlib.contextmanager
+def _errors(debug: bool) -> Iterator[None]:
+    """Turn the library's errors into a message and an exit status (no traceback)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except NettrainError as exc:
+        if debug:
+            raise
+        label = "Config error" if type(exc) is ConfigError else "Error"
+        err.print(Text.assemble((f"{label}:", "bold red"), f" {exc}"), soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]Interrupted.[/]")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # anything unexpected: a message, not a traceback
+        if debug:
+            raise
+        err.print(Text.assemble(("Error:", "bold red"), f" {type(exc).__name__}: {exc}\n"
+                                "Run again with --debug for the traceback."), soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _load_keras(debug: bool) -> None:
+    """Import Keras (and TensorFlow) with the C++ start-up chatter sent nowhere."""
+    if "keras" in sys.modules:
+        return
+    if debug:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        import keras  # noqa: F401
+        return
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        sys.stderr.flush()
+        os.dup2(sink.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        except Exception:  # a broken install: show what TensorFlow said (not on Ctrl-C)
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _load_config(path: Path, overrides: list[str], debug: bool) -> Config:
+    """The validated config; when the schema refuses it, also check the Keras names of what
+    parsed, so one ConfigError lists every mistake (this loads Keras)."""
+    from nettrain.config.load import load_config
+
+    try:
+        return load_config(path, overrides)
+    except ConfigError as exc:
+        if exc.draft is None:
+            raise
+        _load_keras(debug)
+        from nettrain.model.draft import with_keras_problems
+
+        raise with_keras_problems(exc) from None
+
+
+def _stop_cleanly_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop a fit cleanly (KeyboardInterrupt: save, mark, exit 130), also
+    when a non-interactive shell started nettrain with SIGINT ignored."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _metrics_table(rows: dict[str, dict[str, float]]) -> Table:
+    from nettrain.engine.progress import metrics_table
+
+    return metrics_table(rows)
+
+

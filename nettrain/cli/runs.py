@@ -1,0 +1,127 @@
+"""``nettrain runs`` and ``nettrain runs compare``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from nettrain.cli import common
+from nettrain.cli.common import Debug, _errors, app
+from nettrain.cli.help import Group
+
+if TYPE_CHECKING:
+    pass
+
+
+class RunStatus(str, Enum):
+    completed = "completed"
+    failed = "failed"
+    interrupted = "interrupted"
+    running = "running"
+    stopped = "stopped"
+    damaged = "damaged"
+
+
+class _RunsGroup(Group):
+    """``runs [ROOT]`` lists and ``runs compare A B`` compares: when the first word names a
+    sub-command it is not taken for ROOT, and options may follow ROOT (``runs ROOT --json``)."""
+
+    _SUB = "nettrain.runs.table.sub-command"
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands:
+            ctx.meta[self._SUB] = True
+        else:
+            ctx.allow_interspersed_args = True
+        return super().parse_args(ctx, args)
+
+    def get_params(self, ctx: typer.Context) -> list:
+        params = super().get_params(ctx)
+        return [p for p in params if not (ctx.meta.get(self._SUB) and p.name == "root")]
+
+
+runs_app = typer.Typer(cls=_RunsGroup, add_completion=False, pretty_exceptions_enable=False,
+                       subcommand_metavar="[compare RUN RUN ...]")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback(invoke_without_command=True)
+def runs(
+    ctx: typer.Context,
+    root: Annotated[Optional[Path], typer.Argument(
+        metavar="ROOT", help="The folder to search for runs, at any depth (default: "
+                               "$NETTRAIN_RUNS, else ./runs).", show_default=False)] = None,
+    sort: Annotated[Optional[str], typer.Option(
+        "--sort", metavar="METRIC", help="Best first by this metric, e.g. val_accuracy "
+        "(highest first) or test_loss (lowest first for a loss or an error).")] = None,
+    status: Annotated[Optional[RunStatus], typer.Option(
+        "--status", help="Only runs with this status.")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", metavar="N", min=1, help="Show at most N runs.")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the runs as a JSON list (every metric) and nothing else.")] = False,
+    debug: Debug = False,
+) -> None:
+    """List the runs under ROOT, newest first: status, epochs, main metrics, path.
+
+    Example: nettrain runs --status completed --sort val_accuracy --limit 5
+
+    Compare runs: nettrain runs compare RUN RUN [RUN ...]
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with _errors(debug):
+        from nettrain.run import directory as rundir
+        from nettrain.runs import table as runs_table
+
+        listing = runs_table.list_runs(root or rundir.runs_root(), sort,
+                                       status.value if status else None, limit,
+                                       explicit=root is not None)
+        if as_json:
+            common.out.print_json(data=[row.to_json() for row in listing.rows])
+        elif listing.rows:
+            common.out.print(runs_table.runs_table(listing))
+            common.out.print(runs_table.describe(listing), highlight=False, markup=False,
+                      soft_wrap=True)
+        if not listing.rows:
+            common.err.print(runs_table.empty_message(listing), highlight=False, markup=False,
+                      soft_wrap=True)
+
+
+@runs_app.command("compare")
+def runs_compare(
+    paths: Annotated[list[Path], typer.Argument(
+        metavar="RUN", help="Two or more run directories.", show_default=False)],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Where to write the overlaid history plot (PNG).")
+    ] = Path("compare.png"),
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the comparison as JSON and nothing else.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Compare runs side by side: the differing config keys, the metrics, one history plot.
+
+    Example: nettrain runs compare runs/iris/20261122-120000 runs/iris/20261122-130000
+    """
+    with _errors(debug):
+        from nettrain.runs.compare import compare as comparing
+
+        comparing.check_output(output)
+        comparison = comparing.compare(paths)
+        plot = comparing.compare_png(comparison, output)
+        if as_json:
+            common.out.print_json(data=comparison.to_json(plot))
+        else:
+            for table in comparing.compare_tables(comparison):
+                common.out.print(table)
+        without = [label for label in comparison.labels if label not in comparison.histories]
+        if without:
+            common.err.print(f"No history to plot for {', '.join(without)} (no history.csv rows).",
+                      highlight=False, markup=False, soft_wrap=True)
+        if plot is not None:
+            common.err.print(f"Wrote the history plot of {len(comparison.histories)} runs to {plot}",
+                      highlight=False, markup=False, soft_wrap=True)

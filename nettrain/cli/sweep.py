@@ -1,0 +1,78 @@
+"""``nettrain sweep``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from nettrain.cli import common
+from nettrain.cli.common import (
+    Debug,
+    Overrides,
+    _errors,
+    _load_config,
+    _load_keras,
+    _stop_cleanly_on_signals,
+    app,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="The YAML config file, with a sweep: section.")],
+    overrides: Overrides = None,
+    trials: Annotated[Optional[int], typer.Option(
+        "--trials", min=1, help="How many trials the sweep should have (default sweep.trials); "
+                                "a larger number continues a finished sweep.")] = None,
+    storage: Annotated[Optional[str], typer.Option(
+        "--storage", metavar="URL",
+        help="Optuna's storage, a database URL shared by every machine of the sweep, e.g. "
+             "postgresql+psycopg://user@host/db (default: sweep.db, a SQLite file in the "
+             "sweep directory).")] = None,
+    study: Annotated[Optional[str], typer.Option(
+        "--study", metavar="NAME", help="The study's name in the storage (default: the "
+                                        "config's name).")] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", min=1, help="Trials trained at once on this machine, each in its own "
+                              "process.")] = 1,
+    run_dir: Annotated[Optional[Path], typer.Option(
+        "--run-dir", help="The sweep directory (default runs/STUDY-sweep); the same "
+                          "directory again continues the sweep.")] = None,
+    debug: Debug = False,
+) -> None:
+    """Search the config's sweep: section with Optuna; write best.yaml and plots.
+
+    Each trial is a run directory in the sweep directory.
+
+    The same command again continues an interrupted sweep.
+
+    Many machines: the same --storage URL and --study NAME on each.
+
+    Example: nettrain sweep configs/digits_mlp.yaml --trials 20 --jobs 2
+    """
+    with _errors(debug):
+        cfg = _load_config(config, overrides or [], debug)
+        from nettrain.sweep import runner as sweeping
+
+        plan = sweeping.prepare(cfg, str(config), run_dir, storage, study, trials)
+        _load_keras(debug)
+        from nettrain.sweep import report as sweep_report
+
+        sweeping.check(plan)  # before anything is written: the space, the metric
+        _stop_cleanly_on_signals()
+        console = Console(file=sys.stderr)  # not redirected with a trial's output
+        if not console.is_terminal:  # a log file: the tables as wide as they need
+            console = Console(file=sys.stderr, width=160)
+        echo = lambda text: console.print(text, highlight=False, markup=False,  # noqa: E731
+                                          soft_wrap=True)
+        found = sweeping.run(plan, jobs, echo, console)
+        sweep_report.report(plan, found, console, echo)
+        common.out.print(str(plan.path), highlight=False, markup=False, soft_wrap=True)

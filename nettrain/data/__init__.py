@@ -1,0 +1,1 @@
+"""Data: sources, tabular columns, fingerprints, and the tf.data pipelines that feed the model."""

@@ -1,0 +1,110 @@
+"""The :class:`Data` of a run: inputs and labels split into train / validation / test, and
+the kinds of inputs the model takes (arrays, or named columns of a table).
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+
+from nettrain.data.columns import input_names, model_inputs
+
+SPLITS = ("train", "validation", "test")
+Inputs = Union[np.ndarray, dict[str, np.ndarray]]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# The Keras input dtype of each kind of named input column.
+# What numpy raises for a damaged .npz (a zip archive): when it opens it, and when it reads
+# an array from it (a cut file, a changed byte).
+NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+@dataclass
+class Data:
+    """Inputs and labels per split, plus what ``predict`` needs to read inputs and name outputs."""
+
+    x: dict[str, Inputs]
+    y: dict[str, np.ndarray]
+    w: dict[str, np.ndarray] = field(default_factory=dict)  # sample weights, when declared
+    info: dict[str, Any] = field(default_factory=dict)     # features, classes, target, ...
+    stream: Any = None  # a nettrain.data.stream.CsvStream: the splits are read pass by pass
+
+    @property
+    def splits(self) -> list[str]:
+        return [s for s in SPLITS if s in (self.stream.counts if self.stream else self.x)]
+
+    def sample(self, n: int = 2) -> tuple[Inputs, np.ndarray]:
+        """The first ``n`` training inputs and labels (for checks before training)."""
+        if self.stream:
+            return self.stream.first(n)
+        return take(self.x["train"], np.arange(min(n, self.size("train")))), \
+            self.y["train"][:n]
+
+    def class_counts(self) -> np.ndarray:
+        """How many training samples each class has (index = class)."""
+        if self.stream:
+            return self.stream.class_counts
+        y = np.asarray(self.y["train"])
+        labels = y.argmax(axis=-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)
+        return np.bincount(labels.astype("int64"), minlength=len(self.classes or []))
+
+    def vocabulary(self, column: str) -> list:
+        """The categories of a column in the training split."""
+        if self.stream:
+            return self.stream.vocabularies[column]
+        name = input_names(list(self.columns or [column]))[column]
+        return sorted(set(self.x["train"][name].reshape(-1).tolist()), key=str)
+
+    def train_inputs(self) -> Any:
+        """The training inputs to adapt preprocessing on: an array, or a tf.data.Dataset."""
+        if self.stream:
+            return self.stream.dataset("train", 1024).map(lambda x, *rest: x)
+        return self.x["train"]
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self.info.get("classes")
+
+    @property
+    def columns(self) -> dict[str, str] | None:
+        """For named inputs: column -> 'numeric' | 'string' | 'integer' (categorical kinds)."""
+        return self.info.get("columns")
+
+    @property
+    def input_names(self) -> dict[str, str]:
+        """For named inputs: column -> the name of the model input that takes it."""
+        return input_names(list(self.columns or []))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        if self.stream:
+            return (len(self.stream.features),)
+        x = self.x["train"]
+        if isinstance(x, dict):
+            return (len(x),)
+        return tuple(int(d) for d in x.shape[1:])
+
+    @property
+    def label_shape(self) -> tuple[int, ...]:
+        return tuple(self.sample(1)[1].shape[1:])
+
+    def size(self, split: str) -> int:
+        return self.stream.counts[split] if self.stream else size(self.x[split])
+
+    def describe(self) -> dict[str, Any]:
+        """What travels with the model in the run directory (``dataset.json``)."""
+        return {"input_shape": list(self.input_shape),
+                "samples": {s: self.size(s) for s in self.splits}, **self.info,
+                "model_inputs": model_inputs(self.input_shape, self.columns)}
+
+
+def size(x: Inputs) -> int:
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def take(x: Inputs, index: np.ndarray) -> Inputs:
+    """Rows ``index`` of an array or of every column of a mapping."""
+    return {k: v[index] for k, v in x.items()} if isinstance(x, dict) else x[index]

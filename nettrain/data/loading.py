@@ -1,0 +1,311 @@
+"""None
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nettrain.config.fields import BUILTIN_DATASETS
+from nettrain.config.schema import Config
+from nettrain.config.sections import DataConfig
+from nettrain.data.dataset import Data, size, take
+from nettrain.data.sources import (
+    _builtin,
+    _existing,
+    _keras_dataset,
+    _read_images,
+    _read_npz,
+    _synthetic,
+)
+from nettrain.data.tabular import (
+    PREDICT_ADVICE,
+    _read_csv,
+    _table_parts,
+    check_columns,
+    read_frame,
+)
+from nettrain.errors import ConfigError, DataError, Problem, UsageError
+
+
+def load_data(config: Config) -> Data:
+    """Load the config's data source and split it with the config's seed.
+
+    Example: ``load_data(load_config("configs/iris.yaml")).x["train"].shape`` -> ``(105, 4)``.
+    """
+    try:
+        return _load_data(config)
+    except ConfigError as exc:  # name the config file and the lines of the keys
+        if exc.source is not None:
+            raise
+        raise config.error(exc.problems) from None
+
+
+def load_labelled(path: str | Path, config: Config, info: dict[str, Any]) -> Data:
+    """New labelled data for a trained run, read as its training data was: one split, ``test``.
+
+    Args:
+        path: a CSV with the run's feature and target columns (by name, in any order; other
+            columns are ignored), an .npz with arrays ``x`` and ``y``, or a folder with one
+            sub-folder per class (some of the run's class names; no other).
+        config: the run's config (delimiter, missing values, image size...).
+        info: the run's ``dataset.json`` (its columns, classes, input shape).
+
+    Labels are class names or indices of the run's classes (an .npz may hold them one-hot).
+    Raises UsageError for data of the wrong kind for the model (a missing column, a class the
+    run lacks, another input shape), DataError for data that cannot be read.
+    """
+    path = Path(path)
+    key, classify = "--data", config.is_classifier
+    if not path.exists():
+        raise UsageError(f"{key}: {path} does not exist; expected a CSV with the target "
+                         "column, an .npz with arrays x and y, or a folder of class folders.")
+    kind = "images" if path.is_dir() else path.suffix.lower().lstrip(".")
+    takes = ("images (a folder with one sub-folder per class, or an .npz)" if info.get("images")
+             else "named columns (a CSV with a header row)" if info.get("columns")
+             else "a CSV with a header row, or an .npz" if info.get("features")
+             else "an .npz with arrays x and y")
+    allowed = {"images": ("images", "npz"), "columns": ("csv",)}
+    fits = next((kinds for name, kinds in allowed.items() if info.get(name)),
+                ("csv", "npz") if info.get("features") else ("npz",))
+    if kind not in fits:
+        raise UsageError(f"{key}: this model takes {takes}; received {path}.")
+    cfg = config.data
+    if kind == "csv":
+        frame = read_frame(_existing(path, key), cfg.delimiter, key)
+        targets = list(info.get("target") or cfg.targets)
+        weight = [cfg.sample_weight] if cfg.sample_weight else []
+        try:
+            check_columns(list(frame.columns), info["features"] + targets + weight, path.name,
+                          "the run's training data", cfg.delimiter, extra_allowed=True)
+        except DataError as exc:  # the file is readable: it is the wrong file for this run
+            raise UsageError(f"{key}: {exc} It has: {', '.join(frame.columns)}.") from None
+        cfg = cfg.model_copy(update={"target": targets, "features": info["features"]})
+        x, y, w, _ = _table_parts(frame, cfg, path.name, info, PREDICT_ADVICE,
+                                  f"Fill it, or drop the row (the run's data.missing is "
+                                  f"{cfg.missing}).")
+    elif kind == "npz":
+        x, y, w, read = _read_npz(path, cfg, key, None)
+        shape = list(info.get("input_shape") or [])
+        if shape and read["sample_shape"] != shape:
+            raise UsageError(f"{key}: the inputs x of {path.name} have shape "
+                             f"{read['sample_shape']} per sample; the model takes {shape}.")
+    else:
+        options = info["images"]
+        cfg = cfg.model_copy(update={"image_size": options["image_size"],
+                                     "color_mode": options["color_mode"]})
+        x, y, w, read = _read_images(path, cfg, key, None)
+        unknown = [c for c in read["classes"] if c not in info["classes"]]
+        if unknown:
+            raise UsageError(f"{key}: {path} has class folders the run lacks: "
+                             f"{', '.join(unknown)}; its classes are "
+                             f"{', '.join(info['classes'])}.")
+        y = np.array([info["classes"].index(read["classes"][i]) for i in y], dtype="int64")
+    if classify and kind != "images":  # image labels are the run's class indices already
+        y = _run_classes(y, info["classes"], f"{key}: {path.name}")
+    elif not classify and not np.issubdtype(np.asarray(y).dtype, np.number):
+        raise UsageError(f"{key}: the labels of {path.name} must be numbers (the model is a "
+                         "regression model); they hold values such as "
+                         f"{np.asarray(y).reshape(-1)[0]!r}.")
+    y = _labels(y, classify, cfg.one_hot, info)
+    targets = info.get("target") or []
+    if not classify and len(targets) and (y.ndim != 2 or y.shape[1] != len(targets)):
+        raise UsageError(f"{key}: the labels of {path.name} have shape {list(y.shape[1:])} "
+                         f"per sample; the model predicts {len(targets)} value"
+                         f"{'s' if len(targets) != 1 else ''} ({', '.join(targets)}).")
+    data = Data({"test": x}, {"test": y}, {"test": w} if w is not None else {}, info)
+    if data.size("test") == 0:
+        raise DataError(f"{key}: {path} holds no samples.")
+    return data
+
+
+def _run_classes(y: np.ndarray, classes: list[str], name: str) -> np.ndarray:
+    """Labels (class names, indices, or one-hot rows) as indices of a run's ``classes``;
+    a label that is not one of them is a UsageError naming it."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == len(classes) > 1 and np.isin(y, (0, 1)).all() \
+            and (y.sum(axis=1) == 1).all():
+        return y.argmax(axis=1)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise UsageError(f"{name}: a classifier needs one label per sample (a class name or "
+                         f"index, or a one-hot row of {len(classes)}); the labels have shape "
+                         f"{list(y.shape)}.")
+    if y.dtype.kind in "iuf" and np.all(y == np.round(y)):
+        text = [str(int(v)) for v in y.tolist()]
+    else:
+        text = [str(v) for v in y.tolist()]
+    lookup = {c: i for i, c in enumerate(classes)}
+    if all(t in lookup for t in text):
+        return np.array([lookup[t] for t in text], dtype="int64")
+    if y.dtype.kind in "iuf" and all(t.lstrip("-").isdigit() and 0 <= int(t) < len(classes)
+                                     for t in text):
+        return np.array([int(t) for t in text], dtype="int64")  # indices of named classes
+    unknown = sorted({t for t in text if t not in lookup})
+    raise UsageError(f"{name}: labels that are not classes of the run: "
+                     f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}; its "
+                     f"classes are {', '.join(classes[:20])}"
+                     f"{' ...' if len(classes) > 20 else ''}. Give class names, or their "
+                     f"indices 0 to {len(classes) - 1} (not both in one file).")
+
+
+def _load_data(config: Config) -> Data:
+    cfg = config.data
+    classify = config.is_classifier
+    if cfg.stratify and not classify:
+        raise ConfigError(Problem("data.stratify", "stratify only for a classifier (a "
+                                  "cross-entropy or hinge loss)", "true"))
+    from nettrain.data.stream import CsvStream, should_stream
+
+    if should_stream(cfg):
+        for key in ("stratify", "validation", "test"):
+            if getattr(cfg, key):
+                raise ConfigError(Problem(f"data.{key}", f"no {key} with a streamed CSV (rows "
+                                          "are split by a hash of their row number)",
+                                          str(getattr(cfg, key)),
+                                          "Use validation_split and test_split, or stream: "
+                                          "false."))
+        stream = CsvStream(_existing(Path(cfg.csv), "data.csv"), cfg, config.seed,
+                           classify).open()
+        info = {"features": stream.features, "target": cfg.targets, "streamed": True}
+        if cfg.categorical:
+            info["columns"] = stream.kinds
+        if classify:
+            info["classes"] = stream.classes
+        return Data({}, {}, {}, info, stream=stream)
+    parts, info = _load_source(cfg, classify, config.seed)
+    if classify:
+        parts, info["classes"] = _class_indices(parts, info.get("classes"))
+    else:
+        info.pop("classes", None)
+    x, y, w = parts.pop("train")
+    index = _split_index(size(x), y if classify else None, cfg, config.seed,
+                         has=set(parts))
+    data = Data({}, {}, {}, info)
+    for split, rows in index.items():
+        data.x[split], data.y[split] = take(x, rows), y[rows]
+        if w is not None:
+            data.w[split] = w[rows]
+    for split, (px, py, pw) in parts.items():
+        data.x[split], data.y[split] = px, py
+        if pw is not None:
+            data.w[split] = pw
+    for split in data.splits:
+        data.y[split] = _labels(data.y[split], classify, cfg.one_hot, info)
+    return data
+
+
+def _labels(y: np.ndarray, classify: bool, one_hot: bool, info: dict) -> np.ndarray:
+    if classify:
+        y = np.asarray(y, dtype="int64")
+        return np.eye(len(info["classes"]), dtype="float32")[y] if one_hot else y
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.number):
+        raise DataError(f"A regression target must be numeric; it holds values such as "
+                        f"{y.reshape(-1)[0]!r}. For class names use a classification loss "
+                        "(sparse_categorical_crossentropy).")
+    y = y.astype("float32")
+    return y.reshape(-1, 1) if y.ndim == 1 else y
+
+
+def _load_source(cfg: DataConfig, classify: bool, seed: int | None) -> tuple[dict, dict]:
+    """The source's parts: ``{'train': (x, y, w), 'test': ...}`` and its info."""
+    if cfg.source == "dataset":
+        if cfg.dataset in BUILTIN_DATASETS:
+            return _builtin(cfg.dataset)
+        return _keras_dataset(cfg)
+    if cfg.source == "synthetic":
+        return _synthetic(cfg, classify, seed)
+    read = {"csv": _read_csv, "npz": _read_npz, "images": _read_images}[cfg.source]
+    x, y, w, info = read(Path(cfg.path), cfg, "data." + cfg.source, info=None)
+    parts = {"train": (x, y, w)}
+    parts.update(info.pop("parts", {}))
+    for split in ("validation", "test"):
+        path = getattr(cfg, split)
+        if path is not None:  # an explicit file of the same kind, read like the training one
+            px, py, pw, _ = read(Path(path), cfg, f"data.{split}", info=info)
+            parts[split] = (px, py, pw)
+    info.pop("sample_shape", None)
+    return parts, info
+
+
+def _class_indices(parts: dict[str, tuple], names: list[str] | None) -> \
+        tuple[dict[str, tuple], list[str]]:
+    """Map every split's class labels to 0..n-1; return them and the class names in order.
+
+    Known class names (built-in sets, image folders) mean the labels are indices already.
+    Integer labels keep their values (0..max). Other labels (strings such as 'setosa') are
+    sorted and numbered; a label in validation or test data that training lacks is an error.
+    """
+    out = {}
+    for split, (x, y, w) in parts.items():
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise DataError(f"A classifier needs one label per sample; the {split} labels have "
+                            f"shape {list(y.shape)}. Use integer labels or class names.")
+        out[split] = (x, y, w)
+    if names is not None:
+        return out, [str(n) for n in names]
+    train = out["train"][1]
+    values = np.unique(train)
+    if np.issubdtype(values.dtype, np.number):
+        if not np.all(values == np.round(values)):
+            bad = values[values != np.round(values)][0]
+            raise DataError(f"A classifier needs class labels; the target holds fractional "
+                            f"values such as {bad}. Use a regression loss (mse) for a numeric "
+                            "target.")
+        if values.min() >= 0:
+            n = int(values.max()) + 1
+            for split, (_, y, _) in out.items():
+                unknown = sorted({int(v) for v in y.tolist()} - set(range(n)))
+                if unknown:
+                    raise DataError(f"The {split} data has class labels that training lacks: "
+                                    f"{unknown[:5]}. Training classes: 0..{n - 1}.")
+            return ({s: (x, y.astype("int64"), w) for s, (x, y, w) in out.items()},
+                    [str(i) for i in range(n)])
+    lookup = {v: i for i, v in enumerate(values.tolist())}
+    for split, (x, y, w) in out.items():
+        unknown = sorted({v for v in y.tolist() if v not in lookup})
+        if unknown:
+            raise DataError(f"The {split} data has class labels that training lacks: "
+                            f"{unknown[:5]}. Training classes: {list(lookup)[:20]}.")
+        out[split] = (x, np.array([lookup[v] for v in y.tolist()], dtype="int64"), w)
+    return out, [str(v) for v in values.tolist()]
+
+
+def _split_index(n: int, y: np.ndarray | None, cfg: DataConfig, seed: int | None,
+                 has: set[str]) -> dict[str, np.ndarray]:
+    """Row indices of train, validation and test: fractions of all samples, drawn with the seed."""
+    from sklearn.model_selection import train_test_split
+
+    if "test" in has and cfg.test_split:
+        raise ConfigError(Problem("data.test_split", "no test_split: this source has its own "
+                                  "test part", str(cfg.test_split), "Remove data.test_split."))
+    n_test = int(round(n * cfg.test_split))
+    n_val = int(round(n * cfg.validation_split))
+    if (cfg.test_split and n_test == 0) or (cfg.validation_split and n_val == 0) \
+            or n - n_test - n_val < 1:
+        raise DataError(f"The data has {n} samples: too few for validation_split "
+                        f"{cfg.validation_split} and test_split {cfg.test_split}.")
+    index = {"train": np.arange(n)}
+    try:
+        for split, count in (("test", n_test), ("validation", n_val)):
+            if count:
+                rest = index["train"]
+                strata = y[rest] if cfg.stratify and y is not None else None
+                index["train"], index[split] = train_test_split(
+                    rest, test_size=count, random_state=seed, shuffle=True, stratify=strata)
+    except ValueError as exc:  # stratify with a class too small for the split
+        counts = np.bincount(y.astype("int64")) if y is not None else []
+        rare = [i for i, c in enumerate(counts) if 0 < c < 2]
+        raise ConfigError(Problem(
+            "data.stratify", "every class with at least 2 samples, to stratify the split",
+            f"class{'es' if len(rare) != 1 else ''} {rare} with 1 sample" if rare
+            else " ".join(str(exc).split()),
+            "Set data.stratify: false, or drop the rare class from the data.")) from None
+    return {s: np.sort(i) if s != "train" else i for s, i in index.items()}

@@ -1,0 +1,251 @@
+"""A CSV too large for memory, streamed in chunks through ``tf.data``.
+
+The file is read with pandas in chunks of rows (the same parsing, checks and messages as a
+CSV loaded whole); each row goes to train, validation or test by a hash of its row number and
+the seed, so every pass sees the same split without holding it. One scan pass counts the
+rows of each split and collects the class labels and category vocabularies of the training
+rows; Keras's Normalization adapts on a second pass over the training rows. Training shuffles
+the rows within each chunk, in an order drawn from the seed and the epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from nettrain.config.sections import DataConfig
+from nettrain.errors import DataError
+
+CHUNK_ROWS = 65_536
+AUTO_STREAM_BYTES = 256 * 2**20  # data.stream: auto streams a CSV larger than this
+SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
+
+
+def should_stream(cfg: DataConfig) -> bool:
+    """Whether data.csv streams: ``stream: true``, or ``auto`` and a file over 256 MiB."""
+    if cfg.source != "csv" or cfg.stream is False:
+        return False
+    if cfg.stream is True:
+        return True
+    path = Path(cfg.csv).expanduser()
+    return path.is_file() and path.stat().st_size > AUTO_STREAM_BYTES
+
+
+def split_codes(rows: np.ndarray, cfg: DataConfig, seed: int | None) -> np.ndarray:
+    """0 train, 1 validation, 2 test for each row number: a hash, stable across passes."""
+    h = (rows.astype(np.uint64) * np.uint64(2654435761) + np.uint64((seed or 0) * 40503 + 1))
+    h = (h ^ (h >> np.uint64(15))) * np.uint64(2246822519) % np.uint64(2**32)
+    u = h.astype(np.float64) / 2**32
+    codes = np.zeros(len(rows), dtype=np.int8)
+    codes[u < cfg.test_split + cfg.validation_split] = 1
+    codes[u < cfg.test_split] = 2
+    return codes
+
+
+@dataclass
+class CsvStream:
+    """One streamed CSV source: its columns, its splits and its passes."""
+
+    path: Path
+    cfg: DataConfig
+    seed: int | None
+    classify: bool
+    features: list[str] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    classes: list[str] | None = None
+    vocabularies: dict[str, list] = field(default_factory=dict)
+    class_counts: np.ndarray | None = None
+    _lookup: dict | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    def chunks(self) -> Iterator[tuple[int, Any]]:
+        """(first row number, DataFrame) for each chunk of the file."""
+        import pandas as pd
+
+        try:
+            reader = pd.read_csv(self.path, sep=self.cfg.delimiter, chunksize=CHUNK_ROWS,
+                                 dtype={c: str for c in self.kinds if self.kinds[c] == "string"})
+            start = 0
+            for chunk in reader:
+                chunk.columns = [str(c) for c in chunk.columns]
+                yield start, chunk
+                start += len(chunk)
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise DataError(f"data.csv: cannot read {self.path} as CSV: {exc}") from None
+
+    def open(self) -> CsvStream:
+        """Check the columns (from the first rows) and scan the file once."""
+        import pandas as pd
+
+        from nettrain.data.tabular import column_kinds, csv_features
+
+        head = pd.read_csv(self.path, sep=self.cfg.delimiter, nrows=1000)
+        head.columns = [str(c) for c in head.columns]
+        self.features = csv_features(list(head.columns), self.cfg, self.path.name)
+        self.kinds = column_kinds(head, self.features, self.cfg.categorical or [])
+        self._scan()
+        return self
+
+    def _frame(self, start: int, chunk: Any) -> tuple[Any, np.ndarray]:
+        """The chunk after data.missing (indexed by row number), and each row's split code."""
+        from nettrain.data.tabular import fill_missing, text_columns
+
+        targets = self.cfg.targets
+        weight = [self.cfg.sample_weight] if self.cfg.sample_weight else []
+        chunk = chunk[self.features + targets + weight]
+        chunk.index = np.arange(start, start + len(chunk))
+        chunk = fill_missing(chunk, self.cfg.missing, text_columns(self.kinds), self.path.name)
+        return chunk, split_codes(chunk.index.to_numpy(), self.cfg, self.seed)
+
+    def _scan(self) -> None:
+        """Count the rows of each split; collect labels and vocabularies of the training rows."""
+        from collections import Counter
+
+        counts = dict.fromkeys(SPLIT_CODES, 0)
+        labels: dict[str, set] = {s: set() for s in SPLIT_CODES}
+        train_labels: Counter = Counter()
+        vocab: dict[str, set] = {c: set() for c, k in self.kinds.items() if k != "numeric"}
+        target = self.cfg.targets[0]
+        from nettrain.data.columns import input_names
+        from nettrain.data.tabular import (
+            TARGET_ADVICE,
+            WEIGHT_ADVICE,
+            _is_text,
+            numeric_frame,
+            table_inputs,
+        )
+
+        names = input_names(self.features)
+        for start, chunk in self.chunks():
+            frame, codes = self._frame(start, chunk)
+            # parse every value now, so a bad cell fails validation, not the end of training
+            x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
+                             self.kinds if self.cfg.categorical else None)
+            numbers = [c for c in self.cfg.targets if not self.classify or
+                       not _is_text(frame[c])]
+            numeric_frame(frame[numbers], self.path.name, TARGET_ADVICE)  # finite numbers
+            if self.cfg.sample_weight:
+                numeric_frame(frame[[self.cfg.sample_weight]], self.path.name, WEIGHT_ADVICE)
+            for split, code in SPLIT_CODES.items():
+                mask = codes == code
+                counts[split] += int(mask.sum())
+                if self.classify:
+                    labels[split].update(frame[target][mask].tolist())
+            train = codes == 0
+            if self.classify:
+                train_labels.update(frame[target][train].tolist())
+            for column in vocab:  # the values as the model takes them (int64 or str)
+                vocab[column].update(x[names[column]][train].reshape(-1).tolist())
+        self.counts = {s: n for s, n in counts.items() if n}
+        if "train" not in self.counts:
+            raise DataError(f"{self.path.name}: no rows left for training.")
+        self.vocabularies = {c: sorted(v, key=str) for c, v in vocab.items()}
+        if self.classify:
+            values = sorted(labels["train"], key=lambda v: (isinstance(v, str), v))
+            unknown = sorted({str(v) for s in ("validation", "test") for v in labels[s]}
+                             - {str(v) for v in values})
+            if unknown:
+                raise DataError(f"{self.path.name}: held-out rows have class labels that the "
+                                f"training rows lack: {unknown[:5]}.")
+            numeric = all(isinstance(v, (int, float, np.integer, np.floating)) for v in values)
+            if numeric and all(float(v) == int(v) and v >= 0 for v in values):
+                self.classes = [str(i) for i in range(int(max(values)) + 1)]
+                self._lookup = None
+                index = {v: int(v) for v in values}
+            else:
+                self.classes = [str(v) for v in values]
+                self._lookup = index = {v: i for i, v in enumerate(values)}
+            self.class_counts = np.zeros(len(self.classes), dtype="int64")
+            for value, count in train_labels.items():
+                self.class_counts[index[value]] += count
+
+    # ------------------------------------------------------------------ batches
+
+    def arrays(self, split: str, epoch: int = 0, shuffle: bool = False) -> \
+            Iterator[tuple[Any, np.ndarray, np.ndarray | None]]:
+        """(x, y, w) of one split, chunk by chunk (rows shuffled within a chunk if asked)."""
+        from nettrain.data.dataset import take
+        from nettrain.data.pipeline import shuffled
+        from nettrain.data.tabular import (
+            TARGET_ADVICE,
+            WEIGHT_ADVICE,
+            numeric_frame,
+            table_inputs,
+        )
+
+        code = SPLIT_CODES[split]
+        targets = self.cfg.targets
+        for start, chunk in self.chunks():
+            frame, codes = self._frame(start, chunk)
+            frame = frame[codes == code]
+            if frame.empty:
+                continue
+            x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
+                             self.kinds if self.cfg.categorical else None)
+            if self.classify:
+                values = frame[targets[0]].tolist()
+                y = np.array([self._lookup[v] for v in values] if self._lookup else values,
+                             dtype="int64")
+                if self.cfg.one_hot:
+                    y = np.eye(len(self.classes), dtype="float32")[y]
+            else:
+                y = numeric_frame(frame[targets], self.path.name, TARGET_ADVICE)
+            w = numeric_frame(frame[[self.cfg.sample_weight]], self.path.name,
+                              WEIGHT_ADVICE)[:, 0] \
+                if self.cfg.sample_weight else None
+            if shuffle:  # within the chunk, in an order drawn from the seed, epoch and chunk
+                order = shuffled(len(y), (self.seed or 0) * 1_000_003 + start, epoch)
+                x, y = take(x, order), y[order]
+                w = None if w is None else w[order]
+            yield x, y, w
+
+    def batches(self, split: str, batch_size: int, epoch: int = 0, shuffle: bool = False) -> \
+            Iterator[tuple]:
+        """Full batches across chunk borders; the last one may be short."""
+        from nettrain.data.dataset import size, take
+        from nettrain.data.pipeline import item
+
+        pending: list[tuple] = []
+        for part in self.arrays(split, epoch, shuffle):
+            pending.append(part)
+            while sum(size(p[0]) for p in pending) >= batch_size:
+                x, y, w = _concat(pending)
+                yield item(take(x, np.arange(batch_size)), y[:batch_size],
+                            None if w is None else w[:batch_size])
+                rest = np.arange(batch_size, len(y))
+                pending = [(take(x, rest), y[rest], None if w is None else w[rest])] \
+                    if len(rest) else []
+        if pending:
+            x, y, w = _concat(pending)
+            yield item(x, y, w)
+
+    def first(self, n: int = 2) -> tuple[Any, np.ndarray]:
+        """The first ``n`` training rows (for checks before training)."""
+        item = next(self.batches("train", n))
+        return item[0], item[1]
+
+    def dataset(self, split: str, batch_size: int | None, shuffle: bool = False,
+                first_epoch: int = 0) -> Any:
+        """A tf.data.Dataset of batches of one split; each pass reads the file again."""
+        from nettrain.data.pipeline import epoch_dataset
+
+        batch_size = batch_size or 32
+        steps = -(-self.counts.get(split, 0) // batch_size)
+        return epoch_dataset(lambda epoch: self.batches(split, batch_size, epoch, shuffle),
+                             steps, first_epoch)
+
+
+def _concat(parts: list[tuple]) -> tuple:
+    xs = [p[0] for p in parts]
+    if isinstance(xs[0], dict):
+        x = {k: np.concatenate([p[k] for p in xs]) for k in xs[0]}
+    else:
+        x = np.concatenate(xs)
+    y = np.concatenate([p[1] for p in parts])
+    w = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])
+    return x, y, w

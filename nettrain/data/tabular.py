@@ -1,0 +1,248 @@
+"""Tabular data: a CSV's header and columns, their kinds (numeric, integer, string), missing
+cells, and the named inputs a table model takes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nettrain.config.sections import DataConfig
+from nettrain.data.columns import input_names
+from nettrain.data.dataset import Inputs
+from nettrain.data.sources import _existing
+from nettrain.errors import ConfigError, DataError, Problem, did_you_mean
+
+
+def read_frame(path: Path, delimiter: str, key: str) -> Any:
+    """A CSV file as a pandas DataFrame, or a DataError naming the file."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, sep=delimiter)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{key}: cannot read {path} as CSV: {exc}") from None
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def csv_features(columns: list[str], cfg: DataConfig, file: str) -> list[str]:
+    """The input columns of a CSV with these ``columns``; every column the config names must
+    exist (a ConfigError lists each one that does not, with the closest name)."""
+    targets = cfg.targets
+    weight = [cfg.sample_weight] if cfg.sample_weight else []
+    features = cfg.features or [c for c in columns if c not in targets + weight]
+    problems = [p for p in (
+        _column_problem("target", targets, columns, file),
+        _column_problem("features", features, columns, file),
+        _column_problem("sample_weight", weight, columns, file),
+        _column_problem("categorical", cfg.categorical or [], features, "the features"),
+    ) if p]
+    if problems:
+        raise ConfigError(problems)
+    return features
+
+
+def _column_problem(key: str, names: list[str], columns: list[str], file: str) -> Problem | None:
+    unknown = [n for n in names if n not in columns]
+    if not unknown:
+        return None
+    close = did_you_mean(unknown[0], columns)
+    hint = f"Did you mean '{close}'?" if close else None
+    if len(columns) == 1:  # one column: the file is split by another character
+        sep = next((c for c in ";\t|" if c in columns[0]), None)
+        if sep:
+            hint = f"The header holds '{sep}': set data.delimiter: {sep!r}."
+    return Problem(f"data.{key}", f"column names of {file} ({', '.join(columns)})",
+                   ", ".join(map(repr, unknown)), hint)
+
+
+def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple:
+    """One CSV file: inputs, labels, sample weights and (for the training file) the info.
+
+    ``info`` is the training file's info when reading an explicit validation or test file;
+    then the same columns are required.
+    """
+    path = _existing(path, key)
+    return _table_parts(read_frame(path, cfg.delimiter, key), cfg, path.name, info)
+
+
+def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
+                 advice: str | None = None,
+                 missing_advice: str = "Set data.missing: drop or zero, or fill the file.") \
+        -> tuple:
+    """A CSV file's frame (file ``name``) as inputs, labels, sample weights and the info.
+    ``advice`` ends the message for text in a numeric column, ``missing_advice`` the one for
+    an empty cell (with ``data.missing: error``); default: advice for training data."""
+    targets = cfg.targets
+    weight = [cfg.sample_weight] if cfg.sample_weight else []
+    if info is None:
+        features = csv_features(list(frame.columns), cfg, name)
+        kinds = column_kinds(frame, features, cfg.categorical or [])  # before filling holes
+    else:  # an explicit validation/test file: training's columns, by name, and their kinds
+        features, kinds = info["features"], info.get("columns") or \
+            column_kinds(frame, info["features"], [])
+        check_columns(list(frame.columns), features + targets + weight, name,
+                      "the training file's", cfg.delimiter,
+                      extra_allowed=cfg.features is not None)
+    frame = fill_missing(frame[features + targets + weight], cfg.missing, text_columns(kinds),
+                         name, missing_advice)
+    x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
+                     advice or NUMBERS_ADVICE)
+    if len(targets) > 1:  # multi-output regression
+        y = numeric_frame(frame[targets], name, TARGET_ADVICE)
+    elif _is_text(frame[targets[0]]):  # class names such as 'setosa'
+        y = frame[targets[0]].astype(str).to_numpy()
+    else:
+        numeric_frame(frame[targets], name)  # finite numbers only
+        y = frame[targets[0]].to_numpy()
+    w = numeric_frame(frame[weight], name, WEIGHT_ADVICE)[:, 0] if weight else None
+    if info is None:
+        info = {"features": features, "target": targets}
+        if cfg.categorical:
+            info["columns"] = kinds
+    return x, y, w, info
+
+
+def check_columns(columns: list[str], expected: list[str], name: str, what: str,
+                  delimiter: str, optional: tuple[str, ...] = (),
+                  extra_allowed: bool = False) -> None:
+    """Refuse a file that lacks one of the ``expected`` columns (or, unless ``extra_allowed``,
+    has one more than them and ``optional``); their order does not matter: columns are
+    always matched by name. A file split by another character than ``delimiter`` says so."""
+    missing = [c for c in expected if c not in columns]
+    extra = [] if extra_allowed else \
+        [c for c in columns if c not in expected and c not in optional]
+    if missing or extra:
+        parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + \
+            ([f"unexpected {', '.join(map(repr, extra))}"] if extra else [])
+        sep = next((c for c in ",;\t|" if c != delimiter and c in columns[0]), None) \
+            if len(columns) == 1 and missing else None
+        hint = f" Its header holds {sep!r}: write it split by {delimiter!r}, the run's " \
+            "data.delimiter." if sep else ""
+        raise DataError(f"{name}: the columns differ from {what} ({'; '.join(parts)}). "
+                        f"Expected the columns (in any order): {', '.join(expected)}.{hint}")
+
+
+def _is_text(column: Any) -> bool:
+    import pandas as pd
+
+    return not pd.api.types.is_numeric_dtype(column)
+
+
+def column_kinds(frame: Any, features: list[str], categorical: list[str]) -> dict[str, str]:
+    """'numeric', or for a categorical column 'integer' or 'string' (its vocabulary's type)."""
+    import pandas as pd
+
+    kinds = {}
+    for name in features:
+        if name not in categorical:
+            kinds[name] = "numeric"
+        elif pd.api.types.is_integer_dtype(frame[name]) or _whole_floats(frame[name]):
+            kinds[name] = "integer"  # a float column only because of empty cells: integers
+        else:
+            kinds[name] = "string"
+    return kinds
+
+
+def _whole_floats(column: Any) -> bool:
+    import pandas as pd
+
+    values = column.dropna()
+    return pd.api.types.is_float_dtype(column) and bool((values == values.round()).all())
+
+
+def text_columns(kinds: dict[str, str]) -> list[str]:
+    """The columns whose empty cells ``missing: zero`` fills with '' (string categories)."""
+    return [c for c, kind in kinds.items() if kind == "string"]
+
+
+def fill_missing(frame: Any, policy: str, text: list[str], name: str,
+                 advice: str = "Set data.missing: drop or zero, or fill the file.") -> Any:
+    """Apply data.missing: 'error' names the first empty cell (and gives ``advice``), 'drop'
+    drops its row, 'zero' fills numbers (and whole-number categories) with 0 and the ``text``
+    columns (string categories; see :func:`text_columns`) with ''."""
+    if policy == "drop":
+        return frame.dropna()
+    if policy == "zero":
+        filled = frame.copy()
+        for column in filled.columns:
+            if filled[column].isna().any():
+                if column in text or _is_text(filled[column]):  # as text: '' fits no float
+                    filled[column] = filled[column].astype(object).fillna("")
+                else:
+                    filled[column] = filled[column].fillna(0)
+        return filled
+    holes = np.argwhere(frame.isna().to_numpy())
+    if len(holes):
+        row, col = holes[0]
+        row = frame.index[row]  # the row number in the file (a streamed chunk starts later)
+        raise DataError(f"{name}: missing value at row {row + 2}, column "
+                        f"'{frame.columns[col]}' ({len(holes)} missing in all). {advice}")
+    return frame
+
+
+# What a non-number in a numeric column calls for: in training data, and at predict time.
+NUMBERS_ADVICE = "List it in data.categorical to encode it as categories."
+PREDICT_ADVICE = "The model was trained on numbers in this column: give a number."
+# ... and in a target or sample-weight column, which cannot be categories.
+TARGET_ADVICE = ("A regression target (data.target) must hold numbers; for class names use one "
+                 "target column and a classification loss.")
+WEIGHT_ADVICE = "Sample weights (data.sample_weight) must be numbers."
+WHOLE_NUMBERS_ADVICE = "Its categories are whole numbers (as in the training rows): give one."
+
+
+def table_inputs(frame: Any, features: list[str], categorical: list[str], name: str,
+                 kinds: dict[str, str] | None = None, advice: str = NUMBERS_ADVICE) -> Inputs:
+    """The feature columns as the model takes them: one float32 matrix, or (with categorical
+    columns) a mapping from input name (:func:`input_names`) to a one-column array.
+
+    ``kinds`` are the training columns' kinds (at predict time); default: read from ``frame``.
+    ``advice`` ends the message for text in a numeric column.
+    """
+    if not categorical:
+        return numeric_frame(frame[features], name, advice)
+    kinds = kinds or column_kinds(frame, features, categorical)
+    names = input_names(features)
+    x = {}
+    for column in features:
+        if kinds[column] == "numeric":
+            x[names[column]] = numeric_frame(frame[[column]], name, advice)
+        elif kinds[column] == "integer":
+            values = numeric_frame(frame[[column]], name, WHOLE_NUMBERS_ADVICE)
+            fractional = values != np.round(values)
+            if fractional.any():
+                at = int(np.argmax(fractional.reshape(-1)))
+                raise DataError(f"{name}: column '{column}' holds whole-number categories; row "
+                                f"{frame.index[at] + 2} holds {frame[column].iloc[at]!r}. "
+                                f"{WHOLE_NUMBERS_ADVICE}")
+            x[names[column]] = values.astype("int64")
+        else:
+            x[names[column]] = frame[[column]].astype(str).to_numpy(dtype=object)
+    return x
+
+
+def numeric_frame(frame: Any, name: str, advice: str = NUMBERS_ADVICE) -> np.ndarray:
+    """A DataFrame's values as float32, or a DataError naming the first non-numeric cell (and
+    giving ``advice``), or the first value that is not a finite float32 (inf, 1e308)."""
+    import pandas as pd
+
+    fill_missing(frame, "error", [], name)
+    for column in frame.columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() & frame[column].notna()
+        if bad.any():
+            at = int(np.argmax(bad.to_numpy()))
+            raise DataError(f"{name}: column '{column}' must be numeric; row "
+                            f"{frame.index[at] + 2} holds {frame[column].iloc[at]!r}. {advice}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = frame.to_numpy(dtype="float32")
+    infinite = ~np.isfinite(array)
+    if infinite.any():
+        row, col = np.argwhere(infinite)[0]
+        raise DataError(f"{name}: column '{frame.columns[col]}' row {frame.index[row] + 2} holds "
+                        f"{frame.iloc[row, col]}, which is not a finite 32-bit number (at most "
+                        "about 3.4e38 in size). Replace the value, or drop the row.")
+    return array

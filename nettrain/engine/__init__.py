@@ -1,0 +1,1 @@
+"""The engine: train, evaluate and predict, with resume, progress and reports."""

@@ -1,0 +1,508 @@
+"""Prediction: a run directory (or a saved model) + raw inputs -> one output row per input.
+
+A CSV input is read and predicted in chunks of rows, and each chunk's output is written before
+the next is read, so memory stays flat in the number of rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from nettrain.config.fields import spec_kwargs
+from nettrain.config.schema import Config
+from nettrain.data.columns import input_names, model_inputs
+from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS, Inputs
+from nettrain.data.sources import images_to_numpy
+from nettrain.data.tabular import (
+    PREDICT_ADVICE,
+    check_columns,
+    fill_missing,
+    table_inputs,
+    text_columns,
+)
+from nettrain.errors import DataError, Problem, UsageError, did_you_mean
+from nettrain.model import saving
+from nettrain.run import directory as rundir
+
+INPUT_SUFFIXES = (".csv", ".npy", ".npz")
+CHUNK_ROWS = 65_536  # rows read, predicted and written at a time
+# Rows per call of the model: Keras's default (32) spends most of its time calling the model;
+# 1,024 rows of outputs are still small.
+BATCH_SIZE = 1_024
+
+
+@dataclass
+class Predictor:
+    """A loaded model and what reading its inputs and naming its outputs needs."""
+
+    model: Any
+    info: dict[str, Any]            # the run's dataset.json (empty for a bare model)
+    classifier: bool | None         # None: a bare model, guessed from its first outputs
+    logits: bool = False            # the loss had from_logits: apply the activation here
+    missing: str = "error"          # the run's data.missing
+    delimiter: str = ","            # the run's data.delimiter
+
+
+def input_lines(config: Config, info: dict[str, Any], output_shape: Any = None) -> list[str]:
+    """What the model of ``config`` takes, for ``validate`` to print: the input ``nettrain
+    predict`` reads (for columns, the exact CSV header line), the inputs a caller from Python
+    gives ``model.predict`` or the SavedModel's ``signatures["serve"]``, and what it returns.
+
+    ``info`` is the data's description (dataset.json); ``output_shape`` the model's.
+    """
+    cfg = config.data
+    features, columns, images = info.get("features"), info.get("columns"), info.get("images")
+    shape = [int(d) for d in info.get("input_shape") or []]
+    rows = f"[rows, {', '.join(map(str, shape))}]"
+    arrays = f"a .npy or .npz (array x) of shape {rows}"
+    targets = info.get("target") or []
+    lines = []
+    if images:
+        size = "x".join(map(str, images["image_size"]))
+        lines.append(f"predict takes an image file ({', '.join(IMAGE_SUFFIXES)}) or a folder of "
+                     f"images, each resized to {size} ({images['color_mode']}) as in training, "
+                     f"or {arrays}.")
+    elif features:
+        header = io.StringIO()
+        csv.writer(header, delimiter=cfg.delimiter, lineterminator="").writerow(features)
+        others = f", such as the target {', '.join(map(repr, targets))}" if targets else ""
+        lines += [f"predict takes a CSV with a header row holding these {len(features)} columns"
+                  f"{'' if columns else ' of numbers'}, in any order (other columns{others}, "
+                  "are ignored; --keep COLUMN copies one into the output):", header.getvalue()]
+        if not columns:
+            lines.append(f"or {arrays}, the columns in that order.")
+    else:
+        lines.append(f"predict takes {arrays} (or a CSV of {int(np.prod(shape))} columns of "
+                     "numbers, in the array's order).")
+    inside = [what for what, on in (("encodes them", bool(columns)),
+                                    ("flattens them", cfg.flatten),
+                                    ("reshapes them", bool(cfg.reshape)),
+                                    (f"divides them by {cfg.scale or 1:g}", bool(cfg.scale)),
+                                    ("normalizes them", cfg.normalize)) if on]
+    raw = "(raw values" + (", pixels 0..255 resized with tf.image.resize" if images else "") \
+        + (f"; the model itself {_and(inside)}" if inside else "") + ")"
+    if columns:
+        lines.append("From Python: model.predict(inputs), or the SavedModel's "
+                     "signatures['serve'](**inputs), inputs a dict of one tensor of shape "
+                     f"[rows, 1] per column {raw}:")
+        kinds = {"numeric": "numbers", "integer": "whole-number categories",
+                 "string": "categories"}
+        lines += [f"  {name}: {spec['dtype']} (column '{spec['column']}', "
+                  f"{kinds[columns[spec['column']]]})"
+                  for name, spec in (info.get("model_inputs") or
+                                     model_inputs(shape, columns)).items()]
+    else:
+        lines.append("From Python: model.predict(x), or the SavedModel's "
+                     f"signatures['serve'](inputs=x), x float32 of shape {rows} {raw}.")
+    if output_shape is not None:
+        lines.append(f"The model's output (output_0 of the SavedModel): shape "
+                     f"[rows, {', '.join(map(str, output_shape[1:]))}], "
+                     f"{_output_meaning(config, info, output_shape)}.")
+    return lines
+
+
+def _and(words: list[str]) -> str:
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else words[0]
+
+
+def _output_meaning(config: Config, info: dict[str, Any], output_shape: Any) -> str:
+    classes = info.get("classes") or []
+    units = int(np.prod(output_shape[1:]))
+    logits = bool(spec_kwargs(config.compile.loss).get("from_logits"))
+    if not config.is_classifier:
+        targets = info.get("target") or []
+        return f"the value{'s' if units > 1 else ''} of " + (
+            ", ".join(map(repr, targets)) if len(targets) == units else "the target")
+    if units == 1:
+        score = "a logit (apply a sigmoid for the probability)" if logits else "the probability"
+        name, other = (classes[-1], classes[0]) if len(classes) == 2 else ("1", "0")
+        return f"{score} of the class '{name}' (the other: '{other}')"
+    score = "logits (apply a softmax for the probabilities)" if logits else "the probabilities"
+    order = ", ".join(classes) if 0 < len(classes) <= 20 else \
+        "in the order of dataset.json's \"classes\""
+    return f"{score} of the classes {order}"
+
+
+def check_output(output: Path) -> None:
+    """Refuse an --output that cannot be written, before anything is loaded or predicted."""
+    folder = output.parent
+    if output.is_dir():
+        raise UsageError(f"--output: {output} is a folder; give a file name, e.g. "
+                         f"{output / 'predictions.csv'}.")
+    if not folder.is_dir():
+        raise UsageError(f"--output: the folder {folder} does not exist. Create it first "
+                         f"(mkdir -p {folder}), or give a file in an existing folder.")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--output: the folder {folder} is not writable; give a file in a "
+                         "folder you can write to.")
+
+
+def load_run(run_path: Path, fmt: str | None = None) -> Predictor:
+    """The model of a run directory (or a saved model on its own) and its reading rules."""
+    if (run_path / rundir.CONFIG).is_file():
+        run = rundir.open_run(run_path)
+        info = run.dataset
+        model, _ = saving.load_model(run_path, fmt, info)
+        return Predictor(model, info, run.config.is_classifier,
+                         bool(spec_kwargs(run.config.compile.loss).get("from_logits")),
+                         run.config.data.missing, run.config.data.delimiter)
+    model, _ = saving.load_model(run_path, fmt, {})
+    info: dict[str, Any] = {}
+    try:
+        named = model.input  # a dict for one named input per column
+    except (AttributeError, ValueError):  # a Sequential never called (from a SavedModel)
+        named = None
+    if isinstance(named, dict):  # a bare model of named inputs: their names are the columns
+        kinds = {"float32": "numeric", "int64": "integer", "string": "string"}
+        info = {"features": list(named),
+                "columns": {name: kinds.get(str(t.dtype), "numeric")
+                            for name, t in named.items()}}
+    return Predictor(model, info, None)
+
+
+def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: str = ",",
+                    rows: int | None = None, keep: Sequence[str] = (),
+                    note: Callable[[str], None] | None = None) -> Iterator[Inputs]:
+    """A CSV of raw rows, ``rows`` at a time (default CHUNK_ROWS), as the model takes them:
+    the training columns in any order (matched by name). Other columns (a target, an id) are
+    not inputs: ``note`` is told once which are ignored, unless ``keep`` names them (a usage
+    error for a column the file lacks; see :func:`kept_chunks`)."""
+    import pandas as pd
+
+    columns = info.get("columns") or {}
+    strings = {c: str for c in text_columns(columns)}  # '01' stays '01', as in training
+    try:
+        reader = pd.read_csv(path, sep=delimiter, chunksize=rows or CHUNK_ROWS, dtype=strings)
+        start, features = 0, info.get("features")
+        for chunk in reader:
+            chunk.columns = [str(c) for c in chunk.columns]
+            chunk.index = np.arange(start, start + len(chunk))  # row numbers in the file
+            if start == 0:
+                features = _check_header(list(chunk.columns), info, keep, path.name,
+                                         delimiter, note)
+            start += len(chunk)
+            if chunk.empty:  # a header only
+                continue
+            yield _table_chunk(chunk, features, columns, missing, path.name)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"INPUT: cannot read {path} as CSV: {exc}") from None
+    if start == 0:
+        raise DataError(f"{path.name}: no rows to predict (only a header).")
+
+
+def _check_header(header: list[str], info: dict[str, Any], keep: Sequence[str], name: str,
+                  delimiter: str, note: Callable[[str], None] | None) -> list[str]:
+    """The feature columns of a predict CSV with this header: refuse an unknown ``keep``
+    column (exit 2) and missing features; tell ``note`` which columns are ignored."""
+    unknown = [c for c in keep if c not in header]
+    if unknown:
+        close = did_you_mean(unknown[0], header)
+        raise UsageError(Problem("--keep", f"column names of {name} ({', '.join(header)})",
+                                 ", ".join(map(repr, unknown)),
+                                 f"Did you mean '{close}'?" if close else None))
+    targets = info.get("target") or []
+    features = info.get("features")
+    if features is None:  # a bare model: every other column is an input
+        return [c for c in header if c not in targets and c not in keep]
+    # Extra columns are fine, unless a feature is missing: then they may be its misspelling.
+    check_columns(header, features, name, "training", delimiter, optional=(*targets, *keep),
+                  extra_allowed=all(c in header for c in features))
+    ignored = [c for c in header if c not in features and c not in targets and c not in keep]
+    target = [c for c in header if c in targets and c not in keep]
+    if note and ignored:
+        names = ", ".join(map(repr, ignored))
+        note(f"{name}: ignoring the column{'s' if len(ignored) > 1 else ''} {names} (not "
+             f"inputs of the model); --keep {ignored[0]} copies "
+             f"{'one' if len(ignored) > 1 else 'it'} into the output.")
+    if note and target:
+        names = ", ".join(map(repr, target))
+        note(f"{name}: ignoring the target column{'s' if len(target) > 1 else ''} {names} "
+             f"(what the model predicts); --keep {target[0]} copies it into the output.")
+    return features
+
+
+def kept_chunks(path: Path, keep: Sequence[str], delimiter: str = ",",
+                rows: int | None = None) -> Iterator[Any]:
+    """The ``keep`` columns of a CSV as the text written in the file ('007' stays '007', an
+    empty cell '', 'NA' 'NA'), ``rows`` at a time like :func:`read_csv_chunks`."""
+    import pandas as pd
+
+    try:
+        for chunk in pd.read_csv(path, sep=delimiter, chunksize=rows or CHUNK_ROWS,
+                                 usecols=list(keep), dtype=str, keep_default_na=False,
+                                 na_filter=False):
+            chunk.columns = [str(c) for c in chunk.columns]
+            yield chunk[list(keep)].reset_index(drop=True)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"INPUT: cannot read {path} as CSV: {exc}") from None
+
+
+def _table_chunk(frame: Any, features: list[str], columns: dict[str, str], missing: str,
+                 name: str) -> Inputs:
+    categorical = [c for c, kind in columns.items() if kind != "numeric"]
+    # Rows cannot be dropped here: one output row per input row.
+    frame = fill_missing(frame[features], "zero" if missing == "zero" else "error",
+                         text_columns(columns), name,
+                         advice="Fill it: predict needs a value in every column.")
+    return table_inputs(frame, features, categorical, name, columns or None,
+                        advice=PREDICT_ADVICE)
+
+
+def read_arrays(path: Path) -> np.ndarray:
+    """A .npy array (mapped from the disk, not read whole), or the array ``x`` (or ``x_test``,
+    or the only one) of a .npz."""
+    try:
+        loaded = np.load(path, allow_pickle=False,
+                         mmap_mode="r" if path.suffix.lower() == ".npy" else None)
+        if path.suffix.lower() == ".npy":
+            return loaded
+        with loaded:
+            for key in ("x", "x_test"):
+                if key in loaded.files:
+                    return loaded[key]
+            if len(loaded.files) == 1:
+                return loaded[loaded.files[0]]
+            files = sorted(loaded.files)
+    except NPZ_ERRORS as exc:
+        raise DataError(f"INPUT: cannot read {path}: {exc}") from None
+    raise DataError(f"{path.name}: expected an array named x (or x_test); it holds {files}.")
+
+
+def array_chunks(x: np.ndarray, name: str, rows: int | None = None) -> Iterator[np.ndarray]:
+    """Rows of an array, ``rows`` at a time, as finite float32 (else a DataError naming the
+    first bad value's index)."""
+    rows = rows or CHUNK_ROWS
+    if x.ndim == 0 or len(x) == 0:
+        raise DataError(f"{name}: no rows to predict (an empty array).")
+    if x.ndim == 1:  # one sample (see fit_shape)
+        rows = len(x)
+    for start in range(0, len(x), rows):
+        with np.errstate(over="ignore", invalid="ignore"):
+            chunk = np.asarray(x[start:start + rows], dtype="float32")
+        if not np.isfinite(chunk).all():
+            at = np.argwhere(~np.isfinite(chunk))[0]
+            at[0] += start
+            raise DataError(f"{name}: the input at index {at.tolist()} is "
+                            f"{x[tuple(at)]}, not a finite 32-bit number. Replace NaN, "
+                            "infinite and huge (over about 3.4e38) values first.")
+        yield chunk
+
+
+def read_images(path: Path, options: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+    """An image file, or a folder of images (searched recursively), resized as in training."""
+    import keras
+
+    image_size, color_mode = tuple(options["image_size"]), options["color_mode"]
+    folder = path
+    tmp = None
+    if path.is_file():  # the same reader as training needs a folder: link the file into one
+        tmp = Path(tempfile.mkdtemp(prefix="nettrain-predict-"))
+        (tmp / path.name).symlink_to(path.resolve())
+        folder = tmp
+    try:
+        dataset = keras.utils.image_dataset_from_directory(
+            folder, labels=None, batch_size=None, shuffle=False, image_size=image_size,
+            color_mode=color_mode, follow_links=True, verbose=False)
+        paths = [str(path)] if tmp else list(dataset.file_paths)
+        shown = {p: str(path) for p in dataset.file_paths} if tmp else None
+        x, _ = images_to_numpy(dataset, with_labels=False, shown=shown)
+    except ValueError as exc:
+        raise DataError(f"INPUT: no images ({', '.join(IMAGE_SUFFIXES)}) in {path}: "
+                        f"{exc}") from None
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return x, paths
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_shape(x: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """Check (and, for flat rows of the right size, reshape) inputs to the model's shape."""
+    if tuple(x.shape[1:]) == shape:
+        return x
+    if x.ndim == 1 and len(shape) == 1 and x.shape[0] == shape[0]:
+        return x.reshape(1, -1)
+    if x.ndim == 2 and x.shape[1] == int(np.prod(shape)):
+        return x.reshape((len(x), *shape))
+    raise DataError(f"{name}: the inputs have shape {list(x.shape[1:])} per sample; the model "
+                    f"takes {list(shape)}.")
+
+
+def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None = None,
+                   keep: Sequence[str] = (), note: Callable[[str], None] | None = None) -> \
+        Iterator[Any]:
+    """Predict every input row; yield pandas DataFrames of output rows, one per input chunk.
+
+    A classifier gives the predicted class (its name where known) and one probability column
+    per class; a regression model one column per output value. Images get their path first,
+    a CSV's ``keep`` columns come first, as written in it (an output column of the same name
+    becomes ``predicted_NAME``). A CSV is read CHUNK_ROWS rows at a time with the run's
+    delimiter and missing policy; its columns that are no inputs are ignored, with a line to
+    ``note``.
+    """
+    from nettrain.data import pipeline
+
+    run_path, input_path = Path(run_path), Path(input_path)
+    if not input_path.exists():
+        raise UsageError(f"INPUT: '{input_path}' does not exist.")
+    keep = list(dict.fromkeys(keep))
+    if keep and (input_path.is_dir() or input_path.suffix.lower() != ".csv"):
+        what = "an array without column names: row i of the output is row i of the array" \
+            if input_path.suffix.lower() in (".npy", ".npz") else \
+            "not a CSV (the output of an image starts with its path)"
+        raise UsageError(f"--keep: only for a CSV input (it copies columns named in its "
+                         f"header); received '{input_path}', {what}.")
+    predictor = load_run(run_path, fmt)
+    info, model = predictor.info, predictor.model
+    suffix = input_path.suffix.lower()
+    images = bool(info.get("images"))
+    if images and (input_path.is_dir() or suffix in IMAGE_SUFFIXES):
+        x, paths = read_images(input_path, info["images"])
+        yield _outputs(predictor, model.predict(x, batch_size=BATCH_SIZE, verbose=0), paths)
+        return
+    if images and suffix == ".csv":
+        raise UsageError(f"INPUT: this model takes images: an image file "
+                         f"({', '.join(IMAGE_SUFFIXES)}) or a folder of images (or a .npy/.npz "
+                         f"array of them, shape [{', '.join(map(str, info['input_shape']))}] "
+                         f"per image); received '{input_path}'.")
+    if suffix == ".csv":
+        chunks = read_csv_chunks(input_path, info, predictor.missing, predictor.delimiter,
+                                 keep=keep, note=note)
+        # the kept columns come from a reader of their own, as text, in step row for row
+        kept = kept_chunks(input_path, keep, predictor.delimiter) if keep else None
+        for x in chunks:
+            if pipeline.needs_dataset(x):
+                named = pipeline.dataset(_model_keys(x, predictor), batch_size=BATCH_SIZE)
+                out = model.predict(named, verbose=0)
+            else:
+                out = model.predict(_shaped(x, predictor, input_path.name),
+                                    batch_size=BATCH_SIZE, verbose=0)
+            frame = _outputs(predictor, out)
+            yield _with_kept(frame, next(kept, frame.iloc[:0, :0])) if kept else frame
+    elif suffix in (".npy", ".npz"):
+        if info.get("columns"):
+            raise UsageError(f"INPUT: this model takes named columns, one input each: give a "
+                             f"CSV with a header row and the columns "
+                             f"{', '.join(info['features'])}; received '{input_path}'.")
+        for x in array_chunks(read_arrays(input_path), input_path.name):
+            yield _outputs(predictor, model.predict(_shaped(x, predictor, input_path.name),
+                                                    batch_size=BATCH_SIZE, verbose=0))
+    else:
+        kinds = f"an image file ({', '.join(IMAGE_SUFFIXES)}), a folder of images, .npy or " \
+            ".npz" if images else ", ".join(INPUT_SUFFIXES)
+        raise UsageError(f"INPUT: expected {kinds}; received '{input_path}'.")
+
+
+def _model_keys(x: dict[str, np.ndarray], predictor: Predictor) -> dict[str, np.ndarray]:
+    """Named inputs keyed as the model takes them: a model saved before inputs had their own
+    names (:func:`nettrain.data.loading.input_names`) takes the column names."""
+    try:
+        keys = predictor.model.input
+    except (AttributeError, ValueError):
+        return x
+    columns = list(predictor.info.get("columns") or [])
+    if not isinstance(keys, dict) or set(keys) == set(x) or set(keys) != set(columns):
+        return x
+    return {column: x[name] for column, name in input_names(columns).items()}
+
+
+def _shaped(x: np.ndarray, predictor: Predictor, name: str) -> np.ndarray:
+    shape = tuple(predictor.info.get("input_shape") or predictor.model.input_shape[1:])
+    try:
+        return fit_shape(x, shape, name)
+    except DataError as exc:
+        features = predictor.info.get("features")
+        if not features or predictor.info.get("images"):
+            raise
+        raise DataError(f"{exc} Give one value per column, in the training order "
+                        f"({', '.join(features)}), or a CSV with a header row.") from None
+
+
+def _outputs(predictor: Predictor, out: Any, paths: list[str] | None = None) -> Any:
+    """The model's outputs for some rows as a DataFrame: classes and probabilities, or values."""
+    import pandas as pd
+
+    info = predictor.info
+    out = np.asarray(out).reshape(len(out), -1)
+    if predictor.classifier is None:  # a bare model: probabilities summing to 1 -> classes
+        predictor.classifier = bool(out.shape[1] > 1 and
+                                    np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
+    if not predictor.classifier:
+        names = info.get("target")
+        if not names or len(names) != out.shape[1]:
+            names = [f"output_{i}" for i in range(out.shape[1])]
+        frame = pd.DataFrame(out, columns=names)
+    else:
+        if predictor.logits:  # the model ends without its activation: the loss applied it
+            out = 1 / (1 + np.exp(-out)) if out.shape[1] == 1 else _softmax(out)
+        probs = np.concatenate([1 - out, out], axis=1) if out.shape[1] == 1 else out
+        classes = info.get("classes") or [str(i) for i in range(probs.shape[1])]
+        frame = pd.DataFrame({"class": [classes[i] for i in probs.argmax(axis=1)]})
+        for i, name in enumerate(classes):
+            frame[f"prob_{name}"] = probs[:, i]
+    if paths is not None:
+        frame.insert(0, "path", paths)
+    return frame
+
+
+def _with_kept(frame: Any, kept: Any) -> Any:
+    """The kept input columns, then the outputs (``class`` beside a kept ``class`` column
+    becomes ``predicted_class``)."""
+    import pandas as pd
+
+    if len(kept) != len(frame):  # both readers parse the same file: never expected
+        raise DataError(f"INPUT: the --keep columns were read as {len(kept)} rows beside "
+                        f"{len(frame)} rows of inputs; the CSV's rows are ambiguous (a quote "
+                        "left open?).")
+    frame = frame.rename(columns={c: f"predicted_{c}" for c in frame.columns if c in kept})
+    return pd.concat([kept, frame], axis=1)
+
+
+def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None,
+            keep: Sequence[str] = ()) -> Any:
+    """Predict every input row; return one pandas DataFrame (one row per input).
+
+    Example: ``predict("runs/iris/20261122-120000", "flowers.csv", keep=["id"])``.
+    For inputs larger than memory use :func:`predict_chunks` and :func:`write_predictions`.
+    """
+    import pandas as pd
+
+    return pd.concat(list(predict_chunks(run_path, input_path, fmt, keep)), ignore_index=True)
+
+
+def write_predictions(frames: Iterator[Any], output: Path | None,
+                      stdout: TextIO | None = None) -> int:
+    """Write output frames as one CSV as they come: to ``stdout``, or to ``output`` through a
+    temporary file moved into place at the end (a failure leaves no half-written file).
+    Returns the number of rows written."""
+    rows = 0
+
+    def write(sink: TextIO) -> None:
+        nonlocal rows
+        for frame in frames:
+            sink.write(frame.to_csv(index=False, header=rows == 0, float_format="%.7g"))
+            rows += len(frame)
+
+    if output is None:
+        stdout = stdout or sys.stdout
+        write(stdout)
+        stdout.flush()
+    else:
+        with rundir.replacing(output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+            write(f)
+    return rows

@@ -1,0 +1,73 @@
+"""Resuming a run: which config changes a resume may make. No TensorFlow here.
+
+A resumed run must end with the weights an uninterrupted run would have, so its resolved config
+must be the run's config except for keys that cannot change the weights computed so far:
+how long to train, what to print, what to save, how patient a callback is.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from nettrain.config.overrides import flatten
+from nettrain.config.schema import Config
+from nettrain.errors import ConfigError, Problem
+
+# Keys (glob patterns over the dotted path, list items as [i]) a resume may change.
+SAFE_KEYS = (
+    "fit.epochs",
+    "fit.verbose",
+    "save.formats",
+    "fit.callbacks[*].*.patience",
+    "fit.callbacks[*].*.min_delta",
+    "fit.callbacks[*].*.verbose",
+    "fit.callbacks[*].*.cooldown",
+    "fit.callbacks[*].*.start_from_epoch",
+)
+
+
+def differences(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    """Every key whose value differs: ``{'fit.epochs': (3, 5)}``; a missing key is None."""
+    a = flatten(old.model_dump(mode="json", exclude_none=True))
+    b = flatten(new.model_dump(mode="json", exclude_none=True))
+    return {key: (a.get(key), b.get(key)) for key in dict.fromkeys([*a, *b])
+            if a.get(key) != b.get(key)}
+
+
+def _pattern(glob: str) -> re.Pattern[str]:
+    # '*' stands for one key or one list index; everything else is literal
+    return re.compile(re.escape(glob).replace(r"\*", r"[^.\[\]]+") + "$")
+
+
+_SAFE = [_pattern(glob) for glob in SAFE_KEYS]
+
+
+def is_safe(key: str) -> bool:
+    """Whether a resume may change ``key``: ``fit.callbacks[0].EarlyStopping.patience`` is."""
+    return any(pattern.match(key) for pattern in _SAFE)
+
+
+def check_changes(old: Config, new: Config, run: str) -> dict[str, tuple[Any, Any]]:
+    """The allowed changes between a run's config and a resume's; ConfigError for the rest.
+
+    Example: epochs 3 -> 5 is returned as ``{'fit.epochs': (3, 5)}``; a changed layer raises
+    ConfigError naming ``model.layers[0].Dense.units``.
+    """
+    diff = differences(old, new)
+    refused = {k: v for k, v in diff.items() if not is_safe(k)}
+    if refused:
+        problems = [Problem(f"{key}", f"the run's value {_show(was)}", _show(now))
+                    for key, (was, now) in refused.items()]
+        last = problems[-1]
+        problems[-1] = Problem(
+            last.path, last.expected, last.received,
+            f"A resume must train the same model the same way; only these keys may change: "
+            f"{', '.join(SAFE_KEYS)}. For anything else start a new run: "
+            f"nettrain fit {run}/config.yaml KEY=VALUE")
+        raise ConfigError(problems, source=f"--resume {run}: the config differs from the run's")
+    return diff
+
+
+def _show(value: Any) -> str:
+    return "nothing" if value is None else repr(value)

@@ -1,0 +1,514 @@
+"""Training and evaluation: validated config -> data + model -> fit -> run directory."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nettrain.config.load import load_config
+from nettrain.config.schema import Config
+from nettrain.data import fingerprint
+from nettrain.data.dataset import Data
+from nettrain.data.loading import load_data
+from nettrain.engine import progress, runtime
+from nettrain.engine.signals import StopNotes, _NaN
+from nettrain.errors import RunError, UsageError
+from nettrain.model import callbacks, saving
+from nettrain.model.builder import build_model, resolve_all
+from nettrain.run import directory as rundir
+from nettrain.run import lock, record
+from nettrain.run.record import now as _now
+
+
+@dataclass
+class Prepared:
+    """Everything fit does before training: the data and the compiled model."""
+
+    config: Config
+    data: Data
+    model: Any
+    callbacks: list[Any]
+    strategy: Any = None
+
+
+def prepare(config: Config, echo: Any = lambda text: None) -> Prepared:
+    """Construct every Keras object, load and split the data, build and compile the model.
+
+    Seeds, op determinism and the dtype policy are set first (see :mod:`nettrain.engine.runtime`);
+    with ``distribute: mirrored`` the model and its optimizer are made in the strategy's scope.
+    Raises ConfigError for mistakes in the config, DataError for unreadable data.
+    """
+    runtime.apply(config, echo)
+    strategy = runtime.strategy(config)
+    with runtime.scope(strategy):
+        resolved = resolve_all(config)  # bad Keras names fail before any data is read
+        data = load_data(config)
+        model = build_model(config, data, resolved)
+    return Prepared(config, data, model, resolved.callbacks, strategy)
+
+
+def summary_text(model: Any) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda text, line_break=True: lines.append(text))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def with_seed(config: Config) -> Config:
+    """The config with a seed: a run without one gets a random seed, recorded in the run."""
+    if config.seed is not None:
+        return config
+    return config.model_copy(update={"seed": secrets.randbelow(2**31)})
+
+
+def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print,
+        display: progress.Display | None = None,
+        extra_callbacks: tuple[Any, ...] = ()) -> Path:
+    """Train the config's model and write its run directory; return the directory.
+
+    Args:
+        config: a validated config.
+        run_dir: an explicit new or empty directory (default ``runs/<name>/<date>-<time>``).
+        echo: where warnings go (default ``print``).
+        display: where the progress goes (default: plain lines through ``echo``; see
+            :mod:`nettrain.engine.progress`).
+        extra_callbacks: Keras callbacks of the caller (not the config's), called after the run's
+            own each epoch, so the epoch's history row and checkpoint are written when they
+            act (``nettrain sweep``'s pruning stops a trial with ``model.stop_training``).
+    """
+    display = display or progress.Display(echo=echo)
+    if run_dir is not None:  # refuse a used --run-dir before any work
+        rundir.check_new_dir(Path(run_dir))
+    config = with_seed(config)
+    prepared = prepare(config, echo)
+    path = rundir.create_run_dir(config, run_dir)
+    with lock.locked(path, new=True):
+        rundir.write_atomic(path / rundir.CONFIG, config.to_yaml())
+        rundir.write_json(path / rundir.DATASET, {**prepared.data.describe(),
+                                              "classifier": config.is_classifier})
+        rundir.write_atomic(path / rundir.SUMMARY, summary_text(prepared.model))
+        rundir.write_json(path / rundir.RUN, {**record.start(config, fingerprint.data_files(config)),
+                                          "replicas": _replicas(prepared)})
+        callbacks.place(config, prepared.callbacks, path)  # their files go in the run dir
+        display.note(f"Run directory: {path}")
+        return _train(prepared, path, echo, display, extra=extra_callbacks)
+
+
+def resume(run_path: str | Path, config_path: str | Path | None = None,
+           overrides: list[str] | None = None, echo: Any = print,
+           allow_changed_data: bool = False, display: progress.Display | None = None) -> Path:
+    """Continue an interrupted run from its last completed epoch, in the same directory.
+
+    Args:
+        run_path: the run directory.
+        config_path: a config file for the resume (default: the run's own ``config.yaml``).
+        overrides: ``KEY=VALUE`` changes; only keys that keep the run the same run may change
+            (``fit.epochs``, a callback's patience, ...; see :mod:`nettrain.engine.resume`).
+        allow_changed_data: resume on data files that changed since training (warned).
+        echo, display: where warnings and the progress go, as for :func:`fit`.
+
+    With a seed and numpy data on CPU the result is bit-identical to an uninterrupted run.
+    A run whose training ended (its epochs done, or a callback stopped it) but that was not
+    saved (killed, or the save failed) is finished: evaluated and saved, with no training. A
+    completed run is refused unless ``fit.epochs`` is raised; one that a callback stopped
+    early, unless one of its callbacks changes (a new patience). A run with no completed
+    epoch starts again from the beginning, in its directory. Only one process at a time may
+    train a run (see :mod:`nettrain.run.directory`).
+    """
+    run = rundir.open_run(run_path)
+    with lock.locked(run.path):
+        return _resume(run, config_path, overrides, echo, allow_changed_data,
+                       display or progress.Display(echo=echo))
+
+
+def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str] | None,
+            echo: Any, allow_changed_data: bool, display: progress.Display) -> Path:
+    from nettrain.engine.resume import check_changes
+    from nettrain.run import checkpoints
+
+    path = run.path
+    status = rundir.read_json(path / rundir.RUN) if (path / rundir.RUN).is_file() else {}
+    new = load_config(Path(config_path) if config_path else path / rundir.CONFIG,
+                      overrides or [])
+    if new.seed is None:  # "any seed": keep the one the run drew
+        new = new.model_copy(update={"seed": run.config.seed})
+    changes = check_changes(run.config, new, str(path))
+    fingerprint.check_data(new, status.get("data_sha256"), allow_changed_data, echo,
+                      str(path / rundir.RUN))
+    last = path / checkpoints.FOLDER / checkpoints.LAST
+    state = _read_checkpoint(path, last) if last.is_file() else None
+    epochs = _epochs_to_train(path, run.config, new, state, status.get("status"), changes)
+    for key, (was, now) in changes.items():
+        display.note(f"Resume changes {key}: {was!r} -> {now!r}")
+    prepared = prepare(new, echo)
+    if state is not None:
+        try:
+            with runtime.scope(prepared.strategy):
+                checkpoints.restore(prepared.model, last, state)
+        except checkpoints.Damaged as exc:
+            raise RunError(_damaged_advice(path, exc)) from None
+    callbacks.place(new, prepared.callbacks, path)
+    _remove_leftovers(path)
+    for history in [path / rundir.HISTORY, *checkpoints.continue_logs(prepared.callbacks)]:
+        _truncate_history(history, state.epoch if state else 0)
+    rundir.write_atomic(path / rundir.CONFIG, new.to_yaml())
+    done = state.epoch if state else 0
+    resumes = [*status.get("resumed", []), {
+        "at": _now(), "from_epoch": done, "command": sys.argv,
+        "host": socket.gethostname(), "changes": {k: list(v) for k, v in changes.items()}}]
+    rundir.update_json(path / rundir.RUN, status="running", ended=None, resumed=resumes,
+                     error=None)
+    if epochs == done:
+        display.note(f"Finishing {path}: its training ended after epoch {done} (status "
+             f"{status.get('status', 'unknown')}) and no epoch is left to train; evaluating "
+             "and saving it.")
+    elif state is None:
+        display.note(f"Starting {path} again from the beginning: no epoch of it was completed.")
+    else:
+        display.note(f"Resuming {path} after epoch {done} of {epochs}")
+    return _train(prepared, path, echo, display, state, epochs)
+
+
+def _read_checkpoint(path: Path, last: Path) -> Any:
+    from nettrain.run import checkpoints
+
+    try:
+        return checkpoints.read_state(last)
+    except checkpoints.Damaged as exc:
+        raise RunError(_damaged_advice(path, exc)) from None
+
+
+def _damaged_advice(path: Path, exc: Any) -> str:
+    """What to do about a damaged last.keras: resume from best.keras when it is whole."""
+    from nettrain.run import checkpoints
+
+    best = path / checkpoints.FOLDER / checkpoints.BEST
+    try:
+        best_epoch = checkpoints.read_state(best).epoch if best.is_file() else None
+    except checkpoints.Damaged:
+        best_epoch = None
+    again = f"start the run again as a new run: nettrain fit {path}/{rundir.CONFIG}"
+    if best_epoch is None or best.read_bytes() == exc.path.read_bytes():
+        return f"{exc}. It cannot be resumed from; {again}"
+    return (f"{exc}. The checkpoint of the best epoch ({best_epoch}) is whole: resume from it "
+            f"(the epochs after it are trained again) with: cp {best} {exc.path} && "
+            f"nettrain fit --resume {path}\nOr {again}")
+
+
+def _epochs_to_train(path: Path, old: Config, new: Config, state: Any, status: str | None,
+                     changes: dict[str, Any]) -> int:
+    """The epoch a resume trains to: ``new.fit.epochs``, or the epochs done when the run's
+    training ended (all epochs done, or a callback stopped it and no callback's patience,
+    min_delta or start_from_epoch changed). UsageError when the run is completed and there
+    is nothing to train."""
+    if state is None:
+        return new.fit.epochs
+    decided = any(key.startswith("fit.callbacks") and
+                  key.endswith((".patience", ".min_delta", ".start_from_epoch"))
+                  for key in changes)
+    if state.stopped and not decided:
+        epochs = state.epoch
+    else:
+        epochs = max(new.fit.epochs, state.epoch)
+    if epochs > state.epoch or status != "completed":
+        return epochs
+    if not state.stopped:
+        raise UsageError(f"--resume {path}: the run has completed {state.epoch} of "
+                         f"{new.fit.epochs} epochs (status completed); it is finished and "
+                         "nothing is left to train. To train longer: nettrain fit --resume "
+                         f"{path} fit.epochs={state.epoch + 10}")
+    index, name, patience = _stopper(old, state)
+    who = f"callback {name} (fit.callbacks.{index})" if name else "a callback"
+    advice = (f"nettrain fit --resume {path} fit.callbacks.{index}.{name}.patience="
+              f"{patience + 10}" if name else "change one of its fit.callbacks")
+    raise UsageError(f"--resume {path}: the run stopped early after epoch {state.epoch} of "
+                     f"{old.fit.epochs} ({who} stopped it; status completed), so it is "
+                     "finished. Raising fit.epochs alone would stop it again at once. To train "
+                     f"on, give the callback a new patience: {advice}")
+
+
+def _stopper(config: Config, state: Any) -> tuple[int, str | None, int]:
+    """The callback that stopped a run: its index in fit.callbacks, name and patience."""
+    from nettrain.config.fields import spec_kwargs, spec_name
+
+    for index, saved in enumerate(state.callbacks):
+        if saved["state"].get("stopped_epoch") and index < len(config.fit.callbacks):
+            spec = config.fit.callbacks[index]
+            return index, spec_name(spec), int(spec_kwargs(spec).get("patience", 0))
+    return 0, None, 0
+
+
+def _replicas(prepared: Prepared) -> int:
+    return prepared.strategy.num_replicas_in_sync if prepared.strategy is not None else 1
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporary files a killed process left (never read: only whole files are renamed in)."""
+    from nettrain.run import checkpoints
+
+    for leftover in [*path.glob(".saving-*"), *path.glob(".*.tmp"), *path.glob(".*.old-*"),
+                     *(path / checkpoints.FOLDER).glob(".*.keras")]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _truncate_history(path: Path, epochs: int) -> None:
+    """Keep the header and the rows of the completed epochs (a killed epoch may have a row).
+
+    Lines end as Keras's CSVLogger ends them (the csv module's ``\\r\\n``), so the rows it
+    appends next match the ones kept.
+    """
+    import csv
+
+    if path.is_file():
+        lines = path.read_bytes().splitlines()[: 1 + epochs]
+        end = csv.excel.lineterminator.encode()
+        with rundir.replacing(path) as tmp:
+            tmp.write_bytes(b"".join(line + end for line in lines))
+
+
+def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
+        tuple[dict[str, Any], dict[str, Any]]:
+    """The data arguments of ``model.fit`` and the ``fit:`` section as keyword arguments."""
+    config, data = prepared.config, prepared.data
+    kwargs = config.fit.model_dump(exclude={"checkpoint_every_seconds"})
+    kwargs["verbose"] = 0  # nettrain's own display shows the progress (see nettrain.engine.progress)
+    if kwargs["class_weight"] == "balanced":
+        kwargs["class_weight"] = balanced_class_weight(data.class_counts())
+    per_call = getattr(prepared.model, "steps_per_execution", 1) or 1
+    args = _arguments(data, "train", config, training=True, first_epoch=first_epoch,
+                      repeat=config.fit.steps_per_epoch is None, per_call=per_call)
+    del kwargs["batch_size"], kwargs["validation_batch_size"]  # done by the pipelines
+    kwargs["shuffle"] = False  # the pipeline shuffles itself, by seed and epoch
+    kwargs["steps_per_epoch"] = args.pop("steps", None) or config.fit.steps_per_epoch
+    if "validation" in data.splits:
+        validation = _arguments(data, "validation", config,
+                                repeat=config.fit.validation_steps is None, per_call=per_call)
+        kwargs["validation_data"] = validation["x"]
+        kwargs["validation_steps"] = validation.get("steps") or config.fit.validation_steps
+    return args, kwargs
+
+
+def _epoch_samples(prepared: Prepared) -> int:
+    """The training samples of one epoch (for samples/s): the training split, or
+    ``fit.steps_per_epoch`` batches of ``fit.batch_size`` when that is set."""
+    fit = prepared.config.fit
+    if fit.steps_per_epoch is not None:
+        return fit.steps_per_epoch * (fit.batch_size or 32)
+    return prepared.data.size("train")
+
+
+def balanced_class_weight(counts: Any) -> dict[int, float]:
+    """scikit-learn's 'balanced' weights: n_samples / (n_classes * count of the class).
+
+    Args:
+        counts: the number of training samples of each class (index = class).
+
+    Example: counts [3, 1] -> ``{0: 0.667, 1: 2.0}``.
+    """
+    import numpy as np
+
+    counts = np.asarray(counts)
+    present = np.flatnonzero(counts)
+    total = counts.sum()
+    return {int(c): float(total / (len(present) * counts[c])) for c in present}
+
+
+def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
+           state: Any = None, epochs: int | None = None, extra: tuple[Any, ...] = ()) -> Path:
+    """Fit with the always-on callbacks, then evaluate and save; keep run.json up to date.
+
+    Args:
+        display: shows the epochs while they train (its bars end before any message).
+        state: the checkpoint state to continue from (default: start at the beginning).
+        epochs: the epoch to train to (default ``fit.epochs``); the epochs of ``state`` when
+            the training already ended and only the evaluation and the save are left. Keras
+            then trains no epoch but still ends the training (EarlyStopping restores its best
+            weights).
+    """
+    import keras
+
+    from nettrain.run import checkpoints
+
+    config, model, data = prepared.config, prepared.model, prepared.data
+    guard = checkpoints.NaNGuard()
+    monitor = "val_loss" if "validation" in data.splits else "loss"
+    checkpoint = checkpoints.RunCheckpoint(path / checkpoints.FOLDER, monitor,
+                                           prepared.callbacks, guard, state,
+                                           every=config.fit.checkpoint_every_seconds)
+    trained = False
+    drawing = None
+    stops = StopNotes()
+    try:  # from here on a Ctrl-C marks the run and says how to go on
+        args, kwargs = _fit_arguments(prepared, state.epoch if state else 0)
+        # The run's own callbacks go last: the checkpoint sees the others' state after each
+        # epoch; a stop that got lost is honoured at the next batch.
+        kwargs["callbacks"] = [*prepared.callbacks, guard,
+                               keras.callbacks.CSVLogger(str(path / rundir.HISTORY), append=True),
+                               checkpoint, keras.callbacks.LambdaCallback(
+                                   on_train_batch_end=lambda batch, logs: stops.check()),
+                               *extra]
+        kwargs["initial_epoch"] = state.epoch if state else config.fit.initial_epoch
+        kwargs["epochs"] = config.fit.epochs if epochs is None else epochs
+        left = kwargs["epochs"] - kwargs["initial_epoch"]
+        shown = display.callback(config, kwargs["epochs"], kwargs["initial_epoch"],
+                                 _epoch_samples(prepared), "validation" in data.splits)
+        if shown is not None:
+            kwargs["callbacks"].append(shown)
+        elif display.mode == "silent" and left > 0:  # nothing per epoch: say that it works
+            display.note(f"Training {left} epoch{'s' if left != 1 else ''} on "
+                         f"{data.size('train')} samples (fit.verbose: 0, so no progress "
+                         "lines)...")
+        # Anything printed while training goes to stderr: stdout is kept for the run directory.
+        with contextlib.redirect_stdout(sys.stderr), display.training(shown):
+            model.fit(**args, **kwargs)
+        # history.csv is whole now: draw history.png while the model is evaluated and saved
+        # (importing matplotlib and drawing takes about 0.8 s of one core, mostly in Python,
+        # while TensorFlow's evaluation runs outside the GIL).
+        drawing = threading.Thread(target=_history_png, args=(path, config.name, echo),
+                                   name="history.png", daemon=True)
+        drawing.start()
+        with contextlib.redirect_stdout(sys.stderr):
+            stops.check()
+            if guard.epoch is not None:
+                raise _NaN(guard, checkpoint)
+            trained = True
+            metrics = {split: _evaluate(model, data, split, config) for split in data.splits}
+        stops.check()
+        formats = saving.save_model(model, path, config.save.formats,
+                                  sample=data.sample(8)[0], info=data.describe())
+        stops.check()
+    except KeyboardInterrupt:
+        _interrupted(prepared, path, checkpoint, echo)
+        raise
+    except _NaN as exc:
+        _mark_failed(path, str(exc), checkpoint.completed)
+        kept = (f"the history and the last good checkpoint ({checkpoints.FOLDER}/"
+                f"{checkpoints.LAST})" if checkpoint.completed else "the config and the history")
+        raise RunError(f"{exc}\nThe run directory {path} keeps {kept}. Lower the learning rate, "
+                       "or check the data for NaN or huge values.") from None
+    except Exception as exc:
+        if stops.noted:  # TensorFlow's C++ code turned the KeyboardInterrupt into this
+            _interrupted(prepared, path, checkpoint, echo)
+            raise KeyboardInterrupt from None
+        with contextlib.suppress(Exception):  # keep the epochs done, if the disk lets us
+            checkpoint.flush()
+        _mark_failed(path, str(exc), checkpoint.written)
+        reason = " ".join(str(exc).split())[:500]
+        if trained:  # every epoch is checkpointed: a resume evaluates and saves, no training
+            ended = (f"all {checkpoint.completed} epochs are trained"
+                     if checkpoint.completed >= config.fit.epochs else
+                     f"training stopped early after epoch {checkpoint.completed}")
+            raise RunError(f"Evaluating or saving the model failed: {reason}\n{ended} and "
+                           f"checkpointed in {path}. Once the cause is fixed (disk space "
+                           f"freed, say), finish the run: nettrain fit --resume {path}") from exc
+        raise RunError(f"Training failed: {reason}\nThe run directory {path} keeps the config "
+                       "and the history so far.") from exc
+    finally:
+        stops.restore()
+        if drawing is not None:  # never leave a half-written picture behind
+            drawing.join()
+    rundir.write_json(path / rundir.METRICS, metrics)
+    rundir.update_json(path / rundir.RUN, status="completed", ended=_now(), saved=formats,
+                     epochs_completed=checkpoint.completed)
+    return path
+
+
+def _history_png(path: Path, title: str, echo: Any) -> None:
+    """Draw ``history.png`` from the run's ``history.csv``. A picture that cannot be drawn
+    never fails a trained run: it is said in one line, and the run goes on."""
+    from nettrain.engine import plots  # matplotlib itself is imported only when drawing
+
+    if not (path / rundir.HISTORY).is_file() or not (path / rundir.HISTORY).stat().st_size:
+        return  # no epoch was trained (fit.epochs equal to fit.initial_epoch)
+    try:
+        import pandas as pd
+
+        history = pd.read_csv(path / rundir.HISTORY)
+        if len(history):
+            plots.history_png({title: history}, path / plots.HISTORY_PNG, title=title)
+    except Exception as exc:  # matplotlib, the disk, an odd history.csv: only the picture
+        echo(f"Warning: {path / plots.HISTORY_PNG} was not drawn ({type(exc).__name__}: "
+             f"{' '.join(str(exc).split())[:200]}); the run is complete without it.")
+
+
+def _arguments(data: Data, split: str, config: Config, training: bool = False,
+               first_epoch: int = 0, repeat: bool = False, per_call: int = 1) -> dict[str, Any]:
+    """The x argument of fit or evaluate for one split: a tf.data pipeline (see
+    :mod:`nettrain.data.pipeline`) that shuffles each epoch in an order drawn from the seed and the
+    epoch number, so a resumed run sees the same orders.
+
+    With ``repeat``, arrays in memory become one endless pipeline, and ``steps`` (the batches
+    of an epoch) comes with it, for fit's ``steps_per_epoch`` or ``validation_steps``; only
+    when those batches are a whole number of ``per_call`` (the model's steps_per_execution):
+    one call of Keras's compiled step always runs ``per_call`` batches, so on an endless
+    pipeline the last call of a pass would run on into the next one (a validation of 3
+    batches measured in calls of 5 counted 2 of them twice). A finite pipeline ends the call.
+    """
+    from nettrain.data import pipeline
+
+    batch = config.fit.batch_size if training else \
+        (config.fit.validation_batch_size or config.fit.batch_size)
+    shuffle = training and config.fit.shuffle
+    if data.stream:
+        return {"x": data.stream.dataset(split, batch, shuffle=shuffle, first_epoch=first_epoch)}
+    x, y, w = data.x[split], data.y[split], data.w.get(split)
+    repeat = repeat and pipeline.steps(x, batch) % per_call == 0
+    if pipeline.needs_dataset(x):
+        return {"x": pipeline.dataset(x, y, w, batch, shuffle=shuffle, seed=config.seed,
+                                      first_epoch=first_epoch)}
+    return {"x": pipeline.arrays(x, y, w, batch, shuffle=shuffle, seed=config.seed,
+                                 first_epoch=first_epoch, repeat=repeat),
+            **({"steps": pipeline.steps(x, batch)} if repeat else {})}
+
+
+def _mark_failed(path: Path, error: str, completed: int) -> None:
+    """Mark the run failed, if the disk lets us (a full disk leaves it 'running': both resume)."""
+    with contextlib.suppress(OSError):
+        rundir.update_json(path / rundir.RUN, status="failed", ended=_now(), error=error,
+                         epochs_completed=completed)
+
+
+def _interrupted(prepared: Prepared, path: Path, checkpoint: Any, echo: Any) -> None:
+    """Ctrl-C: save the model of the last completed epoch, mark the run interrupted.
+
+    A save that fails (a full disk) is said, not raised: the checkpoint is what a resume needs.
+    """
+    from nettrain.run import checkpoints
+
+    model, config = prepared.model, prepared.config
+    sample, info = prepared.data.sample(8)[0], prepared.data.describe()
+    last = path / checkpoints.FOLDER / checkpoints.LAST
+    formats: list[str] = []
+    saved = "the model of the last one is saved"
+    if checkpoint.completed:
+        try:
+            checkpoint.flush()  # the last completed epoch, if not yet on the disk
+            model.load_weights(last)
+            formats = saving.save_model(model, path, config.save.formats, sample=sample,
+                                      info=info)
+        except (OSError, RunError) as exc:
+            saved = (f"the model could not be saved ({' '.join(str(exc).split())[:200]}), "
+                     f"its checkpoint is kept ({checkpoints.FOLDER}/{checkpoints.LAST})")
+    with contextlib.suppress(OSError):  # a full disk: the run stays 'running', which resumes
+        rundir.update_json(path / rundir.RUN, status="interrupted", ended=_now(),
+                         epochs_completed=checkpoint.completed, saved=formats)
+    if checkpoint.completed:
+        echo(f"Interrupted after {checkpoint.completed} completed epoch(s); {saved}. "
+             f"Continue with: nettrain fit --resume {path}")
+    else:
+        echo(f"Interrupted in epoch {checkpoint.completed + 1}; no epoch completed, so no model "
+             f"is saved. Start it again, in the same directory: nettrain fit --resume {path}")
+
+
+def _evaluate(model: Any, data: Data, split: str, config: Config) -> dict[str, float]:
+    result = model.evaluate(**_arguments(data, split, config), verbose=0, return_dict=True)
+    return {k: float(v) for k, v in result.items()}

@@ -1,0 +1,1 @@
+"""Exporting a run's model to the formats deployment needs (ONNX, TFLite, ...): not built yet."""

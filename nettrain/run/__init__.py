@@ -1,0 +1,1 @@
+"""The run directory: its files, lock, record (run.json) and checkpoints."""

@@ -1,0 +1,327 @@
+"""Checkpoints: the always-on callbacks of a run, and putting a run back where it stopped.
+
+At the end of a completed epoch the model (weights and optimizer state) is saved to
+``checkpoints/last.keras`` (at most every ``fit.checkpoint_every_seconds``, and always when the
+training ends, stops or is interrupted; see :class:`RunCheckpoint`), and to
+``checkpoints/best.keras`` the epoch whose monitored value was the best.
+Each file is written whole to a temporary name and moved into place with ``os.replace``, so a
+SIGKILL leaves the previous file or the new one, never half of one. ``last.keras`` also holds,
+as one more member of its zip archive, what Keras does not save but an exact resume needs: the
+epoch, the state of every random seed generator (Dropout's), the state of each callback
+(EarlyStopping's patience counter, best value and best weights, ReduceLROnPlateau's counters,
+ModelCheckpoint's best...) and whether a callback stopped the training. Plain values go in a
+JSON member, arrays (best weights) in an ``.npz`` member read without pickle. Keras's loader
+ignores both members, so ``keras.saving.load_model`` reads the file as usual.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import math
+import shutil
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from nettrain.errors import RunError
+from nettrain.run.directory import replacing
+
+FOLDER = "checkpoints"
+LAST = "last.keras"
+BEST = "best.keras"
+STATE = "nettrain-state.json"  # the extra members of last.keras
+ARRAYS = "nettrain-arrays.npz"
+
+
+@dataclass
+class State:
+    """Where a run stands after a completed epoch."""
+
+    epoch: int                                   # epochs completed
+    seed_generators: list[list[int]] = field(default_factory=list)
+    callbacks: list[dict[str, Any]] = field(default_factory=list)
+    best: float | None = None                    # best value of the monitor so far
+    monitor: str | None = None
+    logs: dict[str, float] = field(default_factory=dict)
+    stopped: bool = False                        # a callback stopped the training
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # callbacks' arrays, by name
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in self.__dict__.items() if k != "arrays"})
+
+
+class Damaged(RunError):
+    """A checkpoint that cannot be read back (truncated, overwritten, not written by nettrain)."""
+
+    def __init__(self, path: Path, reason: str):
+        self.path = path
+        super().__init__(f"{path} is damaged: {reason}")
+
+
+def read_state(path: Path) -> State:
+    """The resume state stored inside a ``last.keras`` checkpoint; Damaged if unreadable."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read(STATE))
+            arrays = {}
+            if ARRAYS in archive.namelist():
+                with np.load(io.BytesIO(archive.read(ARRAYS)), allow_pickle=False) as npz:
+                    arrays = {name: npz[name] for name in npz.files}
+        state = State(**data, arrays=arrays)
+    except zipfile.BadZipFile:
+        raise Damaged(path, "it is not a whole zip archive (a .keras file is one)") from None
+    except KeyError:
+        raise Damaged(path, f"it has no {STATE} (it was not written by nettrain fit)") from None
+    except (ValueError, TypeError, OSError, EOFError, zipfile.LargeZipFile) as exc:
+        raise Damaged(path, f"its resume state cannot be read ({_reason(exc)})") from None
+    if not isinstance(state.epoch, int) or not isinstance(state.callbacks, list):
+        raise Damaged(path, f"its resume state cannot be read ({STATE} has no epoch number)")
+    return state
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or "unreadable"
+
+
+def _seed_generators(model: Any) -> list[Any]:
+    """Every SeedGenerator of the model, in a stable order (layer by layer)."""
+    return [sg for layer in model._flatten_layers() for sg in layer._seed_generators]
+
+
+def restore(model: Any, checkpoint: Path, state: State) -> None:
+    """Load weights, optimizer state and random state from ``checkpoint`` into ``model``.
+
+    Raises Damaged when the file's weights cannot be read.
+    """
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(checkpoint)
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError) as exc:
+        raise Damaged(checkpoint, f"its weights cannot be read ({_reason(exc)})") from None
+    generators = _seed_generators(model)
+    if len(generators) != len(state.seed_generators):
+        raise ValueError(f"the checkpoint has {len(state.seed_generators)} random seed "
+                         f"generators; the model has {len(generators)}")
+    for sg, value in zip(generators, state.seed_generators):
+        sg.state.assign(np.asarray(value, dtype=sg.state.dtype))
+
+
+def _callback_state(callback: Any, index: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """What a callback keeps between epochs (not its constructor arguments): plain values for
+    JSON, and arrays or lists of arrays (EarlyStopping's ``best_weights``) named
+    ``<index>.<attribute>.<item>``. Returns ``({'class', 'state', 'arrays'}, arrays)``.
+
+    Constructor arguments of the class and its bases are settings, not state (a resume may
+    change some, and Keras derives values from them, e.g. the sign of ``min_delta``). A
+    CSVLogger's state is its file, which a resume continues (see :func:`continue_logs`).
+    """
+    state: dict[str, Any] = {}
+    lists: dict[str, int | None] = {}  # attribute -> number of arrays (None: one array)
+    arrays: dict[str, np.ndarray] = {}
+    if isinstance(callback, keras.callbacks.CSVLogger):
+        return {"class": type(callback).__name__, "state": state, "arrays": lists}, arrays
+    arguments = {name for cls in type(callback).__mro__ if "__init__" in vars(cls)
+                 for name in inspect.signature(cls.__init__).parameters}
+    for key, value in vars(callback).items():
+        if key in arguments or key in ("model", "params", "_model"):
+            continue
+        if isinstance(value, (np.generic,)):
+            value = value.item()
+        if value is None or isinstance(value, (bool, int, float, str)):
+            state[key] = value
+        elif isinstance(value, np.ndarray):
+            lists[key] = None
+            arrays[f"{index}.{key}.0"] = value
+        elif isinstance(value, (list, tuple)) and value and \
+                all(isinstance(v, np.ndarray) for v in value):
+            lists[key] = len(value)
+            arrays.update({f"{index}.{key}.{i}": v for i, v in enumerate(value)})
+    return {"class": type(callback).__name__, "state": state, "arrays": lists}, arrays
+
+
+def continue_logs(callbacks: list[Any]) -> list[Path]:
+    """Make the CSVLoggers among ``callbacks`` append to their files (``append: false`` would
+    empty them on a resume); return the files, for the resume to cut to the epochs kept."""
+    logs = [c for c in callbacks if isinstance(c, keras.callbacks.CSVLogger)]
+    for log in logs:
+        log.append = True
+    return [Path(log.filename) for log in logs]
+
+
+def _put_back(callback: Any, index: int, saved: dict[str, Any],
+              arrays: dict[str, np.ndarray]) -> None:
+    """Set a callback's attributes from what :func:`_callback_state` recorded."""
+    for key, value in saved["state"].items():
+        setattr(callback, key, value)
+    for key, count in saved.get("arrays", {}).items():
+        if count is None:
+            setattr(callback, key, arrays[f"{index}.{key}.0"])
+        else:
+            setattr(callback, key, [arrays[f"{index}.{key}.{i}"] for i in range(count)])
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Keras's TerminateOnNaN that also remembers where: the epoch and the batch (with
+    several steps per execution, the last batch of the call in which the loss went bad)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch: int | None = None   # the epoch (0-based) whose loss became NaN or inf
+        self.batch: int | None = None
+        self._current = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._current = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if self.epoch is None and loss is not None and not _finite(loss):
+            self.epoch, self.batch = self._current, batch
+            self.model.stop_training = True
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Save last.keras (with the resume state) and best.keras at the end of epochs.
+
+    At the end of every completed epoch it takes a snapshot, in memory, of the model's and
+    the optimizer's variables and of the resume state. The snapshot is written to last.keras
+    when ``every`` seconds passed since the last write (0: every epoch), when a callback
+    stopped the training and when the last epoch ends; :meth:`flush` writes one still in
+    memory (the end of training, Ctrl-C, SIGTERM, a NaN, a failure). So a SIGKILL loses at
+    most the epochs of the last ``every`` seconds and the epoch in progress; anything else
+    loses only the epoch in progress. best.keras is the snapshot of the best epoch so far,
+    written with the next write of last.keras.
+
+    Put it last in the callback list: its ``on_train_begin`` then puts the other callbacks'
+    state back after they reset themselves, and its ``on_epoch_end`` records their state after
+    they updated it.
+
+    Args:
+        folder: the run's ``checkpoints/`` folder.
+        monitor: the value that decides "best" (lower is better), e.g. ``val_loss``.
+        callbacks: the callbacks whose state travels with the checkpoint.
+        guard: the NaNGuard; an epoch whose loss became NaN is not saved.
+        resume: the state to put back, when resuming.
+        every: the fewest seconds between two writes at the end of an epoch.
+    """
+
+    def __init__(self, folder: Path, monitor: str, callbacks: list[Any], guard: NaNGuard,
+                 resume: State | None = None, every: float = 0.0) -> None:
+        super().__init__()
+        self.folder = folder
+        self.monitor = monitor
+        self.tracked = callbacks
+        self.guard = guard
+        self.resume = resume
+        self.every = every
+        self.best = resume.best if resume else None
+        self.completed = resume.epoch if resume else 0  # epochs in last.keras once flushed
+        self.written = self.completed                   # epochs in last.keras on the disk
+        self._last: _Snapshot | None = None             # not yet written
+        self._best: _Snapshot | None = None
+        self._since = time.monotonic()
+        folder.mkdir(exist_ok=True)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._since = time.monotonic()
+        if self.resume is None:
+            return
+        for index, (callback, saved) in enumerate(zip(self.tracked, self.resume.callbacks)):
+            if type(callback).__name__ == saved["class"]:
+                _put_back(callback, index, saved, self.resume.arrays)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        if self.guard.epoch is not None or not _finite(logs.get("loss")):
+            return  # keep the last good checkpoint
+        current = logs.get(self.monitor)
+        improved = current is not None and _finite(current) and (
+            self.best is None or float(current) < self.best)
+        if improved:
+            self.best = float(current)
+        callbacks, arrays = [], {}
+        for index, callback in enumerate(self.tracked):
+            saved, its_arrays = _callback_state(callback, index)
+            callbacks.append(saved)
+            arrays.update(its_arrays)
+        state = State(
+            epoch=epoch + 1,
+            seed_generators=[np.asarray(sg.state.numpy()).tolist()
+                             for sg in _seed_generators(self.model)],
+            callbacks=callbacks,
+            best=self.best, monitor=self.monitor,
+            logs={k: float(v) for k, v in logs.items() if _finite(v)},
+            stopped=bool(self.model.stop_training), arrays=arrays)
+        self._last = _Snapshot(state, [np.array(v) for v in self._variables()])
+        if improved:
+            self._best = self._last
+        self.completed = epoch + 1
+        if self.model.stop_training or epoch + 1 >= self.params.get("epochs", 0) or \
+                time.monotonic() - self._since >= self.every:
+            self.flush()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the snapshot not yet written (and the best one), whatever the model's
+        variables hold now (they are put back as they were)."""
+        if self._last is None:
+            return
+        variables = self._variables()
+        now = [np.array(v) for v in variables]
+        try:
+            self._write(self._last, variables, self.folder / LAST)
+            if self._best is self._last:
+                with replacing(self.folder / BEST, suffix=".keras") as tmp:
+                    shutil.copyfile(self.folder / LAST, tmp)
+            elif self._best is not None:
+                self._write(self._best, variables, self.folder / BEST)
+        finally:
+            for variable, value in zip(variables, now):
+                variable.assign(value)
+        self.written = self._last.state.epoch
+        self._last = self._best = None
+        self._since = time.monotonic()
+
+    def _variables(self) -> list[Any]:
+        """What a .keras file holds that changes while training: the model's variables
+        (weights, seed generators, metrics) and the optimizer's."""
+        optimizer = self.model.optimizer
+        return [*self.model.variables, *(optimizer.variables if optimizer is not None else [])]
+
+    def _write(self, snapshot: _Snapshot, variables: list[Any], path: Path) -> None:
+        for variable, value in zip(variables, snapshot.values):
+            variable.assign(value)
+        state = snapshot.state
+        with replacing(path, suffix=".keras") as tmp:
+            self.model.save(tmp)
+            with zipfile.ZipFile(tmp, "a") as archive:
+                archive.writestr(STATE, state.to_json())
+                if state.arrays:
+                    buffer = io.BytesIO()
+                    np.savez(buffer, **state.arrays)
+                    archive.writestr(ARRAYS, buffer.getvalue())
+
+
+@dataclass
+class _Snapshot:
+    """A completed epoch held in memory: its resume state and its variables' values."""
+
+    state: State
+    values: list[np.ndarray]

@@ -1,0 +1,1 @@
+"""Run directories as a table, and runs side by side (``nettrain runs``, ``runs compare``)."""

@@ -1,0 +1,222 @@
+"""``nettrain runs compare``: runs side by side: the config keys that differ, final and best
+metrics, and their histories in one picture.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nettrain.errors import UsageError
+from nettrain.run import directory as rundir
+from nettrain.runs.table import (
+    MISSING,
+    RunRow,
+    _config,
+    _Damaged,
+    _finite,
+    _status_text,
+    epochs_text,
+    is_run,
+    lower_is_better,
+    number,
+    read_run,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import RenderableType
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+@dataclass
+class Comparison:
+    """What ``runs compare`` shows: the runs, their labels, the config keys that differ and
+    the metrics side by side, and each run's history (for the overlaid plot)."""
+
+    rows: list[RunRow]
+    labels: list[str]
+    differ: dict[str, list[Any]]
+    same: int
+    best: list[dict[str, Any] | None]
+    histories: dict[str, pd.DataFrame]
+
+    def metric_names(self) -> list[str]:
+        names = list(dict.fromkeys(n for row in self.rows for n in row.metrics))
+        order = {p: i for i, p in enumerate(("test_", "val_", "train_"))}
+        return sorted(names, key=lambda n: (order.get(n[:n.find("_") + 1], 3),
+                                            n.endswith("_loss"), names.index(n)))
+
+    def to_json(self, plot: Path | None) -> dict[str, Any]:
+        runs = [{"label": label, **row.to_json(), "best_epoch": best}
+                for label, row, best in zip(self.labels, self.rows, self.best)]
+        return {"runs": runs,
+                "config": {"differ": {k: [None if v is MISSING else v for v in values]
+                                      for k, values in self.differ.items()},
+                           "same": self.same},
+                "metrics": {n: [_finite(r.metrics[n]) if n in r.metrics else None
+                                for r in self.rows] for n in self.metric_names()},
+                "plot": str(plot) if plot else None}
+
+
+def compare(paths: list[Path]) -> Comparison:
+    """Read the runs ``paths`` for ``runs compare``.
+
+    Raises UsageError naming a path that is not a run directory, a run given twice, or a run
+    whose config.yaml cannot be read (there is nothing to compare it by).
+    """
+    from nettrain.config.overrides import flatten
+
+    if len(paths) < 2:
+        raise UsageError("RUN: expected at least two run directories to compare; received "
+                         f"{len(paths)}. To see one run: nettrain runs "
+                         f"{paths[0] if paths else 'ROOT'}")
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        if not path.is_dir() or not is_run(path):
+            why = ("does not exist" if not path.exists() else "is not a folder" if
+                   not path.is_dir() else f"has no {rundir.CONFIG} and {rundir.RUN}")
+            raise UsageError(f"RUN: expected a run directory (made by 'nettrain fit'); "
+                             f"received '{path}', which {why}. List the runs with: nettrain runs")
+        if path.resolve() in seen:
+            raise UsageError(f"RUN: '{path}' is given twice (as '{seen[path.resolve()]}'); "
+                             "compare different runs.")
+        seen[path.resolve()] = path
+    flats = []
+    for path in paths:
+        try:
+            flats.append({_dotted(k): v for k, v in flatten(_config(path, whole=True)).items()})
+        except _Damaged as exc:
+            raise UsageError(f"RUN '{path}': {str(exc).rstrip('.')}. Its config cannot be "
+                             "compared; restore it from a copy of the run directory.") from None
+    rows = [read_run(path) for path in paths]
+    labels = _labels(rows)
+    # each key where its config has it: a run's own keys stay together (compile.optimizer...)
+    places = [{k: i for i, k in enumerate(flat)} for flat in flats]
+    keys = sorted(dict.fromkeys(k for flat in flats for k in flat),
+                  key=lambda k: min(place[k] for place in places if k in place))
+    differ = {k: [flat.get(k, MISSING) for flat in flats] for k in keys
+              if any(flat.get(k, MISSING) != flats[0].get(k, MISSING)
+                     for flat in flats)}
+    histories = {label: _history(row.path) for label, row in zip(labels, rows)}
+    best = [_best(history) for history in histories.values()]
+    histories = {k: v for k, v in histories.items() if v is not None and len(v)}
+    return Comparison(rows, labels, differ, len(keys) - len(differ), best, histories)
+
+
+def _dotted(key: str) -> str:
+    """``model.layers[0].Dense.units`` -> ``model.layers.0.Dense.units`` (an override's form)."""
+    return re.sub(r"\[(\d+)\]", r".\1", key)
+
+
+def _labels(rows: list[RunRow]) -> list[str]:
+    """Each run's name; where names repeat, with the shortest end of its path that tells them
+    apart: ``tiny (20261125-101500)``."""
+    names = [row.name for row in rows]
+    labels = list(names)
+    for i, row in enumerate(rows):
+        twins = [r for r in rows if r.name == row.name]
+        if len(twins) == 1:
+            continue
+        parts = [r.path.resolve().parts for r in twins]
+        for depth in range(1, max(map(len, parts)) + 1):
+            tails = ["/".join(p[-depth:]) for p in parts]
+            if len(set(tails)) == len(tails):
+                break
+        labels[i] = f"{row.name} ({'/'.join(row.path.resolve().parts[-depth:])})"
+    return labels
+
+
+def _history(path: Path) -> pd.DataFrame | None:
+    """A run's history.csv as a frame (None when it is missing or unreadable)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path / rundir.HISTORY)
+    except (OSError, ValueError):
+        return None
+
+
+def _best(history: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The best epoch of a history as the run's checkpoint judged it: lowest val_loss, or loss
+    without validation. ``{'epoch': 3, 'monitor': 'val_loss', 'value': 0.41}`` (1-based)."""
+    if history is None:
+        return None
+    for monitor in ("val_loss", "loss"):
+        if monitor in history and history[monitor].notna().any():
+            index = history[monitor].idxmin()
+            epoch = int(history["epoch"][index]) + 1 if "epoch" in history else int(index) + 1
+            return {"epoch": epoch, "monitor": monitor,
+                    "value": _finite(float(history[monitor][index]))}
+    return None
+
+
+def value_text(value: Any) -> str:
+    """A config value as a person (and an override) writes it: ``0.01``, ``true``, ``[keras]``."""
+    if value is MISSING:
+        return "(not set)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def compare_tables(comparison: Comparison) -> list[RenderableType]:
+    """The config keys that differ and the metrics, each run a column."""
+    from rich.table import Table
+    from rich.text import Text
+
+    differ = Table(title=f"Config: {len(comparison.differ)} key"
+                         f"{'s differ' if len(comparison.differ) != 1 else ' differs'} "
+                         f"({comparison.same} the same)", title_justify="left")
+    differ.add_column("key", overflow="fold")
+    for label in comparison.labels:  # Text: never read as rich markup
+        differ.add_column(Text(label), overflow="fold")
+    for key, values in comparison.differ.items():
+        differ.add_row(Text(key), *(Text(value_text(v)) for v in values))
+    if not comparison.differ:
+        differ = Text(f"Config: the same in every run ({comparison.same} keys)")
+    metrics = Table(title="Metrics", title_justify="left")
+    metrics.add_column("")
+    for label in comparison.labels:
+        metrics.add_column(Text(label), justify="right", overflow="fold")
+    metrics.add_row("status", *(_status_text(r.status) for r in comparison.rows))
+    metrics.add_row("epochs", *(epochs_text(r) for r in comparison.rows))
+    metrics.add_row("best epoch", *(
+        f"{b['epoch']} ({b['monitor']} {number(b['value'])})" if b else "-"
+        for b in comparison.best))
+    for name in comparison.metric_names():
+        values = [r.metrics.get(name) for r in comparison.rows]
+        known = [v for v in values if v is not None and math.isfinite(v)]
+        top = (min if lower_is_better(name) else max)(known) if len(known) > 1 else None
+        metrics.add_row(name, *(Text(number(v), style="bold" if v == top else "")
+                                for v in values))
+    return [differ, metrics]
+
+
+def compare_png(comparison: Comparison, output: Path) -> Path | None:
+    """Overlay the runs' histories in one PNG (see :func:`nettrain.engine.plots.history_png`);
+    None when no run has a history."""
+    from nettrain.engine import plots
+
+    if not comparison.histories:
+        return None
+    title = " vs ".join(comparison.histories)
+    if len(comparison.histories) > 3 or len(title) > 80:  # the legend names them
+        title = f"{len(comparison.histories)} runs"
+    return plots.history_png(comparison.histories, output, title=title)
+
+
+def check_output(output: Path) -> None:
+    """Refuse a --output the plot cannot be written to, before any work."""
+    if output.suffix.lower() != ".png":
+        raise UsageError(f"--output {output}: expected a .png file name (the plot is a PNG).")
+    if output.is_dir():
+        raise UsageError(f"--output {output}: expected a file name; it is a folder.")
+    if not output.parent.is_dir():
+        raise UsageError(f"--output {output}: the folder {output.parent} does not exist.")

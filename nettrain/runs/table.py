@@ -1,0 +1,421 @@
+"""The runs table and the comparison of runs (``nettrain runs``, ``runs compare``). No TensorFlow.
+
+A run is a folder that holds ``config.yaml`` and ``run.json`` (see :mod:`nettrain.run.directory`);
+``list_runs`` finds them at any depth under a root and reads each into a :class:`RunRow`
+without ever raising: a run whose files are damaged or missing is a row with status
+``damaged`` and the reason. Only reads: nothing in a run directory is written or created.
+
+Status is ``run.json``'s (completed, failed, interrupted, running), except that a run marked
+running whose lock no process holds (see :mod:`nettrain.run.lock`) ended without saying so (killed,
+or the machine went down): its status here is ``stopped``, and ``nettrain fit --resume``
+continues it.
+
+Metrics are named by split as Keras names validation metrics: ``train_accuracy``,
+``val_loss``, ``test_accuracy`` (from ``metrics.json``, written when a fit completes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nettrain.errors import ConfigError, Problem, UsageError, did_you_mean
+from nettrain.run import directory as rundir
+from nettrain.run import lock
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+STATUSES = ("completed", "failed", "interrupted", "running", "stopped", "damaged")
+PREFIXES = {"train": "train_", "validation": "val_", "test": "test_"}
+COMPARE_PNG = "compare.png"
+MISSING = object()  # a config key a run does not have (runs compare)
+
+# The other files fit writes: beside one of config.yaml and run.json they make a folder a run
+# (a damaged one), where a lone config.yaml may be a folder of configs.
+_ALSO = (rundir.DATASET, rundir.SUMMARY, rundir.HISTORY, rundir.METRICS)
+# Parts of metric names where a lower value is better (the others: higher is better).
+_LOWER = re.compile(r"loss|error|crossentropy|hinge|divergence|poisson|cosh|false_|"
+                    r"(^|_)(mae|mse|rmse|mape|msle)$")
+
+
+@dataclass
+class RunRow:
+    """One run as the table shows it.
+
+    ``metrics`` are flat (``val_accuracy``), only for a completed run (another run's
+    ``metrics.json`` is about the model before it was resumed). ``note`` says why a run is
+    damaged or stopped, or what failed.
+    """
+
+    path: Path
+    name: str
+    status: str
+    started: str | None = None
+    ended: str | None = None
+    epochs: int | None = None
+    planned: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "status": self.status,
+                "started": self.started, "ended": self.ended, "epochs": self.epochs,
+                "planned_epochs": self.planned,
+                "metrics": {k: _finite(v) for k, v in self.metrics.items()}, "note": self.note}
+
+
+class _Damaged(Exception):
+    """A run directory's file is missing or unreadable (the message is the short reason)."""
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is better: ``val_loss``, ``test_mae`` (True);
+    ``val_accuracy``, ``test_auc`` (False)."""
+    return bool(_LOWER.search(metric))
+
+
+def is_run(path: Path, files: list[str] | None = None) -> bool:
+    """Whether ``path`` is a run directory (or what is left of one: see ``_ALSO``).
+
+    Args:
+        files: the names of the files in ``path``, when known (saves looking).
+    """
+    names = (rundir.CONFIG, rundir.RUN, *_ALSO)
+    has = set(names).intersection(files) if files is not None else \
+        {name for name in names if (path / name).is_file()}
+    main = has & {rundir.CONFIG, rundir.RUN}
+    return len(main) == 2 or bool(main and has & set(_ALSO))
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Every run directory under ``root`` (``root`` itself included), at any depth.
+
+    Hidden folders and the inside of a run (checkpoints, saved_model) are not searched;
+    symbolic links to folders are not followed.
+    """
+    found = []
+    for folder, dirs, files in os.walk(root):
+        if is_run(Path(folder), files):
+            found.append(Path(folder))
+            dirs.clear()
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    return found
+
+
+def read_run(path: Path) -> RunRow:
+    """The table row of the run directory ``path``; never raises (a damaged run is a row)."""
+    name = path.name
+    try:
+        config = _config(path)
+        if isinstance(config.get("name"), str):
+            name = config["name"]
+        record = _json(path / rundir.RUN)
+        status = record.get("status")
+        if status not in STATUSES[:4]:
+            raise _Damaged(f"{rundir.RUN} holds no known status (received {status!r}; "
+                           f"expected one of {', '.join(STATUSES[:4])})")
+        row = RunRow(path, name, status, _text(record.get("started")),
+                     _text(record.get("ended")), planned=_int(_get(config, "fit", "epochs")))
+        if not (path / rundir.DATASET).is_file():
+            raise _Damaged(f"{rundir.DATASET} is missing (the run's columns and classes)")
+        if status == "running":
+            row.status, row.note = _running(path)
+        done = record.get("epochs_completed")
+        row.epochs = done if isinstance(done, int) and row.status not in ("running", "stopped") \
+            else _history_rows(path / rundir.HISTORY)
+        if row.status == "failed":
+            row.note = _first_line(record.get("error")) or "failed (run.json gives no error)"
+        if row.status == "completed":
+            row.metrics = _metrics(path)
+            saved = record.get("saved") if isinstance(record.get("saved"), list) else []
+            missing = [str(f) for f in saved if not (path / str(f)).exists()]
+            if missing:
+                raise _Damaged(f"{', '.join(missing)} missing (run.json says it "
+                               "was saved)")
+        return row
+    except _Damaged as exc:
+        started = None
+        with contextlib.suppress(Exception):  # best effort: a start time to order it by
+            started = _text(json.loads((path / rundir.RUN).read_text("utf-8")).get("started"))
+        return RunRow(path, name, "damaged", started, note=str(exc))
+
+
+def _running(path: Path) -> tuple[str, str | None]:
+    """A run marked running: running while a process holds its lock, else stopped."""
+    holder = lock.holder(path)
+    if holder is not None:
+        who = f"pid {holder['pid']} on {holder.get('host')}" if "pid" in holder else None
+        return "running", who and f"trained by {who}"
+    # Its process may have ended (and marked it) between reading run.json and the lock test.
+    status = _json(path / rundir.RUN).get("status")
+    if status != "running":
+        return str(status), None
+    return "stopped", f"ended unmarked (killed?); to continue: nettrain fit --resume {path}"
+
+
+def _config(path: Path, whole: bool = False) -> dict[str, Any]:
+    """A run's config.yaml as a mapping; _Damaged when it is missing or not a mapping.
+
+    Args:
+        whole: every value will be walked (``runs compare``): read it as a config is read,
+            refusing aliases that expand past bounds (:func:`nettrain.config.reading.read_yaml`).
+            Otherwise (the table reads a name and a number) libyaml's safe loader reads it,
+            about ten times faster; it never expands an alias.
+    """
+    import yaml
+
+    from nettrain.config.reading import MAX_FILE_BYTES, read_yaml
+
+    file = path / rundir.CONFIG
+    if not file.is_file():
+        raise _Damaged(f"{rundir.CONFIG} is missing")
+    try:
+        if whole:
+            return read_yaml(file)[0]
+        with file.open("rb") as f:
+            data = yaml.load(f.read(MAX_FILE_BYTES),  # noqa: S506 (a safe loader)
+                             Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except ConfigError as exc:  # names the file, the line and what is wrong
+        raise _Damaged(str(exc)) from None
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        why = (f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark and problem
+               else " ".join(str(exc).split())[:80])
+        raise _Damaged(f"{rundir.CONFIG} is not valid YAML ({why})") from None
+    if not isinstance(data, dict):
+        raise _Damaged(f"{rundir.CONFIG} holds a {type(data).__name__}, not a mapping")
+    return data
+
+
+def _json(path: Path) -> dict[str, Any]:
+    """A JSON object of the run directory; _Damaged with a short reason when it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _Damaged(f"{path.name} is missing") from None
+    except UnicodeDecodeError:
+        raise _Damaged(f"{path.name} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise _Damaged(f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno})") \
+            from None
+    except (OSError, ValueError) as exc:
+        raise _Damaged(f"{path.name} cannot be read ({' '.join(str(exc).split())[:80]})") \
+            from None
+    if not isinstance(data, dict):
+        raise _Damaged(f"{path.name} holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _metrics(path: Path) -> dict[str, float]:
+    """``metrics.json`` as flat names: ``{'test': {'loss': 0.3}}`` -> ``{'test_loss': 0.3}``."""
+    flat = {}
+    for split, values in _json(path / rundir.METRICS).items():
+        if not isinstance(values, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
+            raise _Damaged(f"{rundir.METRICS}: expected numbers for each split; {split!r} "
+                           f"holds {json.dumps(values)[:60]}")
+        prefix = PREFIXES.get(split, f"{split}_")
+        flat.update({prefix + name: float(value) for name, value in values.items()})
+    return flat
+
+
+def _history_rows(path: Path) -> int | None:
+    """The epochs in ``history.csv`` (its rows after the header); None without one."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return None
+    return max(0, sum(1 for line in lines if line.strip()) - 1)
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _first_line(value: Any, width: int = 120) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    line = " ".join(value.strip().splitlines()[0].split())
+    return line if len(line) <= width else line[:width].rsplit(" ", 1)[0] + " ..."
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+@dataclass
+class Listing:
+    """What ``nettrain runs`` shows: the rows, and how they were chosen."""
+
+    root: Path
+    rows: list[RunRow]
+    found: int
+    sort: str | None = None
+    status: str | None = None
+
+
+def list_runs(root: Path, sort: str | None = None, status: str | None = None,
+              limit: int | None = None, explicit: bool = True) -> Listing:
+    """The runs under ``root``, newest first (or best first by the metric ``sort``).
+
+    Args:
+        root: the folder to search (a run directory itself lists that run).
+        sort: a metric name (``val_accuracy``): highest first, or lowest first for a loss or
+            an error (see :func:`lower_is_better`); runs without it come last.
+        status: keep only runs with this status (one of :data:`STATUSES`).
+        limit: show at most this many.
+        explicit: the user named ``root`` (default True); a default root that does not exist
+            yet is an empty listing, a named one a UsageError.
+
+    Raises UsageError for a root that is a file or does not exist, or an unknown metric.
+    """
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"ROOT: expected a folder of run directories; received '{root}', "
+                         "which is a file.")
+    if not root.exists():
+        if explicit:
+            raise UsageError(f"ROOT: expected a folder of run directories; received '{root}', "
+                             "which does not exist. Runs are under $NETTRAIN_RUNS, else ./runs.")
+        return Listing(root, [], 0, sort, status)
+    rows = [read_run(path) for path in find_runs(root)]
+    found = len(rows)
+    rows.sort(key=lambda row: (row.started or _mtime(row.path), str(row.path)), reverse=True)
+    if sort is not None and rows:  # no runs at all: the empty listing says how to train
+        present = list(dict.fromkeys(name for row in rows for name in row.metrics))
+        if sort not in present:
+            guess = did_you_mean(sort, present)
+            raise UsageError(Problem(
+                "--sort", f"a metric of the runs under {root} "
+                f"({', '.join(present) if present else 'none has metrics yet'})",
+                repr(sort), f"Did you mean '{guess}'?" if guess else None))
+        sign = 1 if lower_is_better(sort) else -1
+        rows.sort(key=lambda row: (sort not in row.metrics or math.isnan(row.metrics[sort]),
+                                   sign * row.metrics.get(sort, 0.0)))
+    if status is not None:
+        rows = [row for row in rows if row.status == status]
+    return Listing(root, rows[:limit] if limit else rows, found, sort, status)
+
+
+def _mtime(path: Path) -> str:
+    """A folder's modification time in run.json's form (orders a run with no start time)."""
+    try:
+        stamp = path.stat().st_mtime
+    except OSError:
+        return ""
+    return datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
+
+
+def metric_columns(rows: list[RunRow], sort: str | None = None) -> list[str]:
+    """The metrics worth a column for these rows: of one split (test if a run has it, else
+    validation, else train) the most common metric besides the loss, then the loss; and the
+    sort metric. ``--json`` gives every metric."""
+    present = [name for row in rows for name in row.metrics]
+    prefix = next((p for p in ("test_", "val_") if any(n.startswith(p) for n in present)),
+                  "train_")
+    names = [n for n in present if n.startswith(prefix)]
+    others = [n for n in names if n != f"{prefix}loss"]
+    columns = [max(dict.fromkeys(others), key=others.count)] if others else []
+    columns += [f"{prefix}loss"] if f"{prefix}loss" in names else []
+    return columns + ([sort] if sort and sort not in columns else [])
+
+
+def local_time(stamp: str | None) -> str:
+    """run.json's UTC time as local time to the minute: ``2026-11-25 15:56``."""
+    if not stamp:
+        return ""
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return ""
+
+
+def epochs_text(row: RunRow) -> str:
+    done = "?" if row.epochs is None else str(row.epochs)
+    return done if row.planned is None else f"{done}/{row.planned}"
+
+
+def number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def runs_table(listing: Listing) -> Table:
+    """The rich table of a listing: name, started, status, epochs, main metrics, path (and a
+    note column when a run is damaged, stopped or failed)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    columns = metric_columns(listing.rows, listing.sort)
+    notes = any(row.note for row in listing.rows)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    table.add_column("name", overflow="fold", min_width=6)
+    table.add_column("started", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("epochs", justify="right", no_wrap=True)
+    for name in columns:  # "val" over "accuracy": the table fits 80 columns
+        table.add_column(name.replace("_", "\n", 1), justify="right", no_wrap=True)
+    table.add_column("path", overflow="fold", min_width=16)
+    if notes:
+        table.add_column("note", overflow="fold")
+    for row in listing.rows:  # Text: a name, path or note is never read as rich markup
+        table.add_row(Text(row.name), local_time(row.started), _status_text(row.status),
+                      epochs_text(row), *(number(row.metrics.get(c)) for c in columns),
+                      Text(str(row.path)), *([Text(row.note or "")] if notes else []))
+    return table
+
+
+def _status_text(status: str) -> Any:
+    from rich.text import Text
+
+    style = {"completed": "green", "failed": "red", "damaged": "red", "interrupted": "yellow",
+             "stopped": "yellow", "running": "cyan"}[status]
+    return Text(status, style=style)
+
+
+def describe(listing: Listing) -> str:
+    """The line under the table: how many runs, and how they are ordered."""
+    shown = len(listing.rows)
+    text = f"{shown} of {listing.found} runs" if shown != listing.found else \
+        f"{shown} run{'s' if shown != 1 else ''}"
+    text += f" under {listing.root}"
+    if listing.status:
+        text += f" (status {listing.status})"
+    if listing.sort:
+        text += (f", sorted by {listing.sort}, "
+                 f"{'lowest' if lower_is_better(listing.sort) else 'highest'} first")
+    else:
+        text += ", newest first"
+    return text + "."
+
+
+def empty_message(listing: Listing) -> str:
+    """What to say when no run is shown: where nothing was found, and how to get runs."""
+    if listing.found:
+        return (f"No run under {listing.root} has status {listing.status} "
+                f"({listing.found} run{'s' if listing.found != 1 else ''} in all).")
+    return (f"No runs under {listing.root}. Train one with: nettrain fit CONFIG "
+            "(e.g. nettrain fit configs/xor.yaml); runs go under $NETTRAIN_RUNS, else ./runs.")
+
+

@@ -1,0 +1,232 @@
+"""A sweep's trials: each drawn, trained as a normal run in ``trial-NNNN``, counted or drawn
+again, by workers that take them from the study until it has enough.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nettrain.config.schema import Config
+from nettrain.errors import ConfigError, NettrainError
+from nettrain.run import directory as rundir
+from nettrain.sweep.space import metric_value, trial_config
+from nettrain.sweep.spec import CLAIM, HOST, LOGS, Sweep
+from nettrain.sweep.study import _draw_again, load_study
+
+if TYPE_CHECKING:
+    pass
+
+
+# ----------------------------------------------------------------------------- trials
+
+
+def counted(trial: Any) -> bool:
+    """Whether a finished trial counts towards the sweep's trials: completed, pruned, or
+    failed for a reason of its own (user attribute ``failure``). An interrupted one is
+    drawn again instead."""
+    from optuna.trial import TrialState
+
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+        trial.state == TrialState.FAIL and "failure" in trial.user_attrs)
+
+
+def _process() -> str:
+    """This process as ``host:pid:start``; the start time tells a reused pid apart."""
+    return f"{HOST}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _gone(process: str) -> bool:
+    """Whether ``host:pid:start`` is a process of this machine that has ended."""
+    host, _, rest = process.partition(":")
+    pid, _, start = rest.partition(":")
+    if host != HOST or not pid.isdigit():
+        return False  # another machine's: its heartbeat tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return bool(start) and _start_time(int(pid)) != start
+
+
+
+
+def fail_gone(study: Any, storage: Any) -> None:
+    """Mark failed (interrupted) each running trial whose process on this machine has ended,
+    and draw its values again; one that another worker marked first is left to it."""
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        process = trial.user_attrs.get("process")
+        if not process or not _gone(process):
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "interrupted",
+                                        "its process ended while it trained")
+            marked = storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except Exception:  # another worker marked it first (UpdateFinishedTrialError)
+            continue
+        if marked:
+            _draw_again(study, trial)
+
+
+class TrialFailed(Exception):
+    """A trial failed for a reason of its own (recorded as its user attribute ``failure``)."""
+
+
+def pruning_callback(trial: Any, metric: str) -> Any:
+    """A Keras callback that reports ``metric`` to Optuna after each epoch and, when the
+    pruner says so, stops the training cleanly (``model.stop_training``): the trial's run
+    directory is then a whole run that stopped early, and ``pruned_after`` says when.
+
+    (optuna-integration's KerasPruningCallback raises TrialPruned inside ``model.fit``, which
+    a nettrain run records as a failed training, with no saved model.)
+    """
+    import keras
+
+    class Pruning(keras.callbacks.Callback):
+        pruned_after: int | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            value = (logs or {}).get(metric)
+            if value is None or not math.isfinite(float(value)):
+                return  # a NaN loss is nettrain's to stop
+            trial.report(float(value), step=epoch + 1)
+            if trial.should_prune():
+                self.pruned_after = epoch + 1
+                self.model.stop_training = True
+
+    return Pruning()
+
+
+@contextlib.contextmanager
+def _output_to(path: Path) -> Iterator[Any]:
+    """Send what a trial prints (Keras's lines, fit's notes) to a log file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8", buffering=1) as log, \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        yield log
+
+
+def run_trial(sweep: Sweep, trial: Any) -> float:
+    """Train one trial: draw its values, fit its config in ``trial-NNNN``, return its metric.
+
+    Raises TrialFailed (recorded, counted), optuna.TrialPruned, or KeyboardInterrupt (the
+    trial is marked interrupted and its values queued to be drawn again).
+    """
+    import keras
+    import optuna
+
+    from nettrain.engine.signals import StopNotes
+
+    trial.set_user_attr("process", _process())
+    values = {p.key: p.suggest(trial) for p in sweep.params}
+    path = sweep.path / f"trial-{trial.number:04d}"
+    trial.set_user_attr("run", path.name)
+    log = sweep.path / LOGS / f"{path.name}.log"
+    pruning = pruning_callback(trial, sweep.metric) if sweep.pruning and \
+        not sweep.metric.startswith("test_") else None
+    # A Ctrl-C raised while the garbage collector runs (clear_session below, TensorFlow's
+    # finalizers) is printed and lost, and one raised in TensorFlow's C++ code can come out
+    # as another error: each is noted, and stops the sweep all the same.
+    stops = StopNotes()
+    try:
+        try:
+            with _output_to(log) as out:
+                config = trial_config(sweep.config, values)
+                keras.utils.clear_session(free_memory=True)  # one trial's graphs, not the next's
+                stops.check()
+                train_fit(config, path, out, pruning)
+                stops.check()
+            metrics = rundir.read_json(path / rundir.METRICS)
+        except Exception:
+            if stops.noted:
+                raise KeyboardInterrupt from None
+            raise
+    except KeyboardInterrupt:
+        trial.set_user_attr("interrupted", "Ctrl-C")
+        _draw_again(trial.study, trial)
+        raise
+    except ConfigError as exc:
+        _failed(trial, f"config: {_one_line(exc)}")
+    except NettrainError as exc:
+        _failed(trial, _one_line(exc))
+    except Exception as exc:  # a bug or the machine: recorded, the sweep goes on
+        _failed(trial, f"{type(exc).__name__}: {_one_line(exc)}")
+    finally:
+        stops.restore()
+    value = metric_value(metrics, sweep.metric)
+    if value is None or not math.isfinite(value):
+        _failed(trial, f"{sweep.metric} is {value} in {path.name}/{rundir.METRICS}")
+    trial.set_user_attr("value", value)
+    epochs = rundir.read_json(path / rundir.RUN).get("epochs_completed")
+    trial.set_user_attr("epochs", epochs)
+    rundir.update_json(path / rundir.RUN, sweep={
+        "study": sweep.study, "trial": trial.number, "metric": sweep.metric, "value": value,
+        "pruned_after_epoch": pruning.pruned_after if pruning else None})
+    if pruning is not None and pruning.pruned_after is not None:
+        trial.set_user_attr("pruned_after", pruning.pruned_after)
+        raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_after}")
+    return value
+
+
+def train_fit(config: Config, path: Path, out: Any, pruning: Any) -> Path:
+    from nettrain.engine import train
+
+    return train.fit(config, path, echo=lambda text: print(text, file=out),
+                     extra_callbacks=(pruning,) if pruning is not None else ())
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _failed(trial: Any, reason: str) -> None:
+    trial.set_user_attr("failure", reason)
+    raise TrialFailed(reason)
+
+
+def work(sweep: Sweep, storage: Any, stop: threading.Event | None = None) -> None:
+    """Take trials from the study and train them until it has ``sweep.trials`` (counted,
+    or running elsewhere), ``stop`` is set, or a Ctrl-C (KeyboardInterrupt) comes."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep's table says it all
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # its notes would cut the table
+    study = load_study(sweep, storage, create=False)
+    from nettrain.sweep.storage import StudyLock
+
+    claim = StudyLock(sweep.storage, sweep.study, sweep.path / CLAIM)
+
+    def objective(trial: Any) -> float:
+        claim.release()  # the trial exists (RUNNING): the next worker counts it
+        return run_trial(sweep, trial)
+
+    try:
+        while stop is None or not stop.is_set():
+            claim.take()
+            fail_gone(study, storage)
+            trials = study.get_trials(deepcopy=False)
+            running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+            if sum(map(counted, trials)) + running >= sweep.trials:
+                return
+            study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
+            claim.release()
+    finally:
+        claim.close()

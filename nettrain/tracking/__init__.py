@@ -1,0 +1,1 @@
+"""Logging runs and sweeps to an experiment tracker (MLflow): not built yet."""
