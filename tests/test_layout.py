@@ -27,7 +27,9 @@ def test_every_module_is_short_and_opens_with_its_job():
         assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE)}: {lines} lines"
         doc = ast.get_docstring(ast.parse(text))
         assert doc, f"{path.relative_to(PACKAGE)}: no docstring saying its job"
-        assert len(doc.split("\n\n")[0]) < 400, path
+        first = " ".join(doc.split("\n\n")[0].split())
+        assert len(first) < 400 and first[-1] in ".:" and " " in first, \
+            f"{path.relative_to(PACKAGE)}: {first!r} is not a sentence saying its job"
 
 
 def test_the_flat_modules_are_gone():

@@ -1,4 +1,9 @@
-"""None
+"""The whole config: the sweep section and :class:`Config`, validated once into a frozen,
+strict object that every later step takes, never a raw dict. No TensorFlow here.
+
+Keras names are checked later, in :mod:`nettrain.model.keras_names`, because that needs Keras;
+when the schema refuses a config, its ConfigError carries a :class:`nettrain.config.load.Draft`
+so :mod:`nettrain.model.draft` can still check the Keras names of what parsed.
 """
 
 from __future__ import annotations

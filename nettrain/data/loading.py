@@ -1,4 +1,10 @@
-"""None
+"""Data: every source becomes inputs and labels split into train / validation / test.
+
+Inputs are a float32 array, or (a CSV with ``categorical`` columns) a mapping from column name
+to a one-column array, which the model takes as named inputs. Learned preprocessing (scaling,
+flattening, normalization, category vocabularies) is not applied here: the model builder puts
+it inside the model as layers, fitted on the training split only, so a saved model takes raw
+inputs. A CSV too large for memory streams instead (:mod:`nettrain.data.stream`).
 """
 
 from __future__ import annotations
