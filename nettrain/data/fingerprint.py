@@ -9,60 +9,129 @@ from pathlib import Path
 from typing import Any
 
 from nettrain.config.schema import Config
+from nettrain.data.sources import image_files, reads_image
 from nettrain.errors import DataError
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    """The sha256 of one file's bytes (a link: of its target's)."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def files_read(value: str) -> dict[str, Path]:
+    """The files the loader reads for one data path of a config or of ``--data``, by the name
+    the fingerprint shows: the file itself, or for a folder (images), each image that
+    :func:`nettrain.data.sources.image_files` lists, as ``FOLDER/CLASS/FILE`` (through a
+    class folder that is a link, not its target). Nothing for a path that is neither.
+    """
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return {str(Path(value) / file.relative_to(path)): file for file in image_files(path)}
+    return {value: path} if path.is_file() else {}  # not a pipe: it could be read for ever
 
 
 def data_files(config: Config) -> dict[str, str]:
-    """sha256 of every data file the config names: ``{'data/train.csv': '9f86...'}``.
+    """sha256 of every data file the config's source reads: ``{'data/train.csv': '9f86...'}``.
 
-    The source file (csv, npz) and the explicit validation and test files count; a folder
-    (images) counts each file in it.
+    The source file (csv, npz) and the explicit validation and test files count; an image
+    folder counts the images the loader reads in it (see :func:`files_read`). A file that
+    cannot be read is left out (and so reported missing by :func:`changed_data`).
     """
     found: dict[str, str] = {}
     for value in (config.data.path, config.data.validation, config.data.test):
         if not value:
             continue
-        path = Path(value).expanduser()
         try:
-            if path.is_file():
-                found[value] = sha256(path)
-            elif path.is_dir():
-                for file in sorted(p for p in path.rglob("*") if p.is_file()):
-                    found[str(Path(value) / file.relative_to(path))] = sha256(file)
+            files = files_read(value)
         except OSError:
             continue
+        for name, file in files.items():
+            try:
+                found[name] = sha256(file)
+            except OSError:
+                continue
     return found
+
+
+def summary(path: Path) -> dict[str, Any]:
+    """The fingerprint of one data path as ``evaluate --data`` records it: the file (resolved)
+    and its sha256; for an image folder, the number of images read and the sha256 of the
+    lines ``CLASS/FILE<tab>sha256`` of them (so any added, removed or changed image changes
+    it, and nothing else does)."""
+    path = path.resolve()
+    if path.is_file():
+        return {"file": str(path), "sha256": sha256(path)}
+    files = files_read(str(path))
+    digest = hashlib.sha256()
+    for file in files.values():
+        digest.update(f"{file.relative_to(path)}\t{sha256(file)}\n".encode())
+    return {"file": str(path), "files": len(files), "sha256": digest.hexdigest()}
 
 
 def changed_data(config: Config, recorded: dict[str, str] | None) -> list[tuple[str, str]]:
     """How the data files differ from the hashes a run recorded (``run.json`` data_sha256).
 
     Returns ``(file, what)`` pairs, ``what`` one of "sha256 differs", "missing", "added" (a
-    file new in an image folder). A run without recorded hashes, or with a built-in dataset,
-    has nothing to check. Each file is read once.
+    file new in an image folder), "link not recorded" (a class folder that is a link, whose
+    images a run's record holds none of: nettrain before 2026-12 did not follow it). A run
+    without recorded hashes, or with a built-in dataset, has nothing to check. Each file is
+    read once. A recorded file that the loader would not read (a README or ``.DS_Store`` of an
+    image folder: earlier runs recorded every file of it) is not compared.
     """
     if not isinstance(recorded, dict):
         return []
     now = data_files(config)
+    recorded = {file: digest for file, digest in recorded.items()
+                if file in now or _readable(config, file)}
     changes = [(file, "missing") for file in recorded if file not in now]
     changes += [(file, "sha256 differs") for file, digest in recorded.items()
                 if file in now and now[file] != digest]
-    changes += [(file, "added") for file in now if file not in recorded]
+    added = [file for file in now if file not in recorded]
+    links = _unrecorded_links(config, added, recorded)
+    changes += [(link, "link not recorded") for link in links]
+    changes += [(file, "added") for file in added
+                if not any(Path(file).is_relative_to(link) for link in links)]
     return changes
+
+
+def _folders(config: Config) -> list[str]:
+    """The config's data paths that are image folders."""
+    if config.data.source != "images":
+        return []
+    return [value for value in (config.data.path, config.data.validation, config.data.test)
+            if value]
+
+
+def _readable(config: Config, file: str) -> bool:
+    """Whether the loader would read ``file`` (a recorded name) if it were there."""
+    for folder in _folders(config):
+        if file != folder and Path(file).is_relative_to(folder):
+            return reads_image(Path(file).relative_to(folder))
+    return True
+
+
+def _unrecorded_links(config: Config, added: list[str], recorded: dict[str, str]) -> list[str]:
+    """The class folders that are links, with images now and none of them recorded."""
+    links = []
+    for folder in _folders(config):
+        for name in {Path(file).relative_to(folder).parts[0] for file in added
+                     if Path(file).is_relative_to(folder)}:
+            link = str(Path(folder) / name)
+            if Path(link).expanduser().is_symlink() and \
+                    not any(Path(file).is_relative_to(link) for file in recorded):
+                links.append(link)
+    return sorted(links)
 
 
 _CHANGES = {"sha256 differs": "has changed since training (its sha256 differs from the one "
                               "in run.json)",
             "missing": "is missing (training read it)",
             "added": "was added since training (the folder did not hold it)",
+            "link not recorded": "is a link to a folder, and this run's record (run.json) holds "
+                                 "no sha256 of the {n} images behind it (nettrain hashed no file "
+                                 "behind a link before 2026-12), so they cannot be checked "
+                                 "against training",
             "unrecorded": "holds no data_sha256 (or is missing), so the data cannot be checked "
                           "against training"}
 
@@ -87,8 +156,11 @@ def check_data(config: Config, recorded: dict[str, str] | None, allow: bool,
         changes = changed_data(config, recorded)
     if not changes:
         return []
-    lines = "\n".join(f"  - {file} {_CHANGES[what]}" for file, what in changes)
-    head = ("This run's data cannot be checked against training" if changes[0][1] == "unrecorded"
+    lines = "\n".join(f"  - {file} " + (_CHANGES[what].format(n=_behind(file))
+                                        if what == "link not recorded" else _CHANGES[what])
+                      for file, what in changes)
+    head = ("This run's data cannot be checked against training"
+            if all(what in ("unrecorded", "link not recorded") for _, what in changes)
             else "The data changed since this run was trained")
     if not allow:
         raise DataError(f"{head}, so the result could be about other data:\n{lines}\n"
@@ -96,6 +168,12 @@ def check_data(config: Config, recorded: dict[str, str] | None, allow: bool,
                         "as it is now.")
     echo(f"Warning: {head[0].lower()}{head[1:]} (--allow-changed-data given):\n{lines}")
     return [f"{file}: {what}" for file, what in changes]
+
+
+def _behind(link: str) -> int:
+    """How many images the loader reads through a class folder that is a link."""
+    path = Path(link).expanduser()
+    return len(image_files(path.parent, [path.name])) if path.is_dir() else 0
 
 
 def edited_data_config(config: Config, recorded: dict[str, Any]) -> list[str]:

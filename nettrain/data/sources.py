@@ -12,7 +12,7 @@ import numpy as np
 
 from nettrain.config.sections import DataConfig
 from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS
-from nettrain.errors import DataError, plain_tf_text
+from nettrain.errors import DataError, RunError, plain_tf_text
 
 # --------------------------------------------------------------------------- sources
 
@@ -182,14 +182,50 @@ def image_options(cfg: DataConfig) -> dict[str, Any]:
             "color_mode": cfg.color_mode or "rgb"}
 
 
+def class_folders(path: Path) -> list[str]:
+    """The class folders of an image folder as ``image_dataset_from_directory`` finds them:
+    its sub-folders and links to folders, but for those whose names start with a dot; sorted."""
+    return sorted(entry.name for entry in os.scandir(path)
+                  if entry.is_dir() and not entry.name.startswith("."))
+
+
+def image_files(path: Path, classes: list[str] | None = None) -> list[Path]:
+    """The files ``keras.utils.image_dataset_from_directory(path, class_names=classes)`` reads,
+    in its order (unshuffled), as its ``index_directory`` lists them (``follow_links=False``).
+
+    In each class folder (default: :func:`class_folders`), itself maybe a link to a folder:
+    every file named with an image suffix (any case), in its sub-folders too but not in a
+    sub-folder that is a link; a link to a file counts (it is read as its target). Other
+    files (``.DS_Store``, a README) and files beside the class folders are not read.
+    """
+    files: list[Path] = []
+    for name in class_folders(path) if classes is None else classes:
+        for root, _, names in sorted(os.walk(path / name), key=lambda walked: walked[0]):
+            files += [Path(root) / f for f in sorted(names)
+                      if f.lower().endswith(IMAGE_SUFFIXES)]
+    return files
+
+
+def reads_image(relative: Path) -> bool:
+    """Whether a file at ``relative`` (a path inside an image folder) is one that
+    :func:`image_files` may list: in a class folder, named with an image suffix."""
+    return len(relative.parts) >= 2 and not relative.parts[0].startswith(".") \
+        and relative.name.lower().endswith(IMAGE_SUFFIXES)
+
+
 def _read_images(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple:
-    """A folder with one sub-folder per class, read by keras.utils.image_dataset_from_directory."""
+    """A folder with one sub-folder per class, read by keras.utils.image_dataset_from_directory.
+
+    The files it reads are :func:`image_files` (what the data fingerprint hashes); a Keras
+    that reads others is refused, so that a run never trains on files its record does not
+    cover.
+    """
     import keras
 
     path = _existing(path, key)
     if not path.is_dir():
         raise DataError(f"{key}: {path} is not a folder; expected one sub-folder per class.")
-    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    classes = class_folders(path)
     if not classes:
         raise DataError(f"{key}: {path} has no class sub-folders; expected one sub-folder per "
                         f"class (e.g. {path}/cats/*.png, {path}/dogs/*.png).")
@@ -203,6 +239,13 @@ def _read_images(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tu
             shuffle=False, verbose=False, **options)
     except (ValueError, OSError) as exc:
         raise DataError(f"{key}: cannot read the images in {path}: {exc}") from None
+    listed = [str(file) for file in image_files(path, classes)]
+    if list(dataset.file_paths) != listed:
+        odd = sorted(set(dataset.file_paths) ^ set(listed)) or ["(the order)"]
+        raise RunError(f"{key}: Keras {keras.__version__} reads other files of {path} than "
+                       f"nettrain fingerprints ({len(dataset.file_paths)} and {len(listed)}; "
+                       f"first difference: {odd[0]}), so a change to them could go unnoticed. "
+                       "This is a nettrain bug: please report it with your Keras version.")
     try:
         x, y = images_to_numpy(dataset, with_labels=True)
     except DataError as exc:

@@ -74,7 +74,7 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
         from nettrain.data.loading import load_labelled
 
         data = load_labelled(data_path, run.config, run.dataset)
-        source = _data_record(Path(data_path))
+        source = fingerprint.summary(Path(data_path))
         split, label = "test", f"data-{Path(data_path).stem}"
         name = f"data:{source['file']}"
     else:
@@ -144,21 +144,6 @@ def _threshold(config: Config) -> float:
     loss = config.compile.loss
     logits = bool(spec_kwargs(loss).get("from_logits"))
     return 0.0 if logits or "hinge" in str(spec_name(loss)).lower() else 0.5
-
-
-def _data_record(path: Path) -> dict[str, Any]:
-    """The file --data read and its sha256; for an image folder, the sha256 of the list of
-    its files' paths and sha256s (so any added, removed or changed image changes it)."""
-    import hashlib
-
-    path = path.resolve()
-    if path.is_file():
-        return {"file": str(path), "sha256": fingerprint.sha256(path)}
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        digest.update(f"{file.relative_to(path)}\t{fingerprint.sha256(file)}\n".encode())
-    return {"file": str(path), "files": len(files), "sha256": digest.hexdigest()}
 
 
 def _which_model(status: dict[str, Any], config: Config, path: Path) -> str | None:
