@@ -169,3 +169,21 @@ def test_malformed_rows_are_refused_at_predict_and_evaluate(runner, run, tmp_pat
     result = runner.invoke(app, ["evaluate", str(run), "--data", str(path)])
     assert result.exit_code == 2, result.output
     assert f"--data: {line.format(path)}" in result.stderr
+
+
+def test_a_streamed_csv_reads_its_categories_as_one_loaded_whole(tmp_path, monkeypatch):
+    """Kinds come from every row (not the first chunk): '02134' after 1,200 rows of whole
+    numbers makes the column text, in the stream as in memory."""
+    from nettrain.config.load import load_config
+    from nettrain.data import stream
+    from nettrain.data.loading import load_data
+
+    monkeypatch.setattr(stream, "CHUNK_ROWS", 500)
+    rows = [(i % 3, i % 2) for i in range(1200)] + [("02134", 0), ("2134", 1), ("", 0)]
+    (tmp_path / "d.csv").write_text("zip,y\n" + "".join(f"{z},{y}\n" for z, y in rows))
+    loaded = []
+    for streamed in (False, True):
+        config = _two_classes(categorical=["zip"], missing="zero", stream=streamed)
+        data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+        loaded.append((data.columns, sorted(data.vocabulary("zip"))))
+    assert loaded[0] == loaded[1] == ({"zip": "string"}, ["", "0", "02134", "1", "2", "2134"])
