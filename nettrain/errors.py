@@ -104,3 +104,10 @@ class DataError(NettrainError):
 
 class RunError(NettrainError):
     """Something failed while training, evaluating or predicting. Exit status 1."""
+
+
+class InputError(NettrainError):
+    """An input file breaks the rules of its format (a CSV row with more fields than its
+    header, a column named twice): the file must be mended. Exit status 2."""
+
+    exit_code = 2

@@ -9,6 +9,7 @@ inputs. A CSV too large for memory streams instead (:mod:`nettrain.data.stream`)
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 from nettrain.config.fields import BUILTIN_DATASETS
 from nettrain.config.schema import Config
 from nettrain.config.sections import DataConfig
+from nettrain.data.csvfile import CsvRule, read_frame
 from nettrain.data.dataset import Data, size, take
 from nettrain.data.sources import (
     _builtin,
@@ -30,19 +32,23 @@ from nettrain.data.tabular import (
     PREDICT_ADVICE,
     _read_csv,
     _table_parts,
+    categorical_columns,
     check_columns,
-    read_frame,
 )
 from nettrain.errors import ConfigError, DataError, Problem, UsageError
 
 
-def load_data(config: Config) -> Data:
+def load_data(config: Config, recorded: dict[str, Any] | None = None) -> Data:
     """Load the config's data source and split it with the config's seed.
+
+    ``recorded``: the ``dataset.json`` of the run the data is loaded again for (evaluate,
+    resume), whose CSV reading rule applies (see :mod:`nettrain.data.csvfile`); default: a
+    new run's.
 
     Example: ``load_data(load_config("configs/iris.yaml")).x["train"].shape`` -> ``(105, 4)``.
     """
     try:
-        return _load_data(config)
+        return _load_data(config, CsvRule.of(recorded))
     except ConfigError as exc:  # name the config file and the lines of the keys
         if exc.source is not None:
             raise
@@ -80,7 +86,8 @@ def load_labelled(path: str | Path, config: Config, info: dict[str, Any]) -> Dat
         raise UsageError(f"{key}: this model takes {takes}; received {path}.")
     cfg = config.data
     if kind == "csv":
-        frame = read_frame(_existing(path, key), cfg.delimiter, key)
+        frame = read_frame(_existing(path, key), cfg.delimiter, key, CsvRule.of(info),
+                           categorical_columns(cfg, info))
         targets = list(info.get("target") or cfg.targets)
         weight = [cfg.sample_weight] if cfg.sample_weight else []
         try:
@@ -158,7 +165,7 @@ def _run_classes(y: np.ndarray, classes: list[str], name: str) -> np.ndarray:
                      f"indices 0 to {len(classes) - 1} (not both in one file).")
 
 
-def _load_data(config: Config) -> Data:
+def _load_data(config: Config, rule: CsvRule) -> Data:
     cfg = config.data
     classify = config.is_classifier
     if cfg.stratify and not classify:
@@ -175,14 +182,15 @@ def _load_data(config: Config) -> Data:
                                           "Use validation_split and test_split, or stream: "
                                           "false."))
         stream = CsvStream(_existing(Path(cfg.csv), "data.csv"), cfg, config.seed,
-                           classify).open()
-        info = {"features": stream.features, "target": cfg.targets, "streamed": True}
+                           classify, rule).open()
+        info = {"features": stream.features, "target": cfg.targets, "streamed": True,
+                "csv_reading": rule.to_json()}
         if cfg.categorical:
             info["columns"] = stream.kinds
         if classify:
             info["classes"] = stream.classes
         return Data({}, {}, {}, info, stream=stream)
-    parts, info = _load_source(cfg, classify, config.seed)
+    parts, info = _load_source(cfg, classify, config.seed, rule)
     if classify:
         parts, info["classes"] = _class_indices(parts, info.get("classes"))
     else:
@@ -217,15 +225,18 @@ def _labels(y: np.ndarray, classify: bool, one_hot: bool, info: dict) -> np.ndar
     return y.reshape(-1, 1) if y.ndim == 1 else y
 
 
-def _load_source(cfg: DataConfig, classify: bool, seed: int | None) -> tuple[dict, dict]:
-    """The source's parts: ``{'train': (x, y, w), 'test': ...}`` and its info."""
+def _load_source(cfg: DataConfig, classify: bool, seed: int | None,
+                 rule: CsvRule) -> tuple[dict, dict]:
+    """The source's parts: ``{'train': (x, y, w), 'test': ...}`` and its info; a CSV is read
+    by ``rule``."""
     if cfg.source == "dataset":
         if cfg.dataset in BUILTIN_DATASETS:
             return _builtin(cfg.dataset)
         return _keras_dataset(cfg)
     if cfg.source == "synthetic":
         return _synthetic(cfg, classify, seed)
-    read = {"csv": _read_csv, "npz": _read_npz, "images": _read_images}[cfg.source]
+    read = {"csv": partial(_read_csv, rule=rule), "npz": _read_npz,
+            "images": _read_images}[cfg.source]
     x, y, w, info = read(Path(cfg.path), cfg, "data." + cfg.source, info=None)
     parts = {"train": (x, y, w)}
     parts.update(info.pop("parts", {}))

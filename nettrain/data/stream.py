@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from nettrain.config.sections import DataConfig
+from nettrain.data.csvfile import RULE, CsvRule, read_csv, read_header
 from nettrain.errors import DataError
 
 CHUNK_ROWS = 65_536
@@ -53,6 +54,7 @@ class CsvStream:
     cfg: DataConfig
     seed: int | None
     classify: bool
+    rule: CsvRule = RULE  # how cells are read (see nettrain.data.csvfile)
     features: list[str] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
@@ -65,51 +67,43 @@ class CsvStream:
 
     def chunks(self) -> Iterator[tuple[int, Any]]:
         """(first row number, DataFrame) for each chunk of the file."""
-        import pandas as pd
-
-        try:
-            reader = pd.read_csv(self.path, sep=self.cfg.delimiter, chunksize=CHUNK_ROWS,
-                                 dtype={c: str for c in self.kinds if self.kinds[c] == "string"})
-            start = 0
-            for chunk in reader:
-                chunk.columns = [str(c) for c in chunk.columns]
-                yield start, chunk
-                start += len(chunk)
-        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise DataError(f"data.csv: cannot read {self.path} as CSV: {exc}") from None
+        for chunk in read_csv(self.path, self.cfg.delimiter, "data.csv", self.rule,
+                              self.cfg.categorical or [], CHUNK_ROWS):
+            yield int(chunk.index[0]) if len(chunk) else 0, chunk
 
     def open(self) -> CsvStream:
-        """Check the columns (from the first rows) and scan the file once."""
-        import pandas as pd
+        """Check the columns (from the header) and scan the file once."""
+        from nettrain.data.tabular import csv_features
 
-        from nettrain.data.tabular import column_kinds, csv_features
-
-        head = pd.read_csv(self.path, sep=self.cfg.delimiter, nrows=1000)
-        head.columns = [str(c) for c in head.columns]
-        self.features = csv_features(list(head.columns), self.cfg, self.path.name)
-        self.kinds = column_kinds(head, self.features, self.cfg.categorical or [])
+        header = read_header(self.path, self.cfg.delimiter, "data.csv")
+        self.features = csv_features(header, self.cfg, self.path.name)
         self._scan()
         return self
 
     def _frame(self, start: int, chunk: Any) -> tuple[Any, np.ndarray]:
         """The chunk after data.missing (indexed by row number), and each row's split code."""
-        from nettrain.data.tabular import fill_missing, text_columns
+        from nettrain.data.tabular import fill_missing
 
         targets = self.cfg.targets
         weight = [self.cfg.sample_weight] if self.cfg.sample_weight else []
         chunk = chunk[self.features + targets + weight]
         chunk.index = np.arange(start, start + len(chunk))
-        chunk = fill_missing(chunk, self.cfg.missing, text_columns(self.kinds), self.path.name)
+        chunk = fill_missing(chunk, self.cfg.missing, self.kinds, self.path.name)
         return chunk, split_codes(chunk.index.to_numpy(), self.cfg, self.seed)
 
     def _scan(self) -> None:
-        """Count the rows of each split; collect labels and vocabularies of the training rows."""
+        """Count the rows of each split; collect labels and vocabularies of the training rows;
+        decide each categorical column's kind from all its rows, as a file loaded whole."""
         from collections import Counter
 
         counts = dict.fromkeys(SPLIT_CODES, 0)
         labels: dict[str, set] = {s: set() for s in SPLIT_CODES}
         train_labels: Counter = Counter()
-        vocab: dict[str, set] = {c: set() for c, k in self.kinds.items() if k != "numeric"}
+        categorical = self.cfg.categorical or []
+        # read as text while scanning; their kinds are decided from every row at the end
+        self.kinds = {c: "string" if c in categorical else "numeric" for c in self.features}
+        seen: dict[str, set] = {c: set() for c in categorical}  # as read, before data.missing
+        vocab: dict[str, set] = {c: set() for c in categorical}
         target = self.cfg.targets[0]
         from nettrain.data.columns import input_names
         from nettrain.data.tabular import (
@@ -122,6 +116,8 @@ class CsvStream:
 
         names = input_names(self.features)
         for start, chunk in self.chunks():
+            for column, values in seen.items():
+                values.update(chunk[column].dropna().unique().tolist())
             frame, codes = self._frame(start, chunk)
             # parse every value now, so a bad cell fails validation, not the end of training
             x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
@@ -144,7 +140,7 @@ class CsvStream:
         self.counts = {s: n for s, n in counts.items() if n}
         if "train" not in self.counts:
             raise DataError(f"{self.path.name}: no rows left for training.")
-        self.vocabularies = {c: sorted(v, key=str) for c, v in vocab.items()}
+        self._decide_kinds(seen, vocab)
         if self.classify:
             values = sorted(labels["train"], key=lambda v: (isinstance(v, str), v))
             unknown = sorted({str(v) for s in ("validation", "test") for v in labels[s]}
@@ -163,6 +159,22 @@ class CsvStream:
             self.class_counts = np.zeros(len(self.classes), dtype="int64")
             for value, count in train_labels.items():
                 self.class_counts[index[value]] += count
+
+    def _decide_kinds(self, seen: dict[str, set], vocab: dict[str, set]) -> None:
+        """Each categorical column's kind from its values in every row (``seen``), and its
+        vocabulary from the training rows' texts (``vocab``; '' for a cell data.missing: zero
+        filled, which is 0 in a column of whole numbers)."""
+        import pandas as pd
+
+        from nettrain.data.tabular import category_kind, whole_numbers
+
+        for column, texts in vocab.items():
+            self.kinds[column] = category_kind(pd.Series(list(seen[column])))
+            if self.kinds[column] == "integer":
+                numbers = whole_numbers(pd.Series(sorted(texts - {""})))
+                texts = {*(numbers.tolist() if numbers is not None else []),
+                         *([0] if "" in texts else [])}
+            self.vocabularies[column] = sorted(texts, key=str)
 
     # ------------------------------------------------------------------ batches
 

@@ -1,5 +1,5 @@
-"""Tabular data: a CSV's header and columns, their kinds (numeric, integer, string), missing
-cells, and the named inputs a table model takes.
+"""Tabular data: a CSV's columns, their kinds (numeric, integer, string), missing cells, and
+the named inputs a table model takes. The file itself is read by :mod:`nettrain.data.csvfile`.
 """
 
 from __future__ import annotations
@@ -11,21 +11,10 @@ import numpy as np
 
 from nettrain.config.sections import DataConfig
 from nettrain.data.columns import input_names
+from nettrain.data.csvfile import CsvRule, read_frame
 from nettrain.data.dataset import Inputs
 from nettrain.data.sources import _existing
 from nettrain.errors import ConfigError, DataError, Problem, did_you_mean
-
-
-def read_frame(path: Path, delimiter: str, key: str) -> Any:
-    """A CSV file as a pandas DataFrame, or a DataError naming the file."""
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path, sep=delimiter)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{key}: cannot read {path} as CSV: {exc}") from None
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
 
 
 def csv_features(columns: list[str], cfg: DataConfig, file: str) -> list[str]:
@@ -59,23 +48,36 @@ def _column_problem(key: str, names: list[str], columns: list[str], file: str) -
                    ", ".join(map(repr, unknown)), hint)
 
 
-def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple:
+def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None,
+              rule: CsvRule | None = None) -> tuple:
     """One CSV file: inputs, labels, sample weights and (for the training file) the info.
 
     ``info`` is the training file's info when reading an explicit validation or test file;
-    then the same columns are required.
+    then the same columns are required, read by the same rule. ``rule``: the one a run
+    recorded (resume, evaluate); default: today's (see :mod:`nettrain.data.csvfile`).
     """
     path = _existing(path, key)
-    return _table_parts(read_frame(path, cfg.delimiter, key), cfg, path.name, info)
+    rule = rule or CsvRule.of(info)
+    frame = read_frame(path, cfg.delimiter, key, rule, categorical_columns(cfg, info))
+    return _table_parts(frame, cfg, path.name, info, rule=rule)
+
+
+def categorical_columns(cfg: DataConfig, info: dict | None) -> list[str]:
+    """The columns read as categories: data.categorical, or those a run recorded (``info``,
+    its dataset.json) as integer or string."""
+    if info is None:
+        return list(cfg.categorical or [])
+    return [c for c, kind in (info.get("columns") or {}).items() if kind != "numeric"]
 
 
 def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
                  advice: str | None = None,
-                 missing_advice: str = "Set data.missing: drop or zero, or fill the file.") \
-        -> tuple:
+                 missing_advice: str = "Set data.missing: drop or zero, or fill the file.",
+                 rule: CsvRule | None = None) -> tuple:
     """A CSV file's frame (file ``name``) as inputs, labels, sample weights and the info.
     ``advice`` ends the message for text in a numeric column, ``missing_advice`` the one for
-    an empty cell (with ``data.missing: error``); default: advice for training data."""
+    an empty cell (with ``data.missing: error``); default: advice for training data.
+    ``rule``: the rule the frame was read by, recorded in the training file's info."""
     targets = cfg.targets
     weight = [cfg.sample_weight] if cfg.sample_weight else []
     if info is None:
@@ -87,8 +89,8 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
         check_columns(list(frame.columns), features + targets + weight, name,
                       "the training file's", cfg.delimiter,
                       extra_allowed=cfg.features is not None)
-    frame = fill_missing(frame[features + targets + weight], cfg.missing, text_columns(kinds),
-                         name, missing_advice)
+    frame = fill_missing(frame[features + targets + weight], cfg.missing, kinds, name,
+                         missing_advice)
     x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
                      advice or NUMBERS_ADVICE)
     if len(targets) > 1:  # multi-output regression
@@ -100,7 +102,8 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
         y = frame[targets[0]].to_numpy()
     w = numeric_frame(frame[weight], name, WEIGHT_ADVICE)[:, 0] if weight else None
     if info is None:
-        info = {"features": features, "target": targets}
+        info = {"features": features, "target": targets,
+                "csv_reading": (rule or CsvRule()).to_json()}
         if cfg.categorical:
             info["columns"] = kinds
     return x, y, w, info
@@ -133,47 +136,61 @@ def _is_text(column: Any) -> bool:
 
 
 def column_kinds(frame: Any, features: list[str], categorical: list[str]) -> dict[str, str]:
-    """'numeric', or for a categorical column 'integer' or 'string' (its vocabulary's type)."""
+    """'numeric', or for a categorical column its :func:`category_kind`."""
+    return {name: category_kind(frame[name]) if name in categorical else "numeric"
+            for name in features}
+
+
+def category_kind(column: Any) -> str:
+    """'integer' when every category of ``column`` (its cells that are not missing) is a whole
+    number, each number written one way; else 'string', the categories as the text written.
+    So '02134' beside '2134', or '1' beside '1.0', stay two categories (text), never one
+    number; 'true'/'false' are text."""
     import pandas as pd
 
-    kinds = {}
-    for name in features:
-        if name not in categorical:
-            kinds[name] = "numeric"
-        elif pd.api.types.is_integer_dtype(frame[name]) or _whole_floats(frame[name]):
-            kinds[name] = "integer"  # a float column only because of empty cells: integers
-        else:
-            kinds[name] = "string"
-    return kinds
+    if pd.api.types.is_bool_dtype(column):
+        return "string"
+    values = pd.Series(column.dropna().unique())
+    numbers = whole_numbers(values)
+    return "integer" if numbers is not None and len(set(numbers.tolist())) == len(values) \
+        else "string"
 
 
-def _whole_floats(column: Any) -> bool:
+def whole_numbers(column: Any) -> np.ndarray | None:
+    """The cells of ``column`` (none missing) as exact int64, or None when one is not a whole
+    number (text, a fraction, beyond 2**53 as a float)."""
     import pandas as pd
 
-    values = column.dropna()
-    return pd.api.types.is_float_dtype(column) and bool((values == values.round()).all())
+    if pd.api.types.is_bool_dtype(column):
+        return None
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.isna().any():
+        return None
+    if pd.api.types.is_integer_dtype(numbers):
+        return numbers.to_numpy(dtype="int64")
+    values = numbers.to_numpy(dtype="float64")
+    if not (np.isfinite(values).all() and (values == np.round(values)).all()
+            and (np.abs(values) <= 2**53).all()):
+        return None
+    return values.astype("int64")
 
 
-def text_columns(kinds: dict[str, str]) -> list[str]:
-    """The columns whose empty cells ``missing: zero`` fills with '' (string categories)."""
-    return [c for c, kind in kinds.items() if kind == "string"]
-
-
-def fill_missing(frame: Any, policy: str, text: list[str], name: str,
+def fill_missing(frame: Any, policy: str, kinds: dict[str, str], name: str,
                  advice: str = "Set data.missing: drop or zero, or fill the file.") -> Any:
     """Apply data.missing: 'error' names the first empty cell (and gives ``advice``), 'drop'
-    drops its row, 'zero' fills numbers (and whole-number categories) with 0 and the ``text``
-    columns (string categories; see :func:`text_columns`) with ''."""
+    drops its row, 'zero' fills numbers and whole-number categories with 0 and text
+    categories (``kinds``: column -> 'numeric' | 'integer' | 'string') with '', a category of
+    its own; another column (a target of class names) by its dtype."""
     if policy == "drop":
         return frame.dropna()
     if policy == "zero":
         filled = frame.copy()
         for column in filled.columns:
             if filled[column].isna().any():
-                if column in text or _is_text(filled[column]):  # as text: '' fits no float
-                    filled[column] = filled[column].astype(object).fillna("")
-                else:
-                    filled[column] = filled[column].fillna(0)
+                kind = kinds.get(column) or ("string" if _is_text(filled[column]) else "numeric")
+                value = "" if kind == "string" else 0
+                filled[column] = (filled[column].astype(object) if _is_text(filled[column])
+                                  else filled[column]).fillna(value)
         return filled
     holes = np.argwhere(frame.isna().to_numpy())
     if len(holes):
@@ -202,6 +219,8 @@ def table_inputs(frame: Any, features: list[str], categorical: list[str], name: 
     ``kinds`` are the training columns' kinds (at predict time); default: read from ``frame``.
     ``advice`` ends the message for text in a numeric column.
     """
+    import pandas as pd
+
     if not categorical:
         return numeric_frame(frame[features], name, advice)
     kinds = kinds or column_kinds(frame, features, categorical)
@@ -211,14 +230,15 @@ def table_inputs(frame: Any, features: list[str], categorical: list[str], name: 
         if kinds[column] == "numeric":
             x[names[column]] = numeric_frame(frame[[column]], name, advice)
         elif kinds[column] == "integer":
-            values = numeric_frame(frame[[column]], name, WHOLE_NUMBERS_ADVICE)
-            fractional = values != np.round(values)
-            if fractional.any():
-                at = int(np.argmax(fractional.reshape(-1)))
+            numeric_frame(frame[[column]], name, WHOLE_NUMBERS_ADVICE)  # numbers, finite
+            values = whole_numbers(frame[column])
+            if values is None:  # a fraction (or a number too large to be exact)
+                numbers = pd.to_numeric(frame[column]).to_numpy(dtype="float64")
+                at = int(np.argmax((numbers != np.round(numbers)) | (np.abs(numbers) > 2**53)))
                 raise DataError(f"{name}: column '{column}' holds whole-number categories; row "
                                 f"{frame.index[at] + 2} holds {frame[column].iloc[at]!r}. "
                                 f"{WHOLE_NUMBERS_ADVICE}")
-            x[names[column]] = values.astype("int64")
+            x[names[column]] = values.reshape(-1, 1)
         else:
             x[names[column]] = frame[[column]].astype(str).to_numpy(dtype=object)
     return x
@@ -229,7 +249,7 @@ def numeric_frame(frame: Any, name: str, advice: str = NUMBERS_ADVICE) -> np.nda
     giving ``advice``), or the first value that is not a finite float32 (inf, 1e308)."""
     import pandas as pd
 
-    fill_missing(frame, "error", [], name)
+    fill_missing(frame, "error", {}, name)
     for column in frame.columns:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()

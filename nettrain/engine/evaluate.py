@@ -85,7 +85,7 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
             raise DataError(f"{run.path / rundir.CONFIG} was edited after training: "
                             f"{'; '.join(edits)} (run.json). Its numbers would be about other "
                             "rows; restore the value in config.yaml.")
-        data = load_data(run.config)
+        data = load_data(run.config, run.dataset)  # read by the run's recorded rule
         if split is None:
             split = next(s for s in ("test", "validation", "train") if s in data.splits)
         if split not in data.splits:

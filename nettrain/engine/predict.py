@@ -22,6 +22,7 @@ import numpy as np
 from nettrain.config.fields import spec_kwargs
 from nettrain.config.schema import Config
 from nettrain.data.columns import input_names, model_inputs
+from nettrain.data.csvfile import RULE, CsvRule, read_csv, read_header
 from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS, Inputs
 from nettrain.data.sources import images_to_numpy
 from nettrain.data.tabular import (
@@ -29,7 +30,6 @@ from nettrain.data.tabular import (
     check_columns,
     fill_missing,
     table_inputs,
-    text_columns,
 )
 from nettrain.errors import DataError, Problem, UsageError, did_you_mean
 from nettrain.model import saving
@@ -165,7 +165,7 @@ def load_run(run_path: Path, fmt: str | None = None) -> Predictor:
         named = None
     if isinstance(named, dict):  # a bare model of named inputs: their names are the columns
         kinds = {"float32": "numeric", "int64": "integer", "string": "string"}
-        info = {"features": list(named),
+        info = {"features": list(named), "csv_reading": RULE.to_json(),
                 "columns": {name: kinds.get(str(t.dtype), "numeric")
                             for name, t in named.items()}}
     return Predictor(model, info, None)
@@ -175,29 +175,22 @@ def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: s
                     rows: int | None = None, keep: Sequence[str] = (),
                     note: Callable[[str], None] | None = None) -> Iterator[Inputs]:
     """A CSV of raw rows, ``rows`` at a time (default CHUNK_ROWS), as the model takes them:
-    the training columns in any order (matched by name). Other columns (a target, an id) are
-    not inputs: ``note`` is told once which are ignored, unless ``keep`` names them (a usage
-    error for a column the file lacks; see :func:`kept_chunks`)."""
-    import pandas as pd
-
+    the training columns in any order (matched by name), read by the rule the run recorded
+    (:class:`nettrain.data.csvfile.CsvRule`). Other columns (a target, an id) are not inputs:
+    ``note`` is told once which are ignored, unless ``keep`` names them (a usage error for a
+    column the file lacks; see :func:`kept_chunks`)."""
     columns = info.get("columns") or {}
-    strings = {c: str for c in text_columns(columns)}  # '01' stays '01', as in training
-    try:
-        reader = pd.read_csv(path, sep=delimiter, chunksize=rows or CHUNK_ROWS, dtype=strings)
-        start, features = 0, info.get("features")
-        for chunk in reader:
-            chunk.columns = [str(c) for c in chunk.columns]
-            chunk.index = np.arange(start, start + len(chunk))  # row numbers in the file
-            if start == 0:
-                features = _check_header(list(chunk.columns), info, keep, path.name,
-                                         delimiter, note)
-            start += len(chunk)
-            if chunk.empty:  # a header only
-                continue
-            yield _table_chunk(chunk, features, columns, missing, path.name)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"INPUT: cannot read {path} as CSV: {exc}") from None
-    if start == 0:
+    features = _check_header(read_header(path, delimiter, "INPUT"), info, keep, path.name,
+                             delimiter, note)
+    kinds = columns or dict.fromkeys(features, "numeric")
+    categorical = [c for c, kind in kinds.items() if kind != "numeric"]
+    read = 0
+    for chunk in read_csv(path, delimiter, "INPUT", CsvRule.of(info), categorical,
+                          rows or CHUNK_ROWS):
+        read += len(chunk)
+        if not chunk.empty:  # a header only
+            yield _table_chunk(chunk, features, kinds, missing, path.name)
+    if read == 0:
         raise DataError(f"{path.name}: no rows to predict (only a header).")
 
 
@@ -236,26 +229,18 @@ def kept_chunks(path: Path, keep: Sequence[str], delimiter: str = ",",
                 rows: int | None = None) -> Iterator[Any]:
     """The ``keep`` columns of a CSV as the text written in the file ('007' stays '007', an
     empty cell '', 'NA' 'NA'), ``rows`` at a time like :func:`read_csv_chunks`."""
-    import pandas as pd
-
-    try:
-        for chunk in pd.read_csv(path, sep=delimiter, chunksize=rows or CHUNK_ROWS,
-                                 usecols=list(keep), dtype=str, keep_default_na=False,
-                                 na_filter=False):
-            chunk.columns = [str(c) for c in chunk.columns]
-            yield chunk[list(keep)].reset_index(drop=True)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"INPUT: cannot read {path} as CSV: {exc}") from None
+    for chunk in read_csv(path, delimiter, "INPUT", rows=rows or CHUNK_ROWS, columns=keep,
+                          verbatim=True):
+        yield chunk[list(keep)].reset_index(drop=True)
 
 
-def _table_chunk(frame: Any, features: list[str], columns: dict[str, str], missing: str,
+def _table_chunk(frame: Any, features: list[str], kinds: dict[str, str], missing: str,
                  name: str) -> Inputs:
-    categorical = [c for c, kind in columns.items() if kind != "numeric"]
+    categorical = [c for c, kind in kinds.items() if kind != "numeric"]
     # Rows cannot be dropped here: one output row per input row.
-    frame = fill_missing(frame[features], "zero" if missing == "zero" else "error",
-                         text_columns(columns), name,
+    frame = fill_missing(frame[features], "zero" if missing == "zero" else "error", kinds, name,
                          advice="Fill it: predict needs a value in every column.")
-    return table_inputs(frame, features, categorical, name, columns or None,
+    return table_inputs(frame, features, categorical, name, kinds if categorical else None,
                         advice=PREDICT_ADVICE)
 
 

@@ -38,18 +38,20 @@ class Prepared:
     strategy: Any = None
 
 
-def prepare(config: Config, echo: Any = lambda text: None) -> Prepared:
+def prepare(config: Config, echo: Any = lambda text: None,
+            recorded: dict[str, Any] | None = None) -> Prepared:
     """Construct every Keras object, load and split the data, build and compile the model.
 
-    Seeds, op determinism and the dtype policy are set first (see :mod:`nettrain.engine.runtime`);
-    with ``distribute: mirrored`` the model and its optimizer are made in the strategy's scope.
+    ``recorded``: a resumed run's dataset.json (its CSV reading rule). Seeds, op determinism
+    and the dtype policy are set first (see :mod:`nettrain.engine.runtime`); with
+    ``distribute: mirrored`` the model and its optimizer are made in the strategy's scope.
     Raises ConfigError for mistakes in the config, DataError for unreadable data.
     """
     runtime.apply(config, echo)
     strategy = runtime.strategy(config)
     with runtime.scope(strategy):
         resolved = resolve_all(config)  # bad Keras names fail before any data is read
-        data = load_data(config)
+        data = load_data(config, recorded)
         model = build_model(config, data, resolved)
     return Prepared(config, data, model, resolved.callbacks, strategy)
 
@@ -146,7 +148,7 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
     epochs = _epochs_to_train(path, run.config, new, state, status.get("status"), changes)
     for key, (was, now) in changes.items():
         display.note(f"Resume changes {key}: {was!r} -> {now!r}")
-    prepared = prepare(new, echo)
+    prepared = prepare(new, echo, run.dataset)
     if state is not None:
         try:
             with runtime.scope(prepared.strategy):

@@ -1,0 +1,189 @@
+"""One CSV reader for fit, streaming, evaluate --data and predict: categories are the text
+written in the file, the missing-cell rule is the one recorded at training, and a row longer
+than its header or a column named twice is refused naming the line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nettrain.cli import app
+
+from conftest import fit_once, tiny_config, write_config
+
+# y is the flag; zip and tag are categories whose text must not be merged or lost.
+ROWS = [("true", "02134", "None", 1), ("false", "2134", "NA", 0), ("true", "2134", "", 1),
+        ("false", "02134", "a", 0), ("true", "10001", "NA", 1), ("false", "10001", "None", 0),
+        ("true", "02134", "a", 1), ("false", "2134", "", 0)] * 5
+
+
+def _write(path: Path, rows=ROWS, header="flag,zip,tag,y") -> Path:
+    path.write_text(header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def _config(csv: Path, **data) -> dict:
+    return tiny_config(
+        data={"csv": str(csv), "target": "y", "categorical": ["flag", "zip", "tag"],
+              "missing": "zero", "validation_split": 0.0, "test_split": 0.0, **data},
+        model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]},
+        compile={"optimizer": {"Adam": {"learning_rate": 0.1}},
+                 "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
+        fit={"epochs": 10, "batch_size": 8, "verbose": 0}, save={"formats": ["keras"]})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("csv")
+    return fit_once(folder, _config(_write(folder / "train.csv")))
+
+
+def _predict(runner, run: Path, rows: Path) -> list[list[str]]:
+    result = runner.invoke(app, ["predict", str(run), str(rows)])
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    return [line.split(",") for line in result.stdout.strip().splitlines()]
+
+
+def test_a_true_false_category_predicts_as_evaluate_data_measures(runner, run):
+    train = run.parent / "train.csv"
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(train), "--json"])
+    assert result.exit_code == 0, result.output
+    measured = json.loads(result.stdout)["metrics"]["accuracy"]
+    lines = _predict(runner, run, train)
+    assert lines[0][0] == "class"
+    predicted = [int(line[0]) for line in lines[1:]]
+    accuracy = sum(p == y for p, (*_, y) in zip(predicted, ROWS)) / len(ROWS)
+    assert measured == 1.0
+    assert accuracy == measured
+    dataset = json.loads((run / "dataset.json").read_text())
+    assert dataset["columns"]["flag"] == "string"
+    assert dataset["csv_reading"]["categories"] == "text"
+    assert dataset["csv_reading"]["missing"]["categories"] == [""]
+
+
+def test_categories_02134_and_2134_stay_two(runner, run, tmp_path):
+    import keras
+
+    dataset = json.loads((run / "dataset.json").read_text())
+    assert dataset["columns"]["zip"] == "string"
+    assert dataset["model_inputs"]["zip"]["dtype"] == "string"
+    model = keras.saving.load_model(run / "model.keras")
+    assert {"02134", "2134", "10001"} <= set(model.get_layer("encode_zip").get_vocabulary())
+    lines = _predict(runner, run, _write(tmp_path / "rows.csv", [
+        ("true", "02134", "a", 1), ("true", "2134", "a", 1)]))
+    assert lines[1][1:] != lines[2][1:]  # other probabilities: two categories
+
+
+def test_none_and_na_are_categories_of_their_own_beside_empty(runner, run, tmp_path):
+    import keras
+
+    model = keras.saving.load_model(run / "model.keras")
+    vocabulary = model.get_layer("encode_tag").get_vocabulary()
+    assert {"None", "NA", "", "a"} <= set(vocabulary)
+    lines = _predict(runner, run, _write(tmp_path / "rows.csv", [
+        ("true", "10001", tag, 1) for tag in ("None", "NA", "")]))
+    assert len({tuple(line[1:]) for line in lines[1:]}) == 3
+
+
+def test_a_run_recorded_before_the_rule_reads_as_it_was_trained(runner, run, tmp_path):
+    """A dataset.json without "csv_reading" (an older nettrain): 'NA' is missing, as pandas
+    read it in training, so with missing: zero it is the category ''."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    dataset = json.loads((old / "dataset.json").read_text())
+    del dataset["csv_reading"]
+    (old / "dataset.json").write_text(json.dumps(dataset))
+    lines = _predict(runner, old, _write(tmp_path / "rows.csv", [
+        ("true", "10001", tag, 1) for tag in ("NA", "")]))
+    assert lines[1] == lines[2]
+
+
+def test_none_and_na_are_no_missing_cells_of_a_category(runner, tmp_path):
+    """With missing: error only an empty cell is missing in a categorical column."""
+    rows = [r for r in ROWS if r[2] != ""]
+    config = _config(_write(tmp_path / "d.csv", rows), missing="error")
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 0, result.output
+    _write(tmp_path / "d.csv", ROWS)
+    result = runner.invoke(app, ["validate", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 1
+    assert "d.csv: missing value at row 4, column 'tag'" in result.stderr
+
+
+def _two_classes(**data) -> dict:
+    return tiny_config(data={"csv": str(Path.cwd() / "d.csv"), "target": "y", **data},
+                       model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]})
+
+
+DECIMAL_COMMA = "a,b,y\n5,1,3,2,0\n4,9,3,0,1\n"  # every value a decimal comma, unquoted
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_row_longer_than_its_header_is_refused_at_fit(runner, tmp_path, stream):
+    (tmp_path / "d.csv").write_text(DECIMAL_COMMA)
+    config = _two_classes(stream=stream)
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert (f"data.csv: line 2 of {tmp_path / 'd.csv'} has 5 fields; its header (line 1) "
+            "has 3. Quote each value that holds the delimiter ','") in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_later_long_row_is_refused_naming_its_line(runner, tmp_path):
+    (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,9,1\n")
+    config = _two_classes()
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2, result.output
+    assert f"data.csv: line 5 of {tmp_path / 'd.csv'} has 4 fields; its header (line 1) " \
+           "has 3." in result.stderr
+
+
+def test_a_column_named_twice_is_refused_at_fit(runner, tmp_path):
+    (tmp_path / "d.csv").write_text("a,b,a,y\n1,2,3,0\n4,5,6,1\n")
+    config = _two_classes()
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2, result.output
+    assert (f"data.csv: line 1 of {tmp_path / 'd.csv'} (the header) names the column 'a' "
+            "twice (columns 1 and 3). Give each column a name of its own.") in result.stderr
+
+
+@pytest.mark.parametrize("text, line", [
+    ("flag,zip,tag\ntrue,02134,a,1\n", "line 2 of {} has 4 fields; its header (line 1) has 3."),
+    ("flag,zip,tag\ntrue,02134,a\ntrue,2134,a\nfalse,1,b,c\n",
+     "line 4 of {} has 4 fields; its header (line 1) has 3."),
+    ("flag,zip,tag,zip\ntrue,02134,a,1\n",
+     "line 1 of {} (the header) names the column 'zip' twice (columns 2 and 4)."),
+])
+def test_malformed_rows_are_refused_at_predict_and_evaluate(runner, run, tmp_path, text, line):
+    path = tmp_path / "rows.csv"
+    path.write_text(text)
+    result = runner.invoke(app, ["predict", str(run), str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"INPUT: {line.format(path)}" in result.stderr
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"--data: {line.format(path)}" in result.stderr
+
+
+def test_a_streamed_csv_reads_its_categories_as_one_loaded_whole(tmp_path, monkeypatch):
+    """Kinds come from every row (not the first chunk): '02134' after 1,200 rows of whole
+    numbers makes the column text, in the stream as in memory."""
+    from nettrain.config.load import load_config
+    from nettrain.data import stream
+    from nettrain.data.loading import load_data
+
+    monkeypatch.setattr(stream, "CHUNK_ROWS", 500)
+    rows = [(i % 3, i % 2) for i in range(1200)] + [("02134", 0), ("2134", 1), ("", 0)]
+    (tmp_path / "d.csv").write_text("zip,y\n" + "".join(f"{z},{y}\n" for z, y in rows))
+    loaded = []
+    for streamed in (False, True):
+        config = _two_classes(categorical=["zip"], missing="zero", stream=streamed)
+        data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+        loaded.append((data.columns, sorted(data.vocabulary("zip"))))
+    assert loaded[0] == loaded[1] == ({"zip": "string"}, ["", "0", "02134", "1", "2", "2134"])
