@@ -19,7 +19,7 @@ WORKER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     import optuna
-    from nettrain.sweep_storage import open_storage
+    from nettrain.sweep.storage import open_storage
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url, trials, here, other = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
     here.touch()
