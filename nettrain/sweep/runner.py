@@ -26,6 +26,7 @@ from nettrain.sweep.spec import (
     SWEEP_FILE,
     Sweep,
     default_dir,
+    grace_period,
     is_default_storage,
     shown_url,
     sqlite_url,
@@ -45,8 +46,9 @@ def prepare(config: Config, source: str, path: Path | None = None, storage: str 
     """The sweep of a config: its directory, storage URL, study name and number of trials.
 
     Nothing is written, nothing loads Keras. UsageError for a config without a sweep
-    section, a study name that cannot name a directory, or a ``--run-dir`` that holds files
-    but not this sweep. The metric and its direction are set by :func:`check`.
+    section, a study name that cannot name a directory, a ``--run-dir`` that holds files
+    but not this sweep, or a wrong $NETTRAIN_SWEEP_GRACE. A ``--storage`` naming the
+    directory's own sweep.db is the default storage. The metric and its direction are set by :func:`check`.
     """
     settings = config.sweep
     if settings is None:
@@ -74,6 +76,7 @@ def prepare(config: Config, source: str, path: Path | None = None, storage: str 
                 f"--run-dir {path}: it holds the sweep of study {recorded.get('study')} in "
                 f"{recorded.get('storage')}, not of study {name} in {where['storage']}; their "
                 "trial directories would collide. Give each study a directory of its own.")
+    grace_period()  # a wrong $NETTRAIN_SWEEP_GRACE is refused before anything loads
     params = space(config)
     total = trials or settings.trials
     grid = grid_size(params) if settings.sampler == "grid" else None
