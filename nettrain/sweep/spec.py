@@ -87,11 +87,12 @@ def sqlite_url(path: Path) -> str:
 def is_default_storage(url: str, path: Path) -> bool:
     """Whether ``url`` names the sweep directory's own SQLite file, ``path/sweep.db``, however
     it is spelt (relative or absolute): the sweep then is the one without --storage."""
-    try:
-        from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
+    try:
         parsed = make_url(url)
-    except Exception:  # not a URL: refused by open_storage
+    except (ArgumentError, ValueError):  # not a URL: refused by open_storage
         return False
     if parsed.get_backend_name() != "sqlite" or not parsed.database or \
             parsed.database == ":memory:" or parsed.database.startswith("file:"):
