@@ -208,3 +208,55 @@ def test_a_drawn_combination_the_config_refuses_fails_that_trial_only(tmp_path):
     assert failure.startswith("config: the trial's config: data.test_split: expected "
                               "validation_split + test_split below 1; received 1.2")
     assert not (tmp_path / "s" / "trial-0000").exists()
+
+
+def test_a_trial_left_running_by_another_machine_is_drawn_again_after_the_grace_period(
+        runner, tmp_path, monkeypatch):
+    """Its worker (host other-machine) wrote a heartbeat, then went silent: once the grace
+    period has passed, the same command fails it, draws its values again and finishes the
+    sweep, instead of leaving it running for ever."""
+    import optuna
+
+    monkeypatch.setenv("NETTRAIN_SWEEP_GRACE", "3")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1)
+    study = optuna.create_study(study_name="tiny", storage=storage, direction="maximize")
+    rate = optuna.distributions.FloatDistribution(0.01, 0.1, log=True)
+    orphan = study.ask({"learning_rate": rate})
+    orphan.set_user_attr("process", "other-machine:4242:99")
+    storage.record_heartbeat(orphan._trial_id)  # its last heartbeat: now
+    config = write_config(tmp_path / "c.yaml", sweep_config(trials=2))
+    result = runner.invoke(app, ["sweep", str(config), "--storage", url, "--run-dir", "s"])
+    assert result.exit_code == 0, result.output
+    assert "run the same command again" not in result.stderr
+    trials = optuna.load_study(study_name="tiny", storage=url).get_trials()
+    assert trials[orphan.number].state.name == "FAIL", [t.state.name for t in trials]
+    again, = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert again.state.name == "COMPLETE"
+    assert again.params == trials[orphan.number].params
+    assert again.system_attrs["retry_history"] == [orphan.number]
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "COMPLETE", "FAIL"]
+
+
+def test_the_same_command_with_storage_naming_the_default_file_continues(runner, tmp_path):
+    config = write_config(tmp_path / "c.yaml", sweep_config(trials=1))
+    absolute = f"sqlite:///{tmp_path / 'runs' / 'tiny-sweep' / 'sweep.db'}"
+    for url in (absolute, absolute, "sqlite:///runs/tiny-sweep/sweep.db"):
+        result = runner.invoke(app, ["sweep", str(config), "--storage", url])
+        assert result.exit_code == 0, (url, result.output)
+    assert "Continuing study tiny: 1 of 1 trials finished." in result.stderr
+    assert states(tmp_path / "runs" / "tiny-sweep") == ["complete"]
+
+
+def test_only_a_grid_smaller_than_the_trials_asked_says_its_size(runner, tmp_path):
+    random = write_config(tmp_path / "r.yaml", sweep_config(trials=3))
+    result = runner.invoke(app, ["sweep", str(random), "--trials", "1", "--run-dir", "r"])
+    assert result.exit_code == 0, result.output
+    assert "1 trials of learning_rate" in result.stderr
+    assert "the grid has" not in result.stderr
+    grid = write_config(tmp_path / "g.yaml", sweep_config(
+        trials=1, sampler="grid", params={"compile.optimizer.SGD.learning_rate": [0.02, 0.05]}))
+    result = runner.invoke(app, ["sweep", str(grid), "--trials", "3", "--run-dir", "g"])
+    assert result.exit_code == 0, result.output
+    assert "2 trials of learning_rate, maximize val_accuracy, 1 at once (the grid has 2 " \
+           "combinations)" in result.stderr

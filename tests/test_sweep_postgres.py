@@ -3,14 +3,16 @@ starts it on loopback), shared by worker processes; clear errors for a wrong --s
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
-from conftest import tiny_config, write_config
+from conftest import REPO, tiny_config, write_config
 from nettrain.cli import app
 from nettrain.errors import RunError, UsageError
 from nettrain.sweep.storage import StudyLock, open_storage
@@ -208,3 +210,50 @@ def test_a_password_with_braces_is_not_taken_for_a_template(postgres_server):
     KeyError. The fixture's server trusts every password, so the connection shows it passed."""
     url = postgres_server.create_database("braces").replace("nettrain@", "nettrain:p{w}d@")
     assert open_storage(url).get_all_studies() == []
+
+
+def test_a_database_that_goes_away_mid_sweep_says_so_and_the_same_command_continues(
+        postgres_server, tmp_path):
+    """The server stops while a trial trains: the sweep ends with exit 1 and says the database
+    went away and what to run (it ended with UnboundLocalError: cannot access local variable
+    'updated_state', from Optuna). With the server back, the same command finishes the sweep,
+    the interrupted trial drawn again."""
+    import optuna
+
+    url = postgres_server.create_database("gone")
+    config = tiny_config(sweep=TINY_SWEEP)
+    config["fit"]["epochs"] = 10  # the server stops while the first trial trains
+    path = write_config(tmp_path / "iris.yaml", config)
+    command = [sys.executable, "-m", "nettrain", "sweep", str(path), "--storage", url,
+               "--run-dir", str(tmp_path / "s")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (tmp_path / "s" / "logs" / "trial-0000.log").exists():
+        time.sleep(0.05)
+    try:
+        postgres_server.stop()
+        stderr = process.communicate(timeout=180)[1]
+    finally:
+        postgres_server.start()
+    assert process.returncode == 1, stderr
+    message = " ".join(stderr.split())
+    assert "Traceback" not in stderr and "UnboundLocalError" not in stderr, stderr
+    assert f"Error: --storage {url}: the database went away during the sweep: " in message
+    assert message.endswith(
+        "Check that the server is running and accepts connections from this machine "
+        "(listen_addresses, pg_hba.conf), and that the user and the database exist "
+        f"(createdb {url.rsplit('/', 1)[1]}). Then run the same command again: it continues "
+        "the sweep, and draws again the trial that was interrupted."), message
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
+                           check=False)
+    assert again.returncode == 0, again.stderr
+    trials = optuna.load_study(study_name="tiny", storage=url).trials
+    first = trials[0]
+    assert first.state.name == "FAIL" and "failure" not in first.user_attrs, first.user_attrs
+    retried = [t for t in trials if t.user_attrs.get("retry_of") == first.number]
+    assert [t.state.name for t in retried] == ["COMPLETE"]
+    assert retried[0].params == first.params
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "COMPLETE", "FAIL"]

@@ -26,6 +26,8 @@ from nettrain.sweep.spec import (
     SWEEP_FILE,
     Sweep,
     default_dir,
+    grace_period,
+    is_default_storage,
     shown_url,
     sqlite_url,
 )
@@ -44,8 +46,9 @@ def prepare(config: Config, source: str, path: Path | None = None, storage: str 
     """The sweep of a config: its directory, storage URL, study name and number of trials.
 
     Nothing is written, nothing loads Keras. UsageError for a config without a sweep
-    section, a study name that cannot name a directory, or a ``--run-dir`` that holds files
-    but not this sweep. The metric and its direction are set by :func:`check`.
+    section, a study name that cannot name a directory, a ``--run-dir`` that holds files
+    but not this sweep, or a wrong $NETTRAIN_SWEEP_GRACE. A ``--storage`` naming the
+    directory's own sweep.db is the default storage. The metric and its direction are set by :func:`check`.
     """
     settings = config.sweep
     if settings is None:
@@ -58,6 +61,8 @@ def prepare(config: Config, source: str, path: Path | None = None, storage: str 
                          "'-' (it names the sweep directory).")
     name = study or config.name
     path = Path(path) if path is not None else default_dir(name)
+    if storage is not None and is_default_storage(storage, path):
+        storage = None  # the directory's own sweep.db: the sweep without --storage
     if path.exists() and (not path.is_dir() or (any(path.iterdir()) and
                                                  not (path / SWEEP_CONFIG).is_file())):
         raise UsageError(f"--run-dir {path}: expected a new directory or a sweep directory "
@@ -71,12 +76,16 @@ def prepare(config: Config, source: str, path: Path | None = None, storage: str 
                 f"--run-dir {path}: it holds the sweep of study {recorded.get('study')} in "
                 f"{recorded.get('storage')}, not of study {name} in {where['storage']}; their "
                 "trial directories would collide. Give each study a directory of its own.")
+    grace_period()  # a wrong $NETTRAIN_SWEEP_GRACE is refused before anything loads
     params = space(config)
     total = trials or settings.trials
-    if settings.sampler == "grid":
-        total = min(total, grid_size(params))
+    grid = grid_size(params) if settings.sampler == "grid" else None
+    if grid is not None and grid < total:
+        total = grid
+    else:
+        grid = None
     return Sweep(config, path.absolute(), storage or sqlite_url(path.absolute()), name, total,
-                 settings.metric or "", settings.direction, params)
+                 settings.metric or "", settings.direction, params, grid)
 
 
 def check(sweep: Sweep) -> None:
@@ -103,21 +112,20 @@ def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> 
     echo(f"Sweep directory: {sweep.path}")
     # A --storage that cannot be opened leaves no sweep directory behind (the default one,
     # a SQLite file, is in the directory).
-    given = sweep.storage != sqlite_url(sweep.path)
-    storage = open_storage(sweep.storage) if given else None
+    default = is_default_storage(sweep.storage, sweep.path)
+    storage = None if default else open_storage(sweep.storage)
     sweep.path.mkdir(parents=True, exist_ok=True)
     (sweep.path / LOGS).mkdir(exist_ok=True)
     storage = storage or open_storage(sweep.storage)
     study = load_study(sweep, storage, create=True)
     rundir.write_atomic(sweep.path / SWEEP_CONFIG, sweep.config.to_yaml())
-    default = sweep.storage == sqlite_url(sweep.path)  # the directory may move
     rundir.write_json(sweep.path / SWEEP_FILE, {
-        "study": sweep.study, "storage": DATABASE if default else shown_url(sweep.storage)})
-    asked = sweep.config.sweep.trials
+        "study": sweep.study,  # the default's path is not written: the directory may move
+        "storage": DATABASE if default else shown_url(sweep.storage)})
     echo(f"Study {sweep.study} in {shown_url(sweep.storage)}: {sweep.trials} trials of "
          f"{', '.join(p.name for p in sweep.params)}, {sweep.direction} {sweep.metric}, "
-         f"{jobs} at once" + (f" (the grid has {sweep.trials} combinations)"
-                              if sweep.trials < asked else ""))
+         f"{jobs} at once" + (f" (the grid has {sweep.grid} combinations)"
+                              if sweep.grid is not None else ""))
     before = sum(map(counted, study.get_trials(deepcopy=False)))
     if before:
         echo(f"Continuing study {sweep.study}: {before} of {sweep.trials} trials finished.")

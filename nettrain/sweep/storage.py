@@ -48,7 +48,6 @@ def open_storage(url: str, engine_kwargs: dict[str, Any] | None = None,
     Example: ``optuna.create_study(storage=open_storage(url), study_name="digits",
     load_if_exists=True)``.
     """
-    import optuna
     import sqlalchemy.exc
     from sqlalchemy.engine import make_url
 
@@ -71,7 +70,7 @@ def open_storage(url: str, engine_kwargs: dict[str, Any] | None = None,
     def storage() -> RDBStorage:
         # Optuna fills "{SCHEMA_VERSION}" in URLs with str.format: braces of a password stay.
         literal = url.replace("{", "{{").replace("}", "}}")
-        return optuna.storages.RDBStorage(literal, engine_kwargs=engine, **options)
+        return _storage_class()(literal, engine_kwargs=engine, **options)
 
     try:
         if postgres:
@@ -88,6 +87,56 @@ def open_storage(url: str, engine_kwargs: dict[str, Any] | None = None,
         reason = str(exc.orig or exc).strip().splitlines()[0].strip().rstrip(".")
         raise RunError(f"--storage {shown}: cannot open the database: {reason}. "
                        f"{_reach_hint(parsed)}") from None
+
+
+_STORAGE_CLASS: list[type] = []
+
+
+def _storage_class() -> type[RDBStorage]:
+    """Optuna's RDBStorage, whose heartbeat outlives a database that is away for a moment.
+
+    Optuna writes a trial's heartbeat from a thread of its own: an error there (the server
+    restarting) would print a traceback and end the heartbeats of a trial that goes on. The
+    heartbeat is tried again at the next interval instead; the trial's own writes say when
+    the database is gone (:func:`lost`).
+    """
+    if not _STORAGE_CLASS:
+        import optuna
+        import sqlalchemy.exc
+
+        class Storage(optuna.storages.RDBStorage):
+            def record_heartbeat(self, trial_id: int) -> None:
+                with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
+                    super().record_heartbeat(trial_id)
+
+        _STORAGE_CLASS.append(Storage)
+    return _STORAGE_CLASS[0]
+
+
+def lost(exc: BaseException, url: str) -> RunError | None:
+    """The RunError to raise when ``exc`` (or an error it was raised from, or during) is the
+    database of ``url`` gone away in the middle of a sweep; None for any other error.
+
+    Optuna can hide it: when the database is gone as a trial ends, it fails to record the
+    trial, then to read it back, and raises UnboundLocalError ('updated_state').
+    """
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while not isinstance(error, sqlalchemy.exc.DBAPIError):
+        if error is None or id(error) in seen:
+            return None
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    parsed = make_url(url)
+    text = str(error.orig or error).strip().splitlines()
+    reason = (text[0].strip().rstrip(".") if text else "") or type(error).__name__
+    return RunError(f"--storage {parsed.render_as_string(hide_password=True)}: the database "
+                    f"went away during the sweep: {reason}. The trials it recorded are kept. "
+                    f"{_reach_hint(parsed)} Then run the same command again: it continues the "
+                    "sweep, and draws again the trial that was interrupted.")
 
 
 @contextlib.contextmanager
@@ -205,7 +254,8 @@ class StudyLock:
             self.release()
         for resource in (self.connection, self.file):
             if resource is not None:
-                resource.close()
+                with contextlib.suppress(Exception):  # a connection the server dropped
+                    resource.close()
         self.connection = self.file = None
 
     def _execute(self, sql: str) -> None:

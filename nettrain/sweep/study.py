@@ -1,35 +1,39 @@
-"""A sweep's Optuna study: its storage with heartbeats, its sampler and pruner, and the check
-that a continued study searches the same config.
+"""A sweep's Optuna study: its storage with heartbeats, its sampler and pruner, the check that
+a continued study searches the same config, and how an interrupted trial is drawn again.
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import TYPE_CHECKING, Any
 
 from nettrain.config.reading import yaml_load
 from nettrain.config.schema import Config
 from nettrain.errors import UsageError
-from nettrain.sweep.spec import GRACE, HEARTBEAT, SQLITE_TIMEOUT, Sweep, shown_url
+from nettrain.sweep.spec import SQLITE_TIMEOUT, Sweep, grace_period, shown_url
 
 if TYPE_CHECKING:
     import optuna
 
 
 def open_storage(url: str) -> Any:
-    """Optuna's RDBStorage on ``url`` (any SQLAlchemy URL), with heartbeats; a SQLite file
-    waits up to SQLITE_TIMEOUT seconds for another writer. Errors: see
+    """Optuna's RDBStorage on ``url`` (any SQLAlchemy URL), with heartbeats: a running trial
+    whose worker wrote none for the grace period (:func:`nettrain.sweep.spec.grace_period`)
+    is failed by ``optuna.storages.fail_stale_trials`` and drawn again (:func:`draw_again`).
+    A SQLite file waits up to SQLITE_TIMEOUT seconds for another writer. Errors: see
     :func:`nettrain.sweep.storage.open_storage`."""
     import optuna
 
     from nettrain.sweep import storage as sweep_storage
 
+    grace, interval = grace_period()
     engine = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite") else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return sweep_storage.open_storage(
-            url, engine, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
-            heartbeat_stale_trial_callback=_draw_again)
+            url, engine, heartbeat_interval=interval, grace_period=grace,
+            heartbeat_stale_trial_callback=draw_again)
 
 
 def _samplers(sweep: Sweep) -> tuple[Any, Any]:
@@ -99,7 +103,25 @@ def _differences(a: Any, b: Any, path: str = "") -> list[str]:
     return [] if a == b else [path or "the config"]
 
 
-def _draw_again(study: Any, trial: Any) -> None:
-    """Queue a new trial with the values of an interrupted one (partial values are drawn)."""
-    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number},
-                        skip_if_exists=False)
+def draw_again(study: Any, trial: Any) -> None:
+    """Queue a new trial with the values of ``trial``, which was interrupted (Ctrl-C, its
+    worker gone or silent): every interruption comes here, also as the storage's
+    heartbeat-stale callback.
+
+    Optuna's RetryHeartbeatStaleTrialCallback makes the new trial (WAITING; the next worker
+    to ask takes it), with its system attributes ``failed_trial`` and ``retry_history`` (the
+    trials it repeats) and the grid sampler's point. The values are also its
+    ``fixed_params``, as ``study.enqueue_trial`` gives them; its only user attribute is
+    ``retry_of``, the trial it repeats (not the interrupted trial's run directory, process
+    or note). Values not yet drawn when the trial stopped are drawn anew.
+    """
+    import optuna
+
+    if not isinstance(trial, optuna.trial.FrozenTrial):
+        trial = study._storage.get_trial(trial._trial_id)  # a live Trial: its values so far
+    repeated = copy.deepcopy(trial)
+    repeated.user_attrs = {"retry_of": trial.number}
+    repeated.system_attrs = {**repeated.system_attrs, "fixed_params": dict(trial.params)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, repeated)

@@ -1,5 +1,14 @@
 """A sweep's trials: each drawn, trained as a normal run in ``trial-NNNN``, counted or drawn
 again, by workers that take them from the study until it has enough.
+
+A trial's life: a worker holding the claim lock sees that the study needs another trial and
+asks Optuna for one (a waiting one first: the values of an interrupted trial); Optuna writes
+its heartbeat while it trains; it ends counted (complete, pruned, or failed for a reason of
+its own) or interrupted, and an interrupted one is failed and drawn again
+(:func:`nettrain.sweep.study.draw_again`): on Ctrl-C by its worker, when its worker on this
+machine has ended by the next worker that looks (:func:`fail_interrupted`), and when its
+worker on any machine wrote no heartbeat for the grace period by Optuna's
+``fail_stale_trials``.
 """
 
 from __future__ import annotations
@@ -9,6 +18,8 @@ import logging
 import math
 import os
 import threading
+import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,8 +28,8 @@ from nettrain.config.schema import Config
 from nettrain.errors import ConfigError, NettrainError
 from nettrain.run import directory as rundir
 from nettrain.sweep.space import metric_value, trial_config
-from nettrain.sweep.spec import CLAIM, HOST, LOGS, Sweep
-from nettrain.sweep.study import _draw_again, load_study
+from nettrain.sweep.spec import CLAIM, HOST, LOGS, Sweep, grace_period
+from nettrain.sweep.study import draw_again, load_study
 
 if TYPE_CHECKING:
     pass
@@ -50,10 +61,10 @@ def _start_time(pid: int) -> str:
 
 
 def _gone(process: str) -> bool:
-    """Whether ``host:pid:start`` is a process of this machine that has ended."""
-    host, _, rest = process.partition(":")
-    pid, _, start = rest.partition(":")
-    if host != HOST or not pid.isdigit():
+    """Whether ``host:pid:start`` is a process of this machine that has ended (a live pid
+    with another start time is another process that reuses the pid)."""
+    pid, _, start = process.partition(":")[2].partition(":")
+    if not _here(process) or not pid.isdigit():
         return False  # another machine's: its heartbeat tells
     try:
         os.kill(int(pid), 0)
@@ -64,13 +75,19 @@ def _gone(process: str) -> bool:
     return bool(start) and _start_time(int(pid)) != start
 
 
+def _here(process: str) -> bool:
+    return process.partition(":")[0] == HOST
 
 
-def fail_gone(study: Any, storage: Any) -> None:
-    """Mark failed (interrupted) each running trial whose process on this machine has ended,
-    and draw its values again; one that another worker marked first is left to it."""
+def fail_interrupted(study: Any) -> None:
+    """Fail each running trial whose worker is gone, and draw its values again: on this
+    machine a worker whose process has ended (at once), on any machine one that wrote no
+    heartbeat for the grace period (Optuna's ``fail_stale_trials``). A trial that another
+    worker failed first is left to it."""
+    import optuna
     from optuna.trial import TrialState
 
+    storage = study._storage
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         process = trial.user_attrs.get("process")
         if not process or not _gone(process):
@@ -79,10 +96,13 @@ def fail_gone(study: Any, storage: Any) -> None:
             storage.set_trial_user_attr(trial._trial_id, "interrupted",
                                         "its process ended while it trained")
             marked = storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-        except Exception:  # another worker marked it first (UpdateFinishedTrialError)
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker marked it first
             continue
         if marked:
-            _draw_again(study, trial)
+            draw_again(study, storage.get_trial(trial._trial_id))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # drawn again by the storage's callback
 
 
 class TrialFailed(Exception):
@@ -160,7 +180,7 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
             raise
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", "Ctrl-C")
-        _draw_again(trial.study, trial)
+        draw_again(trial.study, trial)
         raise
     except ConfigError as exc:
         _failed(trial, f"config: {_one_line(exc)}")
@@ -204,15 +224,37 @@ def _failed(trial: Any, reason: str) -> None:
 
 def work(sweep: Sweep, storage: Any, stop: threading.Event | None = None) -> None:
     """Take trials from the study and train them until it has ``sweep.trials`` (counted,
-    or running elsewhere), ``stop`` is set, or a Ctrl-C (KeyboardInterrupt) comes."""
+    or running elsewhere), ``stop`` is set, or a Ctrl-C (KeyboardInterrupt) comes.
+
+    When the only trials left run on other machines, wait for them, up to the grace period
+    and a heartbeat more: one whose machine died meanwhile is then failed and drawn again
+    here, so the same command finishes the sweep. (A trial of a live process of this
+    machine, another ``nettrain sweep``, is left to it.) RunError when the database goes
+    away (:func:`nettrain.sweep.storage.lost`).
+    """
+    from nettrain.sweep.storage import lost
+
+    try:
+        _work(sweep, storage, stop)
+    except Exception as exc:
+        gone = lost(exc, sweep.storage)
+        if gone is None:
+            raise
+        raise gone from None
+
+
+def _work(sweep: Sweep, storage: Any, stop: threading.Event | None) -> None:
     import optuna
+    from optuna.trial import TrialState
+
+    from nettrain.sweep.storage import StudyLock
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep's table says it all
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # its notes would cut the table
     study = load_study(sweep, storage, create=False)
-    from nettrain.sweep.storage import StudyLock
-
     claim = StudyLock(sweep.storage, sweep.study, sweep.path / CLAIM)
+    grace, interval = grace_period()
+    waiting_since: float | None = None
 
     def objective(trial: Any) -> float:
         claim.release()  # the trial exists (RUNNING): the next worker counts it
@@ -221,12 +263,26 @@ def work(sweep: Sweep, storage: Any, stop: threading.Event | None = None) -> Non
     try:
         while stop is None or not stop.is_set():
             claim.take()
-            fail_gone(study, storage)
+            fail_interrupted(study)
             trials = study.get_trials(deepcopy=False)
-            running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
-            if sum(map(counted, trials)) + running >= sweep.trials:
-                return
-            study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
+            running = [t for t in trials if t.state == TrialState.RUNNING]
+            done = sum(map(counted, trials))
+            if done + len(running) < sweep.trials:
+                waiting_since = None
+                study.optimize(objective, n_trials=1, catch=(TrialFailed,),
+                               gc_after_trial=True)
+                claim.release()
+                continue
             claim.release()
+            elsewhere = [t for t in running if not _here(t.user_attrs.get("process", ""))]
+            if done >= sweep.trials or not elsewhere:
+                return
+            waiting_since = waiting_since or time.monotonic()
+            if time.monotonic() - waiting_since > grace + interval:
+                return  # alive: their machines finish them
+            if stop is not None:
+                stop.wait(min(interval, 5))
+            else:
+                time.sleep(min(interval, 5))
     finally:
         claim.close()
