@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -23,8 +22,8 @@ from nettrain.errors import RunError, UsageError
 from nettrain.model import callbacks, saving
 from nettrain.model.builder import build_model, resolve_all
 from nettrain.run import directory as rundir
-from nettrain.run import lock, record
-from nettrain.run.record import now as _now
+from nettrain.run import lock
+from nettrain.run.record import RunRecord
 
 
 @dataclass
@@ -95,8 +94,7 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print,
         rundir.write_json(path / rundir.DATASET, {**prepared.data.describe(),
                                               "classifier": config.is_classifier})
         rundir.write_atomic(path / rundir.SUMMARY, summary_text(prepared.model))
-        rundir.write_json(path / rundir.RUN, {**record.start(config, fingerprint.data_files(config)),
-                                          "replicas": _replicas(prepared)})
+        RunRecord(path).started(config, fingerprint.data_files(config), _replicas(prepared))
         callbacks.place(config, prepared.callbacks, path)  # their files go in the run dir
         display.note(f"Run directory: {path}")
         return _train(prepared, path, echo, display, extra=extra_callbacks)
@@ -161,11 +159,7 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
         _truncate_history(history, state.epoch if state else 0)
     rundir.write_atomic(path / rundir.CONFIG, new.to_yaml())
     done = state.epoch if state else 0
-    resumes = [*status.get("resumed", []), {
-        "at": _now(), "from_epoch": done, "command": sys.argv,
-        "host": socket.gethostname(), "changes": {k: list(v) for k, v in changes.items()}}]
-    rundir.update_json(path / rundir.RUN, status="running", ended=None, resumed=resumes,
-                     error=None)
+    RunRecord(path).resumed(done, changes)
     if epochs == done:
         display.note(f"Finishing {path}: its training ended after epoch {done} (status "
              f"{status.get('status', 'unknown')}) and no epoch is left to train; evaluating "
@@ -419,8 +413,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
         if drawing is not None:  # never leave a half-written picture behind
             drawing.join()
     rundir.write_json(path / rundir.METRICS, metrics)
-    rundir.update_json(path / rundir.RUN, status="completed", ended=_now(), saved=formats,
-                     epochs_completed=checkpoint.completed)
+    RunRecord(path).completed(formats, checkpoint.completed)
     return path
 
 
@@ -475,8 +468,7 @@ def _arguments(data: Data, split: str, config: Config, training: bool = False,
 def _mark_failed(path: Path, error: str, completed: int) -> None:
     """Mark the run failed, if the disk lets us (a full disk leaves it 'running': both resume)."""
     with contextlib.suppress(OSError):
-        rundir.update_json(path / rundir.RUN, status="failed", ended=_now(), error=error,
-                         epochs_completed=completed)
+        RunRecord(path).failed(error, completed)
 
 
 def _interrupted(prepared: Prepared, path: Path, checkpoint: Any, echo: Any) -> None:
@@ -501,8 +493,7 @@ def _interrupted(prepared: Prepared, path: Path, checkpoint: Any, echo: Any) -> 
             saved = (f"the model could not be saved ({' '.join(str(exc).split())[:200]}), "
                      f"its checkpoint is kept ({checkpoints.FOLDER}/{checkpoints.LAST})")
     with contextlib.suppress(OSError):  # a full disk: the run stays 'running', which resumes
-        rundir.update_json(path / rundir.RUN, status="interrupted", ended=_now(),
-                         epochs_completed=checkpoint.completed, saved=formats)
+        RunRecord(path).interrupted(checkpoint.completed, formats)
     if checkpoint.completed:
         echo(f"Interrupted after {checkpoint.completed} completed epoch(s); {saved}. "
              f"Continue with: nettrain fit --resume {path}")

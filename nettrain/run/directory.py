@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def now() -> str:
+    """The time now, as the run's files write it: UTC to the second, ISO 8601."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def runs_root() -> Path:
@@ -118,6 +123,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON, atomically (``run.json`` is written by :mod:`nettrain.run.record`
+    only, under the run's lock)."""
     write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
@@ -156,12 +163,6 @@ def damaged(path: Path, why: str, advice: str | None = None) -> RunError:
     why = " ".join(why.split())
     why = why if len(why) <= 200 else why[:200].rsplit(" ", 1)[0] + " ..."
     return RunError(f"{path} is damaged ({why}). {advice}")
-
-
-def update_json(path: Path, **changes: Any) -> None:
-    data = read_json(path) if path.exists() else {}
-    data.update(changes)
-    write_json(path, data)
 
 
 @dataclass

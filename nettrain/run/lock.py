@@ -6,6 +6,11 @@ when the process ends in any way (even ``kill -9``), so a lock is never left beh
 file holds who has the lock (pid, host, command, since when); a process that ends normally
 removes it, a killed one leaves it, and the next process takes it over.
 
+A short write that must not race a trainer (the run record, :mod:`nettrain.run.record`) takes
+the lock with :func:`holding`: for the thread that holds it already (fit writing its record)
+it is held; any other thread or process takes it for the write, or is refused like a second
+trainer.
+
 A run directory may come from someone else, so before anything is written in it a symbolic
 link in it that leads out of it (``.lock -> ~/.bashrc``, ``checkpoints -> /elsewhere``) is
 refused: writing through it would change files outside the run.
@@ -20,34 +25,50 @@ import os
 import shlex
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from nettrain.errors import RunError, UsageError
-from nettrain.run.record import now
+from nettrain.run.directory import now
 
 LOCK = ".lock"
+# The run directories this process holds (resolved), each with the thread that took it.
+_HELD: dict[Path, int] = {}
+
+
+class Held(UsageError):
+    """Another process (or thread) holds the run directory; ``holder`` says who, as
+    :func:`holder` does."""
+
+    def __init__(self, message: str, holder: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 @contextlib.contextmanager
-def locked(path: Path, new: bool = False) -> Iterator[None]:
+def locked(path: Path, new: bool = False, wait: float = 0.5) -> Iterator[None]:
     """Hold the run directory ``path`` for this process; refuse if another process holds it.
 
     Args:
         path: the run directory.
         new: the directory must hold nothing else (default False): a second ``fit --run-dir``
             of the same folder that started at the same moment is refused once it gets the lock.
+        wait: how long to wait for a lock another holds, in seconds (default 0.5).
 
-    Raises UsageError (exit 2) naming the holder: its pid, host, command and start time.
+    Raises Held, a UsageError (exit 2) naming the holder: its pid, host, command and start
+    time.
 
     Example: ``with locked(run): train(run)``.
     """
     _refuse_links_out(path)
     file = path / LOCK
-    fd = _lock(file)
+    fd = _lock(file, wait)
+    key = path.resolve()
     try:
+        _HELD[key] = threading.get_ident()
         if new and any(p.name != LOCK for p in path.iterdir()):
             raise UsageError(f"--run-dir {path}: expected a new or empty directory; another "
                              "process has written in it since this one started. Choose "
@@ -56,11 +77,37 @@ def locked(path: Path, new: bool = False) -> Iterator[None]:
         os.pwrite(fd, json.dumps(_me()).encode(), 0)
         yield
     finally:
+        _HELD.pop(key, None)
         file.unlink(missing_ok=True)  # still held: no other process has this file open locked
         os.close(fd)  # releases the lock
 
 
-def _lock(file: Path) -> int:
+@contextlib.contextmanager
+def holding(path: Path, wait: float = 2.0) -> Iterator[None]:
+    """Hold the run directory ``path`` for a short write: nothing to do for the thread that
+    holds it already (its writes are under the lock it holds); any other takes it, as
+    :func:`locked` does, waiting up to ``wait`` seconds for other short writers (Held, exit 2,
+    when another process trains the run).
+
+    Example: ``with holding(run): write_json(run / "run.json", record)``.
+    """
+    if _HELD.get(path.resolve()) == threading.get_ident():
+        yield
+        return
+    with locked(path, wait=wait):
+        yield
+
+
+def describe(holder: dict[str, Any]) -> str:
+    """Who holds a run, in words: ``pid 412 on vm, since 2026-12-01T20:23:53+00:00: nettrain
+    fit c.yaml`` (from :func:`holder` or :class:`Held`)."""
+    if not holder:
+        return "it has just started"
+    return (f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')}: "
+            f"{holder.get('command')}")
+
+
+def _lock(file: Path, wait: float) -> int:
     """Open and lock ``file``; return its descriptor. A file removed by the holder that just
     ended (after this process opened it) is not the lock any more: open it again."""
     while True:
@@ -70,15 +117,15 @@ def _lock(file: Path) -> int:
             raise RunError(f"Cannot write in the run directory {file.parent} "
                            f"({exc.strerror}).") from None
         try:
-            _flock_soon(fd)
+            _flock_soon(fd, wait)
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise UsageError(
-                f"{file.parent} is being trained by another process ({_describe(holder)}). "
+            raise Held(
+                f"{file.parent} is being trained by another process ({describe(holder)}). "
                 "Two processes cannot train one run. Wait for it to end, or stop it "
                 f"(kill {holder.get('pid', 'PID')}) and then continue the run: "
-                f"nettrain fit --resume {file.parent}") from None
+                f"nettrain fit --resume {file.parent}", holder) from None
         try:
             if os.path.samestat(os.fstat(fd), os.stat(file)):
                 return fd
@@ -155,10 +202,3 @@ def _holder(fd: int) -> dict[str, Any]:
     except ValueError:
         return {}
     return holder if isinstance(holder, dict) else {}
-
-
-def _describe(holder: dict[str, Any]) -> str:
-    if not holder:
-        return "it has just started"
-    return (f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')}: "
-            f"{holder.get('command')}")

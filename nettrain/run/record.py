@@ -1,4 +1,11 @@
-"""The run record (``run.json``): what ran, where, on what data, from which commit.
+"""The run record (``run.json``): what ran, where, on what data, from which commit, and how it
+ended; :class:`RunRecord` is its one writer.
+
+Each status change (started, resumed, completed, failed, interrupted) and each note another
+stage adds (the sweep's result) is one atomic write made under the run's lock
+(:func:`nettrain.run.lock.holding`): fit, which holds the lock while it trains, writes at once;
+any other process takes the lock for the write, or is refused while a trainer holds it. So no
+change is written past another's. Nothing else writes run.json; anyone may read it.
 
 No TensorFlow here; ``versions()`` imports it lazily.
 """
@@ -9,16 +16,16 @@ import platform
 import socket
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from nettrain import __version__
 from nettrain.config.schema import Config
+from nettrain.errors import UsageError
+from nettrain.run import lock
+from nettrain.run.directory import RUN, now, read_json, write_json
 
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+__all__ = ["RunRecord", "git_commit", "now", "start", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -62,3 +69,83 @@ def start(config: Config, data_sha256: dict[str, str]) -> dict[str, Any]:
     if git:
         record["git"] = git
     return record
+
+
+# The keys the record's own status changes write: a note (``annotate``) never changes them.
+OWN = frozenset({"status", "started", "ended", "command", "host", "versions", "seed",
+                 "deterministic", "data_sha256", "data_config", "git", "replicas", "resumed",
+                 "error", "saved", "epochs_completed"})
+
+
+class RunRecord:
+    """The record (``run.json``) of the run directory ``path``: its methods are the run's
+    status changes, each one atomic write under the run's lock.
+
+    Example: ``RunRecord(run).completed(saved=["model.keras"], epochs_completed=10)``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.file = self.path / RUN
+
+    def read(self) -> dict[str, Any]:
+        """What the record says now (``{}`` before the run started)."""
+        return read_json(self.file) if self.file.is_file() else {}
+
+    def started(self, config: Config, data_sha256: dict[str, str], replicas: int) -> None:
+        """A new run starts: the whole record (see :func:`start`), status running."""
+        with lock.holding(self.path):
+            write_json(self.file, {**start(config, data_sha256), "replicas": replicas})
+
+    def resumed(self, from_epoch: int, changes: dict[str, tuple[Any, Any]]) -> None:
+        """``fit --resume`` goes on after epoch ``from_epoch`` with ``changes`` (config key ->
+        (was, now)): running again, the resume added to the list ``resumed``."""
+        with lock.holding(self.path):
+            record = self.read()
+            resumes = [*record.get("resumed", []), {
+                "at": now(), "from_epoch": from_epoch, "command": sys.argv,
+                "host": socket.gethostname(),
+                "changes": {k: list(v) for k, v in changes.items()}}]
+            self._write(record, status="running", ended=None, resumed=resumes, error=None)
+
+    def completed(self, saved: list[str], epochs_completed: int) -> None:
+        """Trained, evaluated and saved in the formats ``saved``."""
+        self._change(status="completed", ended=now(), saved=saved,
+                     epochs_completed=epochs_completed)
+
+    def failed(self, error: str, epochs_completed: int) -> None:
+        """Training, evaluating or saving failed with ``error``."""
+        self._change(status="failed", ended=now(), error=error,
+                     epochs_completed=epochs_completed)
+
+    def interrupted(self, epochs_completed: int, saved: list[str]) -> None:
+        """Stopped by Ctrl-C; the model of the last completed epoch saved as ``saved``."""
+        self._change(status="interrupted", ended=now(), epochs_completed=epochs_completed,
+                     saved=saved)
+
+    def annotate(self, **notes: Any) -> None:
+        """Add notes of another stage (``sweep={...}``: the sweep's study, trial and metric).
+
+        Raises ValueError for a key of the record's own, and UsageError (exit 2) when
+        another process trains the run: the record is left as it was.
+        """
+        own = sorted(OWN & set(notes))
+        if own:
+            raise ValueError(f"annotate: {', '.join(own)} belong to the run's status changes; "
+                             "a note takes another key")
+        try:
+            self._change(**notes)
+        except lock.Held as exc:
+            raise UsageError(
+                f"Cannot write the note {', '.join(map(repr, notes))} in {self.file}: "
+                f"{self.path} is being trained by another process "
+                f"({lock.describe(exc.holder)}), which writes its record. {self.file} is "
+                "left as it was. Wait for that process to end, then try again.") from None
+
+    def _change(self, **changes: Any) -> None:
+        """Read, change and write the record, all under the run's lock."""
+        with lock.holding(self.path):
+            self._write(self.read(), **changes)
+
+    def _write(self, record: dict[str, Any], **changes: Any) -> None:
+        write_json(self.file, {**record, **changes})

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from nettrain.config.schema import Config
 from nettrain.errors import ConfigError, NettrainError
 from nettrain.run import directory as rundir
+from nettrain.run.record import RunRecord
 from nettrain.sweep.space import metric_value, trial_config
 from nettrain.sweep.spec import CLAIM, HOST, LOGS, Sweep, grace_period
 from nettrain.sweep.study import draw_again, load_study
@@ -196,9 +197,12 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
     trial.set_user_attr("value", value)
     epochs = rundir.read_json(path / rundir.RUN).get("epochs_completed")
     trial.set_user_attr("epochs", epochs)
-    rundir.update_json(path / rundir.RUN, sweep={
-        "study": sweep.study, "trial": trial.number, "metric": sweep.metric, "value": value,
-        "pruned_after_epoch": pruning.pruned_after if pruning else None})
+    try:  # under the run's lock: never written past a process that trains it now
+        RunRecord(path).annotate(sweep={
+            "study": sweep.study, "trial": trial.number, "metric": sweep.metric,
+            "value": value, "pruned_after_epoch": pruning.pruned_after if pruning else None})
+    except NettrainError as exc:
+        _failed(trial, _one_line(exc))
     if pruning is not None and pruning.pruned_after is not None:
         trial.set_user_attr("pruned_after", pruning.pruned_after)
         raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_after}")
