@@ -108,7 +108,7 @@ def runs_compare(
     Example: nettrain runs compare runs/iris/20261122-120000 runs/iris/20261122-130000
     """
     with _errors(debug):
-        from nettrain.runs.compare import compare as comparing
+        from nettrain.runs import compare as comparing
 
         comparing.check_output(output)
         comparison = comparing.compare(paths)
