@@ -67,9 +67,7 @@ def monitor(config: Any, names: list[str]) -> Monitor:
     from nettrain.config.fields import spec_kwargs, spec_name
 
     for spec in _callbacks(config):
-        if not (isinstance(spec, str) or (isinstance(spec, dict) and len(spec) == 1 and
-                                          isinstance(next(iter(spec)), str) and
-                                          isinstance(next(iter(spec.values())), (dict, type(None))))):
+        if not _is_spec(spec):
             continue
         name = spec_name(spec)
         if name.lower().replace("_", "") in ("earlystopping", "modelcheckpoint"):
@@ -81,6 +79,14 @@ def monitor(config: Any, names: list[str]) -> Monitor:
                 mode = "max" if higher else "min"
             return Monitor(value, mode, f"{name}'s monitor")
     return Monitor("val_loss" if "val_loss" in names else "loss", "min", "")
+
+
+def _is_spec(spec: Any) -> bool:
+    """A Keras spec as the schema normalizes it: a name, or ``{name: {arguments} or None}``."""
+    if isinstance(spec, str):
+        return True
+    return isinstance(spec, dict) and len(spec) == 1 and isinstance(next(iter(spec)), str) \
+        and isinstance(next(iter(spec.values())), (dict, type(None)))
 
 
 def _callbacks(config: Any) -> list[Any]:

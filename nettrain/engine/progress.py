@@ -37,6 +37,7 @@ from rich.text import Text
 
 from nettrain.engine.best import best_epoch, monitor
 from nettrain.engine.best import number as _number
+from nettrain.text import shown
 
 REFRESH_PER_SECOND = 10
 
@@ -65,14 +66,16 @@ def duration(seconds: float) -> str:
 
 
 def metrics_table(rows: dict[str, dict[str, float]]) -> Table:
-    """A table of metrics: a row per split, a column per metric, 4 decimals."""
+    """A table of metrics: a row per split (or file), a column per metric, 4 decimals; the
+    names as :func:`nettrain.text.shown` shows them."""
     names = list(dict.fromkeys(k for metrics in rows.values() for k in metrics))
     table = Table()
     table.add_column("split")
     for name in names:
-        table.add_column(name, justify="right")
+        table.add_column(Text(shown(name)), justify="right")
     for split, metrics in rows.items():
-        table.add_row(split, *(f"{metrics[n]:.4f}" if n in metrics else "" for n in names))
+        table.add_row(Text(shown(split)),
+                      *(f"{metrics[n]:.4f}" if n in metrics else "" for n in names))
     return table
 
 
@@ -100,7 +103,7 @@ class Display:
     def note(self, text: str) -> None:
         """A line about the run (its directory, a resume), unless quiet."""
         if not self.quiet:
-            self.write(Text(text))
+            self.write(Text(shown(text, lines=True)))
 
     def write(self, text: Text | Table) -> None:
         if self.console is None:  # plain text for echo: a table drawn without escape codes
@@ -151,13 +154,13 @@ class Display:
             return
         from nettrain.run import directory as rundir
 
-        self.write(Text(f"Final metrics of {name}:"))
+        self.write(Text(f"Final metrics of {shown(name)}:"))
         self.write(metrics_table(metrics))
         best = best_epoch(path / rundir.HISTORY, config)
         rows = {"Best epoch": best and f"{best.epoch}{f' of {epochs}' if epochs else ''}: "
-                              f"{best.text()}",
+                              f"{shown(best.text())}",
                 "Wall time": duration(time.monotonic() - self.started),
-                "Run directory": str(path)}
+                "Run directory": shown(path)}
         for key, value in rows.items():
             if value:
                 self.write(Text.assemble((f"{key:<14}", "bold"), value))
@@ -231,7 +234,7 @@ class _Lines:
         parts = [f"Epoch {epoch + 1}/{self.epochs}", duration(seconds)]
         rate = _rate(self.samples or 0, seconds)
         parts += [rate] if rate else []
-        parts += [f"{k}: {_number(v)}" for k, v in _ordered(logs)]
+        parts += [f"{shown(k)}: {_number(v)}" for k, v in _ordered(logs)]
         self.display.write(Text(" - ".join(parts)))
 
 
@@ -283,7 +286,7 @@ class _Live(_Lines):
         now = time.monotonic()
         elapsed, step, steps, logs = now - self._epoch_start, self.step, self.steps, self.logs
         values = "validating" if self.validating else "  ".join(
-            f"{k} {_number(v)}" for k, v in _ordered(logs or {}))
+            f"{shown(k, markup=True)} {_number(v)}" for k, v in _ordered(logs or {}))
         per_step = self.samples / steps if self.samples and steps else 0
         eta = elapsed / step * max(steps - step, 0) if step and steps else None
         self._progress.update(self._batch_task, completed=step, total=steps,
@@ -306,11 +309,11 @@ class _Live(_Lines):
             train = [k for k, _ in _ordered(logs) if not k.startswith("val_")]
             val = [f"val_{k}" for k in train] if self.validation else []
             self._columns = (train, val)
-            self._widths = {k: max(len(k), 8) for k in train + val}
+            self._widths = {k: max(len(shown(k)), 8) for k in train + val}
             self._monitor = monitor(self.config, train + val)
         if self._rows % max(self.display.console.height - 6, 10) == 0:  # a header a screen
             self._pending.append(self._row("epoch", "time", "samples/s",
-                                           {k: k for k in sum(self._columns, [])},
+                                           {k: shown(k) for k in sum(self._columns, [])},
                                            style="bold"))
         self._rows += 1
         value = logs.get(self._monitor.name)
@@ -322,7 +325,7 @@ class _Live(_Lines):
                         {k: _number(v) for k, v in logs.items()
                          if isinstance(v, (int, float))})
         if best:
-            row.append(f"  * best {self._monitor.name}", style="green")
+            row.append(f"  * best {shown(self._monitor.name)}", style="green")
         self._pending.append(row)
         if now - self._printed >= 1 / REFRESH_PER_SECOND:  # fast epochs: a few rows at once
             self._print_rows()
@@ -333,7 +336,7 @@ class _Live(_Lines):
             self._pending = []
             self._printed = time.monotonic()
 
-    def _row(self, epoch: str, seconds: str, rate: str, shown: dict[str, str],
+    def _row(self, epoch: str, seconds: str, rate: str, cells: dict[str, str],
              style: str = "") -> Text:
         """One row: the epoch, its time and samples/s, then the training values and the
         validation ones (blank in an epoch that was not validated)."""
@@ -342,7 +345,7 @@ class _Live(_Lines):
             if keys:
                 text.append(" │", style="dim")
                 for key in keys:
-                    text.append(f" {shown.get(key, ''):>{self._widths[key]}}", style=style)
+                    text.append(f" {cells.get(key, ''):>{self._widths[key]}}", style=style)
         return text
 
 

@@ -27,6 +27,7 @@ from nettrain.runs.table import (
     number,
     read_run,
 )
+from nettrain.text import shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -165,25 +166,25 @@ def compare_tables(comparison: Comparison) -> list[RenderableType]:
                          f"({comparison.same} the same)", title_justify="left")
     differ.add_column("key", overflow="fold")
     for label in comparison.labels:  # Text: never read as rich markup
-        differ.add_column(Text(label), overflow="fold")
+        differ.add_column(Text(shown(label)), overflow="fold")
     for key, values in comparison.differ.items():
-        differ.add_row(Text(key), *(Text(value_text(v)) for v in values))
+        differ.add_row(Text(shown(key)), *(Text(shown(value_text(v))) for v in values))
     if not comparison.differ:
         differ = Text(f"Config: the same in every run ({comparison.same} keys)")
     metrics = Table(title="Metrics", title_justify="left")
     metrics.add_column("")
     for label in comparison.labels:
-        metrics.add_column(Text(label), justify="right", overflow="fold")
+        metrics.add_column(Text(shown(label)), justify="right", overflow="fold")
     metrics.add_row("status", *(_status_text(r.status) for r in comparison.rows))
     metrics.add_row("epochs", *(epochs_text(r) for r in comparison.rows))
     metrics.add_row("best epoch", *(
-        f"{b.epoch} ({b.monitor.name} {number(b.value)})" if b else "-"
+        Text(shown(f"{b.epoch} ({b.monitor.name} {number(b.value)})")) if b else "-"
         for b in comparison.best))
     for name in comparison.metric_names():
         values = [r.metrics.get(name) for r in comparison.rows]
         known = [v for v in values if v is not None and math.isfinite(v)]
         top = (min if lower_is_better(name) else max)(known) if len(known) > 1 else None
-        metrics.add_row(name, *(Text(number(v), style="bold" if v == top else "")
+        metrics.add_row(Text(shown(name)), *(Text(number(v), style="bold" if v == top else "")
                                 for v in values))
     return [differ, metrics]
 
