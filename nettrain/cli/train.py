@@ -123,7 +123,7 @@ def validate(
 
         prepared = train.prepare(cfg)
         if cfg.sweep is not None:  # fit ignores the sweep section; validate checks it
-            from nettrain.sweep.space import space as sweep_space
+            from nettrain.sweep import space as sweep_space
 
             sweep_space.check_space(cfg)
             sweep_space.check_metric(cfg, prepared.model, prepared.data)
