@@ -75,3 +75,15 @@ def test_an_error_shows_the_path_it_names_escaped(runner):
         "Error: ROOT: expected a folder of run directories; received "
         "'nocat\\x1b]0;pwned\\x07', which does not exist. Runs are under $NETTRAIN_RUNS, "
         "else ./runs.\n")
+
+
+def test_validate_shows_a_layer_name_escaped_in_the_model_summary(runner, tmp_path):
+    from conftest import tiny_config, write_config
+
+    config = tiny_config(model={"layers": [
+        {"Dense": {"units": 4, "activation": "relu", "name": f"hid{CLEAR}den"}},
+        {"Dense": {"units": 3, "activation": "softmax"}}]})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exception is None and result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    assert "│ hiddog\\x1b[2Jden (Dense) " in result.stdout

@@ -127,7 +127,8 @@ def validate(
 
             sweep_space.check_space(cfg)
             sweep_space.check_metric(cfg, prepared.model, prepared.data)
-        common.out.print(train.summary_text(prepared.model), highlight=False, markup=False, end="")
+        common.out.print(shown(train.summary_text(prepared.model), lines=True), highlight=False,
+                         markup=False, end="")
         data = prepared.data
         sizes = ", ".join(f"{s} {data.size(s)}" for s in data.splits)
         common.out.print(Text.assemble(("OK", "green"), f" {shown(config)}: "

@@ -100,7 +100,7 @@ def table(sweep: Sweep, trials: list[Any], live: bool = False) -> Table:
     title = f"{sweep.study}: {done} of {sweep.trials} trials" + (
         f", {sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)} running"
         if live else f" (by {sweep.metric}, {sweep.direction})")
-    result = Table(title=Text(shown(title)), title_justify="left")
+    result = Table(title=Text(shown(title), style="table.title"), title_justify="left")
     result.add_column("trial", justify="right", no_wrap=True)
     result.add_column("state", min_width=8, no_wrap=True)
     for param in sweep.params:  # a value is 4 significant digits: 0.0004353
