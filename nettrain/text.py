@@ -12,6 +12,7 @@ The lowest layer: it imports nothing of nettrain (rich only for its markup escap
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # Unicode's "Cc" characters (C0, DEL, C1), the line and paragraph separators, and the
@@ -29,6 +30,8 @@ def _escape(code: int) -> str:
 
 _TABLE = {code: _escape(code) for code in _CONTROLS}
 _LINES = {code: text for code, text in _TABLE.items() if code not in (0x09, 0x0A)}
+# Select Graphic Rendition (bold, colour...): Keras writes its errors in bold with them.
+_STYLE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def shown(text: Any, markup: bool = False, lines: bool = False) -> str:
@@ -39,12 +42,15 @@ def shown(text: Any, markup: bool = False, lines: bool = False) -> str:
         markup: the result goes through rich markup (a template, a ``[style]`` string): also
             escape ``[`` so the text is never read as a tag. Text shown through ``rich.Text``
             or with ``markup=False`` needs no such escape.
-        lines: a message of several lines (an error, a note): keep its newlines and tabs.
+        lines: a message of several lines (an error, a note): keep its newlines and tabs,
+            and drop the style codes (bold, colour) a library put in it: they can only hide
+            text, and escaped they would be noise.
 
     Example: ``shown("cat\\x1b]0;pwned\\x07")`` -> ``'cat\\\\x1b]0;pwned\\\\x07'``;
     ``shown("été")`` -> ``'été'``.
     """
-    result = str(text).translate(_LINES if lines else _TABLE)
+    result = _STYLE.sub("", str(text)).translate(_LINES) if lines else \
+        str(text).translate(_TABLE)
     if markup:
         from rich.markup import escape
 

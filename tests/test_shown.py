@@ -25,6 +25,9 @@ def test_shown_escapes_control_characters_and_keeps_the_rest():
     assert shown("été [bold]x[/bold] 中文") == "été [bold]x[/bold] 中文"
     assert shown("[bold]x[/bold]", markup=True) == "\\[bold]x\\[/bold]"
     assert shown("line 1\nline\x1b 2\t.", lines=True) == "line 1\nline\\x1b 2\t."
+    # a message (an error, a note): the bold Keras puts in its errors is dropped, not noise
+    assert shown("\x1b[1mfailed\x1b[0m in hid\x1b[2Jden", lines=True) == \
+        "failed in hid\\x1b[2Jden"
 
 
 @pytest.fixture(scope="module")
