@@ -4,6 +4,7 @@ names, file and run names, in every table, note and CSV header (:func:`nettrain.
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,14 @@ def image_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_evaluate_shows_class_names_escaped(runner, image_run):
-    result = runner.invoke(app, ["evaluate", str(image_run)])
+    with warnings.catch_warnings(record=True) as caught:  # printed on stderr outside pytest
+        warnings.simplefilter("always")
+        result = runner.invoke(app, ["evaluate", str(image_run)])
     assert result.exception is None and result.exit_code == 0, result.output
     assert "\x1b" not in result.output and "\x07" not in result.output
+    # the confusion matrix labels its axes with the names escaped too: no "Glyph 27 (\x1b)
+    # missing from font" warning
+    assert [str(w.message) for w in caught if "\x1b" in str(w.message)] == []
     assert "cat\\x1b]0;pwned\\x07" in result.stdout and "dog\\x1b[2J" in result.stdout
 
 

@@ -131,16 +131,18 @@ def png_names(label: str) -> dict[str, str]:
 def draw(result: dict[str, Any], true: np.ndarray, pred: np.ndarray, folder: Path, label: str,
          title: str) -> Path:
     """Draw the report's picture into ``folder``: the confusion matrix of a classifier, the
-    predicted-against-true and residual plots of a regression model. Returns its path."""
+    predicted-against-true and residual plots of a regression model, the names as
+    :func:`nettrain.text.shown` shows them. Returns its path."""
     from nettrain.engine import plots
 
     path = folder / png_names(label)[result["kind"]]
     if result["kind"] == "classification":
-        return plots.confusion_png(result["confusion_matrix"], list(result["classes"]), path,
-                                   title)
+        return plots.confusion_png(result["confusion_matrix"],
+                                   [shown(c) for c in result["classes"]], path, shown(title))
     note = "  ".join(f"{name} {result[key]:.4g}" for name, key in
                      (("MAE", "mae"), ("RMSE", "rmse"), ("R²", "r2")) if result[key] is not None)
-    return plots.regression_png(true, pred, path, title, list(result["outputs"]), note)
+    return plots.regression_png(true, pred, path, shown(title),
+                                [shown(n) for n in result["outputs"]], note)
 
 
 def table(result: dict[str, Any], title: str = "") -> Any:

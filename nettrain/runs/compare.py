@@ -196,10 +196,11 @@ def compare_png(comparison: Comparison, output: Path) -> Path | None:
 
     if not comparison.histories:
         return None
-    title = " vs ".join(comparison.histories)
-    if len(comparison.histories) > 3 or len(title) > 80:  # the legend names them
-        title = f"{len(comparison.histories)} runs"
-    return plots.history_png(comparison.histories, output, title=title)
+    histories = {shown(label): history for label, history in comparison.histories.items()}
+    title = " vs ".join(histories)
+    if len(histories) > 3 or len(title) > 80:  # the legend names them
+        title = f"{len(histories)} runs"
+    return plots.history_png(histories, output, title=title)
 
 
 def check_output(output: Path) -> None:
