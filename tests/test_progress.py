@@ -17,6 +17,7 @@ from nettrain.cli import common as cli
 from nettrain.engine import progress
 from nettrain.cli import app
 from nettrain.config.load import load_config
+from nettrain.engine.best import best_epoch, monitor
 
 from conftest import tiny_config, write_config, write_npz
 
@@ -174,25 +175,28 @@ def test_the_best_epoch_follows_the_callbacks_monitor(tmp_path):
         return load_config(path, [])
 
     names = ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
-    assert progress.monitor(config(), names) == ("val_loss", "min", "")
-    assert progress.monitor(config(), names[:3]) == ("loss", "min", "")
-    assert progress.monitor(config({"EarlyStopping": {"monitor": "val_accuracy"}}), names) \
+    assert monitor(config(), names) == ("val_loss", "min", "")
+    assert monitor(config(), names[:3]) == ("loss", "min", "")
+    assert monitor(config({"EarlyStopping": {"monitor": "val_accuracy"}}), names) \
         == ("val_accuracy", "max", "EarlyStopping's monitor")
-    assert progress.monitor(config({"ModelCheckpoint": {
+    assert monitor(config({"ModelCheckpoint": {
         "filepath": "m.keras", "monitor": "val_accuracy", "mode": "min"}}), names) \
         == ("val_accuracy", "min", "ModelCheckpoint's monitor")
     (tmp_path / "history.csv").write_text(
         "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,1.0,0.6,0.9\n1,0.7,0.8,0.6,0.95\n"
         "2,0.8,0.7,0.7,nan\n")
-    assert progress.best_epoch(tmp_path / "history.csv", config()) == \
-        (1, "lowest val_loss 0.9000")
-    assert progress.best_epoch(tmp_path / "history.csv", config(
-        {"EarlyStopping": {"monitor": "val_accuracy"}})) == \
+
+    def best(*callbacks):
+        found = best_epoch(tmp_path / "history.csv", config(*callbacks))
+        return found and (found.epoch, found.text())
+
+    assert best() == (1, "lowest val_loss 0.9000")
+    assert best({"EarlyStopping": {"monitor": "val_accuracy"}}) == \
         (3, "highest val_accuracy 0.7000 (EarlyStopping's monitor)")
     # Keras's CSVLogger writes NA where a run without validation has no val_ value
     (tmp_path / "history.csv").write_text(
         "epoch,accuracy,loss,val_accuracy,val_loss\r\n0,0.5,0.7,NA,NA\r\n1,0.2,0.6,NA,NA\r\n")
-    assert progress.best_epoch(tmp_path / "history.csv", config()) == (2, "lowest loss 0.6000")
+    assert best() == (2, "lowest loss 0.6000")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")

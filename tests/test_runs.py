@@ -432,3 +432,34 @@ def test_names_paths_and_errors_are_shown_as_written_not_as_markup(runner, train
     assert result.exception is None and result.exit_code == 0, result.output
     assert lines(result.stdout)[:2] == ["Config: the same in every run (34 keys)", "Metrics"]
     assert "tiny ([x]/run)" in result.stdout
+
+
+def test_compare_best_epoch_is_the_one_fit_s_summary_gives(runner, trained):
+    """One rule: the monitor of the run's EarlyStopping (val_accuracy, highest), not val_loss."""
+    import yaml
+
+    from nettrain.engine.progress import Display
+    from nettrain.run import directory as rundir
+
+    # highest val_accuracy in epoch 1, lowest val_loss in epoch 2
+    path = put(trained, "a", "tiny/stopped", "20T10:00", scores(0.9, 0.25),
+               [(0.6, 0.9, 0.9, 0.5), (0.8, 0.6, 0.7, 0.4)])
+    config = yaml.safe_load((path / "config.yaml").read_text())
+    config["fit"]["callbacks"] = [{"EarlyStopping": {"monitor": "val_accuracy", "mode": "max",
+                                                     "patience": 5}}]
+    (path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    summary: list[str] = []
+    run = rundir.open_run(path)
+    Display(echo=summary.append).summary(run.config.name, path, {}, run.config, 2)
+    assert "Best epoch    1 of 2: highest val_accuracy 0.9000 (EarlyStopping's monitor)" \
+        in summary
+    other = put(trained, "b", "tiny/b", "21T10:00", scores(0.95, 0.5),
+                [(0.5, 1.0, 0.55, 0.9), (0.85, 0.5, 0.9, 0.45)])
+    result = runner.invoke(app, ["runs", "compare", str(path), str(other), "--json"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    assert [run["best_epoch"] for run in json.loads(result.stdout)["runs"]] == [
+        {"epoch": 1, "monitor": "val_accuracy", "value": 0.9},
+        {"epoch": 2, "monitor": "val_loss", "value": 0.45}]
+    result = runner.invoke(app, ["runs", "compare", str(path), str(other)])
+    assert result.exception is None and result.exit_code == 0, result.output
+    assert "│ best epoch     │ 1 (val_accuracy 0.9000) │ 2 (val_loss 0.4500) │" in result.stdout

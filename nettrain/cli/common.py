@@ -22,6 +22,7 @@ from rich.text import Text
 from nettrain import __version__
 from nettrain.cli.help import App
 from nettrain.errors import ConfigError, NettrainError
+from nettrain.text import shown
 
 if TYPE_CHECKING:
     from nettrain.config.schema import Config
@@ -93,7 +94,8 @@ def _errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         label = "Config error" if type(exc) is ConfigError else "Error"
-        err.print(Text.assemble((f"{label}:", "bold red"), f" {exc}"), soft_wrap=True)
+        err.print(Text.assemble((f"{label}:", "bold red"), f" {shown(exc, lines=True)}"),
+                  soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("[yellow]Interrupted.[/]")
@@ -101,7 +103,8 @@ def _errors(debug: bool) -> Iterator[None]:
     except Exception as exc:  # anything unexpected: a message, not a traceback
         if debug:
             raise
-        err.print(Text.assemble(("Error:", "bold red"), f" {type(exc).__name__}: {exc}\n"
+        err.print(Text.assemble(("Error:", "bold red"),
+                                f" {type(exc).__name__}: {shown(exc, lines=True)}\n"
                                 "Run again with --debug for the traceback."), soft_wrap=True)
         raise typer.Exit(1) from None
 

@@ -23,6 +23,7 @@ from nettrain.cli.common import (
     app,
 )
 from nettrain.errors import UsageError
+from nettrain.text import shown
 
 if TYPE_CHECKING:
     pass
@@ -64,8 +65,9 @@ def evaluate(
         from nettrain.engine import evaluate as evaluating
         from nettrain.engine import reports
 
-        echo = lambda text: common.err.print(text, style="yellow", highlight=False,  # noqa: E731
-                                      markup=False, soft_wrap=True)
+        echo = lambda text: common.err.print(  # noqa: E731
+            shown(text, lines=True), style="yellow", highlight=False, markup=False,
+            soft_wrap=True)
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
             done = evaluating.evaluate(run, split.value if split else None,
                                   format.value if format else None, allow_changed_data, echo,
@@ -73,15 +75,17 @@ def evaluate(
         if as_json:
             sys.stdout.write(json.dumps(_finite({"run": str(run), **done.to_json()})) + "\n")
             return
-        what = f"--data {data}" if data is not None else f"{done.split} split"
-        common.out.print(f"{run} ({done.format} model, {what}, {done.report['samples']} samples):",
-                  highlight=False, markup=False, soft_wrap=True)
+        what = f"--data {shown(data)}" if data is not None else f"{done.split} split"
+        common.out.print(f"{shown(run)} ({done.format} model, {what}, "
+                         f"{done.report['samples']} samples):",
+                         highlight=False, markup=False, soft_wrap=True)
         common.out.print(_metrics_table({data.name if data is not None else done.split: done.metrics}))
         common.out.print(reports.table(done.report))
         for file in done.files:
             kind = "Confusion matrix" if done.report["kind"] == "classification" else \
                 "Predicted against true, and residuals"
-            common.out.print(f"{kind}: {file}", highlight=False, markup=False, soft_wrap=True)
+            common.out.print(f"{kind}: {shown(file)}", highlight=False, markup=False,
+                             soft_wrap=True)
 
 
 def _finite(value: object) -> object:
@@ -122,10 +126,12 @@ def predict(
         if output is not None:
             predicting.check_output(output)  # at once, not after predicting everything
         _load_keras(debug)
-        note = lambda text: common.err.print(f"Note: {text}", style="yellow",  # noqa: E731
-                                      highlight=False, markup=False, soft_wrap=True)
+        note = lambda text: common.err.print(  # noqa: E731
+            f"Note: {shown(text, lines=True)}", style="yellow", highlight=False, markup=False,
+            soft_wrap=True)
         frames = predicting.predict_chunks(run, input, format.value if format else None,
                                            keep or [], note)
         rows = predicting.write_predictions(frames, output, sys.stdout)
         if output is not None:
-            common.err.print(f"Wrote {rows} predictions to {output}", highlight=False, markup=False)
+            common.err.print(f"Wrote {rows} predictions to {shown(output)}", highlight=False,
+                             markup=False)

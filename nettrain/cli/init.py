@@ -10,6 +10,7 @@ import typer
 
 from nettrain.cli import common
 from nettrain.cli.common import Debug, _errors, app
+from nettrain.text import shown
 
 if TYPE_CHECKING:
     pass
@@ -47,7 +48,8 @@ def init(
             common.out.print(starter.listing(), highlight=False, markup=False, soft_wrap=True, end="")
             return
         written = starter.init(template, path)
-        common.out.print(written.report(), highlight=False, markup=False, soft_wrap=True, end="")
+        common.out.print(shown(written.report(), lines=True), highlight=False, markup=False,
+                         soft_wrap=True, end="")
 
 
 @app.command()
@@ -75,4 +77,4 @@ def schema(
 
         check_output(output)
         write_atomic(output, text)
-        common.err.print(f"Wrote {output}", highlight=False, markup=False, soft_wrap=True)
+        common.err.print(f"Wrote {shown(output)}", highlight=False, markup=False, soft_wrap=True)

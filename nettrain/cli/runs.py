@@ -12,6 +12,7 @@ import typer
 from nettrain.cli import common
 from nettrain.cli.common import Debug, _errors, app
 from nettrain.cli.help import Group
+from nettrain.text import shown
 
 if TYPE_CHECKING:
     pass
@@ -120,8 +121,10 @@ def runs_compare(
                 common.out.print(table)
         without = [label for label in comparison.labels if label not in comparison.histories]
         if without:
-            common.err.print(f"No history to plot for {', '.join(without)} (no history.csv rows).",
+            common.err.print(f"No history to plot for {shown(', '.join(without))} (no "
+                             "history.csv rows).",
                       highlight=False, markup=False, soft_wrap=True)
         if plot is not None:
-            common.err.print(f"Wrote the history plot of {len(comparison.histories)} runs to {plot}",
+            common.err.print(f"Wrote the history plot of {len(comparison.histories)} runs to "
+                             f"{shown(plot)}",
                       highlight=False, markup=False, soft_wrap=True)

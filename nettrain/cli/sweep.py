@@ -20,6 +20,7 @@ from nettrain.cli.common import (
     _stop_cleanly_on_signals,
     app,
 )
+from nettrain.text import shown
 
 if TYPE_CHECKING:
     pass
@@ -71,8 +72,8 @@ def sweep(
         console = Console(file=sys.stderr)  # not redirected with a trial's output
         if not console.is_terminal:  # a log file: the tables as wide as they need
             console = Console(file=sys.stderr, width=160)
-        echo = lambda text: console.print(text, highlight=False, markup=False,  # noqa: E731
-                                          soft_wrap=True)
+        echo = lambda text: console.print(  # noqa: E731
+            shown(text, lines=True), highlight=False, markup=False, soft_wrap=True)
         found = sweeping.run(plan, jobs, echo, console)
         sweep_report.report(plan, found, console, echo)
-        common.out.print(str(plan.path), highlight=False, markup=False, soft_wrap=True)
+        common.out.print(shown(plan.path), highlight=False, markup=False, soft_wrap=True)

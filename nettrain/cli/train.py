@@ -22,6 +22,7 @@ from nettrain.cli.common import (
     app,
 )
 from nettrain.errors import UsageError
+from nettrain.text import shown
 
 if TYPE_CHECKING:
     pass
@@ -78,15 +79,15 @@ def fit(
                 raise UsageError("CONFIG: expected a YAML config file (or --resume RUN).")
             cfg = _load_config(config, overrides, debug)
             if print_config:
-                common.err.print(cfg.to_annotated_yaml(), highlight=False, markup=False,
-                          soft_wrap=True)
+                common.err.print(shown(cfg.to_annotated_yaml(), lines=True), highlight=False,
+                                 markup=False, soft_wrap=True)
         _load_keras(debug)
         from nettrain.engine import progress, train
         from nettrain.run import directory as rundir
 
         _stop_cleanly_on_signals()
-        echo = lambda text: common.err.print(text, highlight=False, markup=False,  # noqa: E731
-                                      soft_wrap=True)
+        echo = lambda text: common.err.print(  # noqa: E731
+            shown(text, lines=True), highlight=False, markup=False, soft_wrap=True)
         display = progress.Display(common.err, quiet=quiet)
         if resume is None:
             path = train.fit(cfg, run_dir, echo=echo, display=display)
@@ -96,7 +97,7 @@ def fit(
         run = rundir.open_run(path)
         display.summary(run.config.name, path, rundir.read_json(path / rundir.METRICS),
                         run.config, rundir.read_json(path / rundir.RUN).get("epochs_completed"))
-        common.out.print(str(path), highlight=False, markup=False, soft_wrap=True)
+        common.out.print(shown(path), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -115,7 +116,8 @@ def validate(
     with _errors(debug):
         cfg = _load_config(config, overrides or [], debug)
         if print_config:
-            common.out.print(cfg.to_annotated_yaml(), highlight=False, markup=False, soft_wrap=True)
+            common.out.print(shown(cfg.to_annotated_yaml(), lines=True), highlight=False,
+                             markup=False, soft_wrap=True)
         _load_keras(debug)
         from nettrain.engine import train
 
@@ -125,13 +127,14 @@ def validate(
 
             sweep_space.check_space(cfg)
             sweep_space.check_metric(cfg, prepared.model, prepared.data)
-        common.out.print(train.summary_text(prepared.model), highlight=False, markup=False, end="")
+        common.out.print(shown(train.summary_text(prepared.model), lines=True), highlight=False,
+                         markup=False, end="")
         data = prepared.data
         sizes = ", ".join(f"{s} {data.size(s)}" for s in data.splits)
-        common.out.print(Text.assemble(("OK", "green"), f" {config}: {prepared.model.count_params():,} "
-                                f"parameters; data: {sizes} samples of shape "
-                                f"{list(data.input_shape)}."), soft_wrap=True)
+        common.out.print(Text.assemble(("OK", "green"), f" {shown(config)}: "
+                                f"{prepared.model.count_params():,} parameters; data: {sizes} "
+                                f"samples of shape {list(data.input_shape)}."), soft_wrap=True)
         from nettrain.engine.predict import input_lines
 
         for line in input_lines(cfg, data.describe(), prepared.model.output_shape):
-            common.out.print(line, highlight=False, markup=False, soft_wrap=True)
+            common.out.print(shown(line), highlight=False, markup=False, soft_wrap=True)

@@ -34,6 +34,7 @@ from nettrain.data.tabular import (
 from nettrain.errors import DataError, Problem, UsageError, did_you_mean
 from nettrain.model import saving
 from nettrain.run import directory as rundir
+from nettrain.text import shown
 
 INPUT_SUFFIXES = (".csv", ".npy", ".npz")
 CHUNK_ROWS = 65_536  # rows read, predicted and written at a time
@@ -437,11 +438,12 @@ def _outputs(predictor: Predictor, out: Any, paths: list[str] | None = None) -> 
             out = 1 / (1 + np.exp(-out)) if out.shape[1] == 1 else _softmax(out)
         probs = np.concatenate([1 - out, out], axis=1) if out.shape[1] == 1 else out
         classes = info.get("classes") or [str(i) for i in range(probs.shape[1])]
-        frame = pd.DataFrame({"class": [classes[i] for i in probs.argmax(axis=1)]})
+        names = [shown(name) for name in classes]
+        frame = pd.DataFrame({"class": [names[i] for i in probs.argmax(axis=1)]})
         for i, name in enumerate(classes):
             frame[f"prob_{name}"] = probs[:, i]
     if paths is not None:
-        frame.insert(0, "path", paths)
+        frame.insert(0, "path", [shown(path) for path in paths])
     return frame
 
 
@@ -474,13 +476,15 @@ def write_predictions(frames: Iterator[Any], output: Path | None,
                       stdout: TextIO | None = None) -> int:
     """Write output frames as one CSV as they come: to ``stdout``, or to ``output`` through a
     temporary file moved into place at the end (a failure leaves no half-written file).
-    Returns the number of rows written."""
+    Returns the number of rows written. Column names (``prob_<class>``...) are written as
+    :func:`nettrain.text.shown` shows them: people and terminals read the file too."""
     rows = 0
 
     def write(sink: TextIO) -> None:
         nonlocal rows
         for frame in frames:
-            sink.write(frame.to_csv(index=False, header=rows == 0, float_format="%.7g"))
+            header = [shown(c) for c in frame.columns] if rows == 0 else False
+            sink.write(frame.to_csv(index=False, header=header, float_format="%.7g"))
             rows += len(frame)
 
     if output is None:

@@ -16,15 +16,14 @@ choose the mode (:func:`choose`):
   directory as always.
 
 At the end :meth:`Display.summary` prints the final table: the metrics of each split
-(``metrics.json``), the best epoch (by :func:`monitor`), the wall time and the run directory.
+(``metrics.json``), the best epoch (by :func:`nettrain.engine.best.best_epoch`, the rule
+``runs compare`` uses too), the wall time and the run directory.
 Keras is imported only by :meth:`Display.callback`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,10 +35,11 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Column, Table
 from rich.text import Text
 
+from nettrain.engine.best import best_epoch, monitor
+from nettrain.engine.best import number as _number
+from nettrain.text import shown
+
 REFRESH_PER_SECOND = 10
-# Metric names whose larger values are better, when a callback's mode is 'auto' (Keras decides
-# from the metric object; the run's history has only names).
-_HIGHER = ("acc", "auc", "precision", "recall", "f1", "iou", "r2")
 
 
 def choose(verbose: Any, quiet: bool, terminal: bool) -> str:
@@ -56,60 +56,6 @@ def choose(verbose: Any, quiet: bool, terminal: bool) -> str:
     return "live"
 
 
-def monitor(config: Any, names: list[str]) -> tuple[str, str, str]:
-    """The value that decides the best epoch: ``(name, 'min' or 'max', the callback it comes
-    from or '')``.
-
-    The monitor of the first EarlyStopping or ModelCheckpoint in ``fit.callbacks`` (Keras's
-    default for both is ``val_loss``), else ``val_loss`` when the history has it, else
-    ``loss``. ``names`` are the history's columns.
-    """
-    from nettrain.config.fields import spec_kwargs, spec_name
-
-    for spec in config.fit.callbacks:
-        name = spec_name(spec)
-        if name.lower().replace("_", "") in ("earlystopping", "modelcheckpoint"):
-            kwargs = spec_kwargs(spec)
-            value = str(kwargs.get("monitor", "val_loss"))
-            mode = kwargs.get("mode", "auto")
-            if mode not in ("min", "max"):
-                higher = "loss" not in value and any(h in value.lower() for h in _HIGHER)
-                mode = "max" if higher else "min"
-            return value, mode, f"{name}'s monitor"
-    return ("val_loss" if "val_loss" in names else "loss"), "min", ""
-
-
-def best_epoch(history: Path, config: Any) -> tuple[int, str] | None:
-    """The best row of ``history.csv``: its epoch (from 1) and why, e.g. ``(7, "highest
-    val_accuracy 0.9667 (EarlyStopping's monitor)")``; None when no row has a finite value of
-    the monitor."""
-    if not history.is_file():
-        return None
-    with history.open(newline="") as f:
-        rows = [{k: _float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    # a column of NA only (val_loss of a run without validation) is not a monitor
-    names = [k for k in (rows[0] if rows else {}) if any(math.isfinite(r[k]) for r in rows)]
-    name, mode, why = monitor(config, names)
-    best = None
-    for row in rows:
-        value, epoch = row.get(name, math.nan), row["epoch"]
-        if math.isfinite(value) and math.isfinite(epoch) and (
-                best is None or (value > best[1] if mode == "max" else value < best[1])):
-            best = (int(epoch) + 1, value)
-    if best is None:
-        return None
-    said = f"{'highest' if mode == 'max' else 'lowest'} {name} {_number(best[1])}"
-    return best[0], said + (f" ({why})" if why else "")
-
-
-def _float(text: Any) -> float:
-    """A number of history.csv; NaN for NA, an empty cell or anything else."""
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def duration(seconds: float) -> str:
     """``4.2`` -> ``'4.2s'``, ``83`` -> ``'1m 23s'``, ``3725`` -> ``'1h 02m 05s'``."""
     if seconds < 60:
@@ -120,19 +66,17 @@ def duration(seconds: float) -> str:
 
 
 def metrics_table(rows: dict[str, dict[str, float]]) -> Table:
-    """A table of metrics: a row per split, a column per metric, 4 decimals."""
+    """A table of metrics: a row per split (or file), a column per metric, 4 decimals; the
+    names as :func:`nettrain.text.shown` shows them."""
     names = list(dict.fromkeys(k for metrics in rows.values() for k in metrics))
     table = Table()
     table.add_column("split")
     for name in names:
-        table.add_column(name, justify="right")
+        table.add_column(Text(shown(name)), justify="right")
     for split, metrics in rows.items():
-        table.add_row(split, *(f"{metrics[n]:.4f}" if n in metrics else "" for n in names))
+        table.add_row(Text(shown(split)),
+                      *(f"{metrics[n]:.4f}" if n in metrics else "" for n in names))
     return table
-
-
-def _number(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) and abs(value) < 1e5 else f"{value:.4g}"
 
 
 def _rate(samples: float, seconds: float) -> str:
@@ -159,7 +103,7 @@ class Display:
     def note(self, text: str) -> None:
         """A line about the run (its directory, a resume), unless quiet."""
         if not self.quiet:
-            self.write(Text(text))
+            self.write(Text(shown(text, lines=True)))
 
     def write(self, text: Text | Table) -> None:
         if self.console is None:  # plain text for echo: a table drawn without escape codes
@@ -210,12 +154,13 @@ class Display:
             return
         from nettrain.run import directory as rundir
 
-        self.write(Text(f"Final metrics of {name}:"))
+        self.write(Text(f"Final metrics of {shown(name)}:"))
         self.write(metrics_table(metrics))
         best = best_epoch(path / rundir.HISTORY, config)
-        rows = {"Best epoch": best and f"{best[0]}{f' of {epochs}' if epochs else ''}: {best[1]}",
+        rows = {"Best epoch": best and f"{best.epoch}{f' of {epochs}' if epochs else ''}: "
+                              f"{shown(best.text())}",
                 "Wall time": duration(time.monotonic() - self.started),
-                "Run directory": str(path)}
+                "Run directory": shown(path)}
         for key, value in rows.items():
             if value:
                 self.write(Text.assemble((f"{key:<14}", "bold"), value))
@@ -289,7 +234,7 @@ class _Lines:
         parts = [f"Epoch {epoch + 1}/{self.epochs}", duration(seconds)]
         rate = _rate(self.samples or 0, seconds)
         parts += [rate] if rate else []
-        parts += [f"{k}: {_number(v)}" for k, v in _ordered(logs)]
+        parts += [f"{shown(k)}: {_number(v)}" for k, v in _ordered(logs)]
         self.display.write(Text(" - ".join(parts)))
 
 
@@ -341,7 +286,7 @@ class _Live(_Lines):
         now = time.monotonic()
         elapsed, step, steps, logs = now - self._epoch_start, self.step, self.steps, self.logs
         values = "validating" if self.validating else "  ".join(
-            f"{k} {_number(v)}" for k, v in _ordered(logs or {}))
+            f"{shown(k, markup=True)} {_number(v)}" for k, v in _ordered(logs or {}))
         per_step = self.samples / steps if self.samples and steps else 0
         eta = elapsed / step * max(steps - step, 0) if step and steps else None
         self._progress.update(self._batch_task, completed=step, total=steps,
@@ -364,17 +309,15 @@ class _Live(_Lines):
             train = [k for k, _ in _ordered(logs) if not k.startswith("val_")]
             val = [f"val_{k}" for k in train] if self.validation else []
             self._columns = (train, val)
-            self._widths = {k: max(len(k), 8) for k in train + val}
-            self._monitor, self._mode, _ = monitor(self.config, train + val)
+            self._widths = {k: max(len(shown(k)), 8) for k in train + val}
+            self._monitor = monitor(self.config, train + val)
         if self._rows % max(self.display.console.height - 6, 10) == 0:  # a header a screen
             self._pending.append(self._row("epoch", "time", "samples/s",
-                                           {k: k for k in sum(self._columns, [])},
+                                           {k: shown(k) for k in sum(self._columns, [])},
                                            style="bold"))
         self._rows += 1
-        value = logs.get(self._monitor)
-        best = isinstance(value, (int, float)) and math.isfinite(value) and (
-            self._best is None or (value > self._best if self._mode == "max"
-                                   else value < self._best))
+        value = logs.get(self._monitor.name)
+        best = self._monitor.better(value, self._best)
         if best:
             self._best = value
         rate = f"{self.samples / seconds:,.0f}" if self.samples and seconds > 0 else ""
@@ -382,7 +325,7 @@ class _Live(_Lines):
                         {k: _number(v) for k, v in logs.items()
                          if isinstance(v, (int, float))})
         if best:
-            row.append(f"  * best {self._monitor}", style="green")
+            row.append(f"  * best {shown(self._monitor.name)}", style="green")
         self._pending.append(row)
         if now - self._printed >= 1 / REFRESH_PER_SECOND:  # fast epochs: a few rows at once
             self._print_rows()
@@ -393,7 +336,7 @@ class _Live(_Lines):
             self._pending = []
             self._printed = time.monotonic()
 
-    def _row(self, epoch: str, seconds: str, rate: str, shown: dict[str, str],
+    def _row(self, epoch: str, seconds: str, rate: str, cells: dict[str, str],
              style: str = "") -> Text:
         """One row: the epoch, its time and samples/s, then the training values and the
         validation ones (blank in an epoch that was not validated)."""
@@ -402,7 +345,7 @@ class _Live(_Lines):
             if keys:
                 text.append(" │", style="dim")
                 for key in keys:
-                    text.append(f" {shown.get(key, ''):>{self._widths[key]}}", style=style)
+                    text.append(f" {cells.get(key, ''):>{self._widths[key]}}", style=style)
         return text
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from nettrain.text import shown
+
 CONFUSION_PNG = "confusion_matrix"  # + "-<split>.png", or "-data-<file stem>.png"
 REGRESSION_PNG = "regression"
 AVERAGES = ("macro avg", "weighted avg")
@@ -129,22 +131,26 @@ def png_names(label: str) -> dict[str, str]:
 def draw(result: dict[str, Any], true: np.ndarray, pred: np.ndarray, folder: Path, label: str,
          title: str) -> Path:
     """Draw the report's picture into ``folder``: the confusion matrix of a classifier, the
-    predicted-against-true and residual plots of a regression model. Returns its path."""
+    predicted-against-true and residual plots of a regression model, the names as
+    :func:`nettrain.text.shown` shows them. Returns its path."""
     from nettrain.engine import plots
 
     path = folder / png_names(label)[result["kind"]]
     if result["kind"] == "classification":
-        return plots.confusion_png(result["confusion_matrix"], list(result["classes"]), path,
-                                   title)
+        return plots.confusion_png(result["confusion_matrix"],
+                                   [shown(c) for c in result["classes"]], path, shown(title))
     note = "  ".join(f"{name} {result[key]:.4g}" for name, key in
                      (("MAE", "mae"), ("RMSE", "rmse"), ("R²", "r2")) if result[key] is not None)
-    return plots.regression_png(true, pred, path, title, list(result["outputs"]), note)
+    return plots.regression_png(true, pred, path, shown(title),
+                                [shown(n) for n in result["outputs"]], note)
 
 
 def table(result: dict[str, Any], title: str = "") -> Any:
     """The report as a rich Table: one row per class (precision, recall, F1, support) and the
-    averages, or one row per regression output (MAE, RMSE, R²) and all of them."""
+    averages, or one row per regression output (MAE, RMSE, R²) and all of them. Class and
+    output names are shown as :func:`nettrain.text.shown` shows them, never as markup."""
     from rich.table import Table
+    from rich.text import Text
 
     numbers = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
     if result["kind"] == "classification":
@@ -153,7 +159,8 @@ def table(result: dict[str, Any], title: str = "") -> Any:
                               ("f1", "right"), ("support", "right")):
             grid.add_column(name, justify=justify)  # type: ignore[arg-type]
         for name, row in result["classes"].items():
-            grid.add_row(name, *(numbers(row[k]) for k in ("precision", "recall", "f1")),
+            grid.add_row(Text(shown(name)),
+                         *(numbers(row[k]) for k in ("precision", "recall", "f1")),
                          str(row["support"]))
         grid.add_section()
         for name in AVERAGES:
@@ -168,8 +175,8 @@ def table(result: dict[str, Any], title: str = "") -> Any:
         grid.add_column(name, justify=justify)  # type: ignore[arg-type]
     outputs = result["outputs"]
     for name, row in outputs.items():
-        grid.add_row(name, numbers(row["mae"]), numbers(row["rmse"]), numbers(row["r2"]),
-                     str(result["samples"]))
+        grid.add_row(Text(shown(name)), numbers(row["mae"]), numbers(row["rmse"]),
+                     numbers(row["r2"]), str(result["samples"]))
     if len(outputs) > 1:
         grid.add_section()
         grid.add_row("all", numbers(result["mae"]), numbers(result["rmse"]),

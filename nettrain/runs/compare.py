@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nettrain.engine.best import Best, best_epoch
 from nettrain.errors import UsageError
 from nettrain.run import directory as rundir
 from nettrain.runs.table import (
@@ -26,6 +27,7 @@ from nettrain.runs.table import (
     number,
     read_run,
 )
+from nettrain.text import shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,7 +46,7 @@ class Comparison:
     labels: list[str]
     differ: dict[str, list[Any]]
     same: int
-    best: list[dict[str, Any] | None]
+    best: list[Best | None]
     histories: dict[str, pd.DataFrame]
 
     def metric_names(self) -> list[str]:
@@ -54,7 +56,7 @@ class Comparison:
                                             n.endswith("_loss"), names.index(n)))
 
     def to_json(self, plot: Path | None) -> dict[str, Any]:
-        runs = [{"label": label, **row.to_json(), "best_epoch": best}
+        runs = [{"label": label, **row.to_json(), "best_epoch": best and best.to_json()}
                 for label, row, best in zip(self.labels, self.rows, self.best)]
         return {"runs": runs,
                 "config": {"differ": {k: [None if v is MISSING else v for v in values]
@@ -88,10 +90,11 @@ def compare(paths: list[Path]) -> Comparison:
             raise UsageError(f"RUN: '{path}' is given twice (as '{seen[path.resolve()]}'); "
                              "compare different runs.")
         seen[path.resolve()] = path
-    flats = []
+    configs, flats = [], []
     for path in paths:
         try:
-            flats.append({_dotted(k): v for k, v in flatten(_config(path, whole=True)).items()})
+            configs.append(_config(path, whole=True))
+            flats.append({_dotted(k): v for k, v in flatten(configs[-1]).items()})
         except _Damaged as exc:
             raise UsageError(f"RUN '{path}': {str(exc).rstrip('.')}. Its config cannot be "
                              "compared; restore it from a copy of the run directory.") from None
@@ -105,7 +108,8 @@ def compare(paths: list[Path]) -> Comparison:
               if any(flat.get(k, MISSING) != flats[0].get(k, MISSING)
                      for flat in flats)}
     histories = {label: _history(row.path) for label, row in zip(labels, rows)}
-    best = [_best(history) for history in histories.values()]
+    # fit's rule (its summary's "Best epoch"): the monitor of the run's callbacks
+    best = [best_epoch(row.path / rundir.HISTORY, config) for row, config in zip(rows, configs)]
     histories = {k: v for k, v in histories.items() if v is not None and len(v)}
     return Comparison(rows, labels, differ, len(keys) - len(differ), best, histories)
 
@@ -143,20 +147,6 @@ def _history(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def _best(history: pd.DataFrame | None) -> dict[str, Any] | None:
-    """The best epoch of a history as the run's checkpoint judged it: lowest val_loss, or loss
-    without validation. ``{'epoch': 3, 'monitor': 'val_loss', 'value': 0.41}`` (1-based)."""
-    if history is None:
-        return None
-    for monitor in ("val_loss", "loss"):
-        if monitor in history and history[monitor].notna().any():
-            index = history[monitor].idxmin()
-            epoch = int(history["epoch"][index]) + 1 if "epoch" in history else int(index) + 1
-            return {"epoch": epoch, "monitor": monitor,
-                    "value": _finite(float(history[monitor][index]))}
-    return None
-
-
 def value_text(value: Any) -> str:
     """A config value as a person (and an override) writes it: ``0.01``, ``true``, ``[keras]``."""
     if value is MISSING:
@@ -176,25 +166,25 @@ def compare_tables(comparison: Comparison) -> list[RenderableType]:
                          f"({comparison.same} the same)", title_justify="left")
     differ.add_column("key", overflow="fold")
     for label in comparison.labels:  # Text: never read as rich markup
-        differ.add_column(Text(label), overflow="fold")
+        differ.add_column(Text(shown(label)), overflow="fold")
     for key, values in comparison.differ.items():
-        differ.add_row(Text(key), *(Text(value_text(v)) for v in values))
+        differ.add_row(Text(shown(key)), *(Text(shown(value_text(v))) for v in values))
     if not comparison.differ:
         differ = Text(f"Config: the same in every run ({comparison.same} keys)")
     metrics = Table(title="Metrics", title_justify="left")
     metrics.add_column("")
     for label in comparison.labels:
-        metrics.add_column(Text(label), justify="right", overflow="fold")
+        metrics.add_column(Text(shown(label)), justify="right", overflow="fold")
     metrics.add_row("status", *(_status_text(r.status) for r in comparison.rows))
     metrics.add_row("epochs", *(epochs_text(r) for r in comparison.rows))
     metrics.add_row("best epoch", *(
-        f"{b['epoch']} ({b['monitor']} {number(b['value'])})" if b else "-"
+        Text(shown(f"{b.epoch} ({b.monitor.name} {number(b.value)})")) if b else "-"
         for b in comparison.best))
     for name in comparison.metric_names():
         values = [r.metrics.get(name) for r in comparison.rows]
         known = [v for v in values if v is not None and math.isfinite(v)]
         top = (min if lower_is_better(name) else max)(known) if len(known) > 1 else None
-        metrics.add_row(name, *(Text(number(v), style="bold" if v == top else "")
+        metrics.add_row(Text(shown(name)), *(Text(number(v), style="bold" if v == top else "")
                                 for v in values))
     return [differ, metrics]
 
@@ -206,10 +196,11 @@ def compare_png(comparison: Comparison, output: Path) -> Path | None:
 
     if not comparison.histories:
         return None
-    title = " vs ".join(comparison.histories)
-    if len(comparison.histories) > 3 or len(title) > 80:  # the legend names them
-        title = f"{len(comparison.histories)} runs"
-    return plots.history_png(comparison.histories, output, title=title)
+    histories = {shown(label): history for label, history in comparison.histories.items()}
+    title = " vs ".join(histories)
+    if len(histories) > 3 or len(title) > 80:  # the legend names them
+        title = f"{len(histories)} runs"
+    return plots.history_png(histories, output, title=title)
 
 
 def check_output(output: Path) -> None:

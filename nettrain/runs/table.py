@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from nettrain.errors import ConfigError, Problem, UsageError, did_you_mean
 from nettrain.run import directory as rundir
 from nettrain.run import lock
+from nettrain.text import shown
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -375,14 +376,15 @@ def runs_table(listing: Listing) -> Table:
     table.add_column("status", no_wrap=True)
     table.add_column("epochs", justify="right", no_wrap=True)
     for name in columns:  # "val" over "accuracy": the table fits 80 columns
-        table.add_column(name.replace("_", "\n", 1), justify="right", no_wrap=True)
+        table.add_column(Text(shown(name).replace("_", "\n", 1)), justify="right",
+                         no_wrap=True)
     table.add_column("path", overflow="fold", min_width=16)
     if notes:
         table.add_column("note", overflow="fold")
     for row in listing.rows:  # Text: a name, path or note is never read as rich markup
-        table.add_row(Text(row.name), local_time(row.started), _status_text(row.status),
+        table.add_row(Text(shown(row.name)), local_time(row.started), _status_text(row.status),
                       epochs_text(row), *(number(row.metrics.get(c)) for c in columns),
-                      Text(str(row.path)), *([Text(row.note or "")] if notes else []))
+                      Text(shown(row.path)), *([Text(shown(row.note or ""))] if notes else []))
     return table
 
 
@@ -396,14 +398,14 @@ def _status_text(status: str) -> Any:
 
 def describe(listing: Listing) -> str:
     """The line under the table: how many runs, and how they are ordered."""
-    shown = len(listing.rows)
-    text = f"{shown} of {listing.found} runs" if shown != listing.found else \
-        f"{shown} run{'s' if shown != 1 else ''}"
-    text += f" under {listing.root}"
+    count = len(listing.rows)
+    text = f"{count} of {listing.found} runs" if count != listing.found else \
+        f"{count} run{'s' if count != 1 else ''}"
+    text += f" under {shown(listing.root)}"
     if listing.status:
         text += f" (status {listing.status})"
     if listing.sort:
-        text += (f", sorted by {listing.sort}, "
+        text += (f", sorted by {shown(listing.sort)}, "
                  f"{'lowest' if lower_is_better(listing.sort) else 'highest'} first")
     else:
         text += ", newest first"
@@ -413,9 +415,9 @@ def describe(listing: Listing) -> str:
 def empty_message(listing: Listing) -> str:
     """What to say when no run is shown: where nothing was found, and how to get runs."""
     if listing.found:
-        return (f"No run under {listing.root} has status {listing.status} "
+        return (f"No run under {shown(listing.root)} has status {listing.status} "
                 f"({listing.found} run{'s' if listing.found != 1 else ''} in all).")
-    return (f"No runs under {listing.root}. Train one with: nettrain fit CONFIG "
+    return (f"No runs under {shown(listing.root)}. Train one with: nettrain fit CONFIG "
             "(e.g. nettrain fit configs/xor.yaml); runs go under $NETTRAIN_RUNS, else ./runs.")
 
 

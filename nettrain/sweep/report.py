@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from nettrain.errors import RunError
 from nettrain.run import directory as rundir
 from nettrain.sweep.space import trial_config
+from nettrain.text import shown
 
 if TYPE_CHECKING:
     from nettrain.sweep.spec import Sweep
@@ -56,9 +58,10 @@ def note(trial: Any) -> str:
 
 
 def _number(x: Any) -> str:
+    """A drawn value: 4 significant digits, or a choice as :func:`nettrain.text.shown` shows it."""
     if isinstance(x, float):
         return f"{x:.4g}"
-    return str(x)
+    return shown(x)
 
 
 def _seconds(trial: Any) -> str:
@@ -97,43 +100,44 @@ def table(sweep: Sweep, trials: list[Any], live: bool = False) -> Table:
     title = f"{sweep.study}: {done} of {sweep.trials} trials" + (
         f", {sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)} running"
         if live else f" (by {sweep.metric}, {sweep.direction})")
-    result = Table(title=title, title_justify="left")
+    result = Table(title=Text(shown(title), style="table.title"), title_justify="left")
     result.add_column("trial", justify="right", no_wrap=True)
     result.add_column("state", min_width=8, no_wrap=True)
     for param in sweep.params:  # a value is 4 significant digits: 0.0004353
-        result.add_column(param.name, justify="right", min_width=min(len(param.name), 9))
-    result.add_column(sweep.metric, justify="right", min_width=6, no_wrap=True)
+        result.add_column(Text(shown(param.name)), justify="right",
+                          min_width=min(len(param.name), 9))
+    result.add_column(Text(shown(sweep.metric)), justify="right", min_width=6, no_wrap=True)
     result.add_column("epochs", justify="right", no_wrap=True)
     result.add_column("time", justify="right", no_wrap=True)
     notes = not live and any(note(t) for t in trials)  # the final table says why
     if notes:
         result.add_column("note", overflow="fold", min_width=12)
-    shown = sorted(trials, key=lambda t: t.number)[-LIVE_ROWS:] if live else \
+    listed = sorted(trials, key=lambda t: t.number)[-LIVE_ROWS:] if live else \
         ranked(sweep, trials)
-    for trial in shown:
+    for trial in listed:
         found = value(trial)
         epochs = trial.user_attrs.get("epochs", len(trial.intermediate_values) or "")
-        result.add_row(str(trial.number), state(trial),
-                       *(_number(trial.params[p.name]) if p.name in trial.params else ""
+        result.add_row(str(trial.number), state(trial),  # Text: never read as markup
+                       *(Text(_number(trial.params[p.name])) if p.name in trial.params else ""
                          for p in sweep.params),
                        "" if found is None else f"{found:.4f}", str(epochs or ""),
-                       _seconds(trial), *([note(trial)] if notes else []))
+                       _seconds(trial), *([Text(shown(note(trial)))] if notes else []))
     return result
 
 
 def line(sweep: Sweep, trial: Any) -> str:
     """One finished trial as a line of text (the live table where there is no terminal)."""
     found = value(trial)
-    params = ", ".join(f"{p.name}={_number(trial.params[p.name])}" for p in sweep.params
+    params = ", ".join(f"{shown(p.name)}={_number(trial.params[p.name])}" for p in sweep.params
                        if p.name in trial.params)
     text = f"trial {trial.number} {state(trial)}"
     if found is not None and state(trial) in ("complete", "pruned"):
-        text += f": {sweep.metric} {found:.4f}"
+        text += f": {shown(sweep.metric)} {found:.4f}"
     text += f" ({params})" if params else ""
     epochs = trial.user_attrs.get("epochs")
     text += f", {epochs} epochs" if epochs else ""
     text += f", {_seconds(trial)}" if _seconds(trial) else ""
-    return text + (f"; {note(trial)}" if note(trial) else "")
+    return text + (f"; {shown(note(trial))}" if note(trial) else "")
 
 
 def best(sweep: Sweep, trials: list[Any]) -> Any | None:

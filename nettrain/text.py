@@ -1,0 +1,58 @@
+"""How a user's string reaches a terminal: :func:`shown` escapes its control characters.
+
+Class names, column names, file, run and metric names come from folders, files and configs.
+Printed raw, an escape sequence in one acts on the terminal (``\\x1b]0;...\\x07`` sets its
+window title, ``\\x1b[2J`` clears the screen); a newline or a right-to-left override makes a
+line say something else. Every table, note, error and CSV header nettrain prints shows them
+through :func:`shown`, which writes each such character as a Python escape (``\\x1b``), so
+the name stays readable and tells what it holds.
+
+The lowest layer: it imports nothing of nettrain (rich only for its markup escape, when asked).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Unicode's "Cc" characters (C0, DEL, C1), the line and paragraph separators, and the
+# bidirectional marks, embeddings, overrides and isolates (they reorder what follows them).
+_CONTROLS = [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, 0x200E, 0x200F,
+             *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+
+
+def _escape(code: int) -> str:
+    if code in _NAMED:
+        return _NAMED[code]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+_TABLE = {code: _escape(code) for code in _CONTROLS}
+_LINES = {code: text for code, text in _TABLE.items() if code not in (0x09, 0x0A)}
+# Select Graphic Rendition (bold, colour...): Keras writes its errors in bold with them.
+_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def shown(text: Any, markup: bool = False, lines: bool = False) -> str:
+    """``text`` (a str, a Path, anything ``str()`` takes) as it may reach a terminal or a CSV
+    header: control characters escaped, everything else as written.
+
+    Args:
+        markup: the result goes through rich markup (a template, a ``[style]`` string): also
+            escape ``[`` so the text is never read as a tag. Text shown through ``rich.Text``
+            or with ``markup=False`` needs no such escape.
+        lines: a message of several lines (an error, a note): keep its newlines and tabs,
+            and drop the style codes (bold, colour) a library put in it: they can only hide
+            text, and escaped they would be noise.
+
+    Example: ``shown("cat\\x1b]0;pwned\\x07")`` -> ``'cat\\\\x1b]0;pwned\\\\x07'``;
+    ``shown("été")`` -> ``'été'``.
+    """
+    result = _STYLE.sub("", str(text)).translate(_LINES) if lines else \
+        str(text).translate(_TABLE)
+    if markup:
+        from rich.markup import escape
+
+        result = escape(result)
+    return result
