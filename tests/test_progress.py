@@ -14,7 +14,6 @@ import pytest
 from rich.console import Console
 
 from nettrain.cli import common as cli
-from nettrain.engine import progress
 from nettrain.cli import app
 from nettrain.config.load import load_config
 from nettrain.engine.best import best_epoch, monitor
