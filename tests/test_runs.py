@@ -124,11 +124,9 @@ def test_runs_lists_every_status_newest_first(runner, many):
     assert result.exception is None and result.exit_code == 0, result.output
     assert lines(result.stdout) == [*HEADER,
         " tiny                     damaged           ?         -       -  runs/old/deep/damaged  run.json is not valid JSON (line 1, column 24)",
-        " tiny   2026-11-24 10:00  stopped         2/3         -       -  runs/killed            ended unmarked (killed?); to continue: nettrain fit",
-        "                                                                                        --resume runs/killed",
+        " tiny   2026-11-24 10:00  stopped         2/3         -       -  runs/killed            ended unmarked (killed?); to continue: nettrain fit --resume runs/killed",
         " tiny   2026-11-23 10:00  interrupted     1/3         -       -  runs/interrupted",
-        " tiny   2026-11-22 10:00  failed          1/2         -       -  runs/failed            Training stopped: the loss became NaN or infinite",
-        "                                                                                        in epoch 2 (by batch 3).",
+        " tiny   2026-11-22 10:00  failed          1/2         -       -  runs/failed            Training stopped: the loss became NaN or infinite in epoch 2 (by batch 3).",
         " tiny   2026-11-21 10:00  completed       3/3    0.9500  0.5000  runs/tiny/b",
         " tiny   2026-11-20 10:00  completed       2/2    0.9000  0.2500  runs/tiny/a",
         "6 runs under runs, newest first.",
@@ -179,9 +177,9 @@ def test_runs_status_filter(runner, many):
     result = runner.invoke(app, ["runs", "runs", "--status", "failed"])
     assert result.exit_code == 0, result.output
     assert lines(result.stdout) == [
-        " name   started           status  epochs  path              note",
+        " name   started           status  epochs  path         note",
         "─",
-        " tiny   2026-11-22 10:00  failed     1/2  runs/failed       Training stopped: the loss "
+        " tiny   2026-11-22 10:00  failed     1/2  runs/failed  Training stopped: the loss "
         "became NaN or infinite in epoch 2 (by batch 3).",
         "1 of 6 runs under runs (status failed), newest first."]
     result = runner.invoke(app, ["runs", "runs", "--status", "stopped", "--json"])
@@ -463,3 +461,37 @@ def test_compare_best_epoch_is_the_one_fit_s_summary_gives(runner, trained):
     result = runner.invoke(app, ["runs", "compare", str(path), str(other)])
     assert result.exception is None and result.exit_code == 0, result.output
     assert "│ best epoch     │ 1 (val_accuracy 0.9000) │ 2 (val_loss 0.4500) │" in result.stdout
+
+
+def test_runs_piped_keeps_every_path_and_note_whole(runner, many, monkeypatch):
+    """Piped (rich assumes 80 columns): the table takes its own width; nothing is folded."""
+    monkeypatch.setattr(cli.out, "width", 80)
+    result = runner.invoke(app, ["runs", "runs"])
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    rows = result.stdout.splitlines()
+    for path in ("runs/tiny/a", "runs/old/deep/damaged", "runs/killed"):
+        assert any(f" {path} " in f"{row} " for row in rows), (path, result.stdout)
+    assert any(row.rstrip().endswith(
+        "ended unmarked (killed?); to continue: nettrain fit --resume runs/killed")
+        for row in rows), result.stdout
+
+
+def test_runs_on_a_narrow_terminal_puts_paths_and_notes_below(runner, many, monkeypatch):
+    """A terminal of 80 columns: the table without paths and notes fits; each run's path and
+    note follow, whole, each on its own line, numbered as the table's rows."""
+    from rich.console import Console
+
+    monkeypatch.setattr(cli, "out", Console(force_terminal=True, width=80, color_system=None))
+    with cli.out.capture() as captured:
+        result = runner.invoke(app, ["runs", "runs"])
+    assert result.exit_code == 0, result.output
+    text = captured.get()
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert lines(text)[1].split() == ["#", "name", "started", "status", "epochs", "accuracy",
+                                      "loss"]
+    below = text.splitlines()[9:]
+    assert below[:4] == ["1  runs/old/deep/damaged", "   run.json is not valid JSON (line 1, column 24)",
+                         "2  runs/killed",
+                         "   ended unmarked (killed?); to continue: nettrain fit --resume runs/killed"]
+    assert below[-3:] == ["5  runs/tiny/b", "6  runs/tiny/a", "6 runs under runs, newest first."]

@@ -167,3 +167,26 @@ def _metrics_table(rows: dict[str, dict[str, float]]) -> Table:
     return metrics_table(rows)
 
 
+
+
+def natural_width(renderable: object, console: Console) -> int:
+    """The width ``renderable`` takes when nothing limits it (a table's longest row)."""
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update_width(10_000), renderable).maximum
+
+
+def print_whole(renderable: object, console: Console | None = None) -> None:
+    """Print a table so that nothing in it is cut or folded: output that is not a terminal
+    (a pipe, a file, where rich would assume 80 columns) gets the table's own width; a
+    terminal gets its width, the table being made to fit it by its caller."""
+    console = console or out
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    width = console.width
+    console.width = max(width, natural_width(renderable, console))
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width

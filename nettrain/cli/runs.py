@@ -85,7 +85,15 @@ def runs(
         if as_json:
             common.out.print_json(data=[row.to_json() for row in listing.rows])
         elif listing.rows:
-            common.out.print(runs_table.runs_table(listing))
+            table = runs_table.runs_table(listing)
+            if common.out.is_terminal and \
+                    common.natural_width(table, common.out) > common.out.width:
+                # too narrow: paths and notes below, each whole on its own line
+                common.out.print(runs_table.runs_table(listing, whole=False))
+                for line in runs_table.paths_below(listing):
+                    common.out.print(line, highlight=False, markup=False, soft_wrap=True)
+            else:
+                common.print_whole(table)
             common.out.print(runs_table.describe(listing), highlight=False, markup=False,
                       soft_wrap=True)
         if not listing.rows:
@@ -118,7 +126,7 @@ def runs_compare(
             common.out.print_json(data=comparison.to_json(plot))
         else:
             for table in comparing.compare_tables(comparison):
-                common.out.print(table)
+                common.print_whole(table)
         without = [label for label in comparison.labels if label not in comparison.histories]
         if without:
             common.err.print(f"No history to plot for {shown(', '.join(without))} (no "

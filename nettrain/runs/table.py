@@ -361,16 +361,23 @@ def number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def runs_table(listing: Listing) -> Table:
+def runs_table(listing: Listing, whole: bool = True) -> Table:
     """The rich table of a listing: name, started, status, epochs, main metrics, path (and a
-    note column when a run is damaged, stopped or failed)."""
+    note column when a run is damaged, stopped or failed).
+
+    Args:
+        whole: with the path and note columns; else a ``#`` column instead, for
+            :func:`paths_below` to give each run's path and note on lines of their own.
+    """
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
     columns = metric_columns(listing.rows, listing.sort)
-    notes = any(row.note for row in listing.rows)
+    notes = whole and any(row.note for row in listing.rows)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    if not whole:
+        table.add_column("#", justify="right", no_wrap=True)
     table.add_column("name", overflow="fold", min_width=6)
     table.add_column("started", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -378,14 +385,28 @@ def runs_table(listing: Listing) -> Table:
     for name in columns:  # "val" over "accuracy": the table fits 80 columns
         table.add_column(Text(shown(name).replace("_", "\n", 1)), justify="right",
                          no_wrap=True)
-    table.add_column("path", overflow="fold", min_width=16)
+    if whole:  # a path and a note (a command to copy) are never folded
+        table.add_column("path", no_wrap=True, overflow="ignore")
     if notes:
-        table.add_column("note", overflow="fold")
-    for row in listing.rows:  # Text: a name, path or note is never read as rich markup
-        table.add_row(Text(shown(row.name)), local_time(row.started), _status_text(row.status),
-                      epochs_text(row), *(number(row.metrics.get(c)) for c in columns),
-                      Text(shown(row.path)), *([Text(shown(row.note or ""))] if notes else []))
+        table.add_column("note", no_wrap=True, overflow="ignore")
+    for i, row in enumerate(listing.rows, 1):  # Text: never read as rich markup
+        table.add_row(*([str(i)] if not whole else []), Text(shown(row.name)),
+                      local_time(row.started), _status_text(row.status), epochs_text(row),
+                      *(number(row.metrics.get(c)) for c in columns),
+                      *([Text(shown(row.path))] if whole else []),
+                      *([Text(shown(row.note or ""))] if notes else []))
     return table
+
+
+def paths_below(listing: Listing) -> list[str]:
+    """Each run's path (and note) on lines of its own, numbered as in ``runs_table(listing,
+    whole=False)``: what a terminal too narrow for the whole table shows under it."""
+    lines = []
+    for i, row in enumerate(listing.rows, 1):
+        lines.append(f"{i:>{len(str(len(listing.rows)))}}  {shown(row.path)}")
+        if row.note:
+            lines.append(f"{'':>{len(str(len(listing.rows)))}}  {shown(row.note)}")
+    return lines
 
 
 def _status_text(status: str) -> Any:
