@@ -495,3 +495,23 @@ def test_runs_on_a_narrow_terminal_puts_paths_and_notes_below(runner, many, monk
                          "2  runs/killed",
                          "   ended unmarked (killed?); to continue: nettrain fit --resume runs/killed"]
     assert below[-3:] == ["5  runs/tiny/b", "6  runs/tiny/a", "6 runs under runs, newest first."]
+
+
+def test_compare_keeps_each_layer_s_keys_together_and_whole(runner, trained, tmp_path,
+                                                           monkeypatch):
+    """A run with a Dropout between its Dense layers: layer 1's Dense keys, then its Dropout
+    key, then layer 2's: never interleaved; and no dotted key folded, even piped at 40
+    columns."""
+    (tmp_path / "c").mkdir()
+    dropout = fit_once(tmp_path / "c", tiny_config(save={"formats": ["keras"]}, model={"layers": [
+        {"Dense": {"units": 8, "activation": "relu"}}, {"Dropout": {"rate": 0.1}},
+        {"Dense": {"units": 3, "activation": "softmax"}}]}))
+    monkeypatch.setattr(cli.out, "width", 40)
+    result = runner.invoke(app, ["runs", "compare", str(trained["a"]), str(dropout)])
+    assert result.exception is None and result.exit_code == 0, result.output
+    table = result.stdout.split("Metrics")[0]
+    keys = [line.split("│")[1].strip() for line in table.splitlines()
+            if line.startswith("│")]
+    assert keys == ["model.layers.1.Dense.units", "model.layers.1.Dense.activation",
+                    "model.layers.1.Dropout.rate", "model.layers.2.Dense.units",
+                    "model.layers.2.Dense.activation"], table

@@ -100,10 +100,7 @@ def compare(paths: list[Path]) -> Comparison:
                              "compared; restore it from a copy of the run directory.") from None
     rows = [read_run(path) for path in paths]
     labels = _labels(rows)
-    # each key where its config has it: a run's own keys stay together (compile.optimizer...)
-    places = [{k: i for i, k in enumerate(flat)} for flat in flats]
-    keys = sorted(dict.fromkeys(k for flat in flats for k in flat),
-                  key=lambda k: min(place[k] for place in places if k in place))
+    keys = _grouped(flats)
     differ = {k: [flat.get(k, MISSING) for flat in flats] for k in keys
               if any(flat.get(k, MISSING) != flats[0].get(k, MISSING)
                      for flat in flats)}
@@ -112,6 +109,21 @@ def compare(paths: list[Path]) -> Comparison:
     best = [best_epoch(row.path / rundir.HISTORY, config) for row, config in zip(rows, configs)]
     histories = {k: v for k, v in histories.items() if v is not None and len(v)}
     return Comparison(rows, labels, differ, len(keys) - len(differ), best, histories)
+
+
+def _grouped(flats: list[dict[str, Any]]) -> list[str]:
+    """Every key of the runs, each beside its kin: keys that share a prefix stay together
+    (``model.layers.1.Dense.*`` before ``model.layers.1.Dropout.*``, never interleaved), and
+    prefixes come in the order the configs first have them."""
+    order: dict[str, int] = {}
+    for flat in flats:
+        for key in flat:
+            parts = key.split(".")
+            for i in range(1, len(parts) + 1):
+                order.setdefault(".".join(parts[:i]), len(order))
+    keys = dict.fromkeys(k for flat in flats for k in flat)
+    return sorted(keys, key=lambda k: [order[".".join(k.split(".")[:i])]
+                                       for i in range(1, k.count(".") + 2)])
 
 
 def _dotted(key: str) -> str:
@@ -164,7 +176,7 @@ def compare_tables(comparison: Comparison) -> list[RenderableType]:
     differ = Table(title=f"Config: {len(comparison.differ)} key"
                          f"{'s differ' if len(comparison.differ) != 1 else ' differs'} "
                          f"({comparison.same} the same)", title_justify="left")
-    differ.add_column("key", overflow="fold")
+    differ.add_column("key", no_wrap=True)  # a dotted key to copy is never folded
     for label in comparison.labels:  # Text: never read as rich markup
         differ.add_column(Text(shown(label)), overflow="fold")
     for key, values in comparison.differ.items():
