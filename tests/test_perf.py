@@ -47,7 +47,7 @@ def _rss_mib() -> float:
 def test_the_pipelines_of_one_array_hold_one_copy_of_it():
     """tf.constant copied a large array twice (one transient), each pipeline of a split held
     its own copy, and each iterator's graph rewrite copied it again."""
-    from nettrain.data import pipeline
+    from nettrain.data import pipeline, steps
 
     small = np.zeros((4, 2), dtype=np.float32)
     for shuffle in (True, False):  # TensorFlow's own start-up memory comes before
@@ -55,8 +55,9 @@ def test_the_pipelines_of_one_array_hold_one_copy_of_it():
     x = np.random.default_rng(0).random((2**19, 64), dtype=np.float32)  # 128 MiB, small rows
     y = np.zeros(len(x), dtype=np.int64)
     before = _rss_mib()
-    datasets = [pipeline.arrays(x, y, None, 8, shuffle=shuffle, seed=0, repeat=repeat)
-                for shuffle, repeat in ((True, True), (False, False), (False, True))]
+    datasets = [pipeline.arrays(x, y, None, 8, shuffle=shuffle, seed=0,
+                                schedule=steps.whole(len(x), 8, endless=endless))
+                for shuffle, endless in ((True, True), (False, False), (False, True))]
     batches = [next(iter(ds)) for ds in datasets]
     grown = _rss_mib() - before
     assert grown < 1.4 * x.nbytes / 2**20, f"{grown:.0f} MiB for an array of 128 MiB"

@@ -275,7 +275,7 @@ def test_resume_is_bit_identical_with_several_steps_per_execution(runner, tmp_pa
     """steps_per_execution: auto runs several batches per call (here 90 / 4 -> 23 batches
     in one call): a resumed run still ends as an uninterrupted one."""
     from nettrain.config.load import load_config
-    from nettrain.model.builder import steps_per_execution
+    from nettrain.data.steps import steps_per_execution
 
     path = write_config(tmp_path / "c.yaml", control_config(batch_size=4))
     config = load_config(path)
@@ -288,7 +288,7 @@ def test_resume_is_bit_identical_with_several_steps_per_execution(runner, tmp_pa
 
 def test_steps_per_execution_auto_splits_an_epoch_into_equal_calls():
     from nettrain.config.schema import Config
-    from nettrain.model.builder import steps_per_execution
+    from nettrain.data.steps import steps_per_execution
 
     def spe(samples, **fit):
         config = Config.model_validate({**tiny_config(), "fit": {"batch_size": 128, **fit}})

@@ -3,8 +3,9 @@ Arrays in memory are held as tensors, one copy each (:func:`tensor`), and each b
 or gathered from them inside TensorFlow (:func:`arrays`); inputs with string columns and
 streamed CSVs come from Python generators (:func:`dataset`, :func:`epoch_dataset`).
 
-Each pass over such a dataset is one epoch, and a shuffled epoch's order is drawn from the
-seed and the epoch number only, so a resumed run sees the same orders as an uninterrupted one.
+Each pipeline runs the batches a :class:`~nettrain.data.steps.Schedule` gives each epoch
+(default: one whole pass), and a shuffled pass's order is drawn from the seed and the pass
+number only, so a resumed run sees the same batches as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from nettrain.data import steps as planner
 from nettrain.data.dataset import Inputs, size, take
+from nettrain.data.steps import Schedule, Segment
 
 
 def needs_dataset(x: Inputs) -> bool:
@@ -41,83 +44,134 @@ def item(x: Inputs, y: np.ndarray | None, w: np.ndarray | None) -> Any:
 
 
 def shuffled(n: int, seed: int | None, epoch: int) -> np.ndarray:
-    """The order of ``n`` rows in one epoch: depends only on the seed and the epoch number."""
+    """The order of ``n`` rows in one pass: depends only on the seed and the pass number
+    (the epoch number, when an epoch is one pass)."""
     return np.random.default_rng([seed or 0, epoch]).permutation(n)
 
 
-def epoch_dataset(batches: Callable[[int], Iterator[Any]], steps: int,
+def _segments(schedule: Schedule, first_epoch: int) -> Callable[[], Iterator[Segment]]:
+    """What each iterator over a pipeline runs: every epoch from ``first_epoch`` on, when the
+    schedule is endless; otherwise the n-th iterator is epoch ``first_epoch + n`` alone."""
+    if schedule.endless:
+        return lambda: schedule.following(first_epoch)
+    epochs = itertools.count(first_epoch)
+    return lambda: iter(schedule.segments(next(epochs)))
+
+
+def _counted(ds: Any, schedule: Schedule) -> Any:
+    """An epoch's pipeline says its batches (Keras's steps and progress); an endless one
+    runs on."""
+    import tensorflow as tf
+
+    return ds if schedule.endless else \
+        ds.apply(tf.data.experimental.assert_cardinality(schedule.per_epoch))
+
+
+def epoch_dataset(batches: Callable[[int], Iterator[Any]], schedule: Schedule,
                   first_epoch: int = 0) -> Any:
-    """A dataset whose n-th pass yields ``batches(first_epoch + n)``.
+    """A dataset of the batches ``schedule`` gives each epoch, from Python.
 
     Args:
-        batches: epoch number -> the batches of that epoch (numpy arrays, or dicts of them).
-        steps: batches per epoch (so Keras shows progress and knows where an epoch ends).
+        batches: pass number -> the batches of that pass (numpy arrays, or dicts of them).
+        schedule: which batches of which pass each epoch runs (see :mod:`nettrain.data.steps`).
         first_epoch: the epoch the first pass is (a resumed run starts later).
+
+    A pass read part-way is kept and read on when the next epoch starts where it stopped
+    (a streamed CSV is not read again from its start for each epoch).
     """
     import tensorflow as tf
 
-    epochs = itertools.count(first_epoch)
-    sample = next(batches(first_epoch))
+    sample = next(batches(0))
     signature = tf.nest.map_structure(
         lambda a: tf.TensorSpec(shape=(None, *a.shape[1:]),
                                 dtype=tf.string if a.dtype == object else tf.as_dtype(a.dtype)),
         sample)
-    ds = tf.data.Dataset.from_generator(lambda: batches(next(epochs)),
-                                        output_signature=signature)
-    return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+    segments = _segments(schedule, first_epoch)
+    reading: dict[str, Any] = {"at": None}  # (pass, next batch) of the pass being read
+
+    def run() -> Iterator[Any]:
+        for number, first, end in segments():
+            if reading["at"] != (number, first):
+                reading["rows"] = itertools.islice(batches(number), first, None)
+            for index in range(first, end):
+                reading["at"] = None  # while a batch is read, nothing is known
+                batch = next(reading["rows"])
+                reading["at"] = (number, index + 1)
+                yield batch
+
+    ds = tf.data.Dataset.from_generator(run, output_signature=signature)
+    return _counted(ds, schedule).prefetch(2)
 
 
 def arrays(x: np.ndarray, y: np.ndarray | None = None, w: np.ndarray | None = None,
            batch_size: int | None = None, shuffle: bool = False, seed: int | None = None,
-           first_epoch: int = 0, repeat: bool = False) -> Any:
+           first_epoch: int = 0, schedule: Schedule | None = None) -> Any:
     """A batched, prefetched dataset of the arrays ``x`` (and ``y``, ``w``) held in memory.
 
     The arrays are held as tensors made once per array (:func:`tensor`: fit and evaluate of
     one split share one copy). Unshuffled, each batch is a slice of them. Shuffled, Python
-    gives only each epoch's order (one array per epoch, from :func:`shuffled`) and the batches
-    are gathered by TensorFlow, overlapped with training by ``prefetch``. The n-th pass over
-    the dataset is epoch ``first_epoch + n``, so a resumed run sees the same orders as an
-    uninterrupted one. With ``repeat`` the dataset is every epoch after another, endless: fit
-    then takes ``steps_per_epoch`` batches (:func:`steps`) an epoch from one iterator, which
-    saves making an iterator each epoch (a cost that dominates short epochs).
+    gives only each pass's order (one array per pass, from :func:`shuffled`) and which of its
+    batches to run; the batches are gathered by TensorFlow, overlapped with training by
+    ``prefetch``. ``schedule`` says which batches of which pass each epoch runs (default: one
+    whole pass of ``batch_size``); an endless one makes one pipeline of every epoch after
+    another, which saves making an iterator each epoch (a cost that dominates short epochs).
     """
     import tensorflow as tf
 
-    n, batch = len(x), batch_size or 32
-    count = steps(x, batch)
+    schedule = schedule or planner.whole(len(x), batch_size)
+    n, batch = len(x), schedule.batch_size
     tensors = tuple(tensor(a) for a in (x, y, w) if a is not None)
 
     def one(parts: tuple[Any, ...]) -> Any:
         return parts if len(parts) > 1 else parts[0]
 
-    if not shuffle:  # every epoch is the same: slices, no order to draw
-        ds = tf.data.Dataset.range(count).map(tf.autograph.experimental.do_not_convert(
-            lambda i: one(tuple(t[i * batch:(i + 1) * batch] for t in tensors))),
-            num_parallel_calls=tf.data.AUTOTUNE)
-        return _in_place((ds.repeat() if repeat else ds).prefetch(tf.data.AUTOTUNE))
+    @tf.autograph.experimental.do_not_convert
+    def sliced(i: Any) -> Any:
+        return one(tuple(t[i * batch:(i + 1) * batch] for t in tensors))
 
-    epochs = itertools.count(first_epoch)
+    if not shuffle and schedule.same_every_epoch:  # every epoch the same: no Python at all
+        ds = tf.data.Dataset.range(schedule.per_epoch).map(
+            sliced, num_parallel_calls=tf.data.AUTOTUNE)
+        return _in_place((ds.repeat() if schedule.endless else ds).prefetch(tf.data.AUTOTUNE))
+    segments = _segments(schedule, first_epoch)
+    if not shuffle and schedule.endless:  # the passes one after another, from the first batch
+        _, first, _ = next(segments())
+        ds = tf.data.Dataset.range(schedule.per_pass).repeat().skip(first).map(
+            sliced, num_parallel_calls=tf.data.AUTOTUNE)
+        return _in_place(ds.prefetch(tf.data.AUTOTUNE))
+    if not shuffle:
+        ds = tf.data.Dataset.from_generator(
+            lambda: ((first, end) for _, first, end in segments()),
+            output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64)))
+        ds = ds.flat_map(tf.autograph.experimental.do_not_convert(
+            lambda first, end: tf.data.Dataset.range(first, end))).map(
+            sliced, num_parallel_calls=tf.data.AUTOTUNE)
+        return _in_place(_counted(ds, schedule).prefetch(tf.data.AUTOTUNE))
 
-    def orders() -> Iterator[np.ndarray]:
-        for epoch in (epochs if repeat else [next(epochs)]):
-            yield shuffled(n, seed, epoch)
+    drawn: dict[int, np.ndarray] = {}  # the order of the pass being run
+
+    def orders() -> Iterator[tuple[np.ndarray, int, int]]:
+        for number, first, end in segments():
+            if number not in drawn:
+                drawn.clear()
+                drawn[number] = shuffled(n, seed, number)
+            yield drawn[number], first, end
 
     @tf.autograph.experimental.do_not_convert
-    def batches(order: Any) -> Any:
-        return tf.data.Dataset.range(count).map(
+    def rows(order: Any, first: Any, end: Any) -> Any:
+        return tf.data.Dataset.range(first, end).map(
             tf.autograph.experimental.do_not_convert(
                 lambda i: order[i * batch:(i + 1) * batch]))
 
     @tf.autograph.experimental.do_not_convert
-    def gather(rows: Any) -> Any:
-        return one(tuple(tf.gather(t, rows) for t in tensors))
+    def gather(picked: Any) -> Any:
+        return one(tuple(tf.gather(t, picked) for t in tensors))
 
-    ds = tf.data.Dataset.from_generator(
-        orders, output_signature=tf.TensorSpec(shape=(n,), dtype=tf.int64))
-    ds = ds.flat_map(batches).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    if not repeat:
-        ds = ds.apply(tf.data.experimental.assert_cardinality(count))
-    return _in_place(ds.prefetch(tf.data.AUTOTUNE))
+    ds = tf.data.Dataset.from_generator(orders, output_signature=(
+        tf.TensorSpec(shape=(n,), dtype=tf.int64), tf.TensorSpec((), tf.int64),
+        tf.TensorSpec((), tf.int64)))
+    ds = ds.flat_map(rows).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return _in_place(_counted(ds, schedule).prefetch(tf.data.AUTOTUNE))
 
 
 def _in_place(ds: Any) -> Any:
@@ -164,22 +218,20 @@ def tensor(a: np.ndarray) -> Any:
     return made
 
 
-def steps(x: Inputs, batch_size: int | None) -> int:
-    """Batches in one pass over ``x``."""
-    return -(-size(x) // (batch_size or 32))
-
-
 def dataset(x: Inputs, y: np.ndarray | None = None, w: np.ndarray | None = None,
             batch_size: int | None = None, shuffle: bool = False, seed: int | None = None,
-            first_epoch: int = 0) -> Any:
-    """A batched dataset of in-memory ``x`` (and ``y``, ``w``), shuffled per epoch if asked."""
-    n, batch = size(x), batch_size or 32
+            first_epoch: int = 0, schedule: Schedule | None = None) -> Any:
+    """A batched dataset of in-memory ``x`` (and ``y``, ``w``), each pass shuffled if asked;
+    ``schedule`` as for :func:`arrays`."""
+    n = size(x)
+    schedule = schedule or planner.whole(n, batch_size)
+    batch = schedule.batch_size
 
-    def batches(epoch: int) -> Iterator[Any]:
-        order = shuffled(n, seed, epoch) if shuffle else np.arange(n)
+    def batches(number: int) -> Iterator[Any]:
+        order = shuffled(n, seed, number) if shuffle else np.arange(n)
         for start in range(0, n, batch):
             rows = order[start:start + batch]
             yield item(take(x, rows), None if y is None else y[rows],
                        None if w is None else w[rows])
 
-    return epoch_dataset(batches, -(-n // batch), first_epoch)
+    return epoch_dataset(batches, schedule, first_epoch)

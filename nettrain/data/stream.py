@@ -242,14 +242,19 @@ class CsvStream:
         return item[0], item[1]
 
     def dataset(self, split: str, batch_size: int | None, shuffle: bool = False,
-                first_epoch: int = 0) -> Any:
-        """A tf.data.Dataset of batches of one split; each pass reads the file again."""
+                first_epoch: int = 0, schedule: Any = None) -> Any:
+        """A tf.data.Dataset of batches of one split; each pass reads the file again.
+
+        ``schedule`` (a :class:`nettrain.data.steps.Schedule`) says which batches of which
+        pass each epoch runs; default: one whole pass of ``batch_size``.
+        """
+        from nettrain.data import steps
         from nettrain.data.pipeline import epoch_dataset
 
-        batch_size = batch_size or 32
-        steps = -(-self.counts.get(split, 0) // batch_size)
-        return epoch_dataset(lambda epoch: self.batches(split, batch_size, epoch, shuffle),
-                             steps, first_epoch)
+        schedule = schedule or steps.whole(self.counts.get(split, 0), batch_size)
+        return epoch_dataset(
+            lambda number: self.batches(split, schedule.batch_size, number, shuffle),
+            schedule, first_epoch)
 
 
 def _concat(parts: list[tuple]) -> tuple:

@@ -13,7 +13,7 @@ from typing import Any
 
 from nettrain.config.load import load_config
 from nettrain.config.schema import Config
-from nettrain.data import fingerprint
+from nettrain.data import fingerprint, steps
 from nettrain.data.dataset import Data
 from nettrain.data.loading import load_data
 from nettrain.engine import progress, runtime
@@ -273,33 +273,38 @@ def _truncate_history(path: Path, epochs: int) -> None:
 
 def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
         tuple[dict[str, Any], dict[str, Any]]:
-    """The data arguments of ``model.fit`` and the ``fit:`` section as keyword arguments."""
+    """The data arguments of ``model.fit`` and the ``fit:`` section as keyword arguments.
+
+    The pipelines and fit's step arguments follow one plan (:func:`nettrain.data.steps.plan`):
+    the batches each epoch, each call and each validation pass run.
+    """
     config, data = prepared.config, prepared.data
-    kwargs = config.fit.model_dump(exclude={"checkpoint_every_seconds"})
+    kwargs = config.fit.model_dump(exclude={"checkpoint_every_seconds", "batch_size",
+                                            "validation_batch_size"})  # in the pipelines
     kwargs["verbose"] = 0  # nettrain's own display shows the progress (see nettrain.engine.progress)
     if kwargs["class_weight"] == "balanced":
         kwargs["class_weight"] = balanced_class_weight(data.class_counts())
-    per_call = getattr(prepared.model, "steps_per_execution", 1) or 1
+    plan = _plan(prepared)
     args = _arguments(data, "train", config, training=True, first_epoch=first_epoch,
-                      repeat=config.fit.steps_per_epoch is None, per_call=per_call)
-    del kwargs["batch_size"], kwargs["validation_batch_size"]  # done by the pipelines
-    kwargs["shuffle"] = False  # the pipeline shuffles itself, by seed and epoch
-    kwargs["steps_per_epoch"] = args.pop("steps", None) or config.fit.steps_per_epoch
-    if "validation" in data.splits:
-        validation = _arguments(data, "validation", config,
-                                repeat=config.fit.validation_steps is None, per_call=per_call)
-        kwargs["validation_data"] = validation["x"]
-        kwargs["validation_steps"] = validation.get("steps") or config.fit.validation_steps
+                      schedule=plan.train)
+    kwargs["shuffle"] = False  # the pipeline shuffles itself, by seed and pass
+    kwargs.update(plan.fit_arguments())
+    if plan.validation is not None:
+        kwargs["validation_data"] = _arguments(data, "validation", config,
+                                               schedule=plan.validation)["x"]
     return args, kwargs
 
 
+def _plan(prepared: Prepared) -> steps.Plan:
+    """The step plan of the prepared fit (see :mod:`nettrain.data.steps`)."""
+    data = prepared.data
+    return steps.plan(prepared.config, {split: data.size(split) for split in data.splits})
+
+
 def _epoch_samples(prepared: Prepared) -> int:
-    """The training samples of one epoch (for samples/s): the training split, or
-    ``fit.steps_per_epoch`` batches of ``fit.batch_size`` when that is set."""
-    fit = prepared.config.fit
-    if fit.steps_per_epoch is not None:
-        return fit.steps_per_epoch * (fit.batch_size or 32)
-    return prepared.data.size("train")
+    """The training samples of one epoch (for samples/s): a pass over the training split, or
+    ``fit.steps_per_epoch`` batches of it (on average over the epochs)."""
+    return _plan(prepared).epoch_samples
 
 
 def balanced_class_weight(counts: Any) -> dict[int, float]:
@@ -344,7 +349,10 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
     drawing = None
     stops = StopNotes()
     try:  # from here on a Ctrl-C marks the run and says how to go on
-        args, kwargs = _fit_arguments(prepared, state.epoch if state else 0)
+        # The pipelines count epochs as Keras does (from fit.initial_epoch), so a resume
+        # picks up the batches of its first epoch.
+        first = state.epoch if state else config.fit.initial_epoch
+        args, kwargs = _fit_arguments(prepared, first)
         # The run's own callbacks go last: the checkpoint sees the others' state after each
         # epoch; a stop that got lost is honoured at the next batch.
         kwargs["callbacks"] = [*prepared.callbacks, guard,
@@ -352,7 +360,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
                                checkpoint, keras.callbacks.LambdaCallback(
                                    on_train_batch_end=lambda batch, logs: stops.check()),
                                *extra]
-        kwargs["initial_epoch"] = state.epoch if state else config.fit.initial_epoch
+        kwargs["initial_epoch"] = first
         kwargs["epochs"] = config.fit.epochs if epochs is None else epochs
         left = kwargs["epochs"] - kwargs["initial_epoch"]
         shown = display.callback(config, kwargs["epochs"], kwargs["initial_epoch"],
@@ -436,33 +444,26 @@ def _history_png(path: Path, title: str, echo: Any) -> None:
 
 
 def _arguments(data: Data, split: str, config: Config, training: bool = False,
-               first_epoch: int = 0, repeat: bool = False, per_call: int = 1) -> dict[str, Any]:
+               first_epoch: int = 0, schedule: steps.Schedule | None = None) -> dict[str, Any]:
     """The x argument of fit or evaluate for one split: a tf.data pipeline (see
-    :mod:`nettrain.data.pipeline`) that shuffles each epoch in an order drawn from the seed and the
-    epoch number, so a resumed run sees the same orders.
-
-    With ``repeat``, arrays in memory become one endless pipeline, and ``steps`` (the batches
-    of an epoch) comes with it, for fit's ``steps_per_epoch`` or ``validation_steps``; only
-    when those batches are a whole number of ``per_call`` (the model's steps_per_execution):
-    one call of Keras's compiled step always runs ``per_call`` batches, so on an endless
-    pipeline the last call of a pass would run on into the next one (a validation of 3
-    batches measured in calls of 5 counted 2 of them twice). A finite pipeline ends the call.
+    :mod:`nettrain.data.pipeline`) that runs the batches ``schedule`` gives each epoch
+    (default: one whole pass, at the training batch size with ``training``, else at the
+    evaluation one). ``training`` shuffles each pass (``fit.shuffle``) in an order drawn from
+    the seed and the pass number, so a resumed run sees the same orders.
     """
     from nettrain.data import pipeline
 
-    batch = config.fit.batch_size if training else \
-        (config.fit.validation_batch_size or config.fit.batch_size)
+    if schedule is None:
+        schedule = steps.whole(data.size(split), config.fit.batch_size) if training else \
+            steps.evaluation(config, data.size(split))
     shuffle = training and config.fit.shuffle
     if data.stream:
-        return {"x": data.stream.dataset(split, batch, shuffle=shuffle, first_epoch=first_epoch)}
+        return {"x": data.stream.dataset(split, schedule.batch_size, shuffle=shuffle,
+                                         first_epoch=first_epoch, schedule=schedule)}
     x, y, w = data.x[split], data.y[split], data.w.get(split)
-    repeat = repeat and pipeline.steps(x, batch) % per_call == 0
-    if pipeline.needs_dataset(x):
-        return {"x": pipeline.dataset(x, y, w, batch, shuffle=shuffle, seed=config.seed,
-                                      first_epoch=first_epoch)}
-    return {"x": pipeline.arrays(x, y, w, batch, shuffle=shuffle, seed=config.seed,
-                                 first_epoch=first_epoch, repeat=repeat),
-            **({"steps": pipeline.steps(x, batch)} if repeat else {})}
+    make = pipeline.dataset if pipeline.needs_dataset(x) else pipeline.arrays
+    return {"x": make(x, y, w, shuffle=shuffle, seed=config.seed, first_epoch=first_epoch,
+                      schedule=schedule)}
 
 
 def _mark_failed(path: Path, error: str, completed: int) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from nettrain.config.fields import spec_kwargs, spec_name
 from nettrain.config.schema import Config
+from nettrain.data import steps
 from nettrain.data.columns import INPUT_DTYPES
 from nettrain.data.dataset import Data
 from nettrain.errors import ConfigError, Problem
@@ -50,39 +51,14 @@ class Compiled:
 
     def kwargs(self, config: Config, samples: int | None = None) -> dict[str, Any]:
         """``model.compile``'s arguments; ``samples``: the training samples (for
-        ``steps_per_execution: auto``)."""
+        ``steps_per_execution: auto``, which the step planner decides: see
+        :mod:`nettrain.data.steps`)."""
         c = config.compile
         return {"optimizer": self.optimizer, "loss": self.loss, "metrics": self.metrics,
                 "weighted_metrics": self.weighted_metrics or None,
                 "loss_weights": c.loss_weights, "run_eagerly": c.run_eagerly,
-                "steps_per_execution": steps_per_execution(config, samples),
+                "steps_per_execution": steps.steps_per_execution(config, samples),
                 "jit_compile": c.jit_compile}
-
-
-# With ``steps_per_execution: auto``, one call of the compiled training step runs up to this
-# many batches: Python, the callbacks' batch hooks and the progress display then run once per
-# call instead of once per batch.
-MAX_STEPS_PER_EXECUTION = 32
-
-
-def steps_per_execution(config: Config, samples: int | None) -> int:
-    """``compile.steps_per_execution``, with ``auto`` chosen from the batches of an epoch:
-    the epoch split into equal calls of at most 32 batches (1 when the size is unknown, with
-    ``run_eagerly`` and with ``distribute: mirrored``, which fails with more under Keras 3.15).
-
-    Example: 60,000 samples in batches of 128 -> 469 batches -> 15 calls of 32 batches; 4
-    samples in batches of 1 -> one call of 4.
-    """
-    value = config.compile.steps_per_execution
-    if value != "auto":
-        return value
-    if config.compile.run_eagerly or config.distribute == "mirrored":
-        return 1  # Keras runs several steps per call only in one graph on one device
-    steps = config.fit.steps_per_epoch or (
-        -(-samples // (config.fit.batch_size or 32)) if samples else 0)
-    if not steps:
-        return 1
-    return -(-steps // -(-steps // MAX_STEPS_PER_EXECUTION))
 
 
 @dataclass
