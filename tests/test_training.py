@@ -473,3 +473,24 @@ def test_validation_logged_during_fit_is_one_pass_over_the_validation_split(
     final = json.loads((tmp_path / "run" / "metrics.json").read_text())["validation"]
     assert last["val_loss"] == pytest.approx(final["loss"], rel=1e-5)
     assert last["val_accuracy"] == pytest.approx(final["accuracy"], rel=1e-6)
+
+
+def test_best_keras_is_the_epoch_fit_names_best(runner, tmp_path):
+    """An EarlyStopping on val_accuracy (mode max): checkpoints/best.keras is the epoch fit's
+    summary calls best, not the one of the lowest val_loss."""
+    from nettrain.config.load import load_config
+    from nettrain.engine.best import best_epoch
+    from nettrain.run.checkpoints import read_state
+
+    config = tiny_config(fit={"epochs": 12, "batch_size": 16, "verbose": 0, "callbacks": [
+        {"EarlyStopping": {"monitor": "val_accuracy", "mode": "max", "patience": 100}}]},
+        seed=3)
+    path = write_config(tmp_path / "c.yaml", config)
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", "run"])
+    assert result.exit_code == 0, result.output
+    history = pd.read_csv("run/history.csv")
+    lowest_loss = int(history["val_loss"].idxmin()) + 1
+    best = best_epoch(Path("run/history.csv"), load_config(path))
+    assert best.monitor.name == "val_accuracy" and best.epoch != lowest_loss  # they differ
+    assert f"Best epoch {best.epoch:>4} of 12: highest val_accuracy" in result.stderr
+    assert read_state(Path("run/checkpoints/best.keras")).epoch == best.epoch

@@ -17,6 +17,7 @@ from nettrain.data import fingerprint, steps
 from nettrain.data.dataset import Data
 from nettrain.data.loading import load_data
 from nettrain.engine import progress, runtime
+from nettrain.engine.best import monitor as best_monitor
 from nettrain.engine.signals import StopNotes, _NaN
 from nettrain.errors import RunError, UsageError
 from nettrain.model import callbacks, saving
@@ -341,10 +342,12 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
 
     config, model, data = prepared.config, prepared.model, prepared.data
     guard = checkpoints.NaNGuard()
-    monitor = "val_loss" if "validation" in data.splits else "loss"
-    checkpoint = checkpoints.RunCheckpoint(path / checkpoints.FOLDER, monitor,
+    watched = best_monitor(config, ["loss", "val_loss"] if "validation" in data.splits
+                          else ["loss"])  # fit's best-epoch rule chooses best.keras too
+    checkpoint = checkpoints.RunCheckpoint(path / checkpoints.FOLDER, watched.name,
                                            prepared.callbacks, guard, state,
-                                           every=config.fit.checkpoint_every_seconds)
+                                           every=config.fit.checkpoint_every_seconds,
+                                           mode=watched.mode)
     trained = False
     drawing = None
     stops = StopNotes()

@@ -213,7 +213,9 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     Args:
         folder: the run's ``checkpoints/`` folder.
-        monitor: the value that decides "best" (lower is better), e.g. ``val_loss``.
+        monitor: the value that decides "best", e.g. ``val_loss``: the run's best-epoch rule
+            (:func:`nettrain.engine.best.monitor`), so best.keras is the epoch fit names.
+        mode: ``'min'`` (lower is better) or ``'max'``.
         callbacks: the callbacks whose state travels with the checkpoint.
         guard: the NaNGuard; an epoch whose loss became NaN is not saved.
         resume: the state to put back, when resuming.
@@ -221,15 +223,16 @@ class RunCheckpoint(keras.callbacks.Callback):
     """
 
     def __init__(self, folder: Path, monitor: str, callbacks: list[Any], guard: NaNGuard,
-                 resume: State | None = None, every: float = 0.0) -> None:
+                 resume: State | None = None, every: float = 0.0, mode: str = "min") -> None:
         super().__init__()
         self.folder = folder
-        self.monitor = monitor
+        self.monitor, self.mode = monitor, mode
         self.tracked = callbacks
         self.guard = guard
         self.resume = resume
         self.every = every
-        self.best = resume.best if resume else None
+        # a best value of another monitor (a run resumed under another rule) is not compared
+        self.best = resume.best if resume and resume.monitor in (None, monitor) else None
         self.completed = resume.epoch if resume else 0  # epochs in last.keras once flushed
         self.written = self.completed                   # epochs in last.keras on the disk
         self._last: _Snapshot | None = None             # not yet written
@@ -251,7 +254,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             return  # keep the last good checkpoint
         current = logs.get(self.monitor)
         improved = current is not None and _finite(current) and (
-            self.best is None or float(current) < self.best)
+            self.best is None or (float(current) > self.best if self.mode == "max"
+                                  else float(current) < self.best))
         if improved:
             self.best = float(current)
         callbacks, arrays = [], {}
