@@ -1,0 +1,205 @@
+"""Guards for promises of the README that a mutation test found unguarded: each test here
+failed with a small edit of nettrain/ that broke what it checks, and passes without it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nettrain.cli import app
+
+from conftest import REPO, tiny_config, write_config
+
+
+def _probabilities(stdout: str) -> list[list[float]]:
+    return [[float(v) for v in line.split(",")[1:]] for line in stdout.strip().splitlines()[1:]]
+
+
+# ------------------------------------------------------------------ the out-of-vocabulary token
+
+
+def test_a_category_named_like_the_oov_token_is_told_apart_from_an_unseen_one(runner, tmp_path):
+    """'[UNK]' sorts before 'b', so it is the first entry of the vocabulary: Keras merges an
+    OOV token equal to the first entry with it ('[UNK]' and 'zz' would both be unknown)."""
+    rng = np.random.default_rng(0)
+    n = 40
+    tag = rng.choice(["[UNK]", "b"], n)
+    frame = pd.DataFrame({"tag": tag, "x": rng.normal(size=n).round(3),
+                          "y": (tag == "[UNK]").astype(int)})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y",
+                               "categorical": ["tag"], "validation_split": 0.0,
+                               "test_split": 0.0},
+                         model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]},
+                         save={"formats": ["keras", "json"]})
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert fit.exit_code == 0, fit.output
+    run = fit.stdout.strip()
+    (tmp_path / "rows.csv").write_text("tag,x\n[UNK],0.5\nzz,0.5\nb,0.5\n")
+    for fmt in ("keras", "json"):
+        result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv"),
+                                     "--format", fmt])
+        assert result.exit_code == 0, result.output
+        known, unseen, other = _probabilities(result.stdout)
+        assert known != unseen, (fmt, result.stdout)  # '[UNK]' is not the unknown slot
+        assert len({tuple(known), tuple(unseen), tuple(other)}) == 3, (fmt, result.stdout)
+
+
+# ------------------------------------------------------------- the YAML bound of 10,000 values
+
+
+def _values(value) -> int:
+    """How many values a loaded YAML tree holds, the way the README counts them: each
+    mapping, key, list and scalar is one (an alias counts as a copy of its anchor)."""
+    if isinstance(value, dict):
+        return 1 + sum(1 + _values(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_values(v) for v in value)
+    return 1
+
+
+def _bounded_config(path: Path, total: int) -> Path:
+    """A valid config of exactly ``total`` values with its aliases expanded: most of them in
+    an anchor (a list of bin boundaries) that a second layer uses again, so the text alone
+    holds about half as many."""
+    import yaml
+
+    def text(bins: int, shape: bool) -> str:
+        return (
+            "name: bound\nseed: 0\n"
+            "data: {dataset: iris, validation_split: 0.2, test_split: 0.2}\n"
+            "model:\n" + ("  input_shape: [4]\n" if shape else "") + "  layers:\n"
+            f"    - Discretization: {{bin_boundaries: &bins [{', '.join(map(str, range(bins)))}]}}\n"
+            "    - Discretization: {bin_boundaries: *bins}\n"
+            "    - Dense: {units: 3, activation: softmax}\n"
+            "compile: {optimizer: adam, loss: sparse_categorical_crossentropy}\n"
+            "fit: {epochs: 1, batch_size: 16, verbose: 0}\n")
+
+    # an alias adds each boundary twice; input_shape: [4] adds 3 values, to make the rest even
+    shape = (total - _values(yaml.safe_load(text(0, False)))) % 2 == 1
+    bins = (total - _values(yaml.safe_load(text(0, shape)))) // 2
+    written = text(bins, shape)
+    assert _values(yaml.safe_load(written)) == total
+    path.write_text(written)
+    return path
+
+
+def test_a_config_of_10000_values_loads_and_one_more_is_refused(runner, tmp_path):
+    under = runner.invoke(app, ["validate", str(_bounded_config(tmp_path / "under.yaml",
+                                                                10_000))])
+    assert under.exit_code == 0, under.output
+    assert "OK " in under.stdout
+    path = _bounded_config(tmp_path / "over.yaml", 10_001)
+    over = runner.invoke(app, ["validate", str(path)])
+    assert over.exit_code == 2, over.output[-300:]
+    assert isinstance(over.exception, SystemExit)
+    message = " ".join(over.stderr.split())
+    assert f"Config error: {path}" in message
+    assert "expected aliases that expand to at most 10,000 values" in message
+
+
+# --------------------------------------------------------------------------- sweep trials
+
+
+def _sweep_config(**sweep) -> dict:
+    """The tiny iris classifier, one epoch a trial, with a sweep of the learning rate (as in
+    test_sweep.py)."""
+    config = tiny_config(fit={"epochs": 1, "batch_size": 16, "verbose": 0},
+                         save={"formats": ["keras"]},
+                         compile={"optimizer": {"SGD": {"learning_rate": 0.05}},
+                                  "loss": "sparse_categorical_crossentropy",
+                                  "metrics": ["accuracy"]})
+    config["sweep"] = {"metric": "val_accuracy", "trials": 1, "sampler": "random",
+                       "pruner": "none",
+                       "params": {"compile.optimizer.SGD.learning_rate":
+                                  {"log_uniform": [0.01, 0.1]}}, **sweep}
+    return config
+
+
+def _study(url: str, name: str = "tiny"):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def _trained_rate(path: Path) -> float:
+    """The learning rate a trial's run directory trained with (its config.yaml)."""
+    import yaml
+
+    config = yaml.safe_load((path / "config.yaml").read_text())
+    return config["compile"]["optimizer"]["SGD"]["learning_rate"]
+
+
+def test_a_running_trial_of_a_reused_pid_is_failed_and_drawn_again(runner, tmp_path):
+    """A trial's process is host:pid:start. A live pid with another start time is another
+    process that reuses the pid of a worker that died: its trial is failed and drawn again;
+    a live pid with its own start time is a live worker, whose trial is left running."""
+    import optuna
+
+    from nettrain.sweep import HOST, _start_time
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="tiny", storage=url, direction="maximize")
+    rate = optuna.distributions.FloatDistribution(0.01, 0.1, log=True)
+    pid, start = os.getpid(), _start_time(os.getpid())
+    assert start.isdigit()
+    reused = study.ask({"learning_rate": rate})
+    reused.set_user_attr("process", f"{HOST}:{pid}:{int(start) + 1}")
+    live = study.ask({"learning_rate": rate})
+    live.set_user_attr("process", f"{HOST}:{pid}:{start}")
+    config = write_config(tmp_path / "c.yaml", _sweep_config(trials=2))
+    result = runner.invoke(app, ["sweep", str(config), "--storage", url,
+                                 "--run-dir", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    trials = _study(url).get_trials()
+    assert trials[reused.number].state.name == "FAIL", [t.state.name for t in trials]
+    assert trials[reused.number].user_attrs["interrupted"] == "its process ended while it trained"
+    assert trials[live.number].state.name == "RUNNING"
+    again, = [t for t in trials if t.user_attrs.get("retry_of") == reused.number]
+    assert again.state.name == "COMPLETE"
+    assert again.params == trials[reused.number].params
+    assert _trained_rate(tmp_path / "s" / again.user_attrs["run"]) == \
+        trials[reused.number].params["learning_rate"]
+
+
+def test_a_trial_stopped_by_ctrl_c_is_drawn_again_with_its_values(runner, tmp_path):
+    """As test_sweep.py's interrupted sweep: SIGINT to `nettrain sweep` once its first trial
+    started. The study then holds a waiting trial with the interrupted one's values, which the
+    same command trains next."""
+    config = write_config(tmp_path / "c.yaml", _sweep_config(trials=1))
+    command = ["sweep", str(config), "--run-dir", str(tmp_path / "s")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "nettrain", *command], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    # A trial's log is opened once its values are drawn, before it trains.
+    while time.monotonic() < deadline and \
+            not (tmp_path / "s" / "logs" / "trial-0000.log").exists():
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Continue with the same command." in stderr
+    url = f"sqlite:///{tmp_path / 's' / 'sweep.db'}"
+    interrupted, *rest = _study(url).get_trials()
+    assert interrupted.state.name == "FAIL" and interrupted.user_attrs["interrupted"] == "Ctrl-C"
+    assert "learning_rate" in interrupted.params
+    waiting = [t for t in rest if t.state.name == "WAITING"]
+    assert [t.user_attrs.get("retry_of") for t in waiting] == [interrupted.number], rest
+    assert waiting[0].system_attrs["fixed_params"] == interrupted.params
+
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    trials = _study(url).get_trials()
+    done, = [t for t in trials if t.state.name == "COMPLETE"]
+    assert done.number == waiting[0].number and done.user_attrs["retry_of"] == interrupted.number
+    assert done.params == interrupted.params
+    assert _trained_rate(tmp_path / "s" / done.user_attrs["run"]) == \
+        interrupted.params["learning_rate"]
