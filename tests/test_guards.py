@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from nettrain.cli import app
 
 from conftest import REPO, tiny_config, write_config
+from test_evaluate import refused, write_csv
 
 
 def _probabilities(stdout: str) -> list[list[float]]:
@@ -203,3 +205,92 @@ def test_a_trial_stopped_by_ctrl_c_is_drawn_again_with_its_values(runner, tmp_pa
     assert done.params == interrupted.params
     assert _trained_rate(tmp_path / "s" / done.user_attrs["run"]) == \
         interrupted.params["learning_rate"]
+
+
+# ------------------------------------------------------------------------ the data fingerprint
+
+
+def _ab_config(train: Path, **data) -> dict:
+    return tiny_config(data={"csv": str(train), "target": "y", **data},
+                       model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]},
+                       fit={"epochs": 1, "batch_size": 16, "verbose": 0})
+
+
+def test_explicit_validation_and_test_files_are_fingerprinted_too(runner, tmp_path):
+    train, validation, test = (write_csv(tmp_path / f"{name}.csv", seed=seed, n=n)
+                               for name, seed, n in (("train", 0, 40), ("val", 1, 10),
+                                                     ("held", 2, 10)))
+    config = _ab_config(train, validation=str(validation), test=str(test))
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config)),
+                              "--run-dir", str(tmp_path / "run")])
+    assert fit.exit_code == 0, fit.output
+    for changed in (test, validation):
+        kept = changed.read_bytes()
+        write_csv(changed, seed=3, n=10)  # other rows, same columns
+        result = runner.invoke(app, ["evaluate", str(tmp_path / "run")])
+        refused(result, 1, f"{changed} has changed since training (its sha256 differs")
+        changed.write_bytes(kept)
+    assert runner.invoke(app, ["evaluate", str(tmp_path / "run")]).exit_code == 0
+
+
+def test_a_change_past_the_first_mebibyte_of_a_data_file_is_found(runner, tmp_path):
+    """The whole file is hashed, not its first block (files are read 1 MiB at a time)."""
+    data = write_csv(tmp_path / "big.csv", n=80_000)
+    assert data.stat().st_size > (1 << 20) + 100_000
+    config = _ab_config(data, test_split=0.2)
+    config["fit"]["batch_size"] = 4096
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config)),
+                              "--run-dir", str(tmp_path / "run")])
+    assert fit.exit_code == 0, fit.output
+    before = data.read_bytes()
+    last = before.rstrip(b"\n").rsplit(b"\n", 1)[1]
+    after = before[:-2] + (b"0" if last.endswith(b"1") else b"1") + b"\n"  # the last label
+    assert len(after) == len(before) and after[:1 << 20] == before[:1 << 20]
+    data.write_bytes(after)
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "run")])
+    refused(result, 1, f"{data} has changed since training (its sha256 differs")
+
+
+# ----------------------------------------------------------------------------- the step plan
+
+
+def test_fit_steps_per_epoch_is_the_batches_trained_each_epoch(runner, tmp_path):
+    """iris has 90 training samples, 6 batches of 16: steps_per_epoch 2 trains 2 an epoch
+    (the optimizer counts each batch it applies)."""
+    import keras
+
+    config = tiny_config(fit={"epochs": 3, "batch_size": 16, "steps_per_epoch": 2,
+                              "verbose": 0})
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config)),
+                              "--run-dir", str(tmp_path / "run")])
+    assert fit.exit_code == 0, fit.output
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert int(model.optimizer.iterations.numpy()) == 3 * 2
+
+
+def test_fit_validation_steps_is_the_batches_validated_each_epoch(runner, tmp_path):
+    """validation_steps 1: history.csv's val_loss is the first validation batch of 16
+    samples, not the whole validation split of 30 that metrics.json measures.
+    (steps_per_execution 1: with auto, 6 here, one call validates past validation_steps.)"""
+    import json
+
+    import keras
+
+    from nettrain.config import load_config
+    from nettrain.data import load_data
+
+    config = tiny_config(fit={"epochs": 1, "batch_size": 16, "validation_steps": 1,
+                              "verbose": 0})
+    config["compile"]["steps_per_execution"] = 1
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config)),
+                              "--run-dir", str(tmp_path / "run")])
+    assert fit.exit_code == 0, fit.output
+    logged = pd.read_csv(tmp_path / "run" / "history.csv").iloc[-1]["val_loss"]
+    whole = json.loads((tmp_path / "run" / "metrics.json").read_text())["validation"]["loss"]
+    data = load_data(load_config(tmp_path / "run" / "config.yaml"))
+    assert data.size("validation") == 30
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    first = model.evaluate(data.x["validation"][:16], data.y["validation"][:16], verbose=0,
+                           return_dict=True)["loss"]
+    assert logged == pytest.approx(first, rel=1e-5)
+    assert logged != pytest.approx(whole, rel=1e-3)
