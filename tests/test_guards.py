@@ -294,3 +294,34 @@ def test_fit_validation_steps_is_the_batches_validated_each_epoch(runner, tmp_pa
                            return_dict=True)["loss"]
     assert logged == pytest.approx(first, rel=1e-5)
     assert logged != pytest.approx(whole, rel=1e-3)
+
+
+# ---------------------------------------------------------------------------- the CSV reader
+
+
+def test_predict_reads_text_categories_as_written_when_they_look_like_numbers(runner,
+                                                                             tmp_path):
+    """A text category column ('a', '01', '1.50') keeps '01' and '1.50' as written at predict,
+    also in a file whose cells all look like numbers (pandas alone would read 1 and 1.5)."""
+    rng = np.random.default_rng(0)
+    n = 60
+    code = rng.choice(["a", "01", "1.50"], n)
+    frame = pd.DataFrame({"code": code, "x": rng.normal(size=n).round(3),
+                          "y": (code == "01").astype(int)})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y",
+                               "categorical": ["code"], "validation_split": 0.0,
+                               "test_split": 0.0},
+                         model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]})
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert fit.exit_code == 0, fit.output
+    run = fit.stdout.strip()
+    predicted = {}
+    for name, rows in (("numbers", "01,0.5\n1.50,0.5\n"), ("mixed", "01,0.5\n1.50,0.5\na,0.5\n"),
+                       ("unseen", "1,0.5\n1.5,0.5\n")):
+        (tmp_path / f"{name}.csv").write_text("code,x\n" + rows)
+        result = runner.invoke(app, ["predict", run, str(tmp_path / f"{name}.csv")])
+        assert result.exit_code == 0, result.output
+        predicted[name] = _probabilities(result.stdout)
+    assert predicted["numbers"] == predicted["mixed"][:2]
+    assert predicted["numbers"][0] != predicted["unseen"][0]  # '01' is not 1, an unseen value
