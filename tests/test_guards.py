@@ -163,7 +163,8 @@ def test_a_running_trial_of_a_reused_pid_is_failed_and_drawn_again(runner, tmp_p
     trials = _study(url).get_trials()
     assert trials[reused.number].state.name == "FAIL", [t.state.name for t in trials]
     assert trials[reused.number].user_attrs["interrupted"] == "its process ended while it trained"
-    assert trials[live.number].state.name == "RUNNING"
+    assert trials[live.number].state.name == "RUNNING"  # it counts: no other trial ran
+    assert len(trials) == 3, [t.state.name for t in trials]
     again, = [t for t in trials if t.user_attrs.get("retry_of") == reused.number]
     assert again.state.name == "COMPLETE"
     assert again.params == trials[reused.number].params
@@ -205,6 +206,53 @@ def test_a_trial_stopped_by_ctrl_c_is_drawn_again_with_its_values(runner, tmp_pa
     assert done.params == interrupted.params
     assert _trained_rate(tmp_path / "s" / done.user_attrs["run"]) == \
         interrupted.params["learning_rate"]
+
+
+def test_pruned_trials_count_towards_the_sweeps_trials(runner, tmp_path):
+    """A study of one completed and one pruned trial has the 2 trials asked: the same
+    command trains none."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="tiny", storage=url, direction="maximize")
+    rate = optuna.distributions.FloatDistribution(0.01, 0.1, log=True)
+    for state, value in ((optuna.trial.TrialState.COMPLETE, 0.9),
+                         (optuna.trial.TrialState.PRUNED, 0.5)):
+        trial = study.ask({"learning_rate": rate})
+        trial.report(value, step=1)
+        trial.set_user_attr("value", value)
+        study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None,
+                   state=state)
+    config = write_config(tmp_path / "c.yaml", _sweep_config(trials=2))
+    result = runner.invoke(app, ["sweep", str(config), "--storage", url,
+                                 "--run-dir", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert "Continuing study tiny: 2 of 2 trials finished." in result.stderr
+    assert [t.state.name for t in _study(url).get_trials()] == ["COMPLETE", "PRUNED"]
+    assert not list((tmp_path / "s").glob("trial-*"))
+
+
+def test_the_claim_lock_holds_a_second_worker_until_the_first_lets_go(tmp_path):
+    """Two workers of one SQLite study (two StudyLocks on the sweep's lock file): while one
+    holds the lock, the other waits in take()."""
+    import threading
+
+    from nettrain.sweep_storage import StudyLock
+
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    first, second = (StudyLock(url, "tiny", tmp_path / ".claim.lock") for _ in range(2))
+    first.take()
+    taken = threading.Event()
+    waiter = threading.Thread(target=lambda: (second.take(), taken.set()), daemon=True)
+    waiter.start()
+    try:
+        assert not taken.wait(1.0), "the second worker took a lock the first holds"
+        first.release()
+        assert taken.wait(30)
+    finally:
+        first.close()
+        waiter.join(30)
+        second.close()
 
 
 # ------------------------------------------------------------------------ the data fingerprint
