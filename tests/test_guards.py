@@ -255,6 +255,39 @@ def test_the_claim_lock_holds_a_second_worker_until_the_first_lets_go(tmp_path):
         second.close()
 
 
+# ---------------------------------------------------------------------------- the run record
+
+
+def test_a_failed_run_finished_by_resume_is_completed_without_the_old_error(runner, tmp_path,
+                                                                             monkeypatch):
+    """run.json holds the error of a failed run only: the disk is full when the model is
+    moved into place (as in test_resume.py), then space is freed and --resume finishes it."""
+    import errno
+    import json
+
+    replace = os.replace
+
+    def disk_full(source, target, *args, **kwargs):
+        if Path(target).name == "model.keras":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(source, target, *args, **kwargs)
+
+    config = write_config(tmp_path / "c.yaml", tiny_config())
+    run = tmp_path / "run"
+    monkeypatch.setattr(os, "replace", disk_full)
+    result = runner.invoke(app, ["fit", str(config), "--run-dir", str(run)])
+    assert result.exit_code == 1, result.output
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "failed" and "No space left on device" in record["error"]
+    monkeypatch.setattr(os, "replace", replace)  # space freed
+    result = runner.invoke(app, ["fit", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_completed"] == 2
+    assert record.get("error") is None, record["error"]
+    assert [r["from_epoch"] for r in record["resumed"]] == [2]
+
+
 # ------------------------------------------------------------------------ the data fingerprint
 
 
