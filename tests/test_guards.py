@@ -74,11 +74,12 @@ def _bounded_config(path: Path, total: int) -> Path:
     import yaml
 
     def text(bins: int, shape: bool) -> str:
+        boundaries = ", ".join(map(str, range(bins)))
         return (
             "name: bound\nseed: 0\n"
             "data: {dataset: iris, validation_split: 0.2, test_split: 0.2}\n"
             "model:\n" + ("  input_shape: [4]\n" if shape else "") + "  layers:\n"
-            f"    - Discretization: {{bin_boundaries: &bins [{', '.join(map(str, range(bins)))}]}}\n"
+            f"    - Discretization: {{bin_boundaries: &bins [{boundaries}]}}\n"
             "    - Discretization: {bin_boundaries: *bins}\n"
             "    - Dense: {units: 3, activation: softmax}\n"
             "compile: {optimizer: adam, loss: sparse_categorical_crossentropy}\n"
