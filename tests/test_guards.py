@@ -146,7 +146,8 @@ def test_a_running_trial_of_a_reused_pid_is_failed_and_drawn_again(runner, tmp_p
     a live pid with its own start time is a live worker, whose trial is left running."""
     import optuna
 
-    from nettrain.sweep import HOST, _start_time
+    from nettrain.sweep.spec import HOST
+    from nettrain.sweep.trials import _start_time
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="tiny", storage=url, direction="maximize")
@@ -238,7 +239,7 @@ def test_the_claim_lock_holds_a_second_worker_until_the_first_lets_go(tmp_path):
     holds the lock, the other waits in take()."""
     import threading
 
-    from nettrain.sweep_storage import StudyLock
+    from nettrain.sweep.storage import StudyLock
 
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     first, second = (StudyLock(url, "tiny", tmp_path / ".claim.lock") for _ in range(2))
@@ -358,8 +359,8 @@ def test_fit_validation_steps_is_the_batches_validated_each_epoch(runner, tmp_pa
 
     import keras
 
-    from nettrain.config import load_config
-    from nettrain.data import load_data
+    from nettrain.config.load import load_config
+    from nettrain.data.loading import load_data
 
     config = tiny_config(fit={"epochs": 1, "batch_size": 16, "validation_steps": 1,
                               "verbose": 0})

@@ -266,3 +266,19 @@ def test_keep_with_arrays_or_images_is_a_usage_error(runner, tmp_path, numeric_r
     assert "--keep: only for a CSV input (it copies columns named in its header); " \
            "received 'rows.npy', an array without column names: row i of the output is " \
            "row i of the array." in result.stderr.replace(str(tmp_path) + "/", "")
+
+
+def test_the_keep_advice_is_a_command_that_works_as_typed(runner, tmp_path, numeric_run):
+    """A column named with a space: the note quotes it as a shell does, and the advice typed
+    as shown (split by shlex, as the shell splits it) copies the column."""
+    import shlex
+
+    (tmp_path / "rows.csv").write_text(ROWS.replace("id,", "cust id,", 1))
+    result = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv")])
+    assert result.exit_code == 0, result.output
+    assert "--keep 'cust id' copies one into the output." in result.stderr
+    advice = result.stderr.split("--keep ", 1)[1].split(" copies")[0]
+    kept = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv"),
+                               *shlex.split(f"--keep {advice}")])
+    assert kept.exit_code == 0, kept.output
+    assert kept.stdout.splitlines()[0] == "cust id,class,prob_0,prob_1"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -217,12 +218,13 @@ def _check_header(header: list[str], info: dict[str, Any], keep: Sequence[str], 
     if note and ignored:
         names = ", ".join(map(repr, ignored))
         note(f"{name}: ignoring the column{'s' if len(ignored) > 1 else ''} {names} (not "
-             f"inputs of the model); --keep {ignored[0]} copies "
+             f"inputs of the model); --keep {shlex.quote(ignored[0])} copies "
              f"{'one' if len(ignored) > 1 else 'it'} into the output.")
     if note and target:
         names = ", ".join(map(repr, target))
         note(f"{name}: ignoring the target column{'s' if len(target) > 1 else ''} {names} "
-             f"(what the model predicts); --keep {target[0]} copies it into the output.")
+             f"(what the model predicts); --keep {shlex.quote(target[0])} copies it into the "
+             "output.")
     return features
 
 
