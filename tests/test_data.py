@@ -15,7 +15,7 @@ from nettrain.engine import train
 from nettrain.cli import app
 from nettrain.config.load import load_config
 from nettrain.data.loading import load_data
-from nettrain.errors import ConfigError, DataError
+from nettrain.errors import ConfigError, DataError, InputError
 
 from conftest import tiny_config, write_config, write_npz
 
@@ -459,7 +459,7 @@ def test_an_explicit_file_with_other_columns_is_refused(tmp_path):
     _ab(tmp_path / "held.csv", n=10, order=("a", "b", "y", "c"), c=1.0)
     config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y",
                                "test": str(tmp_path / "held.csv"), "test_split": 0.0})
-    with pytest.raises(DataError, match=r"held.csv: the columns differ from the training "
+    with pytest.raises(InputError, match=r"held.csv: the columns differ from the training "
                                         r"file's \(unexpected 'c'\)"):
         load_data(load_config(write_config(tmp_path / "c.yaml", config)))
 

@@ -510,7 +510,7 @@ def test_evaluate_data_refuses_data_of_the_wrong_kind(runner, iris_run, tmp_path
     if case == "no target":
         (tmp_path / "new.csv").write_text(header + ',"label"\n' + rows.replace("\n", ",0\n"))
         expected = ["--data: new.csv: the columns differ from the run's training data "
-                    "(missing 'target').", "Expected the columns (in any order): sepal "
+                    "(missing 'target'; 'label' is not read).", "Expected the columns (in any order): sepal "
                     "length (cm), sepal width (cm), petal length (cm), petal width (cm), "
                     "target. It has: sepal length (cm), sepal width (cm), petal length (cm), "
                     "petal width (cm), label."]

@@ -38,7 +38,7 @@ def test_predict_reads_with_the_runs_delimiter(runner, tmp_path):
     assert len(result.stdout.strip().splitlines()) == 3
     (tmp_path / "commas.csv").write_text("b,a\n0.5,1.5\n")
     result = runner.invoke(app, ["predict", run, str(tmp_path / "commas.csv")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the input does not match the model
     assert "Its header holds ',': write it split by ';', the run's data.delimiter." \
         in result.stderr
 
@@ -282,3 +282,23 @@ def test_the_keep_advice_is_a_command_that_works_as_typed(runner, tmp_path, nume
                                *shlex.split(f"--keep {advice}")])
     assert kept.exit_code == 0, kept.output
     assert kept.stdout.splitlines()[0] == "cust id,class,prob_0,prob_1"
+
+
+def test_a_missing_column_is_one_rule_at_predict_and_evaluate_data(runner, tmp_path,
+                                                                   numeric_run):
+    """A file without a column the model takes: exit 2 (the input does not match the model)
+    at predict and at evaluate --data, the same words, extra columns not called
+    "unexpected" where they are ignored, and a misspelling named."""
+    (tmp_path / "rows.csv").write_text("a,bb,y,note\n1,2,0,x\n3,4,1,y\n")
+    said = []
+    for args in (["predict", str(numeric_run), "rows.csv"],
+                 ["evaluate", str(numeric_run), "--data", "rows.csv"]):
+        result = runner.invoke(app, args)
+        assert isinstance(result.exception, SystemExit) and result.exit_code == 2, result.output
+        assert "unexpected" not in result.stderr
+        said.append(result.stderr)
+    assert said[0] == ("Error: rows.csv: the columns differ from training (missing 'b'; 'bb', "
+                       "'note' are not read). Expected the columns (in any order): a, b. It "
+                       "has: a, bb, y, note. Is 'bb' meant to be 'b'?\n")
+    assert said[1].startswith("Error: --data: rows.csv: the columns differ from the run's "
+                              "training data (missing 'b'; 'bb', 'note' are not read).")

@@ -35,7 +35,7 @@ from nettrain.data.tabular import (
     categorical_columns,
     check_columns,
 )
-from nettrain.errors import ConfigError, DataError, Problem, UsageError
+from nettrain.errors import ConfigError, DataError, InputError, Problem, UsageError
 
 
 def load_data(config: Config, recorded: dict[str, Any] | None = None) -> Data:
@@ -93,8 +93,8 @@ def load_labelled(path: str | Path, config: Config, info: dict[str, Any]) -> Dat
         try:
             check_columns(list(frame.columns), info["features"] + targets + weight, path.name,
                           "the run's training data", cfg.delimiter, extra_allowed=True)
-        except DataError as exc:  # the file is readable: it is the wrong file for this run
-            raise UsageError(f"{key}: {exc} It has: {', '.join(frame.columns)}.") from None
+        except InputError as exc:  # the file is readable: it is the wrong file for this run
+            raise UsageError(f"{key}: {exc}") from None
         cfg = cfg.model_copy(update={"target": targets, "features": info["features"]})
         x, y, w, _ = _table_parts(frame, cfg, path.name, info, PREDICT_ADVICE,
                                   f"Fill it, or drop the row (the run's data.missing is "

@@ -14,7 +14,7 @@ from nettrain.data.columns import input_names
 from nettrain.data.csvfile import CsvRule, read_frame
 from nettrain.data.dataset import Inputs
 from nettrain.data.sources import _existing
-from nettrain.errors import ConfigError, DataError, Problem, did_you_mean
+from nettrain.errors import ConfigError, DataError, InputError, Problem, did_you_mean
 
 
 def csv_features(columns: list[str], cfg: DataConfig, file: str) -> list[str]:
@@ -112,21 +112,30 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
 def check_columns(columns: list[str], expected: list[str], name: str, what: str,
                   delimiter: str, optional: tuple[str, ...] = (),
                   extra_allowed: bool = False) -> None:
-    """Refuse a file that lacks one of the ``expected`` columns (or, unless ``extra_allowed``,
-    has one more than them and ``optional``); their order does not matter: columns are
-    always matched by name. A file split by another character than ``delimiter`` says so."""
+    """Refuse (InputError, exit 2: the file does not match the model) a file that lacks one of
+    the ``expected`` columns or, unless ``extra_allowed``, has one more than them and
+    ``optional``; their order does not matter: columns are always matched by name. Where
+    extra columns are allowed they are ignored, and named only beside a missing column (one
+    may be its misspelling). A file split by another character than ``delimiter`` says so."""
     missing = [c for c in expected if c not in columns]
-    extra = [] if extra_allowed else \
-        [c for c in columns if c not in expected and c not in optional]
-    if missing or extra:
-        parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + \
-            ([f"unexpected {', '.join(map(repr, extra))}"] if extra else [])
-        sep = next((c for c in ",;\t|" if c != delimiter and c in columns[0]), None) \
-            if len(columns) == 1 and missing else None
-        hint = f" Its header holds {sep!r}: write it split by {delimiter!r}, the run's " \
-            "data.delimiter." if sep else ""
-        raise DataError(f"{name}: the columns differ from {what} ({'; '.join(parts)}). "
-                        f"Expected the columns (in any order): {', '.join(expected)}.{hint}")
+    others = [c for c in columns if c not in expected and c not in optional]
+    extra = [] if extra_allowed else others
+    if not missing and not extra:
+        return
+    parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + \
+        ([f"unexpected {', '.join(map(repr, extra))}"] if extra else [])
+    if missing and extra_allowed and others:
+        parts.append(f"{', '.join(map(repr, others))} {'is' if len(others) == 1 else 'are'} "
+                     "not read")
+    close = next((f" Is {c!r} meant to be {m!r}?" for m in missing
+                  if (c := did_you_mean(m, others))), "")
+    sep = next((c for c in ",;\t|" if c != delimiter and c in columns[0]), None) \
+        if len(columns) == 1 and missing else None
+    hint = f" Its header holds {sep!r}: write it split by {delimiter!r}, the run's " \
+        "data.delimiter." if sep else ""
+    raise InputError(f"{name}: the columns differ from {what} ({'; '.join(parts)}). "
+                     f"Expected the columns (in any order): {', '.join(expected)}. It has: "
+                     f"{', '.join(columns)}.{close}{hint}")
 
 
 def _is_text(column: Any) -> bool:

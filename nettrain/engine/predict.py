@@ -210,9 +210,9 @@ def _check_header(header: list[str], info: dict[str, Any], keep: Sequence[str], 
     features = info.get("features")
     if features is None:  # a bare model: every other column is an input
         return [c for c in header if c not in targets and c not in keep]
-    # Extra columns are fine, unless a feature is missing: then they may be its misspelling.
+    # Extra columns are ignored (named beside a missing feature: one may be its misspelling).
     check_columns(header, features, name, "training", delimiter, optional=(*targets, *keep),
-                  extra_allowed=all(c in header for c in features))
+                  extra_allowed=True)
     ignored = [c for c in header if c not in features and c not in targets and c not in keep]
     target = [c for c in header if c in targets and c not in keep]
     if note and ignored:
