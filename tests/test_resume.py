@@ -418,3 +418,20 @@ def test_a_ctrl_c_on_a_full_disk_says_what_was_kept(runner, tmp_path, monkeypatc
     result = runner.invoke(app, ["fit", "--resume", str(run)])
     assert result.exit_code == 0, result.output
     assert json.loads((run / "run.json").read_text())["status"] == "completed"
+
+
+def test_a_changed_optimizer_is_one_difference_with_both_values(runner, tmp_path):
+    """adam -> {Adam: {learning_rate: 0.1}} is one change, shown with both values (not
+    "received nothing" at compile.optimizer plus a second line below it)."""
+    path = write_config(tmp_path / "c.yaml", tiny_config())
+    assert runner.invoke(app, ["fit", str(path), "--run-dir", "run"]).exit_code == 0
+    before = (tmp_path / "run" / "config.yaml").read_text()
+    result = runner.invoke(app, ["fit", "--resume", "run", "fit.epochs=4",
+                                 "compile.optimizer={Adam: {learning_rate: 0.1}}"])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        "Config error: --resume run: the config differs from the run's: compile.optimizer: "
+        "expected the run's value 'adam'; received {'Adam': {'learning_rate': 0.1}}. A resume "
+        "must train the same model the same way")
+    assert "nothing" not in result.stderr
+    assert (tmp_path / "run" / "config.yaml").read_text() == before

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from nettrain.config.fields import _parse_path
 from nettrain.config.overrides import flatten
 from nettrain.config.schema import Config
 from nettrain.errors import ConfigError, Problem
@@ -55,7 +56,7 @@ def check_changes(old: Config, new: Config, run: str) -> dict[str, tuple[Any, An
     ConfigError naming ``model.layers[0].Dense.units``.
     """
     diff = differences(old, new)
-    refused = {k: v for k, v in diff.items() if not is_safe(k)}
+    refused = _one_per_value({k: v for k, v in diff.items() if not is_safe(k)}, old, new)
     if refused:
         problems = [Problem(f"{key}", f"the run's value {_show(was)}", _show(now))
                     for key, (was, now) in refused.items()]
@@ -67,6 +68,29 @@ def check_changes(old: Config, new: Config, run: str) -> dict[str, tuple[Any, An
             f"nettrain fit {run}/config.yaml KEY=VALUE")
         raise ConfigError(problems, source=f"--resume {run}: the config differs from the run's")
     return diff
+
+
+def _one_per_value(changes: dict[str, tuple[Any, Any]], old: Config,
+                   new: Config) -> dict[str, tuple[Any, Any]]:
+    """One change per value the user changed: where a key's value became a mapping or stopped
+    being one (``adam`` -> ``{Adam: {learning_rate: 0.1}}``), the keys below it are not
+    changes of their own but that one change, shown at that key with both whole values."""
+    def under(key: str, top: str) -> bool:
+        return key != top and key.startswith((f"{top}.", f"{top}["))
+
+    def at(data: Any, key: str) -> Any:
+        for part in _parse_path(key):
+            if isinstance(data, dict) and isinstance(part, str) or \
+                    isinstance(data, list) and isinstance(part, int) and part < len(data):
+                data = data.get(part) if isinstance(data, dict) else data[part]
+            else:
+                return None
+        return data
+
+    tops = {k for k in changes if any(under(o, k) for o in changes)}
+    dumps = [c.model_dump(mode="json", exclude_none=True) for c in (old, new)]
+    return {k: (at(dumps[0], k), at(dumps[1], k)) if k in tops else v
+            for k, v in changes.items() if not any(under(k, t) for t in tops)}
 
 
 def _show(value: Any) -> str:
