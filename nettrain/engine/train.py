@@ -129,7 +129,7 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
 
 def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str] | None,
             echo: Any, allow_changed_data: bool, display: progress.Display) -> Path:
-    from nettrain.engine.resume import check_changes
+    from nettrain.engine.resume import check_changes, check_epochs
     from nettrain.run import checkpoints
 
     path = run.path
@@ -143,6 +143,7 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
                       str(path / rundir.RUN))
     last = path / checkpoints.FOLDER / checkpoints.LAST
     state = _read_checkpoint(path, last) if last.is_file() else None
+    check_epochs(new, state.epoch if state else 0, str(path))
     epochs = _epochs_to_train(path, run.config, new, state, status.get("status"), changes)
     for key, (was, now) in changes.items():
         display.note(f"Resume changes {key}: {was!r} -> {now!r}")
