@@ -349,7 +349,8 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
         # The run's own callbacks go last: the checkpoint sees the others' state after each
         # epoch; a stop that got lost is honoured at the next batch.
         kwargs["callbacks"] = [*prepared.callbacks, guard,
-                               keras.callbacks.CSVLogger(str(path / rundir.HISTORY), append=True),
+                               checkpoints.HistoryLog(path / rundir.HISTORY,
+                                                      "validation" in data.splits),
                                checkpoint, keras.callbacks.LambdaCallback(
                                    on_train_batch_end=lambda batch, logs: stops.check()),
                                *extra]

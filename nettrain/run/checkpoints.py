@@ -156,6 +156,39 @@ def continue_logs(callbacks: list[Any]) -> list[Path]:
     return [Path(log.filename) for log in logs]
 
 
+class HistoryLog(keras.callbacks.CSVLogger):
+    """The run's ``history.csv``: Keras's CSVLogger, appending, with the columns the run logs.
+
+    Keras's logger adds a ``val_`` column of NA for each name when the first epoch logged no
+    ``val_`` name; a run without validation data has none, so it gets no ``val_`` columns. A
+    file that already has a header (a resumed run, also an older one with NA columns) keeps
+    its columns, so the rows appended match it.
+    """
+
+    def __init__(self, path: Path, validation: bool):
+        super().__init__(str(path), append=True)
+        self.validation = validation
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.keys is None:
+            header = self._header()
+            if header:
+                self.keys = header
+            elif not self.validation:
+                self.keys = sorted(logs or {})
+        super().on_epoch_end(epoch, logs)
+
+    def _header(self) -> list[str]:
+        """The names of the file's header after ``epoch`` (none for a new or empty file)."""
+        import csv
+
+        if self.append_header or not Path(self.filename).is_file():
+            return []
+        with open(self.filename, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f, delimiter=self.sep), [])
+        return header[1:] if header[:1] == ["epoch"] else []
+
+
 def _put_back(callback: Any, index: int, saved: dict[str, Any],
               arrays: dict[str, np.ndarray]) -> None:
     """Set a callback's attributes from what :func:`_callback_state` recorded."""
