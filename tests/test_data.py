@@ -402,6 +402,47 @@ def test_an_integer_label_only_in_test_data_is_refused(tmp_path):
         load_data(load_config(write_config(tmp_path / "c.yaml", config)))
 
 
+@pytest.mark.parametrize("label", [10**6, 2**40])
+def test_an_npz_label_far_beyond_the_class_count_is_refused_at_once(runner, tmp_path, label):
+    """Labels 0, 1, 2 and 2**40: validate ran for minutes, its memory growing (a set of
+    range(2**40 + 1)), to make a model of 2**40 + 1 classes."""
+    import time
+
+    import keras  # noqa: F401  (imported before the clock starts, as validate imports it)
+
+    x, y = write_npz(tmp_path / "d.npz", n=20)
+    y[5] = label
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")})
+    start = time.monotonic()
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert time.monotonic() - start < 20
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert " ".join(result.stderr.split()) == (
+        f"Config error: {tmp_path / 'c.yaml'}: data.npz (line 4): expected class labels that "
+        "number the classes 0, 1, 2, ... (at most 999 for 4 distinct labels); received label "
+        f"{label} in {tmp_path / 'd.npz'}, which would make {label + 1} classes. Number the "
+        "classes 0, 1, 2, ... (np.unique(y, return_inverse=True)[1]), or write them as names.")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_id_column_as_a_csv_target_is_refused_at_once(runner, tmp_path, stream):
+    rows = "".join(f"{i / 10},{100000 + i}\n" for i in range(20))
+    (tmp_path / "d.csv").write_text("a,id\n" + rows)
+    config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "id",
+                               "stream": stream, "validation_split": 0.2})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert " ".join(result.stderr.split()) == (
+        f"Config error: {tmp_path / 'c.yaml'}: data.target (line 5): expected class labels "
+        "that number the classes 0, 1, 2, ... (at most 999 for 20 distinct labels); received label 100019 in column 'id' of "
+        f"{tmp_path / 'd.csv'}, which would make 100020 classes. If 'id' is not the class, "
+        "set data.target to the class column; else number the classes 0, 1, 2, ..., or write "
+        "them as names.")
+
+
 def test_a_semicolon_file_suggests_the_delimiter(tmp_path):
     (tmp_path / "d.csv").write_text("a;b;y\n1;2;0\n3;4;1\n")
     config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y"})
