@@ -443,6 +443,40 @@ def test_an_id_column_as_a_csv_target_is_refused_at_once(runner, tmp_path, strea
         "them as names.")
 
 
+@pytest.mark.parametrize("name", ["x", "y"])
+def test_a_complex_npz_array_is_refused_not_cut_to_its_real_part(runner, tmp_path, name):
+    x, y = write_npz(tmp_path / "d.npz", n=20)
+    arrays = {"x": x, "y": y}
+    arrays[name] = arrays[name] + 1j  # an imaginary part that float32 would drop
+    np.savez(tmp_path / "d.npz", **arrays)
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert " ".join(result.stderr.split()) == (
+        f"Config error: {tmp_path / 'c.yaml'}: data.npz (line 4): expected arrays of real "
+        f"numbers; received array '{name}' of {tmp_path / 'd.npz'}, which holds complex "
+        f"numbers ({arrays[name].dtype}). Keep the real part ({name}.real), or give the real "
+        f"and imaginary parts as two features (np.concatenate([{name}.real, {name}.imag], "
+        "axis=-1)).")
+
+
+def test_predict_refuses_a_complex_npz_input(runner, tmp_path):
+    x, _ = write_npz(tmp_path / "d.npz", n=20)
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")}, save={"formats": ["keras"]},
+                         fit={"epochs": 1, "verbose": 0})
+    path = write_config(tmp_path / "c.yaml", config)
+    assert runner.invoke(app, ["fit", str(path), "--run-dir", "run"]).exit_code == 0
+    np.savez(tmp_path / "new.npz", x=x[:3] * 1j)  # complex64
+    result = runner.invoke(app, ["predict", "run", str(tmp_path / "new.npz")])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.stdout == ""
+    assert " ".join(result.stderr.split()).startswith(
+        f"Error: INPUT: expected arrays of real numbers; received array 'x' of "
+        f"{tmp_path / 'new.npz'}, which holds complex numbers (complex64).")
+
+
 def test_a_semicolon_file_suggests_the_delimiter(tmp_path):
     (tmp_path / "d.csv").write_text("a;b;y\n1;2;0\n3;4;1\n")
     config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y"})
