@@ -266,6 +266,22 @@ def test_unknown_target_column_suggests(runner, tmp_path):
     assert "data.target" in result.stderr and "Did you mean 'label'?" in result.stderr
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_missing_values_are_counted_in_their_column_and_in_all(runner, tmp_path, stream):
+    """'(5 missing in all)' read as five in 'tier'; it counted every column."""
+    rows = ["1,low,0", "2,,1", "3,high,0", ",low,1", "5,,0", ",high,1", ",low,0"]
+    (tmp_path / "d.csv").write_text("a,tier,y\n" + "\n".join(rows) + "\n")
+    config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y",
+                               "categorical": ["tier"], "stream": stream})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    where = "read, in rows 2 to 8" if stream else "read from the file"
+    assert " ".join(result.stderr.split()) == (
+        "Error: d.csv: missing value at row 3, column 'tier' (2 missing in this column, 5 in "
+        f"all the columns {where}). Set data.missing: drop or zero, or fill the file.")
+
+
 def test_missing_value_names_row_and_column(runner, tmp_path):
     (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,,1\n5,6,0\n")
     config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y"})

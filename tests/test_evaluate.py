@@ -603,7 +603,8 @@ def test_evaluate_data_advice_is_about_the_file_not_the_training_config(runner, 
             "text.csv: column 'petal width (cm)' must be numeric; row 2 holds 'x'. The model "
             "was trained on numbers in this column: give a number.")
     refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "hole.csv"]), 1,
-            "hole.csv: missing value at row 2, column 'petal length (cm)' (1 missing in all). "
+            "hole.csv: missing value at row 2, column 'petal length (cm)' (1 missing in this "
+            "column, 1 in all the columns read from the file). "
             "Fill it, or drop the row (the run's data.missing is error).")
 
 

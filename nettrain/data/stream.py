@@ -99,7 +99,7 @@ class CsvStream:
         weight = [self.cfg.sample_weight] if self.cfg.sample_weight else []
         chunk = chunk[self.features + targets + weight]
         chunk.index = np.arange(start, start + len(chunk))
-        chunk = fill_missing(chunk, self.cfg.missing, self.kinds, self.path.name)
+        chunk = fill_missing(chunk, self.cfg.missing, self.kinds, self.path.name, part=True)
         return chunk, split_codes(chunk.index.to_numpy(), self.cfg, self.seed)
 
     def _scan(self) -> None:

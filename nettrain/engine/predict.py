@@ -240,7 +240,7 @@ def _table_chunk(frame: Any, features: list[str], kinds: dict[str, str], missing
     categorical = [c for c, kind in kinds.items() if kind != "numeric"]
     # Rows cannot be dropped here: one output row per input row.
     frame = fill_missing(frame[features], "zero" if missing == "zero" else "error", kinds, name,
-                         advice="Fill it: predict needs a value in every column.")
+                         advice="Fill it: predict needs a value in every column.", part=True)
     return table_inputs(frame, features, categorical, name, kinds if categorical else None,
                         advice=PREDICT_ADVICE)
 
