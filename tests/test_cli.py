@@ -117,6 +117,15 @@ def test_missing_config_file(runner, tmp_path):
     assert "missing.yaml" in result.stderr and "no such file" in result.stderr
 
 
+def test_a_missing_config_file_suggests_a_close_name_in_its_folder(runner, tmp_path):
+    write_config(tmp_path / "churn.yaml", tiny_config())
+    result = runner.invoke(app, ["validate", str(tmp_path / "churn.yml")])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert result.stderr == (f"Config error: config: expected an existing YAML file; received "
+                             f"'{tmp_path / 'churn.yml'}' (no such file). Did you mean "
+                             f"'{tmp_path / 'churn.yaml'}'?\n")
+
+
 def test_yaml_syntax_error_exit_2(runner, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("name: x\ndata: {dataset: iris\n")
