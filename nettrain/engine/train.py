@@ -233,11 +233,12 @@ def _epochs_to_train(path: Path, old: Config, new: Config, state: Any, status: s
 def _stopper(config: Config, state: Any) -> tuple[int, str | None, int]:
     """The callback that stopped a run: its index in fit.callbacks, name and patience."""
     from nettrain.config.fields import spec_kwargs, spec_name
+    from nettrain.run.checkpoints import stopper
 
-    for index, saved in enumerate(state.callbacks):
-        if saved["state"].get("stopped_epoch") and index < len(config.fit.callbacks):
-            spec = config.fit.callbacks[index]
-            return index, spec_name(spec), int(spec_kwargs(spec).get("patience", 0))
+    index = stopper(state)
+    if index is not None and index < len(config.fit.callbacks):
+        spec = config.fit.callbacks[index]
+        return index, spec_name(spec), int(spec_kwargs(spec).get("patience", 0))
     return 0, None, 0
 
 

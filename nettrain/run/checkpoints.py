@@ -86,6 +86,34 @@ def read_state(path: Path) -> State:
     return state
 
 
+def stopper(state: State) -> int | None:
+    """The index (in ``fit.callbacks``) of the callback that stopped the training early, as
+    the checkpoint's state recorded it (its ``stopped_epoch``); None when none did."""
+    for index, saved in enumerate(state.callbacks):
+        if saved.get("state", {}).get("stopped_epoch"):
+            return index
+    return None
+
+
+def stopped_by(run_dir: Path, config: Any) -> str | None:
+    """The name of the callback that stopped a run's training early (``EarlyStopping``; ``a
+    callback`` when the stop is recorded but not whose), read from ``checkpoints/last.keras``;
+    None when the training was not stopped or there is no readable checkpoint."""
+    from nettrain.config.fields import spec_name
+
+    last = run_dir / FOLDER / LAST
+    try:
+        state = read_state(last) if last.is_file() else None
+    except Damaged:
+        return None
+    if state is None or not state.stopped:
+        return None
+    index = stopper(state)
+    if index is None or index >= len(config.fit.callbacks):
+        return "a callback"
+    return spec_name(config.fit.callbacks[index])
+
+
 def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200] or "unreadable"
 
