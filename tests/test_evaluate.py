@@ -264,7 +264,6 @@ def test_evaluations_of_an_earlier_model_are_not_kept_beside_new_ones(runner, tm
     assert record["test"]["format"] == "json" and record["test"]["epochs"] == 3
 
 
-@pytest.mark.parametrize("key, value", [("data.test_split", 0.5), ("seed", 1)])
 def _evaluate_read_only(run: Path) -> tuple[subprocess.CompletedProcess, str]:
     """``nettrain evaluate RUN`` with RUN read-only, and the reason the OS gives for it: by
     chmod; as root (whom chmod does not stop) by a read-only bind mount of RUN onto itself,
@@ -301,6 +300,7 @@ def test_evaluate_of_a_read_only_run_shows_the_metrics_then_says_they_are_not_re
     assert sorted(p.name for p in run.iterdir()) == before
 
 
+@pytest.mark.parametrize("key, value", [("data.test_split", 0.5), ("seed", 1)])
 def test_evaluate_refuses_a_run_config_whose_data_part_was_edited(runner, saved_run, tmp_path,
                                                                  key, value):
     """Another split or seed puts other rows (some of them trained on) in the test part."""
