@@ -117,6 +117,35 @@ def test_missing_config_file(runner, tmp_path):
     assert "missing.yaml" in result.stderr and "no such file" in result.stderr
 
 
+def test_a_missing_config_file_suggests_a_close_name_in_its_folder(runner, tmp_path):
+    write_config(tmp_path / "churn.yaml", tiny_config())
+    result = runner.invoke(app, ["validate", str(tmp_path / "churn.yml")])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert result.stderr == (f"Config error: config: expected an existing YAML file; received "
+                             f"'{tmp_path / 'churn.yml'}' (no such file). Did you mean "
+                             f"'{tmp_path / 'churn.yaml'}'?\n")
+
+
+def _complete(runner, line: str) -> list[str]:
+    """What bash completion offers for the last word of ``line`` (click's protocol)."""
+    words = line.split(" ")
+    result = runner.invoke(app, [], prog_name="nettrain", env={
+        "_NETTRAIN_COMPLETE": "complete_bash", "COMP_WORDS": line,
+        "COMP_CWORD": str(len(words) - 1)})
+    assert result.exit_code == 0, result.output
+    return result.stdout.split()
+
+
+def test_runs_completes_its_compare_sub_command(runner, tmp_path):
+    assert _complete(runner, "nettrain runs co") == ["compare"]
+    (tmp_path / "configs").mkdir()  # ROOT may be a folder that starts so too
+    assert _complete(runner, "nettrain runs co") == ["compare", "configs/"]
+    # no sub-command fits: nothing offered, so the shell completes paths itself (-o default)
+    assert _complete(runner, "nettrain runs conf") == []
+    assert _complete(runner, "nettrain runs ") == []
+    assert _complete(runner, "nettrain ru") == ["runs"]
+
+
 def test_yaml_syntax_error_exit_2(runner, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("name: x\ndata: {dataset: iris\n")

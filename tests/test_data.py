@@ -266,6 +266,22 @@ def test_unknown_target_column_suggests(runner, tmp_path):
     assert "data.target" in result.stderr and "Did you mean 'label'?" in result.stderr
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_missing_values_are_counted_in_their_column_and_in_all(runner, tmp_path, stream):
+    """'(5 missing in all)' read as five in 'tier'; it counted every column."""
+    rows = ["1,low,0", "2,,1", "3,high,0", ",low,1", "5,,0", ",high,1", ",low,0"]
+    (tmp_path / "d.csv").write_text("a,tier,y\n" + "\n".join(rows) + "\n")
+    config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y",
+                               "categorical": ["tier"], "stream": stream})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    where = "read, in rows 2 to 8" if stream else "read from the file"
+    assert " ".join(result.stderr.split()) == (
+        "Error: d.csv: missing value at row 3, column 'tier' (2 missing in this column, 5 in "
+        f"all the columns {where}). Set data.missing: drop or zero, or fill the file.")
+
+
 def test_missing_value_names_row_and_column(runner, tmp_path):
     (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,,1\n5,6,0\n")
     config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y"})
@@ -400,6 +416,81 @@ def test_an_integer_label_only_in_test_data_is_refused(tmp_path):
     config = tiny_config(data={"npz": str(tmp_path / "d.npz")})
     with pytest.raises(DataError, match=r"test data has class labels that training lacks: \[7\]"):
         load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+
+
+@pytest.mark.parametrize("label", [10**6, 2**40])
+def test_an_npz_label_far_beyond_the_class_count_is_refused_at_once(runner, tmp_path, label):
+    """Labels 0, 1, 2 and 2**40: validate ran for minutes, its memory growing (a set of
+    range(2**40 + 1)), to make a model of 2**40 + 1 classes."""
+    import time
+
+    import keras  # noqa: F401  (imported before the clock starts, as validate imports it)
+
+    x, y = write_npz(tmp_path / "d.npz", n=20)
+    y[5] = label
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")})
+    start = time.monotonic()
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert time.monotonic() - start < 20
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert " ".join(result.stderr.split()) == (
+        f"Config error: {tmp_path / 'c.yaml'}: data.npz (line 4): expected class labels that "
+        "number the classes 0, 1, 2, ... (at most 999 for 4 distinct labels); received label "
+        f"{label} in {tmp_path / 'd.npz'}, which would make {label + 1} classes. Number the "
+        "classes 0, 1, 2, ... (np.unique(y, return_inverse=True)[1]), or write them as names.")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_id_column_as_a_csv_target_is_refused_at_once(runner, tmp_path, stream):
+    rows = "".join(f"{i / 10},{100000 + i}\n" for i in range(20))
+    (tmp_path / "d.csv").write_text("a,id\n" + rows)
+    config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "id",
+                               "stream": stream, "validation_split": 0.2})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert " ".join(result.stderr.split()) == (
+        f"Config error: {tmp_path / 'c.yaml'}: data.target (line 5): expected class labels "
+        "that number the classes 0, 1, 2, ... (at most 999 for 20 distinct labels); received label 100019 in column 'id' of "
+        f"{tmp_path / 'd.csv'}, which would make 100020 classes. If 'id' is not the class, "
+        "set data.target to the class column; else number the classes 0, 1, 2, ..., or write "
+        "them as names.")
+
+
+@pytest.mark.parametrize("name", ["x", "y"])
+def test_a_complex_npz_array_is_refused_not_cut_to_its_real_part(runner, tmp_path, name):
+    x, y = write_npz(tmp_path / "d.npz", n=20)
+    arrays = {"x": x, "y": y}
+    arrays[name] = arrays[name] + 1j  # an imaginary part that float32 would drop
+    np.savez(tmp_path / "d.npz", **arrays)
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert " ".join(result.stderr.split()) == (
+        f"Config error: {tmp_path / 'c.yaml'}: data.npz (line 4): expected arrays of real "
+        f"numbers; received array '{name}' of {tmp_path / 'd.npz'}, which holds complex "
+        f"numbers ({arrays[name].dtype}). Keep the real part ({name}.real), or give the real "
+        f"and imaginary parts as two features (np.concatenate([{name}.real, {name}.imag], "
+        "axis=-1)).")
+
+
+def test_predict_refuses_a_complex_npz_input(runner, tmp_path):
+    x, _ = write_npz(tmp_path / "d.npz", n=20)
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")}, save={"formats": ["keras"]},
+                         fit={"epochs": 1, "verbose": 0})
+    path = write_config(tmp_path / "c.yaml", config)
+    assert runner.invoke(app, ["fit", str(path), "--run-dir", "run"]).exit_code == 0
+    np.savez(tmp_path / "new.npz", x=x[:3] * 1j)  # complex64
+    result = runner.invoke(app, ["predict", "run", str(tmp_path / "new.npz")])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.stdout == ""
+    assert " ".join(result.stderr.split()).startswith(
+        f"Error: INPUT: expected arrays of real numbers; received array 'x' of "
+        f"{tmp_path / 'new.npz'}, which holds complex numbers (complex64).")
 
 
 def test_a_semicolon_file_suggests_the_delimiter(tmp_path):

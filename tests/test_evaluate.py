@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -259,6 +262,42 @@ def test_evaluations_of_an_earlier_model_are_not_kept_beside_new_ones(runner, tm
     assert [e["split"] for e in record["earlier"]] == ["validation"]
     assert record["earlier"][0]["epochs"] == 2
     assert record["test"]["format"] == "json" and record["test"]["epochs"] == 3
+
+
+def _evaluate_read_only(run: Path) -> tuple[subprocess.CompletedProcess, str]:
+    """``nettrain evaluate RUN`` with RUN read-only, and the reason the OS gives for it: by
+    chmod; as root (whom chmod does not stop) by a read-only bind mount of RUN onto itself,
+    in a mount namespace of the command's own (it goes with the command)."""
+    command = [sys.executable, "-m", "nettrain", "evaluate", str(run)]
+    if os.geteuid() != 0:
+        run.chmod(0o555)
+        try:
+            return subprocess.run(command, capture_output=True, text=True), "Permission denied"
+        finally:
+            run.chmod(0o755)
+    script = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
+    return subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", str(run), *command],
+                          capture_output=True, text=True), "Read-only file system"
+
+
+def test_evaluate_of_a_read_only_run_shows_the_metrics_then_says_they_are_not_recorded(
+        runner, saved_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    before = sorted(p.name for p in run.iterdir())
+    result, why = _evaluate_read_only(run)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and ".tmp" not in result.stderr, result.stderr
+    assert result.stdout.startswith(f"{run} (keras model, test split, "), result.stdout
+    assert "accuracy" in result.stdout and "macro avg" in result.stdout
+    picture = run / "confusion_matrix-test.png"
+    assert f"Warning: the classification picture was not drawn ({picture}: {why})." \
+        in result.stderr
+    assert result.stderr.endswith(
+        f"Error: the numbers above were not recorded: {run / 'evaluation.json'} could not be "
+        f"written ({why}). Make the run directory writable, or evaluate a writable copy of "
+        "it, to keep them.\n"), result.stderr
+    assert sorted(p.name for p in run.iterdir()) == before
 
 
 @pytest.mark.parametrize("key, value", [("data.test_split", 0.5), ("seed", 1)])
@@ -564,7 +603,8 @@ def test_evaluate_data_advice_is_about_the_file_not_the_training_config(runner, 
             "text.csv: column 'petal width (cm)' must be numeric; row 2 holds 'x'. The model "
             "was trained on numbers in this column: give a number.")
     refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "hole.csv"]), 1,
-            "hole.csv: missing value at row 2, column 'petal length (cm)' (1 missing in all). "
+            "hole.csv: missing value at row 2, column 'petal length (cm)' (1 missing in this "
+            "column, 1 in all the columns read from the file). "
             "Fill it, or drop the row (the run's data.missing is error).")
 
 

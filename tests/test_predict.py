@@ -93,6 +93,55 @@ def test_a_bad_row_in_a_later_chunk_leaves_no_output_file(runner, tmp_path, monk
     assert list(tmp_path.glob(".out.csv*")) == []
 
 
+def _host() -> str:
+    import re
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:32]
+
+
+def test_a_killed_predict_leaves_a_named_temporary_that_the_next_write_removes(runner,
+                                                                                tmp_path):
+    """kill -9 during predict --output big.out left a hidden .big.out.<random>.tmp for ever."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import write_npz
+
+    write_npz(tmp_path / "d.npz", n=40)
+    config = tiny_config(data={"npz": str(tmp_path / "d.npz")}, save={"formats": ["keras"]},
+                         fit={"epochs": 1, "verbose": 0})
+    path = write_config(tmp_path / "c.yaml", config)
+    assert runner.invoke(app, ["fit", str(path), "--run-dir", "run"]).exit_code == 0
+    np.save(tmp_path / "big.npy", np.zeros((2_000_000, 4), dtype="float32"))
+    proc = subprocess.Popen([sys.executable, "-m", "nettrain", "predict", "run", "big.npy",
+                             "-o", "big.out"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    for _ in range(30000):
+        if list(tmp_path.glob(".big.out.*")) or proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, err
+    left = [p.name for p in tmp_path.glob(".big.out.*")]
+    assert len(left) == 1 and not (tmp_path / "big.out").exists(), left
+    # what it is, by whom: a partial big.out of nettrain's process on this host
+    assert re.fullmatch(rf"\.big\.out\.partial-{re.escape(_host())}-{proc.pid}-\w+\.tmp",
+                        left[0]), left[0]
+    live = tmp_path / f".big.out.partial-{_host()}-{os.getpid()}-live.tmp"  # a live writer's
+    live.write_text("")
+    np.save(tmp_path / "small.npy", np.zeros((3, 4), dtype="float32"))
+    result = runner.invoke(app, ["predict", "run", "small.npy", "-o", "big.out"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob(".big.out.*")) == [live.name]
+    assert len((tmp_path / "big.out").read_text().splitlines()) == 4
+
+
 def test_text_in_a_numeric_column_at_predict_says_what_the_model_takes(runner, tmp_path):
     _csv(tmp_path / "train.csv")
     run = _fit(runner, tmp_path)

@@ -77,6 +77,19 @@ def test_off_a_terminal_fit_prints_a_plain_line_per_epoch_and_the_final_table(ru
         assert f"│ {split:<10} │" in table
 
 
+def test_the_final_table_says_when_a_callback_stopped_the_training_early(runner, tmp_path):
+    """EarlyStopping in epoch 2 of 10 (no later loss beats the first by 100)."""
+    path = _config(tmp_path, epochs=10, callbacks=[
+        {"EarlyStopping": {"monitor": "loss", "patience": 1, "min_delta": 100}}])
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", str(run)], env=WIDTH)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[-4].startswith("Best epoch    ") and " of 2: " in lines[-4]
+    assert lines[-3] == "Stopped early at epoch 2 of 10 by EarlyStopping"
+    assert re.fullmatch(r"Wall time     \d+\.\ds", lines[-2])
+
+
 def test_quiet_prints_only_the_run_directory(runner, tmp_path):
     run = tmp_path / "run"
     result = runner.invoke(app, ["fit", str(_config(tmp_path)), "--run-dir", str(run), "-q"],

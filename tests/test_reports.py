@@ -121,6 +121,39 @@ def test_fit_writes_history_png(iris_run):
     assert (w, h) == (960, 340)  # two panels: loss and accuracy
 
 
+def _legends(fig) -> list[list[str]]:
+    """The entries of each legend of a figure: the panels' legends, then the figure's."""
+    legends = [ax.get_legend() for ax in fig.axes] + list(fig.legends)
+    return [[t.get_text() for t in legend.get_texts()] for legend in legends if legend]
+
+
+def test_a_run_without_validation_logs_and_draws_no_validation(runner, tmp_path):
+    import pandas as pd
+
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps(tiny_config(
+        data={"dataset": "iris", "validation_split": 0, "test_split": 0.2},
+        fit={"epochs": 2, "batch_size": 16, "verbose": 0})))
+    result = runner.invoke(app, ["fit", str(config), "--run-dir", "run"])
+    assert result.exit_code == 0, result.output
+    history = (tmp_path / "run" / "history.csv").read_text()
+    assert history.splitlines()[0] == "epoch,accuracy,loss"
+    fig = plots.history_figure({"tiny": pd.read_csv(tmp_path / "run" / "history.csv")})
+    assert _legends(fig) == [["training"], ["training"]]
+    # an older run's history.csv has val_ columns of NA only: no validation line either
+    old = pd.read_csv(tmp_path / "run" / "history.csv").assign(val_accuracy=np.nan,
+                                                               val_loss=np.nan)
+    assert _legends(plots.history_figure({"old": old})) == [["training"], ["training"]]
+    assert _legends(plots.history_figure({"a": old, "b": old})) == [["a", "b", "training"]]
+    # a resume appends rows that match the header it finds, old or new
+    old.to_csv(tmp_path / "run" / "history.csv", index=False, na_rep="NA")
+    result = runner.invoke(app, ["fit", "--resume", "run", "fit.epochs=3"])
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert rows[0] == "epoch,accuracy,loss,val_accuracy,val_loss" and len(rows) == 4
+    assert rows[3].startswith("2,") and rows[3].endswith(",NA,NA")
+
+
 def test_a_history_png_that_cannot_be_drawn_does_not_fail_the_run(runner, tmp_path,
                                                                  monkeypatch):
     def full_disk(*args, **kwargs):

@@ -128,6 +128,37 @@ def test_a_completed_run_is_finished_unless_epochs_are_raised(runner, tmp_path):
     assert (run / "metrics.json").read_bytes() == metrics
 
 
+def _files(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file()}
+
+
+def test_a_resume_may_not_set_epochs_below_those_done(runner, tmp_path, monkeypatch):
+    """3 epochs trained, the final save failed (a resume would finish the run); a resume with
+    fit.epochs=2 is refused and changes nothing in the run directory."""
+    path = write_config(tmp_path / "c.yaml", tiny_config(
+        fit={"epochs": 3, "batch_size": 16, "verbose": 0}))
+    replace = os.replace
+
+    def disk_full(source, target, *args, **kwargs):
+        if Path(target).name == "model.keras":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["fit", str(path), "--run-dir", str(run)]).exit_code == 1
+    monkeypatch.setattr(os, "replace", replace)
+    before = _files(run)
+    result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=2"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert (f"--resume {run}: fit.epochs: expected at least 3 (the epochs this run has "
+            "done); received 2.") in result.stderr
+    assert f"nettrain fit {run}/config.yaml fit.epochs=2" in result.stderr
+    assert _files(run) == before
+
+
 # ---------------------------------------------------------- stops and their messages
 
 

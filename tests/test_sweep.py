@@ -70,6 +70,16 @@ def test_sweep_writes_trials_best_yaml_and_plots_and_contains_a_nan_trial(runner
         assert (path / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_refused_sweep_prints_no_sweep_directory(runner, tmp_path):
+    """'Sweep directory: ...' came before the refusal, of a sweep that never started."""
+    config = write_config(tmp_path / "c.yaml", sweep_config())
+    result = runner.invoke(app, ["sweep", str(config), "--storage", "notaurl"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert result.stderr.startswith("Error: --storage: expected a database URL"), result.stderr
+    assert "Sweep directory" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_bad_search_space_is_refused_before_any_trial(runner, tmp_path):
     config = sweep_config(metric="val_acc", params={
         "model.layers.0.Dense.unitz": [4, 8],

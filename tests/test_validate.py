@@ -91,6 +91,35 @@ def test_a_checkpoint_path_may_only_name_logged_values(runner):
     _ok(_validate(runner, _callbacks(spec)))
 
 
+@pytest.mark.parametrize("filepath, received", [
+    ("ck-{epoch:0999999999d}.keras",
+     "'{epoch:0999999999d}' in 'ck-{epoch:0999999999d}.keras', a width of 999999999"),
+    ("ck-{loss:.300f}.keras", "'{loss:.300f}' in 'ck-{loss:.300f}.keras', a precision of 300"),
+    ("sub/ck-{epoch:0250d}-{loss:.4f}.keras",
+     "'sub/ck-{epoch:0250d}-{loss:.4f}.keras', whose name 'ck-0000000…' is 272 bytes once "
+     "filled in (with epoch 2 and a value of -123456.789)"),
+    ("x" * 256 + ".keras", f"'{'x' * 256}.keras', whose name 'xxxxxxxxxx…' is 262 bytes"),
+])
+def test_a_checkpoint_path_too_long_once_formatted_is_refused_at_validate(runner, filepath,
+                                                                          received):
+    """It passed validate; fit trained, failed with 'File name too long' and wrote a 100 MB
+    run.json (Keras formats the name at the end of each epoch)."""
+    spec = {"ModelCheckpoint": {"filepath": filepath, "monitor": "loss"}}
+    text = _refused(_validate(runner, _callbacks(spec)),
+                    "fit.callbacks[0].ModelCheckpoint.filepath: expected a path inside the run "
+                    "directory, relative to it (e.g. 'logs/epochs.csv'), each name in it at "
+                    "most 255 bytes once Keras fills in its {...}; received " + received,
+                    "Write a shorter name, e.g. 'ck-{epoch:02d}.keras'.")
+    assert len(text) < 2000
+
+
+def test_a_checkpoint_path_format_that_cannot_format_its_value_is_refused(runner):
+    spec = {"ModelCheckpoint": {"filepath": "ck-{loss:d}.keras", "monitor": "loss"}}
+    _refused(_validate(runner, _callbacks(spec)), "fit.callbacks[0].ModelCheckpoint.filepath",
+             "a format Python can apply to a fraction; received '{loss:d}' in "
+             "'ck-{loss:d}.keras' (Unknown format code 'd' for object of type 'float')")
+
+
 def test_a_val_monitor_without_validation_names_both_ways_out(runner):
     config = _callbacks({"EarlyStopping": {"monitor": "val_accuracy"}})
     del config["data"]["validation_split"]

@@ -22,7 +22,7 @@ from nettrain.cli.common import (
     _metrics_table,
     app,
 )
-from nettrain.errors import UsageError
+from nettrain.errors import RunError, UsageError
 from nettrain.text import shown
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ def evaluate(
                                   data_path=data)
         if as_json:
             sys.stdout.write(json.dumps(_finite({"run": str(run), **done.to_json()})) + "\n")
+            _unrecorded(done.unrecorded)
             return
         what = f"--data {shown(data)}" if data is not None else f"{done.split} split"
         common.out.print(f"{shown(run)} ({done.format} model, {what}, "
@@ -86,6 +87,14 @@ def evaluate(
                 "Predicted against true, and residuals"
             common.out.print(f"{kind}: {shown(file)}", highlight=False, markup=False,
                              soft_wrap=True)
+        _unrecorded(done.unrecorded)
+
+
+def _unrecorded(why: str | None) -> None:
+    """After the numbers are shown: exit 1 when they could not be recorded in the run."""
+    if why:
+        raise RunError(f"the numbers above were not recorded: {why}. Make the run directory "
+                       "writable, or evaluate a writable copy of it, to keep them.")
 
 
 def _finite(value: object) -> object:

@@ -45,6 +45,21 @@ class _RunsGroup(Group):
         return [p for p in params if not (ctx.meta.get(self._SUB) and p.name == "root")]
 
 
+def _complete_root(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of ``runs co<TAB>``: the sub-commands that start so, and then the
+    folders here that do too (as ROOT); nothing otherwise, so that the shell completes ROOT
+    as a path itself (typer's bash script falls back to it)."""
+    import os
+
+    names = [name for name in ctx.command.commands if incomplete and name.startswith(incomplete)]
+    if not names:
+        return []
+    with os.scandir(".") as entries:
+        folders = sorted(f"{e.name}/" for e in entries
+                         if e.name.startswith(incomplete) and e.is_dir())
+    return [*names, *folders]
+
+
 runs_app = typer.Typer(cls=_RunsGroup, add_completion=False, pretty_exceptions_enable=False,
                        subcommand_metavar="[compare RUN RUN ...]")
 app.add_typer(runs_app, name="runs")
@@ -55,7 +70,8 @@ def runs(
     ctx: typer.Context,
     root: Annotated[Optional[Path], typer.Argument(
         metavar="ROOT", help="The folder to search for runs, at any depth (default: "
-                               "$NETTRAIN_RUNS, else ./runs).", show_default=False)] = None,
+                               "$NETTRAIN_RUNS, else ./runs).", show_default=False,
+        autocompletion=_complete_root)] = None,
     sort: Annotated[Optional[str], typer.Option(
         "--sort", metavar="METRIC", help="Best first by this metric, e.g. val_accuracy "
         "(highest first) or test_loss (lowest first for a loss or an error).")] = None,

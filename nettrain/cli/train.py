@@ -94,9 +94,13 @@ def fit(
         else:
             path = train.resume(resume, config, overrides, echo=echo,
                                 allow_changed_data=allow_changed_data, display=display)
+        from nettrain.run.checkpoints import stopped_by
+
         run = rundir.open_run(path)
+        epochs = rundir.read_json(path / rundir.RUN).get("epochs_completed")
+        early = isinstance(epochs, int) and epochs < run.config.fit.epochs
         display.summary(run.config.name, path, rundir.read_json(path / rundir.METRICS),
-                        run.config, rundir.read_json(path / rundir.RUN).get("epochs_completed"))
+                        run.config, epochs, stopped_by(path, run.config) if early else None)
         common.out.print(shown(path), highlight=False, markup=False, soft_wrap=True)
 
 

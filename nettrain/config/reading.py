@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from nettrain.config.fields import _parse_path, format_path, short_repr
-from nettrain.errors import ConfigError, Problem
+from nettrain.errors import ConfigError, Problem, did_you_mean
 
 # ----------------------------------------------------------------------------- loading
 
@@ -155,6 +155,20 @@ def yaml_load(text: str) -> Any:
     return parse_yaml(text)[0]
 
 
+def _close_name(path: Path, most: int = 10_000) -> str | None:
+    """The name of a file in ``path``'s folder closest to its name (``churn.yaml`` for
+    ``churn.yml``), or None; only the first ``most`` entries of a large folder are read."""
+    import itertools
+    import os
+
+    try:
+        with os.scandir(path.parent if str(path.parent) else ".") as entries:
+            names = [e.name for e in itertools.islice(entries, most) if e.is_file()]
+    except OSError:
+        return None
+    return did_you_mean(path.name, names)
+
+
 def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
     """Read a YAML mapping safely; also return the line number of every key path.
 
@@ -163,7 +177,9 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
     config may not hold (see :class:`SafeLoader` and :func:`parse_yaml`).
     """
     if not path.exists():
-        raise ConfigError(Problem("config", "an existing YAML file", f"'{path}' (no such file)"))
+        close = _close_name(path)
+        raise ConfigError(Problem("config", "an existing YAML file", f"'{path}' (no such file)",
+                                  f"Did you mean '{path.with_name(close)}'?" if close else None))
     if path.is_dir():
         raise ConfigError(Problem("config", "a YAML file", f"'{path}' (a directory)"))
     if not path.is_file():

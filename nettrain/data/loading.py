@@ -20,6 +20,7 @@ from nettrain.config.schema import Config
 from nettrain.config.sections import DataConfig
 from nettrain.data.csvfile import CsvRule, read_frame
 from nettrain.data.dataset import Data, size, take
+from nettrain.data.labels import index_classes, label_source
 from nettrain.data.sources import (
     _builtin,
     _existing,
@@ -192,7 +193,8 @@ def _load_data(config: Config, rule: CsvRule) -> Data:
         return Data({}, {}, {}, info, stream=stream)
     parts, info = _load_source(cfg, classify, config.seed, rule)
     if classify:
-        parts, info["classes"] = _class_indices(parts, info.get("classes"))
+        parts, info["classes"] = _class_indices(parts, info.get("classes"), label_source(
+            cfg.source, str(cfg.path or cfg.dataset), cfg.target))
     else:
         info.pop("classes", None)
     x, y, w = parts.pop("train")
@@ -249,13 +251,14 @@ def _load_source(cfg: DataConfig, classify: bool, seed: int | None,
     return parts, info
 
 
-def _class_indices(parts: dict[str, tuple], names: list[str] | None) -> \
-        tuple[dict[str, tuple], list[str]]:
+def _class_indices(parts: dict[str, tuple], names: list[str] | None,
+                   source: tuple[str, str, str]) -> tuple[dict[str, tuple], list[str]]:
     """Map every split's class labels to 0..n-1; return them and the class names in order.
 
     Known class names (built-in sets, image folders) mean the labels are indices already.
-    Integer labels keep their values (0..max). Other labels (strings such as 'setosa') are
-    sorted and numbered; a label in validation or test data that training lacks is an error.
+    Integer labels keep their values (0..max; a max far beyond the labels present is refused,
+    naming ``source``: see :func:`nettrain.data.labels.index_classes`). Other labels (strings
+    such as 'setosa') are sorted and numbered; a label in validation or test data that training lacks is an error.
     """
     out = {}
     for split, (x, y, w) in parts.items():
@@ -277,14 +280,15 @@ def _class_indices(parts: dict[str, tuple], names: list[str] | None) -> \
                             f"values such as {bad}. Use a regression loss (mse) for a numeric "
                             "target.")
         if values.min() >= 0:
-            n = int(values.max()) + 1
+            classes = index_classes(values.tolist(), *source)
+            n = len(classes)
             for split, (_, y, _) in out.items():
-                unknown = sorted({int(v) for v in y.tolist()} - set(range(n)))
+                present = np.unique(y.astype("int64"))
+                unknown = [int(v) for v in present[(present < 0) | (present >= n)]]
                 if unknown:
                     raise DataError(f"The {split} data has class labels that training lacks: "
                                     f"{unknown[:5]}. Training classes: 0..{n - 1}.")
-            return ({s: (x, y.astype("int64"), w) for s, (x, y, w) in out.items()},
-                    [str(i) for i in range(n)])
+            return ({s: (x, y.astype("int64"), w) for s, (x, y, w) in out.items()}, classes)
     lookup = {v: i for i, v in enumerate(values.tolist())}
     for split, (x, y, w) in out.items():
         unknown = sorted({v for v in y.tolist() if v not in lookup})

@@ -12,7 +12,7 @@ import numpy as np
 
 from nettrain.config.sections import DataConfig
 from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS
-from nettrain.errors import DataError, RunError, plain_tf_text
+from nettrain.errors import ConfigError, DataError, Problem, RunError, UsageError, plain_tf_text
 
 # --------------------------------------------------------------------------- sources
 
@@ -143,6 +143,10 @@ def _read_npz(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
             arrays = {k: f[k] for k in f.files}
     except NPZ_ERRORS as exc:
         raise DataError(f"{key}: cannot read {path} as .npz: {exc}") from None
+    for name in ("x", "y", "x_train", "y_train", "x_test", "y_test"):
+        problem = complex_problem(name, arrays.get(name), path, key)
+        if problem:
+            raise (UsageError if key.startswith("--") else ConfigError)(problem)
     parts = {}
     if {"x", "y"} <= arrays.keys():
         x, y = arrays["x"], arrays["y"]
@@ -175,6 +179,21 @@ def _read_npz(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tuple
     new_info: dict[str, Any] = {"parts": parts, "sample_shape": list(x.shape[1:])} \
         if info is None else info
     return x.astype("float32"), y, None, new_info
+
+
+def complex_problem(name: str, array: Any, path: Path, key: str) -> Problem | None:
+    """The problem of an array of complex numbers (float32 would keep only their real part,
+    silently); None for any other array (or none).
+
+    Example: ``complex_problem("x", x, Path("d.npz"), "data.npz")`` for a complex ``x`` names
+    the array and the file, and how to keep what it holds.
+    """
+    if array is None or not np.iscomplexobj(array):
+        return None
+    return Problem(key, "arrays of real numbers", f"array '{name}' of {path}, which holds "
+                   f"complex numbers ({array.dtype})",
+                   f"Keep the real part ({name}.real), or give the real and imaginary parts as "
+                   f"two features (np.concatenate([{name}.real, {name}.imag], axis=-1)).")
 
 
 def image_options(cfg: DataConfig) -> dict[str, Any]:

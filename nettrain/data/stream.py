@@ -46,6 +46,17 @@ def split_codes(rows: np.ndarray, cfg: DataConfig, seed: int | None) -> np.ndarr
     return codes
 
 
+def _check_label_indices(labels: dict[str, Any], cfg: DataConfig) -> None:
+    """Integer labels of every split number the classes: refuse one far beyond the labels
+    present, before any split is checked (see :func:`nettrain.data.labels.index_classes`)."""
+    from nettrain.data.labels import index_classes, label_source
+
+    present = {v for split in labels.values() for v in split}
+    if present and all(isinstance(v, (int, float, np.integer, np.floating)) and
+                       float(v) == int(v) and v >= 0 for v in present):
+        index_classes(present, *label_source("csv", str(cfg.path), cfg.target))
+
+
 @dataclass
 class CsvStream:
     """One streamed CSV source: its columns, its splits and its passes."""
@@ -88,7 +99,7 @@ class CsvStream:
         weight = [self.cfg.sample_weight] if self.cfg.sample_weight else []
         chunk = chunk[self.features + targets + weight]
         chunk.index = np.arange(start, start + len(chunk))
-        chunk = fill_missing(chunk, self.cfg.missing, self.kinds, self.path.name)
+        chunk = fill_missing(chunk, self.cfg.missing, self.kinds, self.path.name, part=True)
         return chunk, split_codes(chunk.index.to_numpy(), self.cfg, self.seed)
 
     def _scan(self) -> None:
@@ -143,6 +154,7 @@ class CsvStream:
         self._decide_kinds(seen, vocab)
         if self.classify:
             values = sorted(labels["train"], key=lambda v: (isinstance(v, str), v))
+            _check_label_indices(labels, self.cfg)
             unknown = sorted({str(v) for s in ("validation", "test") for v in labels[s]}
                              - {str(v) for v in values})
             if unknown:
@@ -150,7 +162,7 @@ class CsvStream:
                                 f"training rows lack: {unknown[:5]}.")
             numeric = all(isinstance(v, (int, float, np.integer, np.floating)) for v in values)
             if numeric and all(float(v) == int(v) and v >= 0 for v in values):
-                self.classes = [str(i) for i in range(int(max(values)) + 1)]
+                self.classes = [str(i) for i in range(int(max(values)) + 1)]  # checked above
                 self._lookup = None
                 index = {v: int(v) for v in values}
             else:

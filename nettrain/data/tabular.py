@@ -185,11 +185,15 @@ def whole_numbers(column: Any) -> np.ndarray | None:
 
 
 def fill_missing(frame: Any, policy: str, kinds: dict[str, str], name: str,
-                 advice: str = "Set data.missing: drop or zero, or fill the file.") -> Any:
+                 advice: str = "Set data.missing: drop or zero, or fill the file.",
+                 part: bool = False) -> Any:
     """Apply data.missing: 'error' names the first empty cell (and gives ``advice``), 'drop'
     drops its row, 'zero' fills numbers and whole-number categories with 0 and text
     categories (``kinds``: column -> 'numeric' | 'integer' | 'string') with '', a category of
-    its own; another column (a target of class names) by its dtype."""
+    its own; another column (a target of class names) by its dtype.
+
+    The error counts the empty cells of that column and of all the frame's columns: of the
+    file, or with ``part`` (a chunk of a file read in parts) of the chunk's rows."""
     if policy == "drop":
         return frame.dropna()
     if policy == "zero":
@@ -205,8 +209,12 @@ def fill_missing(frame: Any, policy: str, kinds: dict[str, str], name: str,
     if len(holes):
         row, col = holes[0]
         row = frame.index[row]  # the row number in the file (a streamed chunk starts later)
-        raise DataError(f"{name}: missing value at row {row + 2}, column "
-                        f"'{frame.columns[col]}' ({len(holes)} missing in all). {advice}")
+        column = frame.columns[col]
+        where = (f"read, in rows {frame.index[0] + 2} to {frame.index[-1] + 2}" if part
+                 else "read from the file")
+        raise DataError(f"{name}: missing value at row {row + 2}, column '{column}' "
+                        f"({int((holes[:, 1] == col).sum())} missing in this column, "
+                        f"{len(holes)} in all the columns {where}). {advice}")
     return frame
 
 

@@ -31,6 +31,7 @@ class Evaluation:
     report: dict[str, Any]      # per-class or regression report (see nettrain.engine.reports)
     files: list[Path]           # the pictures written (none when drawing failed)
     data: dict[str, Any] | None = None  # --data: the file and its sha256
+    unrecorded: str | None = None  # why evaluation.json could not be written (None: it was)
 
     def to_json(self) -> dict[str, Any]:
         return {"split": self.split, "format": self.format, "metrics": self.metrics,
@@ -59,8 +60,9 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
     Returns an :class:`Evaluation`: the metrics, the per-class or regression report
     (:mod:`nettrain.engine.reports`) and its picture (``confusion_matrix-<split>.png`` or
     ``regression-<split>.png``; ``-data-<file stem>`` for ``data_path``) in the run directory.
-    The result is always about the run's own data (or says that it is not) and names the
-    model it measured: a run that did not complete is evaluated with the model of its last
+    A run directory that cannot be written (read-only) still gets its numbers: the
+    Evaluation says why they were not recorded (``unrecorded``). The result is always about
+    the run's own data (or says that it is not) and names the model it measured: a run that did not complete is evaluated with the model of its last
     save, and the record says so.
     """
     run = rundir.open_run(run_path)
@@ -114,7 +116,11 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
                                       else f"{split} split")
     try:
         files.append(reports.draw(result, true, pred, run.path, label, title))
-    except Exception as exc:  # the numbers stand without their picture
+    except OSError as exc:  # the numbers stand without their picture
+        picture = run.path / reports.png_names(label)[result["kind"]]
+        echo(f"Warning: the {result['kind']} picture was not drawn ({picture}: "
+             f"{exc.strerror or exc}).")
+    except Exception as exc:
         echo(f"Warning: the {result['kind']} picture was not drawn ({type(exc).__name__}: "
              f"{' '.join(str(exc).split())[:200]}).")
     # Numbers about an earlier model (before a resume saved again) are kept apart, never
@@ -131,8 +137,13 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
         entry["data"] = source
     if changed:
         entry["data_changed"] = changed
-    rundir.write_json(run.path / rundir.EVALUATION,
-                    {**current, name: entry, **({"earlier": older} if older else {})})
+    try:  # the work is done: a run directory that cannot be written still gets its numbers
+        rundir.write_json(run.path / rundir.EVALUATION,
+                          {**current, name: entry, **({"earlier": older} if older else {})})
+    except OSError as exc:
+        return Evaluation(name, metrics, used, result, files, source,
+                          unrecorded=f"{run.path / rundir.EVALUATION} could not be written "
+                                     f"({exc.strerror or exc})")
     return Evaluation(name, metrics, used, result, files, source)
 
 

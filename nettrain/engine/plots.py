@@ -47,13 +47,18 @@ def metric_names(history: pd.DataFrame) -> list[str]:
 
 
 def history_png(histories: Mapping[str, pd.DataFrame], path: Path, title: str = "") -> Path:
+    """Write :func:`history_figure` of ``histories`` to the PNG ``path``."""
+    return save(history_figure(histories, title), path)
+
+
+def history_figure(histories: Mapping[str, pd.DataFrame], title: str = "") -> Figure:
     """Plot loss and each metric per epoch, training (solid) and validation (dashed).
 
     Args:
         histories: label -> a run's ``history.csv`` as a frame (columns ``epoch``, ``loss``,
             ``val_loss``, ...). One run gives one line per split; several runs (``runs compare``)
-            share each panel, one colour per run.
-        path: the PNG to write.
+            share each panel, one colour per run. A ``val_`` column with no value (an older
+            run without validation data wrote NA) draws nothing, and is not in the legend.
         title: a title over all panels (e.g. the run's name).
     """
     import numpy as np
@@ -68,7 +73,8 @@ def history_png(histories: Mapping[str, pd.DataFrame], path: Path, title: str = 
     panels = panels or ["loss"]
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    legend = _run_legend(list(histories)) if len(histories) > 1 else []
+    validation = any(_has_values(h, f"val_{n}") for h in histories.values() for n in names)
+    legend = _run_legend(list(histories), validation) if len(histories) > 1 else []
     # as many legend entries a row as fit the width (about 6 px a character at small size)
     per_row = max(1, min(len(legend), int(480 * cols // (45 + 6 * max(
         (len(entry.get_label()) for entry in legend), default=0)))))
@@ -89,7 +95,7 @@ def history_png(histories: Mapping[str, pd.DataFrame], path: Path, title: str = 
             if name in history:
                 ax.plot(epochs, history[name], color=colour, marker="." if len(history) < 30
                         else None, label="training")
-            if f"val_{name}" in history:
+            if _has_values(history, f"val_{name}"):
                 ax.plot(epochs, history[f"val_{name}"], color=colour, linestyle="--",
                         marker="." if len(history) < 30 else None, label="validation")
         ax.set_title(name.replace("_", " "))
@@ -104,16 +110,23 @@ def history_png(histories: Mapping[str, pd.DataFrame], path: Path, title: str = 
         fig.legend(handles=legend, loc="outside lower center", ncols=per_row, fontsize="small")
     if title:
         fig.suptitle(title)
-    return save(fig, path)
+    return fig
 
 
-def _run_legend(labels: list[str]) -> list:
-    """Legend entries for several runs: each run's colour, then the line style of each split."""
+def _has_values(history: pd.DataFrame, column: str) -> bool:
+    """Whether ``history`` has ``column`` with at least one value (not only NA)."""
+    return column in history and bool(history[column].notna().any())
+
+
+def _run_legend(labels: list[str], validation: bool = True) -> list:
+    """Legend entries for several runs: each run's colour, then the line style of each split
+    (validation only when a run has validation values)."""
     from matplotlib.lines import Line2D
 
     return [*(Line2D([], [], color=f"C{i % 10}", label=label) for i, label in enumerate(labels)),
             Line2D([], [], color="black", label="training"),
-            Line2D([], [], color="black", linestyle="--", label="validation")]
+            *([Line2D([], [], color="black", linestyle="--", label="validation")]
+              if validation else [])]
 
 
 def confusion_png(matrix: Any, classes: Sequence[str], path: Path, title: str = "") -> Path:

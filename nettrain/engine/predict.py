@@ -25,7 +25,7 @@ from nettrain.config.schema import Config
 from nettrain.data.columns import input_names, model_inputs
 from nettrain.data.csvfile import RULE, CsvRule, read_csv, read_header
 from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS, Inputs
-from nettrain.data.sources import images_to_numpy
+from nettrain.data.sources import complex_problem, images_to_numpy
 from nettrain.data.tabular import (
     PREDICT_ADVICE,
     check_columns,
@@ -242,29 +242,33 @@ def _table_chunk(frame: Any, features: list[str], kinds: dict[str, str], missing
     categorical = [c for c, kind in kinds.items() if kind != "numeric"]
     # Rows cannot be dropped here: one output row per input row.
     frame = fill_missing(frame[features], "zero" if missing == "zero" else "error", kinds, name,
-                         advice="Fill it: predict needs a value in every column.")
+                         advice="Fill it: predict needs a value in every column.", part=True)
     return table_inputs(frame, features, categorical, name, kinds if categorical else None,
                         advice=PREDICT_ADVICE)
 
 
 def read_arrays(path: Path) -> np.ndarray:
     """A .npy array (mapped from the disk, not read whole), or the array ``x`` (or ``x_test``,
-    or the only one) of a .npz."""
+    or the only one) of a .npz; of real numbers (UsageError for complex ones)."""
+    npy = path.suffix.lower() == ".npy"
     try:
-        loaded = np.load(path, allow_pickle=False,
-                         mmap_mode="r" if path.suffix.lower() == ".npy" else None)
-        if path.suffix.lower() == ".npy":
-            return loaded
-        with loaded:
-            for key in ("x", "x_test"):
-                if key in loaded.files:
-                    return loaded[key]
-            if len(loaded.files) == 1:
-                return loaded[loaded.files[0]]
-            files = sorted(loaded.files)
+        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if npy else None)
+        if npy:
+            name, array = "x", loaded
+        else:
+            with loaded:
+                files = sorted(loaded.files)
+                name = next((k for k in ("x", "x_test") if k in files),
+                            files[0] if len(files) == 1 else None)
+                array = loaded[name] if name is not None else None
     except NPZ_ERRORS as exc:
         raise DataError(f"INPUT: cannot read {path}: {exc}") from None
-    raise DataError(f"{path.name}: expected an array named x (or x_test); it holds {files}.")
+    if array is None:
+        raise DataError(f"{path.name}: expected an array named x (or x_test); it holds {files}.")
+    problem = complex_problem(name, array, path, "INPUT")
+    if problem:
+        raise UsageError(str(problem))
+    return array
 
 
 def array_chunks(x: np.ndarray, name: str, rows: int | None = None) -> Iterator[np.ndarray]:

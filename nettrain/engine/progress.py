@@ -147,9 +147,10 @@ class Display:
             view.stop()
 
     def summary(self, name: str, path: Path, metrics: dict[str, dict[str, float]],
-                config: Any, epochs: int | None) -> None:
+                config: Any, epochs: int | None, stopped: str | None = None) -> None:
         """The final table: metrics per split, then the best epoch (of ``epochs`` trained),
-        the wall time since the display was made and the run directory."""
+        the callback that ``stopped`` the training early (if one did), the wall time since the
+        display was made and the run directory."""
         if self.quiet:
             return
         from nettrain.run import directory as rundir
@@ -159,6 +160,8 @@ class Display:
         best = best_epoch(path / rundir.HISTORY, config)
         rows = {"Best epoch": best and f"{best.epoch}{f' of {epochs}' if epochs else ''}: "
                               f"{shown(best.text())}",
+                "Stopped early": stopped and f"at epoch {epochs} of {config.fit.epochs} by "
+                                 f"{shown(stopped)}",
                 "Wall time": duration(time.monotonic() - self.started),
                 "Run directory": shown(path)}
         for key, value in rows.items():

@@ -93,5 +93,22 @@ def _one_per_value(changes: dict[str, tuple[Any, Any]], old: Config,
             for k, v in changes.items() if not any(under(k, t) for t in tops)}
 
 
+def check_epochs(new: Config, done: int, run: str) -> None:
+    """Refuse a resume whose ``fit.epochs`` is below the epochs the run has done: a resume
+    continues a run, it cannot undo epochs (the run's record would say 36 of 25).
+
+    Example: ``check_epochs(config_with_epochs_25, 36, "runs/x/1")`` raises ConfigError
+    naming ``fit.epochs``: expected at least 36, received 25.
+    """
+    if new.fit.epochs >= done:
+        return
+    raise ConfigError(Problem(
+        "fit.epochs", f"at least {done} (the epochs this run has done)", str(new.fit.epochs),
+        f"A resume continues the run after epoch {done}; leave fit.epochs out to keep the "
+        f"run's, or raise it to train longer (fit.epochs={done + 10}). For a shorter run start "
+        f"a new one: nettrain fit {run}/config.yaml fit.epochs={new.fit.epochs}"),
+        source=f"--resume {run}")
+
+
 def _show(value: Any) -> str:
     return "nothing" if value is None else repr(value)

@@ -130,7 +130,7 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
 
 def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str] | None,
             echo: Any, allow_changed_data: bool, display: progress.Display) -> Path:
-    from nettrain.engine.resume import check_changes
+    from nettrain.engine.resume import check_changes, check_epochs
     from nettrain.run import checkpoints
 
     path = run.path
@@ -144,6 +144,7 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
                       str(path / rundir.RUN))
     last = path / checkpoints.FOLDER / checkpoints.LAST
     state = _read_checkpoint(path, last) if last.is_file() else None
+    check_epochs(new, state.epoch if state else 0, str(path))
     epochs = _epochs_to_train(path, run.config, new, state, status.get("status"), changes)
     for key, (was, now) in changes.items():
         display.note(f"Resume changes {key}: {was!r} -> {now!r}")
@@ -233,11 +234,12 @@ def _epochs_to_train(path: Path, old: Config, new: Config, state: Any, status: s
 def _stopper(config: Config, state: Any) -> tuple[int, str | None, int]:
     """The callback that stopped a run: its index in fit.callbacks, name and patience."""
     from nettrain.config.fields import spec_kwargs, spec_name
+    from nettrain.run.checkpoints import stopper
 
-    for index, saved in enumerate(state.callbacks):
-        if saved["state"].get("stopped_epoch") and index < len(config.fit.callbacks):
-            spec = config.fit.callbacks[index]
-            return index, spec_name(spec), int(spec_kwargs(spec).get("patience", 0))
+    index = stopper(state)
+    if index is not None and index < len(config.fit.callbacks):
+        spec = config.fit.callbacks[index]
+        return index, spec_name(spec), int(spec_kwargs(spec).get("patience", 0))
     return 0, None, 0
 
 
@@ -359,7 +361,8 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
         # The run's own callbacks go last: the checkpoint sees the others' state after each
         # epoch; a stop that got lost is honoured at the next batch.
         kwargs["callbacks"] = [*prepared.callbacks, guard,
-                               keras.callbacks.CSVLogger(str(path / rundir.HISTORY), append=True),
+                               checkpoints.HistoryLog(path / rundir.HISTORY,
+                                                      "validation" in data.splits),
                                checkpoint, keras.callbacks.LambdaCallback(
                                    on_train_batch_end=lambda batch, logs: stops.check()),
                                *extra]

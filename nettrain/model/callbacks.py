@@ -28,7 +28,14 @@ PATHS = {"CSVLogger": {"filename": "file"}, "ModelCheckpoint": {"filepath": "fil
 # The format spec a {name} in a callback path may have: a number's sign, width, precision and
 # type, never a fill character or 'c' (Keras formats ModelCheckpoint's filepath, so
 # '..{epoch:/>3}' would become '..//1', a path out of the run directory).
-_NUMBER_FORMAT = re.compile(r"[+\- ]?0?\d*(\.\d+)?[deEfFgG%]?")
+_NUMBER_FORMAT = re.compile(r"[+\- ]?0?(?P<width>\d*)(\.(?P<precision>\d+))?[deEfFgG%]?")
+
+# The most bytes one name of a path may have (Linux, macOS and Windows file systems): a
+# longer file name fails when Keras writes it, after an epoch of training.
+NAME_MAX = 255
+# What a {name} of a callback path is filled in with to measure it: the run's last epoch for
+# {epoch}, a large batch number, and a metric's value with a sign and six digits.
+_BATCH, _VALUE = 999999, -123456.789
 
 # Callbacks a config may not use, each with the reason and the way nettrain does it instead.
 REFUSED = {
@@ -72,7 +79,8 @@ def check(config: Config) -> list[Problem]:
                 "(or pip install tensorboard), or remove the callback."))
         for argument in PATHS.get(name, {}):
             if argument in kwargs:
-                problem = _check_path(kwargs[argument], f"{path}.{argument}")
+                problem = _check_path(kwargs[argument], f"{path}.{argument}",
+                                      config.fit.epochs)
                 problems += [problem] if problem else []
                 if problem is None:
                     problem = _check_shared(kwargs[argument], f"{path}.{argument}", written)
@@ -91,7 +99,7 @@ def _check_shared(value: str, key: str, written: dict[str, str]) -> Problem | No
     return None
 
 
-def _check_path(value: Any, key: str) -> Problem | None:
+def _check_path(value: Any, key: str, epochs: int = 1) -> Problem | None:
     expected = "a path inside the run directory, relative to it (e.g. 'logs/epochs.csv')"
     if not isinstance(value, str) or not value.strip():
         return Problem(key, expected, repr(value))
@@ -110,6 +118,9 @@ def _check_path(value: Any, key: str) -> Problem | None:
                            "precision, type)", f"'{shown}' in '{value}', which can turn into "
                            "other characters ('/', '..')",
                            "Write e.g. '{epoch:02d}' or '{val_loss:.4f}'.")
+    problem = _check_length(value, key, expected, epochs)
+    if problem:
+        return problem
     if parts[0].startswith("."):
         return Problem(key, f"{expected}, not a hidden name (nettrain's lock and temporary "
                        "files)", f"'{value}'",
@@ -118,6 +129,45 @@ def _check_path(value: Any, key: str) -> Problem | None:
         return Problem(key, f"{expected}, not a file nettrain writes",
                        f"'{value}' (nettrain writes {parts[0]} itself)",
                        f"Choose another name, e.g. 'callbacks/{Path(value).name}'.")
+    return None
+
+
+def _check_length(value: str, key: str, expected: str, epochs: int) -> Problem | None:
+    """Each name of the path ``value`` at most NAME_MAX bytes once Keras fills in its
+    ``{...}`` (ModelCheckpoint formats its filepath at the end of each epoch). A width or a
+    precision over NAME_MAX is refused without formatting it (``{epoch:0999999999d}`` would be
+    a gigabyte). ``value``'s format specs are numbers' (see ``_NUMBER_FORMAT``)."""
+    expected += f", each name in it at most {NAME_MAX} bytes once Keras fills in its {{...}}"
+    suggestion = "Write a shorter name, e.g. 'ck-{epoch:02d}.keras'."
+    filled = ""
+    fields = False
+    for literal, field, spec, _ in _parse(value):
+        filled += literal
+        if field is None:
+            continue
+        fields = True
+        shown = "{" + field + (f":{spec}" if spec else "") + "}"
+        size = _NUMBER_FORMAT.fullmatch(spec or "")
+        for part in ("width", "precision"):
+            number = size.group(part) if size else None
+            if number and int(number) > NAME_MAX:
+                return Problem(key, expected, f"'{shown}' in '{value}', a {part} of "
+                               f"{int(number)}", suggestion)
+        sample = epochs if field == "epoch" else _BATCH if field == "batch" else _VALUE
+        try:
+            filled += format(sample, spec or "")
+        except ValueError as exc:  # '{epoch:.2d}', '{loss:d}': Keras fails after an epoch
+            return Problem(key, f"{expected}; a format Python can apply to "
+                           f"{'a whole number' if isinstance(sample, int) else 'a fraction'}",
+                           f"'{shown}' in '{value}' ({exc})",
+                           "Write e.g. '{epoch:02d}' or '{val_loss:.4f}'.")
+    for name in Path(filled).parts:
+        size = len(name.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            values = f" once filled in (with epoch {epochs} and a value of {_VALUE})" \
+                if fields else ""
+            return Problem(key, expected, f"'{value}', whose name '{name[:10]}…' is {size} "
+                           f"bytes{values}", suggestion)
     return None
 
 
@@ -195,13 +245,20 @@ def _placeholders(text: str) -> list[str]:
 def _fields(text: str) -> list[tuple[str, str, str | None]]:
     """The ``(name, format spec, conversion)`` of each ``{...}`` in a Keras path template:
     ``'m-{epoch:02d}.keras'`` -> ``[('epoch', '02d', None)]``."""
+    return [(field, spec or "", conversion) for _, field, spec, conversion in _parse(text)
+            if field is not None]
+
+
+def _parse(text: str) -> list[tuple[str, str | None, str | None, str | None]]:
+    """``string.Formatter().parse`` of a Keras path template: ``(literal, name, spec,
+    conversion)`` items; one literal item for a text with an unmatched brace, which Keras
+    writes as it is."""
     import string
 
     try:
-        return [(field, spec or "", conversion) for _, field, spec, conversion
-                in string.Formatter().parse(text) if field is not None]
-    except ValueError:  # an unmatched brace: Keras writes the name as it is
-        return []
+        return list(string.Formatter().parse(text))
+    except ValueError:
+        return [(text, None, None, None)]
 
 
 def _unlogged(key: str, name: str, received: str, names: list[str], logged: list[str],

@@ -86,6 +86,34 @@ def read_state(path: Path) -> State:
     return state
 
 
+def stopper(state: State) -> int | None:
+    """The index (in ``fit.callbacks``) of the callback that stopped the training early, as
+    the checkpoint's state recorded it (its ``stopped_epoch``); None when none did."""
+    for index, saved in enumerate(state.callbacks):
+        if saved.get("state", {}).get("stopped_epoch"):
+            return index
+    return None
+
+
+def stopped_by(run_dir: Path, config: Any) -> str | None:
+    """The name of the callback that stopped a run's training early (``EarlyStopping``; ``a
+    callback`` when the stop is recorded but not whose), read from ``checkpoints/last.keras``;
+    None when the training was not stopped or there is no readable checkpoint."""
+    from nettrain.config.fields import spec_name
+
+    last = run_dir / FOLDER / LAST
+    try:
+        state = read_state(last) if last.is_file() else None
+    except Damaged:
+        return None
+    if state is None or not state.stopped:
+        return None
+    index = stopper(state)
+    if index is None or index >= len(config.fit.callbacks):
+        return "a callback"
+    return spec_name(config.fit.callbacks[index])
+
+
 def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200] or "unreadable"
 
@@ -154,6 +182,39 @@ def continue_logs(callbacks: list[Any]) -> list[Path]:
     for log in logs:
         log.append = True
     return [Path(log.filename) for log in logs]
+
+
+class HistoryLog(keras.callbacks.CSVLogger):
+    """The run's ``history.csv``: Keras's CSVLogger, appending, with the columns the run logs.
+
+    Keras's logger adds a ``val_`` column of NA for each name when the first epoch logged no
+    ``val_`` name; a run without validation data has none, so it gets no ``val_`` columns. A
+    file that already has a header (a resumed run, also an older one with NA columns) keeps
+    its columns, so the rows appended match it.
+    """
+
+    def __init__(self, path: Path, validation: bool):
+        super().__init__(str(path), append=True)
+        self.validation = validation
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.keys is None:
+            header = self._header()
+            if header:
+                self.keys = header
+            elif not self.validation:
+                self.keys = sorted(logs or {})
+        super().on_epoch_end(epoch, logs)
+
+    def _header(self) -> list[str]:
+        """The names of the file's header after ``epoch`` (none for a new or empty file)."""
+        import csv
+
+        if self.append_header or not Path(self.filename).is_file():
+            return []
+        with open(self.filename, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f, delimiter=self.sep), [])
+        return header[1:] if header[:1] == ["epoch"] else []
 
 
 def _put_back(callback: Any, index: int, saved: dict[str, Any],

@@ -109,7 +109,6 @@ def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep's table says it all
-    echo(f"Sweep directory: {sweep.path}")
     # A --storage that cannot be opened leaves no sweep directory behind (the default one,
     # a SQLite file, is in the directory).
     default = is_default_storage(sweep.storage, sweep.path)
@@ -122,6 +121,7 @@ def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> 
     rundir.write_json(sweep.path / SWEEP_FILE, {
         "study": sweep.study,  # the default's path is not written: the directory may move
         "storage": DATABASE if default else shown_url(sweep.storage)})
+    echo(f"Sweep directory: {sweep.path}")  # only once the sweep starts, never before a refusal
     echo(f"Study {sweep.study} in {shown_url(sweep.storage)}: {sweep.trials} trials of "
          f"{', '.join(p.name for p in sweep.params)}, {sweep.direction} {sweep.metric}, "
          f"{jobs} at once" + (f" (the grid has {sweep.grid} combinations)"
