@@ -56,3 +56,15 @@ def shown(text: Any, markup: bool = False, lines: bool = False) -> str:
 
         result = escape(result)
     return result
+
+
+def command(*words: Any) -> str:
+    """A command line to copy from a message: each word quoted as a POSIX shell reads it, so
+    a path with a space (``runs/my run``) stays one argument.
+
+    Example: ``command("nettrain", "fit", "--resume", Path("runs/my run"))`` ->
+    ``"nettrain fit --resume 'runs/my run'"``.
+    """
+    import shlex
+
+    return " ".join(shlex.quote(str(word)) for word in words)

@@ -466,3 +466,19 @@ def test_a_changed_optimizer_is_one_difference_with_both_values(runner, tmp_path
         "must train the same model the same way")
     assert "nothing" not in result.stderr
     assert (tmp_path / "run" / "config.yaml").read_text() == before
+
+
+def test_advised_commands_quote_a_run_path_with_a_space(runner, tmp_path):
+    """A run directory named with a space: the command a message advises, typed as shown
+    (split as a shell splits it), runs."""
+    import shlex
+
+    path = write_config(tmp_path / "c.yaml", tiny_config())
+    assert runner.invoke(app, ["fit", str(path), "--run-dir", "my run"]).exit_code == 0
+    result = runner.invoke(app, ["fit", "--resume", "my run", "fit.epochs=1"])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2, result.output
+    advised = " ".join(result.stderr.split()).split("start a new one: ")[1].rstrip(".")
+    assert advised == "nettrain fit 'my run/config.yaml' fit.epochs=1"
+    again = runner.invoke(app, [*shlex.split(advised)[1:], "--run-dir", "new run"])
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "new run" / "model.keras").is_file()

@@ -19,6 +19,7 @@ from pathlib import Path
 from nettrain.config.export import SCHEMA_FILE
 from nettrain.config.reading import parse_yaml
 from nettrain.errors import Problem, UsageError, did_you_mean
+from nettrain.text import command
 
 SCHEMA_LINE = "# yaml-language-server: $schema="
 # The keys of ``data:`` that name a file or folder (their paths are relative to the folder
@@ -48,8 +49,9 @@ class Written:
         config = shlex.quote(str(self.config))
         files = " and ".join(map(str, (self.config, *self.data)))
         return (f"Wrote {files} (template {self.template.name}).\n"
-                f"Next: nettrain fit {config}\n"
-                f"      (or first nettrain validate {config}: checks it and prints the model, "
+                f"Next: {command('nettrain', 'fit', config)}\n"
+                f"      (or first {command('nettrain', 'validate', config)}: checks it and prints "
+                "the model, "
                 "no training)\n")
 
 

@@ -12,7 +12,14 @@ import numpy as np
 
 from nettrain.config.sections import DataConfig
 from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS
-from nettrain.errors import ConfigError, DataError, Problem, RunError, UsageError, plain_tf_text
+from nettrain.errors import (
+    ConfigError,
+    DataError,
+    Problem,
+    RunError,
+    UsageError,
+    plain_tf_text,
+)
 
 # --------------------------------------------------------------------------- sources
 

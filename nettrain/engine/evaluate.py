@@ -19,6 +19,7 @@ from nettrain.model import saving
 from nettrain.model.builder import resolve_compiled
 from nettrain.run import directory as rundir
 from nettrain.run.record import now as _now
+from nettrain.text import command
 
 
 @dataclass
@@ -174,7 +175,7 @@ def _which_model(status: dict[str, Any], config: Config, path: Path) -> str | No
              "only in its checkpoint" if status.get("resumed") else
              "the model files it left, though it did not finish its save")
     return (f"Note: this run's status is {state} (run.json): evaluating {which}. To finish the "
-            f"run: nettrain fit --resume {path}")
+            f"run: {command('nettrain', 'fit', '--resume', path)}")
 
 
 def _check_dataset(run: rundir.Run, data: Data) -> None:

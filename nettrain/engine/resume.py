@@ -14,6 +14,7 @@ from nettrain.config.fields import _parse_path
 from nettrain.config.overrides import flatten
 from nettrain.config.schema import Config
 from nettrain.errors import ConfigError, Problem
+from nettrain.text import command
 
 # Keys (glob patterns over the dotted path, list items as [i]) a resume may change.
 SAFE_KEYS = (
@@ -65,7 +66,7 @@ def check_changes(old: Config, new: Config, run: str) -> dict[str, tuple[Any, An
             last.path, last.expected, last.received,
             f"A resume must train the same model the same way; only these keys may change: "
             f"{', '.join(SAFE_KEYS)}. For anything else start a new run: "
-            f"nettrain fit {run}/config.yaml KEY=VALUE")
+            f"{command('nettrain', 'fit', f'{run}/config.yaml')} KEY=VALUE")
         raise ConfigError(problems, source=f"--resume {run}: the config differs from the run's")
     return diff
 
@@ -106,7 +107,8 @@ def check_epochs(new: Config, done: int, run: str) -> None:
         "fit.epochs", f"at least {done} (the epochs this run has done)", str(new.fit.epochs),
         f"A resume continues the run after epoch {done}; leave fit.epochs out to keep the "
         f"run's, or raise it to train longer (fit.epochs={done + 10}). For a shorter run start "
-        f"a new one: nettrain fit {run}/config.yaml fit.epochs={new.fit.epochs}"),
+        f"a new one: {command('nettrain', 'fit', f'{run}/config.yaml')} "
+        f"fit.epochs={new.fit.epochs}"),
         source=f"--resume {run}")
 
 

@@ -25,6 +25,7 @@ from nettrain.model.builder import build_model, resolve_all
 from nettrain.run import directory as rundir
 from nettrain.run import lock
 from nettrain.run.record import RunRecord
+from nettrain.text import command
 
 
 @dataclass
@@ -191,12 +192,12 @@ def _damaged_advice(path: Path, exc: Any) -> str:
         best_epoch = checkpoints.read_state(best).epoch if best.is_file() else None
     except checkpoints.Damaged:
         best_epoch = None
-    again = f"start the run again as a new run: nettrain fit {path}/{rundir.CONFIG}"
+    again = f"start the run again as a new run: {command('nettrain', 'fit', path / rundir.CONFIG)}"
     if best_epoch is None or best.read_bytes() == exc.path.read_bytes():
         return f"{exc}. It cannot be resumed from; {again}"
     return (f"{exc}. The checkpoint of the best epoch ({best_epoch}) is whole: resume from it "
             f"(the epochs after it are trained again) with: cp {best} {exc.path} && "
-            f"nettrain fit --resume {path}\nOr {again}")
+            f"{command('nettrain', 'fit', '--resume', path)}\nOr {again}")
 
 
 def _epochs_to_train(path: Path, old: Config, new: Config, state: Any, status: str | None,
@@ -223,7 +224,8 @@ def _epochs_to_train(path: Path, old: Config, new: Config, state: Any, status: s
                          f"{path} fit.epochs={state.epoch + 10}")
     index, name, patience = _stopper(old, state)
     who = f"callback {name} (fit.callbacks.{index})" if name else "a callback"
-    advice = (f"nettrain fit --resume {path} fit.callbacks.{index}.{name}.patience="
+    advice = (f"{command('nettrain', 'fit', '--resume', path)} "
+              f"fit.callbacks.{index}.{name}.patience="
               f"{patience + 10}" if name else "change one of its fit.callbacks")
     raise UsageError(f"--resume {path}: the run stopped early after epoch {state.epoch} of "
                      f"{old.fit.epochs} ({who} stopped it; status completed), so it is "
@@ -419,7 +421,8 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
                      f"training stopped early after epoch {checkpoint.completed}")
             raise RunError(f"Evaluating or saving the model failed: {reason}\n{ended} and "
                            f"checkpointed in {path}. Once the cause is fixed (disk space "
-                           f"freed, say), finish the run: nettrain fit --resume {path}") from exc
+                           f"freed, say), finish the run: "
+                           f"{command('nettrain', 'fit', '--resume', path)}") from exc
         raise RunError(f"Training failed: {reason}\nThe run directory {path} keeps the config "
                        "and the history so far.") from exc
     finally:
@@ -503,10 +506,11 @@ def _interrupted(prepared: Prepared, path: Path, checkpoint: Any, echo: Any) -> 
         RunRecord(path).interrupted(checkpoint.completed, formats)
     if checkpoint.completed:
         echo(f"Interrupted after {checkpoint.completed} completed epoch(s); {saved}. "
-             f"Continue with: nettrain fit --resume {path}")
+             f"Continue with: {command('nettrain', 'fit', '--resume', path)}")
     else:
         echo(f"Interrupted in epoch {checkpoint.completed + 1}; no epoch completed, so no model "
-             f"is saved. Start it again, in the same directory: nettrain fit --resume {path}")
+             "is saved. Start it again, in the same directory: "
+             f"{command('nettrain', 'fit', '--resume', path)}")
 
 
 def _evaluate(model: Any, data: Data, split: str, config: Config) -> dict[str, float]:

@@ -28,6 +28,7 @@ from nettrain.run.directory import (
     damaged,
     read_json,
 )
+from nettrain.text import command
 
 
 def save_model(model: Any, run_dir: Path, formats: list[str], sample: Any = None,
@@ -242,7 +243,7 @@ def _load(fmt: str, file: Path, info: dict[str, Any]) -> Any:
         advice = (f"Load another saved format: --format {others[0]}{trust}, or restore the "
                   "file from a copy of the run directory." if others else
                   "Restore it from a copy of the run directory, or train again"
-                  + (f" (nettrain fit {run / CONFIG})." if run else "."))
+                  + (f" ({command('nettrain', 'fit', run / CONFIG)})." if run else "."))
         file = getattr(exc, "file", file)  # model.json's weights file
         error = damaged(file, f"or not a model nettrain can load safely: {exc}", advice)
         error.reason = " ".join(str(exc).split())[:200]  # type: ignore[attr-defined]

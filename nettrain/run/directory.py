@@ -23,6 +23,7 @@ from nettrain.config.load import validate_config
 from nettrain.config.reading import read_yaml
 from nettrain.config.schema import Config
 from nettrain.errors import ConfigError, Problem, RunError, UsageError
+from nettrain.text import command
 
 # File names inside a run directory.
 CONFIG = "config.yaml"
@@ -249,6 +250,6 @@ def open_run(path: str | Path) -> Run:
     if not (path / DATASET).is_file():  # fit writes it before training: the run is damaged
         raise RunError(f"{path / DATASET} is missing: it holds the columns and class names the "
                        "model was trained with. Restore it from a copy of the run directory, "
-                       f"or train again: nettrain fit {path / CONFIG}")
+                       f"or train again: {command('nettrain', 'fit', path / CONFIG)}")
     dataset = read_json(path / DATASET)
     return Run(path, config, dataset)

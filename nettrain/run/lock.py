@@ -33,6 +33,7 @@ from typing import Any
 
 from nettrain.errors import RunError, UsageError
 from nettrain.run.directory import now
+from nettrain.text import command
 
 LOCK = ".lock"
 # The run directories this process holds (resolved), each with the thread that took it.
@@ -125,7 +126,7 @@ def _lock(file: Path, wait: float) -> int:
                 f"{file.parent} is being trained by another process ({describe(holder)}). "
                 "Two processes cannot train one run. Wait for it to end, or stop it "
                 f"(kill {holder.get('pid', 'PID')}) and then continue the run: "
-                f"nettrain fit --resume {file.parent}", holder) from None
+                f"{command('nettrain', 'fit', '--resume', file.parent)}", holder) from None
         try:
             if os.path.samestat(os.fstat(fd), os.stat(file)):
                 return fd

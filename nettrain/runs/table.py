@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from nettrain.errors import ConfigError, Problem, UsageError, did_you_mean
 from nettrain.run import directory as rundir
 from nettrain.run import lock
-from nettrain.text import shown
+from nettrain.text import command, shown
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -160,7 +160,8 @@ def _running(path: Path) -> tuple[str, str | None]:
     status = _json(path / rundir.RUN).get("status")
     if status != "running":
         return str(status), None
-    return "stopped", f"ended unmarked (killed?); to continue: nettrain fit --resume {path}"
+    return "stopped", ("ended unmarked (killed?); to continue: "
+                       f"{command('nettrain', 'fit', '--resume', path)}")
 
 
 def _config(path: Path, whole: bool = False) -> dict[str, Any]:
