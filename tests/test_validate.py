@@ -528,3 +528,22 @@ def test_a_learning_rate_at_or_below_zero_is_refused(runner, tmp_path, rate):
     assert "compile.optimizer.Adam.learning_rate" in result.stderr
     assert "a learning rate above 0" in result.stderr and "e.g. learning_rate: 0.001" in \
         result.stderr
+
+
+def test_a_scalar_argument_does_not_hide_a_wrong_monitor(runner, tmp_path):
+    """``- Dropout: 0.1`` (refused by the schema, with its fix) and a monitor the run does not
+    log: both at once, at validate and at fit, so the first fix is not followed by a second
+    error."""
+    config = tiny_config(fit={"epochs": 1, "verbose": 0, "callbacks": [
+        {"EarlyStopping": {"monitor": "val_acuracy"}}]})
+    config["model"]["layers"].insert(1, {"Dropout": 0.1})
+    path = write_config(tmp_path / "c.yaml", config)
+    for command in ("validate", "fit"):
+        result = runner.invoke(app, [command, "c.yaml"])
+        assert isinstance(result.exception, SystemExit) and result.exit_code == 2, result.output
+        assert "Config error: c.yaml: 2 problems:" in result.stderr
+        assert "model.layers[1].Dropout (line " in result.stderr
+        assert "Write e.g. - Dropout: {rate: 0.1}" in result.stderr
+        assert ("fit.callbacks[0].EarlyStopping.monitor (line " in result.stderr and
+                "received 'val_acuracy'. Did you mean 'val_accuracy'?" in result.stderr)
+    assert not (tmp_path / "runs").exists()

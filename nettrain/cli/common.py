@@ -146,7 +146,29 @@ def _load_config(path: Path, overrides: list[str], debug: bool) -> Config:
         _load_keras(debug)
         from nettrain.model.draft import with_keras_problems
 
-        raise with_keras_problems(exc) from None
+        raise _with_hidden_problems(with_keras_problems(exc)) from None
+
+
+def _with_hidden_problems(error: ConfigError) -> ConfigError:
+    """``error`` and the mistakes its refused keys hid: when nettrain's own hints mend every
+    key the schema refused (``- Dropout: 0.1``), the mended config is built as fit builds it,
+    and what that finds (a callback's monitor the run does not log) joins the error."""
+    from nettrain.config.load import validate_config
+    from nettrain.engine.train import prepare
+    from nettrain.model.draft import with_hints_applied
+
+    data, draft = with_hints_applied(error), error.draft
+    if data is None:
+        return error
+    try:
+        prepare(validate_config(data, draft.source, draft.lines, draft.overridden))
+    except ConfigError as hidden:
+        return ConfigError([*error.problems,
+                            *(p for p in hidden.problems if p not in error.problems)],
+                           source=error.source, draft=draft)
+    except Exception:  # noqa: BLE001  (the data's own errors are the next run's to report)
+        pass
+    return error
 
 
 def _stop_cleanly_on_signals() -> None:

@@ -86,6 +86,45 @@ def keras_problems(draft: Draft) -> tuple[list[Problem], dict[tuple, str]]:
     return problems, hints
 
 
+def with_hints_applied(error: ConfigError) -> dict[str, Any] | None:
+    """The refused config's mapping with each scalar argument written as its hint suggests
+    (``- Dropout: 0.1`` -> ``- Dropout: {rate: 0.1}``), when those are all the schema refused;
+    else None. Validated and built, it shows the mistakes the refused keys hid (a monitor the
+    run does not log), so they are reported at once, not after the first fix."""
+    import copy
+
+    draft = error.draft
+    if not isinstance(draft, Draft):
+        return None
+    fixes: dict[tuple, Any] = {}
+    for key, registry, many in KERAS_KEYS:
+        section = draft.data.get(key[0])
+        value = section.get(key[1]) if isinstance(section, dict) else None
+        items = list(enumerate(value)) if many and isinstance(value, list) else \
+            [(None, value)] if not many and value is not None else []
+        for i, spec in items:
+            if not _scalar_arguments(spec):
+                continue
+            (name, argument_value), = spec.items()
+            try:
+                obj = lookup(name, registry, name)
+            except ResolveError:
+                return None
+            argument = _first_argument(obj) if inspect.isclass(obj) else None
+            if argument is None:
+                return None
+            fixes[(*key, *(() if i is None else (i,)), name)] = {name: {argument: argument_value}}
+    if not fixes or any(not isinstance(p, Problem) or p.key not in fixes for p in error.problems):
+        return None
+    data = copy.deepcopy(draft.data)
+    for key, spec in fixes.items():
+        parent = data
+        for part in key[:-2]:
+            parent = parent[part]
+        parent[key[-2]] = spec
+    return data
+
+
 def _scalar_arguments(spec: Any) -> bool:
     """``{Dropout: 0.2}``: a name with a value that is not a mapping of arguments."""
     return isinstance(spec, dict) and len(spec) == 1 and isinstance(next(iter(spec)), str) \
