@@ -351,3 +351,28 @@ def test_a_missing_column_is_one_rule_at_predict_and_evaluate_data(runner, tmp_p
                        "has: a, bb, y, note. Is 'bb' meant to be 'b'?\n")
     assert said[1].startswith("Error: --data: rows.csv: the columns differ from the run's "
                               "training data (missing 'b'; 'bb', 'note' are not read).")
+
+
+# --- a bare saved model (no run directory) ----------------------------------------------------
+
+def test_a_bare_sigmoid_model_names_its_outputs_as_its_run_does(runner, tmp_path):
+    """One sigmoid unit is a binary classifier's probability: model.keras alone gives
+    class,prob_0,prob_1 (classes 0/1), the same rows as its run directory gives."""
+    _csv(tmp_path / "train.csv")
+    config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y",
+                               "validation_split": 0.2},
+                         model={"layers": [{"Dense": {"units": 1, "activation": "sigmoid"}}]},
+                         compile={"optimizer": "adam", "loss": "binary_crossentropy"},
+                         save={"formats": ["keras"]})
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert fit.exit_code == 0, fit.output
+    run = fit.stdout.strip()
+    (tmp_path / "rows.csv").write_text("a,b\n1.5,0.5\n-1,2\n")
+    from_run = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv")])
+    assert from_run.exit_code == 0, from_run.output
+    bare = runner.invoke(app, ["predict", f"{run}/model.keras", str(tmp_path / "rows.csv")])
+    assert bare.exception is None or isinstance(bare.exception, SystemExit), bare.exception
+    assert bare.exit_code == 0, bare.output
+    assert bare.stdout.splitlines()[0] == "class,prob_0,prob_1"
+    assert bare.stdout == from_run.stdout
+
