@@ -395,9 +395,27 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
             yield _outputs(predictor, model.predict(_shaped(x, predictor, input_path.name),
                                                     batch_size=BATCH_SIZE, verbose=0))
     else:
+        if not (run_path / rundir.CONFIG).is_file():  # a model file alone
+            _refuse_images(run_path, input_path, model)
         kinds = f"an image file ({', '.join(IMAGE_SUFFIXES)}), a folder of images, .npy or " \
             ".npz" if images else ", ".join(INPUT_SUFFIXES)
         raise UsageError(f"INPUT: expected {kinds}; received '{input_path}'.")
+
+
+def _refuse_images(model_path: Path, input_path: Path, model: Any) -> None:
+    """Refuse images for a model file alone: it does not record how training read them."""
+    shape = getattr(model, "input_shape", None)  # image inputs: [rows, height, width, colours]
+    if (input_path.is_dir() or input_path.suffix.lower() in IMAGE_SUFFIXES) and \
+            isinstance(shape, tuple) and len(shape) == 4:
+        run = model_path.parent if (model_path.parent / rundir.CONFIG).is_file() else None
+        way = f": nettrain predict {shlex.quote(str(run))} {shlex.quote(str(input_path))}" \
+            if run else f" (or a .npy/.npz array of them, shape [rows, {shape[1]}, {shape[2]}, " \
+            f"{shape[3]}], raw pixels)."
+        what = "a folder" if input_path.is_dir() else "an image"
+        raise UsageError(f"INPUT: '{input_path}' is {what}, and the model file {model_path} "
+                         "alone does not record how images were read in training (the image "
+                         "size and colour mode they were resized to). Pass the run directory "
+                         f"instead{way}")
 
 
 def _model_keys(x: dict[str, np.ndarray], predictor: Predictor) -> dict[str, np.ndarray]:
