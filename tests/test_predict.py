@@ -351,3 +351,53 @@ def test_a_missing_column_is_one_rule_at_predict_and_evaluate_data(runner, tmp_p
                        "has: a, bb, y, note. Is 'bb' meant to be 'b'?\n")
     assert said[1].startswith("Error: --data: rows.csv: the columns differ from the run's "
                               "training data (missing 'b'; 'bb', 'note' are not read).")
+
+
+# --- a bare saved model (no run directory) ----------------------------------------------------
+
+def test_a_bare_sigmoid_model_names_its_outputs_as_its_run_does(runner, tmp_path):
+    """One sigmoid unit is a binary classifier's probability: model.keras alone gives
+    class,prob_0,prob_1 (classes 0/1), the same rows as its run directory gives."""
+    _csv(tmp_path / "train.csv")
+    config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y",
+                               "validation_split": 0.2},
+                         model={"layers": [{"Dense": {"units": 1, "activation": "sigmoid"}}]},
+                         compile={"optimizer": "adam", "loss": "binary_crossentropy"},
+                         save={"formats": ["keras"]})
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert fit.exit_code == 0, fit.output
+    run = fit.stdout.strip()
+    (tmp_path / "rows.csv").write_text("a,b\n1.5,0.5\n-1,2\n")
+    from_run = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv")])
+    assert from_run.exit_code == 0, from_run.output
+    bare = runner.invoke(app, ["predict", f"{run}/model.keras", str(tmp_path / "rows.csv")])
+    assert bare.exception is None or isinstance(bare.exception, SystemExit), bare.exception
+    assert bare.exit_code == 0, bare.output
+    assert bare.stdout.splitlines()[0] == "class,prob_0,prob_1"
+    assert bare.stdout == from_run.stdout
+
+
+def test_a_bare_image_model_given_an_image_asks_for_the_run_directory(runner, tmp_path):
+    from test_data import _images
+
+    _images(tmp_path / "photos", per_class=3)
+    config = tiny_config(data={"images": str(tmp_path / "photos"), "image_size": [8, 8],
+                               "scale": 255, "validation_split": 0.25},
+                         model={"layers": ["Flatten",
+                                           {"Dense": {"units": 2, "activation": "softmax"}}]},
+                         fit={"epochs": 1, "verbose": 0}, save={"formats": ["keras"]})
+    fit = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config)),
+                              "--run-dir", "run"])
+    assert fit.exit_code == 0, fit.output
+    image = "photos/cat/0.png"
+    for given in (image, "photos/cat"):
+        result = runner.invoke(app, ["predict", "run/model.keras", given])
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert result.exit_code == 2, result.output
+        assert " ".join(result.stderr.split()) == (
+            f"Error: INPUT: '{given}' is {'an image' if given == image else 'a folder'}, and "
+            "the model file run/model.keras alone does not record how images were read in "
+            "training (the image size and colour mode they were resized to). Pass the run "
+            f"directory instead: nettrain predict run {given}")
+    ok = runner.invoke(app, ["predict", "run", image])
+    assert ok.exit_code == 0, ok.output

@@ -396,6 +396,11 @@ ADVICE = [  # (broken config, key, the advice as printed, the config that follow
      "model.layers[0].LSTM", "e.g. data.reshape: [4, 1]",
      _with(_IRIS, **{"model.layers": [{"LSTM": {"units": 4}}, _DENSE3],
                      "data.reshape": [4, 1]})),
+    (_with(_IRIS, **{"model.layers": [{"Dense": {"units": 4}}, {"LSTM": {"units": 4}}, _DENSE3]}),
+     "model.layers[1].LSTM", "e.g. a Reshape layer before it: {Reshape: {target_shape: [4, 1]}}",
+     _with(_IRIS, **{"model.layers": [{"Dense": {"units": 4}},
+                                      {"Reshape": {"target_shape": [4, 1]}},
+                                      {"LSTM": {"units": 4}}, _DENSE3]})),
     (_with(_IRIS, **{"model.layers": [{"Conv1D": {"filters": 2, "kernel_size": 3}}, _DENSE3],
                      "data.reshape": [4, 1]}),
      "model.layers[1].Dense", "Add a Flatten layer before it",
@@ -445,6 +450,24 @@ def test_advice_leads_to_a_config_that_validates(runner, broken, key, advice, fo
     assert "site-packages" not in text and "ndim" not in text
     _ok(_validate(runner, followed))
 
+
+
+def test_a_conv2d_on_categorical_columns_gets_advice_that_validates(runner, tmp_path):
+    """The encoded columns are one vector per sample, and data.reshape is refused with
+    categorical columns: the advice is a Reshape layer first, and the config that follows it
+    validates."""
+    from test_data import _table, _table_config
+
+    _table(tmp_path)  # color (3) and size (3) one-hot with an unseen slot each, weight: 9
+    conv = [{"Conv2D": {"filters": 2, "kernel_size": 2}}, "Flatten",
+            {"Dense": {"units": 2, "activation": "softmax"}}]
+    broken = _with(_table_config(tmp_path), **{"model.layers": conv})
+    text = _refused(_validate(runner, broken), "model.layers[0].Conv2D",
+                    "e.g. a first layer {Reshape: {target_shape: [3, 3, 1]}}")
+    assert "data.reshape" not in text
+    followed = _with(broken, **{"model.layers": [{"Reshape": {"target_shape": [3, 3, 1]}},
+                                                 *conv]})
+    _ok(_validate(runner, followed))
 
 def test_a_one_class_image_folder_asks_for_a_second_class(runner, tmp_path):
     from test_data import _images

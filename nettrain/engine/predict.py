@@ -34,6 +34,7 @@ from nettrain.data.tabular import (
 )
 from nettrain.errors import DataError, Problem, UsageError, did_you_mean
 from nettrain.model import saving
+from nettrain.model.outputs import saved_classifier
 from nettrain.run import directory as rundir
 from nettrain.text import shown
 
@@ -50,7 +51,7 @@ class Predictor:
 
     model: Any
     info: dict[str, Any]            # the run's dataset.json (empty for a bare model)
-    classifier: bool | None         # None: a bare model, guessed from its first outputs
+    classifier: bool | None         # None: unsaid (a bare SavedModel): guessed from outputs
     logits: bool = False            # the loss had from_logits: apply the activation here
     missing: str = "error"          # the run's data.missing
     delimiter: str = ","            # the run's data.delimiter
@@ -170,7 +171,7 @@ def load_run(run_path: Path, fmt: str | None = None) -> Predictor:
         info = {"features": list(named), "csv_reading": RULE.to_json(),
                 "columns": {name: kinds.get(str(t.dtype), "numeric")
                             for name, t in named.items()}}
-    return Predictor(model, info, None)
+    return Predictor(model, info, saved_classifier(model))
 
 
 def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: str = ",",
@@ -296,8 +297,7 @@ def read_images(path: Path, options: dict[str, Any]) -> tuple[np.ndarray, list[s
     import keras
 
     image_size, color_mode = tuple(options["image_size"]), options["color_mode"]
-    folder = path
-    tmp = None
+    folder, tmp = path, None
     if path.is_file():  # the same reader as training needs a folder: link the file into one
         tmp = Path(tempfile.mkdtemp(prefix="nettrain-predict-"))
         (tmp / path.name).symlink_to(path.resolve())
@@ -395,9 +395,27 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
             yield _outputs(predictor, model.predict(_shaped(x, predictor, input_path.name),
                                                     batch_size=BATCH_SIZE, verbose=0))
     else:
+        if not (run_path / rundir.CONFIG).is_file():  # a model file alone
+            _refuse_images(run_path, input_path, model)
         kinds = f"an image file ({', '.join(IMAGE_SUFFIXES)}), a folder of images, .npy or " \
             ".npz" if images else ", ".join(INPUT_SUFFIXES)
         raise UsageError(f"INPUT: expected {kinds}; received '{input_path}'.")
+
+
+def _refuse_images(model_path: Path, input_path: Path, model: Any) -> None:
+    """Refuse images for a model file alone: it does not record how training read them."""
+    shape = getattr(model, "input_shape", None)  # image inputs: [rows, height, width, colours]
+    if (input_path.is_dir() or input_path.suffix.lower() in IMAGE_SUFFIXES) and \
+            isinstance(shape, tuple) and len(shape) == 4:
+        run = model_path.parent if (model_path.parent / rundir.CONFIG).is_file() else None
+        way = f": nettrain predict {shlex.quote(str(run))} {shlex.quote(str(input_path))}" \
+            if run else f" (or a .npy/.npz array of them, shape [rows, {shape[1]}, {shape[2]}, " \
+            f"{shape[3]}], raw pixels)."
+        what = "a folder" if input_path.is_dir() else "an image"
+        raise UsageError(f"INPUT: '{input_path}' is {what}, and the model file {model_path} "
+                         "alone does not record how images were read in training (the image "
+                         "size and colour mode they were resized to). Pass the run directory "
+                         f"instead{way}")
 
 
 def _model_keys(x: dict[str, np.ndarray], predictor: Predictor) -> dict[str, np.ndarray]:
@@ -429,13 +447,12 @@ def _outputs(predictor: Predictor, out: Any, paths: list[str] | None = None) -> 
     """The model's outputs for some rows as a DataFrame: classes and probabilities, or values."""
     import pandas as pd
 
-    info = predictor.info
     out = np.asarray(out).reshape(len(out), -1)
-    if predictor.classifier is None:  # a bare model: probabilities summing to 1 -> classes
+    if predictor.classifier is None:  # layers unseen: probabilities summing to 1 -> classes
         predictor.classifier = bool(out.shape[1] > 1 and
                                     np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
     if not predictor.classifier:
-        names = info.get("target")
+        names = predictor.info.get("target")
         if not names or len(names) != out.shape[1]:
             names = [f"output_{i}" for i in range(out.shape[1])]
         frame = pd.DataFrame(out, columns=names)
@@ -443,7 +460,7 @@ def _outputs(predictor: Predictor, out: Any, paths: list[str] | None = None) -> 
         if predictor.logits:  # the model ends without its activation: the loss applied it
             out = 1 / (1 + np.exp(-out)) if out.shape[1] == 1 else _softmax(out)
         probs = np.concatenate([1 - out, out], axis=1) if out.shape[1] == 1 else out
-        classes = info.get("classes") or [str(i) for i in range(probs.shape[1])]
+        classes = predictor.info.get("classes") or [str(i) for i in range(probs.shape[1])]
         names = [shown(name) for name in classes]
         frame = pd.DataFrame({"class": [names[i] for i in probs.argmax(axis=1)]})
         for i, name in enumerate(classes):

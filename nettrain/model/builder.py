@@ -280,7 +280,8 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
         raise ConfigError(Problem("model.input_shape", "no input_shape with categorical "
                                   "columns (one input per column)",
                                   str(config.model.input_shape), "Remove model.input_shape."))
-    body = _stack(config, tuple(features.shape[1:]), [], resolved.layers, "layers")
+    body = _stack(config, tuple(features.shape[1:]), [], resolved.layers, "layers",
+                  encoded=True)
     return keras.Model(inputs, body(features), name=_model_name(config.name))
 
 
@@ -296,9 +297,10 @@ def _oov_token(kind: str, vocabulary: list) -> Any:
 
 
 def _stack(config: Config, shape: tuple[int, ...], front: list[Any], layers: list[Any],
-           name: str) -> Any:
+           name: str, encoded: bool = False) -> Any:
     """A Sequential of the preprocessing and the config's layers, added one by one so that a
-    layer that cannot take its input is named with the shapes."""
+    layer that cannot take its input is named with the shapes (``encoded``: on a table's
+    encoded columns)."""
     import keras
 
     model = keras.Sequential([keras.Input(shape=shape), *front], name=name)
@@ -313,7 +315,7 @@ def _stack(config: Config, shape: tuple[int, ...], front: list[Any], layers: lis
                 expected, received, hint = _input_mismatch(exc, layer, before)
                 raise config.error([Problem(
                     f"model.layers[{i}].{layer_name}", expected, received,
-                    hint or _shape_hint(layer, before, i))]) from None
+                    hint or _shape_hint(layer, before, i, encoded))]) from None
         problems = keras_warnings(caught, f"model.layers[{i}].{layer_name}")
         if problems:
             raise config.error(problems)
@@ -344,10 +346,9 @@ def _input_mismatch(exc: Exception, layer: Any, before: tuple) -> tuple[str, str
     return (f"a layer that takes the output before it, of shape {list(before)}", text, None)
 
 
-
-
-def _shape_hint(layer: Any, before: tuple, index: int) -> str | None:
-    """For a layer that wants more dimensions than a flat input has: how to reshape it."""
+def _shape_hint(layer: Any, before: tuple, index: int, encoded: bool = False) -> str | None:
+    """For a layer that wants more dimensions than a flat input has: how to reshape it
+    (``encoded``: the input is a table's encoded columns, where data.reshape is refused)."""
     spec = layer.input_spec[0] if isinstance(layer.input_spec, list) else layer.input_spec
     rank = getattr(spec, "ndim", None) or getattr(spec, "min_ndim", None)
     if rank is None or len(before) != 2 or rank <= 2:
@@ -359,8 +360,14 @@ def _shape_hint(layer: Any, before: tuple, index: int) -> str | None:
         side = int(round(size ** 0.5))
         shape = [side, side, 1] if side * side == size else [size, 1, 1]
         shape += [1] * (rank - 4)
-    where = "data.reshape" if index == 0 else "a Reshape layer before it"
-    return f"Give it {rank - 1} dimensions per sample, e.g. {where}: {shape}."
+    layer_spec = f"{{Reshape: {{target_shape: {shape}}}}}"
+    if index == 0 and not encoded:
+        return f"Give it {rank - 1} dimensions per sample, e.g. data.reshape: {shape}."
+    if index == 0:  # data.reshape is refused with categorical columns: a layer reshapes
+        return (f"Give it {rank - 1} dimensions per sample, e.g. a first layer {layer_spec} "
+                f"(the encoded columns are one vector of {size} values).")
+    return f"Give it {rank - 1} dimensions per sample, e.g. a Reshape layer before it: " \
+        f"{layer_spec}."
 
 
 def _numeric_columns(x: Any, names: list[str]) -> Any:

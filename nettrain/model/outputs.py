@@ -134,10 +134,32 @@ def _output_activation(config: Config, model: Any) -> tuple[int, Any, str | None
     """The layer whose activation decides the model's outputs, its index in ``model.layers``
     of the config, and the activation's name (None: a layer without one, such as
     BatchNormalization)."""
+    return output_activation(model, len(config.model.layers))
+
+
+def saved_classifier(model: Any) -> bool | None:
+    """Whether a model saved on its own (no run directory says) is a classifier, from the
+    activation that decides its outputs: softmax, or a sigmoid on one unit (a binary
+    classifier's probability), is one; None where its layers do not say (a SavedModel)."""
+    try:
+        _, _, activation = output_activation(model)
+        units = int(np.prod(model.output_shape[1:]))
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    if activation is None:
+        return None
+    return (activation == "softmax" and units > 1) or \
+        (activation in ("sigmoid", "hard_sigmoid") and units == 1)
+
+
+def output_activation(model: Any, layers: int | None = None) -> tuple[int, Any, str | None]:
+    """The layer whose activation decides the model's outputs among its last ``layers``
+    (default: all), its index among them, and the activation's name (None: a layer without
+    one)."""
     inner = model
     while getattr(inner.layers[-1], "layers", None):
         inner = inner.layers[-1]  # the Sequential of the config's layers inside a table model
-    built = inner.layers[-len(config.model.layers):]
+    built = inner.layers[-layers:] if layers else inner.layers
     i = len(built) - 1
     while i > 0 and type(built[i]).__name__ in _SAME_VALUES:
         i -= 1
