@@ -90,15 +90,15 @@ def test_predict_rejects_columns_that_differ(runner, iris_run, tmp_path):
     frame = pd.DataFrame({"sepal length (cm)": [5.0], "petal width": [0.2]})
     frame.to_csv(tmp_path / "bad.csv", index=False)
     result = runner.invoke(app, ["predict", str(iris_run), str(tmp_path / "bad.csv")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the input does not match the model
     assert "missing 'sepal width (cm)'" in result.stderr
-    assert "unexpected 'petal width'" in result.stderr
+    assert "'petal width' is not read" in result.stderr
 
 
 def test_predict_rejects_a_wrong_shape(runner, iris_run, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 5), dtype="float32"))
     result = runner.invoke(app, ["predict", str(iris_run), str(tmp_path / "x.npy")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the input does not match the model, as at evaluate --data
     assert "shape [5] per sample; the model takes [4]" in result.stderr
 
 

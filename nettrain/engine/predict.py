@@ -32,7 +32,7 @@ from nettrain.data.tabular import (
     fill_missing,
     table_inputs,
 )
-from nettrain.errors import DataError, Problem, UsageError, did_you_mean
+from nettrain.errors import DataError, InputError, Problem, UsageError, did_you_mean
 from nettrain.model import saving
 from nettrain.model.outputs import saved_classifier
 from nettrain.run import directory as rundir
@@ -331,8 +331,8 @@ def fit_shape(x: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
         return x.reshape(1, -1)
     if x.ndim == 2 and x.shape[1] == int(np.prod(shape)):
         return x.reshape((len(x), *shape))
-    raise DataError(f"{name}: the inputs have shape {list(x.shape[1:])} per sample; the model "
-                    f"takes {list(shape)}.")
+    raise InputError(f"{name}: the inputs have shape {list(x.shape[1:])} per sample; the "
+                     f"model takes {list(shape)}.")
 
 
 def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None = None,
@@ -435,11 +435,11 @@ def _shaped(x: np.ndarray, predictor: Predictor, name: str) -> np.ndarray:
     shape = tuple(predictor.info.get("input_shape") or predictor.model.input_shape[1:])
     try:
         return fit_shape(x, shape, name)
-    except DataError as exc:
+    except InputError as exc:
         features = predictor.info.get("features")
         if not features or predictor.info.get("images"):
             raise
-        raise DataError(f"{exc} Give one value per column, in the training order "
+        raise InputError(f"{exc} Give one value per column, in the training order "
                         f"({', '.join(features)}), or a CSV with a header row.") from None
 
 
