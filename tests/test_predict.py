@@ -215,7 +215,7 @@ def test_arrays_of_the_wrong_width_name_the_training_columns(runner, tmp_path):
     np.save(tmp_path / "rows.npy", np.zeros((2, 3), dtype="float32"))
     result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.npy")])
     assert isinstance(result.exception, SystemExit)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the input does not match the model
     assert "the model takes [2]. Give one value per column, in the training order (a, b)" \
         in result.stderr
 

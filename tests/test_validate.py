@@ -560,7 +560,7 @@ def test_a_scalar_argument_does_not_hide_a_wrong_monitor(runner, tmp_path):
     config = tiny_config(fit={"epochs": 1, "verbose": 0, "callbacks": [
         {"EarlyStopping": {"monitor": "val_acuracy"}}]})
     config["model"]["layers"].insert(1, {"Dropout": 0.1})
-    path = write_config(tmp_path / "c.yaml", config)
+    write_config(tmp_path / "c.yaml", config)
     for command in ("validate", "fit"):
         result = runner.invoke(app, [command, "c.yaml"])
         assert isinstance(result.exception, SystemExit) and result.exit_code == 2, result.output
