@@ -1,4 +1,5 @@
-"""The command line: thin commands over config -> train -> runs. TensorFlow loads lazily.
+"""What every command shares: the app, its consoles and options, and errors turned into exit
+codes. TensorFlow loads lazily.
 
 Exit status: 0 success, 1 failure while running, 2 config or usage error, 130 interrupted.
 """

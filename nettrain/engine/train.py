@@ -1,4 +1,4 @@
-"""Training and evaluation: validated config -> data + model -> fit -> run directory."""
+"""Training: validated config -> data + model -> fit (or resume) -> run directory."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The runs table and the comparison of runs (``nettrain runs``, ``runs compare``). No TensorFlow.
+"""The runs table (``nettrain runs``): every run under a root, read into rows. No TensorFlow.
 
 A run is a folder that holds ``config.yaml`` and ``run.json`` (see :mod:`nettrain.run.directory`);
 ``list_runs`` finds them at any depth under a root and reads each into a :class:`RunRow`

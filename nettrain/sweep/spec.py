@@ -1,4 +1,4 @@
-"""``nettrain sweep``: a hyperparameter search over a config's ``sweep:`` section, with Optuna.
+"""What a sweep is (:class:`Sweep`): a search over a config's ``sweep:`` section, with Optuna.
 
 A sweep has a directory (``runs/<study>-sweep`` or ``--run-dir``) holding ``sweep.yaml`` (the
 base config), one normal run directory per trial (``trial-0003``, whose ``config.yaml``
