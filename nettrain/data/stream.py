@@ -71,23 +71,24 @@ class Chunked:
 
     def batches(self, split: str, batch_size: int, epoch: int = 0, shuffle: bool = False) -> \
             Iterator[tuple]:
-        """Full batches across chunk borders; the last one may be short."""
-        from nettrain.data.dataset import size, take
+        """Full batches across chunk borders; the last one may be short. Each row is copied
+        into its batch once (a chunk is not copied again for each of its batches)."""
+        from nettrain.data.dataset import take
         from nettrain.data.pipeline import item
 
-        pending: list[tuple] = []
+        pending: tuple | None = None  # the rows of the last chunk that made no full batch
         for part in self.arrays(split, epoch, shuffle):
-            pending.append(part)
-            while sum(size(p[0]) for p in pending) >= batch_size:
-                x, y, w = _concat(pending)
-                yield item(take(x, np.arange(batch_size)), y[:batch_size],
-                            None if w is None else w[:batch_size])
-                rest = np.arange(batch_size, len(y))
-                pending = [(take(x, rest), y[rest], None if w is None else w[rest])] \
-                    if len(rest) else []
+            x, y, w = _concat([pending, part]) if pending else part
+            start = 0
+            while len(y) - start >= batch_size:
+                end = start + batch_size
+                yield item(take(x, np.arange(start, end)), y[start:end],
+                           None if w is None else w[start:end])
+                start = end
+            pending = (take(x, np.arange(start, len(y))), y[start:],
+                       None if w is None else w[start:]) if start < len(y) else None
         if pending:
-            x, y, w = _concat(pending)
-            yield item(x, y, w)
+            yield item(*pending)
 
     def dataset(self, split: str, batch_size: int | None, shuffle: bool = False,
                 first_epoch: int = 0, schedule: Any = None) -> Any:
