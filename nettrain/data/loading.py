@@ -20,7 +20,7 @@ from nettrain.config.fields import BUILTIN_DATASETS
 from nettrain.config.schema import Config
 from nettrain.config.sections import DataConfig
 from nettrain.data import stream as streaming
-from nettrain.data.csvfile import CsvRule, read_csv, read_header
+from nettrain.data.csvfile import CsvRule, read_csv
 from nettrain.data.dataset import Data, size, take
 from nettrain.data.labels import index_classes, label_source
 from nettrain.data.sources import (
@@ -131,16 +131,19 @@ class LabelledCsv(streaming.Chunked):
         self.counts = {"test": 0}
 
     def open(self) -> LabelledCsv:
+        self.counts["test"] = sum(len(y) for _, y, _ in self.arrays("test"))
+        return self
+
+    def _check_columns(self, columns: list[str]) -> None:
+        """The file's columns (of its first chunk: a malformed row there is named first, as
+        predict names it) hold the run's features and targets, by name."""
         cfg = self.cfg
         weight = [cfg.sample_weight] if cfg.sample_weight else []
-        header = read_header(self.path, cfg.delimiter, "--data")
         try:
-            check_columns(header, self.info["features"] + cfg.targets + weight, self.path.name,
+            check_columns(columns, self.info["features"] + cfg.targets + weight, self.path.name,
                           "the run's training data", cfg.delimiter, extra_allowed=True)
         except InputError as exc:  # the file is readable: it is the wrong file for this run
             raise UsageError(f"--data: {exc}") from None
-        self.counts["test"] = sum(len(y) for _, y, _ in self.arrays("test"))
-        return self
 
     def arrays(self, split: str = "test", epoch: int = 0, shuffle: bool = False) -> \
             Iterator[tuple[Any, np.ndarray, np.ndarray | None]]:
@@ -150,7 +153,10 @@ class LabelledCsv(streaming.Chunked):
         cfg, rows = self.cfg, streaming.CHUNK_ROWS
         for frame in read_csv(self.path, cfg.delimiter, "--data", CsvRule.of(self.info),
                               categorical_columns(cfg, self.info), rows):
-            part = not (frame.index[0] == 0 and len(frame) < rows) if len(frame) else False
+            first = not len(frame) or frame.index[0] == 0
+            if first:
+                self._check_columns(list(frame.columns))
+            part = not (first and len(frame) < rows)  # more rows than this chunk
             x, y, w, _ = _table_parts(frame, cfg, self.path.name, self.info, PREDICT_ADVICE,
                                       f"Fill it, or drop the row (the run's data.missing is "
                                       f"{cfg.missing}).", part=part)
