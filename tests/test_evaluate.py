@@ -626,3 +626,54 @@ def test_a_text_cell_in_a_target_or_weight_column_gets_advice_for_that_column(
               "target column and a classification loss." if column == "target" else
               "Sample weights (data.sample_weight) must be numbers.")
     refused(result, 1, f"d.csv: column '{name}' must be numeric; row 5 holds {value}. {advice}")
+
+
+def test_evaluate_data_csv_read_in_chunks_gives_the_numbers_of_one_read(runner, iris_run,
+                                                                        tmp_path, monkeypatch):
+    """evaluate --data streams a CSV chunk by chunk (issue 17: a 2M-row file was read whole):
+    chunks of 5 rows give the metrics and the report of the file read at once."""
+    from nettrain.data import loading, stream
+
+    x, y = iris_rows(12)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    header = ",".join(f'"{c}"' for c in [*IRIS_COLUMNS, "target"])
+    (tmp_path / "rows.csv").write_text(header + "\n" + "".join(
+        ",".join([*map(str, row), name]) + "\n" for row, name in zip(x, names)))
+    whole = runner.invoke(app, ["evaluate", str(iris_run), "--data", "rows.csv", "--json"])
+    assert whole.exit_code == 0, whole.output
+    seen = []
+    read = loading.read_csv if hasattr(loading, "read_csv") else None
+    monkeypatch.setattr(stream, "CHUNK_ROWS", 5)
+    monkeypatch.setattr(loading, "read_csv", lambda *a, **k: (
+        seen.append(len(c)) or c for c in read(*a, **k)), raising=False)
+    chunked = runner.invoke(app, ["evaluate", str(iris_run), "--data", "rows.csv", "--json"])
+    assert chunked.exit_code == 0, chunked.output
+    assert seen[:3] == [5, 5, 2]  # every pass reads 5 rows at a time
+    one, parts = json.loads(whole.stdout), json.loads(chunked.stdout)
+    assert parts["metrics"] == pytest.approx(one["metrics"])
+    assert parts["report"] == one["report"] and parts["report"]["samples"] == 12
+
+
+def test_evaluate_data_names_a_bad_row_of_a_later_chunk_before_evaluating(runner, iris_run,
+                                                                          tmp_path, monkeypatch):
+    """Read in chunks, a bad row past the first chunk is refused as in a file read whole (its
+    line, the exit code) and nothing is recorded."""
+    from nettrain.data import stream
+
+    monkeypatch.setattr(stream, "CHUNK_ROWS", 5)
+    x, y = iris_rows(12)
+    names = list(np.array(["setosa", "versicolor", "virginica"])[y])
+    header = ",".join(f'"{c}"' for c in [*IRIS_COLUMNS, "target"])
+    before = (iris_run / "evaluation.json").read_bytes()
+    for row, label, cell, code, message in (
+            (8, "daisy", None, 2, "--data: new.csv: labels that are not classes of the run: "
+                                  "daisy; its classes are setosa, versicolor, virginica."),
+            (10, None, "x", 1, "new.csv: column 'petal width (cm)' must be numeric; row 12 "
+                               "holds 'x'.")):
+        cells = [[*map(str, r), n] for r, n in zip(x, names)]
+        cells[row][4 if label else 3] = label or cell
+        (tmp_path / "new.csv").write_text(header + "\n" + "".join(
+            ",".join(c) + "\n" for c in cells))
+        refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "new.csv"]), code,
+                message)
+    assert (iris_run / "evaluation.json").read_bytes() == before

@@ -515,3 +515,26 @@ def test_compare_keeps_each_layer_s_keys_together_and_whole(runner, trained, tmp
     assert keys == ["model.layers.1.Dense.units", "model.layers.1.Dense.activation",
                     "model.layers.1.Dropout.rate", "model.layers.2.Dense.units",
                     "model.layers.2.Dense.activation"], table
+
+
+def test_a_run_with_only_a_train_split_shows_its_train_metrics(runner, trained):
+    """Issue 17: the table's columns were of test (or validation) metrics, so a run whose
+    data has only a train split showed '-'. A table of such runs shows train columns; a table
+    mixing them with held-out runs says each row's split."""
+    put(trained, "a", "a", "20T10:00", {"train": {"accuracy": 0.8, "loss": 0.4}})
+    alone = runner.invoke(app, ["runs", "runs"])
+    assert alone.exit_code == 0, alone.output
+    assert lines(alone.stdout)[:2] == [
+        "                                                train   train",
+        " name   started           status     epochs  accuracy    loss  path"]
+    assert lines(alone.stdout)[3] == \
+        " tiny   2026-11-20 10:00  completed     2/2    0.8000  0.4000  runs/a"
+    put(trained, "b", "b", "21T10:00", scores(0.95, 0.5))
+    mixed = runner.invoke(app, ["runs", "runs"])
+    assert mixed.exit_code == 0, mixed.output
+    assert lines(mixed.stdout) == [
+        " name   started           status     epochs  split  accuracy    loss  path",
+        "─",
+        " tiny   2026-11-21 10:00  completed     3/3  test     0.9500  0.5000  runs/b",
+        " tiny   2026-11-20 10:00  completed     2/2  train    0.8000  0.4000  runs/a",
+        "2 runs under runs, newest first."]

@@ -30,7 +30,7 @@ class Data:
     y: dict[str, np.ndarray]
     w: dict[str, np.ndarray] = field(default_factory=dict)  # sample weights, when declared
     info: dict[str, Any] = field(default_factory=dict)     # features, classes, target, ...
-    stream: Any = None  # a nettrain.data.stream.CsvStream: the splits are read pass by pass
+    stream: Any = None  # a nettrain.data.stream.Chunked CSV: the splits are read pass by pass
 
     @property
     def splits(self) -> list[str]:

@@ -9,6 +9,7 @@ inputs. A CSV too large for memory streams instead (:mod:`nettrain.data.stream`)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ import numpy as np
 from nettrain.config.fields import BUILTIN_DATASETS
 from nettrain.config.schema import Config
 from nettrain.config.sections import DataConfig
-from nettrain.data.csvfile import CsvRule, read_frame
+from nettrain.data import stream as streaming
+from nettrain.data.csvfile import CsvRule, read_csv
 from nettrain.data.dataset import Data, size, take
 from nettrain.data.labels import index_classes, label_source
 from nettrain.data.sources import (
@@ -87,20 +89,11 @@ def load_labelled(path: str | Path, config: Config, info: dict[str, Any]) -> Dat
         raise UsageError(f"{key}: this model takes {takes}; received {path}.")
     cfg = config.data
     if kind == "csv":
-        frame = read_frame(_existing(path, key), cfg.delimiter, key, CsvRule.of(info),
-                           categorical_columns(cfg, info))
-        targets = list(info.get("target") or cfg.targets)
-        weight = [cfg.sample_weight] if cfg.sample_weight else []
-        try:
-            check_columns(list(frame.columns), info["features"] + targets + weight, path.name,
-                          "the run's training data", cfg.delimiter, extra_allowed=True)
-        except InputError as exc:  # the file is readable: it is the wrong file for this run
-            raise UsageError(f"{key}: {exc}") from None
-        cfg = cfg.model_copy(update={"target": targets, "features": info["features"]})
-        x, y, w, _ = _table_parts(frame, cfg, path.name, info, PREDICT_ADVICE,
-                                  f"Fill it, or drop the row (the run's data.missing is "
-                                  f"{cfg.missing}).")
-    elif kind == "npz":
+        rows = LabelledCsv(_existing(path, key), cfg, info, classify).open()
+        if not rows.counts["test"]:
+            raise DataError(f"{key}: {path} holds no samples.")
+        return Data({}, {}, {}, info, stream=rows)
+    if kind == "npz":
         x, y, w, read = _read_npz(path, cfg, key, None)
         shape = list(info.get("input_shape") or [])
         if shape and read["sample_shape"] != shape:
@@ -117,22 +110,78 @@ def load_labelled(path: str | Path, config: Config, info: dict[str, Any]) -> Dat
                              f"{', '.join(unknown)}; its classes are "
                              f"{', '.join(info['classes'])}.")
         y = np.array([info["classes"].index(read["classes"][i]) for i in y], dtype="int64")
-    if classify and kind != "images":  # image labels are the run's class indices already
-        y = _run_classes(y, info["classes"], f"{key}: {path.name}")
+    y = _run_labels(y, classify, cfg, info, path.name, indices=kind == "images")
+    data = Data({"test": x}, {"test": y}, {"test": w} if w is not None else {}, info)
+    if data.size("test") == 0:
+        raise DataError(f"{key}: {path} holds no samples.")
+    return data
+
+
+class LabelledCsv(streaming.Chunked):
+    """A labelled CSV for ``evaluate --data``, read ``CHUNK_ROWS`` rows at a time
+    (:data:`nettrain.data.stream.CHUNK_ROWS`) by the run's reading rule, as one split, test:
+    memory stays flat in the number of rows. :meth:`open` checks the header and every row
+    (the messages of a file read whole, exit codes included) and counts them; each pass of
+    :meth:`dataset` reads the file again."""
+
+    def __init__(self, path: Path, cfg: DataConfig, info: dict[str, Any], classify: bool):
+        self.path, self.info, self.classify = path, info, classify
+        self.cfg = cfg.model_copy(update={"target": list(info.get("target") or cfg.targets),
+                                          "features": info["features"]})
+        self.counts = {"test": 0}
+
+    def open(self) -> LabelledCsv:
+        self.counts["test"] = sum(len(y) for _, y, _ in self.arrays("test"))
+        return self
+
+    def _check_columns(self, columns: list[str]) -> None:
+        """The file's columns (of its first chunk: a malformed row there is named first, as
+        predict names it) hold the run's features and targets, by name."""
+        cfg = self.cfg
+        weight = [cfg.sample_weight] if cfg.sample_weight else []
+        try:
+            check_columns(columns, self.info["features"] + cfg.targets + weight, self.path.name,
+                          "the run's training data", cfg.delimiter, extra_allowed=True)
+        except InputError as exc:  # the file is readable: it is the wrong file for this run
+            raise UsageError(f"--data: {exc}") from None
+
+    def arrays(self, split: str = "test", epoch: int = 0, shuffle: bool = False) -> \
+            Iterator[tuple[Any, np.ndarray, np.ndarray | None]]:
+        """(x, y, w) of each chunk, as the model takes them (rows in the file's order)."""
+        from nettrain.data.dataset import size
+
+        cfg, rows = self.cfg, streaming.CHUNK_ROWS
+        for frame in read_csv(self.path, cfg.delimiter, "--data", CsvRule.of(self.info),
+                              categorical_columns(cfg, self.info), rows):
+            first = not len(frame) or frame.index[0] == 0
+            if first:
+                self._check_columns(list(frame.columns))
+            part = not (first and len(frame) < rows)  # more rows than this chunk
+            x, y, w, _ = _table_parts(frame, cfg, self.path.name, self.info, PREDICT_ADVICE,
+                                      f"Fill it, or drop the row (the run's data.missing is "
+                                      f"{cfg.missing}).", part=part)
+            if size(x):
+                yield x, _run_labels(y, self.classify, cfg, self.info, self.path.name), w
+
+
+def _run_labels(y: np.ndarray, classify: bool, cfg: DataConfig, info: dict[str, Any],
+                name: str, indices: bool = False) -> np.ndarray:
+    """New labels of ``--data`` file ``name`` as the run's model is scored on them: class
+    names or indices of the run's classes (``indices``: they are already), or numbers."""
+    key = "--data"
+    if classify and not indices:
+        y = _run_classes(y, info["classes"], f"{key}: {name}")
     elif not classify and not np.issubdtype(np.asarray(y).dtype, np.number):
-        raise UsageError(f"{key}: the labels of {path.name} must be numbers (the model is a "
+        raise UsageError(f"{key}: the labels of {name} must be numbers (the model is a "
                          "regression model); they hold values such as "
                          f"{np.asarray(y).reshape(-1)[0]!r}.")
     y = _labels(y, classify, cfg.one_hot, info)
     targets = info.get("target") or []
     if not classify and len(targets) and (y.ndim != 2 or y.shape[1] != len(targets)):
-        raise UsageError(f"{key}: the labels of {path.name} have shape {list(y.shape[1:])} "
+        raise UsageError(f"{key}: the labels of {name} have shape {list(y.shape[1:])} "
                          f"per sample; the model predicts {len(targets)} value"
                          f"{'s' if len(targets) != 1 else ''} ({', '.join(targets)}).")
-    data = Data({"test": x}, {"test": y}, {"test": w} if w is not None else {}, info)
-    if data.size("test") == 0:
-        raise DataError(f"{key}: {path} holds no samples.")
-    return data
+    return y
 
 
 def _run_classes(y: np.ndarray, classes: list[str], name: str) -> np.ndarray:

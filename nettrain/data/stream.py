@@ -57,8 +57,57 @@ def _check_label_indices(labels: dict[str, Any], cfg: DataConfig) -> None:
         index_classes(present, *label_source("csv", str(cfg.path), cfg.target))
 
 
+class Chunked:
+    """Batches and tf.data passes of a CSV read chunk by chunk: a subclass gives ``counts``
+    (rows per split) and ``arrays(split, epoch, shuffle)`` ((x, y, w) of each chunk). The
+    streamed training CSV (:class:`CsvStream`) and ``evaluate --data``'s labelled CSV
+    (:class:`nettrain.data.loading.LabelledCsv`) read this way."""
+
+    counts: dict[str, int]
+
+    def arrays(self, split: str, epoch: int = 0, shuffle: bool = False) -> \
+            Iterator[tuple[Any, np.ndarray, np.ndarray | None]]:
+        raise NotImplementedError
+
+    def batches(self, split: str, batch_size: int, epoch: int = 0, shuffle: bool = False) -> \
+            Iterator[tuple]:
+        """Full batches across chunk borders; the last one may be short. Each row is copied
+        into its batch once (a chunk is not copied again for each of its batches)."""
+        from nettrain.data.dataset import take
+        from nettrain.data.pipeline import item
+
+        pending: tuple | None = None  # the rows of the last chunk that made no full batch
+        for part in self.arrays(split, epoch, shuffle):
+            x, y, w = _concat([pending, part]) if pending else part
+            start = 0
+            while len(y) - start >= batch_size:
+                end = start + batch_size
+                yield item(take(x, np.arange(start, end)), y[start:end],
+                           None if w is None else w[start:end])
+                start = end
+            pending = (take(x, np.arange(start, len(y))), y[start:],
+                       None if w is None else w[start:]) if start < len(y) else None
+        if pending:
+            yield item(*pending)
+
+    def dataset(self, split: str, batch_size: int | None, shuffle: bool = False,
+                first_epoch: int = 0, schedule: Any = None) -> Any:
+        """A tf.data.Dataset of batches of one split; each pass reads the file again.
+
+        ``schedule`` (a :class:`nettrain.data.steps.Schedule`) says which batches of which
+        pass each epoch runs; default: one whole pass of ``batch_size``.
+        """
+        from nettrain.data import steps
+        from nettrain.data.pipeline import epoch_dataset
+
+        schedule = schedule or steps.whole(self.counts.get(split, 0), batch_size)
+        return epoch_dataset(
+            lambda number: self.batches(split, schedule.batch_size, number, shuffle),
+            schedule, first_epoch)
+
+
 @dataclass
-class CsvStream:
+class CsvStream(Chunked):
     """One streamed CSV source: its columns, its splits and its passes."""
 
     path: Path
@@ -228,45 +277,10 @@ class CsvStream:
                 w = None if w is None else w[order]
             yield x, y, w
 
-    def batches(self, split: str, batch_size: int, epoch: int = 0, shuffle: bool = False) -> \
-            Iterator[tuple]:
-        """Full batches across chunk borders; the last one may be short."""
-        from nettrain.data.dataset import size, take
-        from nettrain.data.pipeline import item
-
-        pending: list[tuple] = []
-        for part in self.arrays(split, epoch, shuffle):
-            pending.append(part)
-            while sum(size(p[0]) for p in pending) >= batch_size:
-                x, y, w = _concat(pending)
-                yield item(take(x, np.arange(batch_size)), y[:batch_size],
-                            None if w is None else w[:batch_size])
-                rest = np.arange(batch_size, len(y))
-                pending = [(take(x, rest), y[rest], None if w is None else w[rest])] \
-                    if len(rest) else []
-        if pending:
-            x, y, w = _concat(pending)
-            yield item(x, y, w)
-
     def first(self, n: int = 2) -> tuple[Any, np.ndarray]:
         """The first ``n`` training rows (for checks before training)."""
         item = next(self.batches("train", n))
         return item[0], item[1]
-
-    def dataset(self, split: str, batch_size: int | None, shuffle: bool = False,
-                first_epoch: int = 0, schedule: Any = None) -> Any:
-        """A tf.data.Dataset of batches of one split; each pass reads the file again.
-
-        ``schedule`` (a :class:`nettrain.data.steps.Schedule`) says which batches of which
-        pass each epoch runs; default: one whole pass of ``batch_size``.
-        """
-        from nettrain.data import steps
-        from nettrain.data.pipeline import epoch_dataset
-
-        schedule = schedule or steps.whole(self.counts.get(split, 0), batch_size)
-        return epoch_dataset(
-            lambda number: self.batches(split, schedule.batch_size, number, shuffle),
-            schedule, first_epoch)
 
 
 def _concat(parts: list[tuple]) -> tuple:

@@ -73,11 +73,12 @@ def categorical_columns(cfg: DataConfig, info: dict | None) -> list[str]:
 def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
                  advice: str | None = None,
                  missing_advice: str = "Set data.missing: drop or zero, or fill the file.",
-                 rule: CsvRule | None = None) -> tuple:
+                 rule: CsvRule | None = None, part: bool = False) -> tuple:
     """A CSV file's frame (file ``name``) as inputs, labels, sample weights and the info.
     ``advice`` ends the message for text in a numeric column, ``missing_advice`` the one for
     an empty cell (with ``data.missing: error``); default: advice for training data.
-    ``rule``: the rule the frame was read by, recorded in the training file's info."""
+    ``rule``: the rule the frame was read by, recorded in the training file's info.
+    ``part``: the frame is a chunk of the file (see :func:`fill_missing`)."""
     targets = cfg.targets
     weight = [cfg.sample_weight] if cfg.sample_weight else []
     if info is None:
@@ -90,7 +91,7 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
                       "the training file's", cfg.delimiter,
                       extra_allowed=cfg.features is not None)
     frame = fill_missing(frame[features + targets + weight], cfg.missing, kinds, name,
-                         missing_advice)
+                         missing_advice, part)
     x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
                      advice or NUMBERS_ADVICE)
     if len(targets) > 1:  # multi-output regression

@@ -21,14 +21,17 @@ REGRESSION_PNG = "regression"
 AVERAGES = ("macro avg", "weighted avg")
 
 
-def outcomes(model: Any, batches: Any) -> tuple[np.ndarray, np.ndarray]:
+def outcomes(model: Any, batches: Any, keep: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """The labels and the model's outputs over one pass of ``batches`` (a dataset of
-    ``(x, y)`` or ``(x, y, sample_weight)``, as evaluate takes it), in the same order."""
+    ``(x, y)`` or ``(x, y, sample_weight)``, as evaluate takes it), in the same order.
+    ``keep(labels, outputs)``: what to keep of each batch (a classifier's class indices: 16
+    bytes a row however many classes), not the batch itself."""
     labels, outputs = [], []
     for batch in batches:
-        x, y = batch[0], batch[1]
-        outputs.append(np.asarray(model.predict_on_batch(x)))
-        labels.append(np.asarray(y))
+        y, out = np.asarray(batch[1]), np.asarray(model.predict_on_batch(batch[0]))
+        y, out = keep(y, out) if keep else (y, out)
+        outputs.append(out)
+        labels.append(y)
     if not outputs:
         return np.zeros((0,)), np.zeros((0, 1))
     return np.concatenate(labels), np.concatenate(outputs)
@@ -108,14 +111,17 @@ def report(model: Any, batches: Any, classifier: bool, info: dict[str, Any],
            threshold: float = 0.5) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """The report of ``model`` on ``batches``: :func:`classification` or :func:`regression`
     (class and target names from the run's ``dataset.json``, ``info``). Returns it with the
-    true and predicted values (class indices for a classifier) for the pictures."""
-    y, out = outcomes(model, batches)
+    true and predicted values (class indices for a classifier) for the pictures: a pass keeps
+    these arrays only (a classifier's outputs become class indices batch by batch)."""
     if classifier:
-        classes = list(info.get("classes") or [])
-        true, pred = true_classes(y), predicted_classes(out, threshold)
-        if not classes:
-            classes = [str(i) for i in range(max(out.shape[-1], 2))]
+        units = []
+        true, pred = outcomes(model, batches, lambda y, out: (
+            true_classes(y), units.append(out.shape[-1]) or predicted_classes(out, threshold)))
+        true, pred = true.reshape(-1).astype("int64"), pred.reshape(-1).astype("int64")
+        classes = list(info.get("classes") or []) or \
+            [str(i) for i in range(max((units or [1])[0], 2))]
         return classification(true, pred, classes), true, pred
+    y, out = outcomes(model, batches)
     out = out.reshape(len(out), -1)
     return regression(y, out, info.get("target")), y, out
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 STATUSES = ("completed", "failed", "interrupted", "running", "stopped", "damaged")
 PREFIXES = {"train": "train_", "validation": "val_", "test": "test_"}
+SPLIT_NAMES = {"train_": "train", "val_": "val", "test_": "test"}  # the split column's words
 COMPARE_PNG = "compare.png"
 MISSING = object()  # a config key a run does not have (runs compare)
 
@@ -329,18 +330,40 @@ def _mtime(path: Path) -> str:
     return datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
 
 
+def row_split(row: RunRow) -> str | None:
+    """The prefix of the split a row's numbers are shown of: test if the run has it, else
+    validation, else train (a run whose data has only a train split); None: no metrics."""
+    return next((p for p in ("test_", "val_", "train_") if any(n.startswith(p)
+                                                              for n in row.metrics)), None)
+
+
 def metric_columns(rows: list[RunRow], sort: str | None = None) -> list[str]:
     """The metrics worth a column for these rows: of one split (test if a run has it, else
     validation, else train) the most common metric besides the loss, then the loss; and the
-    sort metric. ``--json`` gives every metric."""
-    present = [name for row in rows for name in row.metrics]
-    prefix = next((p for p in ("test_", "val_") if any(n.startswith(p) for n in present)),
-                  "train_")
-    names = [n for n in present if n.startswith(prefix)]
-    others = [n for n in names if n != f"{prefix}loss"]
-    columns = [max(dict.fromkeys(others), key=others.count)] if others else []
-    columns += [f"{prefix}loss"] if f"{prefix}loss" in names else []
+    sort metric. Rows whose splits differ (a run with only a train split among held-out ones)
+    get bare names (``accuracy``, ``loss``), each row's of its own split (:func:`row_split`),
+    which a ``split`` column names. ``--json`` gives every metric."""
+    splits = {row_split(row) for row in rows} - {None}
+    if len(splits) > 1:
+        names = [n[len(p):] for row in rows for n in row.metrics
+                 if n.startswith(p := row_split(row) or "")]
+        prefix = ""
+    else:
+        prefix = next(iter(splits), "train_")
+        names = [n[len(prefix):] for row in rows for n in row.metrics if n.startswith(prefix)]
+    others = [n for n in names if n != "loss"]
+    columns = [prefix + max(dict.fromkeys(others), key=others.count)] if others else []
+    columns += [prefix + "loss"] if "loss" in names else []
     return columns + ([sort] if sort and sort not in columns else [])
+
+
+def metric_value(row: RunRow, column: str) -> float | None:
+    """A row's number for a column of :func:`metric_columns`: a bare name is of the row's
+    own split."""
+    if column.startswith(tuple(SPLIT_NAMES)):
+        return row.metrics.get(column)
+    split = row_split(row)
+    return row.metrics.get(split + column) if split else None
 
 
 def local_time(stamp: str | None) -> str:
@@ -375,6 +398,7 @@ def runs_table(listing: Listing, whole: bool = True) -> Table:
     from rich.text import Text
 
     columns = metric_columns(listing.rows, listing.sort)
+    mixed = any(not c.startswith(tuple(SPLIT_NAMES)) for c in columns)
     notes = whole and any(row.note for row in listing.rows)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
     if not whole:
@@ -383,6 +407,8 @@ def runs_table(listing: Listing, whole: bool = True) -> Table:
     table.add_column("started", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("epochs", justify="right", no_wrap=True)
+    if mixed:  # bare metric names: each row's of its own split
+        table.add_column("split", no_wrap=True)
     for name in columns:  # "val" over "accuracy": the table fits 80 columns
         table.add_column(Text(shown(name).replace("_", "\n", 1)), justify="right",
                          no_wrap=True)
@@ -393,7 +419,8 @@ def runs_table(listing: Listing, whole: bool = True) -> Table:
     for i, row in enumerate(listing.rows, 1):  # Text: never read as rich markup
         table.add_row(*([str(i)] if not whole else []), Text(shown(row.name)),
                       local_time(row.started), _status_text(row.status), epochs_text(row),
-                      *(number(row.metrics.get(c)) for c in columns),
+                      *([SPLIT_NAMES.get(row_split(row) or "", "-")] if mixed else []),
+                      *(number(metric_value(row, c)) for c in columns),
                       *([Text(shown(row.path))] if whole else []),
                       *([Text(shown(row.note or ""))] if notes else []))
     return table
