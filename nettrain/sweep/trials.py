@@ -244,20 +244,22 @@ def train_in_child(sweep: Sweep, trial: Any) -> float:
         param.suggest(trial)
     name = f"trial-{trial.number:04d}"
     command, env = worker_command(sweep, "--trial", str(trial._trial_id))
-    with open(sweep.path / LOGS / f"{name}.log", "a", encoding="utf-8") as log:
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                 env=env, start_new_session=True)
+    child = None
     try:
+        with open(sweep.path / LOGS / f"{name}.log", "a", encoding="utf-8") as log:
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=log, env=env, start_new_session=True)
         code = child.wait()
-    except KeyboardInterrupt:
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signal.SIGINT)
-        try:
-            child.wait()  # its clean stop: the run records the interruption
-        except KeyboardInterrupt:  # a second Ctrl-C: stop now
-            child.kill()
-            child.wait()
+    except KeyboardInterrupt:  # also one before the child started
         code = INTERRUPTED
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGINT)
+            try:
+                child.wait()  # its clean stop: the run records the interruption
+            except KeyboardInterrupt:  # a second Ctrl-C: stop now
+                child.kill()
+                child.wait()
     attrs = trial.study._storage.get_trial(trial._trial_id).user_attrs
     if code in (INTERRUPTED, -signal.SIGINT):
         if "interrupted" not in attrs:  # stopped before its run began
