@@ -270,3 +270,44 @@ def test_only_a_grid_smaller_than_the_trials_asked_says_its_size(runner, tmp_pat
     assert result.exit_code == 0, result.output
     assert "2 trials of learning_rate, maximize val_accuracy, 1 at once (the grid has 2 " \
            "combinations)" in result.stderr
+
+
+# What `nettrain sweep` does (prepare, check, run), in a process of its own, continued from 2
+# trials to 8: the peak RSS of the sweep's own process (VmHWM) after each.
+_GROWTH = """\
+import io, sys
+from pathlib import Path
+from rich.console import Console
+from nettrain.config.load import load_config
+from nettrain.sweep import runner
+
+def peak():
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) // 1024
+
+config = load_config(sys.argv[1])
+checked = None
+for trials in (2, 8):
+    sweep = runner.prepare(config, "c.yaml", Path("s"), trials=trials)
+    if checked is None:
+        runner.check(sweep)
+        checked = sweep.metric, sweep.direction
+    sweep.metric, sweep.direction = checked
+    runner.run(sweep, echo=lambda text: None, console=Console(file=io.StringIO()))
+    print(trials, peak(), flush=True)
+"""
+
+
+def test_the_sweep_process_does_not_grow_with_its_trials(tmp_path):
+    """Issue 17: a 200-trial sweep grew by about 4 MB a trial. Each trial now trains in a
+    process of its own, so the sweep's process holds no trial's graphs, datasets or models:
+    its peak RSS after 8 trials is that after 2 (4 MiB of slack for the study's rows)."""
+    config = write_config(tmp_path / "c.yaml", sweep_config(trials=8))
+    out = subprocess.run([sys.executable, "-c", _GROWTH, str(config)], check=False,
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    peaks = dict(map(int, line.split()) for line in out.stdout.splitlines())
+    assert len(study_of(tmp_path / "s").get_trials()) == 8
+    print("peak RSS (MiB) after trials:", peaks)  # shown with pytest -s
+    assert peaks[8] - peaks[2] <= 4, peaks  # MiB: 820 -> 829 before, 791 -> 792 now

@@ -1,4 +1,5 @@
-"""``python -m nettrain.sweep``: one more worker of a sweep that ``nettrain sweep`` started.
+"""``python -m nettrain.sweep``: one more worker of a sweep that ``nettrain sweep`` started,
+or with ``--trial ID`` one trial, in the fresh process a worker starts for it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from nettrain.errors import NettrainError
 from nettrain.sweep.space import space
 from nettrain.sweep.spec import STORAGE_ENV, SWEEP_CONFIG, Sweep
 from nettrain.sweep.study import open_storage
-from nettrain.sweep.trials import work
+from nettrain.sweep.trials import (
+    FAILED,
+    INTERRUPTED,
+    PRUNED,
+    TrialFailed,
+    run_trial,
+    work,
+)
 
 if TYPE_CHECKING:
     pass
@@ -23,7 +31,8 @@ if TYPE_CHECKING:
 
 def _worker_main(argv: list[str]) -> int:
     """``python -m nettrain.sweep SWEEP_DIR --study ... --parent PID``: one more worker of a
-    sweep that ``nettrain sweep`` started (exit 130 on Ctrl-C, 1 on a failure)."""
+    sweep that ``nettrain sweep`` started (exit 130 on Ctrl-C, 1 on a failure); with
+    ``--trial ID``, that trial (:func:`_trial_main`)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m nettrain.sweep")
@@ -32,6 +41,7 @@ def _worker_main(argv: list[str]) -> int:
         parser.add_argument(option, required=True)
     parser.add_argument("--trials", type=int, required=True)
     parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--trial", type=int, default=None, help="the trial's id in the storage")
     args = parser.parse_args(argv)
 
     def interrupt(signum: int, frame: object) -> None:
@@ -45,11 +55,15 @@ def _worker_main(argv: list[str]) -> int:
         while not stop.wait(2.0):
             if os.getppid() != args.parent:
                 stop.set()
+                if args.trial is not None:  # a trial without its worker: as if killed with
+                    os.kill(os.getpid(), signal.SIGKILL)  # it (drawn again by the next one)
 
     threading.Thread(target=watch_parent, daemon=True).start()
     config = load_config(args.path / SWEEP_CONFIG)
     sweep = Sweep(config, args.path, os.environ[STORAGE_ENV], args.study, args.trials,
                   args.metric, args.direction, space(config))
+    if args.trial is not None:
+        return _trial_main(sweep, args.trial)
     try:
         work(sweep, open_storage(sweep.storage), stop)
     except KeyboardInterrupt:
@@ -57,6 +71,31 @@ def _worker_main(argv: list[str]) -> int:
     except NettrainError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _trial_main(sweep: Sweep, trial_id: int) -> int:
+    """Train the trial ``trial_id`` of the sweep's study (:func:`run_trial`), which its
+    worker created and keeps the heartbeat of; the exit status says how it ended (0: its
+    value is the trial's user attribute ``value``; PRUNED, FAILED with ``failure``,
+    INTERRUPTED). The worker then tells Optuna."""
+    import logging
+
+    import optuna
+
+    from nettrain.sweep.study import load_study
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        study = load_study(sweep, open_storage(sweep.storage), create=False)
+        run_trial(sweep, optuna.trial.Trial(study, trial_id))
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except optuna.TrialPruned:
+        return PRUNED
+    except TrialFailed:
+        return FAILED
     return 0
 
 

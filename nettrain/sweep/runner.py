@@ -5,11 +5,9 @@ show the trials as they finish.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +19,6 @@ from nettrain.sweep.space import grid_size, space
 from nettrain.sweep.spec import (
     DATABASE,
     LOGS,
-    STORAGE_ENV,
     SWEEP_CONFIG,
     SWEEP_FILE,
     Sweep,
@@ -32,7 +29,7 @@ from nettrain.sweep.spec import (
     sqlite_url,
 )
 from nettrain.sweep.study import load_study, open_storage
-from nettrain.sweep.trials import counted, work
+from nettrain.sweep.trials import counted, work, worker_command
 
 if TYPE_CHECKING:
     import optuna
@@ -164,12 +161,7 @@ def _start_worker(sweep: Sweep, number: int) -> subprocess.Popen:
     by this process (a second one would cut its clean stop short).
     """
     log = open(sweep.path / LOGS / f"worker-{number}.log", "a", encoding="utf-8")
-    command = [sys.executable, "-m", "nettrain.sweep", str(sweep.path), "--study", sweep.study,
-               "--trials", str(sweep.trials), "--metric", sweep.metric, "--direction",
-               sweep.direction, "--parent", str(os.getpid())]
-    root = str(Path(__file__).resolve().parents[2])  # this nettrain, installed or not
-    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    env = {**os.environ, STORAGE_ENV: sweep.storage, "PYTHONPATH": os.pathsep.join(paths)}
+    command, env = worker_command(sweep)
     with log:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env=env, start_new_session=True)

@@ -2,8 +2,10 @@
 again, by workers that take them from the study until it has enough.
 
 A trial's life: a worker holding the claim lock sees that the study needs another trial and
-asks Optuna for one (a waiting one first: the values of an interrupted trial); Optuna writes
-its heartbeat while it trains; it ends counted (complete, pruned, or failed for a reason of
+asks Optuna for one (a waiting one first: the values of an interrupted trial); the worker
+trains it in a fresh process of its own (:func:`train_in_child`, ``python -m nettrain.sweep
+... --trial ID``: no trial's graphs or datasets stay in the worker, whose memory stays flat
+over any number of trials) and Optuna writes its heartbeat meanwhile; it ends counted (complete, pruned, or failed for a reason of
 its own) or interrupted, and an interrupted one is failed and drawn again
 (:func:`nettrain.sweep.study.draw_again`): on Ctrl-C by its worker, when its worker on this
 machine has ended by the next worker that looks (:func:`fail_interrupted`), and when its
@@ -17,6 +19,9 @@ import contextlib
 import logging
 import math
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -29,7 +34,7 @@ from nettrain.errors import ConfigError, NettrainError
 from nettrain.run import directory as rundir
 from nettrain.run.record import RunRecord
 from nettrain.sweep.space import metric_value, trial_config
-from nettrain.sweep.spec import CLAIM, HOST, LOGS, Sweep, grace_period
+from nettrain.sweep.spec import CLAIM, HOST, LOGS, STORAGE_ENV, Sweep, grace_period
 from nettrain.sweep.study import draw_again, load_study
 
 if TYPE_CHECKING:
@@ -155,7 +160,6 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
 
     from nettrain.engine.signals import StopNotes
 
-    trial.set_user_attr("process", _process())
     values = {p.key: p.suggest(trial) for p in sweep.params}
     path = sweep.path / f"trial-{trial.number:04d}"
     trial.set_user_attr("run", path.name)
@@ -207,6 +211,70 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
         trial.set_user_attr("pruned_after", pruning.pruned_after)
         raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_after}")
     return value
+
+
+# A trial process's exit status for each end (an interrupted one exits 130, as on Ctrl-C).
+PRUNED, FAILED, INTERRUPTED = 3, 4, 130
+
+
+def worker_command(sweep: Sweep, *extra: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``python -m nettrain.sweep`` for this sweep, run
+    by this nettrain (installed or not): a worker, or with ``--trial ID`` one trial."""
+    command = [sys.executable, "-m", "nettrain.sweep", str(sweep.path), "--study", sweep.study,
+               "--trials", str(sweep.trials), "--metric", sweep.metric, "--direction",
+               sweep.direction, "--parent", str(os.getpid()), *extra]
+    root = str(Path(__file__).resolve().parents[2])
+    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return command, {**os.environ, STORAGE_ENV: sweep.storage,
+                     "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def train_in_child(sweep: Sweep, trial: Any) -> float:
+    """Train ``trial`` in a fresh process (:func:`run_trial` there) and return its metric, so
+    that nothing a trial builds stays in this worker. Raises as :func:`run_trial` does.
+
+    Its values are drawn here first (the child draws the same ones), so a Ctrl-C before the
+    child has started still leaves them to be drawn again. The child runs in a session of
+    its own: a Ctrl-C at the terminal reaches it once, forwarded from here, and it stops
+    cleanly; one that dies (killed, out of memory) fails its trial with the reason.
+    """
+    import optuna
+
+    for param in sweep.params:
+        param.suggest(trial)
+    name = f"trial-{trial.number:04d}"
+    command, env = worker_command(sweep, "--trial", str(trial._trial_id))
+    child = None
+    try:
+        with open(sweep.path / LOGS / f"{name}.log", "a", encoding="utf-8") as log:
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=log, env=env, start_new_session=True)
+        code = child.wait()
+    except KeyboardInterrupt:  # also one before the child started
+        code = INTERRUPTED
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGINT)
+            try:
+                child.wait()  # its clean stop: the run records the interruption
+            except KeyboardInterrupt:  # a second Ctrl-C: stop now
+                child.kill()
+                child.wait()
+    attrs = trial.study._storage.get_trial(trial._trial_id).user_attrs
+    if code in (INTERRUPTED, -signal.SIGINT):
+        if "interrupted" not in attrs:  # stopped before its run began
+            trial.set_user_attr("interrupted", "Ctrl-C")
+            draw_again(trial.study, trial)
+        raise KeyboardInterrupt
+    if code == 0 and "value" in attrs:
+        return attrs["value"]
+    if code == PRUNED:
+        raise optuna.TrialPruned(f"pruned after epoch {attrs.get('pruned_after')}")
+    if code == FAILED and "failure" in attrs:
+        raise TrialFailed(attrs["failure"])
+    ended = f"was killed by signal {-code}" if code < 0 else f"ended with exit status {code}"
+    _failed(trial, f"its process {ended}; see {LOGS}/{name}.log")
+    raise AssertionError  # _failed raised
 
 
 def train_fit(config: Config, path: Path, out: Any, pruning: Any) -> Path:
@@ -262,7 +330,8 @@ def _work(sweep: Sweep, storage: Any, stop: threading.Event | None) -> None:
 
     def objective(trial: Any) -> float:
         claim.release()  # the trial exists (RUNNING): the next worker counts it
-        return run_trial(sweep, trial)
+        trial.set_user_attr("process", _process())  # this worker: its heartbeat and liveness
+        return train_in_child(sweep, trial)
 
     try:
         while stop is None or not stop.is_set():
