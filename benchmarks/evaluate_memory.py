@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from common import write_record
-from predict_memory import CONFIG, FEATURES, REPO, make_csv, measure
+from predict_memory import FEATURES, REPO, make_csv, measure, trained_run
 
 
 def main() -> None:
@@ -30,16 +28,7 @@ def main() -> None:
     parser.add_argument("--baseline-src", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="nettrain-bench-"))
-    os.environ["NETTRAIN_RUNS"] = str(folder / "runs")
-    make_csv(folder / "train.csv", 2_000, label=True)
-    (folder / "bench.yaml").write_text(CONFIG.format(csv=folder / "train.csv"))
-    fit = subprocess.run([sys.executable, "-m", "nettrain", "fit", str(folder / "bench.yaml")],
-                         capture_output=True, text=True, cwd=folder,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
-    if fit.returncode:
-        sys.exit(f"fit failed: {fit.stderr}")
-    run = fit.stdout.strip()
+    folder, run = trained_run()
     sources = {"nettrain": REPO, **({"baseline": args.baseline_src.resolve()}
                                     if args.baseline_src else {})}
     results: dict[str, dict] = {name: {} for name in sources}

@@ -75,14 +75,9 @@ def measure(command: list[str], src: Path, cwd: Path) -> dict[str, float]:
     return {"exit": rc, "seconds": round(seconds, 1), "peak_rss_mib": round(peak, 1)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--baseline-src", type=Path, default=None,
-                        help="another nettrain checkout to compare with (its repository root)")
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args()
+def trained_run() -> tuple[Path, str]:
+    """A new temporary folder and the run directory of the benchmark's model trained in it
+    (2,000 rows of :func:`make_csv`), for this benchmark and evaluate_memory.py."""
     folder = Path(tempfile.mkdtemp(prefix="nettrain-bench-"))
     os.environ["NETTRAIN_RUNS"] = str(folder / "runs")
     make_csv(folder / "train.csv", 2_000, label=True)
@@ -92,7 +87,18 @@ def main() -> None:
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     if fit.returncode:
         sys.exit(f"fit failed: {fit.stderr}")
-    run = fit.stdout.strip()
+    return folder, fit.stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="another nettrain checkout to compare with (its repository root)")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+    folder, run = trained_run()
     sources = {"nettrain": REPO}
     if args.baseline_src:
         sources["baseline"] = args.baseline_src.resolve()

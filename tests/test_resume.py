@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -38,6 +39,19 @@ def best_before_the_end_config(**fit_section) -> dict:
         {"CSVLogger": {"filename": "log.csv"}},
         {"CSVLogger": {"filename": "appended.csv", "append": True}}], **fit_section}
     return config
+
+
+def _saving_model_keras_fails(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """The disk is full when model.keras is written; returns the function that frees it."""
+    replace = os.replace
+
+    def disk_full(source, target, *args, **kwargs):
+        if Path(target).name == "model.keras":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    return lambda: monkeypatch.setattr(os, "replace", replace)
 
 
 def _callback_file(run: Path, cwd: Path, name: str) -> Path:
@@ -138,17 +152,10 @@ def test_a_resume_may_not_set_epochs_below_those_done(runner, tmp_path, monkeypa
     fit.epochs=2 is refused and changes nothing in the run directory."""
     path = write_config(tmp_path / "c.yaml", tiny_config(
         fit={"epochs": 3, "batch_size": 16, "verbose": 0}))
-    replace = os.replace
-
-    def disk_full(source, target, *args, **kwargs):
-        if Path(target).name == "model.keras":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return replace(source, target, *args, **kwargs)
-
-    monkeypatch.setattr(os, "replace", disk_full)
+    free_space = _saving_model_keras_fails(monkeypatch)
     run = tmp_path / "run"
     assert runner.invoke(app, ["fit", str(path), "--run-dir", str(run)]).exit_code == 1
-    monkeypatch.setattr(os, "replace", replace)
+    free_space()
     before = _files(run)
     result = runner.invoke(app, ["fit", "--resume", str(run), "fit.epochs=2"])
     assert result.exit_code == 2, result.output
@@ -199,14 +206,7 @@ def test_a_final_save_that_fails_is_finished_by_resume(runner, tmp_path, monkeyp
     """Disk full when the model is moved into place; then space is freed."""
     path = write_config(tmp_path / "c.yaml", best_before_the_end_config(epochs=3))
     full = fit(runner, path, "--run-dir", tmp_path / "full")
-    replace = os.replace
-
-    def disk_full(source, target, *args, **kwargs):
-        if Path(target).name == "model.keras":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return replace(source, target, *args, **kwargs)
-
-    monkeypatch.setattr(os, "replace", disk_full)
+    free_space = _saving_model_keras_fails(monkeypatch)
     run = tmp_path / "run"
     result = runner.invoke(app, ["fit", str(path), "--run-dir", str(run)])
     assert result.exit_code == 1
@@ -215,7 +215,7 @@ def test_a_final_save_that_fails_is_finished_by_resume(runner, tmp_path, monkeyp
     assert "all 3 epochs are trained" in result.stderr
     assert f"nettrain fit --resume {run}" in result.stderr
     assert not (run / "metrics.json").exists()
-    monkeypatch.setattr(os, "replace", replace)  # space freed
+    free_space()
     result = runner.invoke(app, ["fit", "--resume", str(run)])
     assert result.exit_code == 0, result.output
     assert "no epoch is left to train" in result.stderr
@@ -428,15 +428,8 @@ def test_a_ctrl_c_on_a_full_disk_says_what_was_kept(runner, tmp_path, monkeypatc
         prepared.callbacks.append(CtrlC())
         return prepared
 
-    replace = os.replace
-
-    def disk_full(source, target, *args, **kwargs):
-        if Path(target).name == "model.keras":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return replace(source, target, *args, **kwargs)
-
     monkeypatch.setattr(train, "prepare", prepare_with_it)
-    monkeypatch.setattr(os, "replace", disk_full)
+    _saving_model_keras_fails(monkeypatch)
     path = write_config(tmp_path / "c.yaml", _batch_by_batch())
     run = tmp_path / "run"
     result = runner.invoke(app, ["fit", str(path), "--run-dir", str(run)])
