@@ -7,6 +7,8 @@ import it as ``common``.
 from __future__ import annotations
 
 import json
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +43,14 @@ def time_command(command: list[str], discard: str = "all", **run: Any) -> \
                          capture_output=True, text=True, **run)
     rc, wall, peak_kib = out.stdout.strip().splitlines()[-1].split()
     return int(rc), float(wall), int(peak_kib) / 1024
+
+
+def machine() -> dict[str, Any]:
+    """The machine a benchmark ran on, for its record: CPUs, platform, Python, memory."""
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                                / 2**30, 1)}
 
 
 def write_record(record: dict[str, Any], out: Path | None) -> None:

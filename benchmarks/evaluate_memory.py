@@ -13,12 +13,10 @@ evaluations run with that code too, on the same run directory. Usage:
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 from pathlib import Path
 
-from common import write_record
+from common import machine, write_record
 from predict_memory import FEATURES, REPO, make_csv, measure, trained_run
 
 
@@ -47,10 +45,7 @@ def main() -> None:
         "benchmark": "evaluate_memory",
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "features": FEATURES, "file_bytes": {str(k): v for k, v in sizes.items()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-                                        / 2**30, 1)},
+        "machine": machine(),
         "sources": {name: str(src) for name, src in sources.items()},
         "results": results}, args.out)
     import shutil

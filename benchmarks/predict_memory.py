@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import time_command, write_record
+from common import machine, time_command, write_record
 
 FEATURES = 20
 REPO = Path(__file__).resolve().parents[1]
@@ -122,10 +121,7 @@ def main() -> None:
         "benchmark": "predict_memory",
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "features": FEATURES, "file_bytes": {str(k): v for k, v in sizes.items()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-                                        / 2**30, 1)},
+        "machine": machine(),
         "sources": {name: str(src) for name, src in sources.items()},
         "results": results,
     }

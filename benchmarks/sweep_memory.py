@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from common import time_command, write_record
+from common import machine, time_command, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = """\
@@ -80,11 +79,7 @@ def main() -> None:
     record = {
         "benchmark": "sweep_memory",
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-                                        / 2**30, 1),
-                    "load_average_end": os.getloadavg()},
+        "machine": {**machine(), "load_average_end": os.getloadavg()},
         "sources": {name: str(src) for name, src in sources.items()},
         "results": results,
     }
