@@ -138,7 +138,7 @@ def validate(
         common.out.print(Text.assemble(("OK", "green"), f" {shown(config)}: "
                                 f"{prepared.model.count_params():,} parameters; data: {sizes} "
                                 f"samples of shape {list(data.input_shape)}."), soft_wrap=True)
-        from nettrain.engine.predict import input_lines
+        from nettrain.engine.inputs import input_lines
 
         for line in input_lines(cfg, data.describe(), prepared.model.output_shape):
             common.out.print(shown(line), highlight=False, markup=False, soft_wrap=True)

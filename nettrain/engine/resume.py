@@ -1,4 +1,6 @@
-"""Resuming a run: which config changes a resume may make. No TensorFlow here.
+"""Resuming a run: which config changes a resume may make, and how far it trains.
+
+No TensorFlow is imported here.
 
 A resumed run must end with the weights an uninterrupted run would have, so its resolved config
 must be the run's config except for keys that cannot change the weights computed so far:
@@ -8,12 +10,15 @@ how long to train, what to print, what to save, how patient a callback is.
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 from nettrain.config.fields import _parse_path
 from nettrain.config.overrides import flatten
 from nettrain.config.schema import Config
-from nettrain.errors import ConfigError, Problem
+from nettrain.errors import ConfigError, Problem, RunError, UsageError
+from nettrain.run import directory as rundir
 from nettrain.text import command
 
 # Keys (glob patterns over the dotted path, list items as [i]) a resume may change.
@@ -114,3 +119,101 @@ def check_epochs(new: Config, done: int, run: str) -> None:
 
 def _show(value: Any) -> str:
     return "nothing" if value is None else repr(value)
+
+
+def read_checkpoint(path: Path, last: Path) -> Any:
+    from nettrain.run import checkpoints
+
+    try:
+        return checkpoints.read_state(last)
+    except checkpoints.Damaged as exc:
+        raise RunError(damaged_advice(path, exc)) from None
+
+
+def damaged_advice(path: Path, exc: Any) -> str:
+    """What to do about a damaged last.keras: resume from best.keras when it is whole."""
+    from nettrain.run import checkpoints
+
+    best = path / checkpoints.FOLDER / checkpoints.BEST
+    try:
+        best_epoch = checkpoints.read_state(best).epoch if best.is_file() else None
+    except checkpoints.Damaged:
+        best_epoch = None
+    again = f"start the run again as a new run: {command('nettrain', 'fit', path / rundir.CONFIG)}"
+    if best_epoch is None or best.read_bytes() == exc.path.read_bytes():
+        return f"{exc}. It cannot be resumed from; {again}"
+    return (f"{exc}. The checkpoint of the best epoch ({best_epoch}) is whole: resume from it "
+            f"(the epochs after it are trained again) with: cp {best} {exc.path} && "
+            f"{command('nettrain', 'fit', '--resume', path)}\nOr {again}")
+
+
+def epochs_to_train(path: Path, old: Config, new: Config, state: Any, status: str | None,
+                     changes: dict[str, Any]) -> int:
+    """The epoch a resume trains to: ``new.fit.epochs``, or the epochs done when the run's
+    training ended (all epochs done, or a callback stopped it and no callback's patience,
+    min_delta or start_from_epoch changed). UsageError when the run is completed and there
+    is nothing to train."""
+    if state is None:
+        return new.fit.epochs
+    decided = any(key.startswith("fit.callbacks") and
+                  key.endswith((".patience", ".min_delta", ".start_from_epoch"))
+                  for key in changes)
+    if state.stopped and not decided:
+        epochs = state.epoch
+    else:
+        epochs = max(new.fit.epochs, state.epoch)
+    if epochs > state.epoch or status != "completed":
+        return epochs
+    if not state.stopped:
+        raise UsageError(f"--resume {path}: the run has completed {state.epoch} of "
+                         f"{new.fit.epochs} epochs (status completed); it is finished and "
+                         "nothing is left to train. To train longer: nettrain fit --resume "
+                         f"{path} fit.epochs={state.epoch + 10}")
+    index, name, patience = _stopper(old, state)
+    who = f"callback {name} (fit.callbacks.{index})" if name else "a callback"
+    advice = (f"{command('nettrain', 'fit', '--resume', path)} "
+              f"fit.callbacks.{index}.{name}.patience="
+              f"{patience + 10}" if name else "change one of its fit.callbacks")
+    raise UsageError(f"--resume {path}: the run stopped early after epoch {state.epoch} of "
+                     f"{old.fit.epochs} ({who} stopped it; status completed), so it is "
+                     "finished. Raising fit.epochs alone would stop it again at once. To train "
+                     f"on, give the callback a new patience: {advice}")
+
+
+def _stopper(config: Config, state: Any) -> tuple[int, str | None, int]:
+    """The callback that stopped a run: its index in fit.callbacks, name and patience."""
+    from nettrain.config.fields import spec_kwargs, spec_name
+    from nettrain.run.checkpoints import stopper
+
+    index = stopper(state)
+    if index is not None and index < len(config.fit.callbacks):
+        spec = config.fit.callbacks[index]
+        return index, spec_name(spec), int(spec_kwargs(spec).get("patience", 0))
+    return 0, None, 0
+
+
+def remove_leftovers(path: Path) -> None:
+    """Temporary files a killed process left (never read: only whole files are renamed in)."""
+    from nettrain.run import checkpoints
+
+    for leftover in [*path.glob(".saving-*"), *path.glob(".*.tmp"), *path.glob(".*.old-*"),
+                     *(path / checkpoints.FOLDER).glob(".*.keras")]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def truncate_history(path: Path, epochs: int) -> None:
+    """Keep the header and the rows of the completed epochs (a killed epoch may have a row).
+
+    Lines end as Keras's CSVLogger ends them (the csv module's ``\\r\\n``), so the rows it
+    appends next match the ones kept.
+    """
+    import csv
+
+    if path.is_file():
+        lines = path.read_bytes().splitlines()[: 1 + epochs]
+        end = csv.excel.lineterminator.encode()
+        with rundir.replacing(path) as tmp:
+            tmp.write_bytes(b"".join(line + end for line in lines))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import shutil
 import sys
 import threading
 from dataclasses import dataclass
@@ -17,9 +16,10 @@ from nettrain.data import fingerprint, steps
 from nettrain.data.dataset import Data
 from nettrain.data.loading import load_data
 from nettrain.engine import progress, runtime
+from nettrain.engine import resume as resume_policy
 from nettrain.engine.best import monitor as best_monitor
 from nettrain.engine.signals import StopNotes, _NaN
-from nettrain.errors import RunError, UsageError
+from nettrain.errors import RunError
 from nettrain.model import callbacks, saving
 from nettrain.model.builder import build_model, resolve_all
 from nettrain.run import directory as rundir
@@ -144,9 +144,10 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
     fingerprint.check_data(new, status.get("data_sha256"), allow_changed_data, echo,
                       str(path / rundir.RUN))
     last = path / checkpoints.FOLDER / checkpoints.LAST
-    state = _read_checkpoint(path, last) if last.is_file() else None
+    state = resume_policy.read_checkpoint(path, last) if last.is_file() else None
     check_epochs(new, state.epoch if state else 0, str(path))
-    epochs = _epochs_to_train(path, run.config, new, state, status.get("status"), changes)
+    epochs = resume_policy.epochs_to_train(path, run.config, new, state, status.get("status"),
+                                           changes)
     for key, (was, now) in changes.items():
         display.note(f"Resume changes {key}: {was!r} -> {now!r}")
     prepared = prepare(new, echo, run.dataset)
@@ -155,11 +156,11 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
             with runtime.scope(prepared.strategy):
                 checkpoints.restore(prepared.model, last, state)
         except checkpoints.Damaged as exc:
-            raise RunError(_damaged_advice(path, exc)) from None
+            raise RunError(resume_policy.damaged_advice(path, exc)) from None
     callbacks.place(new, prepared.callbacks, path)
-    _remove_leftovers(path)
+    resume_policy.remove_leftovers(path)
     for history in [path / rundir.HISTORY, *checkpoints.continue_logs(prepared.callbacks)]:
-        _truncate_history(history, state.epoch if state else 0)
+        resume_policy.truncate_history(history, state.epoch if state else 0)
     rundir.write_atomic(path / rundir.CONFIG, new.to_yaml())
     done = state.epoch if state else 0
     RunRecord(path).resumed(done, changes)
@@ -174,106 +175,8 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
     return _train(prepared, path, echo, display, state, epochs)
 
 
-def _read_checkpoint(path: Path, last: Path) -> Any:
-    from nettrain.run import checkpoints
-
-    try:
-        return checkpoints.read_state(last)
-    except checkpoints.Damaged as exc:
-        raise RunError(_damaged_advice(path, exc)) from None
-
-
-def _damaged_advice(path: Path, exc: Any) -> str:
-    """What to do about a damaged last.keras: resume from best.keras when it is whole."""
-    from nettrain.run import checkpoints
-
-    best = path / checkpoints.FOLDER / checkpoints.BEST
-    try:
-        best_epoch = checkpoints.read_state(best).epoch if best.is_file() else None
-    except checkpoints.Damaged:
-        best_epoch = None
-    again = f"start the run again as a new run: {command('nettrain', 'fit', path / rundir.CONFIG)}"
-    if best_epoch is None or best.read_bytes() == exc.path.read_bytes():
-        return f"{exc}. It cannot be resumed from; {again}"
-    return (f"{exc}. The checkpoint of the best epoch ({best_epoch}) is whole: resume from it "
-            f"(the epochs after it are trained again) with: cp {best} {exc.path} && "
-            f"{command('nettrain', 'fit', '--resume', path)}\nOr {again}")
-
-
-def _epochs_to_train(path: Path, old: Config, new: Config, state: Any, status: str | None,
-                     changes: dict[str, Any]) -> int:
-    """The epoch a resume trains to: ``new.fit.epochs``, or the epochs done when the run's
-    training ended (all epochs done, or a callback stopped it and no callback's patience,
-    min_delta or start_from_epoch changed). UsageError when the run is completed and there
-    is nothing to train."""
-    if state is None:
-        return new.fit.epochs
-    decided = any(key.startswith("fit.callbacks") and
-                  key.endswith((".patience", ".min_delta", ".start_from_epoch"))
-                  for key in changes)
-    if state.stopped and not decided:
-        epochs = state.epoch
-    else:
-        epochs = max(new.fit.epochs, state.epoch)
-    if epochs > state.epoch or status != "completed":
-        return epochs
-    if not state.stopped:
-        raise UsageError(f"--resume {path}: the run has completed {state.epoch} of "
-                         f"{new.fit.epochs} epochs (status completed); it is finished and "
-                         "nothing is left to train. To train longer: nettrain fit --resume "
-                         f"{path} fit.epochs={state.epoch + 10}")
-    index, name, patience = _stopper(old, state)
-    who = f"callback {name} (fit.callbacks.{index})" if name else "a callback"
-    advice = (f"{command('nettrain', 'fit', '--resume', path)} "
-              f"fit.callbacks.{index}.{name}.patience="
-              f"{patience + 10}" if name else "change one of its fit.callbacks")
-    raise UsageError(f"--resume {path}: the run stopped early after epoch {state.epoch} of "
-                     f"{old.fit.epochs} ({who} stopped it; status completed), so it is "
-                     "finished. Raising fit.epochs alone would stop it again at once. To train "
-                     f"on, give the callback a new patience: {advice}")
-
-
-def _stopper(config: Config, state: Any) -> tuple[int, str | None, int]:
-    """The callback that stopped a run: its index in fit.callbacks, name and patience."""
-    from nettrain.config.fields import spec_kwargs, spec_name
-    from nettrain.run.checkpoints import stopper
-
-    index = stopper(state)
-    if index is not None and index < len(config.fit.callbacks):
-        spec = config.fit.callbacks[index]
-        return index, spec_name(spec), int(spec_kwargs(spec).get("patience", 0))
-    return 0, None, 0
-
-
 def _replicas(prepared: Prepared) -> int:
     return prepared.strategy.num_replicas_in_sync if prepared.strategy is not None else 1
-
-
-def _remove_leftovers(path: Path) -> None:
-    """Temporary files a killed process left (never read: only whole files are renamed in)."""
-    from nettrain.run import checkpoints
-
-    for leftover in [*path.glob(".saving-*"), *path.glob(".*.tmp"), *path.glob(".*.old-*"),
-                     *(path / checkpoints.FOLDER).glob(".*.keras")]:
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            leftover.unlink(missing_ok=True)
-
-
-def _truncate_history(path: Path, epochs: int) -> None:
-    """Keep the header and the rows of the completed epochs (a killed epoch may have a row).
-
-    Lines end as Keras's CSVLogger ends them (the csv module's ``\\r\\n``), so the rows it
-    appends next match the ones kept.
-    """
-    import csv
-
-    if path.is_file():
-        lines = path.read_bytes().splitlines()[: 1 + epochs]
-        end = csv.excel.lineterminator.encode()
-        with rundir.replacing(path) as tmp:
-            tmp.write_bytes(b"".join(line + end for line in lines))
 
 
 def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
