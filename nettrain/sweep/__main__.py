@@ -42,6 +42,8 @@ def _worker_main(argv: list[str]) -> int:
     parser.add_argument("--trials", type=int, required=True)
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--trial", type=int, default=None, help="the trial's id in the storage")
+    parser.add_argument("--spare", action="store_true",
+                        help="import, then train the trial whose id and log file come on stdin")
     args = parser.parse_args(argv)
 
     def interrupt(signum: int, frame: object) -> None:
@@ -55,13 +57,15 @@ def _worker_main(argv: list[str]) -> int:
         while not stop.wait(2.0):
             if os.getppid() != args.parent:
                 stop.set()
-                if args.trial is not None:  # a trial without its worker: as if killed with
-                    os.kill(os.getpid(), signal.SIGKILL)  # it (drawn again by the next one)
+                if args.trial is not None or args.spare:  # a trial without its worker: as if
+                    os.kill(os.getpid(), signal.SIGKILL)  # killed with it (drawn again)
 
     threading.Thread(target=watch_parent, daemon=True).start()
     config = load_config(args.path / SWEEP_CONFIG)
     sweep = Sweep(config, args.path, os.environ[STORAGE_ENV], args.study, args.trials,
                   args.metric, args.direction, space(config))
+    if args.spare:
+        return _spare_main(sweep)
     if args.trial is not None:
         return _trial_main(sweep, args.trial)
     try:
@@ -72,6 +76,27 @@ def _worker_main(argv: list[str]) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _spare_main(sweep: Sweep) -> int:
+    """Import what a trial needs, then wait for one (:class:`nettrain.sweep.trials.Spare`):
+    its id and log file come as two lines on stdin; its output goes to that file from then
+    on. Exit 0 at once when stdin closes without one."""
+    import keras  # noqa: F401  (the seconds a trial would otherwise spend here)
+    import optuna  # noqa: F401
+
+    from nettrain.engine import train  # noqa: F401
+
+    trial_id, log = sys.stdin.readline().strip(), sys.stdin.readline().strip()
+    if not trial_id.isdigit() or not log:
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return _trial_main(sweep, int(trial_id))
 
 
 def _trial_main(sweep: Sweep, trial_id: int) -> int:

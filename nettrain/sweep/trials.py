@@ -229,14 +229,57 @@ def worker_command(sweep: Sweep, *extra: str) -> tuple[list[str], dict[str, str]
                      "PYTHONPATH": os.pathsep.join(paths)}
 
 
-def train_in_child(sweep: Sweep, trial: Any) -> float:
+class Spare:
+    """The next trial's process, started while this one trains, so that its imports
+    (TensorFlow's take seconds) overlap the training instead of adding to it.
+
+    It imports what a trial needs and waits for its trial on stdin (``python -m
+    nettrain.sweep ... --spare``); it has trained nothing, so each trial is still trained in a
+    fresh process. One that died meanwhile is replaced by one started then.
+    """
+
+    def __init__(self, sweep: Sweep) -> None:
+        self.sweep = sweep
+        self.child: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        if self.child is None:
+            command, env = worker_command(self.sweep, "--spare")
+            self.child = subprocess.Popen(command, stdin=subprocess.PIPE,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          env=env, start_new_session=True, text=True)
+
+    def take(self, trial_id: int, log: Path) -> subprocess.Popen | None:
+        """Hand ``trial_id`` (its output going to ``log``) to the waiting process; None when
+        there is none or it has ended."""
+        child, self.child = self.child, None
+        if child is None or child.poll() is not None:
+            return None
+        try:
+            child.stdin.write(f"{trial_id}\n{log}\n")
+            child.stdin.close()
+        except OSError:  # it ended just now
+            child.wait()
+            return None
+        return child
+
+    def close(self) -> None:
+        child, self.child = self.child, None
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()  # it holds nothing: it has not begun a trial
+            child.wait()
+
+
+def train_in_child(sweep: Sweep, trial: Any, spare: Spare | None = None) -> float:
     """Train ``trial`` in a fresh process (:func:`run_trial` there) and return its metric, so
     that nothing a trial builds stays in this worker. Raises as :func:`run_trial` does.
 
     Its values are drawn here first (the child draws the same ones), so a Ctrl-C before the
     child has started still leaves them to be drawn again. The child runs in a session of
     its own: a Ctrl-C at the terminal reaches it once, forwarded from here, and it stops
-    cleanly; one that dies (killed, out of memory) fails its trial with the reason.
+    cleanly; one that dies (killed, out of memory) fails its trial with the reason. With
+    ``spare``, the trial goes to its waiting process, and another is started for the next.
     """
     import optuna
 
@@ -244,11 +287,16 @@ def train_in_child(sweep: Sweep, trial: Any) -> float:
         param.suggest(trial)
     name = f"trial-{trial.number:04d}"
     command, env = worker_command(sweep, "--trial", str(trial._trial_id))
+    log_path = sweep.path / LOGS / f"{name}.log"
     child = None
     try:
-        with open(sweep.path / LOGS / f"{name}.log", "a", encoding="utf-8") as log:
-            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=log, env=env, start_new_session=True)
+        child = spare.take(trial._trial_id, log_path) if spare is not None else None
+        if child is None:
+            with open(log_path, "a", encoding="utf-8") as log:
+                child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=log, env=env, start_new_session=True)
+        if spare is not None:
+            spare.start()  # the next trial's, importing while this one trains
         code = child.wait()
     except KeyboardInterrupt:  # also one before the child started
         code = INTERRUPTED
@@ -327,11 +375,12 @@ def _work(sweep: Sweep, storage: Any, stop: threading.Event | None) -> None:
     claim = StudyLock(sweep.storage, sweep.study, sweep.path / CLAIM)
     grace, interval = grace_period()
     waiting_since: float | None = None
+    spare = Spare(sweep)
 
     def objective(trial: Any) -> float:
         claim.release()  # the trial exists (RUNNING): the next worker counts it
         trial.set_user_attr("process", _process())  # this worker: its heartbeat and liveness
-        return train_in_child(sweep, trial)
+        return train_in_child(sweep, trial, spare)
 
     try:
         while stop is None or not stop.is_set():
@@ -358,4 +407,5 @@ def _work(sweep: Sweep, storage: Any, stop: threading.Event | None) -> None:
             else:
                 time.sleep(min(interval, 5))
     finally:
+        spare.close()
         claim.close()
