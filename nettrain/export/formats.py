@@ -126,7 +126,8 @@ def _onnx(saved: Path, target: Path) -> None:
 def _last_error(text: str) -> str:
     """The last error line of a converter's log, shortened."""
     lines = [line.strip() for line in text.splitlines() if "Error" in line or "error" in line]
-    return " ".join((lines[-1] if lines else text.strip()[-300:] or "no reason given").split())[:300]
+    line = lines[-1] if lines else text.strip()[-300:] or "no reason given"
+    return " ".join(line.split())[:300].rstrip(" .")
 
 
 def _tflite(saved: Path, target: Path) -> None:
@@ -137,7 +138,8 @@ def _tflite(saved: Path, target: Path) -> None:
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
-        target.write_bytes(converter.convert())
+        with _quiet():  # the converter prints each op it cannot convert; the error holds them
+            target.write_bytes(converter.convert())
     except Exception as exc:  # noqa: BLE001 - ConverterError and what MLIR raises
         text = str(exc)
         ops = re.search(r"TF Select ops: ([^\n]+)", text)
