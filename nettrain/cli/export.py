@@ -48,6 +48,7 @@ def export(
     with _errors(debug):
         from nettrain.export import exporter
 
+        exporter.check(run, format.value, output, tolerance)  # before TensorFlow loads
         _load_keras(debug)
         note = lambda text: common.err.print(  # noqa: E731
             shown(text, lines=True), style="yellow", highlight=False, markup=False,

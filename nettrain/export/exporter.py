@@ -23,6 +23,7 @@ from nettrain.data.dataset import size, take
 from nettrain.errors import RunError, UsageError
 from nettrain.export.formats import FORMATS, Format, cannot_carry, check_installed, feeds, \
     installed_backends, predict_under, predictor, string_inputs, write
+from nettrain.model.saving import move_into_place
 from nettrain.run import directory as rundir
 
 SAMPLE_ROWS = 256    # rows of the run's data each exported file predicts
@@ -71,15 +72,7 @@ def export(run_path: str | Path, fmt_name: str, output: str | Path | None = None
     Raises UsageError before converting when the format cannot carry the model or its
     packages are missing, and RunError (nothing written) when the file disagrees.
     """
-    fmt = FORMATS[fmt_name]
-    if tolerance is not None and not tolerance >= 0:
-        raise UsageError(f"--tolerance: expected a number 0 or more (the largest absolute "
-                         f"difference allowed); received {tolerance}.")
-    run = rundir.open_run(run_path)
-    why = cannot_carry(fmt, run.dataset)
-    if why:
-        raise UsageError(f"--format {fmt.name} cannot carry this run's model: {why}.")
-    check_installed(fmt)
+    run, fmt, target = check(run_path, fmt_name, output, tolerance)
     backends = installed_backends() if fmt.name == "keras" else []
     text = string_inputs(run.dataset)
     if backends and text:  # a Keras limit: StringLookup runs on TensorFlow tensors only
@@ -87,8 +80,6 @@ def export(run_path: str | Path, fmt_name: str, output: str | Path | None = None
              f"TensorFlow backend only: the .keras file is not checked under "
              f"{' or '.join(backends)}.")
         backends = []
-    target = Path(output) if output is not None else default_output(run.path, fmt.name)
-    _check_target(target, fmt, output is None)
     model, x, split = _model_and_rows(run)
     expected = np.asarray(_call(model, x))
     limit = tolerance if tolerance is not None else (HALF_TOLERANCE if _half(model) else TOLERANCE)
@@ -99,7 +90,7 @@ def export(run_path: str | Path, fmt_name: str, output: str | Path | None = None
         written = work / target.name
         write(fmt, model, written, work / "scratch")
         result.checks = _checks(fmt, written, feeds(x), expected, backends)
-        worst = max(result.checks, key=lambda c: c.difference)
+        worst = max(result.checks, key=lambda c: (np.isnan(c.difference), c.difference))
         if not worst.difference <= limit:  # NaN too
             raise RunError(
                 f"The {fmt.name} file predicts differently from the run's model in "
@@ -107,12 +98,29 @@ def export(run_path: str | Path, fmt_name: str, output: str | Path | None = None
                 f"{result.rows} rows of the {split} split, over the tolerance {limit:g}. "
                 f"Nothing was written at {target}. A larger --tolerance accepts it, if that "
                 "difference is fine for your use.")
-        from nettrain.model.saving import move_into_place
-
         move_into_place(written, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def check(run_path: str | Path, fmt_name: str, output: str | Path | None,
+          tolerance: float | None) -> tuple[rundir.Run, Format, Path]:
+    """Everything refused before a model is loaded (no TensorFlow): the tolerance, the run,
+    what the format cannot carry, its packages, the output path. Returns the run, the format
+    and the output path."""
+    fmt = FORMATS[fmt_name]
+    if tolerance is not None and not tolerance >= 0:
+        raise UsageError(f"--tolerance: expected a number 0 or more (the largest absolute "
+                         f"difference allowed); received {tolerance}.")
+    run = rundir.open_run(run_path)
+    why = cannot_carry(fmt, run.dataset)
+    if why:
+        raise UsageError(f"--format {fmt.name} cannot carry this run's model: {why}.")
+    check_installed(fmt)
+    target = Path(output) if output is not None else default_output(run.path, fmt.name)
+    _check_target(target, fmt, output is None)
+    return run, fmt, target
 
 
 def _check_target(target: Path, fmt: Format, default: bool) -> None:
