@@ -2,7 +2,8 @@
 it, and load it back safely (Keras safe mode; a SavedModel only when asked for by name).
 
 Formats: ``keras`` (``model.keras``), ``json`` (``model.json`` + ``model.weights.h5``) and
-``savedmodel`` (``saved_model/``, ``model.export``).
+``savedmodel`` (``saved_model/``, ``model.export``). The Keras files load and predict under
+every Keras backend (:mod:`nettrain.run.portable`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from nettrain.run.directory import (
     damaged,
     read_json,
 )
+from nettrain.run.portable import any_backend
 from nettrain.text import command
 
 
@@ -45,24 +47,35 @@ def save_model(model: Any, run_dir: Path, formats: list[str], sample: Any = None
 
     Returns the names written into ``run_dir``.
     """
+    written: list[str] = []
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".saving-"))
+    try:
+        for fmt in formats:
+            names = write(model, fmt, tmp)
+            if sample is not None:
+                _check_reload(model, tmp, fmt, sample, info or {})
+            for name in names:  # weights before model.json: model.json last marks it whole
+                move_into_place(tmp / name, run_dir / name)
+            written += names
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return written
+
+
+def write(model: Any, fmt: str, folder: Path) -> list[str]:
+    """Write ``model`` in one format into ``folder`` (keras: ``model.keras``; json:
+    ``model.weights.h5`` + ``model.json``; savedmodel: ``saved_model/``); return the names.
+
+    A ``.keras`` file and ``model.json`` load and predict under every Keras backend
+    (:func:`nettrain.run.portable.any_backend`).
+    """
     writers: dict[str, Callable[[Path], list[str]]] = {
         "keras": lambda tmp: (model.save(tmp / KERAS_FILE), [KERAS_FILE])[1],
         "json": lambda tmp: (_save_json(model, tmp), [WEIGHTS_FILE, JSON_FILE])[1],
         "savedmodel": lambda tmp: (_export(model, tmp / SAVED_MODEL), [SAVED_MODEL])[1],
     }
-    written: list[str] = []
-    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".saving-"))
-    try:
-        for fmt in formats:
-            names = writers[fmt](tmp)
-            if sample is not None:
-                _check_reload(model, tmp, fmt, sample, info or {})
-            for name in names:  # weights before model.json: model.json last marks it whole
-                _move_into_place(tmp / name, run_dir / name)
-            written += names
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return written
+    with any_backend(model):
+        return writers[fmt](folder)
 
 
 def _fsync(path: Path) -> None:
@@ -83,7 +96,7 @@ def _fsync_folder(path: Path) -> None:
         os.close(folder)
 
 
-def _move_into_place(source: Path, target: Path) -> None:
+def move_into_place(source: Path, target: Path) -> None:
     """``os.replace`` a whole file or folder; an existing folder (a resumed run saving again)
     is renamed aside first, because a folder cannot be replaced while it holds files."""
     _fsync(source)

@@ -32,6 +32,7 @@ import numpy as np
 
 from nettrain.errors import RunError
 from nettrain.run.directory import replacing
+from nettrain.run.portable import any_backend
 
 FOLDER = "checkpoints"
 LAST = "last.keras"
@@ -375,7 +376,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             variable.assign(value)
         state = snapshot.state
         with replacing(path, suffix=".keras") as tmp:
-            self.model.save(tmp)
+            with any_backend(self.model):  # loads under every Keras backend
+                self.model.save(tmp)
             with zipfile.ZipFile(tmp, "a") as archive:
                 archive.writestr(STATE, state.to_json())
                 if state.arrays:

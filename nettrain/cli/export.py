@@ -1,0 +1,64 @@
+"""``nettrain export``: a run's model in a deployment format, checked in its own runtime.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from nettrain.cli import common
+from nettrain.cli.common import Debug, _errors, _load_keras, app
+from nettrain.text import shown
+
+
+class ExportFormat(str, Enum):
+    savedmodel = "savedmodel"
+    onnx = "onnx"
+    tflite = "tflite"
+    keras = "keras"
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="A run directory made by 'nettrain fit'.")],
+    format: Annotated[ExportFormat, typer.Option(
+        "--format", help="savedmodel (TensorFlow Serving), onnx (onnxruntime), tflite "
+                         "(LiteRT, builtin ops only) or keras (every Keras backend).")],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", metavar="PATH",
+        help="Where to write it (default: RUN/export/model.onnx, model.tflite, model.keras "
+             "or saved_model/).")] = None,
+    tolerance: Annotated[Optional[float], typer.Option(
+        "--tolerance", metavar="FLOAT",
+        help="The largest absolute difference from the run's model allowed on the sample "
+             "rows (default 1e-4; 1e-2 for a mixed precision model).")] = None,
+    debug: Debug = False,
+) -> None:
+    """Write a run's model in a deployment format, load it in that format's own runtime and
+    compare its predictions with the run's model on rows of the run's own data (the test
+    split); a file that differs by more than the tolerance is not written (exit 1).
+
+    Prints the checks on stderr and the path written on stdout.
+
+    Example: nettrain export runs/iris/20261122-120000 --format onnx -o iris.onnx
+    """
+    with _errors(debug):
+        from nettrain.export import exporter
+
+        exporter.check(run, format.value, output, tolerance)  # before TensorFlow loads
+        _load_keras(debug)
+        note = lambda text: common.err.print(  # noqa: E731
+            shown(text, lines=True), style="yellow", highlight=False, markup=False,
+            soft_wrap=True)
+        done = exporter.export(run, format.value, output, tolerance, note)
+        for check in done.checks:
+            common.err.print(f"Checked in {check.runtime}: largest absolute difference "
+                             f"{check.difference:.3g} (tolerance {done.tolerance:g})",
+                             highlight=False, markup=False, soft_wrap=True)
+        common.err.print(f"{done.rows} rows of the {done.split} split compared with the run's "
+                         f"model; wrote {shown(done.path)}", highlight=False, markup=False,
+                         soft_wrap=True)
+        common.out.print(shown(done.path), highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,186 @@
+"""``nettrain export``: a run's model written in one deployment format, loaded back in that
+format's own runtime and compared with the run's model on rows of the run's own data; only a
+file that agrees within the tolerance is moved to its place.
+
+The flow: check the format can carry the model and its packages are installed (before any
+conversion), read the run (:func:`nettrain.run.directory.open_run`), its model
+(:func:`nettrain.model.saving.load_model`) and its data (:func:`nettrain.data.loading.load_data`,
+by the rule the run recorded), convert into a temporary folder beside the output, predict
+there, then ``os.replace`` onto the output or refuse with the difference.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nettrain.data.dataset import size, take
+from nettrain.errors import RunError, UsageError
+from nettrain.export.formats import FORMATS, Format, cannot_carry, check_installed, feeds, \
+    installed_backends, predict_under, predictor, string_inputs, write
+from nettrain.model.saving import move_into_place
+from nettrain.run import directory as rundir
+
+SAMPLE_ROWS = 256    # rows of the run's data each exported file predicts
+TOLERANCE = 1e-4     # largest absolute difference allowed (float32 models)
+HALF_TOLERANCE = 1e-2  # a model computing in float16/bfloat16 (mixed precision)
+EXPORT_FOLDER = "export"  # RUN/export/<file>: the default output
+
+
+@dataclass
+class Check:
+    """One runtime's predictions compared with the run's model."""
+
+    runtime: str
+    difference: float          # the largest absolute difference from the run's model
+
+
+@dataclass
+class Exported:
+    """What ``export`` wrote and how it was checked."""
+
+    path: Path
+    format: str
+    rows: int           # the sample rows compared
+    split: str          # the split they came from
+    tolerance: float
+    checks: list[Check] = field(default_factory=list)
+
+
+def default_output(run_path: Path, fmt: str) -> Path:
+    return Path(run_path) / EXPORT_FOLDER / FORMATS[fmt].file
+
+
+def export(run_path: str | Path, fmt_name: str, output: str | Path | None = None,
+           tolerance: float | None = None, echo: Any = print) -> Exported:
+    """Export a run's model as ``fmt_name`` to ``output`` (default ``RUN/export/<file>``).
+
+    Args:
+        run_path: a run directory made by ``fit``.
+        fmt_name: savedmodel, onnx, tflite or keras.
+        output: where the file (a folder for savedmodel) goes; an existing one is replaced
+            only by a file that passed the check.
+        tolerance: the largest absolute difference from the run's model allowed on any
+            output of the sample rows (default 1e-4; 1e-2 for a mixed precision model).
+        echo: where a note on what cannot be checked goes, before converting.
+
+    Raises UsageError before converting when the format cannot carry the model or its
+    packages are missing, and RunError (nothing written) when the file disagrees.
+    """
+    run, fmt, target = check(run_path, fmt_name, output, tolerance)
+    backends = installed_backends() if fmt.name == "keras" else []
+    text = string_inputs(run.dataset)
+    if backends and text:  # a Keras limit: StringLookup runs on TensorFlow tensors only
+        echo(f"Note: this model takes text ({', '.join(text)}), which Keras runs on the "
+             f"TensorFlow backend only: the .keras file is not checked under "
+             f"{' or '.join(backends)}.")
+        backends = []
+    model, x, split = _model_and_rows(run)
+    expected = np.asarray(_call(model, x))
+    limit = tolerance if tolerance is not None else (HALF_TOLERANCE if _half(model) else TOLERANCE)
+    result = Exported(target, fmt.name, size(x), split, limit)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.export-"))
+    try:
+        written = work / target.name
+        write(fmt, model, written, work / "scratch")
+        result.checks = _checks(fmt, written, feeds(x), expected, backends)
+        worst = max(result.checks, key=lambda c: (np.isnan(c.difference), c.difference))
+        if not worst.difference <= limit:  # NaN too
+            raise RunError(
+                f"The {fmt.name} file predicts differently from the run's model in "
+                f"{worst.runtime}: largest absolute difference {worst.difference:.3g} on "
+                f"{result.rows} rows of the {split} split, over the tolerance {limit:g}. "
+                f"Nothing was written at {target}. A larger --tolerance accepts it, if that "
+                "difference is fine for your use.")
+        move_into_place(written, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def check(run_path: str | Path, fmt_name: str, output: str | Path | None,
+          tolerance: float | None) -> tuple[rundir.Run, Format, Path]:
+    """Everything refused before a model is loaded (no TensorFlow): the tolerance, the run,
+    what the format cannot carry, its packages, the output path. Returns the run, the format
+    and the output path."""
+    fmt = FORMATS[fmt_name]
+    if tolerance is not None and not tolerance >= 0:
+        raise UsageError(f"--tolerance: expected a number 0 or more (the largest absolute "
+                         f"difference allowed); received {tolerance}.")
+    run = rundir.open_run(run_path)
+    why = cannot_carry(fmt, run.dataset)
+    if why:
+        raise UsageError(f"--format {fmt.name} cannot carry this run's model: {why}.")
+    check_installed(fmt)
+    target = Path(output) if output is not None else default_output(run.path, fmt.name)
+    _check_target(target, fmt, output is None)
+    return run, fmt, target
+
+
+def _check_target(target: Path, fmt: Format, default: bool) -> None:
+    """Refuse an output that cannot be written, before anything is loaded or converted: a
+    folder in the way (only a SavedModel replaces a SavedModel), a missing parent folder."""
+    if target.is_dir() and not (fmt.name == "savedmodel" and
+                                (target / "saved_model.pb").is_file()):
+        raise UsageError(f"--output: {target} is a folder; give the path of the "
+                         f"{fmt.name} {'folder' if fmt.name == 'savedmodel' else 'file'} to "
+                         f"write, e.g. {target / fmt.file}.")
+    if target.exists() and not target.is_dir() and fmt.name == "savedmodel":
+        raise UsageError(f"--output: {target} is a file; a SavedModel is a folder. Give a new "
+                         f"path, e.g. {target.with_name(fmt.file)}.")
+    if not default and not target.parent.is_dir():
+        raise UsageError(f"--output: the folder {target.parent} does not exist. Create it "
+                         f"first (mkdir -p {target.parent}), or give a path in an existing "
+                         "folder.")
+
+
+def _model_and_rows(run: rundir.Run) -> tuple[Any, Any, str]:
+    """The run's model (keras, else json: never its SavedModel, which is a program) and up to
+    SAMPLE_ROWS rows of its test split (else validation, else train), read as training read
+    them."""
+    from nettrain.data.loading import load_data
+    from nettrain.model.saving import load_model
+
+    model, _ = load_model(run.path, None, run.dataset)
+    data = load_data(run.config, run.dataset)
+    split = next(s for s in ("test", "validation", "train") if s in data.splits)
+    if data.stream:  # a streamed CSV: its first training rows, never the whole file
+        x, _ = data.sample(SAMPLE_ROWS)
+        return model, x, "train"
+    x = data.x[split]
+    return model, take(x, np.arange(min(SAMPLE_ROWS, size(x)))), split
+
+
+def _call(model: Any, x: Any) -> Any:
+    from nettrain.data.pipeline import to_tensors
+
+    return model(to_tensors(x), training=False)
+
+
+def _half(model: Any) -> bool:
+    return any(getattr(layer, "compute_dtype", None) in ("float16", "bfloat16")
+               for layer in [model, *model.layers])
+
+
+def _checks(fmt: Format, path: Path, x: dict[str, np.ndarray], expected: np.ndarray,
+            backends: list[str]) -> list[Check]:
+    """Predict ``x`` with the file in its runtime (a .keras file: also under ``backends``, each
+    in a process of its own) and measure the largest absolute difference from ``expected``."""
+    def difference(got: Any) -> float:
+        got = np.asarray(got, dtype="float64")
+        if got.shape != expected.shape:
+            raise RunError(f"The {fmt.name} file gives outputs of shape {got.shape}; the run's "
+                           f"model gives {expected.shape}. Nothing was written.")
+        return float(np.max(np.abs(got - expected))) if got.size else 0.0
+
+    if fmt.name != "keras":
+        return [Check(fmt.runtime, difference(predictor(fmt, path)(x)))]
+    return [Check("Keras on tensorflow", difference(predictor(fmt, path)(x))),
+            *(Check(f"Keras on {backend}", difference(predict_under(backend, path, x)))
+              for backend in backends)]
