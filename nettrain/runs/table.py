@@ -303,8 +303,16 @@ def list_runs(root: Path, sort: str | None = None, status: str | None = None,
                              "which does not exist. Runs are under $NETTRAIN_RUNS, else ./runs.")
         return Listing(root, [], 0, sort, status)
     rows = [read_run(path) for path in find_runs(root)]
-    found = len(rows)
     rows.sort(key=lambda row: (row.started or _mtime(row.path), str(row.path)), reverse=True)
+    return choose(rows, root, sort, status, limit)
+
+
+def choose(rows: list[RunRow], root: Path | str, sort: str | None = None,
+           status: str | None = None, limit: int | None = None) -> Listing:
+    """The listing of ``rows`` (newest first): best first by ``sort``, only ``status``, at
+    most ``limit`` (see :func:`list_runs`); ``root`` is where they were found (a folder, or
+    an MLflow store's URI for ``runs --from``)."""
+    found = len(rows)
     if sort is not None and rows:  # no runs at all: the empty listing says how to train
         present = list(dict.fromkeys(name for row in rows for name in row.metrics))
         if sort not in present:

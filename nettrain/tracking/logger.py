@@ -191,7 +191,7 @@ class RunLogger:
                 self.client.log_artifact(self.run_id, str(file))
         tags = {store.STATUS_TAG: str(record.get("status", "unknown")),
                 store.EPOCHS_TAG: str(record.get("epochs_completed", 0)),
-                store.PLANNED_TAG: str(self.config.fit.epochs)}
+                store.PLANNED_TAG: str(self.config.fit.epochs), **self.tags}
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, value)
         if record.get("saved") and record.get("status") in ("completed", "interrupted"):
@@ -335,3 +335,35 @@ def _finite(value: Any) -> bool:
 def recorded(path: Path) -> dict[str, Any]:
     """What run.json says about the run's MLflow run (``{}`` when it was never tracked)."""
     return RunRecord(Path(path)).read().get(RECORD) or {}
+
+
+def log_evaluation(path: Path, name: str, metrics: dict[str, float], files: list[Path],
+                   echo: Any = print) -> str | None:
+    """Log an evaluation (``nettrain evaluate``) to the MLflow run of the run directory
+    ``path``, when run.json names one: ``eval/<name>_<metric>`` metrics (``eval/test_loss``,
+    ``eval/data-new_accuracy``), evaluation.json with the per-class or regression report, and
+    the pictures. Return the MLflow run id (None: the run is not tracked, or the store
+    failed, which is one warning)."""
+    note = recorded(path)
+    if not note.get("run_id"):
+        return None
+    label = re.sub(r"[^\w.\-]+", "_", name.replace("data:", "data-"))
+    uri = note.get("uri") or ""
+    try:
+        if "***" in uri:  # the password is not recorded: the config has the URI
+            uri = store.where(rundir.open_run(path).config).uri
+        client = store.client(uri)
+        stamp = int(time.time() * 1000)
+        from mlflow.entities import Metric
+
+        client.log_batch(note["run_id"], metrics=[
+            Metric(f"eval/{label}_{key}", float(value), stamp, 0)
+            for key, value in metrics.items() if _finite(value)])
+        for file in [path / rundir.EVALUATION, *files]:
+            if Path(file).is_file():
+                client.log_artifact(note["run_id"], str(file))
+    except Exception as exc:  # noqa: BLE001  (the evaluation stands without MLflow)
+        echo(f"Warning: the evaluation was not logged to MLflow ({store.shown_uri(uri)}, run "
+             f"{note['run_id']}): {one_line(exc)}")
+        return None
+    return str(note["run_id"])

@@ -145,7 +145,7 @@ def stored_runs(uri: str, experiment: str | None = None) -> list[dict[str, Any]]
     for run in runs:
         tags = run.data.tags
         rows.append({
-            "name": run.info.run_name, "run_dir": tags.get(RUN_DIR_TAG),
+            "name": tags.get("nettrain.name") or run.info.run_name, "run_dir": tags.get(RUN_DIR_TAG),
             "status": tags.get(STATUS_TAG) or run.info.status.lower(),
             "started": stamp(run.info.start_time), "ended": stamp(run.info.end_time),
             "epochs": number(tags.get(EPOCHS_TAG)), "planned": number(tags.get(PLANNED_TAG)),
