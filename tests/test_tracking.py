@@ -101,9 +101,10 @@ def test_fit_logs_params_epochs_final_metrics_and_files(tracked: Path, server: s
     # each history.csv column, one point per epoch (step = its epoch)
     rows = _history(tracked)
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        points = sorted((m.step, m.value) for m in client.get_metric_history(logged.info.run_id,
-                                                                             key))
-        assert points == pytest.approx([(int(r["epoch"]), float(r[key])) for r in rows])
+        points = sorted((m.step, m.value) for m in client.get_metric_history(
+            logged.info.run_id, f"epoch/{key}"))
+        assert [step for step, _ in points] == [int(r["epoch"]) for r in rows]
+        assert [value for _, value in points] == pytest.approx([float(r[key]) for r in rows])
     # the final metrics of each split, named as `nettrain runs` names them
     metrics = json.loads((tracked / "metrics.json").read_text())
     assert logged.data.metrics["final/test_accuracy"] == pytest.approx(
@@ -163,14 +164,14 @@ def test_server_away_warns_once_then_track_uploads_and_resume_continues(
     record = _record(run)
     assert record["uploaded"] is True and result.stdout.strip().endswith(record["run_id"])
     client = _client(server)
-    assert [m.step for m in client.get_metric_history(record["run_id"], "loss")] == [0, 1]
+    assert [m.step for m in client.get_metric_history(record["run_id"], "epoch/loss")] == [0, 1]
     assert client.get_run(record["run_id"]).data.params["fit.epochs"] == "2"
 
     # a resume goes on in the same MLflow run (its config's URI is the closed one: --track)
     result = runner.invoke(app, ["fit", "--resume", "run", "fit.epochs=3", "--track", server])
     assert result.exit_code == 0, result.output
     assert _record(run)["run_id"] == record["run_id"]
-    points = sorted(m.step for m in client.get_metric_history(record["run_id"], "loss"))
+    points = sorted(m.step for m in client.get_metric_history(record["run_id"], "epoch/loss"))
     assert points == [0, 1, 2]
     assert client.get_run(record["run_id"]).info.status == "FINISHED"
 

@@ -3,8 +3,8 @@ exists, logs each epoch's metrics as they come, and uploads the rest when traini
 later, with ``nettrain track``).
 
 What an MLflow run of nettrain holds: the resolved config as params (the dotted keys of
-overrides, ``model.layers.0.Dense.units``); each ``history.csv`` column as a metric with
-step = the epoch (0, 1, ...); ``final/<split metric>`` for ``metrics.json`` (``final/val_loss``,
+overrides, ``model.layers.0.Dense.units``); each ``history.csv`` column as a metric
+``epoch/<column>`` with step = the epoch (0, 1, ...); ``final/<split metric>`` for ``metrics.json`` (``final/val_loss``,
 ``final/test_accuracy``, the names ``nettrain runs`` shows); the run directory's files as
 artifacts (not the model files or checkpoints); and the model in MLflow's Keras flavour with
 its signature and an input example. The MLflow run id is recorded in ``run.json`` under
@@ -113,8 +113,8 @@ class RunLogger:
         from mlflow.entities import Metric
 
         stamp = int(time.time() * 1000)
-        metrics = [Metric(key, float(value), stamp, epoch) for key, value in logs.items()
-                   if _finite(value)]
+        metrics = [Metric(store.EPOCH + key, float(value), stamp, epoch)
+                   for key, value in logs.items() if _finite(value)]
         self._try(self.client.log_batch, self.run_id, metrics=metrics)
 
     def finish(self, path: Path | None = None, status: str | None = None) -> bool:
@@ -219,11 +219,12 @@ class RunLogger:
         for key in rows[0]:
             if key == "epoch":
                 continue
-            have = {m.step for m in self.client.get_metric_history(self.run_id, key)}
+            name = store.EPOCH + key
+            have = {m.step for m in self.client.get_metric_history(self.run_id, name)}
             for row in rows:
                 value, epoch = row.get(key), int(row["epoch"])
                 if epoch not in have and value not in (None, "") and _finite(value):
-                    metrics.append(Metric(key, float(value), stamp, epoch))
+                    metrics.append(Metric(name, float(value), stamp, epoch))
         for start in range(0, len(metrics), 1000):
             self.client.log_batch(self.run_id, metrics=metrics[start:start + 1000])
 

@@ -32,7 +32,10 @@ EPOCHS_TAG = "nettrain.epochs"
 PLANNED_TAG = "nettrain.planned_epochs"
 SWEEP_TAG = "nettrain.sweep"
 PARENT_TAG = "mlflow.parentRunId"
-# The final metrics of each split are logged as final/<name as `nettrain runs` shows it>.
+# Metric names: each epoch's as epoch/<history.csv column> (step = the epoch), the final ones
+# of each split as final/<name as `nettrain runs` shows it>. MLflow's UI draws a section per
+# prefix, in this order: the learning curves first, then the single values.
+EPOCH = "epoch/"
 FINAL = "final/"
 
 
