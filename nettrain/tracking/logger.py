@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,6 @@ class RunLogger:
         return self.path.name if self.parent else f"{self.config.name} {self.path.name}"
 
     def _upload(self, status: str | None) -> None:
-        import mlflow
         from mlflow.entities import Metric
 
         assert self.path is not None and self.run_id is not None
@@ -195,8 +195,7 @@ class RunLogger:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, value)
         if record.get("saved") and record.get("status") in ("completed", "interrupted"):
-            with mlflow.start_run(run_id=self.run_id):
-                self._log_model()
+            self._log_model()
         self.client.set_terminated(self.run_id, status or STATUS.get(
             str(record.get("status")), "FINISHED"))
 
@@ -253,19 +252,24 @@ class RunLogger:
 
             signature = infer_signature(self.example, model.predict(self.example, verbose=0))
         requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
-        try:
-            info = mlflow.keras.log_model(model, name=MODEL, signature=signature,
-                                          input_example=self.example,
-                                          pip_requirements=requirements)
-        except FileNotFoundError:
-            # MLflow's Keras flavour writes the input example before it makes the model's
-            # folder (mlflow/mlflow#16183, MLflow 2.22 to 3.x): the model goes with its
-            # signature, and the example beside it in the run's artifacts.
-            info = mlflow.keras.log_model(model, name=MODEL, signature=signature,
-                                          pip_requirements=requirements)
-            if self.example is not None:
-                mlflow.log_dict(_example_json(self.example), "input_example.json")
-        self.model_uri = info.model_uri
+        # mlflow.keras.log_model with an input example fails on a folder it has not made yet
+        # (mlflow/mlflow#16183, MLflow 2.22 to 3.x, leaving a FAILED logged model): the model is
+        # saved by the Keras flavour into a folder made here, then logged as the run's model.
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / MODEL
+            folder.mkdir()
+            mlflow.keras.save_model(model, str(folder), signature=signature,
+                                    input_example=self.example, pip_requirements=requirements)
+            experiment = self.client.get_run(self.run_id).info.experiment_id
+            logged = mlflow.initialize_logged_model(name=MODEL, source_run_id=self.run_id,
+                                                    experiment_id=experiment)
+            try:
+                self.client.log_model_artifacts(logged.model_id, str(folder))
+            except BaseException:
+                mlflow.finalize_logged_model(logged.model_id, "FAILED")
+                raise
+            mlflow.finalize_logged_model(logged.model_id, "READY")
+        self.model_uri = f"models:/{logged.model_id}"
 
     # ------------------------------------------------------------------ failures, run.json
 
@@ -310,13 +314,6 @@ def _sample(data: Any) -> Any:
     if isinstance(x, dict):
         return {k: np.asarray(v) for k, v in x.items()}
     return np.asarray(x)
-
-
-def _example_json(example: Any) -> dict[str, Any]:
-    """The input example as MLflow writes one: ``{"inputs": [...]}`` (a dict per input)."""
-    if isinstance(example, dict):
-        return {"inputs": {k: v.tolist() for k, v in example.items()}}
-    return {"inputs": example.tolist()}
 
 
 def _read(file: Path) -> dict[str, Any]:
