@@ -43,6 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
          "--artifacts-destination", str(folder / "artifacts")],
         stdout=log, stderr=subprocess.STDOUT, cwd=folder)
     url = f"http://127.0.0.1:{port}"
+    import keras  # noqa: F401  (TensorFlow loads, for the tests' fits, while the server starts)
+
     deadline = time.monotonic() + 120
     while True:
         try:
