@@ -46,8 +46,8 @@ def track(
         show_default=False)],
     uri: Annotated[Optional[str], typer.Option(
         "--uri", metavar="URI", help="The MLflow tracking URI (default: the one run.json "
-        "records, else the config's tracking.mlflow.uri, else sqlite:///<runs folder>/"
-        "mlflow.db).")] = None,
+        "records, else the config's tracking.mlflow.uri, else the SQLite store mlflow.db in "
+        "the runs folder).")] = None,
     debug: Debug = False,
 ) -> None:
     """Upload runs to MLflow: params, metrics per epoch, final metrics, files and the model.
