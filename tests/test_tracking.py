@@ -172,6 +172,8 @@ def test_server_away_warns_once_then_track_uploads_and_resume_continues(
     client = _client(server)
     assert [m.step for m in client.get_metric_history(record["run_id"], "epoch/loss")] == [0, 1]
     assert client.get_run(record["run_id"]).data.params["fit.epochs"] == "2"
+    again = runner.invoke(app, ["track", "run", "--uri", server])  # nothing is sent twice
+    assert again.exit_code == 0 and "already uploaded" in again.stdout
 
     # a resume goes on in the same MLflow run (its config's URI is the closed one: --track)
     result = runner.invoke(app, ["fit", "--resume", "run", "fit.epochs=3", "--track", server])

@@ -52,8 +52,9 @@ def track(
 ) -> None:
     """Upload runs to MLflow: params, metrics per epoch, final metrics, files and the model.
 
-    A run logged before goes on in the same MLflow run (only what is missing is added); one
-    made while the server was away is created. Prints each run's MLflow run id.
+    A run partly logged goes on in the same MLflow run (only what is missing is added); one
+    made while the server was away is created; one uploaded whole is left as it is. Prints
+    each run's MLflow run id.
 
     Example: nettrain track runs/iris/20261122-120000 --uri http://127.0.0.1:5000
     """
@@ -72,7 +73,14 @@ def track(
         failed = 0
         for run in opened:
             warnings: list[str] = []
-            before = recorded(run.path).get("uri")  # where fit sent it (no password)
+            note = recorded(run.path)
+            before = note.get("uri")  # where fit sent it (no password)
+            if note.get("uploaded") and note.get("run_id") and uri in (None, before):
+                common.out.print(shown(f"{run.path}: already uploaded to experiment "
+                                       f"{note.get('experiment')!r} at {before}, run "
+                                       f"{note['run_id']}"), highlight=False, markup=False,
+                                 soft_wrap=True)
+                continue
             logger = RunLogger(run.config, uri or (before if before and "***" not in before
                                                    else None), echo=warnings.append)
             logger.finish(run.path)
