@@ -41,7 +41,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
          "--artifacts-destination", str(folder / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # starts sooner
     url = f"http://127.0.0.1:{port}"
     import keras  # noqa: F401  (TensorFlow loads, for the tests' fits, while the server starts)
 
