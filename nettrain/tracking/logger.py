@@ -331,8 +331,13 @@ def _finite(value: Any) -> bool:
 
 
 def recorded(path: Path) -> dict[str, Any]:
-    """What run.json says about the run's MLflow run (``{}`` when it was never tracked)."""
-    return RunRecord(Path(path)).read().get(RECORD) or {}
+    """What run.json says about the run's MLflow run (``{}`` when it was never tracked, or
+    run.json cannot be read: evaluate has its own say about a damaged run)."""
+    try:
+        note = RunRecord(Path(path)).read().get(RECORD)
+    except Exception:  # noqa: BLE001
+        return {}
+    return note if isinstance(note, dict) else {}
 
 
 def log_evaluation(path: Path, name: str, metrics: dict[str, float], files: list[Path],
