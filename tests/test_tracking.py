@@ -155,8 +155,9 @@ def test_server_away_warns_once_then_track_uploads_and_resume_continues(
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started < 120  # short retries, not MLflow's minutes
     warnings = [line for line in result.stderr.splitlines() if "Warning: MLflow" in line]
-    assert len(warnings) == 1, result.stderr
-    assert f"experiment 'tiny' at {closed}" in warnings[0]
+    assert len(warnings) == 1 and "Retrying" not in result.stderr, result.stderr
+    assert f"experiment 'tiny' at {closed}) failed: the server did not answer (Connection " \
+        "refused)." in warnings[0]
     assert "upload it later with: nettrain track run" in result.stderr
     run = tmp_path / "run"
     assert {"model.keras", "metrics.json", "history.csv", "history.png"} <= \

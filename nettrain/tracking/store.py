@@ -88,6 +88,8 @@ def client(uri: str) -> Any:
 
     for name in ("mlflow", "alembic"):  # their INFO lines would cut nettrain's output
         logging.getLogger(name).setLevel(logging.WARNING)
+    # a server away: nettrain says it once; urllib3 would add a line per retry
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -113,8 +115,14 @@ def experiment_id(mlflow_client: Any, place: Where, create: bool = True) -> str 
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception as one short line: ``ConnectionError: ...``."""
+    """An exception as one short line: ``ConnectionError: ...``; a server that did not
+    answer as ``the server did not answer (Connection refused)``."""
     text = " ".join(str(exc).split())
+    if "Max retries exceeded" in text or "NewConnectionError" in text:
+        import re
+
+        why = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text) or re.search(r"(timed out)", text)
+        return f"the server did not answer ({why.group(1) if why else 'no connection'})"
     text = text if len(text) <= limit else text[:limit - 3] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
