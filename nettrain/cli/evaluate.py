@@ -72,6 +72,9 @@ def evaluate(
             done = evaluating.evaluate(run, split.value if split else None,
                                   format.value if format else None, allow_changed_data, echo,
                                   data_path=data)
+        from nettrain.tracking.logger import log_evaluation  # MLflow only for a tracked run
+
+        logged = log_evaluation(run, done.split, done.metrics, done.files, echo)
         if as_json:
             sys.stdout.write(json.dumps(_finite({"run": str(run), **done.to_json()})) + "\n")
             _unrecorded(done.unrecorded)
@@ -87,6 +90,8 @@ def evaluate(
                 "Predicted against true, and residuals"
             common.out.print(f"{kind}: {shown(file)}", highlight=False, markup=False,
                              soft_wrap=True)
+        if logged:
+            common.err.print(f"Logged to MLflow run {logged}", highlight=False, markup=False)
         _unrecorded(done.unrecorded)
 
 

@@ -12,6 +12,7 @@ import typer
 from nettrain.cli import common
 from nettrain.cli.common import Debug, _errors, app
 from nettrain.cli.help import Group
+from nettrain.errors import UsageError
 from nettrain.text import shown
 
 if TYPE_CHECKING:
@@ -81,9 +82,14 @@ def runs(
         "--limit", metavar="N", min=1, help="Show at most N runs.")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the runs as a JSON list (every metric) and nothing else.")] = False,
+    source: Annotated[Optional[str], typer.Option(
+        "--from", metavar="URI", help="List the runs an MLflow store holds instead (its "
+        "tracking URI: http://host:5000, sqlite:///runs/mlflow.db).")] = None,
     debug: Debug = False,
 ) -> None:
     """List the runs under ROOT, newest first: status, epochs, main metrics, path.
+
+    From MLflow: nettrain runs --from http://127.0.0.1:5000
 
     Example: nettrain runs --status completed --sort val_accuracy --limit 5
 
@@ -95,9 +101,17 @@ def runs(
         from nettrain.run import directory as rundir
         from nettrain.runs import table as runs_table
 
-        listing = runs_table.list_runs(root or rundir.runs_root(), sort,
-                                       status.value if status else None, limit,
-                                       explicit=root is not None)
+        if source is not None:
+            if root is not None:
+                raise UsageError(f"ROOT {root} and --from {source}: give one (a folder of "
+                                 "run directories, or an MLflow store).")
+            from nettrain.runs.stored import list_stored
+
+            listing = list_stored(source, sort, status.value if status else None, limit)
+        else:
+            listing = runs_table.list_runs(root or rundir.runs_root(), sort,
+                                           status.value if status else None, limit,
+                                           explicit=root is not None)
         if as_json:
             common.out.print_json(data=[row.to_json() for row in listing.rows])
         elif listing.rows:

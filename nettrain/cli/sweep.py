@@ -20,6 +20,7 @@ from nettrain.cli.common import (
     _stop_cleanly_on_signals,
     app,
 )
+from nettrain.cli.track import Track, track_override
 from nettrain.text import shown
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def sweep(
     run_dir: Annotated[Optional[Path], typer.Option(
         "--run-dir", help="The sweep directory (default runs/STUDY-sweep); the same "
                           "directory again continues the sweep.")] = None,
+    track: Track = None,
     debug: Debug = False,
 ) -> None:
     """Search the config's sweep: section with Optuna; write best.yaml and plots.
@@ -58,9 +60,15 @@ def sweep(
     Many machines: the same --storage URL and --study NAME on each.
 
     Example: nettrain sweep configs/digits_mlp.yaml --trials 20 --jobs 2
+
+    MLflow: --track URI logs one parent run, and each trial as its child.
     """
     with _errors(debug):
-        cfg = _load_config(config, overrides or [], debug)
+        overrides = list(overrides or [])
+        cfg = _load_config(config, overrides, debug)
+        if track is not None:  # as the config's tracking: section, which each trial gets
+            overrides.append(track_override(cfg, track))
+            cfg = _load_config(config, overrides, debug)
         from nettrain.sweep import runner as sweeping
 
         plan = sweeping.prepare(cfg, str(config), run_dir, storage, study, trials)
@@ -74,6 +82,24 @@ def sweep(
             console = Console(file=sys.stderr, width=160)
         echo = lambda text: console.print(  # noqa: E731
             shown(text, lines=True), highlight=False, markup=False, soft_wrap=True)
-        found = sweeping.run(plan, jobs, echo, console)
-        sweep_report.report(plan, found, console, echo)
+        parent = None
+        if cfg.tracking is not None:
+            from nettrain.tracking.sweeps import SweepLogger
+
+            parent = SweepLogger(plan.config, plan.path, plan.study, echo)
+            parent.start()  # the trials' runs are its children
+        try:
+            found = sweeping.run(plan, jobs, echo, console)
+            sweep_report.report(plan, found, console, echo)
+        except KeyboardInterrupt:
+            if parent is not None:
+                parent.finish(status="KILLED")
+            raise
+        except Exception:
+            if parent is not None:
+                parent.finish(status="FAILED")
+            raise
+        if parent is not None:
+            parent.finish(sweep_report.best(plan, found.get_trials(deepcopy=False)),
+                          plan.metric)
         common.out.print(shown(plan.path), highlight=False, markup=False, soft_wrap=True)

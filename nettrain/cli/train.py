@@ -21,6 +21,7 @@ from nettrain.cli.common import (
     _stop_cleanly_on_signals,
     app,
 )
+from nettrain.cli.track import Track, logged_note, track_override
 from nettrain.errors import UsageError
 from nettrain.text import shown
 
@@ -44,6 +45,7 @@ def fit(
     ] = None,
     allow_changed_data: AllowChangedData = False,
     print_config: PrintConfig = False,
+    track: Track = None,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="Print only the run directory (on stdout), warnings and errors.")
     ] = False,
@@ -58,6 +60,8 @@ def fit(
     Resume: nettrain fit --resume runs/digits-mlp/20261122-120000 fit.epochs=80
 
     --print-config prints the resolved config on stderr, then trains.
+
+    MLflow: --track http://127.0.0.1:5000 (or a tracking: section in the config).
     """
     with _errors(debug):
         overrides = list(overrides or [])
@@ -78,9 +82,22 @@ def fit(
             if config is None:
                 raise UsageError("CONFIG: expected a YAML config file (or --resume RUN).")
             cfg = _load_config(config, overrides, debug)
+            if track is not None:  # as the config's tracking: section, recorded with the run
+                overrides.append(track_override(cfg, track))
+                cfg = _load_config(config, overrides, debug)
+            tracked = cfg
             if print_config:
                 common.err.print(shown(cfg.to_annotated_yaml(), lines=True), highlight=False,
                                  markup=False, soft_wrap=True)
+        else:
+            from nettrain.config.load import load_config
+            from nettrain.run import directory as rundir
+
+            tracked = load_config(config or rundir.open_run(resume).path / rundir.CONFIG,
+                                  overrides)
+            if track is not None:
+                overrides.append(track_override(tracked, track))
+                tracked = load_config(config or resume / rundir.CONFIG, overrides)
         _load_keras(debug)
         from nettrain.engine import progress, train
         from nettrain.run import directory as rundir
@@ -89,11 +106,30 @@ def fit(
         echo = lambda text: common.err.print(  # noqa: E731
             shown(text, lines=True), highlight=False, markup=False, soft_wrap=True)
         display = progress.Display(common.err, quiet=quiet)
-        if resume is None:
-            path = train.fit(cfg, run_dir, echo=echo, display=display)
-        else:
-            path = train.resume(resume, config, overrides, echo=echo,
-                                allow_changed_data=allow_changed_data, display=display)
+        logger = None
+        hooks: dict = {}
+        if tracked.tracking is not None:
+            from nettrain.tracking.logger import RunLogger
+
+            logger = RunLogger(tracked, echo=echo)
+            hooks = {"extra_callbacks": (logger.callback(),), "started": logger.started}
+        try:
+            if resume is None:
+                path = train.fit(cfg, run_dir, echo=echo, display=display, **hooks)
+            else:
+                path = train.resume(resume, config, overrides, echo=echo,
+                                    allow_changed_data=allow_changed_data, display=display,
+                                    **hooks)
+        except KeyboardInterrupt:
+            if logger is not None:
+                logger.finish(status="KILLED")
+            raise
+        except Exception:
+            if logger is not None:
+                logger.finish(status="FAILED")
+            raise
+        if logger is not None:
+            logger.finish(path)
         from nettrain.run.checkpoints import stopped_by
 
         run = rundir.open_run(path)
@@ -101,6 +137,8 @@ def fit(
         early = isinstance(epochs, int) and epochs < run.config.fit.epochs
         display.summary(run.config.name, path, rundir.read_json(path / rundir.METRICS),
                         run.config, epochs, stopped_by(path, run.config) if early else None)
+        if logged_note(logger) and not quiet:
+            echo(logged_note(logger))
         common.out.print(shown(path), highlight=False, markup=False, soft_wrap=True)
 
 

@@ -41,6 +41,7 @@ from nettrain.config.sections import (
     FitConfig,
     ModelConfig,
     SaveConfig,
+    TrackingConfig,
     _schema,
 )
 from nettrain.errors import ConfigError, Problem, did_you_mean
@@ -174,6 +175,9 @@ class Config(_Section):
     sweep: SweepConfig | None = None
     """nettrain sweep's search: the metric, the number of trials and the values to try (fit
     ignores it)."""
+    tracking: TrackingConfig | None = None
+    """Log each run (and sweep) to MLflow: tracking: {mlflow: {uri: ..., experiment: ...}}
+    (default: no tracking)."""
     # Where the config came from, for messages: the file, each key's line, the overrides.
     _source: str | None = PrivateAttr(None)
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)

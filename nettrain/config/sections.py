@@ -323,3 +323,44 @@ class SaveConfig(_Section):
         if len(set(formats)) != len(formats):
             raise refuse("each format once", short_repr(formats))
         return formats
+
+
+# The package the tracking: section needs, and how to get it (the 'mlflow' extra).
+MLFLOW_INSTALL = "pip install 'nettrain[mlflow]'"
+
+
+def mlflow_installed() -> bool:
+    """Whether MLflow can be imported, found without importing it (tracking off costs
+    nothing)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("mlflow") is not None
+    except (ImportError, ValueError):  # a broken or blocked install
+        return False
+
+
+class MlflowConfig(_Section):
+    """The ``tracking.mlflow`` section: where each run is logged in MLflow."""
+
+    uri: str | None = Field(None, min_length=1)
+    """The MLflow tracking URI: http://host:5000, sqlite:///path/mlflow.db, databricks, ...
+    (default: sqlite:///<runs folder>/mlflow.db, a local store that needs no server)."""
+    experiment: str | None = Field(None, min_length=1)
+    """The MLflow experiment the runs go to (default: the config's name)."""
+
+
+class TrackingConfig(_Section):
+    """The ``tracking:`` section: log every run to an experiment tracker (MLflow): params,
+    metrics per epoch, final metrics, the run's files and the model."""
+
+    mlflow: MlflowConfig = MlflowConfig()
+    """Log to MLflow (pip install 'nettrain[mlflow]')."""
+
+    @model_validator(mode="after")
+    def _mlflow_installed(self) -> TrackingConfig:
+        if not mlflow_installed():
+            raise refuse("MLflow installed, to log runs to it", "tracking: with no mlflow "
+                         "package in this Python", f"Install it: {MLFLOW_INSTALL}; or remove "
+                         "the tracking: section", field="mlflow")
+        return self

@@ -31,6 +31,9 @@ SAFE_KEYS = (
     "fit.callbacks[*].*.verbose",
     "fit.callbacks[*].*.cooldown",
     "fit.callbacks[*].*.start_from_epoch",
+    "tracking",  # where the run is logged, not how it trains
+    "tracking.*",
+    "tracking.*.*",
 )
 
 

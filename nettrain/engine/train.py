@@ -72,7 +72,7 @@ def with_seed(config: Config) -> Config:
 
 def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print,
         display: progress.Display | None = None,
-        extra_callbacks: tuple[Any, ...] = ()) -> Path:
+        extra_callbacks: tuple[Any, ...] = (), started: Any = None) -> Path:
     """Train the config's model and write its run directory; return the directory.
 
     Args:
@@ -84,6 +84,8 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print,
         extra_callbacks: Keras callbacks of the caller (not the config's), called after the run's
             own each epoch, so the epoch's history row and checkpoint are written when they
             act (``nettrain sweep``'s pruning stops a trial with ``model.stop_training``).
+        started: called as ``started(path, data)`` once the run directory and its run.json
+            exist, before training (``nettrain.tracking`` opens its MLflow run there).
     """
     display = display or progress.Display(echo=echo)
     if run_dir is not None:  # refuse a used --run-dir before any work
@@ -99,12 +101,15 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print,
         RunRecord(path).started(config, fingerprint.data_files(config), _replicas(prepared))
         callbacks.place(config, prepared.callbacks, path)  # their files go in the run dir
         display.note(f"Run directory: {path}")
+        if started is not None:
+            started(path, prepared.data)
         return _train(prepared, path, echo, display, extra=extra_callbacks)
 
 
 def resume(run_path: str | Path, config_path: str | Path | None = None,
            overrides: list[str] | None = None, echo: Any = print,
-           allow_changed_data: bool = False, display: progress.Display | None = None) -> Path:
+           allow_changed_data: bool = False, display: progress.Display | None = None,
+           extra_callbacks: tuple[Any, ...] = (), started: Any = None) -> Path:
     """Continue an interrupted run from its last completed epoch, in the same directory.
 
     Args:
@@ -113,7 +118,8 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
         overrides: ``KEY=VALUE`` changes; only keys that keep the run the same run may change
             (``fit.epochs``, a callback's patience, ...; see :mod:`nettrain.engine.resume`).
         allow_changed_data: resume on data files that changed since training (warned).
-        echo, display: where warnings and the progress go, as for :func:`fit`.
+        echo, display, extra_callbacks, started: as for :func:`fit` (``started`` is called
+            once run.json says the run is running again).
 
     With a seed and numpy data on CPU the result is bit-identical to an uninterrupted run.
     A run whose training ended (its epochs done, or a callback stopped it) but that was not
@@ -126,11 +132,12 @@ def resume(run_path: str | Path, config_path: str | Path | None = None,
     run = rundir.open_run(run_path)
     with lock.locked(run.path):
         return _resume(run, config_path, overrides, echo, allow_changed_data,
-                       display or progress.Display(echo=echo))
+                       display or progress.Display(echo=echo), extra_callbacks, started)
 
 
 def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str] | None,
-            echo: Any, allow_changed_data: bool, display: progress.Display) -> Path:
+            echo: Any, allow_changed_data: bool, display: progress.Display,
+            extra: tuple[Any, ...] = (), started: Any = None) -> Path:
     from nettrain.engine.resume import check_changes, check_epochs
     from nettrain.run import checkpoints
 
@@ -164,6 +171,8 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
     rundir.write_atomic(path / rundir.CONFIG, new.to_yaml())
     done = state.epoch if state else 0
     RunRecord(path).resumed(done, changes)
+    if started is not None:
+        started(path, prepared.data)
     if epochs == done:
         display.note(f"Finishing {path}: its training ended after epoch {done} (status "
              f"{status.get('status', 'unknown')}) and no epoch is left to train; evaluating "
@@ -172,7 +181,7 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
         display.note(f"Starting {path} again from the beginning: no epoch of it was completed.")
     else:
         display.note(f"Resuming {path} after epoch {done} of {epochs}")
-    return _train(prepared, path, echo, display, state, epochs)
+    return _train(prepared, path, echo, display, state, epochs, extra)
 
 
 def _replicas(prepared: Prepared) -> int:

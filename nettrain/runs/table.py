@@ -272,7 +272,7 @@ def _finite(value: float) -> float | None:
 class Listing:
     """What ``nettrain runs`` shows: the rows, and how they were chosen."""
 
-    root: Path
+    root: Path | str  # a folder, or an MLflow store's URI (runs --from)
     rows: list[RunRow]
     found: int
     sort: str | None = None
@@ -303,8 +303,16 @@ def list_runs(root: Path, sort: str | None = None, status: str | None = None,
                              "which does not exist. Runs are under $NETTRAIN_RUNS, else ./runs.")
         return Listing(root, [], 0, sort, status)
     rows = [read_run(path) for path in find_runs(root)]
-    found = len(rows)
     rows.sort(key=lambda row: (row.started or _mtime(row.path), str(row.path)), reverse=True)
+    return choose(rows, root, sort, status, limit)
+
+
+def choose(rows: list[RunRow], root: Path | str, sort: str | None = None,
+           status: str | None = None, limit: int | None = None) -> Listing:
+    """The listing of ``rows`` (newest first): best first by ``sort``, only ``status``, at
+    most ``limit`` (see :func:`list_runs`); ``root`` is where they were found (a folder, or
+    an MLflow store's URI for ``runs --from``)."""
+    found = len(rows)
     if sort is not None and rows:  # no runs at all: the empty listing says how to train
         present = list(dict.fromkeys(name for row in rows for name in row.metrics))
         if sort not in present:
@@ -450,7 +458,7 @@ def describe(listing: Listing) -> str:
     count = len(listing.rows)
     text = f"{count} of {listing.found} runs" if count != listing.found else \
         f"{count} run{'s' if count != 1 else ''}"
-    text += f" under {shown(listing.root)}"
+    text += f" {_where(listing)} {shown(listing.root)}"
     if listing.status:
         text += f" (status {listing.status})"
     if listing.sort:
@@ -461,11 +469,20 @@ def describe(listing: Listing) -> str:
     return text + "."
 
 
+def _where(listing: Listing) -> str:
+    """'under' a folder, 'in' an MLflow store (``runs --from URI``)."""
+    return "in" if isinstance(listing.root, str) else "under"
+
+
 def empty_message(listing: Listing) -> str:
     """What to say when no run is shown: where nothing was found, and how to get runs."""
     if listing.found:
-        return (f"No run under {shown(listing.root)} has status {listing.status} "
+        return (f"No run {_where(listing)} {shown(listing.root)} has status {listing.status} "
                 f"({listing.found} run{'s' if listing.found != 1 else ''} in all).")
+    if isinstance(listing.root, str):  # an MLflow store (runs --from)
+        return (f"No nettrain runs in {listing.root}. Log some with: nettrain fit CONFIG "
+                f"--track {listing.root}, or upload run directories: nettrain track RUN "
+                f"--uri {listing.root}")
     return (f"No runs under {shown(listing.root)}. Train one with: nettrain fit CONFIG "
             "(e.g. nettrain fit configs/xor.yaml); runs go under $NETTRAIN_RUNS, else ./runs.")
 

@@ -36,6 +36,7 @@ from nettrain.run.record import RunRecord
 from nettrain.sweep.space import metric_value, trial_config
 from nettrain.sweep.spec import CLAIM, HOST, LOGS, STORAGE_ENV, Sweep, grace_period
 from nettrain.sweep.study import draw_again, load_study
+from nettrain.tracking.sweeps import trial_ended, trial_logger
 
 if TYPE_CHECKING:
     pass
@@ -170,13 +171,15 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
     # finalizers) is printed and lost, and one raised in TensorFlow's C++ code can come out
     # as another error: each is noted, and stops the sweep all the same.
     stops = StopNotes()
+    logger = None  # the trial's MLflow run, with tracking: (a child of the sweep's)
     try:
         try:
             with _output_to(log) as out:
                 config = trial_config(sweep.config, values)
+                logger = trial_logger(config, trial.number, _echo_to(log))
                 keras.utils.clear_session(free_memory=True)  # one trial's graphs, not the next's
                 stops.check()
-                train_fit(config, path, out, pruning)
+                train_fit(config, path, out, pruning, logger)
                 stops.check()
             metrics = rundir.read_json(path / rundir.METRICS)
         except Exception:
@@ -184,19 +187,24 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
                 raise KeyboardInterrupt from None
             raise
     except KeyboardInterrupt:
+        trial_ended(logger, path, "interrupted", status="KILLED")
         trial.set_user_attr("interrupted", "Ctrl-C")
         draw_again(trial.study, trial)
         raise
     except ConfigError as exc:
+        trial_ended(logger, path, "failed", status="FAILED")
         _failed(trial, f"config: {_one_line(exc)}")
     except NettrainError as exc:
+        trial_ended(logger, path, "failed", status="FAILED")
         _failed(trial, _one_line(exc))
     except Exception as exc:  # a bug or the machine: recorded, the sweep goes on
+        trial_ended(logger, path, "failed", status="FAILED")
         _failed(trial, f"{type(exc).__name__}: {_one_line(exc)}")
     finally:
         stops.restore()
     value = metric_value(metrics, sweep.metric)
     if value is None or not math.isfinite(value):
+        trial_ended(logger, path, "failed", status="FAILED")
         _failed(trial, f"{sweep.metric} is {value} in {path.name}/{rundir.METRICS}")
     trial.set_user_attr("value", value)
     epochs = rundir.read_json(path / rundir.RUN).get("epochs_completed")
@@ -207,9 +215,11 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
             "value": value, "pruned_after_epoch": pruning.pruned_after if pruning else None})
     except NettrainError as exc:
         _failed(trial, _one_line(exc))
-    if pruning is not None and pruning.pruned_after is not None:
-        trial.set_user_attr("pruned_after", pruning.pruned_after)
-        raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_after}")
+    pruned_after = pruning.pruned_after if pruning is not None else None
+    trial_ended(logger, path, "complete" if pruned_after is None else "pruned", pruned_after)
+    if pruned_after is not None:
+        trial.set_user_attr("pruned_after", pruned_after)
+        raise optuna.TrialPruned(f"pruned after epoch {pruned_after}")
     return value
 
 
@@ -325,11 +335,22 @@ def train_in_child(sweep: Sweep, trial: Any, spare: Spare | None = None) -> floa
     raise AssertionError  # _failed raised
 
 
-def train_fit(config: Config, path: Path, out: Any, pruning: Any) -> Path:
+def train_fit(config: Config, path: Path, out: Any, pruning: Any, logger: Any = None) -> Path:
+    """Fit the trial's config in ``path``, with the pruning callback and the MLflow logger's
+    (each optional)."""
     from nettrain.engine import train
 
+    extra = tuple(c for c in (pruning, logger.callback() if logger else None) if c is not None)
     return train.fit(config, path, echo=lambda text: print(text, file=out),
-                     extra_callbacks=(pruning,) if pruning is not None else ())
+                     extra_callbacks=extra, started=logger.started if logger else None)
+
+
+def _echo_to(log: Path) -> Any:
+    """An echo that appends a line to the trial's log (which outlives the redirect)."""
+    def echo(text: str) -> None:
+        with open(log, "a", encoding="utf-8") as f:
+            print(text, file=f)
+    return echo
 
 
 def _one_line(exc: BaseException) -> str:

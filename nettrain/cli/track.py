@@ -1,0 +1,96 @@
+"""``nettrain track``: upload run directories to MLflow; and ``--track URI`` as the config's
+``tracking:`` section, for ``fit`` and ``sweep``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from nettrain.cli import common
+from nettrain.cli.common import Debug, _errors, _load_keras, app
+from nettrain.errors import UsageError
+from nettrain.text import shown
+
+if TYPE_CHECKING:
+    from nettrain.config.schema import Config
+
+Track = Annotated[Optional[str], typer.Option(
+    "--track", metavar="URI",
+    help="Log to MLflow at this tracking URI (http://host:5000, sqlite:///mlflow.db); the "
+         "same as tracking: {mlflow: {uri: URI}} in the config.")]
+
+
+def track_override(config: Config, uri: str) -> str:
+    """The override that sets ``--track URI``: the config's whole ``tracking:`` section with
+    ``uri`` in it (a section that is not in the file is added whole)."""
+    settings = config.tracking.mlflow.model_dump(exclude_none=True) \
+        if config.tracking is not None else {}
+    return f"tracking={json.dumps({'mlflow': {**settings, 'uri': uri}})}"
+
+
+def logged_note(logger: Any) -> str | None:
+    """The line that says where a run was logged (None when it was not)."""
+    if logger is None or logger.run_id is None or logger.broken is not None:
+        return None
+    return f"Logged to MLflow: {logger.place.shown}, run {logger.run_id}"
+
+
+@app.command()
+def track(
+    runs: Annotated[list[Path], typer.Argument(
+        metavar="RUN", help="Run directories to upload (made by nettrain fit or sweep).",
+        show_default=False)],
+    uri: Annotated[Optional[str], typer.Option(
+        "--uri", metavar="URI", help="The MLflow tracking URI (default: the one run.json "
+        "records, else the config's tracking.mlflow.uri, else the SQLite store mlflow.db in "
+        "the runs folder).")] = None,
+    debug: Debug = False,
+) -> None:
+    """Upload runs to MLflow: params, metrics per epoch, final metrics, files and the model.
+
+    A run partly logged goes on in the same MLflow run (only what is missing is added); one
+    made while the server was away is created; one uploaded whole is left as it is. Prints
+    each run's MLflow run id.
+
+    Example: nettrain track runs/iris/20261122-120000 --uri http://127.0.0.1:5000
+    """
+    with _errors(debug):
+        from nettrain.config.sections import MLFLOW_INSTALL, mlflow_installed
+
+        if not mlflow_installed():
+            raise UsageError(f"nettrain track needs MLflow, which is not installed here. "
+                             f"Install it: {MLFLOW_INSTALL}")
+        from nettrain.run import directory as rundir
+
+        opened = [rundir.open_run(run) for run in runs]  # every RUN checked before any upload
+        _load_keras(debug)
+        from nettrain.tracking.logger import RunLogger, recorded
+
+        failed = 0
+        for run in opened:
+            warnings: list[str] = []
+            note = recorded(run.path)
+            before = note.get("uri")  # where fit sent it (no password)
+            if note.get("uploaded") and note.get("run_id") and uri in (None, before):
+                common.out.print(shown(f"{run.path}: already uploaded to experiment "
+                                       f"{note.get('experiment')!r} at {before}, run "
+                                       f"{note['run_id']}"), highlight=False, markup=False,
+                                 soft_wrap=True)
+                continue
+            logger = RunLogger(run.config, uri or (before if before and "***" not in before
+                                                   else None), echo=warnings.append)
+            logger.finish(run.path)
+            if logger.broken is not None:
+                failed += 1
+                common.err.print(shown(f"{run.path}: not uploaded to {logger.place.shown}: "
+                                       f"{logger.broken}"), style="red", highlight=False,
+                                 markup=False, soft_wrap=True)
+                continue
+            common.out.print(shown(f"{run.path} -> {logger.place.shown}, run {logger.run_id}"),
+                             highlight=False, markup=False, soft_wrap=True)
+        if failed:
+            raise typer.Exit(1)

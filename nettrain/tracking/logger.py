@@ -1,0 +1,372 @@
+"""Logging one run to MLflow: :class:`RunLogger` opens the MLflow run when the run directory
+exists, logs each epoch's metrics as they come, and uploads the rest when training ends (or
+later, with ``nettrain track``).
+
+What an MLflow run of nettrain holds: the resolved config as params (the dotted keys of
+overrides, ``model.layers.0.Dense.units``); each ``history.csv`` column as a metric
+``epoch/<column>`` with step = the epoch (0, 1, ...); ``final/<split metric>`` for ``metrics.json`` (``final/val_loss``,
+``final/test_accuracy``, the names ``nettrain runs`` shows); the run directory's files as
+artifacts (not the model files or checkpoints); and the model in MLflow's Keras flavour with
+its signature and an input example. The MLflow run id is recorded in ``run.json`` under
+``mlflow`` (through :class:`nettrain.run.record.RunRecord`), so a resume continues the same
+MLflow run and ``nettrain track`` knows what was uploaded.
+
+A store that cannot be reached never fails a run: the first failure is one warning, nothing
+more is sent, and ``run.json`` says the run is not uploaded (``nettrain track RUN`` does it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nettrain.config.overrides import flatten
+from nettrain.config.schema import Config
+from nettrain.run import directory as rundir
+from nettrain.run.record import RunRecord
+from nettrain.text import command
+from nettrain.tracking import store
+from nettrain.tracking.store import Where, one_line
+
+RECORD = "mlflow"  # run.json's key
+MODEL = "model"  # the logged model's name in the MLflow run
+# Files of the run directory not logged as artifacts: the model (logged as a model) and
+# partial or lock files.
+_NOT_ARTIFACTS = {rundir.KERAS_FILE, rundir.JSON_FILE, rundir.WEIGHTS_FILE}
+STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED",
+          "running": "RUNNING"}
+
+
+def params(config: Config) -> dict[str, str]:
+    """The resolved config as MLflow params: dotted keys as overrides write them
+    (``model.layers.0.Dense.units``), values as YAML-ish text (lists as JSON)."""
+    flat = flatten(config.model_dump(mode="json", exclude_none=True))
+    out = {}
+    for key, value in flat.items():
+        key = re.sub(r"\[(\d+)\]", r".\1", key)  # model.layers[0] -> model.layers.0
+        key = re.sub(r"[^\w.\- /:]", "_", key)  # MLflow's allowed characters
+        text = value if isinstance(value, str) else json.dumps(value)
+        out[key] = text[:6000]
+    return out
+
+
+class RunLogger:
+    """The MLflow run of one nettrain run.
+
+    Args:
+        config: the run's config (its ``tracking:`` section, or the defaults).
+        uri: a store that replaces the config's (``--track URI``).
+        echo: where the one warning goes.
+        parent: the MLflow run id of a sweep's parent run (a trial's run is its child).
+        tags: more tags for the MLflow run (a trial's number).
+
+    Example (what ``nettrain fit`` does)::
+
+        logger = RunLogger(config)
+        path = train.fit(config, extra_callbacks=(logger.callback(),), started=logger.started)
+        logger.finish(path)
+    """
+
+    def __init__(self, config: Config, uri: str | None = None, echo: Any = print,
+                 parent: str | None = None, tags: dict[str, str] | None = None) -> None:
+        self.config, self.echo, self.parent = config, echo, parent
+        self.place: Where = store.where(config, uri)
+        self.tags = dict(tags or {})
+        self.client: Any = None
+        self.run_id: str | None = None
+        self.path: Path | None = None
+        self.example: Any = None
+        self.broken: str | None = None  # the first failure; nothing is sent after it
+
+    # ------------------------------------------------------------------ the run's life
+
+    def started(self, path: Path, data: Any = None) -> None:
+        """The run directory ``path`` exists (fit's hook): open the MLflow run (the one
+        run.json names, for a resume) and log the params. ``data`` gives the input example."""
+        self.path = Path(path)
+        if data is not None:
+            self.example = _sample(data)
+        recorded = RunRecord(self.path).read().get(RECORD) or {}
+        self._try(self._open, recorded.get("run_id"))
+        self._record(uploaded=False)
+
+    def callback(self) -> Any:
+        """A Keras callback that logs each epoch's metrics (step = the epoch)."""
+        import keras
+
+        logger = self
+
+        class MlflowEpochs(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                logger.epoch(epoch, logs or {})
+
+        return MlflowEpochs()
+
+    def epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Log one epoch's values (those that are finite numbers)."""
+        if self.run_id is None:
+            return
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        metrics = [Metric(store.EPOCH + key, float(value), stamp, epoch)
+                   for key, value in logs.items() if _finite(value)]
+        self._try(self.client.log_batch, self.run_id, metrics=metrics)
+
+    def finish(self, path: Path | None = None, status: str | None = None) -> bool:
+        """Upload what the run directory holds now (the history not yet logged, the final
+        metrics, the files, the model) and end the MLflow run with the run's status
+        (``status`` overrides it: ``KILLED`` on Ctrl-C). Return whether all of it went."""
+        self.path = Path(path) if path is not None else self.path
+        if self.path is None:
+            return False
+        if self.run_id is None and self.broken is None:
+            self._try(self._open, (RunRecord(self.path).read().get(RECORD) or {}).get("run_id"))
+        if self.run_id is not None:
+            self._try(self._upload, status)
+        self._record(uploaded=self.broken is None and self.run_id is not None)
+        return self.broken is None
+
+    # ------------------------------------------------------------------ the parts
+
+    def _open(self, run_id: str | None) -> None:
+        self.client = store.client(self.place.uri)
+        if run_id is not None:
+            try:
+                run = self.client.get_run(run_id)
+            except Exception:  # noqa: BLE001  (another store, or the run was deleted)
+                run = None
+            if run is not None and run.info.lifecycle_stage == "active":
+                self.client.update_run(run_id, status="RUNNING")
+                self.run_id = run_id
+                return
+        experiment = store.experiment_id(self.client, self.place)
+        assert self.path is not None
+        tags = {store.RUN_DIR_TAG: str(self.path.absolute()), "nettrain.name": self.config.name,
+                "mlflow.source.name": "nettrain", **self.tags}
+        if self.parent:
+            tags[store.PARENT_TAG] = self.parent
+        run = self.client.create_run(experiment, run_name=self._run_name(), tags=tags)
+        self.run_id = run.info.run_id
+        items = list(params(self.config).items())
+        from mlflow.entities import Param
+
+        for start in range(0, len(items), 100):  # MLflow takes 100 params a call
+            self.client.log_batch(self.run_id, params=[Param(k, v)
+                                                       for k, v in items[start:start + 100]])
+
+    def _run_name(self) -> str:
+        """``tiny 20261201-120000``: the config's name and the run directory's (a trial's
+        directory is its name: ``trial-0003``)."""
+        assert self.path is not None
+        return self.path.name if self.parent else f"{self.config.name} {self.path.name}"
+
+    def _upload(self, status: str | None) -> None:
+        from mlflow.entities import Metric
+
+        assert self.path is not None and self.run_id is not None
+        record = RunRecord(self.path).read()
+        self._history()
+        stamp = int(time.time() * 1000)
+        final = []
+        metrics = _read(self.path / rundir.METRICS) if record.get("status") == "completed" \
+            else {}
+        step = max(0, int(record.get("epochs_completed") or 0) - 1)
+        prefixes = {"train": "train_", "validation": "val_", "test": "test_"}
+        for split, values in metrics.items():
+            for name, value in (values.items() if isinstance(values, dict) else ()):
+                if _finite(value):
+                    final.append(Metric(f"{store.FINAL}{prefixes.get(split, split + '_')}{name}",
+                                        float(value), stamp, step))
+        if final:
+            self.client.log_batch(self.run_id, metrics=final)
+        for file in sorted(self.path.iterdir()):
+            if file.is_file() and file.name not in _NOT_ARTIFACTS and \
+                    not file.name.startswith("."):
+                self.client.log_artifact(self.run_id, str(file))
+        tags = {store.STATUS_TAG: str(record.get("status", "unknown")),
+                store.EPOCHS_TAG: str(record.get("epochs_completed", 0)),
+                store.PLANNED_TAG: str(self.config.fit.epochs), **self.tags}
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+        if record.get("saved") and record.get("status") in ("completed", "interrupted"):
+            self._log_model()
+        self.client.set_terminated(self.run_id, status or STATUS.get(
+            str(record.get("status")), "FINISHED"))
+
+    def _history(self) -> None:
+        """Log the rows of history.csv whose epochs the MLflow run does not have yet (those
+        of a run uploaded later, or sent while the store was away)."""
+        import csv
+
+        from mlflow.entities import Metric
+
+        file = self.path / rundir.HISTORY if self.path else None
+        if file is None or not file.is_file():
+            return
+        with open(file, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            return
+        stamp = int(time.time() * 1000)
+        metrics = []
+        for key in rows[0]:
+            if key == "epoch":
+                continue
+            name = store.EPOCH + key
+            have = {m.step for m in self.client.get_metric_history(self.run_id, name)}
+            for row in rows:
+                value, epoch = row.get(key), int(row["epoch"])
+                if epoch not in have and value not in (None, "") and _finite(value):
+                    metrics.append(Metric(name, float(value), stamp, epoch))
+        for start in range(0, len(metrics), 1000):
+            self.client.log_batch(self.run_id, metrics=metrics[start:start + 1000])
+
+    def _log_model(self) -> None:
+        """The saved model in MLflow's Keras flavour, with a signature and an input example
+        from the run's training data (none when the data cannot be read now)."""
+        import keras
+        import mlflow
+        import tensorflow as tf
+
+        from nettrain.model import saving
+
+        assert self.path is not None
+        run = rundir.open_run(self.path)
+        model, _ = saving.load_model(self.path, None, run.dataset)
+        if self.example is None:
+            try:
+                from nettrain.data.loading import load_data
+
+                self.example = _sample(load_data(run.config, run.dataset))
+            except Exception:  # noqa: BLE001  (the data moved: the model goes without one)
+                self.example = None
+        signature = None
+        if self.example is not None:
+            from mlflow.models import infer_signature
+
+            signature = infer_signature(self.example, model.predict(self.example, verbose=0))
+        requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
+        # mlflow.keras.log_model with an input example fails on a folder it has not made yet
+        # (mlflow/mlflow#16183, MLflow 2.22 to 3.x, leaving a FAILED logged model): the model is
+        # saved by the Keras flavour into a folder made here, then logged as the run's model.
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / MODEL
+            folder.mkdir()
+            mlflow.keras.save_model(model, str(folder), signature=signature,
+                                    input_example=self.example, pip_requirements=requirements)
+            experiment = self.client.get_run(self.run_id).info.experiment_id
+            logged = mlflow.initialize_logged_model(name=MODEL, source_run_id=self.run_id,
+                                                    experiment_id=experiment)
+            try:
+                self.client.log_model_artifacts(logged.model_id, str(folder))
+            except BaseException:
+                mlflow.finalize_logged_model(logged.model_id, "FAILED")
+                raise
+            mlflow.finalize_logged_model(logged.model_id, "READY")
+        self.model_uri = f"models:/{logged.model_id}"
+
+    # ------------------------------------------------------------------ failures, run.json
+
+    def _try(self, action: Any, *args: Any, **kwargs: Any) -> None:
+        """Call ``action``; the first failure is one warning, and nothing is sent after."""
+        if self.broken is not None:
+            return
+        try:
+            action(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001  (the store's failures never fail a run)
+            self.broken = one_line(exc)
+            later = command("nettrain", "track", self.path) if self.path else "nettrain track RUN"
+            self.echo(f"Warning: MLflow ({self.place.shown}) failed: {self.broken}. The run "
+                      f"goes on and its directory is complete; upload it later with: {later}")
+
+    def _record(self, uploaded: bool) -> None:
+        """Write the MLflow run's place and id into run.json (skipped while another process
+        holds the run)."""
+        if self.path is None or not (self.path / rundir.RUN).is_file():
+            return
+        note: dict[str, Any] = {"uri": store.shown_uri(self.place.uri),
+                                "experiment": self.place.experiment, "run_id": self.run_id,
+                                "uploaded": uploaded}
+        if getattr(self, "model_uri", None):
+            note["model_uri"] = self.model_uri
+        if self.broken:
+            note["error"] = self.broken
+        try:
+            RunRecord(self.path).annotate(**{RECORD: note})
+        except Exception as exc:  # noqa: BLE001  (the MLflow run exists; only the note is lost)
+            self.echo(f"Warning: run.json of {self.path} does not say where the run is in "
+                      f"MLflow ({one_line(exc)}).")
+
+
+def _sample(data: Any) -> Any:
+    """A few training inputs of ``data`` (numpy), for the input example."""
+    import numpy as np
+
+    x = data.sample(5)[0]
+    if isinstance(x, dict):
+        return {k: np.asarray(v) for k, v in x.items()}
+    return np.asarray(x)
+
+
+def _read(file: Path) -> dict[str, Any]:
+    try:
+        return rundir.read_json(file)
+    except Exception:  # noqa: BLE001
+        return {}
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def recorded(path: Path) -> dict[str, Any]:
+    """What run.json says about the run's MLflow run (``{}`` when it was never tracked, or
+    run.json cannot be read: evaluate has its own say about a damaged run)."""
+    try:
+        note = RunRecord(Path(path)).read().get(RECORD)
+    except Exception:  # noqa: BLE001
+        return {}
+    return note if isinstance(note, dict) else {}
+
+
+def log_evaluation(path: Path, name: str, metrics: dict[str, float], files: list[Path],
+                   echo: Any = print) -> str | None:
+    """Log an evaluation (``nettrain evaluate``) to the MLflow run of the run directory
+    ``path``, when run.json names one: ``eval/<name>_<metric>`` metrics (``eval/test_loss``,
+    ``eval/data-new_accuracy``), evaluation.json with the per-class or regression report, and
+    the pictures. Return the MLflow run id (None: the run is not tracked, or the store
+    failed, which is one warning)."""
+    note = recorded(path)
+    if not note.get("run_id"):
+        return None
+    label = re.sub(r"[^\w.\-]+", "_", name.replace("data:", "data-"))
+    uri = note.get("uri") or ""
+    try:
+        if "***" in uri:  # the password is not recorded: the config has the URI
+            uri = store.where(rundir.open_run(path).config).uri
+        client = store.client(uri)
+        stamp = int(time.time() * 1000)
+        from mlflow.entities import Metric
+
+        client.log_batch(note["run_id"], metrics=[
+            Metric(f"eval/{label}_{key}", float(value), stamp, 0)
+            for key, value in metrics.items() if _finite(value)])
+        for file in [path / rundir.EVALUATION, *files]:
+            if Path(file).is_file():
+                client.log_artifact(note["run_id"], str(file))
+    except Exception as exc:  # noqa: BLE001  (the evaluation stands without MLflow)
+        echo(f"Warning: the evaluation was not logged to MLflow ({store.shown_uri(uri)}, run "
+             f"{note['run_id']}): {one_line(exc)}")
+        return None
+    return str(note["run_id"])

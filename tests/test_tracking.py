@@ -1,0 +1,264 @@
+"""Tracking in MLflow: fit, evaluate, resume, sweep and ``nettrain track`` log to a real
+``mlflow server`` on a loopback port (one for the module) and to the local SQLite store, and
+the runs are read back with MlflowClient against the run directories."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import fit_once, tiny_config, write_config
+
+from nettrain.cli import app
+
+pytest.importorskip("mlflow", reason="pip install -e '.[mlflow]'")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """A real ``mlflow server`` on a free loopback port: a SQLite store and an artifact
+    folder in a temporary directory."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    log = open(folder / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+         "--artifacts-destination", str(folder / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # starts sooner
+    url = f"http://127.0.0.1:{port}"
+    import keras  # noqa: F401  (TensorFlow loads, for the tests' fits, while the server starts)
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"mlflow server did not start: {(folder / 'server.log').read_text()}")
+        time.sleep(0.5)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _record(run: Path) -> dict:
+    return json.loads((run / "run.json").read_text())["mlflow"]
+
+
+def _history(run: Path) -> list[dict[str, str]]:
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory: pytest.TempPathFactory, server: str) -> Path:
+    """A fit with tracking: to the server, then its evaluation."""
+    folder = tmp_path_factory.mktemp("tracked")
+    config = tiny_config(tracking={"mlflow": {"uri": server, "experiment": "tests"}})
+    return fit_once(folder, config, ["evaluate", str(folder / "run")])
+
+
+def test_fit_logs_params_epochs_final_metrics_and_files(tracked: Path, server: str) -> None:
+    record = _record(tracked)
+    assert record["uploaded"] is True and record["experiment"] == "tests"
+    client = _client(server)
+    logged = client.get_run(record["run_id"])
+    assert logged.info.status == "FINISHED"
+    assert logged.info.run_name == f"tiny {tracked.name}"
+    # params: the resolved config, with the dotted keys of overrides
+    params = logged.data.params
+    assert params["fit.epochs"] == "2" and params["seed"] == "0"
+    assert params["model.layers.0.Dense.units"] == "8"
+    assert params["compile.metrics"] == '["accuracy"]'
+    # each history.csv column, one point per epoch (step = its epoch)
+    rows = _history(tracked)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        points = sorted((m.step, m.value) for m in client.get_metric_history(
+            logged.info.run_id, f"epoch/{key}"))
+        assert [step for step, _ in points] == [int(r["epoch"]) for r in rows]
+        assert [value for _, value in points] == pytest.approx([float(r[key]) for r in rows])
+    # the final metrics of each split, named as `nettrain runs` names them
+    metrics = json.loads((tracked / "metrics.json").read_text())
+    assert logged.data.metrics["final/test_accuracy"] == pytest.approx(
+        metrics["test"]["accuracy"])
+    assert logged.data.metrics["final/val_loss"] == pytest.approx(metrics["validation"]["loss"])
+    # the evaluation: its metrics and its report and picture
+    evaluation = json.loads((tracked / "evaluation.json").read_text())
+    assert logged.data.metrics["eval/test_accuracy"] == pytest.approx(
+        evaluation["test"]["metrics"]["accuracy"])
+    artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
+    assert {"config.yaml", "dataset.json", "history.csv", "history.png", "metrics.json",
+            "summary.txt", "evaluation.json", "confusion_matrix-test.png"} <= artifacts
+    assert not {"model.keras", "checkpoints"} & artifacts  # the model is logged as a model
+    local = client.download_artifacts(logged.info.run_id, "config.yaml", str(tracked.parent))
+    assert Path(local).read_text() == (tracked / "config.yaml").read_text()
+
+
+def test_logged_model_predicts_as_nettrain_predict(tracked: Path, server: str, runner,
+                                                   tmp_path: Path) -> None:
+    import mlflow
+
+    x = np.random.default_rng(1).uniform(0, 8, (6, 4)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    result = runner.invoke(app, ["predict", str(tracked), "x.npy", "-o", "p.csv"])
+    assert result.exit_code == 0, result.output
+    with open("p.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    expected = np.array([[float(v) for k, v in r.items() if k.startswith("prob_")] for r in rows])
+    assert expected.shape == (6, 3)
+    mlflow.set_tracking_uri(server)
+    model = mlflow.pyfunc.load_model(_record(tracked)["model_uri"])
+    assert model.metadata.signature is not None
+    assert model.metadata.flavors.keys() >= {"keras", "python_function"}
+    got = np.asarray(model.predict(x))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_server_away_warns_once_then_track_uploads_and_resume_continues(
+        runner, tmp_path: Path, server: str) -> None:
+    closed = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    write_config(tmp_path / "c.yaml", tiny_config())
+    started = time.monotonic()
+    result = runner.invoke(app, ["fit", "c.yaml", "--run-dir", "run", "--track", closed])
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started < 120  # short retries, not MLflow's minutes
+    warnings = [line for line in result.stderr.splitlines() if "Warning: MLflow" in line]
+    assert len(warnings) == 1 and "Retrying" not in result.stderr, result.stderr
+    assert f"experiment 'tiny' at {closed}) failed: the server did not answer (Connection " \
+        "refused)." in warnings[0]
+    assert "upload it later with: nettrain track run" in result.stderr
+    run = tmp_path / "run"
+    assert {"model.keras", "metrics.json", "history.csv", "history.png"} <= \
+        {p.name for p in run.iterdir()}
+    record = _record(run)
+    assert record["uploaded"] is False and record["run_id"] is None
+    recorded = yaml.safe_load((run / "config.yaml").read_text())["tracking"]  # as --track
+    assert recorded == {"mlflow": {"uri": closed}}
+
+    result = runner.invoke(app, ["track", "run", "--uri", server])
+    assert result.exit_code == 0, result.output
+    record = _record(run)
+    assert record["uploaded"] is True and result.stdout.strip().endswith(record["run_id"])
+    client = _client(server)
+    assert [m.step for m in client.get_metric_history(record["run_id"], "epoch/loss")] == [0, 1]
+    assert client.get_run(record["run_id"]).data.params["fit.epochs"] == "2"
+    again = runner.invoke(app, ["track", "run", "--uri", server])  # nothing is sent twice
+    assert again.exit_code == 0 and "already uploaded" in again.stdout
+
+    # a resume goes on in the same MLflow run (its config's URI is the closed one: --track)
+    result = runner.invoke(app, ["fit", "--resume", "run", "fit.epochs=3", "--track", server])
+    assert result.exit_code == 0, result.output
+    assert _record(run)["run_id"] == record["run_id"]
+    points = sorted(m.step for m in client.get_metric_history(record["run_id"], "epoch/loss"))
+    assert points == [0, 1, 2]
+    assert client.get_run(record["run_id"]).info.status == "FINISHED"
+
+
+def test_sweep_logs_a_parent_and_a_child_per_trial_to_the_local_store(
+        runner, tmp_path: Path) -> None:
+    config = tiny_config(sweep={"metric": "val_accuracy", "trials": 2,
+                                "params": {"fit.batch_size": [8, 16]}},
+                         tracking={"mlflow": {"experiment": "sweeps"}})
+    config["fit"]["epochs"] = 1
+    write_config(tmp_path / "s.yaml", config)
+    result = runner.invoke(app, ["sweep", "s.yaml", "--run-dir", "sweep"])
+    assert result.exit_code == 0, result.output
+    store = f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"  # the default: no server
+    client = _client(store)
+    experiment = client.get_experiment_by_name("sweeps")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.run_name == "tiny sweep"
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert "best.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "best/val_accuracy" in parent.data.metrics
+    children = sorted((r for r in runs if r not in parents), key=lambda r: r.info.run_name)
+    assert [c.info.run_name for c in children] == ["trial-0000", "trial-0001"]
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        trial = tmp_path / "sweep" / child.info.run_name
+        pruned = json.loads((trial / "run.json").read_text())["sweep"]["pruned_after_epoch"]
+        assert child.data.tags["nettrain.trial_state"] == ("pruned" if pruned else "complete")
+        assert child.data.params["fit.batch_size"] == str(
+            yaml.safe_load((trial / "config.yaml").read_text())["fit"]["batch_size"])
+        assert _record(trial)["run_id"] == child.info.run_id
+    # runs --from lists the trials with the columns of the run directories
+    from_store = runner.invoke(app, ["runs", "--from", store, "--json"])
+    local = runner.invoke(app, ["runs", "sweep", "--json"])
+    assert from_store.exit_code == 0 and local.exit_code == 0, from_store.output
+    keys = ("name", "status", "epochs", "planned_epochs", "metrics")
+    mine = sorted(({k: r[k] for k in keys} | {"path": r["path"]} for r in json.loads(
+        local.stdout)), key=lambda r: r["path"])
+    theirs = sorted(({k: r[k] for k in keys} | {"path": r["path"]} for r in json.loads(
+        from_store.stdout)), key=lambda r: r["path"])
+    assert [r["path"] for r in theirs] == [str((tmp_path / "sweep" / f"trial-000{i}"))
+                                           for i in range(2)]
+    for a, b in zip(mine, theirs):
+        assert {k: a[k] for k in keys if k != "metrics"} == {k: b[k] for k in keys
+                                                             if k != "metrics"}
+        assert b["metrics"] == pytest.approx(a["metrics"])
+    table = runner.invoke(app, ["runs", "--from", store])
+    assert table.exit_code == 0, table.output
+    assert f"2 runs in {store}, newest first." in table.stdout
+
+
+def test_tracking_without_mlflow_is_refused_at_validate(runner, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if the extra were not installed
+    write_config(tmp_path / "c.yaml", tiny_config(tracking={"mlflow": {"experiment": "x"}}))
+    result = runner.invoke(app, ["validate", "c.yaml"])
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "tracking.mlflow" in result.stderr
+    assert "pip install 'nettrain[mlflow]'" in result.stderr
+    result = runner.invoke(app, ["fit", "c.yaml"])
+    assert result.exit_code == 2 and "pip install 'nettrain[mlflow]'" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_tracking_off_imports_no_mlflow(tmp_path: Path) -> None:
+    write_config(tmp_path / "c.yaml", tiny_config())
+    script = ("import sys\nfrom typer.testing import CliRunner\nfrom nettrain.cli import app\n"
+              "r = CliRunner().invoke(app, ['fit', 'c.yaml', '--run-dir', 'run', '-q'])\n"
+              "assert r.exit_code == 0, r.output\n"
+              "r = CliRunner().invoke(app, ['evaluate', 'run'])\n"
+              "assert r.exit_code == 0, r.output\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(
+                              __file__).resolve().parents[1])}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
