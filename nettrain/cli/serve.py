@@ -14,7 +14,7 @@ from nettrain.errors import RunError, UsageError
 from nettrain.text import shown
 
 # What the serve extra installs: (module, package) of each.
-_EXTRA = (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("multipart", "python-multipart"),
+_EXTRA = (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart"),
           ("grpc", "grpcio"), ("tensorflow_serving", "tensorflow-serving-api"))
 
 
@@ -79,7 +79,7 @@ def serve(
         options = Options(host, port, grpc_port or None, max_body_bytes)
         where = f"[{host}]" if ":" in host else host
 
-        def ready() -> None:
+        def ready(stop: object) -> None:
             common.err.print(
                 f"Serving {served.name} ({shown(run)}):\n"
                 f"  REST  http://{where}:{port}/v1/models/{served.name}:predict, "

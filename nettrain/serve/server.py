@@ -80,8 +80,10 @@ class _TooLarge(Exception):
     pass
 
 
-def serve(served: Served, options: Options, ready: Callable[[], None]) -> None:
-    """Serve until a signal; ``ready`` is called once both servers listen."""
+def serve(served: Served, options: Options, ready: Callable[[Callable[[], None]], None]) -> None:
+    """Serve until a signal; once both servers listen, ``ready`` is called with a function
+    that stops them as a signal does, from any thread (a server started in a thread of its
+    own, where signals cannot reach it)."""
     import gc
 
     # The loaded model's objects live as long as the process: keep them out of every
@@ -91,7 +93,8 @@ def serve(served: Served, options: Options, ready: Callable[[], None]) -> None:
     asyncio.run(_serve(served, options, ready))
 
 
-async def _serve(served: Served, options: Options, ready: Callable[[], None]) -> None:
+async def _serve(served: Served, options: Options,
+                 ready: Callable[[Callable[[], None]], None]) -> None:
     import uvicorn
 
     from nettrain.serve.http import make_app
@@ -113,7 +116,8 @@ async def _serve(served: Served, options: Options, ready: Callable[[], None]) ->
         if grpc_server is not None and not draining:
             draining.append(loop.create_task(grpc_server.stop(options.grace)))
 
-    watcher = asyncio.create_task(_when_started(server, ready))
+    watcher = asyncio.create_task(_when_started(server, lambda: ready(
+        lambda: loop.call_soon_threadsafe(stop))))
     with _signals(lambda signum, frame: loop.call_soon_threadsafe(stop)):
         await server.serve(sockets=[sock])
     watcher.cancel()
@@ -181,7 +185,13 @@ class _Server:
 
 @contextlib.contextmanager
 def _signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM call ``handler`` (a drain), instead of raising."""
+    """Ctrl-C and SIGTERM call ``handler`` (a drain), instead of raising (in the main thread:
+    no other receives signals)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     handled = (signal.SIGINT, signal.SIGTERM)
     before = {s: signal.signal(s, handler) for s in handled}
     try:

@@ -80,24 +80,27 @@ def from_json(body: Any, inputs: Spec) -> tuple[Inputs, bool]:
                          f" (keys: {', '.join(map(repr, body)) or 'none'}).")
     names = list(inputs)
     if "inputs" in body:
-        value = body["inputs"]
-        if len(names) == 1 and not isinstance(value, dict):
+        value, bare = body["inputs"], len(names) == 1 and not isinstance(body["inputs"], dict)
+        if bare:
             value = {names[0]: value}
         _check_keys(value, names, "inputs")
         return _rows_of(inputs, {n: value[n] for n in names},
-                        lambda n, i: f"inputs['{n}']" + (f"[{i}]" if i is not None else "")), True
+                        lambda n, i: "inputs" + ("" if bare else f"['{n}']") +
+                        (f"[{i}]" if i is not None else "")), True
     rows = body["instances"]
     if not isinstance(rows, list) or not rows:
         raise InputError(f"instances: expected a list of rows, one or more; received "
                          f"{_what(rows)}.")
-    if len(names) == 1 and not all(isinstance(r, dict) for r in rows):
+    bare = len(names) == 1 and not all(isinstance(r, dict) for r in rows)
+    if bare:
         columns = {names[0]: rows}
     else:
         for i, row in enumerate(rows):
             _check_keys(row, names, f"instances[{i}]")
         columns = {n: [row[n] for row in rows] for n in names}
     return _rows_of(inputs, columns, lambda n, i: "instances" + (f"[{i}]" if i is not None
-                                                                 else "") + f".{n}"), False
+                                                                 else "") +
+                    ("" if bare else f".{n}")), False
 
 
 def from_protos(protos: Any, inputs: Spec) -> Inputs:
