@@ -45,7 +45,7 @@ class Batcher:
 
     def __init__(self, run: Callable[[Inputs], np.ndarray], window_ms: float, max_rows: int):
         self.run, self.window, self.max_rows = run, window_ms / 1000, max_rows
-        self.calls = 0  # model calls so far (a batch each)
+        self.calls = self.rows = 0  # model calls so far (a batch each), and their rows
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._held: _Job | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="nettrain-model")
@@ -107,6 +107,7 @@ class Batcher:
         if not jobs:
             return
         self.calls += 1
+        self.rows += sum(j.rows for j in jobs)
         try:
             out = await loop.run_in_executor(self._executor, self.run, _joined([j.x for j in jobs]))
         except Exception as exc:  # noqa: BLE001  (each request answers it)

@@ -81,7 +81,8 @@ def make_app(served: Served) -> Any:
     @app.get("/health", summary="Whether the server is up, and what it serves")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": served.name, "version": served.version,
-                "run": str(served.run)}
+                "run": str(served.run), "model_calls": served.batcher.calls,
+                "rows_predicted": served.batcher.rows}
 
     @app.get("/v1/models/{name}", summary="TF Serving: the model's version status")
     @app.get("/v1/models/{name}/versions/{version}", include_in_schema=False)
