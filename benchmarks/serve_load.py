@@ -66,6 +66,12 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rows(n: int) -> list[dict]:
     import pandas as pd
 
@@ -158,7 +164,12 @@ def main() -> None:
                                    text=True, check=True)
             predict = json.loads(plain.stdout.strip().splitlines()[-1])
             before, calls = _rss_mib(server.pid), httpx.get(f"{base}/health").json()
+            cpu, mine = _cpu_seconds(server.pid), time.process_time()
             result = asyncio.run(_load(url, bodies, clients))
+            result["server_cpu_ms_per_request"] = round(
+                1000 * (_cpu_seconds(server.pid) - cpu) / len(bodies), 2)
+            result["client_cpu_ms_per_request"] = round(
+                1000 * (time.process_time() - mine) / len(bodies), 2)
             after = httpx.get(f"{base}/health").json()
             result["rows_per_model_call"] = round(
                 (after["rows_predicted"] - calls["rows_predicted"]) /

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -60,10 +61,13 @@ def serve(
     Example: nettrain serve runs/renewals/20261122-120000 --port 8501 --grpc-port 8500
     """
     with _errors(debug):
+        if not debug:  # gRPC's C core logs a refused port itself; nettrain says it
+            os.environ.setdefault("GRPC_VERBOSITY", "NONE")
         _check_extra()
-        for option, value in (("--port", port), ("--grpc-port", grpc_port)):
-            if not 0 <= value <= 65535:
-                raise UsageError(f"{option}: expected a port number from 1 to 65535; received "
+        for option, value, lowest in (("--port", port, 1), ("--grpc-port", grpc_port, 0)):
+            if not lowest <= value <= 65535:
+                raise UsageError(f"{option}: expected a port number from 1 to 65535"
+                                 f"{' (or 0: no gRPC)' if lowest == 0 else ''}; received "
                                  f"{value}.")
         if not run.exists():
             raise UsageError(f"RUN: '{run}' does not exist; give a run directory (nettrain "
