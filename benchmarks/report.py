@@ -163,14 +163,16 @@ def _serve(r: dict[str, Any]) -> list[str]:
              f"the end {', '.join(f'{v:.1f}' for v in m['load_average_end'])} (the client, "
              "the server and model.predict share the CPUs).", "",
              "| clients | requests/s | rows/s | p50 | p99 | failed | rows a model call | "
-             "model.predict rows/s | ratio | goal | met | server RSS before, after |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "CPU ms a request: server, client | model.predict rows/s | ratio | goal | met | "
+             "server RSS before, after |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for clients, v in r["levels"].items():
         goal = clients == "64"
         lines.append(
             f"| {clients} | {v['requests_per_second']:,} | {v['rows_per_second']:,} | "
             f"{v['p50_ms']} ms | {v['p99_ms']} ms | {v['failed']} of {v['requests']:,} | "
-            f"{v.get('rows_per_model_call', '-')} | {v['model_predict_rows_per_second']:,} | "
+            f"{v.get('rows_per_model_call', '-')} | {v.get('server_cpu_ms_per_request', '-')}, "
+            f"{v.get('client_cpu_ms_per_request', '-')} | {v['model_predict_rows_per_second']:,} | "
             f"{v['ratio_to_model_predict']:.4f} | {f'at least {SERVE_GOAL}' if goal else '-'} | "
             f"{_met(v['ratio_to_model_predict'] >= SERVE_GOAL) if goal else '-'} | "
             f"{v['rss_mib_before']:.0f}, {v['rss_mib_after']:.0f} MiB |")
