@@ -186,16 +186,18 @@ def _array(value: Any, spec: dict[str, Any], where: Callable[[int | None], str])
             raise InputError(f"{where(bad[0])}: expected a string; received {v!r}. Write "
                              "categories as the text in the training CSV, in quotes.")
         return array
-    if array.dtype.kind not in "biuf":
-        raise InputError(f"{where(None)}: expected {_KINDS[dtype]} per value; received "
-                         f"{array.dtype} values.")
+    if array.dtype.kind not in "biuf":  # text among the numbers
+        cells = np.asarray(value, dtype=object).reshape(max(len(array), 1), -1)
+        i, v = next(((i, v) for i, row in enumerate(cells) for v in row
+                     if not isinstance(v, (int, float))), (None, array.dtype))
+        raise InputError(f"{where(i)}: expected {_KINDS[dtype]}; received {v!r}.")
     if dtype == "int64":
         whole = np.isfinite(flat) & (flat == np.round(flat)) if array.dtype.kind == "f" \
             else np.ones(flat.shape, bool)
         if not whole.all():
             i = int(np.argwhere(~whole)[0][0])
             raise InputError(f"{where(i)}: expected a whole number; received "
-                             f"{flat[i][~whole[i]][0]!r}.")
+                             f"{flat[i][~whole[i]][0].item()!r}.")
         return array.astype("int64")
     with np.errstate(over="ignore", invalid="ignore"):
         floats = array.astype("float32")
@@ -203,7 +205,7 @@ def _array(value: Any, spec: dict[str, Any], where: Callable[[int | None], str])
     if not finite.all():
         i = int(np.argwhere(~finite)[0][0])
         raise InputError(f"{where(i)}: expected finite 32-bit numbers; received "
-                         f"{flat[i][~finite[i]][0]!r}.")
+                         f"{flat[i][~finite[i]][0].item()!r}.")
     return floats
 
 
