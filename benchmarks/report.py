@@ -10,13 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict")
+NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict", "serve_load")
 
 # Issue 9's targets: the largest ratio nettrain / plain (whole process) each may have.
 RATIO_GOALS = {"mnist": 1 / 1.3, "cnn": 1.0, "xor": 1.1, "digits": 1.1, "predict": 1.2}
 SAMPLES_GOAL = 1.5  # MNIST: nettrain's samples/s at least 1.5x the plain script's
 HELP_GOAL = 0.3  # seconds, nettrain --help
 MEMORY_GOAL = 0.10  # predict: peak RSS on 10x the rows at most 10 % above
+SERVE_GOAL = 0.5  # issue 18: nettrain serve at 64 clients, rows/s at least half model.predict's
 
 
 def read_records(folder: Path) -> dict[str, dict[str, Any]]:
@@ -71,6 +72,8 @@ def render(records: dict[str, dict[str, Any]], command: str) -> str:
             f"{med['plain_keras']['peak_rss_mib']:.0f} MiB | "
             f"{_span(spread.get('nettrain'))}; {_span(spread.get('plain_keras'))} | "
             f"{_load(r)} |")
+    if "serve_load" in records:
+        lines += ["", *_serve(records["serve_load"])]
     lines += ["", "Commands (each writes `benchmarks/results/<name>.json`):", ""]
     for name, r in records.items():
         lines.append(f"- {name}: `{r['command']}`")
@@ -150,3 +153,27 @@ def _span(values: list[float] | None) -> str:
 def _load(r: dict[str, Any]) -> str:
     load = r.get("load_average")
     return f"{load[0]:.1f}, {load[1]:.1f}" if load else "-"
+
+
+def _serve(r: dict[str, Any]) -> list[str]:
+    """Issue 18's load test of ``nettrain serve`` (``serve_load.py``), one row per level."""
+    m = r["machine"]
+    lines = ["## nettrain serve under load (issue 18)", "",
+             f"{r['work']}. Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, load average at "
+             f"the end {', '.join(f'{v:.1f}' for v in m['load_average_end'])} (the client, "
+             "the server and model.predict share the CPUs).", "",
+             "| clients | requests/s | rows/s | p50 | p99 | failed | rows a model call | "
+             "CPU ms a request: server, client | model.predict rows/s | ratio | goal | met | "
+             "server RSS before, after |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for clients, v in r["levels"].items():
+        goal = clients == "64"
+        lines.append(
+            f"| {clients} | {v['requests_per_second']:,} | {v['rows_per_second']:,} | "
+            f"{v['p50_ms']} ms | {v['p99_ms']} ms | {v['failed']} of {v['requests']:,} | "
+            f"{v.get('rows_per_model_call', '-')} | {v.get('server_cpu_ms_per_request', '-')}, "
+            f"{v.get('client_cpu_ms_per_request', '-')} | {v['model_predict_rows_per_second']:,} | "
+            f"{v['ratio_to_model_predict']:.4f} | {f'at least {SERVE_GOAL}' if goal else '-'} | "
+            f"{_met(v['ratio_to_model_predict'] >= SERVE_GOAL) if goal else '-'} | "
+            f"{v['rss_mib_before']:.0f}, {v['rss_mib_after']:.0f} MiB |")
+    return lines

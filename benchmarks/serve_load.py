@@ -1,0 +1,202 @@
+"""Benchmark: `nettrain serve` under load on loopback, against `model.predict` in-process.
+
+Trains a small tabular classifier with string categories (configs/renewals_categorical.yaml,
+2 epochs) unless --run names one, starts `python -m nettrain serve RUN` as a child process,
+and drives it with a bounded asyncio client (httpx, one connection per client) at each
+--clients level: --requests requests of --rows rows each, TF Serving's row format
+(`POST /v1/models/NAME:predict` with `instances`), or nettrain's `/predict` with --route rows.
+For each level it records requests/s, rows/s, p50/p99 latency, failed requests (any answer but
+200, or no answer) and the server's RSS before and after. Between levels, in a child process of
+its own, a plain script loads the same model.keras and times `model.predict` on the same rows
+(a tf.data pipeline of batches of 1,024, the best of 3): the in-process rows/s the server is compared with. The
+sides alternate: plain, serve at 1, plain, serve at 8, ...
+
+    python benchmarks/serve_load.py --clients 1 8 64 --requests 5000 --out benchmarks/results/serve_load.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import machine, write_record
+
+REPO = Path(__file__).resolve().parents[1]
+CSV = REPO / "configs" / "data" / "renewals.csv"
+
+PLAIN = """\
+import json, sys, time
+import pandas as pd, keras, tensorflow as tf
+model = keras.saving.load_model(sys.argv[1] + "/model.keras")
+frame = pd.read_csv(sys.argv[2], dtype={"plan": str, "region": str})
+x = {"plan": frame[["plan"]].to_numpy(object), "region": frame[["region"]].to_numpy(object),
+     "seats": frame[["seats"]].to_numpy("int64"), "months": frame[["months"]].to_numpy("float32"),
+     "support_tickets": frame[["support_tickets"]].to_numpy("float32")}
+x = tf.data.Dataset.from_tensor_slices(x).batch(1024)  # Keras takes string arrays this way
+model.predict(x, verbose=0)  # traced once, as the server's warm-up
+times = []
+for _ in range(3):
+    start = time.perf_counter()
+    model.predict(x, verbose=0)
+    times.append(time.perf_counter() - start)
+best = min(times)
+print(json.dumps({"rows": len(frame), "seconds": best}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rows(n: int) -> list[dict]:
+    import pandas as pd
+
+    frame = pd.read_csv(CSV, dtype={"plan": str, "region": str}).drop(columns=["renewed"])
+    records = frame.to_dict("records")
+    return [records[i % len(records)] for i in range(n)]
+
+
+async def _load(url: str, bodies: list[bytes], clients: int) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    failed, why = 0, {}
+    next_body = iter(range(len(bodies)))
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal failed
+        for i in next_body:
+            start = time.perf_counter()
+            try:
+                response = await http.post(url, content=bodies[i],
+                                           headers={"Content-Type": "application/json"})
+                problem = None if response.status_code == 200 else \
+                    f"{response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__} {exc}"[:200]
+            latencies.append(time.perf_counter() - start)
+            if problem:
+                failed += 1
+                why[problem] = why.get(problem, 0) + 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=120) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        wall = time.perf_counter() - start
+    latencies.sort()
+    return {"requests": len(bodies), "failed": failed, "failures": why,
+            "seconds": round(wall, 2),
+            "requests_per_second": round(len(bodies) / wall, 1),
+            "p50_ms": round(1000 * statistics.median(latencies), 2),
+            "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--requests", type=int, default=5000, help="requests per level")
+    parser.add_argument("--rows", type=int, default=1, help="rows per request")
+    parser.add_argument("--route", choices=["tf", "rows"], default="tf")
+    parser.add_argument("--run", type=Path, default=None, help="a trained renewals run")
+    parser.add_argument("--serve-args", default="", help="more options of nettrain serve")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="nettrain-serve-bench-"))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NETTRAIN_RUNS": str(folder / "runs")}
+    run = args.run
+    if run is None:
+        run = folder / "run"
+        subprocess.run([sys.executable, "-m", "nettrain", "fit",
+                        str(REPO / "configs" / "renewals_categorical.yaml"), "fit.epochs=2",
+                        "--run-dir", str(run), "--quiet"], env=env, cwd=REPO, check=True,
+                       stdout=subprocess.DEVNULL)
+    rows = _rows(args.requests * args.rows)
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(folder / "rows.csv", index=False)
+    key = "instances" if args.route == "tf" else "rows"
+    bodies = [json.dumps({key: rows[i:i + args.rows]}).encode()
+              for i in range(0, len(rows), args.rows)]
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "nettrain", "serve", str(run), "--port",
+                               str(port), "--grpc-port", "0", *args.serve_args.split()],
+                              env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        for _ in range(600):
+            try:
+                name = httpx.get(f"{base}/health").json()["model"]
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        url = f"{base}/v1/models/{name}:predict" if args.route == "tf" else f"{base}/predict"
+        levels = {}
+        for clients in args.clients:
+            plain = subprocess.run([sys.executable, "-c", PLAIN, str(run),
+                                    str(folder / "rows.csv")], env=env, capture_output=True,
+                                   text=True, check=True)
+            predict = json.loads(plain.stdout.strip().splitlines()[-1])
+            before, calls = _rss_mib(server.pid), httpx.get(f"{base}/health").json()
+            cpu, mine = _cpu_seconds(server.pid), time.process_time()
+            result = asyncio.run(_load(url, bodies, clients))
+            result["server_cpu_ms_per_request"] = round(
+                1000 * (_cpu_seconds(server.pid) - cpu) / len(bodies), 2)
+            result["client_cpu_ms_per_request"] = round(
+                1000 * (time.process_time() - mine) / len(bodies), 2)
+            after = httpx.get(f"{base}/health").json()
+            result["rows_per_model_call"] = round(
+                (after["rows_predicted"] - calls["rows_predicted"]) /
+                max(after["model_calls"] - calls["model_calls"], 1), 1)
+            result.update(rows_per_second=round(result["requests_per_second"] * args.rows),
+                          rss_mib_before=round(before, 1),
+                          rss_mib_after=round(_rss_mib(server.pid), 1),
+                          model_predict_rows_per_second=round(predict["rows"] /
+                                                              predict["seconds"]))
+            result["ratio_to_model_predict"] = round(
+                result["rows_per_second"] / result["model_predict_rows_per_second"], 4)
+            levels[str(clients)] = result
+            print(clients, result, flush=True)
+    finally:
+        server.terminate()
+        server.wait(60)
+    record = {
+        "benchmark": "serve_load",
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "work": f"renewals_categorical (5 columns, 3 of them categories) served over REST, "
+                f"route {args.route}, {args.rows} row(s) a request, {args.requests} requests "
+                "per level; model.predict: the same rows in-process, batch 1,024",
+        "machine": {**machine(), "load_average_end": os.getloadavg()},
+        "levels": levels,
+    }
+    write_record(record, args.out)
+
+
+if __name__ == "__main__":
+    main()

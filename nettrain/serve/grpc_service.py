@@ -1,0 +1,68 @@
+"""The gRPC side of ``nettrain serve``: ``tensorflow.serving.PredictionService``'s
+``Predict`` and ``GetModelMetadata``, answered for the stubs of the ``tensorflow-serving-api``
+package (a client written for TF Serving works unchanged). Other methods answer
+UNIMPLEMENTED."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nettrain.errors import NettrainError
+from nettrain.serve import tensors
+from nettrain.serve.model import Served
+
+
+def add_service(server: Any, served: Served) -> None:
+    """Add the PredictionService answering for ``served`` to a ``grpc.aio`` server."""
+    import grpc
+    from tensorflow_serving.apis import (
+        get_model_metadata_pb2,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
+
+    async def check_model(spec: Any, context: Any) -> None:
+        version = spec.version.value if spec.HasField("version") else None
+        if spec.name != served.name or version not in (None, int(served.version)):
+            what = f"Specific({spec.name}, {version})" if version else f"Latest({spec.name})"
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"Servable not found for request: {what}; this server serves "
+                                f"'{served.name}' version {served.version}.")
+
+    def answer_spec(spec: Any) -> None:
+        spec.name = served.name
+        spec.version.value = int(served.version)
+        spec.signature_name = tensors.SIGNATURE
+
+    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
+        async def Predict(self, request: Any, context: Any) -> Any:
+            await check_model(request.model_spec, context)
+            try:
+                tensors.check_signature(request.model_spec.signature_name)
+                x = tensors.from_protos(request.inputs, served.inputs)
+            except NettrainError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            out = await served.tensors(x)
+            response = predict_pb2.PredictResponse()
+            answer_spec(response.model_spec)
+            for name, proto in tensors.to_protos(out).items():
+                response.outputs[name].CopyFrom(proto)
+            return response
+
+        async def GetModelMetadata(self, request: Any, context: Any) -> Any:
+            await check_model(request.model_spec, context)
+            asked = list(request.metadata_field)
+            if asked != ["signature_def"]:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"metadata_field: expected ['signature_def'] (the only "
+                                    f"metadata there is); received {asked}.")
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            answer_spec(response.model_spec)
+            response.model_spec.signature_name = ""
+            sigs = get_model_metadata_pb2.SignatureDefMap()
+            sigs.signature_def[tensors.SIGNATURE].CopyFrom(
+                tensors.signature_def(served.inputs, served.outputs))
+            response.metadata["signature_def"].Pack(sigs)
+            return response
+
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)

@@ -1,0 +1,164 @@
+"""The REST side of ``nettrain serve``: TensorFlow Serving's routes (``/v1/models/NAME``,
+``/metadata``, ``:predict``) and nettrain's own (``POST /predict``, ``GET /health``), as a
+FastAPI app with its OpenAPI docs at ``/docs``.
+
+Errors are ``{"error": "..."}`` with TF Serving's status codes: 400 for a bad request (naming
+the field), 404 for an unknown model or route, 413 for a body over the limit; a failure of
+the server itself is a 500. (Imported only by a server: FastAPI is the serve extra's.)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from nettrain.errors import InputError, NettrainError
+from nettrain.serve import tensors
+from nettrain.serve.model import Served
+
+_TF_BODY = {"content": {"application/json": {"schema": {"type": "object", "properties": {
+    "signature_name": {"type": "string", "default": tensors.SIGNATURE},
+    "instances": {"type": "array", "description": "row format: one row per item; an object "
+                  "of input name -> value for a model of named inputs"},
+    "inputs": {"description": "columnar format: input name -> the values of every row"}}},
+    "example": {"instances": [{"plan": "premium", "region": "north", "seats": 5,
+                               "months": 12.0, "support_tickets": 0.0}]}}}}
+_ROWS_BODY = {"content": {
+    "application/json": {"schema": {"type": "object", "properties": {"rows": {
+        "type": "array", "description": "rows as objects of column -> value, as in the "
+        "training CSV (a list of numbers for a model of arrays)"}}},
+        "example": {"rows": [{"plan": "premium", "region": "north", "seats": 5, "months": 12,
+                              "support_tickets": 0}]}},
+    "text/csv": {"schema": {"type": "string"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {
+        "type": "string", "format": "binary",
+        "description": "a CSV with a header row, or (an image model) image files"}}}}}}
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def make_app(served: Served) -> Any:
+    """The FastAPI app answering for ``served``."""
+    app = FastAPI(title=f"nettrain serve: {served.name}",
+                  description=f"The model of {served.run}, in TensorFlow Serving's REST API "
+                              "and nettrain's own /predict.", version=served.version)
+
+    def error(status: int, message: str) -> Any:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, exc: _Refused) -> Any:
+        return error(exc.status, str(exc))
+
+    @app.exception_handler(NettrainError)
+    async def bad_input(request: Request, exc: NettrainError) -> Any:
+        return error(400, str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Any:
+        return error(exc.status_code, str(exc.detail))
+
+    def model(name: str, version: str | None = None) -> None:
+        if name != served.name or version not in (None, served.version):
+            what = f"Specific({name}, {version})" if version else f"Latest({name})"
+            raise _Refused(404, f"Servable not found for request: {what}; this server "
+                                f"serves '{served.name}' version {served.version}.")
+
+    async def body_json(request: Request) -> Any:
+        try:
+            return json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"request body: not JSON ({exc}).") from None
+
+    @app.get("/health", summary="Whether the server is up, and what it serves")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": served.name, "version": served.version,
+                "run": str(served.run), "model_calls": served.batcher.calls,
+                "rows_predicted": served.batcher.rows}
+
+    @app.get("/v1/models/{name}", summary="TF Serving: the model's version status")
+    @app.get("/v1/models/{name}/versions/{version}", include_in_schema=False)
+    async def status(name: str, version: str | None = None) -> dict[str, Any]:
+        model(name, version)
+        return tensors.status_json(served.version)
+
+    @app.get("/v1/models/{name}/metadata", summary="TF Serving: the signature")
+    @app.get("/v1/models/{name}/versions/{version}/metadata", include_in_schema=False)
+    async def metadata(name: str, version: str | None = None) -> dict[str, Any]:
+        model(name, version)
+        return tensors.metadata_json(served.name, served.version, served.inputs,
+                                     served.outputs)
+
+    @app.post("/v1/models/{name}:predict", summary="TF Serving: predict",
+              openapi_extra={"requestBody": _TF_BODY})
+    @app.post("/v1/models/{name}/versions/{version}:predict", include_in_schema=False)
+    async def predict_tf(name: str, request: Request, version: str | None = None) -> Any:
+        model(name, version)
+        x, columnar = tensors.from_json(await body_json(request), served.inputs)
+        return tensors.to_json(await served.tensors(x), columnar)
+
+    @app.post("/predict", summary="Rows by column name, or a CSV or images: classes and "
+                                  "probabilities, as `nettrain predict` writes them",
+              openapi_extra={"requestBody": _ROWS_BODY})
+    async def predict_rows(request: Request) -> Any:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "multipart/form-data":
+            frame = await _uploads(served, request)
+        elif kind in ("text/csv", "application/csv"):
+            frame = await served.csv(await request.body(), "body.csv")
+        else:
+            frame = await served.rows(_rows(await body_json(request), served), "rows")
+        return {"predictions": _records(frame)}
+
+    return app
+
+
+def _rows(body: Any, served: Served) -> Any:
+    """The rows of a ``/predict`` JSON body: ``{"rows": [...]}`` or the list itself."""
+    import pandas as pd
+
+    rows = body.get("rows") if isinstance(body, dict) else body
+    if not isinstance(rows, list) or not rows:
+        raise InputError("rows: expected a list of rows (objects of column -> value), one or "
+                         "more, as {\"rows\": [...]}; received "
+                         f"{tensors._what(rows if isinstance(body, dict) else body)}.")
+    if not served.predictor.info.get("columns") and served.predictor.info.get("features") \
+            and all(isinstance(r, list) for r in rows):
+        return rows  # a plain table model also takes rows of numbers in the training order
+    if all(isinstance(r, dict) for r in rows):
+        return pd.DataFrame.from_records(rows)
+    if any(isinstance(r, dict) for r in rows):
+        i = next(i for i, r in enumerate(rows) if not isinstance(r, dict))
+        raise InputError(f"rows[{i}]: expected an object of column -> value like the rows "
+                         f"before it; received {tensors._what(rows[i])}.")
+    return rows
+
+
+async def _uploads(served: Served, request: Any) -> Any:
+    form = await request.form()
+    files = [(f.filename or "upload", await f.read()) for _, f in form.multi_items()
+             if hasattr(f, "read")]
+    if not files:
+        raise InputError("file: expected a file in the form (a CSV, or images); received "
+                         f"the fields {', '.join(form.keys()) or 'none'}.")
+    if served.predictor.info.get("images"):
+        return await served.images(files)
+    if len(files) > 1 or not files[0][0].lower().endswith(".csv"):
+        raise InputError(f"file: expected one CSV file with a header row; received "
+                         f"{', '.join(n for n, _ in files)}.")
+    return await served.csv(files[0][1], files[0][0])
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    from nettrain.text import shown
+
+    frame = frame.rename(columns={c: shown(c) for c in frame.columns})
+    return json.loads(frame.to_json(orient="records", double_precision=15))

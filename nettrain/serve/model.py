@@ -1,0 +1,103 @@
+"""The served model: a run loaded once, its TF Serving signature, and its two ways of being
+asked: TF Serving's tensors (:meth:`Served.tensors`) and nettrain's own rows by column name,
+CSV files or images (:meth:`Served.rows`, :meth:`Served.csv`, :meth:`Served.images`), which
+go through what ``nettrain predict`` applies (:mod:`nettrain.engine.predict`)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nettrain.data.columns import model_inputs
+from nettrain.data.dataset import Inputs
+from nettrain.engine import predict as predicting
+from nettrain.serve.batching import Batcher
+from nettrain.serve.tensors import OUTPUT, Spec
+
+VERSION = "1"  # a run is one version of its model
+
+
+class Served:
+    """A run's model behind a :class:`Batcher`.
+
+    Args:
+        run: a run directory (or a saved model file).
+        name: the model's name in TF Serving's URLs and ModelSpec (default: the config's).
+        window_ms, max_rows: the batcher's window and largest call.
+    """
+
+    def __init__(self, run: Path, name: str | None, window_ms: float, max_rows: int,
+                 fmt: str | None = None):
+        self.run = run
+        self.predictor = predicting.load_run(run, fmt)
+        info, model = self.predictor.info, self.predictor.model
+        self.name = name or _config_name(run) or run.stem
+        self.version = VERSION
+        shape = info.get("input_shape") or list(model.input_shape[1:])
+        self.inputs: Spec = model_inputs(shape, info.get("columns"))
+        units = int(np.prod([d for d in model.output_shape[1:] if d is not None] or [1]))
+        self.outputs: Spec = {OUTPUT: {"dtype": "float32", "shape": [None, units]}}
+        self.batcher = Batcher(self._call, window_ms, max_rows)
+
+    def _call(self, x: Inputs) -> np.ndarray:
+        out = predicting.call_model(self.predictor, x, "request", whole=True)
+        return np.asarray(out).reshape(len(out), -1)
+
+    def warm(self) -> None:
+        """One call before the first request, so it does not pay for tracing the model."""
+        zeros = {n: np.full((1, *s["shape"][1:]), "" if s["dtype"] == "string" else 0,
+                            dtype=object if s["dtype"] == "string" else s["dtype"])
+                 for n, s in self.inputs.items()}
+        self._call(zeros if len(zeros) > 1 or "inputs" not in zeros else zeros["inputs"])
+
+    async def tensors(self, x: Inputs) -> np.ndarray:
+        """The model's outputs for inputs read by :mod:`nettrain.serve.tensors`."""
+        return await self.batcher(x)
+
+    async def rows(self, rows: Any, name: str) -> Any:
+        """Rows in memory (a DataFrame of columns by name, or a list of arrays' rows) ->
+        ``nettrain predict``'s output frame (class and probabilities, or values)."""
+        x = predicting.rows_inputs(self.predictor, rows, name)
+        return predicting.outputs(self.predictor, await self.batcher(x))
+
+    async def csv(self, data: bytes, name: str) -> Any:
+        """An uploaded CSV, read as ``nettrain predict`` reads a file."""
+        import pandas as pd
+
+        folder = Path(tempfile.mkdtemp(prefix="nettrain-serve-"))
+        try:
+            path = folder / Path(name).name
+            path.write_bytes(data)
+            p = self.predictor
+            chunks = await asyncio.to_thread(lambda: list(predicting.read_csv_chunks(
+                path, p.info, p.missing, p.delimiter)))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        outs = [predicting.outputs(p, await self.batcher(x)) for x in chunks]
+        return pd.concat(outs, ignore_index=True)
+
+    async def images(self, files: list[tuple[str, bytes]]) -> Any:
+        """Uploaded images, resized as in training (``nettrain predict RUN photo.png``)."""
+        folder = Path(tempfile.mkdtemp(prefix="nettrain-serve-"))
+        try:
+            for i, (name, data) in enumerate(files):
+                (folder / f"{i:06d}-{Path(name).name}").write_bytes(data)
+            x, paths = await asyncio.to_thread(predicting.read_images, folder,
+                                               self.predictor.info["images"])
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        shown = [Path(p).name.split("-", 1)[1] for p in paths]
+        return predicting.outputs(self.predictor, await self.batcher(x), shown)
+
+
+def _config_name(run: Path) -> str | None:
+    from nettrain.run import directory as rundir
+
+    if not (run / rundir.CONFIG).is_file():
+        return None
+    return rundir.open_run(run).config.name

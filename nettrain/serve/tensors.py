@@ -1,0 +1,215 @@
+"""TensorFlow Serving's side of a model: its signature (``serving_default``: the inputs
+:func:`nettrain.data.columns.model_inputs` names, one output ``output_0``), requests read
+into the model's inputs (REST ``instances`` in row format or ``inputs`` in columnar format;
+gRPC ``TensorProto`` maps), and outputs written back the same ways.
+
+Every refusal is an :class:`nettrain.errors.InputError` naming the field
+(``instances[2].plan``, ``inputs['months']``), what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from nettrain.data.dataset import Inputs
+from nettrain.errors import InputError
+
+SIGNATURE = "serving_default"
+# The signature names a client may give: TF Serving's default and the SavedModel's own
+# (model.export() writes both, the same function).
+SIGNATURES = ("", SIGNATURE, "serve")
+OUTPUT = "output_0"
+_DTYPES = {"float32": "DT_FLOAT", "int64": "DT_INT64", "string": "DT_STRING"}
+_KINDS = {"float32": "a number", "int64": "a whole number", "string": "a string"}
+
+Spec = dict[str, dict[str, Any]]  # input name -> {"dtype": ..., "shape": [None, ...]}
+
+
+def check_signature(name: str | None) -> None:
+    if name not in (None, *SIGNATURES):
+        raise InputError(f"signature_name: this model has the signature '{SIGNATURE}' (also "
+                         f"'serve'); received {name!r}. Leave it out for the default.")
+
+
+def signature_def(inputs: Spec, outputs: Spec) -> Any:
+    """The signature as a ``tensorflow.SignatureDef`` proto (for GetModelMetadata)."""
+    from tensorflow.core.framework import tensor_shape_pb2, types_pb2
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    sig = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
+    for target, spec, prefix in ((sig.inputs, inputs, "serving_default_"),
+                                 (sig.outputs, outputs, "StatefulPartitionedCall:")):
+        for i, (name, s) in enumerate(spec.items()):
+            info = target[name]
+            info.name = f"{prefix}{name}:0" if prefix.endswith("_") else f"{prefix}{i}"
+            info.dtype = types_pb2.DataType.Value(_DTYPES[s["dtype"]])
+            info.tensor_shape.CopyFrom(tensor_shape_pb2.TensorShapeProto(dim=[
+                tensor_shape_pb2.TensorShapeProto.Dim(size=-1 if d is None else int(d))
+                for d in s["shape"]]))
+    return sig
+
+
+def metadata_json(model: str, version: str, inputs: Spec, outputs: Spec) -> dict[str, Any]:
+    """``GET /v1/models/NAME/metadata``'s answer, as TF Serving writes it."""
+    from google.protobuf.json_format import MessageToDict
+
+    sig = MessageToDict(signature_def(inputs, outputs), preserving_proto_field_name=True)
+    return {"model_spec": {"name": model, "signature_name": "", "version": version},
+            "metadata": {"signature_def": {"signature_def": {SIGNATURE: sig}}}}
+
+
+def status_json(version: str) -> dict[str, Any]:
+    """``GET /v1/models/NAME``'s answer, as TF Serving writes it."""
+    return {"model_version_status": [{"version": version, "state": "AVAILABLE",
+                                      "status": {"error_code": "OK", "error_message": ""}}]}
+
+
+def from_json(body: Any, inputs: Spec) -> tuple[Inputs, bool]:
+    """A REST predict body's inputs as the model takes them, and whether they came in
+    columnar format (``inputs``; the answer is then ``outputs``, else ``predictions``)."""
+    if not isinstance(body, dict):
+        raise InputError(f"request body: expected a JSON object with 'instances' (row format) "
+                         f"or 'inputs' (columnar format); received {_what(body)}.")
+    check_signature(body.get("signature_name"))
+    if ("instances" in body) == ("inputs" in body):
+        raise InputError("request body: expected one of 'instances' (row format) or 'inputs' "
+                         f"(columnar format); received {'both' if 'inputs' in body else 'neither'}"
+                         f" (keys: {', '.join(map(repr, body)) or 'none'}).")
+    names = list(inputs)
+    if "inputs" in body:
+        value, bare = body["inputs"], len(names) == 1 and not isinstance(body["inputs"], dict)
+        if bare:
+            value = {names[0]: value}
+        _check_keys(value, names, "inputs")
+        return _rows_of(inputs, {n: value[n] for n in names},
+                        lambda n, i: "inputs" + ("" if bare else f"['{n}']") +
+                        (f"[{i}]" if i is not None else "")), True
+    rows = body["instances"]
+    if not isinstance(rows, list) or not rows:
+        raise InputError(f"instances: expected a list of rows, one or more; received "
+                         f"{_what(rows)}.")
+    bare = len(names) == 1 and not all(isinstance(r, dict) for r in rows)
+    if bare:
+        columns = {names[0]: rows}
+    else:
+        for i, row in enumerate(rows):
+            _check_keys(row, names, f"instances[{i}]")
+        columns = {n: [row[n] for row in rows] for n in names}
+    return _rows_of(inputs, columns, lambda n, i: "instances" + (f"[{i}]" if i is not None
+                                                                 else "") +
+                    ("" if bare else f".{n}")), False
+
+
+def from_protos(protos: Any, inputs: Spec) -> Inputs:
+    """A gRPC PredictRequest's ``inputs`` (name -> TensorProto) as the model takes them."""
+    import tensorflow as tf
+
+    _check_keys(protos, list(inputs), "inputs")
+    columns = {}
+    for name in inputs:
+        try:
+            array = tf.make_ndarray(protos[name])
+        except Exception as exc:  # noqa: BLE001  (a malformed proto)
+            raise InputError(f"inputs['{name}']: not a readable TensorProto: {exc}") from None
+        if array.dtype == object:
+            array = np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else v,
+                                 otypes=[object])(array) if array.size else array
+        columns[name] = array
+    return _rows_of(inputs, columns, lambda n, i: f"inputs['{n}']" + (f"[{i}]" if i is not None
+                                                                      else ""))
+
+
+def to_json(out: np.ndarray, columnar: bool) -> dict[str, Any]:
+    """The answer to a REST predict: ``predictions`` (one per row) or ``outputs``."""
+    return {"outputs" if columnar else "predictions": out.tolist()}
+
+
+def to_protos(out: np.ndarray) -> dict[str, Any]:
+    import tensorflow as tf
+
+    return {OUTPUT: tf.make_tensor_proto(np.asarray(out, dtype="float32"))}
+
+
+def _check_keys(value: Any, names: list[str], where: str) -> None:
+    if not hasattr(value, "keys"):
+        raise InputError(f"{where}: expected an object with the model's inputs "
+                         f"({', '.join(names)}); received {_what(value)}.")
+    missing = [n for n in names if n not in value]
+    extra = [k for k in value if k not in names]
+    if missing or extra:
+        parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + \
+            ([f"unknown {', '.join(map(repr, extra))}"] if extra else [])
+        raise InputError(f"{where}: {'; '.join(parts)}. The model's inputs are: "
+                         f"{', '.join(names)} (GET /v1/models/NAME/metadata lists them).")
+
+
+def _rows_of(inputs: Spec, columns: dict[str, Any],
+             where: Callable[[str, int | None], str]) -> Inputs:
+    """Each input's values as an array of its dtype and shape, all with one number of rows."""
+    x, rows = {}, None
+    for name, spec in inputs.items():
+        array = _array(columns[name], spec, lambda i, n=name: where(n, i))
+        if rows is not None and len(array) != rows:
+            raise InputError(f"{where(name, None)}: {len(array)} rows; the other inputs have "
+                             f"{rows}. Give every input the same number of rows.")
+        rows = len(array)
+        x[name] = array
+    return x if len(inputs) > 1 or next(iter(inputs)) != "inputs" else x["inputs"]
+
+
+def _array(value: Any, spec: dict[str, Any], where: Callable[[int | None], str]) -> np.ndarray:
+    dtype, shape = spec["dtype"], [int(d) for d in spec["shape"][1:]]
+    expected = f"{_KINDS[dtype]} per value, shape [rows{''.join(f', {d}' for d in shape)}]"
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = np.asarray(value, dtype=object if dtype == "string" else None)
+            if array.dtype == object and dtype != "string":  # ragged, or mixed with text
+                raise ValueError
+    except (ValueError, TypeError):
+        raise InputError(f"{where(None)}: expected {expected}; received rows of different "
+                         "lengths or kinds.") from None
+    if array.ndim == len(shape) and shape == [1]:  # [5, 10] for a [rows, 1] input
+        array = array.reshape(-1, 1)
+    if array.ndim == 0 or list(array.shape[1:]) != shape:
+        received = "one value" if array.ndim == 0 else f"shape {list(array.shape)}"
+        raise InputError(f"{where(None)}: expected {expected}; received {received}.")
+    if len(array) == 0:
+        raise InputError(f"{where(None)}: no rows; expected one or more.")
+    flat = array.reshape(len(array), -1)
+    if dtype == "string":
+        bad = [i for i, row in enumerate(flat) if not all(isinstance(v, str) for v in row)]
+        if bad:
+            v = next(v for v in flat[bad[0]] if not isinstance(v, str))
+            raise InputError(f"{where(bad[0])}: expected a string; received {v!r}. Write "
+                             "categories as the text in the training CSV, in quotes.")
+        return array
+    if array.dtype.kind not in "biuf":  # text among the numbers
+        cells = np.asarray(value, dtype=object).reshape(max(len(array), 1), -1)
+        i, v = next(((i, v) for i, row in enumerate(cells) for v in row
+                     if not isinstance(v, (int, float))), (None, array.dtype))
+        raise InputError(f"{where(i)}: expected {_KINDS[dtype]}; received {v!r}.")
+    if dtype == "int64":
+        whole = np.isfinite(flat) & (flat == np.round(flat)) if array.dtype.kind == "f" \
+            else np.ones(flat.shape, bool)
+        if not whole.all():
+            i = int(np.argwhere(~whole)[0][0])
+            raise InputError(f"{where(i)}: expected a whole number; received "
+                             f"{flat[i][~whole[i]][0].item()!r}.")
+        return array.astype("int64")
+    with np.errstate(over="ignore", invalid="ignore"):
+        floats = array.astype("float32")
+    finite = np.isfinite(floats.reshape(len(floats), -1))
+    if not finite.all():
+        i = int(np.argwhere(~finite)[0][0])
+        raise InputError(f"{where(i)}: expected finite 32-bit numbers; received "
+                         f"{flat[i][~finite[i]][0].item()!r}.")
+    return floats
+
+
+def _what(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return f"a {'JSON object' if isinstance(value, dict) else 'list'} of {len(value)}"
+    return f"{type(value).__name__} {value!r}"[:80]

@@ -1,0 +1,322 @@
+"""`nettrain serve`: TF Serving's REST and gRPC protocols and nettrain's /predict answer as
+`nettrain predict` does, for a tabular run with string categories (a real server process,
+talked to with a plain HTTP client and tensorflow-serving-api's PredictionServiceStub) and
+for an image run (a server in a thread of this process, on real ports)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nettrain.cli import app
+
+from conftest import REPO, fit_once, tiny_config
+
+ROWS = [  # raw rows as in the training CSV; the last has a plan never seen in training
+    {"plan": "premium", "region": "north", "seats": 5, "months": 12, "support_tickets": 0},
+    {"plan": "basic", "region": "west", "seats": 10, "months": 11, "support_tickets": 1},
+    {"plan": "gold", "region": "south", "seats": 1, "months": 40, "support_tickets": 3},
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _http(method: str, url: str, body: object = None, headers: dict | None = None) -> \
+        tuple[int, dict]:
+    """A plain HTTP call (urllib): the status and the JSON answer."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _wait(url: str, process: subprocess.Popen | None = None) -> None:
+    for _ in range(600):
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the server exited: {process.stderr.read()}")
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"no answer from {url}")
+
+
+def _predicted(runner, run: Path, path: Path) -> pd.DataFrame:
+    result = runner.invoke(app, ["predict", str(run), str(path)])
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(io.StringIO(result.stdout))
+
+
+@pytest.fixture(scope="module")
+def renewals(tmp_path_factory) -> Path:
+    config = tiny_config(
+        name="renewals",
+        data={"csv": str(REPO / "configs" / "data" / "renewals.csv"), "target": "renewed",
+              "categorical": ["plan", "region", "seats"], "normalize": True,
+              "validation_split": 0.2, "test_split": 0.2},
+        model={"layers": [{"Dense": {"units": 4, "activation": "relu"}},
+                          {"Dense": {"units": 1, "activation": "sigmoid"}}]},
+        compile={"optimizer": "adam", "loss": "binary_crossentropy"},
+        fit={"epochs": 1, "batch_size": 64, "verbose": 0})
+    return fit_once(tmp_path_factory.mktemp("renewals"), config)
+
+
+@pytest.fixture(scope="module")
+def server(renewals, tmp_path_factory):
+    """One real `python -m nettrain serve RUN --port P --grpc-port Q` for the module."""
+    port, grpc_port = _free_port(), _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nettrain", "serve", str(renewals), "--port", str(port),
+         "--grpc-port", str(grpc_port), "--max-body-bytes", "4096"],
+        env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(f"http://127.0.0.1:{port}/health", process)
+        yield process, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def _stub(target: str):
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    return prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+
+
+def _grpc_predict(stub, name: str, inputs: dict) -> np.ndarray:
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    return tf.make_ndarray(stub.Predict(request, 30).outputs["output_0"])
+
+
+def test_rest_and_grpc_answer_as_nettrain_predict(runner, server, renewals, tmp_path):
+    _, url, target = server
+    pd.DataFrame(ROWS).to_csv(tmp_path / "rows.csv", index=False)
+    expected = _predicted(runner, renewals, tmp_path / "rows.csv")
+    assert list(expected.columns) == ["class", "prob_no", "prob_yes"]
+
+    status, answer = _http("POST", f"{url}/predict", {"rows": ROWS})
+    assert status == 200, answer
+    got = pd.DataFrame(answer["predictions"])
+    assert list(got["class"]) == list(expected["class"])
+    np.testing.assert_allclose(got[["prob_no", "prob_yes"]], expected[["prob_no", "prob_yes"]],
+                               atol=1e-6)
+    status, answer = _http("POST", f"{url}/predict", (tmp_path / "rows.csv").read_bytes(),
+                           {"Content-Type": "text/csv"})
+    assert status == 200 and pd.DataFrame(answer["predictions"]).equals(got)
+
+    # TF Serving's row and columnar formats: the model's raw output, the probability of 'yes'
+    status, rows = _http("POST", f"{url}/v1/models/renewals:predict", {"instances": ROWS})
+    assert status == 200, rows
+    np.testing.assert_allclose(np.array(rows["predictions"])[:, 0], expected["prob_yes"],
+                               atol=1e-6)
+    columns = {k: [r[k] for r in ROWS] for k in ROWS[0]}
+    status, cols = _http("POST", f"{url}/v1/models/renewals:predict", {"inputs": columns})
+    assert status == 200 and cols["outputs"] == rows["predictions"]
+
+    tensors = {"plan": [[r["plan"]] for r in ROWS], "region": [[r["region"]] for r in ROWS],
+               "seats": np.array([[r["seats"]] for r in ROWS], dtype="int64"),
+               "months": np.array([[r["months"]] for r in ROWS], dtype="float32"),
+               "support_tickets": np.array([[r["support_tickets"]] for r in ROWS],
+                                           dtype="float32")}
+    out = _grpc_predict(_stub(target), "renewals", tensors)
+    np.testing.assert_allclose(out[:, 0], expected["prob_yes"], atol=1e-6)
+
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = "renewals"
+    request.metadata_field.append("signature_def")
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    _stub(target).GetModelMetadata(request, 30).metadata["signature_def"].Unpack(signatures)
+    inputs = signatures.signature_def["serving_default"].inputs
+    assert sorted(inputs) == sorted(ROWS[0]) and inputs["plan"].dtype == 7  # DT_STRING
+
+    assert _http("GET", f"{url}/v1/models/renewals") == (200, {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE",
+         "status": {"error_code": "OK", "error_message": ""}}]})
+    status, meta = _http("GET", f"{url}/v1/models/renewals/metadata")
+    sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert status == 200 and sig["inputs"]["seats"]["dtype"] == "DT_INT64"
+    assert urllib.request.urlopen(f"{url}/docs").status == 200
+
+
+def test_a_bad_request_is_a_400_naming_the_field(server):
+    import grpc
+
+    _, url, target = server
+    predict = f"{url}/v1/models/renewals:predict"
+    bad = dict(ROWS[0], plan=5)
+    assert _http("POST", predict, {"instances": [ROWS[0], bad]}) == (400, {
+        "error": "instances[1].plan: expected a string; received 5. Write categories as the "
+                 "text in the training CSV, in quotes."})
+    status, answer = _http("POST", predict, {"instances": [{"plan": "basic"}]})
+    assert status == 400 and answer["error"].startswith(
+        "instances[0]: missing 'region', 'seats', 'months', 'support_tickets'.")
+    status, answer = _http("POST", predict, {"rows": ROWS})
+    assert status == 400 and "expected one of 'instances' (row format) or 'inputs'" in \
+        answer["error"]
+    status, answer = _http("POST", predict, b"{not json")
+    assert status == 400 and answer["error"].startswith("request body: not JSON")
+    status, answer = _http("POST", f"{url}/predict", {"rows": [dict(ROWS[0], months="soon")]})
+    assert (status, answer["error"]) == (400, ("rows: column 'months' must be numeric; row 1 "
+                                              "holds 'soon'. The model was trained on numbers "
+                                              "in this column: give a number."))
+    # an unknown model is a 404, as TF Serving answers
+    status, answer = _http("POST", f"{url}/v1/models/other:predict", {"instances": ROWS})
+    assert status == 404 and answer["error"].startswith(
+        "Servable not found for request: Latest(other)")
+    with pytest.raises(grpc.RpcError) as caught:
+        _grpc_predict(_stub(target), "other", {"plan": [["basic"]]})
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as caught:
+        _grpc_predict(_stub(target), "renewals", {"plan": [["basic"]]})
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "inputs: missing 'region'" in caught.value.details()
+    # a body over --max-body-bytes (4096 here) is refused
+    status, answer = _http("POST", f"{url}/predict", {"rows": ROWS * 40})
+    assert status == 413 and "over the limit of 4,096 bytes" in answer["error"]
+
+
+def test_sigterm_drains_a_request_in_flight(server):
+    """SIGTERM while a request's body is still arriving: it is answered, then the process
+    exits 0."""
+    process, url, _ = server
+    body = json.dumps({"rows": ROWS[:1]}).encode()
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body[:10])
+        time.sleep(0.5)  # the server has read the headers: the request is in flight
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        sock.sendall(body[10:])
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert b'"class"' in answer
+    assert process.wait(timeout=60) == 0
+    assert "Stopped." in process.stderr.read()
+
+
+def test_an_image_run_over_rest_and_grpc(runner, tmp_path_factory):
+    """A server in a thread of this process, on real ports: pixels over TF Serving's REST
+    and gRPC, and image files over /predict, answer as `nettrain predict RUN folder`."""
+    from test_data import _images
+
+    from nettrain.serve.model import Served
+    from nettrain.serve.server import Options, serve
+
+    folder = tmp_path_factory.mktemp("images")
+    _images(folder / "photos", per_class=3)
+    config = tiny_config(name="pics", data={"images": str(folder / "photos"),
+                                            "image_size": [8, 8], "scale": 255,
+                                            "validation_split": 0.34},
+                         model={"layers": ["Flatten",
+                                           {"Dense": {"units": 2, "activation": "softmax"}}]})
+    run = fit_once(folder, config)
+    expected = _predicted(runner, run, folder / "photos")
+    pixels = np.stack([np.asarray(__import__("PIL.Image").Image.open(p).convert("RGB"),
+                                  dtype="float32") for p in expected["path"]])
+
+    port, grpc_port = _free_port(), _free_port()
+    stopped: list = []
+    served = Served(run, None, window_ms=1, max_rows=64)
+    thread = threading.Thread(target=serve, args=(served, Options(port=port,
+                                                                  grpc_port=grpc_port),
+                                                  stopped.append), daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(f"{url}/health")
+        probs = expected[["prob_cat", "prob_dog"]].to_numpy()
+        status, rows = _http("POST", f"{url}/v1/models/pics:predict",
+                             {"instances": pixels.tolist()})
+        assert status == 200, rows
+        np.testing.assert_allclose(rows["predictions"], probs, atol=1e-6)
+        out = _grpc_predict(_stub(f"127.0.0.1:{grpc_port}"), "pics", {"inputs": pixels})
+        np.testing.assert_allclose(out, probs, atol=1e-6)
+        status, answer = _http("POST", f"{url}/v1/models/pics:predict",
+                               {"instances": pixels[:, :4].tolist()})
+        assert (status, answer["error"]) == (400, ("instances: expected a number per value, "
+                                                  "shape [rows, 8, 8, 3]; received shape "
+                                                  "[6, 4, 8, 3]."))
+        files = [("file", (Path(p).name, Path(p).read_bytes())) for p in expected["path"][:2]]
+        import httpx
+
+        answer = httpx.post(f"{url}/predict", files=files, timeout=60).json()
+        got = pd.DataFrame(answer["predictions"])
+        assert list(got["path"]) == [Path(p).name for p in expected["path"][:2]]
+        assert list(got["class"]) == list(expected["class"][:2])
+        np.testing.assert_allclose(got[["prob_cat", "prob_dog"]], probs[:2], atol=1e-6)
+    finally:
+        if stopped:
+            stopped[0]()
+        thread.join(60)
+    assert not thread.is_alive()
+
+
+def test_requests_that_arrive_together_make_one_call():
+    from nettrain.serve.batching import Batcher
+
+    seen: list[int] = []
+
+    def double(x: np.ndarray) -> np.ndarray:
+        seen.append(len(x))
+        return x * 2
+
+    async def ask(window: float, max_rows: int) -> list[np.ndarray]:
+        batcher = Batcher(double, window, max_rows)
+        await batcher.start()
+        try:
+            return await asyncio.gather(*(batcher(np.full((1 + i % 2, 2), i, "float32"))
+                                          for i in range(10)))
+        finally:
+            await batcher.close()
+
+    answers = asyncio.run(ask(window=200, max_rows=1000))
+    assert seen == [15]  # 10 requests of 1 or 2 rows: one call
+    assert [a[:, 0].tolist() for a in answers] == [[2.0 * i] * (1 + i % 2) for i in range(10)]
+    seen.clear()
+    asyncio.run(ask(window=200, max_rows=4))
+    assert seen == [4, 3, 3, 3, 2]  # never over 4 rows: a request is not split
+
+
+def test_without_the_serve_extra_it_says_the_pip_command(runner, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # what an absent package raises
+    result = runner.invoke(app, ["serve", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "nettrain serve needs fastapi, which is not installed. Install the serve extra: " \
+        "pip install 'nettrain[serve]'" in " ".join(result.stderr.split())
