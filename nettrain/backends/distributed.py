@@ -82,6 +82,7 @@ def use_jax() -> None:
 def join(coordinator: str, process_id: int, num_processes: int) -> None:
     """Join the run's processes and train data-parallel over all their devices."""
     use_jax()
+    _native_output_to_stderr()
     import jax
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -98,6 +99,16 @@ def join(coordinator: str, process_id: int, num_processes: int) -> None:
 
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
+
+
+def _native_output_to_stderr() -> None:
+    """Send what C++ code prints on file descriptor 1 (gloo's "[Gloo] Rank 0 is connected
+    ...") to stderr, keeping Python's sys.stdout on the real stdout: stdout is kept for the
+    run directory, so ``run=$(nettrain fit ...)`` works."""
+    sys.stdout.flush()
+    real = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(real, "w", buffering=1)
 
 
 def scratch_dir(process_id: int, resume: Path | None) -> Path:
@@ -136,13 +147,15 @@ def launch(arguments: list[str], processes: int, run_dir: Path, echo: Any = prin
                                          stdout=None if i == 0 else subprocess.DEVNULL))
     failed: tuple[int, int] | None = None
     try:
-        while failed is None and any(c.poll() is None for c in children):
-            failed = next(((i, c.returncode) for i, c in enumerate(children)
-                           if c.returncode not in (None, 0)), None)
+        while failed is None:
+            codes = [c.poll() for c in children]
+            ended = sorted(((code >= 0, i, code) for i, code in enumerate(codes)
+                            if code not in (None, 0)))  # a killed process first: the cause
+            if ended:
+                failed = ended[0][1:]
+            elif all(code == 0 for code in codes):
+                break
             time.sleep(0.1)
-        if failed is None:
-            failed = next(((i, c.returncode) for i, c in enumerate(children)
-                           if c.returncode != 0), None)
     finally:
         _stop(children)
     if failed is None:
