@@ -81,7 +81,7 @@ def checks(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO),
            "NETTRAIN_RUNS": str(folder / "runs"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
     return json.loads(line[len("RESULT"):])

@@ -18,8 +18,8 @@ of every global batch.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nettrain.config.schema import Config
 
@@ -94,7 +94,7 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
     from keras import callbacks as keras_callbacks
 
     n = len(x)
-    processes, index = _processes()
+    processes, index = this_process()
     steps, rest = divmod(n, batch_size)
     model._symbolic_build(data_batch=_batch((x[:batch_size], y[:batch_size],
                                              None if w is None else w[:batch_size])))
@@ -145,7 +145,7 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
     return model.history
 
 
-def _processes() -> tuple[int, int]:
+def this_process() -> tuple[int, int]:
     """(processes, this one's index) under a distribution over several processes, else (1, 0)."""
     import jax
     from keras import distribution
@@ -244,8 +244,3 @@ def _compile(model: Any, donate: bool, scan: bool = True) -> Any:
     cache[scan] = jax.jit(epoch if scan else one, donate_argnums=0 if donate else (),
                           out_shardings=out_shardings)
     return cache[scan]
-
-
-def steps_per_call(samples: int, batch_size: int) -> int:
-    """The batches of one compiled call: the epoch's full batches (for the summary)."""
-    return max(1, math.floor(samples / batch_size))

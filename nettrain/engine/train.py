@@ -355,6 +355,9 @@ def _fit(prepared: Prepared, path: Path, display: progress.Display, args: dict[s
     RunRecord(path).annotate(training={"loop": "model.fit" if why else "fused",
                                        "backend": keras.backend.backend(),
                                        **({"not_fused": why} if why and on_jax else {})})
+    if why is not None and jax_fused.this_process()[0] > 1:
+        raise RunError(f"Training over several processes needs the fused JAX path, and this "
+                       f"config cannot take it: {why}.")
     if why is not None:
         if on_jax:
             display.note(f"Training with model.fit, not the fused JAX path: {why}.")
