@@ -1,7 +1,9 @@
 """The fused JAX training path: each epoch's steps compiled as one ``jax.lax.scan``.
 
 ``model.fit`` on JAX runs a Python loop over calls of ``steps_per_execution`` batches; here
-an epoch is one call of one XLA program over batches already on the device. Each step is
+the epoch's batches go to the device at once and, on an accelerator, an epoch is one call of
+one XLA program (a ``lax.scan`` over the batches). On CPU the calls unroll up to 32 steps
+each instead (XLA:CPU runs a convolution inside a loop about 10x slower). Each step is
 Keras's own ``model.train_step(state, batch)`` (``stateless_call``, the compiled loss,
 ``optimizer.stateless_apply``, the metric variables), so the weights are those of
 ``model.fit`` on the same batches, to float tolerance. Callbacks run as under ``model.fit``
@@ -27,6 +29,8 @@ from nettrain.config.schema import Config
 # without a figure, of DEFAULT_LIMIT bytes: CPU memory).
 MEMORY_SHARE = 0.5
 DEFAULT_LIMIT = 4 * 2**30
+CPU_PER_CALL = 32  # batches a compiled call unrolls on CPU (see _per_call)
+SCAN_ON_CPU = False  # the accelerators' lax.scan on CPU too (the tests check both ways)
 
 
 def refusal(config: Config, model: Any, arrays: tuple[Any, ...] | None) -> str | None:
@@ -116,7 +120,11 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
             batches = _place(tuple(None if a is None else _steps(a, rows[:steps * batch_size],
                                                                  steps, processes, index)
                                    for a in (x, y, w)), processes, stacked=True)
-            step_logs, state = run_epoch(state, batches)
+            per_call = _per_call(steps)
+            for start in range(0, steps, per_call):
+                part = batches if per_call == steps else jax.tree_util.tree_map(
+                    lambda a, s=start: a[s:s + per_call], batches)
+                step_logs, state = run_epoch(state, part)
         if rest:  # the short last batch: its own (smaller) program, compiled once
             last = rows[steps * batch_size:]
             # Rows that do not split among the processes go whole to each one: the mean of a
@@ -143,6 +151,30 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
         model.optimizer.finalize_variable_values(model.trainable_weights)
     callbacks.on_train_end(logs=logs)
     return model.history
+
+
+def describe(samples: int, batch_size: int) -> str:
+    """One line for the user: what the fused path does with this fit."""
+    steps = max(1, samples // batch_size)
+    how = "one lax.scan an epoch" if _scans() else \
+        f"{_per_call(steps)} steps a call, unrolled on CPU"
+    return f"Training fused on JAX: the epoch's batches on the device, {how}."
+
+
+def _per_call(steps: int) -> int:
+    """Batches per compiled call: the whole epoch on an accelerator; on CPU at most
+    CPU_PER_CALL, as equal calls (XLA:CPU runs a convolution inside a loop about 10x slower
+    than unrolled, so on CPU each call's steps are unrolled, as Keras's steps_per_execution)."""
+    if _scans():
+        return steps
+    return -(-steps // -(-steps // CPU_PER_CALL))
+
+
+def _scans() -> bool:
+    """Whether an epoch is one ``lax.scan``: on an accelerator (or with SCAN_ON_CPU)."""
+    import jax
+
+    return SCAN_ON_CPU or jax.default_backend() != "cpu"
 
 
 def this_process() -> tuple[int, int]:
@@ -216,8 +248,9 @@ def _write_back(model: Any, state: tuple[list[Any], ...]) -> None:
 
 
 def _compile(model: Any, donate: bool, scan: bool = True) -> Any:
-    """The jit-compiled epoch (a ``lax.scan`` of ``model.train_step`` over stacked batches)
-    or, with ``scan`` false, one step. Cached on the model, so each compiles once a fit."""
+    """The jit-compiled run of ``model.train_step`` over stacked batches (a ``lax.scan`` on an
+    accelerator, unrolled on CPU) or, with ``scan`` false, one step. Cached on the model; jax
+    compiles once per number of batches (at most two a fit: the equal calls and the last)."""
     import jax
 
     cache = model.__dict__.setdefault("_nettrain_fused", {})
@@ -229,8 +262,12 @@ def _compile(model: Any, donate: bool, scan: bool = True) -> Any:
         return state, logs
 
     def epoch(state: Any, batches: Any) -> Any:
-        state, logs = jax.lax.scan(step, state, batches)
-        return jax.tree_util.tree_map(lambda v: v[-1], logs), state
+        if _scans():
+            state, logs = jax.lax.scan(step, state, batches)
+            return jax.tree_util.tree_map(lambda v: v[-1], logs), state
+        for i in range(jax.tree_util.tree_leaves(batches)[0].shape[0]):  # unrolled (_per_call)
+            state, logs = step(state, jax.tree_util.tree_map(lambda a, i=i: a[i], batches))
+        return logs, state
 
     def one(state: Any, batch: Any) -> Any:
         state, logs = step(state, batch)

@@ -365,9 +365,9 @@ def _fit(prepared: Prepared, path: Path, display: progress.Display, args: dict[s
         model_fit(**args, **kwargs)
         return
     assert arrays is not None
-    display.note("Training fused: each epoch is one compiled JAX call (jax.lax.scan).")
-    n = len(arrays[0])
-    jax_fused.fit(prepared.model, *arrays, batch_size=_plan(prepared).train.batch_size,
+    n, batch_size = len(arrays[0]), _plan(prepared).train.batch_size
+    display.note(jax_fused.describe(n, batch_size))
+    jax_fused.fit(prepared.model, *arrays, batch_size=batch_size,
                   epochs=kwargs["epochs"], initial_epoch=kwargs["initial_epoch"],
                   order=(lambda epoch: pipeline.shuffled(n, config.seed, epoch))
                   if config.fit.shuffle else None,
