@@ -99,7 +99,10 @@ def _rows(records: dict[str, dict[str, Any]]) -> list[str]:
         nt = r["median"]["nettrain"].get("samples_per_second")
         if "samples_per_second_limit" in r and nt:
             limit = r["samples_per_second_limit"]
-            rows.append(f"| | the machine's float32 matmul limit | {limit:,} samples/s "
+            bound = "the machine's float32 matmul limit" if "shapes" in r["matmul"] else \
+                ("the old matmul figure (one TF shape: not an upper bound; see the backends "
+                 "table)")
+            rows.append(f"| | {bound} | {limit:,} samples/s "
                         f"({r['matmul']['gflops']} GFLOP/s) | | nettrain at "
                         f"{nt / limit:.0%} of it | how close | - |")
     r = records.get("cnn")

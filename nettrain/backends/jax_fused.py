@@ -2,8 +2,10 @@
 
 ``model.fit`` on JAX runs a Python loop over calls of ``steps_per_execution`` batches; here
 the epoch's batches go to the device at once and, on an accelerator, an epoch is one call of
-one XLA program (a ``lax.scan`` over the batches). On CPU the calls unroll up to 32 steps
-each instead (XLA:CPU runs a convolution inside a loop about 10x slower). Each step is
+one XLA program (a ``lax.scan`` over the batches). On CPU each batch is one call of the
+compiled step, picked from the epoch's arrays on the device, with no callback between them:
+XLA:CPU runs a convolution inside a loop about 10x slower, and unrolling 32 steps took
+minutes to compile under load. Each step is
 Keras's own ``model.train_step(state, batch)`` (``stateless_call``, the compiled loss,
 ``optimizer.stateless_apply``, the metric variables), so the weights are those of
 ``model.fit`` on the same batches, to float tolerance. Callbacks run as under ``model.fit``
@@ -29,7 +31,6 @@ from nettrain.config.schema import Config
 # without a figure, of DEFAULT_LIMIT bytes: CPU memory).
 MEMORY_SHARE = 0.5
 DEFAULT_LIMIT = 4 * 2**30
-CPU_PER_CALL = 32  # batches a compiled call unrolls on CPU (see _per_call)
 SCAN_ON_CPU = False  # the accelerators' lax.scan on CPU too (the tests check both ways)
 
 
@@ -120,11 +121,11 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
             batches = _place(tuple(None if a is None else _steps(a, rows[:steps * batch_size],
                                                                  steps, processes, index)
                                    for a in (x, y, w)), processes, stacked=True)
-            per_call = _per_call(steps)
-            for start in range(0, steps, per_call):
-                part = batches if per_call == steps else jax.tree_util.tree_map(
-                    lambda a, s=start: a[s:s + per_call], batches)
-                step_logs, state = run_epoch(state, part)
+            if _scans():
+                step_logs, state = run_epoch(state, batches)
+            else:
+                for i in range(steps):
+                    step_logs, state = run_epoch(state, batches, i)
         if rest:  # the short last batch: its own (smaller) program, compiled once
             last = rows[steps * batch_size:]
             # Rows that do not split among the processes go whole to each one: the mean of a
@@ -156,18 +157,9 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
 def describe(samples: int, batch_size: int) -> str:
     """One line for the user: what the fused path does with this fit."""
     steps = max(1, samples // batch_size)
-    how = "one lax.scan an epoch" if _scans() else \
-        f"{_per_call(steps)} steps a call, unrolled on CPU"
+    how = f"one lax.scan of {steps} steps an epoch" if _scans() else \
+        f"{steps} compiled steps an epoch, no callback between them (on CPU)"
     return f"Training fused on JAX: the epoch's batches on the device, {how}."
-
-
-def _per_call(steps: int) -> int:
-    """Batches per compiled call: the whole epoch on an accelerator; on CPU at most
-    CPU_PER_CALL, as equal calls (XLA:CPU runs a convolution inside a loop about 10x slower
-    than unrolled, so on CPU each call's steps are unrolled, as Keras's steps_per_execution)."""
-    if _scans():
-        return steps
-    return -(-steps // -(-steps // CPU_PER_CALL))
 
 
 def _scans() -> bool:
@@ -248,9 +240,9 @@ def _write_back(model: Any, state: tuple[list[Any], ...]) -> None:
 
 
 def _compile(model: Any, donate: bool, scan: bool = True) -> Any:
-    """The jit-compiled run of ``model.train_step`` over stacked batches (a ``lax.scan`` on an
-    accelerator, unrolled on CPU) or, with ``scan`` false, one step. Cached on the model; jax
-    compiles once per number of batches (at most two a fit: the equal calls and the last)."""
+    """The jit-compiled ``model.train_step`` over the epoch's stacked batches: a ``lax.scan``
+    on an accelerator; on CPU one step on batch ``i`` of them. With ``scan`` false: one step on
+    one batch (the short last one). Cached on the model, so each compiles once a fit."""
     import jax
 
     cache = model.__dict__.setdefault("_nettrain_fused", {})
@@ -262,11 +254,13 @@ def _compile(model: Any, donate: bool, scan: bool = True) -> Any:
         return state, logs
 
     def epoch(state: Any, batches: Any) -> Any:
-        if _scans():
-            state, logs = jax.lax.scan(step, state, batches)
-            return jax.tree_util.tree_map(lambda v: v[-1], logs), state
-        for i in range(jax.tree_util.tree_leaves(batches)[0].shape[0]):  # unrolled (_per_call)
-            state, logs = step(state, jax.tree_util.tree_map(lambda a, i=i: a[i], batches))
+        state, logs = jax.lax.scan(step, state, batches)
+        return jax.tree_util.tree_map(lambda v: v[-1], logs), state
+
+    def indexed(state: Any, batches: Any, i: Any) -> Any:  # batch i of the epoch's
+        batch = jax.tree_util.tree_map(
+            lambda a: jax.lax.dynamic_index_in_dim(a, i, keepdims=False), batches)
+        state, logs = step(state, batch)
         return logs, state
 
     def one(state: Any, batch: Any) -> Any:
@@ -278,6 +272,7 @@ def _compile(model: Any, donate: bool, scan: bool = True) -> Any:
 
     if distribution.distribution() is not None:
         out_shardings = (None, model._get_state_sharding_spec())
-    cache[scan] = jax.jit(epoch if scan else one, donate_argnums=0 if donate else (),
+    run = (epoch if _scans() else indexed) if scan else one
+    cache[scan] = jax.jit(run, donate_argnums=0 if donate else (),
                           out_shardings=out_shardings)
     return cache[scan]
