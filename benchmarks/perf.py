@@ -67,6 +67,18 @@ def fit(self, *args, callbacks=None, **kwargs):
     return _fit(self, *args, callbacks=[*(callbacks or []), _EpochTimes()], **kwargs)
 
 keras.Model.fit = fit
+if os.environ.get("KERAS_BACKEND") == "jax":  # nettrain's fused path calls no Model.fit
+    try:
+        from nettrain.backends import jax_fused
+    except ImportError:  # another checkout, without it
+        jax_fused = None
+    if jax_fused is not None:
+        _fused = jax_fused.fit
+
+        def fused(*args, callbacks=(), **kwargs):
+            return _fused(*args, callbacks=[*callbacks, _EpochTimes()], **kwargs)
+
+        jax_fused.fit = fused
 try:
     if sys.argv[1] == "-m":
         sys.argv = sys.argv[2:]
@@ -103,7 +115,8 @@ y = keras.utils.to_categorical(data["y"], 10)
 model = keras.Sequential([keras.Input((784,)),
                           keras.layers.Dense(500, activation="sigmoid"),
                           keras.layers.Dense(10, activation="softmax")])
-model.compile(keras.optimizers.SGD(0.5), "categorical_crossentropy", metrics=["accuracy"])
+model.compile(keras.optimizers.SGD(0.5), "categorical_crossentropy", metrics=["accuracy"],
+              steps_per_execution=int(sys.argv[4]) if len(sys.argv) > 4 else 1)
 model.fit(x, y, epochs=int(sys.argv[2]), batch_size=128)
 model.save(sys.argv[3] + "/model.keras")
 """
@@ -187,20 +200,23 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory or 0, 1),
             "avx512": "avx512f" in flags, "platform": platform.platform(),
             "python": platform.python_version(),
-            **{name: version(name) for name in ("keras", "tensorflow", "numpy")}}
+            **{name: version(name) for name in ("keras", "tensorflow", "numpy", "jax")}}
 
 
 def _env(**extra: str) -> dict[str, str]:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO), **extra}
 
 
-def measure(command: list[str], folder: Path, timed: bool = True) -> dict[str, Any]:
+def measure(command: list[str], folder: Path, timed: bool = True,
+            backend: str | None = None) -> dict[str, Any]:
     """Run ``command`` (arguments after ``python``) in its own process, under the epoch-timing
-    wrapper when ``timed``; its wall time, peak RSS and epoch times."""
+    wrapper when ``timed`` and on the Keras ``backend`` given (default: Keras's own choice,
+    TensorFlow); its wall time, peak RSS and epoch times."""
     epochs = folder / f"epochs-{time.monotonic_ns()}-{threading.get_ident()}.json"
     wrapper = folder / "wrapper.py"
     full = [sys.executable, *([str(wrapper)] if timed else []), *command]
-    env = _env(NETTRAIN_RUNS=str(folder / "runs"), NETTRAIN_BENCH_EPOCHS=str(epochs))
+    env = _env(NETTRAIN_RUNS=str(folder / "runs"), NETTRAIN_BENCH_EPOCHS=str(epochs),
+               **({"KERAS_BACKEND": backend} if backend else {}))
     rc, wall, peak = time_command(full, env=env, cwd=folder)
     if rc != 0:
         subprocess.run(full, env=env, cwd=folder)  # again, showing what it printed
@@ -212,12 +228,15 @@ def measure(command: list[str], folder: Path, timed: bool = True) -> dict[str, A
 
 
 def pairs(sides: dict[str, Any], n: int, folder: Path) -> dict[str, list[dict[str, Any]]]:
-    """Run each side ``n`` times, alternating (nettrain first in even pairs, plain in odd)."""
+    """Run each side ``n`` times, alternating (nettrain first in even pairs, plain in odd).
+    A side gives its command, or (command, Keras backend)."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
     names = list(sides)
     for i in range(n):
         for name in (names if i % 2 == 0 else names[::-1]):
-            runs[name].append(measure(sides[name](i), folder))
+            spec = sides[name](i)
+            command, backend = spec if isinstance(spec, tuple) else (spec, None)
+            runs[name].append(measure(command, folder, backend=backend))
             print(name, runs[name][-1]["seconds"], file=sys.stderr, flush=True)
     return runs
 
@@ -286,9 +305,10 @@ def bench_mnist(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
               "runs": runs, **summarise(runs, n)}
     # The machine's limit: flops a sample costs, forward 2*784*500 + 2*500*10; backward the
     # weight gradients (the same again) and the hidden layer's input gradient 2*500*10 (none
-    # for the input).
+    # for the input), at the best GEMM rate measured on any of the shapes: an upper bound
+    # (the sigmoid, softmax, loss and update cost more, never less).
     limit = result["matmul"] = bench_matmul(args, folder)
-    per_sample = 4 * 784 * 500 + 6 * 500 * 10
+    per_sample = MLP_FLOPS_PER_SAMPLE
     result["samples_per_second_limit"] = round(limit["gflops"] * 1e9 / per_sample)
     result["samples_per_second_limit_batch_128"] = round(
         limit["gflops_batch_128"] * 1e9 / per_sample)
@@ -299,6 +319,8 @@ def bench_mnist(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             nt / result["samples_per_second_limit_batch_128"], 3)
     return result
 
+
+MLP_FLOPS_PER_SAMPLE = 4 * 784 * 500 + 6 * 500 * 10
 
 VARIANTS = {"verbose_1": "fit.verbose=1", "steps_per_execution_1": "compile.steps_per_execution=1",
             "jit_compile_true": "compile.jit_compile=true"}
@@ -341,6 +363,32 @@ def bench_digits(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     return {"work": "configs/digits_mlp.yaml against benchmarks/fit_overhead.py's plain script "
                     "(same split, layers, EarlyStopping, CSVLogger, evaluation, three formats)",
             "runs": runs, **summarise(runs)}
+
+
+def bench_backends(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """Issue 20: the seed MNIST MLP and the small CNN, nettrain and the plain script on each
+    backend (TensorFlow, JAX; Keras's best setting, steps_per_execution 32, for the MLP), all
+    sides alternated in one run, and the machine's upper bound of the MLP's samples/s."""
+    result: dict[str, Any] = {}
+    for name, (n, epochs, shape, config_text, plain_text) in {
+            "mnist": ((1_000, 2) if args.small else (60_000, 8)) + ((28, 28), MNIST_CONFIG,
+                                                                   MNIST_PLAIN),
+            "cnn": ((512, 2) if args.small else (10_000, 3)) + ((28, 28, 1), CNN_CONFIG,
+                                                               CNN_PLAIN)}.items():
+        data = _images(folder, n, shape)
+        config, sides = _fit_sides(folder, name, config_text, plain_text, data, epochs)
+        plain = sides["plain_keras"]
+        sides["nettrain_jax"] = lambda i, c=config: (["-m", "nettrain", "fit", str(c)], "jax")
+        sides["plain_jax"] = lambda i, p=plain: (p(i), "jax")
+        if name == "mnist":  # Keras's best setting on each backend
+            sides["plain_keras_spe32"] = lambda i, p=plain: [*p(i), "32"]
+            sides["plain_jax_spe32"] = lambda i, p=plain: ([*p(i), "32"], "jax")
+        runs = pairs(sides, args.pairs, folder)
+        result[name] = {"work": f"{name}: {n:,} samples, {epochs} epochs", "runs": runs,
+                        **summarise(runs, n)}
+    limit = result["matmul"] = bench_matmul(args, folder)
+    result["samples_per_second_limit"] = round(limit["gflops"] * 1e9 / MLP_FLOPS_PER_SAMPLE)
+    return result
 
 
 def bench_startup(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
@@ -423,32 +471,12 @@ def bench_predict(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 
 def bench_matmul(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    """float32 GFLOP/s of a large matmul shaped like the MLP's first layer, in one process."""
-    code = """\
-import json, sys, time
-import tensorflow as tf
-
-def gflops(rows, repeat):
-    a, b = tf.random.normal((rows, 784)), tf.random.normal((784, 500))
-
-    @tf.function
-    def f():  # the matmuls in one graph: no Python between them
-        return tf.reduce_sum(tf.foldl(lambda acc, i: acc + tf.matmul(a, b)[0, 0],
-                                      tf.range(repeat), initializer=0.0))
-    f().numpy()
-    best = 0
-    for _ in range(5):
-        start = time.perf_counter()
-        f().numpy()
-        best = max(best, 2 * rows * 784 * 500 * repeat / (time.perf_counter() - start) / 1e9)
-    return round(best, 1)
-
-rows, repeat = (8192, 20) if sys.argv[1] == "full" else (256, 2)
-print(json.dumps({"gflops": gflops(rows, repeat), "shape": f"{rows}x784 @ 784x500",
-                  "gflops_batch_128": gflops(128, 25 * repeat), "shape_batch_128": "128x784 @ 784x500",
-                  "threads": tf.config.threading.get_intra_op_parallelism_threads()}))
-"""
-    out = subprocess.run([sys.executable, "-c", code, "small" if args.small else "full"],
+    """The machine's peak float32 GEMM rate on the MLP's shapes: the best of NumPy's BLAS and
+    XLA (JAX), each GEMM of a training step at batch 128 and at 8,192 rows, and a 2048-cube
+    (see :data:`matmul.CODE`); the upper bound of samples/s is that peak over the FLOPs of a
+    sample's forward and backward passes."""
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "matmul.py"),
+                          "small" if args.small else "full"],
                          capture_output=True, text=True, env=_env(), check=True)
     return json.loads(out.stdout)
 
@@ -460,8 +488,9 @@ def _out(folder: Path, name: str, i: int) -> Path:
 
 
 BENCHES = {"mnist": bench_mnist, "cnn": bench_cnn, "xor": bench_xor, "digits": bench_digits,
-           "startup": bench_startup, "predict": bench_predict, "matmul": bench_matmul}
+           "startup": bench_startup, "backends": bench_backends, "predict": bench_predict, "matmul": bench_matmul}
 ALL = ("mnist", "cnn", "xor", "digits", "startup", "predict")  # mnist measures matmul too
+# backends (issue 20) runs alone: python benchmarks/perf.py backends, then report
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

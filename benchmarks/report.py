@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict", "serve_load")
+NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict", "serve_load", "backends")
 
 # Issue 9's targets: the largest ratio nettrain / plain (whole process) each may have.
 RATIO_GOALS = {"mnist": 1 / 1.3, "cnn": 1.0, "xor": 1.1, "digits": 1.1, "predict": 1.2}
@@ -57,7 +57,7 @@ def render(records: dict[str, dict[str, Any]], command: str) -> str:
         "after each benchmark says how quiet the machine was.", "",
         "| target | measure | nettrain | plain Keras | ratio nettrain / plain | goal | met |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        *_rows(records), "",
+        *_rows(records), "", *_backend_rows(records.get("backends")),
         "Each benchmark's work, peak memory and spread:", "",
         "| benchmark | work | peak RSS nettrain / plain | seconds, fastest-slowest: nettrain; "
         "plain | load average before, after |",
@@ -102,7 +102,10 @@ def _rows(records: dict[str, dict[str, Any]]) -> list[str]:
         nt = r["median"]["nettrain"].get("samples_per_second")
         if "samples_per_second_limit" in r and nt:
             limit = r["samples_per_second_limit"]
-            rows.append(f"| | the machine's float32 matmul limit | {limit:,} samples/s "
+            bound = "the machine's float32 matmul limit" if "shapes" in r["matmul"] else \
+                ("the old matmul figure (one TF shape: not an upper bound; see the backends "
+                 "table)")
+            rows.append(f"| | {bound} | {limit:,} samples/s "
                         f"({r['matmul']['gflops']} GFLOP/s) | | nettrain at "
                         f"{nt / limit:.0%} of it | how close | - |")
     r = records.get("cnn")
@@ -132,6 +135,64 @@ def _rows(records: dict[str, dict[str, Any]]) -> list[str]:
                         f"{a:.0f} and {b:.0f} MiB | | {mem['growth']:+.0%} | bounded (at most "
                         f"{MEMORY_GOAL:+.0%}) | {_met(mem['growth'] <= MEMORY_GOAL)} |")
     return rows
+
+
+# Issue 20's goals (benchmark ``backends``): nettrain on its fastest backend (JAX, the fused
+# path) against the plain TensorFlow script, and each backend against its own plain script.
+GOALS_20 = {"mnist_whole": 1.5, "mnist_samples": 1.3, "cnn_whole": 1.2}
+
+
+def _backend_rows(r: dict[str, Any] | None) -> list[str]:
+    """The table of issue 20's goals: speed-ups (plain / nettrain, above 1: nettrain faster)."""
+    if not r:
+        return []
+    mnist, cnn = r["mnist"]["median"], r["cnn"]["median"]
+
+    def whole(m: dict[str, Any], side: str, against: str) -> float:
+        return m[against]["seconds"] / m[side]["seconds"]
+
+    def rate(m: dict[str, Any], side: str) -> int:
+        return m[side].get("samples_per_second") or 0
+
+    best_tf = max(rate(mnist, "plain_keras"), rate(mnist, "plain_keras_spe32"))
+    nt = rate(mnist, "nettrain_jax")
+    limit = r["samples_per_second_limit"]
+    rows = ["## Backends and speed (issue 20)", "",
+            f"`{r['command']}`: every side alternated in one run, {r.get('pairs')} pair(s), "
+            f"medians; load average {_load(r)} (before, after). nettrain on JAX takes the "
+            "fused path (an epoch a compiled call). Speed-ups are plain / nettrain (above 1: "
+            "nettrain faster).", "",
+            "| target | measure | figures | goal | met |", "| --- | --- | --- | --- | --- |"]
+    s = whole(mnist, "nettrain_jax", "plain_keras")
+    rows.append(f"| seed MNIST MLP | whole process, nettrain on JAX vs the plain TF script | "
+                f"{mnist['nettrain_jax']['seconds']:.1f} s vs {mnist['plain_keras']['seconds']:.1f}"
+                f" s: **{s:.2f}x** | at least {GOALS_20['mnist_whole']}x | "
+                f"{_met(s >= GOALS_20['mnist_whole'])} |")
+    rows.append(f"| | samples/s after the first epoch vs Keras-on-TF's best (steps_per_execution "
+                f"1 or 32) | {nt:,} vs {best_tf:,}: **{nt / best_tf:.2f}x**; Keras on JAX "
+                f"(32): {rate(mnist, 'plain_jax_spe32'):,}; nettrain on TF: "
+                f"{rate(mnist, 'nettrain'):,} | at least {GOALS_20['mnist_samples']}x | "
+                f"{_met(nt >= GOALS_20['mnist_samples'] * best_tf)} |")
+    rows.append(f"| | share of the upper bound (best GEMM rate {r['matmul']['gflops']} GFLOP/s "
+                f"over 1.598 MFLOP a sample) | {limit:,} samples/s: nettrain on JAX at "
+                f"**{nt / limit:.0%}** | stated | - |")
+    s = whole(cnn, "nettrain_jax", "plain_keras")
+    rows.append(f"| small CNN | whole process, nettrain on JAX vs the plain TF script | "
+                f"{cnn['nettrain_jax']['seconds']:.1f} s vs {cnn['plain_keras']['seconds']:.1f} s:"
+                f" **{s:.2f}x** | at least {GOALS_20['cnn_whole']}x | "
+                f"{_met(s >= GOALS_20['cnn_whole'])} |")
+    for label, m in (("seed MNIST MLP", mnist), ("small CNN", cnn)):
+        for backend, side, plain in (("TensorFlow", "nettrain", "plain_keras"),
+                                     ("JAX", "nettrain_jax", "plain_jax")):
+            s = whole(m, side, plain)
+            rows.append(f"| {label} | whole process on {backend}, nettrain vs the plain script "
+                        f"on it | {m[side]['seconds']:.1f} s vs {m[plain]['seconds']:.1f} s: "
+                        f"**{s:.2f}x** | no slower | {_met(s >= 1.0)} |")
+    rows.append("| | on PyTorch | not measured: backend selection (and nettrain on torch) is "
+                "another branch of issue 20 | no slower | - |")
+    rows.append("| GPU, MLP batch 128 | samples/s vs plain `fit` | not measured: no GPU machine "
+                "was lent to this session | at least 10x | - |")
+    return [*rows, ""]
 
 
 def _whole(label: str, r: dict[str, Any], goal: float, goal_text: str) -> str:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.text import Text
@@ -50,6 +50,20 @@ def fit(
         "--quiet", "-q", help="Print only the run directory (on stdout), warnings and errors.")
     ] = False,
     debug: Debug = False,
+    processes: Annotated[Optional[int], typer.Option(
+        "--processes", metavar="N",
+        help="Train data-parallel in N processes on this machine (JAX's distributed runtime).")
+    ] = None,
+    coordinator: Annotated[Optional[str], typer.Option(
+        "--coordinator", metavar="HOST:PORT",
+        help="Across machines: the address of process 0 (with --process-id, --num-processes).")
+    ] = None,
+    process_id: Annotated[Optional[int], typer.Option(
+        "--process-id", metavar="I", help="Across machines: this process's number, 0 to N-1.")
+    ] = None,
+    num_processes: Annotated[Optional[int], typer.Option(
+        "--num-processes", metavar="N", help="Across machines: how many processes train.")
+    ] = None,
 ) -> None:
     """Train a model; write its run directory and print its path.
 
@@ -62,6 +76,8 @@ def fit(
     --print-config prints the resolved config on stderr, then trains.
 
     MLflow: --track http://127.0.0.1:5000 (or a tracking: section in the config).
+    Several processes (JAX): nettrain fit configs/digits_mlp.yaml --processes 2; across
+    machines, on each: --coordinator HOST:PORT --process-id I --num-processes N.
     """
     with _errors(debug):
         overrides = list(overrides or [])
@@ -98,6 +114,19 @@ def fit(
             if track is not None:
                 overrides.append(track_override(tracked, track))
                 tracked = load_config(config or resume / rundir.CONFIG, overrides)
+        from nettrain.backends import distributed
+
+        distributed.check(coordinator, process_id, num_processes, processes)
+        if processes is not None and processes > 1:
+            _launch(processes, config, overrides, run_dir, resume, allow_changed_data, quiet,
+                    debug, cfg if resume is None else None)
+            return
+        scratch = None
+        if process_id is not None:
+            if process_id > 0:  # process 0 alone writes the run directory
+                scratch = distributed.scratch_dir(process_id, resume)
+                run_dir, resume = (None, scratch) if resume is not None else (scratch, None)
+            distributed.join(coordinator, process_id, num_processes)
         _load_keras(debug)
         from nettrain.engine import progress, train
         from nettrain.run import directory as rundir
@@ -108,7 +137,7 @@ def fit(
         display = progress.Display(common.err, quiet=quiet)
         logger = None
         hooks: dict = {}
-        if tracked.tracking is not None:
+        if tracked.tracking is not None and scratch is None:  # process 0 alone logs
             from nettrain.tracking.logger import RunLogger
 
             logger = RunLogger(tracked, echo=echo)
@@ -139,7 +168,33 @@ def fit(
                         run.config, epochs, stopped_by(path, run.config) if early else None)
         if logged_note(logger) and not quiet:
             echo(logged_note(logger))
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch.parent if resume is not None else scratch,
+                          ignore_errors=True)
+            return
         common.out.print(shown(path), highlight=False, markup=False, soft_wrap=True)
+
+
+def _launch(processes: int, config: Path | None, overrides: list[str], run_dir: Path | None,
+            resume: Path | None, allow_changed_data: bool, quiet: bool, debug: bool,
+            cfg: Any) -> None:
+    """``fit --processes N``: the same fit in N processes joined on this machine."""
+    from nettrain.backends import distributed
+    from nettrain.run import directory as rundir
+
+    distributed.use_jax()
+    arguments = [*([str(config)] if config is not None else []), *overrides]
+    if resume is None:  # made here, so a failure can name it
+        run_dir = rundir.create_run_dir(cfg, run_dir)
+        arguments += ["--run-dir", str(run_dir)]
+    else:
+        run_dir = resume
+        arguments += ["--resume", str(resume)]
+    arguments += [flag for flag, on in (("--allow-changed-data", allow_changed_data),
+                                        ("--quiet", quiet), ("--debug", debug)) if on]
+    distributed.launch(arguments, processes, run_dir)
 
 
 @app.command()

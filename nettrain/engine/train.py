@@ -293,7 +293,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
                          "lines)...")
         # Anything printed while training goes to stderr: stdout is kept for the run directory.
         with contextlib.redirect_stdout(sys.stderr), display.training(shown):
-            model.fit(**args, **kwargs)
+            _fit(prepared, path, display, args, kwargs)
         # history.csv is whole now: draw history.png while the model is evaluated and saved
         # (importing matplotlib and drawing takes about 0.8 s of one core, mostly in Python,
         # while TensorFlow's evaluation runs outside the GIL).
@@ -344,6 +344,44 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
     rundir.write_json(path / rundir.METRICS, metrics)
     RunRecord(path).completed(formats, checkpoint.completed)
     return path
+
+
+def _fit(prepared: Prepared, path: Path, display: progress.Display, args: dict[str, Any],
+         kwargs: dict[str, Any]) -> None:
+    """``model.fit``, or on JAX the fused path (:mod:`nettrain.backends.jax_fused`) when it
+    can run the same training; run.json's ``training`` says which ran, and why not fused."""
+    import keras
+
+    from nettrain.backends import jax_fused
+    from nettrain.data import pipeline
+
+    config, data = prepared.config, prepared.data
+    x = None if data.stream else data.x["train"]
+    arrays = None if x is None or pipeline.needs_dataset(x) else \
+        (x, data.y["train"], data.w.get("train"))
+    why = jax_fused.refusal(config, prepared.model, arrays)
+    on_jax = keras.backend.backend() == "jax"
+    RunRecord(path).annotate(training={"loop": "model.fit" if why else "fused",
+                                       "backend": keras.backend.backend(),
+                                       **({"not_fused": why} if why and on_jax else {})})
+    if why is not None and jax_fused.this_process()[0] > 1:
+        raise RunError(f"Training over several processes needs the fused JAX path, and this "
+                       f"config cannot take it: {why}.")
+    if why is not None:
+        if on_jax:
+            display.note(f"Training with model.fit, not the fused JAX path: {why}.")
+        model_fit = prepared.model.fit
+        model_fit(**args, **kwargs)
+        return
+    assert arrays is not None
+    n, batch_size = len(arrays[0]), _plan(prepared).train.batch_size
+    display.note(jax_fused.describe(n, batch_size))
+    jax_fused.fit(prepared.model, *arrays, batch_size=batch_size,
+                  epochs=kwargs["epochs"], initial_epoch=kwargs["initial_epoch"],
+                  order=(lambda epoch: pipeline.shuffled(n, config.seed, epoch))
+                  if config.fit.shuffle else None,
+                  callbacks=kwargs["callbacks"], validation_data=kwargs.get("validation_data"),
+                  validation_freq=kwargs["validation_freq"])
 
 
 def _history_png(path: Path, title: str, echo: Any) -> None:

@@ -1,0 +1,185 @@
+"""Data-parallel training over several processes on JAX's distributed runtime.
+
+``nettrain fit CONFIG --processes N`` starts N processes on this machine (:func:`launch`);
+across machines each one is started by hand with ``--coordinator HOST:PORT --process-id I
+--num-processes N``. Each process calls :func:`join` before Keras builds anything:
+``jax.distributed.initialize`` (gloo collectives on CPU) and
+``keras.distribution.DataParallel(auto_shard_dataset=False)`` over the devices of every
+process, so each variable is replicated and the gradients are averaged across processes.
+Each process loads the same data (same seed, same split) and feeds its own share of every
+global batch (:mod:`nettrain.backends.jax_fused`): the weights are those of one process on
+the global batch, to float tolerance. Process 0 alone writes the run directory; the others
+work in a scratch directory of their own (:func:`scratch_dir`), removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nettrain.errors import RunError, UsageError
+from nettrain.text import command
+
+# Seconds a process whose peer is gone waits before JAX's runtime stops it (when no launcher
+# does it first), and seconds the launcher gives the others to end before killing them.
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 5
+
+
+def check(coordinator: str | None, process_id: int | None, num_processes: int | None,
+          processes: int | None) -> None:
+    """Refuse a wrong combination of the distributed options (UsageError, exit 2)."""
+    given = [name for name, value in (("--coordinator", coordinator),
+                                      ("--process-id", process_id),
+                                      ("--num-processes", num_processes)) if value is not None]
+    if processes is not None and given:
+        raise UsageError(f"--processes starts its processes on this machine itself; "
+                         f"received also {', '.join(given)}. Give --processes N alone, or "
+                         "--coordinator HOST:PORT --process-id I --num-processes N on each "
+                         "machine.")
+    if processes is not None and processes < 1:
+        raise UsageError(f"--processes: expected 1 or more; received {processes}.")
+    if given and len(given) < 3:
+        missing = sorted({"--coordinator", "--process-id", "--num-processes"} - set(given))
+        raise UsageError(f"{', '.join(given)} without {', '.join(missing)}: a process of a "
+                         "multi-process run needs all three, e.g. --coordinator 10.0.0.1:1234 "
+                         "--process-id 0 --num-processes 2.")
+    if not given:
+        return
+    assert coordinator is not None and process_id is not None and num_processes is not None
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--coordinator: expected HOST:PORT (the address of process 0, e.g. "
+                         f"10.0.0.1:1234); received {coordinator!r}.")
+    if num_processes < 1 or not 0 <= process_id < num_processes:
+        raise UsageError(f"--process-id: expected 0 to {num_processes - 1} (--num-processes "
+                         f"{num_processes}); received {process_id}.")
+
+
+def use_jax() -> None:
+    """Make JAX the Keras backend of this process (before Keras is imported), or refuse."""
+    chosen = os.environ.get("KERAS_BACKEND")
+    if chosen not in (None, "", "jax"):
+        raise UsageError(f"Training over several processes runs on JAX's distributed runtime; "
+                         f"received KERAS_BACKEND={chosen}. Unset it or set KERAS_BACKEND=jax.")
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != "jax":
+            raise UsageError("Training over several processes needs the JAX backend, and "
+                             f"Keras was already imported with {keras.backend.backend()}.")
+    os.environ["KERAS_BACKEND"] = "jax"
+
+
+def join(coordinator: str, process_id: int, num_processes: int) -> None:
+    """Join the run's processes and train data-parallel over all their devices."""
+    use_jax()
+    _native_output_to_stderr()
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator,
+                                   num_processes=num_processes, process_id=process_id,
+                                   initialization_timeout=120,
+                                   heartbeat_timeout_seconds=HEARTBEAT_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - JAX raises plain RuntimeError/XlaRuntimeError
+        raise RunError(f"Process {process_id} of {num_processes} could not join the run at "
+                       f"{coordinator}: {' '.join(str(exc).split())[:300]}. Check that "
+                       "process 0 runs there and that the port is open.") from None
+    import keras
+
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
+
+
+def _native_output_to_stderr() -> None:
+    """Send what C++ code prints on file descriptor 1 (gloo's "[Gloo] Rank 0 is connected
+    ...") to stderr, keeping Python's sys.stdout on the real stdout: stdout is kept for the
+    run directory, so ``run=$(nettrain fit ...)`` works."""
+    sys.stdout.flush()
+    real = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(real, "w", buffering=1)
+
+
+def scratch_dir(process_id: int, resume: Path | None) -> Path:
+    """The directory a process other than 0 writes to: empty for a new run, a copy of the
+    run directory for a resume (made before joining, so before process 0 changes it)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"nettrain-process-{process_id}-"))
+    if resume is None:
+        return folder
+    copy = folder / "run"
+    shutil.copytree(resume, copy, ignore=shutil.ignore_patterns("*.lock", ".lock*"))
+    return copy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(arguments: list[str], processes: int, run_dir: Path, echo: Any = print) -> None:
+    """Run ``nettrain fit ARGUMENTS`` as ``processes`` processes joined on 127.0.0.1.
+
+    Process 0 shows its progress and prints the run directory; the others run quiet. When one
+    ends with an error or is killed, the others are stopped, and RunError says how to resume
+    ``run_dir`` (process 0's own message, for a config or data error, is its exit code).
+    """
+    coordinator = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    children = []
+    for i in range(processes):
+        argv = [sys.executable, "-m", "nettrain", "fit", *arguments, "--coordinator",
+                coordinator, "--process-id", str(i), "--num-processes", str(processes)]
+        if i:
+            argv.append("--quiet")
+        children.append(subprocess.Popen(argv, env=env,
+                                         stdout=None if i == 0 else subprocess.DEVNULL))
+    failed: tuple[int, int] | None = None
+    try:
+        while failed is None:
+            codes = [c.poll() for c in children]
+            ended = sorted(((code >= 0, i, code) for i, code in enumerate(codes)
+                            if code not in (None, 0)))  # a killed process first: the cause
+            if ended:
+                failed = ended[0][1:]
+            elif all(code == 0 for code in codes):
+                break
+            time.sleep(0.1)
+    finally:
+        _stop(children)
+    if failed is None:
+        return
+    index, code = failed
+    if code == 2:
+        raise SystemExit(code)  # the process said why: a config, data or usage error
+    how = f"was killed by signal {-code}" if code < 0 else f"ended with exit code {code}"
+    raise RunError(f"Process {index} of {processes} {how}; the other processes were stopped, "
+                   f"so the run stopped. The run directory {run_dir} keeps its completed "
+                   f"epochs. Continue with: "
+                   f"{command('nettrain', 'fit', '--resume', run_dir, '--processes', str(processes))}")
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    """End the processes still running: SIGTERM, then SIGKILL after GRACE_SECONDS (a process
+    waiting in a collective for a dead peer does not see SIGTERM)."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
+    for child in children:
+        try:
+            child.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

@@ -1,0 +1,118 @@
+"""The fused JAX training path (nettrain.backends.jax_fused): the weights of model.fit.
+
+One JAX process (KERAS_BACKEND is read once, at Keras's import, so the JAX side runs in a
+subprocess of its own) runs every check and prints their figures as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+SCRIPT = r"""
+import json, sys
+import numpy as np, keras, yaml
+from typer.testing import CliRunner
+from nettrain.backends import jax_fused
+from nettrain.cli import app
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(100, 5)).astype("float32")
+y = rng.integers(0, 3, 100)
+w = rng.uniform(0.5, 1.5, 100).astype("float32")
+
+def make():
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dropout(0.2),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+# 100 rows in batches of 16: 6 full batches (one lax.scan) and a short one of 4.
+fitted, fused = make(), make()
+fitted.fit(x, y, sample_weight=w, batch_size=16, epochs=3, shuffle=False, verbose=0)
+start = [v.copy() for v in fused.get_weights()]
+history = jax_fused.fit(fused, x, y, w, batch_size=16, epochs=3)
+jax_fused.SCAN_ON_CPU = True  # the accelerators' path: one lax.scan an epoch
+scanned = make()
+jax_fused.fit(scanned, x, y, w, batch_size=16, epochs=3)
+jax_fused.SCAN_ON_CPU = False
+out = {"diff": max(float(np.abs(a - b).max())
+                   for a, b in zip(fitted.get_weights(), fused.get_weights())),
+       "scan_diff": max(float(np.abs(a - b).max())
+                        for a, b in zip(fitted.get_weights(), scanned.get_weights())),
+       "moved": max(float(np.abs(a - b).max()) for a, b in zip(start, fused.get_weights())),
+       "iterations": [int(fitted.optimizer.iterations.numpy()),
+                      int(fused.optimizer.iterations.numpy())],
+       "epochs_logged": len(history.history["loss"])}
+
+# nettrain fit: fused by default on JAX; model.fit when compile.steps_per_execution is set.
+# Shuffled, validated, with EarlyStopping and a checkpoint: the same run either way.
+config = {"name": "t", "seed": 0,
+          "data": {"dataset": "iris", "validation_split": 0.2, "test_split": 0.2},
+          "model": {"layers": [{"Dense": {"units": 8, "activation": "relu"}},
+                               {"Dense": {"units": 3, "activation": "softmax"}}]},
+          "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy",
+                      "metrics": ["accuracy"]},
+          "fit": {"epochs": 3, "batch_size": 16,
+                  "callbacks": [{"EarlyStopping": {"monitor": "val_loss", "patience": 5}}]}}
+open("c.yaml", "w").write(yaml.safe_dump(config))
+runs = {}
+for name, extra in (("fused", []), ("fit", ["compile.steps_per_execution=1"])):
+    result = CliRunner().invoke(app, ["fit", "c.yaml", "--run-dir", name, *extra])
+    record = json.load(open(f"{name}/run.json"))
+    runs[name] = {"exit": result.exit_code, "output": result.output,
+                  "training": record.get("training"),
+                  "history": open(f"{name}/history.csv").read()}
+a = keras.saving.load_model("fused/model.keras").get_weights()
+b = keras.saving.load_model("fit/model.keras").get_weights()
+out["cli_diff"] = max(float(np.abs(u - v).max()) for u, v in zip(a, b))
+out["runs"] = runs
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def checks(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("fused")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO),
+           "NETTRAIN_RUNS": str(folder / "runs"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
+def test_fused_gives_the_weights_of_model_fit(checks: dict) -> None:
+    # Same seed, data, sample weights, dropout and momentum: equal to float tolerance; the
+    # weights moved, and the optimizer took every step (6 full batches + 1 short, 3 epochs).
+    assert checks["moved"] > 1e-3
+    assert checks["diff"] < 1e-6, checks["diff"]
+    assert checks["scan_diff"] < 1e-6, checks["scan_diff"]
+    assert checks["iterations"] == [21, 21]
+    assert checks["epochs_logged"] == 3
+
+
+def test_fit_on_jax_takes_the_fused_path_with_the_same_result(checks: dict) -> None:
+    fused, fit = checks["runs"]["fused"], checks["runs"]["fit"]
+    assert fused["exit"] == 0 and fit["exit"] == 0, fused["output"] + fit["output"]
+    assert fused["training"] == {"loop": "fused", "backend": "jax"}
+    assert "Training fused on JAX: the epoch's batches on the device" in fused["output"]
+    assert fit["training"]["loop"] == "model.fit"
+    assert "compile.steps_per_execution is 1" in fit["training"]["not_fused"]
+    assert "Training with model.fit, not the fused JAX path: compile.steps_per_execution " \
+           "is 1" in fit["output"]
+    # the same shuffled batches, validation and callbacks: the same history and weights
+    assert fused["history"].splitlines()[0] == fit["history"].splitlines()[0]
+    assert len(fused["history"].splitlines()) == 4
+    assert checks["cli_diff"] < 1e-5, checks["cli_diff"]
