@@ -12,11 +12,13 @@ from rich.console import Console
 
 from nettrain.cli import common
 from nettrain.cli.common import (
+    BackendOption,
     Debug,
     Overrides,
     _errors,
     _load_config,
     _load_keras,
+    _use_backend,
     _stop_cleanly_on_signals,
     app,
 )
@@ -47,6 +49,7 @@ def sweep(
     run_dir: Annotated[Optional[Path], typer.Option(
         "--run-dir", help="The sweep directory (default runs/STUDY-sweep); the same "
                           "directory again continues the sweep.")] = None,
+    backend: BackendOption = None,
     debug: Debug = False,
 ) -> None:
     """Search the config's sweep: section with Optuna; write best.yaml and plots.
@@ -60,7 +63,9 @@ def sweep(
     Example: nettrain sweep configs/digits_mlp.yaml --trials 20 --jobs 2
     """
     with _errors(debug):
-        cfg = _load_config(config, overrides or [], debug)
+        cfg = _load_config(config, [*(overrides or []),
+                                    *([f"backend={backend}"] if backend else [])], debug)
+        _use_backend(cfg)  # the trials' processes inherit it (KERAS_BACKEND)
         from nettrain.sweep import runner as sweeping
 
         plan = sweeping.prepare(cfg, str(config), run_dir, storage, study, trials)

@@ -147,10 +147,12 @@ class Display:
             view.stop()
 
     def summary(self, name: str, path: Path, metrics: dict[str, dict[str, float]],
-                config: Any, epochs: int | None, stopped: str | None = None) -> None:
+                config: Any, epochs: int | None, stopped: str | None = None,
+                backend: str | None = None) -> None:
         """The final table: metrics per split, then the best epoch (of ``epochs`` trained),
-        the callback that ``stopped`` the training early (if one did), the wall time since the
-        display was made and the run directory."""
+        the callback that ``stopped`` the training early (if one did), the Keras ``backend``
+        that trained (and why it was chosen), the wall time since the display was made and the
+        run directory."""
         if self.quiet:
             return
         from nettrain.run import directory as rundir
@@ -162,6 +164,7 @@ class Display:
                               f"{shown(best.text())}",
                 "Stopped early": stopped and f"at epoch {epochs} of {config.fit.epochs} by "
                                  f"{shown(stopped)}",
+                "Backend": backend and shown(backend),
                 "Wall time": duration(time.monotonic() - self.started),
                 "Run directory": shown(path)}
         for key, value in rows.items():
