@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from nettrain.backends import select
 from nettrain.cli import app
@@ -52,9 +53,10 @@ def _train_all(backend: str, folder: Path, train: bool = True) -> None:
                 runner.invoke(app, ["init", path, str(written)])
             path = written
         extra = ["fit.epochs=1", "fit.verbose=0"]
-        if "images" in path.read_text() and path.parent == CONFIGS:
+        if "images" in yaml.safe_load(path.read_text())["data"]:
             extra += [f"data.images={folder / 'photos'}", "data.image_size=[16, 16]"]
-        run = folder / backend / path.stem
+        name = path.stem if path.parent == CONFIGS else f"template-{path.stem}"
+        run = folder / backend / name
         result = runner.invoke(app, ["fit", str(path), *extra, "--backend", backend,
                                      "--run-dir", str(run)])
         if result.exit_code == 2 and backend == "torch" and "savedmodel" in result.output:
@@ -62,14 +64,16 @@ def _train_all(backend: str, folder: Path, train: bool = True) -> None:
                                          "--backend", backend, "--run-dir", str(run)])
         record = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() \
             else {}
-        results[path.stem] = {"exit": result.exit_code, "output": result.output[-600:],
+        results[name] = {"exit": result.exit_code, "output": result.output[-600:],
                               "backend": record.get("backend")}
         os.chdir(REPO)
     # the models saved under this backend, predicted here, for the others to compare with
     import keras
 
+    (folder / f"{backend}.json").write_text(json.dumps({"trained": results}))
     for name, x in SAMPLE.items() if train else ():
         run = folder / backend / name.replace("-", "_")
+        assert (run / "model.keras").is_file(), results[run.name]["output"]
         np.save(run / "sample.npy", np.asarray(keras.saving.load_model(run / "model.keras")(x)))
     loaded = {}
     for other in INSTALLED:
@@ -127,7 +131,8 @@ def test_every_example_and_template_trains_on_each_backend(trained, backend):
     assert len(results) == (len(SAMPLE) if backend == "tensorflow" else
                             len(list(CONFIGS.glob("*.yaml"))) + len(TEMPLATES))
     for name, result in results.items():
-        if backend != "tensorflow" and name in ("renewals_categorical", "csv-tabular"):
+        if backend != "tensorflow" and name in ("renewals_categorical",
+                                                "template-csv-tabular"):
             # string categories need TensorFlow's lookups: refused before anything runs
             assert result["exit"] == 2, (name, result["output"])
             assert "data.categorical" in result["output"]

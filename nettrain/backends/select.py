@@ -89,6 +89,9 @@ def cannot_run(config: Any, name: str) -> list[tuple[str, str]]:
     if config.deterministic:
         reasons.append(("deterministic", "deterministic: true is TensorFlow's op "
                         "determinism"))
+    if name == "torch" and config.compile.steps_per_execution not in ("auto", 1):
+        reasons.append(("compile.steps_per_execution", "Keras runs one step per call on the "
+                        "torch backend (steps_per_execution must be 1, or auto)"))
     if "savedmodel" in config.save.formats:
         if name == "torch":
             reasons.append(("save.formats", "the savedmodel format (model.export) fails on "

@@ -99,11 +99,12 @@ def _move_into_place(source: Path, target: Path) -> None:
 
 def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[str, Any]) -> None:
     """Never save a model that predicts differently after reloading."""
+    import keras
     import numpy as np
 
     from nettrain.data.pipeline import to_tensors
 
-    expected = np.asarray(model(to_tensors(sample), training=False))
+    expected = keras.ops.convert_to_numpy(model(to_tensors(sample), training=False))
     try:
         reloaded, _ = load_model(folder, fmt, info) if not _foreign_graph(fmt) else \
             (_serving_function(folder / SAVED_MODEL), None)
@@ -111,7 +112,7 @@ def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[st
         raise RunError(f"The {fmt} format of this model does not reload "
                        f"({getattr(exc, 'reason', exc)}); it was not saved. Choose another "
                        "format in save.formats.") from None
-    got = np.asarray(reloaded(to_tensors(sample), training=False)) \
+    got = keras.ops.convert_to_numpy(reloaded(to_tensors(sample), training=False)) \
         if not _foreign_graph(fmt) else np.asarray(reloaded(sample))
     # A 16-bit compute dtype (mixed precision) rounds to about 3 digits, differently in a
     # reloaded graph; float32 to about 7.
