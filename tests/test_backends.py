@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +53,14 @@ def _train_all(backend: str, folder: Path, train: bool = True) -> None:
             if not written.exists():
                 runner.invoke(app, ["init", path, str(written)])
             path = written
+        name = path.stem if path.parent == CONFIGS else f"template-{path.stem}"
         extra = ["fit.epochs=1", "fit.verbose=0"]
+        if name not in (*(n.replace("-", "_") for n in SAMPLE), "iris_csv"):
+            extra.append("save.formats=[keras]")  # the formats: the samples, iris_csv's
         if "images" in yaml.safe_load(path.read_text())["data"]:
             extra += [f"data.images={folder / 'photos'}", "data.image_size=[16, 16]"]
-        name = path.stem if path.parent == CONFIGS else f"template-{path.stem}"
         run = folder / backend / name
+        started = time.perf_counter()
         result = runner.invoke(app, ["fit", str(path), *extra, "--backend", backend,
                                      "--run-dir", str(run)])
         if result.exit_code == 2 and backend == "torch" and "savedmodel" in result.output:
@@ -65,16 +69,19 @@ def _train_all(backend: str, folder: Path, train: bool = True) -> None:
         record = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() \
             else {}
         results[name] = {"exit": result.exit_code, "output": result.output[-600:],
-                              "backend": record.get("backend")}
+                         "backend": record.get("backend"),
+                         "seconds": round(time.perf_counter() - started, 2)}
         os.chdir(REPO)
     # the models saved under this backend, predicted here, for the others to compare with
     import keras
 
-    (folder / f"{backend}.json").write_text(json.dumps({"trained": results}))
+    if train:
+        (folder / f"{backend}.json").write_text(json.dumps({"trained": results}))
     for name, x in SAMPLE.items() if train else ():
         run = folder / backend / name.replace("-", "_")
         assert (run / "model.keras").is_file(), results[run.name]["output"]
-        np.save(run / "sample.npy", np.asarray(keras.saving.load_model(run / "model.keras")(x)))
+        model = keras.saving.load_model(run / "model.keras")
+        np.save(run / "sample.npy", keras.ops.convert_to_numpy(model(x)))
     loaded = {}
     for other in INSTALLED:
         for name, x in SAMPLE.items():
@@ -100,8 +107,8 @@ def _train_all(backend: str, folder: Path, train: bool = True) -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """Each installed backend's process: every config trained, the others' models loaded.
-    Run twice in order, so that every backend loads every other's models: the first round
-    trains (and loads the earlier ones'), a second TensorFlow process loads the later ones'."""
+    Two rounds, so that every backend loads every other's models: the first trains (and loads
+    the earlier backends' models), the second loads the later ones' (but the last's)."""
     from test_data import _images
 
     folder = tmp_path_factory.mktemp("backends")
@@ -112,16 +119,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"),
                                           os.environ.get("PYTHONPATH", "")])}
     done = {}
-    for backend, train in [*((b, "train") for b in INSTALLED), (INSTALLED[0], "load")]:
+    for backend, train in [*((b, "train") for b in INSTALLED),
+                           *((b, "load") for b in INSTALLED[:-1])]:
         child = subprocess.run([sys.executable, __file__, backend, str(folder), train],
                                env={**env, "KERAS_BACKEND": backend}, capture_output=True,
                                text=True, timeout=900)
         assert child.returncode == 0, child.stderr[-3000:]
     for backend in INSTALLED:
         done[backend] = json.loads((folder / f"{backend}.json").read_text())
-    if len(INSTALLED) > 1:
-        done[INSTALLED[0]]["loaded"] = json.loads(
-            (folder / f"{INSTALLED[0]}-loads.json").read_text())["loaded"]
+    for backend in INSTALLED[:-1]:  # the later backends' models, loaded by the earlier
+        done[backend]["loaded"].update(json.loads(
+            (folder / f"{backend}-loads.json").read_text())["loaded"])
     return done
 
 
