@@ -73,9 +73,10 @@ def loaded() -> str | None:
     return sys.modules["keras"].backend.backend()
 
 
-def cannot_run(config: Any, name: str) -> list[tuple[str, str]]:
+def cannot_run(config: Any, name: str, loading: bool = False) -> list[tuple[str, str]]:
     """Why backend ``name`` cannot run ``config``: (config key, reason) pairs, empty when it
-    can. From the config alone: nothing is read or imported."""
+    can. From the config alone: nothing is read or imported. ``loading``: only load its
+    trained model and run it (evaluate, predict), where only the string inputs count."""
     if name == "tensorflow":
         return []
     reasons = []
@@ -83,6 +84,8 @@ def cannot_run(config: Any, name: str) -> list[tuple[str, str]]:
         reasons.append(("data.categorical", "categorical columns are encoded by "
                         "StringLookup/IntegerLookup layers on string tensors, which only "
                         "TensorFlow runs"))
+    if loading:
+        return reasons
     if config.distribute == "mirrored":
         reasons.append(("distribute", "distribute: mirrored is TensorFlow's "
                         "MirroredStrategy"))
@@ -102,12 +105,13 @@ def cannot_run(config: Any, name: str) -> list[tuple[str, str]]:
     return reasons
 
 
-def choose(config: Any | None, requested: str | None = None) -> Choice:
+def choose(config: Any | None, requested: str | None = None, loading: bool = False) -> Choice:
     """The backend to run ``config`` on (None: a model without its config, any backend).
 
     Args:
         config: the validated config (its ``backend`` key), or None.
         requested: ``--backend`` of the command line, which wins over the config's key.
+        loading: only to load the trained model and run it (see :func:`cannot_run`).
 
     Raises ConfigError (exit 2) when the backend asked for cannot run the config or is not
     installed, naming the key and what to do.
@@ -118,15 +122,15 @@ def choose(config: Any | None, requested: str | None = None) -> Choice:
     if wanted not in CHOICES:
         raise UsageError(f"{key}: expected one of {', '.join(CHOICES)}; received {wanted!r}.")
     if wanted != "auto":
-        _check(config, wanted, key)
+        _check(config, wanted, key, loading)
         return Choice(wanted, f"{key}: {wanted}")
     if (env := os.environ.get("KERAS_BACKEND")) in NAMES and loaded() is None and \
-            installed(env) and (config is None or not cannot_run(config, env)):
+            installed(env) and (config is None or not cannot_run(config, env, loading)):
         return Choice(env, f"auto: KERAS_BACKEND={env} in the environment")
     now = loaded()
-    if now in NAMES and (config is None or not cannot_run(config, now)):
+    if now in NAMES and (config is None or not cannot_run(config, now, loading)):
         return Choice(now, f"auto: Keras was already loaded on {now} in this process")
-    return fastest(config)
+    return fastest(config, loading)
 
 
 def order(config: Any | None) -> tuple[str, ...]:
@@ -142,33 +146,33 @@ def _layer_name(layer: Any) -> str:
     return next(iter(layer)) if isinstance(layer, dict) else str(layer)
 
 
-def fastest(config: Any | None) -> Choice:
+def fastest(config: Any | None, loading: bool = False) -> Choice:
     """``auto`` on its own: the first backend of :func:`order` that is installed and can run
     ``config`` (the environment and the loaded Keras aside)."""
     ranked = order(config)
     for name in ranked:
-        if installed(name) and (config is None or not cannot_run(config, name)):
+        if installed(name) and (config is None or not cannot_run(config, name, loading)):
             skipped = [n for n in ranked[:ranked.index(name)] if installed(n)]
             why = "auto: the fastest installed backend" + \
                 (" for convolutions" if ranked is CONVOLUTION_ORDER else "") if not skipped \
                 else f"auto: {', '.join(skipped)} cannot run this config " \
-                     f"({_reasons(config, skipped[0])})"
+                     f"({_reasons(config, skipped[0], loading)})"
             return Choice(name, why)
     raise UsageError("No Keras backend that can run this config is installed: "
                      f"pip install '{EXTRAS['tensorflow']}'.")
 
 
-def _reasons(config: Any, name: str) -> str:
-    return "; ".join(f"{key}: {why}" for key, why in cannot_run(config, name))
+def _reasons(config: Any, name: str, loading: bool = False) -> str:
+    return "; ".join(f"{key}: {why}" for key, why in cannot_run(config, name, loading))
 
 
-def _check(config: Any | None, name: str, key: str) -> None:
+def _check(config: Any | None, name: str, key: str, loading: bool = False) -> None:
     """Refuse backend ``name`` for ``config`` when it is not installed or cannot run it."""
     problems = []
     if not installed(name):
         problems.append(Problem(key, f"an installed backend ({', '.join(n for n in NAMES if installed(n))})",
                                 repr(name), f"pip install '{EXTRAS[name]}', or backend: auto"))
-    for where, why in cannot_run(config, name) if config is not None else []:
+    for where, why in cannot_run(config, name, loading) if config is not None else []:
         problems.append(Problem(key, f"a backend that can run this config ({why}, at {where})",
                                 repr(name), "backend: tensorflow, or backend: auto (which picks "
                                 "TensorFlow for this config)"))

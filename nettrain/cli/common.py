@@ -144,31 +144,33 @@ def _load_keras(debug: bool) -> None:
 
 
 def _use_backend(config: Config | None, requested: str | None = None,
-                 recorded: str | None = None) -> str:
+                 recorded: str | None = None, loading: bool = False) -> str:
     """Choose the Keras backend and set it before Keras is imported (see
     :mod:`nettrain.backends.select`); return the line the summary shows: ``jax (auto: ...)``.
 
     ``recorded``: the backend a run trained on (run.json), which evaluate, predict and a resume
-    keep when nothing asks for another and it is installed and can run the config."""
+    keep when nothing asks for another and it is installed and can run the config;
+    ``loading``: the command only loads the trained model and runs it (evaluate, predict)."""
     from nettrain.backends import select
 
     if requested is None and recorded in select.NAMES and select.installed(recorded) and \
             select.loaded() in (None, recorded) and \
             (config is None or getattr(config, "backend", "auto") in ("auto", recorded)) and \
-            (config is None or not select.cannot_run(config, recorded)):
+            (config is None or not select.cannot_run(config, recorded, loading)):
         choice = select.Choice(recorded, "the backend the run trained on")
     else:
-        choice = select.choose(config, requested)
+        choice = select.choose(config, requested, loading)
     select.use(choice, config)
     return f"{choice.name} ({choice.why})"
 
 
 def _use_run_backend(run: Path, requested: str | None = None,
-                     format: str | None = None) -> str:
+                     format: str | None = None, loading: bool = True) -> str:
     """:func:`_use_backend` for a command on the run directory (or model file) ``run``: the
     run's config and the backend it trained on (run.json; a run from before nettrain recorded
     it trained on TensorFlow). Nothing readable there: any backend (auto). A SavedModel runs
-    its own TensorFlow graph, so ``--format savedmodel`` asks for TensorFlow."""
+    its own TensorFlow graph, so ``--format savedmodel`` asks for TensorFlow. ``loading``:
+    evaluate and predict (not a resume, which trains)."""
     from nettrain.run import directory as rundir
 
     config, recorded = None, None
@@ -180,7 +182,7 @@ def _use_run_backend(run: Path, requested: str | None = None,
                 if (run / rundir.RUN).is_file() else None
     if format == "savedmodel" and requested is None:
         requested = "tensorflow"
-    return _use_backend(config, requested, recorded)
+    return _use_backend(config, requested, recorded, loading)
 
 
 def _load_config(path: Path, overrides: list[str], debug: bool) -> Config:

@@ -91,7 +91,7 @@ def fit(
                                  markup=False, soft_wrap=True)
             ran_on = _use_backend(cfg)
         else:
-            ran_on = _use_run_backend(resume, backend)
+            ran_on = _use_run_backend(resume, backend, loading=False)
         _load_keras(debug)
         from nettrain.engine import progress, train
         from nettrain.run import directory as rundir

@@ -134,10 +134,11 @@ def steps_per_execution(config: Config, samples: int | None) -> int:
     samples in batches of 1 -> one call of 4.
     """
     value = config.compile.steps_per_execution
+    if select.loaded() == "torch":
+        return 1  # a config that trains with more is refused there; evaluating one runs
     if value != "auto":
         return value
-    if config.compile.run_eagerly or config.distribute == "mirrored" or \
-            select.loaded() == "torch":
+    if config.compile.run_eagerly or config.distribute == "mirrored":
         return 1  # Keras runs several steps per call only in one graph on one device
     steps = config.fit.steps_per_epoch or (batches(samples, config.fit.batch_size)
                                            if samples else 0)
