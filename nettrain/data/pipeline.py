@@ -1,5 +1,7 @@
 """The data at the edge: every input becomes a batched pipeline that Keras's ``fit``,
-``evaluate`` and ``predict`` take. On TensorFlow, a prefetched ``tf.data.Dataset``: arrays in
+``evaluate`` and ``predict`` take.
+
+On TensorFlow, a prefetched ``tf.data.Dataset``: arrays in
 memory are held as tensors, one copy each (:func:`tensor`), and each batch is sliced or
 gathered from them inside TensorFlow (:func:`arrays`); inputs with string columns and streamed
 CSVs come from Python generators (:func:`dataset`, :func:`epoch_dataset`). On JAX and PyTorch,
