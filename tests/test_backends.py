@@ -144,7 +144,8 @@ def test_every_example_and_template_trains_on_each_backend(trained, backend):
             # string categories need TensorFlow's lookups: refused before anything runs
             assert result["exit"] == 2, (name, result["output"])
             assert "data.categorical" in result["output"]
-            assert "backend: tensorflow, or backend: auto" in result["output"]
+            assert "Use backend: auto (which picks tensorflow for this config)" in \
+                result["output"]
             continue
         assert result["exit"] == 0, (name, result["output"])
         assert result["backend"] == backend, name
@@ -182,8 +183,8 @@ def test_a_backend_that_cannot_run_the_config_is_refused_at_validate(runner, tmp
     assert result.exit_code == 2 and result.exception is None or \
         isinstance(result.exception, SystemExit)
     assert "backend (line" in result.output and "deterministic: true is TensorFlow's op " \
-        "determinism" in result.output and "backend: tensorflow, or backend: auto" in \
-        result.output
+        "determinism" in result.output and "Use backend: auto (which picks tensorflow for this " \
+        "config) or tensorflow, or change deterministic" in " ".join(result.output.split())
     result = runner.invoke(app, ["validate", str(CONFIGS / "renewals_categorical.yaml"),
                                  "--backend", "torch"])
     assert result.exit_code == 2

@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -173,9 +174,11 @@ def _check(config: Any | None, name: str, key: str, loading: bool = False) -> No
         problems.append(Problem(key, f"an installed backend ({', '.join(n for n in NAMES if installed(n))})",
                                 repr(name), f"pip install '{EXTRAS[name]}', or backend: auto"))
     for where, why in cannot_run(config, name, loading) if config is not None else []:
+        with contextlib.suppress(UsageError):
+            auto = fastest(config, loading).name
         problems.append(Problem(key, f"a backend that can run this config ({why}, at {where})",
-                                repr(name), "backend: tensorflow, or backend: auto (which picks "
-                                "TensorFlow for this config)"))
+                                repr(name), f"Use backend: auto (which picks {auto} for this "
+                                f"config) or tensorflow, or change {where}"))
     if not problems:
         return
     if config is not None and hasattr(config, "error") and key == "backend":
