@@ -13,6 +13,9 @@ from typer.testing import CliRunner
 from postgres import postgres_server, postgres_url, psycopg_driver  # noqa: F401  (fixtures)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The tests' own process runs Keras on TensorFlow (backend: auto keeps KERAS_BACKEND);
+# tests/test_backends.py runs the other backends in processes of their own.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"

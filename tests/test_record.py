@@ -17,7 +17,9 @@ from conftest import REPO, tiny_config, write_config
 
 PACKAGE = REPO / "nettrain"
 # run.json of a completed run, as main wrote it before the record had one writer
-COMPLETED = set(json.loads((REPO / "tests/fixtures/main-20261201/run/run.json").read_text()))
+# (and the backend that trained, recorded since)
+COMPLETED = set(json.loads((REPO / "tests/fixtures/main-20261201/run/run.json").read_text())) \
+    | {"backend"}
 STARTED = COMPLETED - {"saved", "epochs_completed"}
 WRITERS = {"write_json", "update_json", "write_atomic", "replacing", "write_text", "write_bytes",
            "open", "replace", "rename"}

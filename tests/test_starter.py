@@ -256,6 +256,7 @@ fit:
   checkpoint_every_seconds: 30.0            # default
 save:
   formats: [keras]                          # default
+backend: auto                               # default
 
 """
 

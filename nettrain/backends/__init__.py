@@ -1,1 +1,2 @@
-"""Choosing the Keras backend (TensorFlow, JAX, PyTorch) a run trains on: not built yet."""
+"""The Keras backends a run trains on (TensorFlow, JAX, PyTorch): :mod:`.select` chooses one
+(``backend:``, ``--backend``, ``auto``) and sets it before Keras is first imported."""

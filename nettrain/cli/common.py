@@ -48,6 +48,10 @@ Overrides = Annotated[
     Optional[list[str]],
     typer.Argument(metavar="KEY=VALUE", help="Overrides, e.g. fit.epochs=5 (values are YAML)."),
 ]
+BackendOption = Annotated[Optional[str], typer.Option(
+    "--backend", metavar="NAME",
+    help="The Keras backend: auto, tensorflow, jax or torch (default: the config's backend:, "
+         "else auto: the fastest installed one that can run the config).")]
 PrintConfig = Annotated[bool, typer.Option(
     "--print-config", help="Print the resolved config first, each value marked with where it "
                            "came from: file, command line or default.")]
@@ -111,12 +115,16 @@ def _errors(debug: bool) -> Iterator[None]:
 
 
 def _load_keras(debug: bool) -> None:
-    """Import Keras (and TensorFlow) with the C++ start-up chatter sent nowhere."""
+    """Import Keras (and its backend) with the C++ start-up chatter sent nowhere; call
+    :func:`_use_backend` first, which chooses the backend."""
+    from nettrain.backends import select
+
     if "keras" in sys.modules:
         return
     if debug:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         import keras  # noqa: F401
+        select.settle()
         return
     with tempfile.TemporaryFile() as sink:
         saved = os.dup(2)
@@ -132,6 +140,49 @@ def _load_keras(debug: bool) -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    select.settle()
+
+
+def _use_backend(config: Config | None, requested: str | None = None,
+                 recorded: str | None = None, loading: bool = False) -> str:
+    """Choose the Keras backend and set it before Keras is imported (see
+    :mod:`nettrain.backends.select`); return the line the summary shows: ``jax (auto: ...)``.
+
+    ``recorded``: the backend a run trained on (run.json), which evaluate, predict and a resume
+    keep when nothing asks for another and it is installed and can run the config;
+    ``loading``: the command only loads the trained model and runs it (evaluate, predict)."""
+    from nettrain.backends import select
+
+    if requested is None and recorded in select.NAMES and select.installed(recorded) and \
+            select.loaded() in (None, recorded) and \
+            (config is None or getattr(config, "backend", "auto") in ("auto", recorded)) and \
+            (config is None or not select.cannot_run(config, recorded, loading)):
+        choice = select.Choice(recorded, "the backend the run trained on")
+    else:
+        choice = select.choose(config, requested, loading)
+    select.use(choice, config)
+    return f"{choice.name} ({choice.why})"
+
+
+def _use_run_backend(run: Path, requested: str | None = None,
+                     format: str | None = None, loading: bool = True) -> str:
+    """:func:`_use_backend` for a command on the run directory (or model file) ``run``: the
+    run's config and the backend it trained on (run.json; a run from before nettrain recorded
+    it trained on TensorFlow). Nothing readable there: any backend (auto). A SavedModel runs
+    its own TensorFlow graph, so ``--format savedmodel`` asks for TensorFlow. ``loading``:
+    evaluate and predict (not a resume, which trains)."""
+    from nettrain.run import directory as rundir
+
+    config, recorded = None, None
+    if run.is_dir() and (run / rundir.CONFIG).is_file():
+        with contextlib.suppress(Exception):  # the command itself says what is wrong
+            config = rundir.open_run(run).config
+        with contextlib.suppress(Exception):
+            recorded = rundir.read_json(run / rundir.RUN).get("backend", "tensorflow") \
+                if (run / rundir.RUN).is_file() else None
+    if format == "savedmodel" and requested is None:
+        requested = "tensorflow"
+    return _use_backend(config, requested, recorded, loading)
 
 
 def _load_config(path: Path, overrides: list[str], debug: bool) -> Config:

@@ -14,11 +14,13 @@ import typer
 from nettrain.cli import common
 from nettrain.cli.common import (
     AllowChangedData,
+    BackendOption,
     Debug,
     Format,
     Split,
     _errors,
     _load_keras,
+    _use_run_backend,
     _metrics_table,
     app,
 )
@@ -45,6 +47,7 @@ def evaluate(
         "--json", help="Print one JSON object (metrics, report, files) and nothing else on "
                        "stdout.")] = False,
     allow_changed_data: AllowChangedData = False,
+    backend: BackendOption = None,
     debug: Debug = False,
 ) -> None:
     """Reload a run's model and data; print the metrics, the per-class (or regression) report
@@ -61,6 +64,7 @@ def evaluate(
         if data is not None and allow_changed_data:
             raise UsageError("--allow-changed-data: only for the run's own data; --data is "
                              "new data, which is never checked against training.")
+        _use_run_backend(run, backend, format.value if format else None)
         _load_keras(debug)
         from nettrain.engine import evaluate as evaluating
         from nettrain.engine import reports
@@ -128,6 +132,7 @@ def predict(
         "--keep", metavar="COLUMN",
         help="Copy this column of the input CSV (an id) into the output, first, as written; "
              "repeat for more. Other columns that are no inputs are ignored.")] = None,
+    backend: BackendOption = None,
     debug: Debug = False,
 ) -> None:
     """Predict every row of INPUT: the class and its probabilities, or the values.
@@ -139,6 +144,8 @@ def predict(
 
         if output is not None:
             predicting.check_output(output)  # at once, not after predicting everything
+        _use_run_backend(run if run.is_dir() else run.parent, backend,
+                         format.value if format else None)
         _load_keras(debug)
         note = lambda text: common.err.print(  # noqa: E731
             f"Note: {shown(text, lines=True)}", style="yellow", highlight=False, markup=False,

@@ -12,11 +12,13 @@ from rich.console import Console
 
 from nettrain.cli import common
 from nettrain.cli.common import (
+    BackendOption,
     Debug,
     Overrides,
     _errors,
     _load_config,
     _load_keras,
+    _use_backend,
     _stop_cleanly_on_signals,
     app,
 )
@@ -49,6 +51,7 @@ def sweep(
         "--run-dir", help="The sweep directory (default runs/STUDY-sweep); the same "
                           "directory again continues the sweep.")] = None,
     track: Track = None,
+    backend: BackendOption = None,
     debug: Debug = False,
 ) -> None:
     """Search the config's sweep: section with Optuna; write best.yaml and plots.
@@ -64,11 +67,12 @@ def sweep(
     MLflow: --track URI logs one parent run, and each trial as its child.
     """
     with _errors(debug):
-        overrides = list(overrides or [])
+        overrides = [*(overrides or []), *([f"backend={backend}"] if backend else [])]
         cfg = _load_config(config, overrides, debug)
         if track is not None:  # as the config's tracking: section, which each trial gets
             overrides.append(track_override(cfg, track))
             cfg = _load_config(config, overrides, debug)
+        _use_backend(cfg)  # the trials' processes inherit it (KERAS_BACKEND)
         from nettrain.sweep import runner as sweeping
 
         plan = sweeping.prepare(cfg, str(config), run_dir, storage, study, trials)

@@ -12,6 +12,7 @@ from rich.text import Text
 from nettrain.cli import common
 from nettrain.cli.common import (
     AllowChangedData,
+    BackendOption,
     Debug,
     Overrides,
     PrintConfig,
@@ -19,6 +20,8 @@ from nettrain.cli.common import (
     _load_config,
     _load_keras,
     _stop_cleanly_on_signals,
+    _use_backend,
+    _use_run_backend,
     app,
 )
 from nettrain.cli.track import Track, logged_note, track_override
@@ -49,6 +52,7 @@ def fit(
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="Print only the run directory (on stdout), warnings and errors.")
     ] = False,
+    backend: BackendOption = None,
     debug: Debug = False,
     processes: Annotated[Optional[int], typer.Option(
         "--processes", metavar="N",
@@ -78,12 +82,15 @@ def fit(
     MLflow: --track http://127.0.0.1:5000 (or a tracking: section in the config).
     Several processes (JAX): nettrain fit configs/digits_mlp.yaml --processes 2; across
     machines, on each: --coordinator HOST:PORT --process-id I --num-processes N.
+    --backend jax is the override backend=jax: the run's config.yaml records it.
     """
     with _errors(debug):
         overrides = list(overrides or [])
         if config is not None and "=" in config.name and not config.exists():
             overrides.insert(0, str(config))  # fit --resume RUN key=value: no CONFIG given
             config = None
+        if backend is not None:
+            overrides.append(f"backend={backend}")
         if resume is not None and run_dir is not None:
             raise UsageError("--run-dir and --resume: a resumed run stays in its own "
                              "directory; give only --resume RUN.")
@@ -105,6 +112,7 @@ def fit(
             if print_config:
                 common.err.print(shown(cfg.to_annotated_yaml(), lines=True), highlight=False,
                                  markup=False, soft_wrap=True)
+            ran_on = _use_backend(cfg)
         else:
             from nettrain.config.load import load_config
             from nettrain.run import directory as rundir
@@ -114,6 +122,7 @@ def fit(
             if track is not None:
                 overrides.append(track_override(tracked, track))
                 tracked = load_config(config or resume / rundir.CONFIG, overrides)
+            ran_on = _use_run_backend(resume, backend, loading=False)
         from nettrain.backends import distributed
 
         distributed.check(coordinator, process_id, num_processes, processes)
@@ -165,7 +174,8 @@ def fit(
         epochs = rundir.read_json(path / rundir.RUN).get("epochs_completed")
         early = isinstance(epochs, int) and epochs < run.config.fit.epochs
         display.summary(run.config.name, path, rundir.read_json(path / rundir.METRICS),
-                        run.config, epochs, stopped_by(path, run.config) if early else None)
+                        run.config, epochs, stopped_by(path, run.config) if early else None,
+                        backend=ran_on)
         if logged_note(logger) and not quiet:
             echo(logged_note(logger))
         if scratch is not None:
@@ -202,6 +212,7 @@ def validate(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     overrides: Overrides = None,
     print_config: PrintConfig = False,
+    backend: BackendOption = None,
     debug: Debug = False,
 ) -> None:
     """Check a config and build its model (no training, no files); print the summary.
@@ -211,10 +222,12 @@ def validate(
     --print-config prints the resolved config first (on stdout), then validates.
     """
     with _errors(debug):
-        cfg = _load_config(config, overrides or [], debug)
+        cfg = _load_config(config, [*(overrides or []),
+                                    *([f"backend={backend}"] if backend else [])], debug)
         if print_config:
             common.out.print(shown(cfg.to_annotated_yaml(), lines=True), highlight=False,
                              markup=False, soft_wrap=True)
+        ran_on = _use_backend(cfg)
         _load_keras(debug)
         from nettrain.engine import train
 
@@ -231,6 +244,7 @@ def validate(
         common.out.print(Text.assemble(("OK", "green"), f" {shown(config)}: "
                                 f"{prepared.model.count_params():,} parameters; data: {sizes} "
                                 f"samples of shape {list(data.input_shape)}."), soft_wrap=True)
+        common.out.print(f"Backend: {ran_on}", highlight=False, markup=False, soft_wrap=True)
         from nettrain.engine.inputs import input_lines
 
         for line in input_lines(cfg, data.describe(), prepared.model.output_shape):

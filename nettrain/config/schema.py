@@ -51,6 +51,9 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 # Keras dtype policies a run may train under (``keras.mixed_precision.set_global_policy``).
 PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
+# The Keras backends a config may ask for (nettrain.backends.select owns what each can run).
+BACKENDS = ("auto", "tensorflow", "jax", "torch")
+
 
 def _check_distribute(value: Any) -> Any:
     if value is None or value == "mirrored":
@@ -172,6 +175,9 @@ class Config(_Section):
     """The arguments of keras.Model.fit: epochs, batch_size, callbacks."""
     save: SaveConfig = SaveConfig()
     """The formats the trained model is saved in."""
+    backend: Literal[BACKENDS] = "auto"  # type: ignore[valid-type]
+    """The Keras backend that trains: auto (the fastest installed one that can run the
+    config), tensorflow, jax or torch; --backend on the command line sets it too."""
     sweep: SweepConfig | None = None
     """nettrain sweep's search: the metric, the number of trials and the values to try (fit
     ignores it)."""

@@ -1,7 +1,11 @@
-"""tf.data at the edge: every input becomes a batched, prefetched ``tf.data.Dataset``.
-Arrays in memory are held as tensors, one copy each (:func:`tensor`), and each batch is sliced
-or gathered from them inside TensorFlow (:func:`arrays`); inputs with string columns and
-streamed CSVs come from Python generators (:func:`dataset`, :func:`epoch_dataset`).
+"""The data at the edge: every input becomes a batched pipeline that Keras's ``fit``,
+``evaluate`` and ``predict`` take.
+
+On TensorFlow, a prefetched ``tf.data.Dataset``: arrays in
+memory are held as tensors, one copy each (:func:`tensor`), and each batch is sliced or
+gathered from them inside TensorFlow (:func:`arrays`); inputs with string columns and streamed
+CSVs come from Python generators (:func:`dataset`, :func:`epoch_dataset`). On JAX and PyTorch,
+a ``keras.utils.PyDataset`` of numpy batches (:func:`numpy_batches`): no TensorFlow import.
 
 Each pipeline runs the batches a :class:`~nettrain.data.steps.Schedule` gives each epoch
 (default: one whole pass), and a shuffled pass's order is drawn from the seed and the pass
@@ -27,8 +31,21 @@ def needs_dataset(x: Inputs) -> bool:
     return isinstance(x, dict)
 
 
+def on_tensorflow() -> bool:
+    """Whether Keras runs on TensorFlow in this process (else no tf.data, no TensorFlow)."""
+    import keras
+
+    return keras.backend.backend() == "tensorflow"
+
+
 def to_tensors(x: Inputs) -> Any:
-    """Inputs as tensors, for calling a model directly."""
+    """Inputs as tensors of the backend, for calling a model directly."""
+    if not on_tensorflow():
+        import keras
+
+        if isinstance(x, dict):
+            return {k: keras.ops.convert_to_tensor(v) for k, v in x.items()}
+        return keras.ops.convert_to_tensor(x)
     import tensorflow as tf
 
     if isinstance(x, dict):
@@ -77,15 +94,9 @@ def epoch_dataset(batches: Callable[[int], Iterator[Any]], schedule: Schedule,
         first_epoch: the epoch the first pass is (a resumed run starts later).
 
     A pass read part-way is kept and read on when the next epoch starts where it stopped
-    (a streamed CSV is not read again from its start for each epoch).
+    (a streamed CSV is not read again from its start for each epoch). Off TensorFlow, the
+    same batches as a :func:`numpy_batches`.
     """
-    import tensorflow as tf
-
-    sample = next(batches(0))
-    signature = tf.nest.map_structure(
-        lambda a: tf.TensorSpec(shape=(None, *a.shape[1:]),
-                                dtype=tf.string if a.dtype == object else tf.as_dtype(a.dtype)),
-        sample)
     segments = _segments(schedule, first_epoch)
     reading: dict[str, Any] = {"at": None}  # (pass, next batch) of the pass being read
 
@@ -99,8 +110,43 @@ def epoch_dataset(batches: Callable[[int], Iterator[Any]], schedule: Schedule,
                 reading["at"] = (number, index + 1)
                 yield batch
 
+    if not on_tensorflow():
+        return numpy_batches(run, None if schedule.endless else schedule.per_epoch)
+    import tensorflow as tf
+
+    signature = tf.nest.map_structure(
+        lambda a: tf.TensorSpec(shape=(None, *a.shape[1:]),
+                                dtype=tf.string if a.dtype == object else tf.as_dtype(a.dtype)),
+        next(batches(0)))
     ds = tf.data.Dataset.from_generator(run, output_signature=signature)
     return _counted(ds, schedule).prefetch(2)
+
+
+def numpy_batches(run: Callable[[], Iterator[Any]], count: int | None) -> Any:
+    """A ``keras.utils.PyDataset`` of the batches ``run()`` yields: ``count`` a pass (None:
+    endless). Keras asks a PyDataset for batches 0, 1, 2... in order, from 0 again for each
+    iterator it makes (each epoch, unless endless), as tf.data calls a generator again; so
+    batch 0 starts ``run()`` anew. Made in a function: ``keras`` is imported only here."""
+    import keras
+
+    class _Batches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.reading: Iterator[Any] = iter(())
+
+        @property
+        def num_batches(self) -> int | None:
+            return count
+
+        def __len__(self) -> int:
+            return count if count is not None else 2**62
+
+        def __getitem__(self, index: int) -> Any:
+            if index == 0:
+                self.reading = run()
+            return next(self.reading)
+
+    return _Batches()
 
 
 def arrays(x: np.ndarray, y: np.ndarray | None = None, w: np.ndarray | None = None,
@@ -115,7 +161,10 @@ def arrays(x: np.ndarray, y: np.ndarray | None = None, w: np.ndarray | None = No
     ``prefetch``. ``schedule`` says which batches of which pass each epoch runs (default: one
     whole pass of ``batch_size``); an endless one makes one pipeline of every epoch after
     another, which saves making an iterator each epoch (a cost that dominates short epochs).
+    Off TensorFlow, numpy batches of the same rows (:func:`dataset`).
     """
+    if not on_tensorflow():
+        return dataset(x, y, w, batch_size, shuffle, seed, first_epoch, schedule)
     import tensorflow as tf
 
     schedule = schedule or planner.whole(len(x), batch_size)
@@ -228,9 +277,9 @@ def dataset(x: Inputs, y: np.ndarray | None = None, w: np.ndarray | None = None,
     batch = schedule.batch_size
 
     def batches(number: int) -> Iterator[Any]:
-        order = shuffled(n, seed, number) if shuffle else np.arange(n)
+        order = shuffled(n, seed, number) if shuffle else None
         for start in range(0, n, batch):
-            rows = order[start:start + batch]
+            rows = slice(start, start + batch) if order is None else order[start:start + batch]
             yield item(take(x, rows), None if y is None else y[rows],
                        None if w is None else w[rows])
 

@@ -30,6 +30,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from nettrain.backends import select
 from nettrain.config.schema import Config
 
 DEFAULT_BATCH_SIZE = 32  # Keras's, when fit.batch_size is not given
@@ -126,13 +127,15 @@ def evaluation(config: Config, samples: int) -> Schedule:
 def steps_per_execution(config: Config, samples: int | None) -> int:
     """Batches per call of the compiled step: ``compile.steps_per_execution``, with ``auto``
     chosen from the batches of an epoch: the epoch split into equal calls of at most 32 (1
-    when the size is unknown, with ``run_eagerly`` and with ``distribute: mirrored``, which
-    fails with more under Keras 3.15).
+    when the size is unknown, with ``run_eagerly``, with ``distribute: mirrored``, which
+    fails with more under Keras 3.15, and on the torch backend, which runs one step a call).
 
     Example: 60,000 samples in batches of 128 -> 469 batches -> 15 calls of 32 batches; 4
     samples in batches of 1 -> one call of 4.
     """
     value = config.compile.steps_per_execution
+    if select.loaded() == "torch":
+        return 1  # a config that trains with more is refused there; evaluating one runs
     if value != "auto":
         return value
     if config.compile.run_eagerly or config.distribute == "mirrored":

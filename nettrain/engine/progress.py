@@ -147,10 +147,12 @@ class Display:
             view.stop()
 
     def summary(self, name: str, path: Path, metrics: dict[str, dict[str, float]],
-                config: Any, epochs: int | None, stopped: str | None = None) -> None:
-        """The final table: metrics per split, then the best epoch (of ``epochs`` trained),
-        the callback that ``stopped`` the training early (if one did), the wall time since the
-        display was made and the run directory."""
+                config: Any, epochs: int | None, stopped: str | None = None,
+                backend: str | None = None) -> None:
+        """The final table: metrics per split, then the Keras ``backend`` that trained (and why
+        it was chosen), the best epoch (of ``epochs`` trained), the callback that ``stopped``
+        the training early (if one did), the wall time since the display was made and the run
+        directory."""
         if self.quiet:
             return
         from nettrain.run import directory as rundir
@@ -158,7 +160,8 @@ class Display:
         self.write(Text(f"Final metrics of {shown(name)}:"))
         self.write(metrics_table(metrics))
         best = best_epoch(path / rundir.HISTORY, config)
-        rows = {"Best epoch": best and f"{best.epoch}{f' of {epochs}' if epochs else ''}: "
+        rows = {"Backend": backend and shown(backend),
+                "Best epoch": best and f"{best.epoch}{f' of {epochs}' if epochs else ''}: "
                               f"{shown(best.text())}",
                 "Stopped early": stopped and f"at epoch {epochs} of {config.fit.epochs} by "
                                  f"{shown(stopped)}",

@@ -1,7 +1,8 @@
 """The process-wide settings a run trains under: seeds, op determinism, precision, devices.
 
 These are the only TensorFlow-specific calls of training (``tf.config``, ``tf.distribute``);
-everything else is written against ``keras``.
+everything else is written against ``keras``. On JAX and PyTorch TensorFlow is not imported
+here (:mod:`nettrain.backends.select` refuses the TensorFlow-only keys there).
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ def apply(config: Config, echo: Any = print) -> None:
     same seed builds the same initial weights, splits, shuffles and dropout masks.
     """
     import keras
-    import tensorflow as tf
-    from tensorflow.python.framework import config as tf_config
 
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
+    # Always set, so one run's policy never leaks into the next in the same process.
+    keras.mixed_precision.set_global_policy(config.mixed_precision)
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
         echo("deterministic: true: TensorFlow op determinism is on, which turns XLA off "
@@ -32,8 +38,6 @@ def apply(config: Config, echo: Any = print) -> None:
         # A process that trained a deterministic config before (tests, notebooks); TF has
         # no public switch back.
         tf_config.disable_op_determinism()
-    # Always set, so one run's policy never leaks into the next in the same process.
-    keras.mixed_precision.set_global_policy(config.mixed_precision)
 
 
 def strategy(config: Config) -> Any:

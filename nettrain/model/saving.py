@@ -112,18 +112,21 @@ def move_into_place(source: Path, target: Path) -> None:
 
 def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[str, Any]) -> None:
     """Never save a model that predicts differently after reloading."""
+    import keras
     import numpy as np
 
     from nettrain.data.pipeline import to_tensors
 
-    expected = np.asarray(model(to_tensors(sample), training=False))
+    expected = keras.ops.convert_to_numpy(model(to_tensors(sample), training=False))
     try:
-        reloaded, _ = load_model(folder, fmt, info)
+        reloaded, _ = load_model(folder, fmt, info) if not _foreign_graph(fmt) else \
+            (_serving_function(folder / SAVED_MODEL), None)
     except RunError as exc:  # not "damaged": the file was just written, by this model
         raise RunError(f"The {fmt} format of this model does not reload "
                        f"({getattr(exc, 'reason', exc)}); it was not saved. Choose another "
                        "format in save.formats.") from None
-    got = np.asarray(reloaded(to_tensors(sample), training=False))
+    got = keras.ops.convert_to_numpy(reloaded(to_tensors(sample), training=False)) \
+        if not _foreign_graph(fmt) else np.asarray(reloaded(sample))
     # A 16-bit compute dtype (mixed precision) rounds to about 3 digits, differently in a
     # reloaded graph; float32 to about 7.
     half = any(getattr(layer, "compute_dtype", None) in ("float16", "bfloat16")
@@ -133,6 +136,22 @@ def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[st
         raise RunError(f"The {fmt} format of this model predicts differently after reloading "
                        f"(largest difference {np.max(np.abs(got - expected)):.3g}); it was not "
                        "saved. Choose another format in save.formats.")
+
+
+def _foreign_graph(fmt: str) -> bool:
+    """A SavedModel written off TensorFlow (JAX, through jax2tf): Keras's TFSMLayer, which
+    loads it as a layer, runs only on TensorFlow, so its reload is checked in TensorFlow."""
+    import keras
+
+    return fmt == "savedmodel" and keras.backend.backend() != "tensorflow"
+
+
+def _serving_function(folder: Path) -> Any:
+    """The ``serve`` function of the SavedModel in ``folder``, called on numpy inputs."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(folder))  # held by the function: its variables live
+    return lambda x: loaded.serve(tf.constant(x)).numpy()
 
 
 def _export(model: Any, folder: Path) -> None:

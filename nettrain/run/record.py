@@ -7,7 +7,7 @@ stage adds (the sweep's result) is one atomic write made under the run's lock
 any other process takes the lock for the write, or is refused while a trainer holds it. So no
 change is written past another's. Nothing else writes run.json; anyone may read it.
 
-No TensorFlow here; ``versions()`` imports it lazily.
+No TensorFlow here; ``versions()`` imports Keras and its backend lazily.
 """
 
 from __future__ import annotations
@@ -25,14 +25,26 @@ from nettrain.errors import UsageError
 from nettrain.run import lock
 from nettrain.run.directory import RUN, now, read_json, write_json
 
-__all__ = ["RunRecord", "git_commit", "now", "start", "versions"]
+__all__ = ["RunRecord", "backend", "git_commit", "now", "start", "versions"]
+
+
+def backend() -> str:
+    """The Keras backend this process runs (``tensorflow``, ``jax`` or ``torch``)."""
+    import keras
+
+    return keras.backend.backend()
 
 
 def versions() -> dict[str, str]:
-    import keras
-    import tensorflow as tf
+    """nettrain's, Keras's, the backend's (``tensorflow``, ``jax`` or ``torch``) and Python's
+    versions; a backend's module is imported only when it is the one that runs."""
+    import importlib
 
-    return {"nettrain": __version__, "keras": keras.__version__, "tensorflow": tf.__version__,
+    import keras
+
+    name = backend()
+    return {"nettrain": __version__, "keras": keras.__version__,
+            name: importlib.import_module(name).__version__,
             "python": platform.python_version()}
 
 
@@ -62,7 +74,8 @@ def start(config: Config, data_sha256: dict[str, str]) -> dict[str, Any]:
     (:func:`nettrain.data.fingerprint.data_files`)."""
     record: dict[str, Any] = {
         "status": "running", "started": now(), "ended": None, "command": sys.argv,
-        "host": socket.gethostname(), "versions": versions(), "seed": config.seed,
+        "host": socket.gethostname(), "backend": backend(), "versions": versions(),
+        "seed": config.seed,
         "deterministic": config.deterministic, "data_sha256": data_sha256,
         "data_config": config.data.model_dump(mode="json", exclude_none=True)}
     git = git_commit(getattr(config, "_source", None))
@@ -72,7 +85,7 @@ def start(config: Config, data_sha256: dict[str, str]) -> dict[str, Any]:
 
 
 # The keys the record's own status changes write: a note (``annotate``) never changes them.
-OWN = frozenset({"status", "started", "ended", "command", "host", "versions", "seed",
+OWN = frozenset({"status", "started", "ended", "command", "host", "backend", "versions", "seed",
                  "deterministic", "data_sha256", "data_config", "git", "replicas", "resumed",
                  "error", "saved", "epochs_completed"})
 

@@ -62,6 +62,9 @@ def _worker_main(argv: list[str]) -> int:
 
     threading.Thread(target=watch_parent, daemon=True).start()
     config = load_config(args.path / SWEEP_CONFIG)
+    from nettrain.backends import select
+
+    select.use(select.choose(config), config)  # KERAS_BACKEND from nettrain sweep
     sweep = Sweep(config, args.path, os.environ[STORAGE_ENV], args.study, args.trials,
                   args.metric, args.direction, space(config))
     if args.spare:

@@ -1,0 +1,215 @@
+"""Backends: every example config and template trains on each installed Keras backend
+(TensorFlow, JAX, PyTorch), a model saved under one loads and predicts the same under the
+others, and a backend that cannot run a config is refused before anything runs.
+
+The backend is fixed per process, so each backend trains in one process of its own
+(this file run as a script: ``python tests/test_backends.py BACKEND FOLDER train|load``),
+which trains every config in a loop to pay Keras's import once. On TensorFlow, the tests'
+own backend, tests/test_examples.py trains every example already: its process here trains
+only the two models the other backends load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nettrain.backends import select
+from nettrain.cli import app
+
+from conftest import CONFIGS, REPO, tiny_config, write_config
+
+INSTALLED = [name for name in select.NAMES if select.installed(name)]
+TEMPLATES = ("mlp-classifier", "regression", "cnn-images", "csv-tabular")
+SAMPLE = {"xor": np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype="float32"),
+          "digits-mlp": np.random.default_rng(0).random((5, 64), dtype="float32") * 16}
+
+
+def _train_all(backend: str, folder: Path, train: bool = True) -> None:
+    """In the process of ``backend``: train every example config and template for one epoch
+    (``--backend``), then load the models the other backends saved (in ``folder``) and
+    predict; write what happened to ``folder/BACKEND.json`` (without ``train``: only load,
+    into ``folder/BACKEND-loads.json``)."""
+    from typer.testing import CliRunner
+
+    runner, results = CliRunner(), {}
+    os.chdir(REPO)  # the examples' paths are relative to the repository root
+    every = [*sorted(CONFIGS.glob("*.yaml")), *TEMPLATES]
+    if backend == "tensorflow":  # tests/test_examples.py trains the others on TensorFlow
+        every = [CONFIGS / f"{name.replace('-', '_')}.yaml" for name in SAMPLE]
+    for path in every if train else []:
+        if isinstance(path, str):  # a template, as nettrain init writes it
+            os.chdir(folder)
+            written = folder / backend / f"{path}.yaml"
+            written.parent.mkdir(exist_ok=True)
+            if not written.exists():
+                runner.invoke(app, ["init", path, str(written)])
+            path = written
+        name = path.stem if path.parent == CONFIGS else f"template-{path.stem}"
+        extra = ["fit.epochs=1", "fit.verbose=0"]
+        if name not in (*(n.replace("-", "_") for n in SAMPLE), "iris_csv"):
+            extra.append("save.formats=[keras]")  # the formats: the samples, iris_csv's
+        if "images" in yaml.safe_load(path.read_text())["data"]:
+            extra += [f"data.images={folder / 'photos'}", "data.image_size=[16, 16]"]
+        run = folder / backend / name
+        started = time.perf_counter()
+        result = runner.invoke(app, ["fit", str(path), *extra, "--backend", backend,
+                                     "--run-dir", str(run)])
+        if result.exit_code == 2 and backend == "torch" and "savedmodel" in result.output:
+            result = runner.invoke(app, ["fit", str(path), *extra, "save.formats=[keras,json]",
+                                         "--backend", backend, "--run-dir", str(run)])
+        record = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() \
+            else {}
+        results[name] = {"exit": result.exit_code, "output": result.output[-600:],
+                         "backend": record.get("backend"),
+                         "seconds": round(time.perf_counter() - started, 2)}
+        os.chdir(REPO)
+    # the models saved under this backend, predicted here, for the others to compare with
+    import keras
+
+    if train:
+        (folder / f"{backend}.json").write_text(json.dumps({"trained": results}))
+    for name, x in SAMPLE.items() if train else ():
+        run = folder / backend / name.replace("-", "_")
+        assert (run / "model.keras").is_file(), results[run.name]["output"]
+        model = keras.saving.load_model(run / "model.keras")
+        np.save(run / "sample.npy", keras.ops.convert_to_numpy(model(x)))
+    loaded = {}
+    for other in INSTALLED:
+        for name, x in SAMPLE.items():
+            run = folder / other / name.replace("-", "_")
+            if other == backend or not (run / "sample.npy").is_file():
+                continue
+            kept = np.load(run / "sample.npy")
+            for fmt in ("keras", "json"):
+                result = runner.invoke(app, ["predict", str(run), str(folder / f"{name}.npy"),
+                                             "--format", fmt, "--backend", backend])
+                got = None
+                if result.exit_code == 0:
+                    rows = [line.split(",") for line in result.stdout.strip().splitlines()[1:]]
+                    got = np.array([[float(v) for v in row[-kept.shape[1]:]] for row in rows])
+                loaded[f"{other}/{name}/{fmt}"] = {
+                    "exit": result.exit_code, "output": result.output[-600:],
+                    "same": got is not None and np.allclose(got, kept, atol=1e-5)}
+    (folder / f"{backend}{'' if train else '-loads'}.json").write_text(json.dumps({
+        "trained": results, "loaded": loaded,
+        "tensorflow_imported": "tensorflow" in sys.modules}))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Each installed backend's process: every config trained, the others' models loaded.
+    Two rounds, so that every backend loads every other's models: the first trains (and loads
+    the earlier backends' models), the second loads the later ones' (but the last's)."""
+    from test_data import _images
+
+    folder = tmp_path_factory.mktemp("backends")
+    _images(folder / "photos", size=16)
+    for name, x in SAMPLE.items():
+        np.save(folder / f"{name}.npy", x)
+    env = {**os.environ, "NETTRAIN_RUNS": str(folder / "runs"),
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"),
+                                          os.environ.get("PYTHONPATH", "")])}
+    done = {}
+    for backend, train in [*((b, "train") for b in INSTALLED),
+                           *((b, "load") for b in INSTALLED[:-1])]:
+        child = subprocess.run([sys.executable, __file__, backend, str(folder), train],
+                               env={**env, "KERAS_BACKEND": backend}, capture_output=True,
+                               text=True, timeout=900)
+        assert child.returncode == 0, child.stderr[-3000:]
+    for backend in INSTALLED:
+        done[backend] = json.loads((folder / f"{backend}.json").read_text())
+    for backend in INSTALLED[:-1]:  # the later backends' models, loaded by the earlier
+        done[backend]["loaded"].update(json.loads(
+            (folder / f"{backend}-loads.json").read_text())["loaded"])
+    return done
+
+
+@pytest.mark.parametrize("backend", INSTALLED)
+def test_every_example_and_template_trains_on_each_backend(trained, backend):
+    results = trained[backend]["trained"]
+    assert len(results) == (len(SAMPLE) if backend == "tensorflow" else
+                            len(list(CONFIGS.glob("*.yaml"))) + len(TEMPLATES))
+    for name, result in results.items():
+        if backend != "tensorflow" and name in ("renewals_categorical",
+                                                "template-csv-tabular"):
+            # string categories need TensorFlow's lookups: refused before anything runs
+            assert result["exit"] == 2, (name, result["output"])
+            assert "data.categorical" in result["output"]
+            assert "Use backend: auto (which picks tensorflow for this config)" in \
+                result["output"]
+            continue
+        assert result["exit"] == 0, (name, result["output"])
+        assert result["backend"] == backend, name
+        assert f"Backend       {backend} (backend: {backend})" in result["output"], name
+
+
+def test_a_model_saved_under_one_backend_predicts_the_same_under_the_others(trained):
+    loaded = {f"{backend} loads {what}": result for backend in INSTALLED
+              for what, result in trained[backend]["loaded"].items()}
+    assert len(loaded) == len(INSTALLED) * (len(INSTALLED) - 1) * len(SAMPLE) * 2
+    for what, result in loaded.items():
+        assert result["exit"] == 0, (what, result["output"])
+        assert result["same"], what
+
+
+def test_a_jax_fit_of_an_mlp_never_imports_tensorflow(tmp_path):
+    if "jax" not in INSTALLED:
+        pytest.fail("jax is not installed: pip install -e '.[jax]'")
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom nettrain.cli import app\n"
+            "r = CliRunner().invoke(app, ['fit', sys.argv[1], 'fit.epochs=1', "
+            "'save.formats=[keras,json]'])\n"
+            "print(r.exit_code, 'tensorflow' in sys.modules, r.output[-300:])")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("KERAS_BACKEND")  # auto: JAX is the fastest for an MLP
+    done = subprocess.run([sys.executable, "-c", code, str(CONFIGS / "xor.yaml")], env=env,
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.stdout.startswith("0 False"), done.stdout + done.stderr[-2000:]
+    assert "Backend       jax (auto: the fastest installed backend" in done.stdout
+
+
+def test_a_backend_that_cannot_run_the_config_is_refused_at_validate(runner, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {**tiny_config(), "backend": "jax",
+                                              "deterministic": True})
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and result.exception is None or \
+        isinstance(result.exception, SystemExit)
+    assert "backend (line" in result.output and "deterministic: true is TensorFlow's op " \
+        "determinism" in result.output and "Use backend: auto (which picks tensorflow for this " \
+        "config) or tensorflow, or change deterministic" in " ".join(result.output.split())
+    result = runner.invoke(app, ["validate", str(CONFIGS / "renewals_categorical.yaml"),
+                                 "--backend", "torch"])
+    assert result.exit_code == 2
+    assert "backend (set on the command line): expected a backend that can run this config " \
+        "(categorical columns are encoded by StringLookup/IntegerLookup layers" in \
+        " ".join(result.output.split())
+    result = runner.invoke(app, ["fit", str(path), "--backend", "mxnet"])
+    assert result.exit_code == 2
+    assert "backend" in result.output and "'jax'" in result.output and \
+        "mxnet" in result.output
+
+
+def test_auto_picks_the_fastest_backend_that_can_run_the_config():
+    from nettrain.config.load import load_config
+
+    renewals = load_config(CONFIGS / "renewals_categorical.yaml")
+    assert select.cannot_run(renewals, "jax")[0][0] == "data.categorical"
+    assert select.cannot_run(renewals, "tensorflow") == []
+    assert select.fastest(renewals).name == "tensorflow"
+    assert select.fastest(renewals).why.startswith("auto: jax cannot run this config "
+                                                   "(data.categorical: categorical columns")
+    assert select.fastest(load_config(CONFIGS / "digits_mlp.yaml")).name == "jax"
+    assert select.fastest(load_config(CONFIGS / "images_cnn.yaml")) == select.Choice(
+        "tensorflow", "auto: the fastest installed backend for convolutions")
+
+
+if __name__ == "__main__":
+    _train_all(sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "train")
