@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -86,6 +86,22 @@ def main(
 
     Example: nettrain fit configs/digits_mlp.yaml fit.epochs=5
     """
+
+
+@contextlib.contextmanager
+def ending(logger: Any) -> Iterator[None]:
+    """Within the block, a failure or Ctrl-C ends ``logger``'s MLflow run (a run's or a
+    sweep's; None: not tracked) as FAILED or KILLED, then goes on up."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if logger is not None:
+            logger.finish(status="KILLED")
+        raise
+    except Exception:
+        if logger is not None:
+            logger.finish(status="FAILED")
+        raise
 
 
 @contextlib.contextmanager

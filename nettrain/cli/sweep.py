@@ -92,17 +92,9 @@ def sweep(
 
             parent = SweepLogger(plan.config, plan.path, plan.study, echo)
             parent.start()  # the trials' runs are its children
-        try:
+        with common.ending(parent):
             found = sweeping.run(plan, jobs, echo, console)
             sweep_report.report(plan, found, console, echo)
-        except KeyboardInterrupt:
-            if parent is not None:
-                parent.finish(status="KILLED")
-            raise
-        except Exception:
-            if parent is not None:
-                parent.finish(status="FAILED")
-            raise
         if parent is not None:
             parent.finish(sweep_report.best(plan, found.get_trials(deepcopy=False)),
                           plan.metric)

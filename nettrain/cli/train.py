@@ -151,21 +151,13 @@ def fit(
 
             logger = RunLogger(tracked, echo=echo)
             hooks = {"extra_callbacks": (logger.callback(),), "started": logger.started}
-        try:
+        with common.ending(logger):
             if resume is None:
                 path = train.fit(cfg, run_dir, echo=echo, display=display, **hooks)
             else:
                 path = train.resume(resume, config, overrides, echo=echo,
                                     allow_changed_data=allow_changed_data, display=display,
                                     **hooks)
-        except KeyboardInterrupt:
-            if logger is not None:
-                logger.finish(status="KILLED")
-            raise
-        except Exception:
-            if logger is not None:
-                logger.finish(status="FAILED")
-            raise
         if logger is not None:
             logger.finish(path)
         from nettrain.run.checkpoints import stopped_by
