@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from nettrain.errors import InputError, NettrainError
@@ -103,7 +103,8 @@ def make_app(served: Served) -> Any:
     async def predict_tf(name: str, request: Request, version: str | None = None) -> Any:
         model(name, version)
         x, columnar = tensors.from_json(await body_json(request), served.inputs)
-        return tensors.to_json(await served.tensors(x), columnar)
+        return Response(tensors.to_json(await served.tensors(x), columnar),
+                        media_type="application/json")
 
     @app.post("/predict", summary="Rows by column name, or a CSV or images: classes and "
                                   "probabilities, as `nettrain predict` writes them",

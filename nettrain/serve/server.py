@@ -102,8 +102,10 @@ async def _serve(served: Served, options: Options,
     sock = _listen(options.host, options.port)
     grpc_server = await _start_grpc(served, options) if options.grpc_port else None
     await served.batcher.start()
+    # httptools: HTTP parsed in C (h11, uvicorn's pure-Python parser, cost more CPU per
+    # request than the model call); the asyncio loop, which grpc.aio shares.
     config = uvicorn.Config(BodyLimit(make_app(served), options.max_body), loop="asyncio",
-                            log_level="warning", timeout_graceful_shutdown=int(options.grace),
+                            http="httptools", log_level="warning", timeout_graceful_shutdown=int(options.grace),
                             lifespan="off")
     server = _Server(config)
     loop = asyncio.get_running_loop()
