@@ -179,6 +179,7 @@ def main() -> None:
                              "by hand, about 0.1 ms: the server's cost shows)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    load_start = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="nettrain-serve-bench-"))
     env = {**os.environ, "PYTHONPATH": str(REPO), "NETTRAIN_RUNS": str(folder / "runs")}
     run = args.run
@@ -246,7 +247,8 @@ def main() -> None:
                 f"route {args.route}, {args.rows} row(s) a request, {args.requests} requests "
                 f"per level, client {args.client}; model.predict: the same rows in-process, "
                 "batch 1,024",
-        "machine": {**machine(), "load_average_end": os.getloadavg()},
+        "machine": {**machine(), "load_average_start": load_start,
+                    "load_average_end": os.getloadavg()},
         "levels": levels,
     }
     write_record(record, args.out)
