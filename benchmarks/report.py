@@ -13,8 +13,9 @@ from typing import Any
 NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict", "serve_load")
 # serve_load.py's other runs, each a table under serve_load's (a cheaper client, more rows a
 # request, 100,000 requests).
-SERVE_MORE = ("serve_load_raw", "serve_load_rows100", "serve_load_rows1000",
-              "serve_load_100k")
+SERVE_MORE = ("serve_load_raw", "serve_load_rows100", "serve_load_rows100_raw",
+              "serve_load_rows1000", "serve_load_100k", "serve_load_100k_raw",
+              "serve_load_3x50k_raw")
 
 # Issue 9's targets: the largest ratio nettrain / plain (whole process) each may have.
 RATIO_GOALS = {"mnist": 1 / 1.3, "cnn": 1.0, "xor": 1.1, "digits": 1.1, "predict": 1.2}
