@@ -168,9 +168,9 @@ def _load(r: dict[str, Any]) -> str:
 
 def _serve(r: dict[str, Any]) -> list[str]:
     """Issue 18's load test of ``nettrain serve`` (``serve_load.py``), one row per level."""
-    m = r["machine"]
+    m, note = r["machine"], f"; {r['note']}" if r.get("note") else ""
     lines = ["## nettrain serve under load (issue 18)", "",
-             f"{r['work']}. Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, load average "
+             f"{r['work']}{note}. Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, load average "
              + (f"at the start {', '.join(f'{v:.1f}' for v in m['load_average_start'])}, "
                 if "load_average_start" in m else "") +
              f"at the end {', '.join(f'{v:.1f}' for v in m['load_average_end'])} (the client, "

@@ -105,8 +105,8 @@ async def _serve(served: Served, options: Options,
     # httptools: HTTP parsed in C (h11, uvicorn's pure-Python parser, cost more CPU per
     # request than the model call); the asyncio loop, which grpc.aio shares.
     config = uvicorn.Config(BodyLimit(make_app(served), options.max_body), loop="asyncio",
-                            http="httptools", log_level="warning", timeout_graceful_shutdown=int(options.grace),
-                            lifespan="off")
+                            http="httptools", log_level="warning",
+                            timeout_graceful_shutdown=int(options.grace), lifespan="off")
     server = _Server(config)
     loop = asyncio.get_running_loop()
     draining: list[asyncio.Task] = []
