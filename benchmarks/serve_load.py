@@ -197,9 +197,11 @@ def main() -> None:
     bodies = [json.dumps({key: rows[i:i + args.rows]}).encode()
               for i in range(0, len(rows), args.rows)]
     port = _free_port()
+    # cwd=REPO: `python -m` puts the working directory before PYTHONPATH, so started from
+    # another checkout the server would be that checkout's nettrain.
     server = subprocess.Popen([sys.executable, "-m", "nettrain", "serve", str(run), "--port",
                                str(port), "--grpc-port", "0", *args.serve_args.split()],
-                              env=env, stderr=subprocess.DEVNULL)
+                              env=env, cwd=REPO, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         import httpx
