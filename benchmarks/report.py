@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict", "serve_load", "backends")
+# serve_load.py's other runs, each a table under serve_load's (a cheaper client, more rows a
+# request, 100,000 requests).
+SERVE_MORE = ("serve_load_raw", "serve_load_rows100", "serve_load_rows100_raw",
+              "serve_load_rows1000", "serve_load_100k", "serve_load_100k_raw",
+              "serve_load_3x50k_raw")
 
 # Issue 9's targets: the largest ratio nettrain / plain (whole process) each may have.
 RATIO_GOALS = {"mnist": 1 / 1.3, "cnn": 1.0, "xor": 1.1, "digits": 1.1, "predict": 1.2}
@@ -22,8 +27,8 @@ SERVE_GOAL = 0.5  # issue 18: nettrain serve at 64 clients, rows/s at least half
 
 def read_records(folder: Path) -> dict[str, dict[str, Any]]:
     """The records of ``NAMES`` in ``folder`` (``<name>.json``), those that exist."""
-    return {name: json.loads((folder / f"{name}.json").read_text()) for name in NAMES
-            if (folder / f"{name}.json").is_file()}
+    return {name: json.loads((folder / f"{name}.json").read_text())
+            for name in (*NAMES, *SERVE_MORE) if (folder / f"{name}.json").is_file()}
 
 
 def write_report(records: dict[str, dict[str, Any]], path: Path, command: str) -> None:
@@ -34,6 +39,8 @@ def write_report(records: dict[str, dict[str, Any]], path: Path, command: str) -
 
 
 def render(records: dict[str, dict[str, Any]], command: str) -> str:
+    records = dict(records)
+    serve_more = [records.pop(name) for name in SERVE_MORE if name in records]
     first = next(iter(records.values()))
     m = first["machine"]
     small = any(r.get("small") for r in records.values())
@@ -74,9 +81,13 @@ def render(records: dict[str, dict[str, Any]], command: str) -> str:
             f"{_load(r)} |")
     if "serve_load" in records:
         lines += ["", *_serve(records["serve_load"])]
+        for more in serve_more:
+            lines += ["", *_serve(more)[2:]]
     lines += ["", "Commands (each writes `benchmarks/results/<name>.json`):", ""]
     for name, r in records.items():
         lines.append(f"- {name}: `{r['command']}`")
+    for r in serve_more:
+        lines.append(f"- serve_load: `{r['command']}`")
     return "\n".join(lines) + "\n"
 
 
@@ -218,10 +229,12 @@ def _load(r: dict[str, Any]) -> str:
 
 def _serve(r: dict[str, Any]) -> list[str]:
     """Issue 18's load test of ``nettrain serve`` (``serve_load.py``), one row per level."""
-    m = r["machine"]
+    m, note = r["machine"], f"; {r['note']}" if r.get("note") else ""
     lines = ["## nettrain serve under load (issue 18)", "",
-             f"{r['work']}. Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, load average at "
-             f"the end {', '.join(f'{v:.1f}' for v in m['load_average_end'])} (the client, "
+             f"{r['work']}{note}. Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, load average "
+             + (f"at the start {', '.join(f'{v:.1f}' for v in m['load_average_start'])}, "
+                if "load_average_start" in m else "") +
+             f"at the end {', '.join(f'{v:.1f}' for v in m['load_average_end'])} (the client, "
              "the server and model.predict share the CPUs).", "",
              "| clients | requests/s | rows/s | p50 | p99 | failed | rows a model call | "
              "CPU ms a request: server, client | model.predict rows/s | ratio | goal | met | "

@@ -168,7 +168,7 @@ def test_a_jax_fit_of_an_mlp_never_imports_tensorflow(tmp_path):
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom nettrain.cli import app\n"
             "r = CliRunner().invoke(app, ['fit', sys.argv[1], 'fit.epochs=1', "
             "'save.formats=[keras,json]'])\n"
-            "print(r.exit_code, 'tensorflow' in sys.modules, r.output[-300:])")
+            "print(r.exit_code, 'tensorflow' in sys.modules, r.output[-2000:])")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("KERAS_BACKEND")  # auto: JAX is the fastest for an MLP
     done = subprocess.run([sys.executable, "-c", code, str(CONFIGS / "xor.yaml")], env=env,

@@ -33,7 +33,9 @@ CONFIG = {"name": "dist", "seed": 3,
 
 
 def _env(folder: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "NETTRAIN_RUNS": str(folder / "runs"),
+    """The fits' environment: not the tests' own KERAS_BACKEND (TensorFlow), as a user's."""
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    return {**env, "PYTHONPATH": str(REPO), "NETTRAIN_RUNS": str(folder / "runs"),
             "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
 

@@ -71,7 +71,7 @@ for name, extra in (("fused", []), ("fit", ["compile.steps_per_execution=1"])):
     result = CliRunner().invoke(app, ["fit", "c.yaml", "--run-dir", name, *extra])
     record = json.load(open(f"{name}/run.json"))
     runs[name] = {"exit": result.exit_code, "output": result.output,
-                  "training": record.get("training"),
+                  "training": record.get("training"), "backend": record.get("backend"),
                   "history": open(f"{name}/history.csv").read()}
 a = keras.saving.load_model("fused/model.keras").get_weights()
 b = keras.saving.load_model("fit/model.keras").get_weights()
@@ -106,7 +106,7 @@ def test_fused_gives_the_weights_of_model_fit(checks: dict) -> None:
 def test_fit_on_jax_takes_the_fused_path_with_the_same_result(checks: dict) -> None:
     fused, fit = checks["runs"]["fused"], checks["runs"]["fit"]
     assert fused["exit"] == 0 and fit["exit"] == 0, fused["output"] + fit["output"]
-    assert fused["training"] == {"loop": "fused", "backend": "jax"}
+    assert fused["training"] == {"loop": "fused"} and fused["backend"] == "jax"
     assert "Training fused on JAX: the epoch's batches on the device" in fused["output"]
     assert fit["training"]["loop"] == "model.fit"
     assert "compile.steps_per_execution is 1" in fit["training"]["not_fused"]

@@ -19,7 +19,7 @@ PACKAGE = REPO / "nettrain"
 # run.json of a completed run, as main wrote it before the record had one writer
 # (and the backend that trained, recorded since)
 COMPLETED = set(json.loads((REPO / "tests/fixtures/main-20261201/run/run.json").read_text())) \
-    | {"backend"}
+    | {"backend", "training"}
 STARTED = COMPLETED - {"saved", "epochs_completed"}
 WRITERS = {"write_json", "update_json", "write_atomic", "replacing", "write_text", "write_bytes",
            "open", "replace", "rename"}
@@ -223,8 +223,8 @@ def test_the_sweep_s_note_is_never_written_past_another_holder_of_the_run(tmp_pa
 
     fit = trials.train_fit
 
-    def fit_then_another_takes_the_run(config, path, out, pruning):
-        done = fit(config, path, out, pruning)
+    def fit_then_another_takes_the_run(config, path, out, pruning, logger=None):
+        done = fit(config, path, out, pruning, logger)
         threading.Thread(target=other, args=(path,), daemon=True).start()
         held.wait(30)
         return done

@@ -298,7 +298,7 @@ def test_compare_shows_the_keys_that_differ_the_metrics_and_one_plot(runner, man
     result = runner.invoke(app, ["runs", "compare", "runs/tiny/a", "runs/tiny/b", "runs/failed"])
     assert result.exception is None and result.exit_code == 0, result.output
     assert lines(result.stdout) == [
-        "Config: 4 keys differ (31 the same)",
+        "Config: 4 keys differ (32 the same)",
         "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓",
         "┃ key                                  ┃ tiny (a)  ┃ tiny (b)  ┃ tiny (failed) ┃",
         "┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩",
@@ -337,7 +337,7 @@ def test_compare_json_and_output(runner, many):
                                  "-o", "plots/ab.png"])
     assert result.exception is None and result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["config"] == {"same": 31, "differ": {
+    assert data["config"] == {"same": 32, "differ": {
         "model.layers.0.Dense.units": [16, 8], "compile.optimizer": [None, "adam"],
         "compile.optimizer.Adam.learning_rate": [0.01, None], "fit.epochs": [3, 2]}}
     assert data["metrics"]["test_accuracy"] == [0.95, 0.9]
@@ -428,7 +428,7 @@ def test_names_paths_and_errors_are_shown_as_written_not_as_markup(runner, train
         "[batch, 4] and [bold]8[/bold] differ 2 runs under runs, newest first.")
     result = runner.invoke(app, ["runs", "compare", "runs/[x]/run", "runs/[y]/run"])
     assert result.exception is None and result.exit_code == 0, result.output
-    assert lines(result.stdout)[:2] == ["Config: the same in every run (34 keys)", "Metrics"]
+    assert lines(result.stdout)[:2] == ["Config: the same in every run (35 keys)", "Metrics"]
     assert "tiny ([x]/run)" in result.stdout
 
 

@@ -16,7 +16,8 @@ from nettrain.text import shown
 
 # What the serve extra installs: (module, package) of each.
 _EXTRA = (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart"),
-          ("grpc", "grpcio"), ("tensorflow_serving", "tensorflow-serving-api"))
+          ("grpc", "grpcio"), ("tensorflow_serving", "tensorflow-serving-api"),
+          ("httptools", "httptools"))
 
 
 def _check_extra() -> None:

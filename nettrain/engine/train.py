@@ -361,8 +361,8 @@ def _fit(prepared: Prepared, path: Path, display: progress.Display, args: dict[s
         (x, data.y["train"], data.w.get("train"))
     why = jax_fused.refusal(config, prepared.model, arrays)
     on_jax = keras.backend.backend() == "jax"
+    # run.json's "backend" (RunRecord.start) says the backend; "training" says the loop.
     RunRecord(path).annotate(training={"loop": "model.fit" if why else "fused",
-                                       "backend": keras.backend.backend(),
                                        **({"not_fused": why} if why and on_jax else {})})
     if why is not None and jax_fused.this_process()[0] > 1:
         raise RunError(f"Training over several processes needs the fused JAX path, and this "

@@ -95,8 +95,10 @@ def from_json(body: Any, inputs: Spec) -> tuple[Inputs, bool]:
     if bare:
         columns = {names[0]: rows}
     else:
-        for i, row in enumerate(rows):
-            _check_keys(row, names, f"instances[{i}]")
+        want = set(names)
+        if not all(type(row) is dict and row.keys() == want for row in rows):
+            for i, row in enumerate(rows):  # find the row, to name it
+                _check_keys(row, names, f"instances[{i}]")
         columns = {n: [row[n] for row in rows] for n in names}
     return _rows_of(inputs, columns, lambda n, i: "instances" + (f"[{i}]" if i is not None
                                                                  else "") +
@@ -122,9 +124,14 @@ def from_protos(protos: Any, inputs: Spec) -> Inputs:
                                                                       else ""))
 
 
-def to_json(out: np.ndarray, columnar: bool) -> dict[str, Any]:
-    """The answer to a REST predict: ``predictions`` (one per row) or ``outputs``."""
-    return {"outputs" if columnar else "predictions": out.tolist()}
+def to_json(out: np.ndarray, columnar: bool) -> bytes:
+    """The answer to a REST predict, as the body's bytes: ``predictions`` (one per row) or
+    ``outputs``. (Written here, not by FastAPI's encoder, which walks every number in
+    Python: 4.5 ms for 1,000 rows against 1.4 ms.)"""
+    import json
+
+    return json.dumps({"outputs" if columnar else "predictions": out.tolist()},
+                      separators=(",", ":")).encode()
 
 
 def to_protos(out: np.ndarray) -> dict[str, Any]:
@@ -180,6 +187,8 @@ def _array(value: Any, spec: dict[str, Any], where: Callable[[int | None], str])
         raise InputError(f"{where(None)}: no rows; expected one or more.")
     flat = array.reshape(len(array), -1)
     if dtype == "string":
+        if set(map(type, flat.ravel())) == {str}:  # the common case, at C speed
+            return array
         bad = [i for i, row in enumerate(flat) if not all(isinstance(v, str) for v in row)]
         if bad:
             v = next(v for v in flat[bad[0]] if not isinstance(v, str))
