@@ -109,10 +109,14 @@ async def _load(url: str, bodies: list[bytes], clients: int, kind: str = "httpx"
         start = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         wall = time.perf_counter() - start
-    latencies.sort()
-    return {"requests": len(bodies), "failed": failed, "failures": why,
-            "seconds": round(wall, 2),
-            "requests_per_second": round(len(bodies) / wall, 1),
+    return _summary(len(bodies), failed, why, wall, latencies)
+
+
+def _summary(requests: int, failed: int, why: dict, wall: float, latencies: list) -> dict:
+    """One load level's figures: requests/s, p50 and p99 latency, what failed and why."""
+    latencies = sorted(latencies)
+    return {"requests": requests, "failed": failed, "failures": why,
+            "seconds": round(wall, 2), "requests_per_second": round(requests / wall, 1),
             "p50_ms": round(1000 * statistics.median(latencies), 2),
             "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2)}
 
@@ -158,12 +162,7 @@ async def _load_raw(url: str, bodies: list[bytes], clients: int) -> dict:
     start = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     wall = time.perf_counter() - start
-    latencies.sort()
-    return {"requests": len(bodies), "failed": failed, "failures": why,
-            "seconds": round(wall, 2),
-            "requests_per_second": round(len(bodies) / wall, 1),
-            "p50_ms": round(1000 * statistics.median(latencies), 2),
-            "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2)}
+    return _summary(len(bodies), failed, why, wall, latencies)
 
 
 def main() -> None:
