@@ -212,5 +212,20 @@ def test_auto_picks_the_fastest_backend_that_can_run_the_config():
         "tensorflow", "auto: the fastest installed backend for convolutions")
 
 
+
+def test_a_fit_where_jax_is_not_installed_trains_on_tensorflow(tmp_path):
+    """The README's first command installs nettrain without JAX: fit runs on TensorFlow and
+    never imports jax (a fit failed with "No module named 'jax'" once)."""
+    code = ("import sys\nsys.modules['jax'] = None  # as if not installed: find_spec, import\n"
+            "from typer.testing import CliRunner\nfrom nettrain.cli import app\n"
+            "r = CliRunner().invoke(app, ['fit', sys.argv[1], 'fit.epochs=1'])\n"
+            "print(r.exit_code, repr(r.exception), r.output[-2000:])")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("KERAS_BACKEND")
+    done = subprocess.run([sys.executable, "-c", code, str(CONFIGS / "xor.yaml")], env=env,
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.stdout.startswith("0 None"), done.stdout + done.stderr[-2000:]
+    assert "Backend       tensorflow (auto: the fastest installed backend)" in done.stdout
+
 if __name__ == "__main__":
     _train_all(sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "train")

@@ -171,11 +171,13 @@ def _scans() -> bool:
 
 def this_process() -> tuple[int, int]:
     """(processes, this one's index) under a distribution over several processes, else (1, 0)."""
-    import jax
+    import keras
     from keras import distribution
 
-    if distribution.distribution() is None:
-        return 1, 0
+    if keras.backend.backend() != "jax" or distribution.distribution() is None:
+        return 1, 0  # and jax, perhaps not installed, is never imported
+    import jax
+
     return jax.process_count(), jax.process_index()
 
 
