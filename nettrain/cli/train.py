@@ -117,11 +117,11 @@ def fit(
             from nettrain.config.load import load_config
             from nettrain.run import directory as rundir
 
-            tracked = load_config(config or rundir.open_run(resume).path / rundir.CONFIG,
-                                  overrides)
+            source = config or rundir.open_run(resume).path / rundir.CONFIG
+            tracked = load_config(source, overrides)
             if track is not None:
                 overrides.append(track_override(tracked, track))
-                tracked = load_config(config or resume / rundir.CONFIG, overrides)
+                tracked = load_config(source, overrides)
             ran_on = _use_run_backend(resume, backend, loading=False)
         from nettrain.backends import distributed
 
