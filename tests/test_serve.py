@@ -209,6 +209,42 @@ def test_a_bad_request_is_a_400_naming_the_field(server):
     assert status == 413 and "over the limit of 4,096 bytes" in answer["error"]
 
 
+def _multipart(name: str, data: bytes) -> tuple[bytes, dict]:
+    """A form of one file, written out (httpx would set its Content-Length)."""
+    head = (f'--nettrain\r\nContent-Disposition: form-data; name="file"; filename="{name}"'
+            '\r\nContent-Type: application/octet-stream\r\n\r\n').encode()
+    return head + data + b"\r\n--nettrain--\r\n", \
+        {"Content-Type": "multipart/form-data; boundary=nettrain"}
+
+
+def test_a_body_over_the_limit_is_a_413_on_every_route_and_encoding(server):
+    """--max-body-bytes (4096 here) holds for every route and body, with a Content-Length or
+    chunked (no length to check first: refused as the bytes arrive), as JSON."""
+    import httpx
+
+    _, url, _ = server
+    csv = pd.DataFrame(ROWS * 100).to_csv(index=False).encode()
+    bodies = [("/predict", json.dumps({"rows": ROWS * 40}).encode(),
+               {"Content-Type": "application/json"}),
+              ("/predict", csv, {"Content-Type": "text/csv"}),
+              ("/predict", *_multipart("rows.csv", csv)),
+              ("/v1/models/renewals:predict", json.dumps({"instances": ROWS * 40}).encode(),
+               {"Content-Type": "application/json"})]
+    for route, body, headers in bodies:
+        assert len(body) > 4096
+        for chunked in (False, True):
+            content = iter([body[:1000], body[1000:]]) if chunked else body
+            answer = httpx.post(url + route, content=content, headers=headers, timeout=60)
+            assert (answer.status_code, answer.headers["content-type"]) == \
+                (413, "application/json"), (route, chunked, answer.text)
+            assert answer.json()["error"].startswith(
+                "request body: over the limit of 4,096 bytes (nettrain serve --max-body-bytes)")
+    # under the limit, chunked is read whole
+    small = json.dumps({"rows": ROWS}).encode()
+    answer = httpx.post(f"{url}/predict", content=iter([small[:10], small[10:]]), timeout=60)
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 3
+
+
 def test_sigterm_drains_a_request_in_flight(server):
     """SIGTERM while a request's body is still arriving: it is answered, then the process
     exits 0."""

@@ -31,8 +31,10 @@ class Options:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse a request body over ``limit`` bytes with 413, by its
-    Content-Length when it says so, else as the bytes arrive."""
+    """ASGI middleware, the one owner of ``--max-body-bytes``: a request's body is read whole
+    here, before the app sees it, and refused with 413 ``{"error": ...}`` when over ``limit``
+    bytes: by its Content-Length when it says so, else (chunked) as the bytes arrive. Every
+    route then reads a body already here; none checks the limit itself."""
 
     def __init__(self, app: Any, limit: int):
         self.app, self.limit = app, limit
@@ -43,26 +45,26 @@ class BodyLimit:
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
             return await self._refuse(send)
-        seen, started = 0, False
-
-        async def counted() -> Any:
-            nonlocal seen
+        parts, seen = [], 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] == "http.disconnect":
+                return  # the client went away: nothing to answer
+            part = message.get("body", b"")
+            seen += len(part)
             if seen > self.limit:
-                raise _TooLarge
-            return message
+                return await self._refuse(send)
+            parts.append(part)
+            if not message.get("more_body"):
+                break
+        whole: list[Any] = [{"type": "http.request", "body": b"".join(parts),
+                             "more_body": False}]
 
-        async def sending(message: Any) -> None:
-            nonlocal started
-            started = True
-            await send(message)
+        async def replay() -> Any:
+            # the body once, then what the server says next (a disconnect)
+            return whole.pop() if whole else await receive()
 
-        try:
-            await self.app(scope, counted, sending)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Any) -> None:
         import json
@@ -74,10 +76,6 @@ class BodyLimit:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def serve(served: Served, options: Options, ready: Callable[[Callable[[], None]], None]) -> None:
