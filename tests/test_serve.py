@@ -110,14 +110,20 @@ def _stub(target: str):
 
 
 def _grpc_predict(stub, name: str, inputs: dict) -> np.ndarray:
+    """The output of a PredictionService.Predict, checked to be what the signature says:
+    output_0, DT_FLOAT (a client reads the proto's dtype, not the numbers)."""
     import tensorflow as tf
+    from tensorflow.core.framework import types_pb2
     from tensorflow_serving.apis import predict_pb2
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = name
     for key, value in inputs.items():
         request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    return tf.make_ndarray(stub.Predict(request, 30).outputs["output_0"])
+    response = stub.Predict(request, 30)
+    assert list(response.outputs) == ["output_0"]
+    assert types_pb2.DataType.Name(response.outputs["output_0"].dtype) == "DT_FLOAT"
+    return tf.make_ndarray(response.outputs["output_0"])
 
 
 def test_rest_and_grpc_answer_as_nettrain_predict(runner, server, renewals, tmp_path):
@@ -162,6 +168,7 @@ def test_rest_and_grpc_answer_as_nettrain_predict(runner, server, renewals, tmp_
     _stub(target).GetModelMetadata(request, 30).metadata["signature_def"].Unpack(signatures)
     inputs = signatures.signature_def["serving_default"].inputs
     assert sorted(inputs) == sorted(ROWS[0]) and inputs["plan"].dtype == 7  # DT_STRING
+    assert signatures.signature_def["serving_default"].outputs["output_0"].dtype == 1  # FLOAT
 
     assert _http("GET", f"{url}/v1/models/renewals") == (200, {"model_version_status": [
         {"version": "1", "state": "AVAILABLE",
@@ -245,6 +252,84 @@ def test_a_body_over_the_limit_is_a_413_on_every_route_and_encoding(server):
     assert answer.status_code == 200 and len(answer.json()["predictions"]) == 3
 
 
+@pytest.fixture(scope="module")
+def in_thread(renewals):
+    """The renewals run served in a thread of this process, whose own functions a test can
+    watch: (REST url, gRPC target, the thread running the event loop)."""
+    from nettrain.serve.model import Served
+    from nettrain.serve.server import Options, serve
+
+    port, grpc_port, stopped = _free_port(), _free_port(), []
+    served = Served(renewals, None, window_ms=1, max_rows=64)
+    thread = threading.Thread(target=serve, args=(served, Options(port=port,
+                                                                  grpc_port=grpc_port),
+                                                  stopped.append), daemon=True)
+    thread.start()
+    try:
+        _wait(f"http://127.0.0.1:{port}/health")
+        yield f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", thread
+    finally:
+        if stopped:
+            stopped[0]()
+        thread.join(60)
+
+
+def test_a_requests_work_runs_off_the_event_loop(in_thread, monkeypatch, tmp_path):
+    """Reading bodies, pandas, checking inputs and writing answers run in worker threads, not
+    on the event loop's (where they made /health wait for a big /predict): /health answers
+    while a /predict is held in the middle of its rows."""
+    import httpx
+
+    from nettrain.engine import predict as predicting
+    from nettrain.serve import http, tensors
+
+    url, target, loop = in_thread
+    ran_on: dict[str, set] = {}
+    held, release = threading.Event(), threading.Event()
+
+    def watch(module, name: str, hold: bool = False) -> None:
+        real = getattr(module, name)
+
+        def watched(*args, **kwargs):
+            ran_on.setdefault(name, set()).add(threading.current_thread())
+            if hold:
+                held.set()
+                release.wait(30)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, watched)
+
+    watch(predicting, "rows_inputs", hold=True)
+    for module, name in ((http, "_json_body"), (http, "_rows"), (http, "_answer"),
+                         (predicting, "outputs"), (predicting, "read_csv_chunks"),
+                         (tensors, "from_json"), (tensors, "to_json"),
+                         (tensors, "from_protos"), (tensors, "to_protos")):
+        watch(module, name)
+    answers: list = []
+    posting = threading.Thread(target=lambda: answers.append(
+        _http("POST", f"{url}/predict", {"rows": ROWS})))
+    posting.start()
+    try:
+        assert held.wait(30), "the /predict never reached its rows"
+        health = httpx.get(f"{url}/health", timeout=20)  # the event loop is free meanwhile
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert not answers  # the /predict is still held
+    finally:
+        release.set()
+        posting.join(60)
+    assert answers[0][0] == 200 and len(answers[0][1]["predictions"]) == 3
+    csv = pd.DataFrame(ROWS).to_csv(index=False).encode()
+    assert httpx.post(f"{url}/predict", files={"file": ("rows.csv", csv)},
+                      timeout=60).status_code == 200
+    assert _http("POST", f"{url}/v1/models/renewals:predict", {"instances": ROWS})[0] == 200
+    _grpc_predict(_stub(target), "renewals", {k: [[r[k]] for r in ROWS] for k in ROWS[0]})
+    assert sorted(ran_on) == sorted(["rows_inputs", "_json_body", "_rows", "_answer",
+                                     "outputs", "read_csv_chunks", "from_json", "to_json",
+                                     "from_protos", "to_protos"])
+    on_loop = sorted(name for name, threads in ran_on.items() if loop in threads)
+    assert on_loop == [], f"run on the event loop's thread: {on_loop}"
+
+
 def test_sigterm_drains_a_request_in_flight(server):
     """SIGTERM while a request's body is still arriving: it is answered, then the process
     exits 0."""
@@ -290,9 +375,9 @@ def test_an_image_run_over_rest_and_grpc(runner, tmp_path_factory):
     port, grpc_port = _free_port(), _free_port()
     stopped: list = []
     served = Served(run, None, window_ms=1, max_rows=64)
-    thread = threading.Thread(target=serve, args=(served, Options(port=port,
-                                                                  grpc_port=grpc_port),
-                                                  stopped.append), daemon=True)
+    options = Options(port=port, grpc_port=grpc_port, max_body=64 * 2**10)
+    thread = threading.Thread(target=serve, args=(served, options, stopped.append),
+                              daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
@@ -302,6 +387,14 @@ def test_an_image_run_over_rest_and_grpc(runner, tmp_path_factory):
                              {"instances": pixels.tolist()})
         assert status == 200, rows
         np.testing.assert_allclose(rows["predictions"], probs, atol=1e-6)
+        # TF Serving's forms for a model of one input: rows as objects naming it, and the
+        # columnar value given bare (not an object of inputs)
+        status, named = _http("POST", f"{url}/v1/models/pics:predict",
+                              {"instances": [{"inputs": p} for p in pixels.tolist()]})
+        assert (status, named) == (200, rows)
+        status, bare = _http("POST", f"{url}/v1/models/pics:predict",
+                             {"inputs": pixels.tolist()})
+        assert (status, bare) == (200, {"outputs": rows["predictions"]})
         out = _grpc_predict(_stub(f"127.0.0.1:{grpc_port}"), "pics", {"inputs": pixels})
         np.testing.assert_allclose(out, probs, atol=1e-6)
         status, answer = _http("POST", f"{url}/v1/models/pics:predict",
@@ -317,6 +410,11 @@ def test_an_image_run_over_rest_and_grpc(runner, tmp_path_factory):
         assert list(got["path"]) == [Path(p).name for p in expected["path"][:2]]
         assert list(got["class"]) == list(expected["class"][:2])
         np.testing.assert_allclose(got[["prob_cat", "prob_dog"]], probs[:2], atol=1e-6)
+        body, headers = _multipart("big.png", bytes(70_000))  # over max_body, chunked
+        answer = httpx.post(f"{url}/predict", content=iter([body[:1000], body[1000:]]),
+                            headers=headers, timeout=60)
+        assert answer.status_code == 413 and "over the limit of 65,536 bytes" in \
+            answer.json()["error"]
     finally:
         if stopped:
             stopped[0]()

@@ -34,20 +34,22 @@ def add_service(server: Any, served: Served) -> None:
         spec.version.value = int(served.version)
         spec.signature_name = tensors.SIGNATURE
 
+    def answer(out: Any) -> Any:
+        response = predict_pb2.PredictResponse()
+        answer_spec(response.model_spec)
+        for name, proto in tensors.to_protos(out).items():
+            response.outputs[name].CopyFrom(proto)
+        return response
+
     class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
         async def Predict(self, request: Any, context: Any) -> Any:
             await check_model(request.model_spec, context)
             try:
                 tensors.check_signature(request.model_spec.signature_name)
-                x = tensors.from_protos(request.inputs, served.inputs)
+                x = await served.work(tensors.from_protos, request.inputs, served.inputs)
             except NettrainError as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            out = await served.tensors(x)
-            response = predict_pb2.PredictResponse()
-            answer_spec(response.model_spec)
-            for name, proto in tensors.to_protos(out).items():
-                response.outputs[name].CopyFrom(proto)
-            return response
+            return await served.work(answer, await served.tensors(x))
 
         async def GetModelMetadata(self, request: Any, context: Any) -> Any:
             await check_model(request.model_spec, context)

@@ -70,9 +70,6 @@ def make_app(served: Served) -> Any:
     def model(name: str, version: str | None = None) -> None:
         _check_model(served, name, version)
 
-    async def body_json(request: Request) -> Any:
-        return _json_body(await request.body())
-
     @app.get("/health", summary="Whether the server is up, and what it serves")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": served.name, "version": served.version,
@@ -109,8 +106,9 @@ def make_app(served: Served) -> Any:
         elif kind in ("text/csv", "application/csv"):
             frame = await served.csv(await request.body(), "body.csv")
         else:
-            frame = await served.rows(_rows(await body_json(request), served), "rows")
-        return {"predictions": _records(frame)}
+            body = await request.body()
+            frame = await served.rows(lambda: _rows(_json_body(body), served), "rows")
+        return Response(await served.work(_answer, frame), media_type="application/json")
 
     return _FastPredict(app, served)
 
@@ -155,8 +153,8 @@ class _FastPredict:
 async def _predict_tf(served: Served, name: str, version: str | None, body: bytes) -> bytes:
     """``POST /v1/models/NAME[/versions/V]:predict``: the answer's JSON bytes."""
     _check_model(served, name, version)
-    x, columnar = tensors.from_json(_json_body(body), served.inputs)
-    return tensors.to_json(await served.tensors(x), columnar)
+    x, columnar = await served.work(lambda: tensors.from_json(_json_body(body), served.inputs))
+    return await served.work(tensors.to_json, await served.tensors(x), columnar)
 
 
 def _check_model(served: Served, name: str, version: str | None = None) -> None:
@@ -214,8 +212,11 @@ async def _uploads(served: Served, request: Any) -> Any:
     return await served.csv(files[0][1], files[0][0])
 
 
-def _records(frame: Any) -> list[dict[str, Any]]:
+def _answer(frame: Any) -> bytes:
+    """``/predict``'s answer, ``{"predictions": [row, ...]}``, as the body's bytes (written
+    here, in a worker thread, not by FastAPI's encoder on the event loop)."""
     from nettrain.text import shown
 
     frame = frame.rename(columns={c: shown(c) for c in frame.columns})
-    return json.loads(frame.to_json(orient="records", double_precision=15))
+    rows = json.loads(frame.to_json(orient="records", double_precision=15))
+    return json.dumps({"predictions": rows}, ensure_ascii=False, separators=(",", ":")).encode()

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from nettrain.serve.batching import Batcher
 from nettrain.serve.tensors import OUTPUT, Spec
 
 VERSION = "1"  # a run is one version of its model
+T = TypeVar("T")
 
 
 class Served:
@@ -43,6 +46,20 @@ class Served:
         units = int(np.prod([d for d in model.output_shape[1:] if d is not None] or [1]))
         self.outputs: Spec = {OUTPUT: {"dtype": "float32", "shape": [None, units]}}
         self.batcher = Batcher(self._call, window_ms, max_rows)
+        # A few threads: the work holds the GIL, so more would not be faster, only wait longer
+        # for it (and so would the event loop).
+        self._workers = ThreadPoolExecutor(2, thread_name_prefix="nettrain-request")
+
+    async def work(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread: where every request's CPU work runs (reading a
+        body, pandas, checking inputs, writing the answer; the model in the batcher's own),
+        so the event loop only moves bytes and ``/health`` answers while big requests run."""
+        return await asyncio.get_running_loop().run_in_executor(self._workers, fn, *args)
+
+    async def close(self) -> None:
+        """After the last request: the batcher's jobs done, the threads ended."""
+        await self.batcher.close()
+        self._workers.shutdown(wait=True)
 
     def _call(self, x: Inputs) -> np.ndarray:
         out = predicting.call_model(self.predictor, x, "request", whole=True)
@@ -59,40 +76,44 @@ class Served:
         """The model's outputs for inputs read by :mod:`nettrain.serve.tensors`."""
         return await self.batcher(x)
 
-    async def rows(self, rows: Any, name: str) -> Any:
-        """Rows in memory (a DataFrame of columns by name, or a list of arrays' rows) ->
-        ``nettrain predict``'s output frame (class and probabilities, or values)."""
-        x = predicting.rows_inputs(self.predictor, rows, name)
-        return predicting.outputs(self.predictor, await self.batcher(x))
+    async def rows(self, rows: Callable[[], Any], name: str) -> Any:
+        """Rows in memory (what ``rows()`` gives: a DataFrame of columns by name, or a list of
+        arrays' rows) -> ``nettrain predict``'s output frame (class and probabilities, or
+        values)."""
+        p = self.predictor
+        x = await self.work(lambda: predicting.rows_inputs(p, rows(), name))
+        return await self.work(predicting.outputs, p, await self.batcher(x))
 
     async def csv(self, data: bytes, name: str) -> Any:
         """An uploaded CSV, read as ``nettrain predict`` reads a file."""
         import pandas as pd
 
-        folder = Path(tempfile.mkdtemp(prefix="nettrain-serve-"))
-        try:
-            path = folder / Path(name).name
-            path.write_bytes(data)
-            p = self.predictor
-            chunks = await asyncio.to_thread(lambda: list(predicting.read_csv_chunks(
-                path, p.info, p.missing, p.delimiter)))
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        outs = [predicting.outputs(p, await self.batcher(x)) for x in chunks]
-        return pd.concat(outs, ignore_index=True)
+        p = self.predictor
+        chunks = await self.work(_in_folder, [(Path(name).name, data)], lambda paths: list(
+            predicting.read_csv_chunks(paths[0], p.info, p.missing, p.delimiter)))
+        outs = [await self.batcher(x) for x in chunks]
+        return await self.work(lambda: pd.concat([predicting.outputs(p, o) for o in outs],
+                                                 ignore_index=True))
 
     async def images(self, files: list[tuple[str, bytes]]) -> Any:
         """Uploaded images, resized as in training (``nettrain predict RUN photo.png``)."""
-        folder = Path(tempfile.mkdtemp(prefix="nettrain-serve-"))
-        try:
-            for i, (name, data) in enumerate(files):
-                (folder / f"{i:06d}-{Path(name).name}").write_bytes(data)
-            x, paths = await asyncio.to_thread(predicting.read_images, folder,
-                                               self.predictor.info["images"])
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        named = [(f"{i:06d}-{Path(name).name}", data) for i, (name, data) in enumerate(files)]
+        x, paths = await self.work(_in_folder, named, lambda paths: predicting.read_images(
+            paths[0].parent, self.predictor.info["images"]))
         shown = [Path(p).name.split("-", 1)[1] for p in paths]
-        return predicting.outputs(self.predictor, await self.batcher(x), shown)
+        return await self.work(predicting.outputs, self.predictor, await self.batcher(x), shown)
+
+
+def _in_folder(files: list[tuple[str, bytes]], read: Callable[[list[Path]], T]) -> T:
+    """``read`` of ``files`` (name, bytes) written to a temporary folder, removed after."""
+    folder = Path(tempfile.mkdtemp(prefix="nettrain-serve-"))
+    try:
+        paths = [folder / name for name, _ in files]
+        for path, (_, data) in zip(paths, files, strict=True):
+            path.write_bytes(data)
+        return read(paths)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _config_name(run: Path) -> str | None:

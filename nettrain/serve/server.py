@@ -123,7 +123,7 @@ async def _serve(served: Served, options: Options,
     watcher.cancel()
     if grpc_server is not None:
         await (draining[0] if draining else grpc_server.stop(options.grace))
-    await served.batcher.close()
+    await served.close()
 
 
 def _listen(host: str, port: int) -> Any:
