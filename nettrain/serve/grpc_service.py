@@ -46,10 +46,12 @@ def add_service(server: Any, served: Served) -> None:
             await check_model(request.model_spec, context)
             try:
                 tensors.check_signature(request.model_spec.signature_name)
-                x = await served.work(tensors.from_protos, request.inputs, served.inputs)
+                size = request.ByteSize()
+                x = await served.work(tensors.from_protos, request.inputs, served.inputs,
+                                      size=size)
             except NettrainError as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            return await served.work(answer, await served.tensors(x))
+            return await served.work(answer, await served.tensors(x), size=size)
 
         async def GetModelMetadata(self, request: Any, context: Any) -> Any:
             await check_model(request.model_spec, context)

@@ -153,8 +153,10 @@ class _FastPredict:
 async def _predict_tf(served: Served, name: str, version: str | None, body: bytes) -> bytes:
     """``POST /v1/models/NAME[/versions/V]:predict``: the answer's JSON bytes."""
     _check_model(served, name, version)
-    x, columnar = await served.work(lambda: tensors.from_json(_json_body(body), served.inputs))
-    return await served.work(tensors.to_json, await served.tensors(x), columnar)
+    x, columnar = await served.work(lambda: tensors.from_json(_json_body(body), served.inputs),
+                                    size=len(body))
+    return await served.work(tensors.to_json, await served.tensors(x), columnar,
+                             size=len(body))
 
 
 def _check_model(served: Served, name: str, version: str | None = None) -> None:

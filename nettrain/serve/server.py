@@ -2,8 +2,9 @@
 gRPC server (grpc.aio) on one event loop, until Ctrl-C or SIGTERM: both then stop taking
 requests, finish those in flight (up to ``grace`` seconds), and the process exits 0.
 
-A body over ``max_body`` bytes is refused before it is read whole: 413 over REST,
-RESOURCE_EXHAUSTED over gRPC.
+A body over ``max_body`` bytes is refused as soon as it is known to be over (by its
+Content-Length, else as a chunked body arrives): 413 over REST (:class:`BodyLimit`, for
+every route), RESOURCE_EXHAUSTED over gRPC.
 """
 
 from __future__ import annotations
