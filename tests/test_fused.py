@@ -67,7 +67,9 @@ config = {"name": "t", "seed": 0,
                   "callbacks": [{"EarlyStopping": {"monitor": "val_loss", "patience": 5}}]}}
 open("c.yaml", "w").write(yaml.safe_dump(config))
 runs = {}
-for name, extra in (("fused", []), ("fit", ["compile.steps_per_execution=1"])):
+# fit.class_weight: model.fit, which weighs each row by its class (the fused path cannot)
+for name, extra in (("fused", []), ("fit", ["compile.steps_per_execution=1"]),
+                    ("weighted", ["fit.class_weight={0: 1.0, 1: 4.0, 2: 0.25}"])):
     result = CliRunner().invoke(app, ["fit", "c.yaml", "--run-dir", name, *extra])
     record = json.load(open(f"{name}/run.json"))
     runs[name] = {"exit": result.exit_code, "output": result.output,
@@ -76,6 +78,8 @@ for name, extra in (("fused", []), ("fit", ["compile.steps_per_execution=1"])):
 a = keras.saving.load_model("fused/model.keras").get_weights()
 b = keras.saving.load_model("fit/model.keras").get_weights()
 out["cli_diff"] = max(float(np.abs(u - v).max()) for u, v in zip(a, b))
+c = keras.saving.load_model("weighted/model.keras").get_weights()
+out["weighted_diff"] = max(float(np.abs(u - v).max()) for u, v in zip(a, c))
 out["runs"] = runs
 print("RESULT" + json.dumps(out))
 """
@@ -116,3 +120,16 @@ def test_fit_on_jax_takes_the_fused_path_with_the_same_result(checks: dict) -> N
     assert fused["history"].splitlines()[0] == fit["history"].splitlines()[0]
     assert len(fused["history"].splitlines()) == 4
     assert checks["cli_diff"] < 1e-5, checks["cli_diff"]
+
+
+def test_class_weight_trains_with_model_fit_which_weighs_the_rows(checks: dict) -> None:
+    # The fused loop has no class weights: it refuses them, and model.fit trains, weighing
+    # each row by its class, so the weights are not those of the unweighted run.
+    weighted = checks["runs"]["weighted"]
+    assert weighted["exit"] == 0, weighted["output"]
+    assert weighted["training"] == {
+        "loop": "model.fit",
+        "not_fused": "fit.class_weight is set (model.fit turns it into sample weights)"}
+    assert "Training with model.fit, not the fused JAX path: fit.class_weight is set" in \
+        weighted["output"]
+    assert checks["weighted_diff"] > 1e-3, checks["weighted_diff"]
