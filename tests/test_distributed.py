@@ -189,7 +189,8 @@ def test_a_killed_process_stops_the_run_which_resumes(fitted: dict) -> None:
     assert f"Continue with: nettrain fit --resume {run} --processes 2" in said
     assert _scratch_left(folder) == []  # process 1's, though it was killed
     seed = yaml.safe_load((run / "run.json").read_text())["seed"]
-    assert isinstance(seed, int) and yaml.safe_load((run / "config.yaml").read_text())["seed"] == seed
+    assert isinstance(seed, int)
+    assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == seed
     resumed = subprocess.run(_nettrain("fit", "--resume", str(run), "fit.epochs=20"),
                              cwd=folder, env=_env(folder, KERAS_BACKEND="jax"),
                              capture_output=True, text=True, timeout=600, check=False)
