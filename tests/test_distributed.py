@@ -2,6 +2,8 @@
 
 Real processes: the launcher, its two JAX processes and, for the reference, one JAX process
 on the global batch. Both fits start together (module fixture), so the test pays one start.
+The rules that need no process (the batch size, the seed, the advice after a failure, the
+scratch folders, each process's rows) are checked first, in this process.
 """
 
 from __future__ import annotations
@@ -13,15 +15,21 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+
+from nettrain.backends import distributed, jax_fused
+from nettrain.cli import app
+from nettrain.cli.train import _go_on
+from nettrain.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
 CONFIG = {"name": "dist", "seed": 3,
-          # 140 training rows in global batches of 16: 8 full ones, split 8 + 8 between the
-          # processes, and a short one of 12 (6 + 6)
-          "data": {"synthetic": {"n_samples": 200, "n_features": 6, "n_classes": 3},
+          # 141 training rows in global batches of 16: 8 full ones, split 8 + 8 between the
+          # processes, and a short one of 13, which does not split: each process feeds it whole
+          "data": {"synthetic": {"n_samples": 201, "n_features": 6, "n_classes": 3},
                    "validation_split": 0.2, "test_split": 0.1},
           "model": {"layers": [{"Dense": {"units": 8, "activation": "relu"}},
                                {"Dense": {"units": 3, "activation": "softmax"}}]},
@@ -31,12 +39,87 @@ CONFIG = {"name": "dist", "seed": 3,
           "save": {"formats": ["keras"]}}
 
 
+def test_a_batch_size_the_processes_do_not_divide_is_refused(runner, tmp_path) -> None:
+    # 16 rows in 3 processes: 5 each would leave row 15 of every batch untrained
+    config = tmp_path / "d.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    result = runner.invoke(app, ["fit", str(config), "--processes", "3"])
+    assert result.exit_code == 2, result.output
+    assert "fit.batch_size: expected a multiple of 3 (each of the 3 processes trains an " \
+           "equal share of every batch); received 16. Use fit.batch_size=15 or " \
+           "fit.batch_size=18." in " ".join(result.output.split())
+    assert not (tmp_path / "runs").exists()  # refused before anything was made
+    with pytest.raises(ConfigError, match=r"received 2\. Use fit\.batch_size=3\.$"):
+        distributed.check_batch_size(2, 3)
+    distributed.check_batch_size(18, 3)
+    distributed.check_batch_size(7, 1)
+
+
+def test_processes_started_by_hand_need_a_seed(tmp_path) -> None:
+    from nettrain.config.load import load_config
+
+    config = tmp_path / "d.yaml"
+    config.write_text(yaml.safe_dump({k: v for k, v in CONFIG.items() if k != "seed"}))
+    loaded = load_config(config, [])
+    with pytest.raises(ConfigError, match="seed: expected a seed, the same in each of the 2 "
+                                          "processes .* Add seed=N"):
+        distributed.check_config(loaded, 16, 2, by_hand=True)
+    distributed.check_config(loaded, 16, 2, by_hand=False)  # the launcher hands one out
+
+
+def test_each_process_feeds_its_share_and_every_row_is_trained() -> None:
+    # 2 global batches of 18 rows in 3 processes: each feeds 6 rows of each batch, and the
+    # processes' shares, side by side, are the batches
+    x = np.arange(36).reshape(36, 1)
+    order = np.random.default_rng(0).permutation(36)
+    shares = [jax_fused._steps(x, order, 2, 3, i) for i in range(3)]
+    assert [share.shape for share in shares] == [(2, 6, 1)] * 3
+    assert (np.concatenate(shares, axis=1) == x[order].reshape(2, 18, 1)).all()
+
+
+def test_the_advice_after_a_failure_reads_the_run_directory(tmp_path) -> None:
+    again = "nettrain fit d.yaml --processes 2"
+    run = tmp_path / "run"
+    run.mkdir()
+    # nothing written (a process failed before training): the empty directory made for
+    # the fit goes, and the advice is the fit itself, not a resume of nothing
+    assert _go_on(run, 2, again, made=True) == \
+        f"No epoch was trained and nothing was written. Start again: {again}"
+    assert not run.exists()
+    run.mkdir()
+    (run / "run.json").write_text('{"status": "failed", "epochs_completed": 0}')
+    assert _go_on(run, 2, again, made=True) == (
+        f"No epoch was completed. Start it again, in the same directory {run}: "
+        f"nettrain fit --resume {run} --processes 2")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.keras").write_bytes(b"")
+    assert _go_on(run, 2, again, made=True) == (
+        f"The run directory {run} keeps its completed epochs. Continue with: "
+        f"nettrain fit --resume {run} --processes 2")
+
+
+def test_a_scratch_folder_is_the_launchers_when_it_made_one(tmp_path, monkeypatch) -> None:
+    made = tmp_path / "made"
+    made.mkdir()
+    monkeypatch.setenv(distributed.SCRATCH_VARIABLE, str(made))
+    assert distributed.scratch_dir(1, None) == (made, made)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("{}")
+    assert distributed.scratch_dir(1, tmp_path / "run") == (made, made / "run")
+    assert (made / "run" / "run.json").is_file()
+
 
 def _env(folder: Path, **extra: str) -> dict[str, str]:
-    """The fits' environment: not the tests' own KERAS_BACKEND (TensorFlow), as a user's."""
+    """The fits' environment: not the tests' own KERAS_BACKEND (TensorFlow), as a user's;
+    a temporary folder of their own, where no scratch folder may be left."""
     env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    (folder / "tmp").mkdir(exist_ok=True)
     return {**env, "PYTHONPATH": str(REPO), "NETTRAIN_RUNS": str(folder / "runs"),
-            "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+            "TF_CPP_MIN_LOG_LEVEL": "3", "TMPDIR": str(folder / "tmp"), **extra}
+
+
+def _scratch_left(folder: Path) -> list[str]:
+    return sorted(p.name for p in (folder / "tmp").glob("nettrain-process-*"))
 
 
 def _nettrain(*args: str) -> list[str]:
@@ -66,19 +149,23 @@ def test_two_processes_train_the_weights_of_one_on_the_global_batch(fitted: dict
     # process 0 alone printed the run directory and wrote it; nothing of process 1 is left
     assert out.strip() == str(fitted["folder"] / "two")
     assert sorted(p.name for p in (fitted["folder"] / "runs").glob("*")) == []
+    assert _scratch_left(fitted["folder"]) == []
     assert "Training fused on JAX: the epoch's batches on the device" in err
     import keras  # model.keras files load under any backend: this process's will do
 
     two, one = (keras.saving.load_model(fitted["folder"] / name / "model.keras").get_weights()
                 for name in ("two", "one"))
     diff = max(float(abs(a - b).max()) for a, b in zip(two, one))
-    assert diff < 1e-5, diff
+    assert diff < 1e-6, diff
 
 
 def test_a_killed_process_stops_the_run_which_resumes(fitted: dict) -> None:
+    # No seed: the launcher draws one and hands it to both processes (which would otherwise
+    # build differing weights and fail), and the run records it.
     folder = fitted["folder"]
     config = folder / "long.yaml"
-    config.write_text(yaml.safe_dump({**CONFIG, "name": "long",
+    config.write_text(yaml.safe_dump({**{k: v for k, v in CONFIG.items() if k != "seed"},
+                                      "name": "long",
                                       "fit": {"epochs": 300, "batch_size": 16,
                                               "checkpoint_every_seconds": 0}}))
     run = folder / "long-run"
@@ -100,6 +187,10 @@ def test_a_killed_process_stops_the_run_which_resumes(fitted: dict) -> None:
     assert "Error: Process 1 of 2 was killed by signal 9; the other processes were stopped, " \
            "so the run stopped." in said
     assert f"Continue with: nettrain fit --resume {run} --processes 2" in said
+    assert _scratch_left(folder) == []  # process 1's, though it was killed
+    seed = yaml.safe_load((run / "run.json").read_text())["seed"]
+    assert isinstance(seed, int)
+    assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == seed
     resumed = subprocess.run(_nettrain("fit", "--resume", str(run), "fit.epochs=20"),
                              cwd=folder, env=_env(folder, KERAS_BACKEND="jax"),
                              capture_output=True, text=True, timeout=600, check=False)

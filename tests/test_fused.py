@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +70,9 @@ config = {"name": "t", "seed": 0,
                   "callbacks": [{"EarlyStopping": {"monitor": "val_loss", "patience": 5}}]}}
 open("c.yaml", "w").write(yaml.safe_dump(config))
 runs = {}
-for name, extra in (("fused", []), ("fit", ["compile.steps_per_execution=1"])):
+# fit.class_weight: model.fit, which weighs each row by its class (the fused path cannot)
+for name, extra in (("fused", []), ("fit", ["compile.steps_per_execution=1"]),
+                    ("weighted", ["fit.class_weight={0: 1.0, 1: 4.0, 2: 0.25}"])):
     result = CliRunner().invoke(app, ["fit", "c.yaml", "--run-dir", name, *extra])
     record = json.load(open(f"{name}/run.json"))
     runs[name] = {"exit": result.exit_code, "output": result.output,
@@ -76,16 +81,22 @@ for name, extra in (("fused", []), ("fit", ["compile.steps_per_execution=1"])):
 a = keras.saving.load_model("fused/model.keras").get_weights()
 b = keras.saving.load_model("fit/model.keras").get_weights()
 out["cli_diff"] = max(float(np.abs(u - v).max()) for u, v in zip(a, b))
+c = keras.saving.load_model("weighted/model.keras").get_weights()
+out["weighted_diff"] = max(float(np.abs(u - v).max()) for u, v in zip(a, c))
 out["runs"] = runs
 print("RESULT" + json.dumps(out))
 """
 
 
+def _env(folder: Path) -> dict[str, str]:
+    return {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO),
+            "NETTRAIN_RUNS": str(folder / "runs"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
 @pytest.fixture(scope="module")
 def checks(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("fused")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO),
-           "NETTRAIN_RUNS": str(folder / "runs"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = _env(folder)
     done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -116,3 +127,45 @@ def test_fit_on_jax_takes_the_fused_path_with_the_same_result(checks: dict) -> N
     assert fused["history"].splitlines()[0] == fit["history"].splitlines()[0]
     assert len(fused["history"].splitlines()) == 4
     assert checks["cli_diff"] < 1e-5, checks["cli_diff"]
+
+
+def test_class_weight_trains_with_model_fit_which_weighs_the_rows(checks: dict) -> None:
+    # The fused loop has no class weights: it refuses them, and model.fit trains, weighing
+    # each row by its class, so the weights are not those of the unweighted run.
+    weighted = checks["runs"]["weighted"]
+    assert weighted["exit"] == 0, weighted["output"]
+    assert weighted["training"] == {
+        "loop": "model.fit",
+        "not_fused": "fit.class_weight is set (model.fit turns it into sample weights)"}
+    assert "Training with model.fit, not the fused JAX path: fit.class_weight is set" in \
+        weighted["output"]
+    assert checks["weighted_diff"] > 1e-3, checks["weighted_diff"]
+
+
+def test_ctrl_c_on_the_fused_path_saves_the_last_epoch_and_marks_the_run(tmp_path) -> None:
+    # As on model.fit's path: exit 130, run.json interrupted, the last completed epoch saved.
+    config = {"name": "long", "seed": 0,
+              "data": {"synthetic": {"n_samples": 2000, "n_features": 5, "n_classes": 3}},
+              "model": {"layers": [{"Dense": {"units": 3, "activation": "softmax"}}]},
+              "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy"},
+              "fit": {"epochs": 5000, "batch_size": 16, "checkpoint_every_seconds": 0},
+              "save": {"formats": ["keras"]}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "nettrain", "fit", "c.yaml", "--run-dir",
+                             str(run)], cwd=tmp_path, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = run / "checkpoints" / "last.keras"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert f"the model of the last one is saved. Continue with: nettrain fit --resume {run}" \
+        in " ".join(err.split())
+    record = json.loads((run / "run.json").read_text())
+    assert record["training"] == {"loop": "fused"}
+    assert record["status"] == "interrupted" and 1 <= record["epochs_completed"] < 5000
+    assert record["saved"] == ["model.keras"] and (run / "model.keras").is_file()

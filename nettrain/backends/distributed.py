@@ -6,10 +6,12 @@ across machines each one is started by hand with ``--coordinator HOST:PORT --pro
 ``jax.distributed.initialize`` (gloo collectives on CPU) and
 ``keras.distribution.DataParallel(auto_shard_dataset=False)`` over the devices of every
 process, so each variable is replicated and the gradients are averaged across processes.
-Each process loads the same data (same seed, same split) and feeds its own share of every
-global batch (:mod:`nettrain.backends.jax_fused`): the weights are those of one process on
-the global batch, to float tolerance. Process 0 alone writes the run directory; the others
-work in a scratch directory of their own (:func:`scratch_dir`), removed at the end.
+Each process loads the same data (same seed: the launcher draws one for a config without,
+same split) and feeds its own share of every global batch (:mod:`nettrain.backends.jax_fused`;
+:func:`check_config` refuses a batch size that does not divide): the weights are those of one
+process on the global batch, to float tolerance. Process 0 alone writes the run directory;
+the others work in a scratch directory of their own (:func:`scratch_dir`), made and removed
+by the launcher, so a killed process leaves none behind.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from nettrain.errors import RunError, UsageError
-from nettrain.text import command
+from nettrain.config.schema import Config
+from nettrain.errors import ConfigError, Problem, RunError, UsageError
 
 # Seconds a process whose peer is gone waits before JAX's runtime stops it (when no launcher
 # does it first), and seconds the launcher gives the others to end before killing them.
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 5
+# The scratch directory the launcher made for a process other than 0 (and removes).
+SCRATCH_VARIABLE = "NETTRAIN_PROCESS_SCRATCH"
 
 
 def check(coordinator: str | None, process_id: int | None, num_processes: int | None,
@@ -62,6 +66,38 @@ def check(coordinator: str | None, process_id: int | None, num_processes: int | 
     if num_processes < 1 or not 0 <= process_id < num_processes:
         raise UsageError(f"--process-id: expected 0 to {num_processes - 1} (--num-processes "
                          f"{num_processes}); received {process_id}.")
+
+
+def check_config(config: Config, batch_size: int, processes: int, by_hand: bool) -> None:
+    """Refuse (ConfigError, exit 2) a config the ``processes`` processes cannot train alike.
+
+    Each process feeds ``batch_size // processes`` rows of every global batch, so
+    ``batch_size`` (the training batch size in effect) must be a multiple of ``processes``:
+    otherwise rows would never be trained. Processes started by hand (``--coordinator``) each
+    load the config themselves, so a new run needs a ``seed`` (the launcher of
+    ``--processes N`` draws one and hands it to every process).
+    """
+    check_batch_size(batch_size, processes)
+    if by_hand and processes > 1 and config.seed is None:
+        raise ConfigError(Problem(
+            "seed", f"a seed, the same in each of the {processes} processes (each draws its "
+            "own otherwise, and their weights differ)", "none", "Add seed=N (the same N) to "
+            "the command of every process, or give the config a seed: key."))
+
+
+def check_batch_size(batch_size: int, processes: int) -> None:
+    """Refuse (ConfigError) a training batch size that is not a multiple of ``processes``.
+
+    Example: 16 rows in 3 processes -> "fit.batch_size: expected a multiple of 3 ...;
+    received 16. Use fit.batch_size=15 or fit.batch_size=18."
+    """
+    if processes < 2 or batch_size % processes == 0:
+        return
+    below, above = batch_size // processes * processes, -(-batch_size // processes) * processes
+    near = " or ".join(f"fit.batch_size={n}" for n in (below, above) if n > 0)
+    raise ConfigError(Problem(
+        "fit.batch_size", f"a multiple of {processes} (each of the {processes} processes "
+        "trains an equal share of every batch)", str(batch_size), f"Use {near}."))
 
 
 def use_jax() -> None:
@@ -111,15 +147,27 @@ def _native_output_to_stderr() -> None:
     sys.stdout = os.fdopen(real, "w", buffering=1)
 
 
-def scratch_dir(process_id: int, resume: Path | None) -> Path:
-    """The directory a process other than 0 writes to: empty for a new run, a copy of the
-    run directory for a resume (made before joining, so before process 0 changes it)."""
-    folder = Path(tempfile.mkdtemp(prefix=f"nettrain-process-{process_id}-"))
+def scratch_dir(process_id: int, resume: Path | None) -> tuple[Path, Path]:
+    """The folder a process other than 0 works in and, in it, the run directory it writes
+    to: empty for a new run, a copy of the run directory for a resume (made before joining,
+    so before process 0 changes it). The folder is the launcher's (``SCRATCH_VARIABLE``),
+    else, for a process started by hand, a new one; its caller removes it
+    (:func:`remove_scratch`), and the launcher its own, also after a kill."""
+    given = os.environ.get(SCRATCH_VARIABLE)
+    folder = Path(given) if given else _new_scratch(process_id)
     if resume is None:
-        return folder
+        return folder, folder
     copy = folder / "run"
     shutil.copytree(resume, copy, ignore=shutil.ignore_patterns("*.lock", ".lock*"))
-    return copy
+    return folder, copy
+
+
+def _new_scratch(process_id: int) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"nettrain-process-{process_id}-"))
+
+
+def remove_scratch(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -128,25 +176,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(arguments: list[str], processes: int, run_dir: Path, echo: Any = print) -> None:
+def launch(arguments: list[str], processes: int, advice: Callable[[], str]) -> None:
     """Run ``nettrain fit ARGUMENTS`` as ``processes`` processes joined on 127.0.0.1.
 
-    Process 0 shows its progress and prints the run directory; the others run quiet. When one
-    ends with an error or is killed, the others are stopped, and RunError says how to resume
-    ``run_dir`` (process 0's own message, for a config or data error, is its exit code).
+    Process 0 shows its progress and prints the run directory; the others run quiet, each in
+    a scratch folder made here and removed when they end, however they end (a killed process
+    cannot remove its own). When one ends with an error or is killed, the others are
+    stopped, and RunError adds ``advice()``: how to go on, read from the run directory once
+    every process ended (process 0's own message, for a config or data error, is its exit
+    code).
     """
     coordinator = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    children = []
-    for i in range(processes):
-        argv = [sys.executable, "-m", "nettrain", "fit", *arguments, "--coordinator",
-                coordinator, "--process-id", str(i), "--num-processes", str(processes)]
-        if i:
-            argv.append("--quiet")
-        children.append(subprocess.Popen(argv, env=env,
-                                         stdout=None if i == 0 else subprocess.DEVNULL))
+    children: list[subprocess.Popen] = []
+    scratch: list[Path] = []
     failed: tuple[int, int] | None = None
     try:
+        for i in range(processes):
+            env = {**os.environ, "KERAS_BACKEND": "jax"}
+            if i:
+                scratch.append(_new_scratch(i))
+                env[SCRATCH_VARIABLE] = str(scratch[-1])
+            argv = [sys.executable, "-m", "nettrain", "fit", *arguments, "--coordinator",
+                    coordinator, "--process-id", str(i), "--num-processes", str(processes)]
+            if i:
+                argv.append("--quiet")
+            children.append(subprocess.Popen(argv, env=env,
+                                             stdout=None if i == 0 else subprocess.DEVNULL))
         while failed is None:
             codes = [c.poll() for c in children]
             ended = sorted(((code >= 0, i, code) for i, code in enumerate(codes)
@@ -158,6 +213,8 @@ def launch(arguments: list[str], processes: int, run_dir: Path, echo: Any = prin
             time.sleep(0.1)
     finally:
         _stop(children)
+        for folder in scratch:
+            remove_scratch(folder)
     if failed is None:
         return
     index, code = failed
@@ -165,9 +222,7 @@ def launch(arguments: list[str], processes: int, run_dir: Path, echo: Any = prin
         raise SystemExit(code)  # the process said why: a config, data or usage error
     how = f"was killed by signal {-code}" if code < 0 else f"ended with exit code {code}"
     raise RunError(f"Process {index} of {processes} {how}; the other processes were stopped, "
-                   f"so the run stopped. The run directory {run_dir} keeps its completed "
-                   f"epochs. Continue with: "
-                   f"{command('nettrain', 'fit', '--resume', run_dir, '--processes', str(processes))}")
+                   f"so the run stopped. {advice()}")
 
 
 def _stop(children: list[subprocess.Popen]) -> None:

@@ -82,7 +82,8 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
     Args:
         model: a compiled Keras model on the JAX backend.
         x, y, w: the training inputs, targets and sample weights (numpy; ``w`` optional).
-        batch_size: rows per global batch; the last batch of an epoch may be short.
+        batch_size: rows per global batch (a multiple of the processes); the last batch of
+            an epoch may be short.
         epochs, initial_epoch: as ``model.fit``'s.
         order: the order of the rows in epoch ``e`` (a permutation; None: as stored), so a
             shuffled fit sees the batches ``model.fit`` would have seen from the same order.
@@ -98,8 +99,11 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
     import numpy as np
     from keras import callbacks as keras_callbacks
 
+    from nettrain.backends.distributed import check_batch_size
+
     n = len(x)
     processes, index = this_process()
+    check_batch_size(batch_size, processes)  # each process's share: no row left out
     steps, rest = divmod(n, batch_size)
     model._symbolic_build(data_batch=_batch((x[:batch_size], y[:batch_size],
                                              None if w is None else w[:batch_size])))

@@ -26,7 +26,7 @@ from nettrain.cli.common import (
 )
 from nettrain.cli.track import Track, logged_note, track_override
 from nettrain.errors import UsageError
-from nettrain.text import shown
+from nettrain.text import command, shown
 
 if TYPE_CHECKING:
     pass
@@ -126,77 +126,110 @@ def fit(
         from nettrain.backends import distributed
 
         distributed.check(coordinator, process_id, num_processes, processes)
+        from nettrain.data import steps
+
+        distributed.check_config(tracked, steps.train_batch_size(tracked),
+                                 processes or num_processes or 1,
+                                 by_hand=process_id is not None and resume is None)
         if processes is not None and processes > 1:
             _launch(processes, config, overrides, run_dir, resume, allow_changed_data, quiet,
                     debug, cfg if resume is None else None)
             return
         scratch = None
-        if process_id is not None:
-            if process_id > 0:  # process 0 alone writes the run directory
-                scratch = distributed.scratch_dir(process_id, resume)
-                run_dir, resume = (None, scratch) if resume is not None else (scratch, None)
-            distributed.join(coordinator, process_id, num_processes)
-        _load_keras(debug)
-        from nettrain.engine import progress, train
-        from nettrain.run import directory as rundir
+        if process_id is not None and process_id > 0:  # process 0 alone writes the run dir
+            scratch, work = distributed.scratch_dir(process_id, resume)
+            run_dir, resume = (None, work) if resume is not None else (work, None)
+        try:  # a scratch folder never outlives its process (the launcher's, not even a kill)
+            if process_id is not None:
+                distributed.join(coordinator, process_id, num_processes)
+            _load_keras(debug)
+            from nettrain.engine import progress, train
+            from nettrain.run import directory as rundir
 
-        _stop_cleanly_on_signals()
-        echo = lambda text: common.err.print(  # noqa: E731
-            shown(text, lines=True), highlight=False, markup=False, soft_wrap=True)
-        display = progress.Display(common.err, quiet=quiet)
-        logger = None
-        hooks: dict = {}
-        if tracked.tracking is not None and scratch is None:  # process 0 alone logs
-            from nettrain.tracking.logger import RunLogger
+            _stop_cleanly_on_signals()
+            echo = lambda text: common.err.print(  # noqa: E731
+                shown(text, lines=True), highlight=False, markup=False, soft_wrap=True)
+            display = progress.Display(common.err, quiet=quiet)
+            logger = None
+            hooks: dict = {}
+            if tracked.tracking is not None and scratch is None:  # process 0 alone logs
+                from nettrain.tracking.logger import RunLogger
 
-            logger = RunLogger(tracked, echo=echo)
-            hooks = {"extra_callbacks": (logger.callback(),), "started": logger.started}
-        with common.ending(logger):
-            if resume is None:
-                path = train.fit(cfg, run_dir, echo=echo, display=display, **hooks)
-            else:
-                path = train.resume(resume, config, overrides, echo=echo,
-                                    allow_changed_data=allow_changed_data, display=display,
-                                    **hooks)
-        if logger is not None:
-            logger.finish(path)
-        from nettrain.run.checkpoints import stopped_by
+                logger = RunLogger(tracked, echo=echo)
+                hooks = {"extra_callbacks": (logger.callback(),), "started": logger.started}
+            with common.ending(logger):
+                if resume is None:
+                    path = train.fit(cfg, run_dir, echo=echo, display=display, **hooks)
+                else:
+                    path = train.resume(resume, config, overrides, echo=echo,
+                                        allow_changed_data=allow_changed_data, display=display,
+                                        **hooks)
+            if logger is not None:
+                logger.finish(path)
+            from nettrain.run.checkpoints import stopped_by
 
-        run = rundir.open_run(path)
-        epochs = rundir.read_json(path / rundir.RUN).get("epochs_completed")
-        early = isinstance(epochs, int) and epochs < run.config.fit.epochs
-        display.summary(run.config.name, path, rundir.read_json(path / rundir.METRICS),
-                        run.config, epochs, stopped_by(path, run.config) if early else None,
-                        backend=ran_on)
-        if logged_note(logger) and not quiet:
-            echo(logged_note(logger))
-        if scratch is not None:
-            import shutil
-
-            shutil.rmtree(scratch.parent if resume is not None else scratch,
-                          ignore_errors=True)
-            return
-        common.out.print(shown(path), highlight=False, markup=False, soft_wrap=True)
+            run = rundir.open_run(path)
+            epochs = rundir.read_json(path / rundir.RUN).get("epochs_completed")
+            early = isinstance(epochs, int) and epochs < run.config.fit.epochs
+            display.summary(run.config.name, path, rundir.read_json(path / rundir.METRICS),
+                            run.config, epochs, stopped_by(path, run.config) if early else None,
+                            backend=ran_on)
+            if logged_note(logger) and not quiet:
+                echo(logged_note(logger))
+        finally:
+            if scratch is not None:
+                distributed.remove_scratch(scratch)
+        if scratch is None:
+            common.out.print(shown(path), highlight=False, markup=False, soft_wrap=True)
 
 
 def _launch(processes: int, config: Path | None, overrides: list[str], run_dir: Path | None,
             resume: Path | None, allow_changed_data: bool, quiet: bool, debug: bool,
             cfg: Any) -> None:
-    """``fit --processes N``: the same fit in N processes joined on this machine."""
+    """``fit --processes N``: the same fit in N processes joined on this machine, with one
+    seed: the config's, or one drawn here and handed to each (recorded in the run)."""
     from nettrain.backends import distributed
+    from nettrain.engine.train import with_seed
     from nettrain.run import directory as rundir
 
     distributed.use_jax()
+    flags = [flag for flag, on in (("--allow-changed-data", allow_changed_data),
+                                   ("--quiet", quiet), ("--debug", debug)) if on]
     arguments = [*([str(config)] if config is not None else []), *overrides]
+    again = ["nettrain", "fit", *arguments]  # what was asked: the command to start again
     if resume is None:  # made here, so a failure can name it
+        again += [*(["--run-dir", str(run_dir)] if run_dir is not None else []), *flags]
+        made = run_dir is None or not Path(run_dir).exists()
         run_dir = rundir.create_run_dir(cfg, run_dir)
+        if cfg.seed is None:
+            arguments.append(f"seed={with_seed(cfg).seed}")
         arguments += ["--run-dir", str(run_dir)]
     else:
-        run_dir = resume
+        run_dir, made = resume, False
         arguments += ["--resume", str(resume)]
-    arguments += [flag for flag, on in (("--allow-changed-data", allow_changed_data),
-                                        ("--quiet", quiet), ("--debug", debug)) if on]
-    distributed.launch(arguments, processes, run_dir)
+        again += ["--resume", str(resume), *flags]
+    arguments += flags
+    again += ["--processes", str(processes)]
+    distributed.launch(arguments, processes,
+                       lambda: _go_on(run_dir, processes, command(*again), made))
+
+
+def _go_on(run_dir: Path, processes: int, again: str, made: bool) -> str:
+    """How to go on after a multi-process run failed, from what its run directory holds: the
+    checkpoint a resume continues from (its owner, :mod:`nettrain.engine.resume`), else the
+    run's record; with neither, nothing was written and the fit is started again."""
+    from nettrain.engine.resume import last_checkpoint
+    from nettrain.run.record import RunRecord
+
+    go_on = command("nettrain", "fit", "--resume", run_dir, "--processes", processes)
+    if last_checkpoint(run_dir) is not None:
+        return f"The run directory {run_dir} keeps its completed epochs. Continue with: {go_on}"
+    if RunRecord(run_dir).read():
+        return (f"No epoch was completed. Start it again, in the same directory "
+                f"{run_dir}: {go_on}")
+    if made and run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()  # made by this fit, and nothing was written in it
+    return f"No epoch was trained and nothing was written. Start again: {again}"
 
 
 @app.command()

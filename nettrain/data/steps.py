@@ -113,6 +113,11 @@ def whole(samples: int, batch_size: int | None, endless: bool = False) -> Schedu
                     endless=endless)
 
 
+def train_batch_size(config: Config) -> int:
+    """The training batch size: fit.batch_size, or Keras's default."""
+    return config.fit.batch_size or DEFAULT_BATCH_SIZE
+
+
 def evaluation_batch_size(config: Config) -> int:
     """The batch size of validation and evaluation: fit.validation_batch_size or
     fit.batch_size."""
@@ -179,7 +184,7 @@ def plan(config: Config, samples: Mapping[str, int]) -> Plan:
     """
     fit = config.fit
     per_call = steps_per_execution(config, samples["train"])
-    batch_size = fit.batch_size or DEFAULT_BATCH_SIZE
+    batch_size = train_batch_size(config)
     per_epoch = fit.steps_per_epoch or batches(samples["train"], batch_size)
     train = Schedule(samples["train"], batch_size, per_epoch, runs_on=True,
                      endless=per_epoch % per_call == 0)

@@ -124,6 +124,15 @@ def _show(value: Any) -> str:
     return "nothing" if value is None else repr(value)
 
 
+def last_checkpoint(path: Path) -> Path | None:
+    """The checkpoint a resume of the run ``path`` continues from; None when the run has
+    none (no epoch completed): a resume then starts it again from the beginning."""
+    from nettrain.run import checkpoints
+
+    last = path / checkpoints.FOLDER / checkpoints.LAST
+    return last if last.is_file() else None
+
+
 def read_checkpoint(path: Path, last: Path) -> Any:
     from nettrain.run import checkpoints
 

@@ -150,8 +150,8 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
     changes = check_changes(run.config, new, str(path))
     fingerprint.check_data(new, status.get("data_sha256"), allow_changed_data, echo,
                       str(path / rundir.RUN))
-    last = path / checkpoints.FOLDER / checkpoints.LAST
-    state = resume_policy.read_checkpoint(path, last) if last.is_file() else None
+    last = resume_policy.last_checkpoint(path)
+    state = resume_policy.read_checkpoint(path, last) if last is not None else None
     check_epochs(new, state.epoch if state else 0, str(path))
     epochs = resume_policy.epochs_to_train(path, run.config, new, state, status.get("status"),
                                            changes)
