@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from nettrain.errors import RunError
+from nettrain.run import history
 from nettrain.run.directory import replacing
 from nettrain.run.portable import any_backend
 
@@ -209,13 +210,10 @@ class HistoryLog(keras.callbacks.CSVLogger):
 
     def _header(self) -> list[str]:
         """The names of the file's header after ``epoch`` (none for a new or empty file)."""
-        import csv
-
-        if self.append_header or not Path(self.filename).is_file():
+        if self.append_header:
             return []
-        with open(self.filename, newline="", encoding="utf-8") as f:
-            header = next(csv.reader(f, delimiter=self.sep), [])
-        return header[1:] if header[:1] == ["epoch"] else []
+        names = history.header(Path(self.filename), self.sep)
+        return names[1:] if names[:1] == ["epoch"] else []
 
 
 def _put_back(callback: Any, index: int, saved: dict[str, Any],
@@ -277,7 +275,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         folder: the run's ``checkpoints/`` folder.
         monitor: the value that decides "best", e.g. ``val_loss``: the run's best-epoch rule
             (:func:`nettrain.engine.best.monitor`), so best.keras is the epoch fit names.
-        mode: ``'min'`` (lower is better) or ``'max'``.
+        mode: ``'min'`` (lower is better) or ``'max'``, as that rule gives it (None: Keras
+            cannot tell, so no epoch is best).
         callbacks: the callbacks whose state travels with the checkpoint.
         guard: the NaNGuard; an epoch whose loss became NaN is not saved.
         resume: the state to put back, when resuming.
@@ -285,7 +284,8 @@ class RunCheckpoint(keras.callbacks.Callback):
     """
 
     def __init__(self, folder: Path, monitor: str, callbacks: list[Any], guard: NaNGuard,
-                 resume: State | None = None, every: float = 0.0, mode: str = "min") -> None:
+                 resume: State | None = None, every: float = 0.0,
+                 mode: str | None = "min") -> None:
         super().__init__()
         self.folder = folder
         self.monitor, self.mode = monitor, mode
@@ -315,7 +315,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.guard.epoch is not None or not _finite(logs.get("loss")):
             return  # keep the last good checkpoint
         current = logs.get(self.monitor)
-        improved = current is not None and _finite(current) and (
+        improved = current is not None and _finite(current) and self.mode is not None and (
             self.best is None or (float(current) > self.best if self.mode == "max"
                                   else float(current) < self.best))
         if improved:

@@ -20,7 +20,6 @@ import contextlib
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from nettrain.errors import ConfigError, Problem, UsageError, did_you_mean
 from nettrain.run import directory as rundir
+from nettrain.run import history
 from nettrain.run import lock
 from nettrain.text import command, shown
 
@@ -43,9 +43,6 @@ MISSING = object()  # a config key a run does not have (runs compare)
 # The other files fit writes: beside one of config.yaml and run.json they make a folder a run
 # (a damaged one), where a lone config.yaml may be a folder of configs.
 _ALSO = (rundir.DATASET, rundir.SUMMARY, rundir.HISTORY, rundir.METRICS)
-# Parts of metric names where a lower value is better (the others: higher is better).
-_LOWER = re.compile(r"loss|error|crossentropy|hinge|divergence|poisson|cosh|false_|"
-                    r"(^|_)(mae|mse|rmse|mape|msle)$")
 
 
 @dataclass
@@ -54,7 +51,8 @@ class RunRow:
 
     ``metrics`` are flat (``val_accuracy``), only for a completed run (another run's
     ``metrics.json`` is about the model before it was resumed). ``note`` says why a run is
-    damaged or stopped, or what failed.
+    damaged or stopped, or what failed. ``directions``: which way each metric improves, as
+    fit recorded it (None: not recorded; see :func:`direction_of`).
     """
 
     path: Path
@@ -66,6 +64,7 @@ class RunRow:
     planned: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     note: str | None = None
+    directions: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "path": str(self.path), "status": self.status,
@@ -78,10 +77,25 @@ class _Damaged(Exception):
     """A run directory's file is missing or unreadable (the message is the short reason)."""
 
 
-def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` is better: ``val_loss``, ``test_mae`` (True);
-    ``val_accuracy``, ``test_auc`` (False)."""
-    return bool(_LOWER.search(metric))
+def direction_of(metric: str, rows: list[RunRow]) -> str | None:
+    """Which way ``metric`` (``val_accuracy``, ``test_loss``) improves for ``rows``: ``'max'``
+    or ``'min'`` as Keras said at fit time (each run's recorded directions), else as Keras
+    makes it of an older run's config; None when Keras cannot tell (``true_positives``).
+    Keras is loaded only for runs that have no record.
+    """
+    from nettrain.model import direction
+
+    for row in rows:
+        way = direction.of(metric, row.directions) if row.directions is not None else None
+        if way:
+            return way
+    for row in rows:
+        if row.directions is None and metric in row.metrics:
+            with contextlib.suppress(_Damaged):  # (runs --from: not on this machine)
+                way = direction.of(metric, direction.of_run(row.path, _config(row.path)))
+                if way:
+                    return way
+    return direction.of(metric, direction.of_config({}))  # Keras's own: loss goes down
 
 
 def is_run(path: Path, files: list[str] | None = None) -> bool:
@@ -143,6 +157,8 @@ def read_run(path: Path) -> RunRow:
             if missing:
                 raise _Damaged(f"{', '.join(missing)} missing (run.json says it "
                                "was saved)")
+        directions = record.get("directions")
+        row.directions = directions if isinstance(directions, dict) else None
         return row
     except _Damaged as exc:
         started = None
@@ -232,12 +248,10 @@ def _metrics(path: Path) -> dict[str, float]:
 
 
 def _history_rows(path: Path) -> int | None:
-    """The epochs in ``history.csv`` (its rows after the header); None without one."""
-    try:
-        lines = path.read_bytes().splitlines()
-    except OSError:
-        return None
-    return max(0, sum(1 for line in lines if line.strip()) - 1)
+    """The epochs in ``history.csv`` (its rows after the header); None without one, or
+    when it cannot be read."""
+    rows = history.read(path)
+    return None if rows is None else len(rows)
 
 
 def _get(data: Any, *keys: str) -> Any:
@@ -277,6 +291,7 @@ class Listing:
     found: int
     sort: str | None = None
     status: str | None = None
+    way: str | None = None  # which way sort's metric improves (None: Keras cannot tell)
 
 
 def list_runs(root: Path, sort: str | None = None, status: str | None = None,
@@ -285,8 +300,9 @@ def list_runs(root: Path, sort: str | None = None, status: str | None = None,
 
     Args:
         root: the folder to search (a run directory itself lists that run).
-        sort: a metric name (``val_accuracy``): highest first, or lowest first for a loss or
-            an error (see :func:`lower_is_better`); runs without it come last.
+        sort: a metric name (``val_accuracy``): best first, as Keras says the metric improves
+            (see :func:`direction_of`; highest first where it cannot tell); runs without it
+            come last.
         status: keep only runs with this status (one of :data:`STATUSES`).
         limit: show at most this many.
         explicit: the user named ``root`` (default True); a default root that does not exist
@@ -312,7 +328,7 @@ def choose(rows: list[RunRow], root: Path | str, sort: str | None = None,
     """The listing of ``rows`` (newest first): best first by ``sort``, only ``status``, at
     most ``limit`` (see :func:`list_runs`); ``root`` is where they were found (a folder, or
     an MLflow store's URI for ``runs --from``)."""
-    found = len(rows)
+    found, way = len(rows), None
     if sort is not None and rows:  # no runs at all: the empty listing says how to train
         present = list(dict.fromkeys(name for row in rows for name in row.metrics))
         if sort not in present:
@@ -321,12 +337,13 @@ def choose(rows: list[RunRow], root: Path | str, sort: str | None = None,
                 "--sort", f"a metric of the runs under {root} "
                 f"({', '.join(present) if present else 'none has metrics yet'})",
                 repr(sort), f"Did you mean '{guess}'?" if guess else None))
-        sign = 1 if lower_is_better(sort) else -1
+        way = direction_of(sort, [row for row in rows if sort in row.metrics])
+        sign = 1 if way == "min" else -1
         rows.sort(key=lambda row: (sort not in row.metrics or math.isnan(row.metrics[sort]),
                                    sign * row.metrics.get(sort, 0.0)))
     if status is not None:
         rows = [row for row in rows if row.status == status]
-    return Listing(root, rows[:limit] if limit else rows, found, sort, status)
+    return Listing(root, rows[:limit] if limit else rows, found, sort, status, way)
 
 
 def _mtime(path: Path) -> str:
@@ -463,7 +480,9 @@ def describe(listing: Listing) -> str:
         text += f" (status {listing.status})"
     if listing.sort:
         text += (f", sorted by {shown(listing.sort)}, "
-                 f"{'lowest' if lower_is_better(listing.sort) else 'highest'} first")
+                 f"{'lowest' if listing.way == 'min' else 'highest'} first")
+        if listing.way is None:
+            text += f" (Keras cannot tell which way {shown(listing.sort)} improves)"
     else:
         text += ", newest first"
     return text + "."
