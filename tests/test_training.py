@@ -481,8 +481,9 @@ def test_validation_logged_during_fit_is_one_pass_over_the_validation_split(
 
 def test_a_metric_keras_maximises_has_one_best_epoch_everywhere(runner, tmp_path, monkeypatch):
     """EarlyStopping on val_pearson_correlation, mode auto: Keras maximises it (the metric's
-    direction, not its name). fit's "Best epoch", the live "* best" marker, best.keras and
-    ``runs compare`` name the epoch EarlyStopping kept: the highest, not the lowest."""
+    direction, not its name). fit's "Best epoch", the live "* best" marker (also after a
+    resume), best.keras and ``runs compare`` name the epoch EarlyStopping kept: the highest,
+    not the lowest."""
     from rich.console import Console
 
     from nettrain.cli import common as cli
@@ -491,22 +492,27 @@ def test_a_metric_keras_maximises_has_one_best_epoch_everywhere(runner, tmp_path
     monkeypatch.setattr(cli, "err", Console(stderr=True, force_terminal=True, width=200))
     config = tiny_config(
         seed=3, data={"dataset": "diabetes", "validation_split": 0.2},
-        model={"layers": [{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 1}}]},
+        model={"layers": [{"Dense": {"units": 8, "activation": "relu"}},
+                          {"Dense": {"units": 1}}]},
         compile={"optimizer": {"Adam": {"learning_rate": 0.1}}, "loss": "mse",
                  "metrics": [{"PearsonCorrelation": {"axis": 0}}]},
         fit={"epochs": 6, "batch_size": 64, "verbose": "auto", "callbacks": [
             {"EarlyStopping": {"monitor": "val_pearson_correlation", "patience": 100}}]})
     path = write_config(tmp_path / "c.yaml", config)
-    result = runner.invoke(app, ["fit", str(path), "--run-dir", "run"])
+    first = runner.invoke(app, ["fit", str(path), "--run-dir", "run", "fit.epochs=3"])
+    assert first.exception is None and first.exit_code == 0, first.output
+    result = runner.invoke(app, ["fit", "--resume", "run", "fit.epochs=6"])
     assert result.exception is None and result.exit_code == 0, result.output
     values = list(pd.read_csv("run/history.csv")["val_pearson_correlation"])
     kept = read_state(Path("run/checkpoints/last.keras")).callbacks[0]["state"]["best_epoch"] + 1
     assert kept == values.index(max(values)) + 1 != values.index(min(values)) + 1
-    shown = ANSI.sub("", result.stderr)
+    shown = ANSI.sub("", first.stderr + result.stderr)
     assert f"Best epoch    {kept} of 6: highest val_pearson_correlation {max(values):.4f} " \
         "(EarlyStopping's monitor)" in shown
-    marked = [int(m) for m in re.findall(r"(\d+)/6 .*\* best", shown)]
-    assert marked and marked[-1] == kept
+    # each epoch higher than every one before it, the resumed ones too
+    rows = re.findall(r"(\d+)/[36] +[\d.]+s +[\d,]* │(.*)", shown)  # epoch rows, not bars
+    assert [int(epoch) for epoch, rest in rows if "* best" in rest] == \
+        [e + 1 for e, v in enumerate(values) if v > max(values[:e], default=-2)]
     assert read_state(Path("run/checkpoints/best.keras")).epoch == kept
     other = tmp_path / "other"
     shutil.copytree("run", other)
