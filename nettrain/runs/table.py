@@ -51,8 +51,7 @@ class RunRow:
 
     ``metrics`` are flat (``val_accuracy``), only for a completed run (another run's
     ``metrics.json`` is about the model before it was resumed). ``note`` says why a run is
-    damaged or stopped, or what failed. ``directions``: which way each metric improves, as
-    fit recorded it (None: not recorded; see :func:`direction_of`).
+    damaged or stopped, or what failed; ``directions`` as fit recorded them (run.json).
     """
 
     path: Path
@@ -78,24 +77,21 @@ class _Damaged(Exception):
 
 
 def direction_of(metric: str, rows: list[RunRow]) -> str | None:
-    """Which way ``metric`` (``val_accuracy``, ``test_loss``) improves for ``rows``: ``'max'``
-    or ``'min'`` as Keras said at fit time (each run's recorded directions), else as Keras
-    makes it of an older run's config; None when Keras cannot tell (``true_positives``).
-    Keras is loaded only for runs that have no record.
-    """
+    """Which way ``metric`` (``val_accuracy``, ``test_loss``) improves for ``rows``: as Keras
+    said at fit time (a run's recorded directions), else as Keras makes it of an older run's
+    config (only then is Keras loaded); None when Keras cannot tell (``true_positives``)."""
     from nettrain.model import direction
 
-    for row in rows:
-        way = direction.of(metric, row.directions) if row.directions is not None else None
-        if way:
-            return way
-    for row in rows:
-        if row.directions is None and metric in row.metrics:
-            with contextlib.suppress(_Damaged):  # (runs --from: not on this machine)
-                way = direction.of(metric, direction.of_run(row.path, _config(row.path)))
-                if way:
-                    return way
-    return direction.of(metric, direction.of_config({}))  # Keras's own: loss goes down
+    def asked(row: RunRow) -> str | None:
+        if row.directions is not None:
+            return direction.of(metric, row.directions)
+        with contextlib.suppress(_Damaged):  # (runs --from: a folder of another machine)
+            return direction.of(metric, direction.of_config(_config(row.path)))
+        return None
+
+    records_first = sorted(rows, key=lambda row: row.directions is None)
+    return next(filter(None, map(asked, records_first)), None) or \
+        direction.of(metric, direction.of_config({}))  # Keras's own rule: loss goes down
 
 
 def is_run(path: Path, files: list[str] | None = None) -> bool:
@@ -157,8 +153,7 @@ def read_run(path: Path) -> RunRow:
             if missing:
                 raise _Damaged(f"{', '.join(missing)} missing (run.json says it "
                                "was saved)")
-        directions = record.get("directions")
-        row.directions = directions if isinstance(directions, dict) else None
+        row.directions = known if isinstance(known := record.get("directions"), dict) else None
         return row
     except _Damaged as exc:
         started = None
@@ -248,10 +243,8 @@ def _metrics(path: Path) -> dict[str, float]:
 
 
 def _history_rows(path: Path) -> int | None:
-    """The epochs in ``history.csv`` (its rows after the header); None without one, or
-    when it cannot be read."""
-    rows = history.read(path)
-    return None if rows is None else len(rows)
+    """The epochs in ``history.csv`` (its rows after the header); None without one."""
+    return None if (rows := history.read(path)) is None else len(rows)
 
 
 def _get(data: Any, *keys: str) -> Any:
@@ -300,9 +293,8 @@ def list_runs(root: Path, sort: str | None = None, status: str | None = None,
 
     Args:
         root: the folder to search (a run directory itself lists that run).
-        sort: a metric name (``val_accuracy``): best first, as Keras says the metric improves
-            (see :func:`direction_of`; highest first where it cannot tell); runs without it
-            come last.
+        sort: a metric name (``val_accuracy``): best first, the way Keras says it improves
+            (:func:`direction_of`; else highest first); runs without it come last.
         status: keep only runs with this status (one of :data:`STATUSES`).
         limit: show at most this many.
         explicit: the user named ``root`` (default True); a default root that does not exist
