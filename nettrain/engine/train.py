@@ -266,10 +266,9 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
     # directions fit recorded (Keras's, for this model)
     watched = best_monitor(config, ["loss", "val_loss"] if "validation" in data.splits
                            else ["loss"], direction.of_run(path, config))
-    checkpoint = checkpoints.RunCheckpoint(path / checkpoints.FOLDER, watched.name,
+    checkpoint = checkpoints.RunCheckpoint(path / checkpoints.FOLDER, watched,
                                            prepared.callbacks, guard, state,
-                                           every=config.fit.checkpoint_every_seconds,
-                                           mode=watched.mode)
+                                           every=config.fit.checkpoint_every_seconds)
     trained = False
     drawing = None
     stops = StopNotes()

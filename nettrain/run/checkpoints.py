@@ -273,28 +273,26 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     Args:
         folder: the run's ``checkpoints/`` folder.
-        monitor: the value that decides "best", e.g. ``val_loss``: the run's best-epoch rule
+        watched: the value that decides "best" (its ``name``, e.g. ``val_loss``, and
+            ``better(value, than)``): the run's best-epoch rule and its tie rule
             (:func:`nettrain.engine.best.monitor`), so best.keras is the epoch fit names.
-        mode: ``'min'`` (lower is better) or ``'max'``, as that rule gives it (None: Keras
-            cannot tell, so no epoch is best).
         callbacks: the callbacks whose state travels with the checkpoint.
         guard: the NaNGuard; an epoch whose loss became NaN is not saved.
         resume: the state to put back, when resuming.
         every: the fewest seconds between two writes at the end of an epoch.
     """
 
-    def __init__(self, folder: Path, monitor: str, callbacks: list[Any], guard: NaNGuard,
-                 resume: State | None = None, every: float = 0.0,
-                 mode: str | None = "min") -> None:
+    def __init__(self, folder: Path, watched: Any, callbacks: list[Any], guard: NaNGuard,
+                 resume: State | None = None, every: float = 0.0) -> None:
         super().__init__()
         self.folder = folder
-        self.monitor, self.mode = monitor, mode
+        self.watched, self.monitor = watched, watched.name
         self.tracked = callbacks
         self.guard = guard
         self.resume = resume
         self.every = every
         # a best value of another monitor (a run resumed under another rule) is not compared
-        self.best = resume.best if resume and resume.monitor in (None, monitor) else None
+        self.best = resume.best if resume and resume.monitor in (None, self.monitor) else None
         self.completed = resume.epoch if resume else 0  # epochs in last.keras once flushed
         self.written = self.completed                   # epochs in last.keras on the disk
         self._last: _Snapshot | None = None             # not yet written
@@ -315,9 +313,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.guard.epoch is not None or not _finite(logs.get("loss")):
             return  # keep the last good checkpoint
         current = logs.get(self.monitor)
-        improved = current is not None and _finite(current) and self.mode is not None and (
-            self.best is None or (float(current) > self.best if self.mode == "max"
-                                  else float(current) < self.best))
+        improved = current is not None and _finite(current) and \
+            self.watched.better(float(current), self.best)
         if improved:
             self.best = float(current)
         callbacks, arrays = [], {}
