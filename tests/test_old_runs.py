@@ -58,4 +58,6 @@ def test_an_old_run_resumes_to_more_epochs(tmp_path, runner):
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "completed"
     assert record["epochs_completed"] == 4
+    # which way its metrics improve, recorded once by the resume (the run had no record)
+    assert record["directions"] == {"loss": "min", "accuracy": "max"}
     assert len(pd.read_csv(run / "history.csv")) == 4

@@ -15,8 +15,6 @@ from rich.console import Console
 
 from nettrain.cli import common as cli
 from nettrain.cli import app
-from nettrain.config.load import load_config
-from nettrain.engine.best import best_epoch, monitor
 
 from conftest import tiny_config, write_config, write_npz
 
@@ -178,37 +176,6 @@ def test_a_nan_stop_takes_the_bars_off_before_its_message(runner, tmp_path, term
     after = ANSI.sub("", raw[raw.index("\x1b[?25h"):])
     assert "Epochs" not in after
     assert "Training stopped: the loss became NaN or infinite in epoch 1" in after
-
-
-def test_the_best_epoch_follows_the_callbacks_monitor(tmp_path):
-    def config(*callbacks):
-        path = write_config(tmp_path / "c.yaml",
-                            tiny_config(fit={"epochs": 2, "callbacks": list(callbacks)}))
-        return load_config(path, [])
-
-    names = ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
-    assert monitor(config(), names) == ("val_loss", "min", "")
-    assert monitor(config(), names[:3]) == ("loss", "min", "")
-    assert monitor(config({"EarlyStopping": {"monitor": "val_accuracy"}}), names) \
-        == ("val_accuracy", "max", "EarlyStopping's monitor")
-    assert monitor(config({"ModelCheckpoint": {
-        "filepath": "m.keras", "monitor": "val_accuracy", "mode": "min"}}), names) \
-        == ("val_accuracy", "min", "ModelCheckpoint's monitor")
-    (tmp_path / "history.csv").write_text(
-        "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,1.0,0.6,0.9\n1,0.7,0.8,0.6,0.95\n"
-        "2,0.8,0.7,0.7,nan\n")
-
-    def best(*callbacks):
-        found = best_epoch(tmp_path / "history.csv", config(*callbacks))
-        return found and (found.epoch, found.text())
-
-    assert best() == (1, "lowest val_loss 0.9000")
-    assert best({"EarlyStopping": {"monitor": "val_accuracy"}}) == \
-        (3, "highest val_accuracy 0.7000 (EarlyStopping's monitor)")
-    # Keras's CSVLogger writes NA where a run without validation has no val_ value
-    (tmp_path / "history.csv").write_text(
-        "epoch,accuracy,loss,val_accuracy,val_loss\r\n0,0.5,0.7,NA,NA\r\n1,0.2,0.6,NA,NA\r\n")
-    assert best() == (2, "lowest loss 0.6000")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")

@@ -17,9 +17,9 @@ from conftest import REPO, tiny_config, write_config
 
 PACKAGE = REPO / "nettrain"
 # run.json of a completed run, as main wrote it before the record had one writer
-# (and the backend that trained, recorded since)
+# (and the backend that trained, and which way each metric improves, recorded since)
 COMPLETED = set(json.loads((REPO / "tests/fixtures/main-20261201/run/run.json").read_text())) \
-    | {"backend", "training"}
+    | {"backend", "training", "directions"}
 STARTED = COMPLETED - {"saved", "epochs_completed"}
 WRITERS = {"write_json", "update_json", "write_atomic", "replacing", "write_text", "write_bytes",
            "open", "replace", "rename"}
@@ -123,8 +123,12 @@ def test_the_record_s_methods_are_its_status_changes(tmp_path):
     record = RunRecord(run)
     record.started(config, {"d.npz": "ab12"}, replicas=1)
     # RunRecord's own keys; "training" is a note the training loop adds (annotate)
-    assert set(_record(run)) == STARTED - {"training"} and \
+    assert set(_record(run)) == STARTED - {"training", "directions"} and \
         _record(run)["data_sha256"] == {"d.npz": "ab12"}
+    record.decided({"loss": "min", "accuracy": "max"})
+    assert _record(run)["directions"] == {"loss": "min", "accuracy": "max"}
+    with pytest.raises(ValueError, match="directions belong to the run's status changes"):
+        record.annotate(directions={})  # only fit decides them
     record.interrupted(epochs_completed=1, saved=["model.keras"])
     assert set(_record(run)) == COMPLETED - {"training"} and \
         _record(run)["status"] == "interrupted"

@@ -463,6 +463,22 @@ def test_compare_best_epoch_is_the_one_fit_s_summary_gives(runner, trained):
     assert "│ best epoch     │ 1 (val_accuracy 0.9000) │ 2 (val_loss 0.4500) │" in result.stdout
 
 
+def test_runs_sort_the_way_keras_said_the_metric_improves(runner, trained):
+    """Not by the name: a PearsonCorrelation the user named fit_error goes up, as fit
+    recorded it; a metric Keras cannot tell is sorted highest first, and said so."""
+    keras_said = {"loss": "min", "fit_error": "max"}
+    for which, value in (("a", 0.3), ("b", 0.8)):
+        put(trained, which, which, "20T10:00", {"test": {"fit_error": value, "tp": value}},
+            directions=keras_said)
+    result = runner.invoke(app, ["runs", "runs", "--sort", "test_fit_error", "--json"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    assert [run["path"] for run in json.loads(result.stdout)] == ["runs/b", "runs/a"]
+    result = runner.invoke(app, ["runs", "runs", "--sort", "test_tp"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    assert lines(result.stdout)[-1] == ("2 runs under runs, sorted by test_tp, highest first "
+                                        "(Keras cannot tell which way test_tp improves).")
+
+
 def test_runs_piped_keeps_every_path_and_note_whole(runner, many, monkeypatch):
     """Piped (rich assumes 80 columns): the table takes its own width; nothing is folded."""
     monkeypatch.setattr(cli.out, "width", 80)

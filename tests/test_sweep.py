@@ -311,3 +311,30 @@ def test_the_sweep_process_does_not_grow_with_its_trials(tmp_path):
     assert len(study_of(tmp_path / "s").get_trials()) == 8
     print("peak RSS (MiB) after trials:", peaks)  # shown with pytest -s
     assert peaks[8] - peaks[2] <= 4, peaks  # MiB: 820 -> 829 before, 791 -> 792 now
+
+
+def test_direction_auto_is_the_one_keras_gives_the_metric(tmp_path):
+    """PearsonCorrelation goes up (Keras's metric says so, not its name), the loss down; a
+    metric Keras cannot tell is refused at sweep.direction."""
+    from nettrain.config.load import load_config
+    from nettrain.engine.train import prepare
+    from nettrain.errors import ConfigError
+    from nettrain.sweep.space import check_metric
+
+    config = sweep_config(metric="val_pearson_correlation")
+    config.update(data={"dataset": "diabetes", "validation_split": 0.2},
+                  model={"layers": [{"Dense": {"units": 1}}]})
+    config["compile"].update(loss="mse", metrics=[{"PearsonCorrelation": {"axis": 0}},
+                                                  {"TruePositives": {"name": "tp"}}])
+    loaded = load_config(write_config(tmp_path / "c.yaml", config))
+    prepared = prepare(loaded)
+    assert check_metric(loaded, prepared.model, prepared.data) == \
+        ("val_pearson_correlation", "maximize")
+    for metric, way in (("val_loss", "minimize"), ("tp", None)):
+        changed = loaded.model_copy(update={"sweep": loaded.sweep.model_copy(
+            update={"metric": metric})})
+        if way:
+            assert check_metric(changed, prepared.model, prepared.data) == (metric, way)
+            continue
+        with pytest.raises(ConfigError, match="Keras cannot tell whether 'tp' should go up"):
+            check_metric(changed, prepared.model, prepared.data)

@@ -215,6 +215,10 @@ def test_sweep_logs_a_parent_and_a_child_per_trial_to_the_local_store(
         assert child.data.params["fit.batch_size"] == str(
             yaml.safe_load((trial / "config.yaml").read_text())["fit"]["batch_size"])
         assert _record(trial)["run_id"] == child.info.run_id
+        # which way each metric improves, as fit recorded it: what `runs --from` sorts by
+        assert json.loads(child.data.tags["nettrain.directions"]) == \
+            json.loads((trial / "run.json").read_text())["directions"] == \
+            {"loss": "min", "accuracy": "max"}
     # runs --from lists the trials with the columns of the run directories
     from_store = runner.invoke(app, ["runs", "--from", store, "--json"])
     local = runner.invoke(app, ["runs", "sweep", "--json"])

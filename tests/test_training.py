@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,8 @@ from nettrain.cli import app
 from nettrain.engine.train import balanced_class_weight
 
 from conftest import tiny_config, write_config, write_npz
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def control_config(**fit) -> dict:
@@ -475,22 +479,43 @@ def test_validation_logged_during_fit_is_one_pass_over_the_validation_split(
     assert last["val_accuracy"] == pytest.approx(final["accuracy"], rel=1e-6)
 
 
-def test_best_keras_is_the_epoch_fit_names_best(runner, tmp_path):
-    """An EarlyStopping on val_accuracy (mode max): checkpoints/best.keras is the epoch fit's
-    summary calls best, not the one of the lowest val_loss."""
-    from nettrain.config.load import load_config
-    from nettrain.engine.best import best_epoch
+def test_a_metric_keras_maximises_has_one_best_epoch_everywhere(runner, tmp_path, monkeypatch):
+    """EarlyStopping on val_pearson_correlation, mode auto: Keras maximises it (the metric's
+    direction, not its name). fit's "Best epoch", the live "* best" marker (also after a
+    resume), best.keras and ``runs compare`` name the epoch EarlyStopping kept: the highest,
+    not the lowest."""
+    from rich.console import Console
+
+    from nettrain.cli import common as cli
     from nettrain.run.checkpoints import read_state
 
-    config = tiny_config(fit={"epochs": 12, "batch_size": 16, "verbose": 0, "callbacks": [
-        {"EarlyStopping": {"monitor": "val_accuracy", "mode": "max", "patience": 100}}]},
-        seed=3)
+    monkeypatch.setattr(cli, "err", Console(stderr=True, force_terminal=True, width=200))
+    config = tiny_config(
+        seed=3, data={"dataset": "diabetes", "validation_split": 0.2},
+        model={"layers": [{"Dense": {"units": 8, "activation": "relu"}},
+                          {"Dense": {"units": 1}}]},
+        compile={"optimizer": {"Adam": {"learning_rate": 0.1}}, "loss": "mse",
+                 "metrics": [{"PearsonCorrelation": {"axis": 0}}]},
+        fit={"epochs": 6, "batch_size": 64, "verbose": "auto", "callbacks": [
+            {"EarlyStopping": {"monitor": "val_pearson_correlation", "patience": 100}}]})
     path = write_config(tmp_path / "c.yaml", config)
-    result = runner.invoke(app, ["fit", str(path), "--run-dir", "run"])
-    assert result.exit_code == 0, result.output
-    history = pd.read_csv("run/history.csv")
-    lowest_loss = int(history["val_loss"].idxmin()) + 1
-    best = best_epoch(Path("run/history.csv"), load_config(path))
-    assert best.monitor.name == "val_accuracy" and best.epoch != lowest_loss  # they differ
-    assert f"Best epoch {best.epoch:>4} of 12: highest val_accuracy" in result.stderr
-    assert read_state(Path("run/checkpoints/best.keras")).epoch == best.epoch
+    first = runner.invoke(app, ["fit", str(path), "--run-dir", "run", "fit.epochs=3"])
+    assert first.exception is None and first.exit_code == 0, first.output
+    result = runner.invoke(app, ["fit", "--resume", "run", "fit.epochs=6"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    values = list(pd.read_csv("run/history.csv")["val_pearson_correlation"])
+    kept = read_state(Path("run/checkpoints/last.keras")).callbacks[0]["state"]["best_epoch"] + 1
+    assert kept == values.index(max(values)) + 1 != values.index(min(values)) + 1
+    shown = ANSI.sub("", first.stderr + result.stderr)
+    assert f"Best epoch    {kept} of 6: highest val_pearson_correlation {max(values):.4f} " \
+        "(EarlyStopping's monitor)" in shown
+    # each epoch higher than every one before it, the resumed ones too
+    rows = re.findall(r"(\d+)/[36] +[\d.]+s +[\d,]* │(.*)", shown)  # epoch rows, not bars
+    assert [int(epoch) for epoch, rest in rows if "* best" in rest] == \
+        [e + 1 for e, v in enumerate(values) if v > max(values[:e], default=-2)]
+    assert read_state(Path("run/checkpoints/best.keras")).epoch == kept
+    other = tmp_path / "other"
+    shutil.copytree("run", other)
+    result = runner.invoke(app, ["runs", "compare", "run", str(other), "--json"])
+    assert result.exception is None and result.exit_code == 0, result.output
+    assert [r["best_epoch"]["epoch"] for r in json.loads(result.stdout)["runs"]] == [kept] * 2

@@ -74,8 +74,8 @@ def runs(
                                "$NETTRAIN_RUNS, else ./runs).", show_default=False,
         autocompletion=_complete_root)] = None,
     sort: Annotated[Optional[str], typer.Option(
-        "--sort", metavar="METRIC", help="Best first by this metric, e.g. val_accuracy "
-        "(highest first) or test_loss (lowest first for a loss or an error).")] = None,
+        "--sort", metavar="METRIC", help="Best first by this metric, the way Keras says it "
+        "improves: val_accuracy highest first, test_loss lowest first.")] = None,
     status: Annotated[Optional[RunStatus], typer.Option(
         "--status", help="Only runs with this status.")] = None,
     limit: Annotated[Optional[int], typer.Option(

@@ -1,39 +1,41 @@
 """The best epoch of a run: one rule, from its config's callbacks and its ``history.csv``.
 
-fit's final table, its live "* best" marker and ``runs compare`` all ask :func:`best_epoch`
-(or :func:`monitor` for the value that decides it), so they never disagree about a run.
+fit's final table, its live "* best" marker, best.keras and ``runs compare`` all ask
+:func:`monitor` (and :func:`best_epoch`), so they never disagree about a run.
 
 The rule: the monitor of the first EarlyStopping or ModelCheckpoint in ``fit.callbacks``
-(Keras's default for both is ``val_loss``) with its ``mode`` (``auto``: higher is better for
-accuracy-like names, else lower); without one, ``val_loss`` when the history has it, else
-``loss``, lowest best. The best epoch is the first row with the best finite value.
-No TensorFlow here.
+(Keras's default for both is ``val_loss``) with its ``mode``; ``auto`` takes the direction
+Keras gives the metric (recorded at fit time: :mod:`nettrain.model.direction`). Without one,
+``val_loss`` when the history has it, else ``loss``, lowest best. The best epoch is the first
+row with the best finite value. No TensorFlow here.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-# Metric names whose larger values are better, when a callback's mode is 'auto' (Keras decides
-# from the metric object; the run's history has only names).
-_HIGHER = ("acc", "auc", "precision", "recall", "f1", "iou", "r2")
+from nettrain.model import direction
+from nettrain.run import directory as rundir
+from nettrain.run import history
 
 
 class Monitor(NamedTuple):
-    """The value that decides the best epoch: its name, ``'min'`` or ``'max'``, and where it
-    comes from (``"EarlyStopping's monitor"``, or ``''`` for the default)."""
+    """The value that decides the best epoch: its name, ``'min'`` or ``'max'`` (None where
+    Keras cannot tell: then no epoch is best), and where it comes from (``"EarlyStopping's
+    monitor"``, or ``''`` for the default)."""
 
     name: str
-    mode: str
+    mode: str | None
     source: str
 
     def better(self, value: Any, than: float | None) -> bool:
-        """Whether ``value`` is finite and better than ``than`` (None: nothing yet)."""
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
+        """Whether ``value`` is finite and better than ``than`` (None: nothing yet); a tie is
+        not better, so the first of equal values stays the best."""
+        if self.mode is None or not isinstance(value, (int, float)) or \
+                not math.isfinite(value):
             return False
         return than is None or (value > than if self.mode == "max" else value < than)
 
@@ -56,13 +58,15 @@ class Best:
         return {"epoch": self.epoch, "monitor": self.monitor.name, "value": self.value}
 
 
-def monitor(config: Any, names: list[str]) -> Monitor:
+def monitor(config: Any, names: list[str], directions: dict[str, str]) -> Monitor:
     """The monitor of a run (see the module's rule). ``names`` are the history's columns.
 
     Args:
         config: the run's config: a validated Config, or its config.yaml read as a mapping
             (``runs compare`` reads old and edited runs without validating them; a callback
             that is not a Keras spec there is passed over).
+        directions: which way each value improves, as Keras said for the run's model
+            (:func:`nettrain.model.direction.of_run`, or ``of_model`` while fit runs).
     """
     from nettrain.config.fields import spec_kwargs, spec_name
 
@@ -73,12 +77,12 @@ def monitor(config: Any, names: list[str]) -> Monitor:
         if name.lower().replace("_", "") in ("earlystopping", "modelcheckpoint"):
             kwargs = spec_kwargs(spec)
             value = str(kwargs.get("monitor", "val_loss"))
-            mode = kwargs.get("mode", "auto")
-            if mode not in ("min", "max"):
-                higher = "loss" not in value and any(h in value.lower() for h in _HIGHER)
-                mode = "max" if higher else "min"
+            mode = kwargs.get("mode", "auto")  # Keras: an explicit min or max wins
+            if mode not in (direction.MIN, direction.MAX):
+                mode = direction.of(value, directions)
             return Monitor(value, mode, f"{name}'s monitor")
-    return Monitor("val_loss" if "val_loss" in names else "loss", "min", "")
+    default = "val_loss" if "val_loss" in names else "loss"
+    return Monitor(default, direction.of(default, directions), "")
 
 
 def _is_spec(spec: Any) -> bool:
@@ -99,36 +103,28 @@ def _callbacks(config: Any) -> list[Any]:
     return callbacks if isinstance(callbacks, list) else []
 
 
-def best_epoch(history: Path, config: Any) -> Best | None:
-    """The best row of ``history.csv`` by the run's :func:`monitor`; None when there is no
-    history, it cannot be read, or no row has a finite value of the monitor.
+def best_epoch(run: Path, config: Any) -> Best | None:
+    """The best row of the run's ``history.csv`` by its :func:`monitor`; None when there is
+    no history, it cannot be read, no row has a finite value of the monitor, or Keras cannot
+    tell which way the monitor improves.
 
-    Example: ``best_epoch(run / "history.csv", config).text()`` -> ``"highest val_accuracy
-    0.9667 (EarlyStopping's monitor)"``.
+    Args:
+        run: the run directory (its history.csv, and run.json's recorded directions).
+        config: the run's config (see :func:`monitor`).
+
+    Example: ``best_epoch(run, config).text()`` -> ``"highest val_accuracy 0.9667
+    (EarlyStopping's monitor)"``.
     """
-    try:
-        with history.open(newline="", encoding="utf-8") as f:
-            rows = [{k: _float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    except (OSError, ValueError, csv.Error):  # missing, not UTF-8, not CSV: no best epoch
+    rows = history.read(run / rundir.HISTORY)
+    if rows is None:
         return None
-    # a column of NA only (val_loss of a run without validation) is not a monitor
-    names = [k for k in (rows[0] if rows else {}) if isinstance(k, str) and
-             any(math.isfinite(r.get(k, math.nan)) for r in rows)]
-    chosen = monitor(config, names)
+    chosen = monitor(config, rows.with_values(), direction.of_run(run, config))
     best: tuple[int, float] | None = None
-    for index, row in enumerate(rows):
-        value, epoch = row.get(chosen.name, math.nan), row.get("epoch", float(index))
-        if math.isfinite(epoch) and chosen.better(value, best and best[1]):
-            best = (int(epoch) + 1, value)
+    for index, row in enumerate(rows.rows):
+        value, epoch = row.get(chosen.name, math.nan), rows.epoch(index)
+        if epoch is not None and chosen.better(value, best and best[1]):
+            best = (epoch + 1, value)
     return Best(best[0], chosen, best[1]) if best else None
-
-
-def _float(text: Any) -> float:
-    """A number of history.csv; NaN for NA, an empty cell or anything else."""
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def number(value: Any) -> str:

@@ -35,7 +35,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Column, Table
 from rich.text import Text
 
-from nettrain.engine.best import best_epoch, monitor
+from nettrain.engine.best import Monitor, best_epoch
 from nettrain.engine.best import number as _number
 from nettrain.text import shown
 
@@ -115,21 +115,25 @@ class Display:
             self.console.print(text, highlight=False, soft_wrap=isinstance(text, Text))
 
     def callback(self, config: Any, epochs: int, initial_epoch: int,
-                 samples: int | None, validation: bool) -> Any:
+                 samples: int | None, validation: bool, watched: Monitor,
+                 best: float | None = None) -> Any:
         """The Keras callback that shows the epochs (None when none are shown or trained).
 
         Args:
-            config: the run's config (``fit.verbose``; the best epoch's monitor).
+            config: the run's config (``fit.verbose``).
             epochs: the epoch training ends at; ``initial_epoch``: where it starts.
             samples: training samples in an epoch (for samples/s; None: unknown).
             validation: whether the run has a validation split (its columns).
+            watched: the best epoch's monitor, as fit chose it for best.keras
+                (:func:`nettrain.engine.best.monitor`): the live view marks its "* best".
+            best: its best value so far (a resumed run's), which an epoch must beat.
         """
         terminal = self.console is not None and self.console.is_terminal
         self.mode = choose(config.fit.verbose, self.quiet, terminal)
         if self.mode in ("quiet", "silent") or epochs <= initial_epoch:
             return None
         view = (_Live if self.mode == "live" else _Lines)(self, config, epochs, initial_epoch,
-                                                          samples, validation)
+                                                          samples, validation, watched, best)
         return _callback(view, batches=self.mode == "live")
 
     @contextlib.contextmanager
@@ -155,11 +159,9 @@ class Display:
         directory."""
         if self.quiet:
             return
-        from nettrain.run import directory as rundir
-
         self.write(Text(f"Final metrics of {shown(name)}:"))
         self.write(metrics_table(metrics))
-        best = best_epoch(path / rundir.HISTORY, config)
+        best = best_epoch(path, config)
         rows = {"Backend": backend and shown(backend),
                 "Best epoch": best and f"{best.epoch}{f' of {epochs}' if epochs else ''}: "
                               f"{shown(best.text())}",
@@ -213,9 +215,11 @@ class _Lines:
     the live view draws from."""
 
     def __init__(self, display: Display, config: Any, epochs: int, initial_epoch: int,
-                 samples: int | None, validation: bool) -> None:
+                 samples: int | None, validation: bool, watched: Monitor,
+                 best: float | None = None) -> None:
         self.display, self.config, self.epochs, self.initial = \
             display, config, epochs, initial_epoch
+        self._monitor, self._so_far = watched, best
         self.samples, self.validation = samples, validation
         self.steps: int | None = None
         self.step, self.logs, self.validating = 0, None, False
@@ -270,7 +274,7 @@ class _Live(_Lines):
         self._train_start = time.monotonic()
         self._columns: tuple[list[str], list[str]] | None = None  # training, validation
         self._widths: dict[str, int] = {}
-        self._best: float | None = None
+        self._best: float | None = self._so_far
         self._pending: list[Text] = []  # rows not yet printed
         self._rows = 0  # epoch rows so far
         self._printed = 0.0
@@ -316,7 +320,6 @@ class _Live(_Lines):
             val = [f"val_{k}" for k in train] if self.validation else []
             self._columns = (train, val)
             self._widths = {k: max(len(shown(k)), 8) for k in train + val}
-            self._monitor = monitor(self.config, train + val)
         if self._rows % max(self.display.console.height - 6, 10) == 0:  # a header a screen
             self._pending.append(self._row("epoch", "time", "samples/s",
                                            {k: shown(k) for k in sum(self._columns, [])},

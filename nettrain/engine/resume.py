@@ -214,18 +214,3 @@ def remove_leftovers(path: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
-
-
-def truncate_history(path: Path, epochs: int) -> None:
-    """Keep the header and the rows of the completed epochs (a killed epoch may have a row).
-
-    Lines end as Keras's CSVLogger ends them (the csv module's ``\\r\\n``), so the rows it
-    appends next match the ones kept.
-    """
-    import csv
-
-    if path.is_file():
-        lines = path.read_bytes().splitlines()[: 1 + epochs]
-        end = csv.excel.lineterminator.encode()
-        with rundir.replacing(path) as tmp:
-            tmp.write_bytes(b"".join(line + end for line in lines))

@@ -18,12 +18,13 @@ from nettrain.data.loading import load_data
 from nettrain.engine import progress, runtime
 from nettrain.engine import resume as resume_policy
 from nettrain.engine.best import monitor as best_monitor
+from nettrain.model import direction
 from nettrain.engine.signals import StopNotes, _NaN
 from nettrain.errors import RunError
 from nettrain.model import callbacks, saving
 from nettrain.model.builder import build_model, resolve_all
 from nettrain.run import directory as rundir
-from nettrain.run import lock
+from nettrain.run import history, lock
 from nettrain.run.record import RunRecord
 from nettrain.text import command
 
@@ -99,6 +100,7 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print,
                                               "classifier": config.is_classifier})
         rundir.write_atomic(path / rundir.SUMMARY, summary_text(prepared.model))
         RunRecord(path).started(config, fingerprint.data_files(config), _replicas(prepared))
+        RunRecord(path).decided(direction.of_model(prepared.model))  # read back, never redone
         callbacks.place(config, prepared.callbacks, path)  # their files go in the run dir
         display.note(f"Run directory: {path}")
         if started is not None:
@@ -166,11 +168,13 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
             raise RunError(resume_policy.damaged_advice(path, exc)) from None
     callbacks.place(new, prepared.callbacks, path)
     resume_policy.remove_leftovers(path)
-    for history in [path / rundir.HISTORY, *checkpoints.continue_logs(prepared.callbacks)]:
-        resume_policy.truncate_history(history, state.epoch if state else 0)
+    for log in [path / rundir.HISTORY, *checkpoints.continue_logs(prepared.callbacks)]:
+        history.keep_epochs(log, state.epoch if state else 0)
     rundir.write_atomic(path / rundir.CONFIG, new.to_yaml())
     done = state.epoch if state else 0
     RunRecord(path).resumed(done, changes)
+    if "directions" not in status:  # a run of an older nettrain: recorded now, once
+        RunRecord(path).decided(direction.of_model(prepared.model))
     if started is not None:
         started(path, prepared.data)
     if epochs == done:
@@ -258,12 +262,13 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
 
     config, model, data = prepared.config, prepared.model, prepared.data
     guard = checkpoints.NaNGuard()
+    # fit's best-epoch rule chooses best.keras and the live "* best" marker too, by the
+    # directions fit recorded (Keras's, for this model)
     watched = best_monitor(config, ["loss", "val_loss"] if "validation" in data.splits
-                          else ["loss"])  # fit's best-epoch rule chooses best.keras too
-    checkpoint = checkpoints.RunCheckpoint(path / checkpoints.FOLDER, watched.name,
+                           else ["loss"], direction.of_run(path, config))
+    checkpoint = checkpoints.RunCheckpoint(path / checkpoints.FOLDER, watched,
                                            prepared.callbacks, guard, state,
-                                           every=config.fit.checkpoint_every_seconds,
-                                           mode=watched.mode)
+                                           every=config.fit.checkpoint_every_seconds)
     trained = False
     drawing = None
     stops = StopNotes()
@@ -284,7 +289,8 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
         kwargs["epochs"] = config.fit.epochs if epochs is None else epochs
         left = kwargs["epochs"] - kwargs["initial_epoch"]
         shown = display.callback(config, kwargs["epochs"], kwargs["initial_epoch"],
-                                 _epoch_samples(prepared), "validation" in data.splits)
+                                 _epoch_samples(prepared), "validation" in data.splits,
+                                 watched, checkpoint.best)
         if shown is not None:
             kwargs["callbacks"].append(shown)
         elif display.mode == "silent" and left > 0:  # nothing per epoch: say that it works
@@ -392,11 +398,11 @@ def _history_png(path: Path, title: str, echo: Any) -> None:
     if not (path / rundir.HISTORY).is_file() or not (path / rundir.HISTORY).stat().st_size:
         return  # no epoch was trained (fit.epochs equal to fit.initial_epoch)
     try:
-        import pandas as pd
-
-        history = pd.read_csv(path / rundir.HISTORY)
-        if len(history):
-            plots.history_png({title: history}, path / plots.HISTORY_PNG, title=title)
+        rows = history.read(path / rundir.HISTORY)
+        if rows is None:
+            raise ValueError(f"{rundir.HISTORY} cannot be read")
+        if len(rows):
+            plots.history_png({title: rows.frame()}, path / plots.HISTORY_PNG, title=title)
     except Exception as exc:  # matplotlib, the disk, an odd history.csv: only the picture
         echo(f"Warning: {path / plots.HISTORY_PNG} was not drawn ({type(exc).__name__}: "
              f"{' '.join(str(exc).split())[:200]}); the run is complete without it.")

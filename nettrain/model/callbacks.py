@@ -209,21 +209,20 @@ def check_monitors(config: Config, callbacks: list[Any], logged: list[str],
 def check_modes(config: Config, callbacks: list[Any], model: Any, logged: list[str],
                 validation: bool) -> list[Problem]:
     """A monitor with ``mode: auto`` needs a metric whose direction Keras knows (not, e.g.,
-    ``true_positives``); Keras finds out only at the end of the first epoch, so ask it now.
+    ``true_positives``); Keras finds out only at the end of the first epoch, so ask it now
+    (:func:`nettrain.model.direction.of_model`, the answer fit records).
     A monitor the run does not log is :func:`check_monitors`'s problem, not asked here."""
-    import copy
+    from nettrain.model import direction
 
     names = _log_names(logged, validation)
     problems = []
+    known: dict[str, str] | None = None
     for i, (spec, callback) in enumerate(zip(config.fit.callbacks, callbacks)):
         if getattr(callback, "mode", None) != "auto" or \
                 not hasattr(callback, "_set_monitor_op") or callback.monitor not in names:
             continue
-        trial = copy.copy(callback)  # _set_monitor_op changes the callback's state
-        trial.set_model(model)
-        try:
-            trial._set_monitor_op()
-        except ValueError:
+        known = direction.of_model(model) if known is None else known
+        if direction.of(callback.monitor, known) is None:
             problems.append(Problem(
                 f"fit.callbacks[{i}].{spec_name(spec)}.mode",
                 f"'max' or 'min': Keras cannot tell whether '{callback.monitor}' should go up "

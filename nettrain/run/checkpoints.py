@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from nettrain.errors import RunError
+from nettrain.run import history
 from nettrain.run.directory import replacing
 from nettrain.run.portable import any_backend
 
@@ -209,13 +210,10 @@ class HistoryLog(keras.callbacks.CSVLogger):
 
     def _header(self) -> list[str]:
         """The names of the file's header after ``epoch`` (none for a new or empty file)."""
-        import csv
-
-        if self.append_header or not Path(self.filename).is_file():
+        if self.append_header:
             return []
-        with open(self.filename, newline="", encoding="utf-8") as f:
-            header = next(csv.reader(f, delimiter=self.sep), [])
-        return header[1:] if header[:1] == ["epoch"] else []
+        names = history.header(Path(self.filename), self.sep)
+        return names[1:] if names[:1] == ["epoch"] else []
 
 
 def _put_back(callback: Any, index: int, saved: dict[str, Any],
@@ -275,26 +273,26 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     Args:
         folder: the run's ``checkpoints/`` folder.
-        monitor: the value that decides "best", e.g. ``val_loss``: the run's best-epoch rule
+        watched: the value that decides "best" (its ``name``, e.g. ``val_loss``, and
+            ``better(value, than)``): the run's best-epoch rule and its tie rule
             (:func:`nettrain.engine.best.monitor`), so best.keras is the epoch fit names.
-        mode: ``'min'`` (lower is better) or ``'max'``.
         callbacks: the callbacks whose state travels with the checkpoint.
         guard: the NaNGuard; an epoch whose loss became NaN is not saved.
         resume: the state to put back, when resuming.
         every: the fewest seconds between two writes at the end of an epoch.
     """
 
-    def __init__(self, folder: Path, monitor: str, callbacks: list[Any], guard: NaNGuard,
-                 resume: State | None = None, every: float = 0.0, mode: str = "min") -> None:
+    def __init__(self, folder: Path, watched: Any, callbacks: list[Any], guard: NaNGuard,
+                 resume: State | None = None, every: float = 0.0) -> None:
         super().__init__()
         self.folder = folder
-        self.monitor, self.mode = monitor, mode
+        self.watched, self.monitor = watched, watched.name
         self.tracked = callbacks
         self.guard = guard
         self.resume = resume
         self.every = every
         # a best value of another monitor (a run resumed under another rule) is not compared
-        self.best = resume.best if resume and resume.monitor in (None, monitor) else None
+        self.best = resume.best if resume and resume.monitor in (None, self.monitor) else None
         self.completed = resume.epoch if resume else 0  # epochs in last.keras once flushed
         self.written = self.completed                   # epochs in last.keras on the disk
         self._last: _Snapshot | None = None             # not yet written
@@ -315,9 +313,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.guard.epoch is not None or not _finite(logs.get("loss")):
             return  # keep the last good checkpoint
         current = logs.get(self.monitor)
-        improved = current is not None and _finite(current) and (
-            self.best is None or (float(current) > self.best if self.mode == "max"
-                                  else float(current) < self.best))
+        improved = current is not None and _finite(current) and \
+            self.watched.better(float(current), self.best)
         if improved:
             self.best = float(current)
         callbacks, arrays = [], {}

@@ -87,7 +87,7 @@ def start(config: Config, data_sha256: dict[str, str]) -> dict[str, Any]:
 # The keys the record's own status changes write: a note (``annotate``) never changes them.
 OWN = frozenset({"status", "started", "ended", "command", "host", "backend", "versions", "seed",
                  "deterministic", "data_sha256", "data_config", "git", "replicas", "resumed",
-                 "error", "saved", "epochs_completed"})
+                 "error", "saved", "epochs_completed", "directions"})
 
 
 class RunRecord:
@@ -120,6 +120,12 @@ class RunRecord:
                 "host": socket.gethostname(),
                 "changes": {k: list(v) for k, v in changes.items()}}]
             self._write(record, status="running", ended=None, resumed=resumes, error=None)
+
+    def decided(self, directions: dict[str, str]) -> None:
+        """Which way each value the run logs improves (``{'loss': 'min', 'auc': 'max'}``), as
+        Keras answered for the compiled model (:func:`nettrain.model.direction.of_model`): fit
+        records it once, so nothing that reads the run decides it again."""
+        self._change(directions=dict(directions))
 
     def completed(self, saved: list[str], epochs_completed: int) -> None:
         """Trained, evaluated and saved in the formats ``saved``."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from nettrain.engine.best import Best, best_epoch
 from nettrain.errors import UsageError
 from nettrain.run import directory as rundir
+from nettrain.run import history
 from nettrain.runs.table import (
     MISSING,
     RunRow,
@@ -22,8 +23,8 @@ from nettrain.runs.table import (
     _finite,
     _status_text,
     epochs_text,
+    direction_of,
     is_run,
-    lower_is_better,
     number,
     read_run,
 )
@@ -104,10 +105,10 @@ def compare(paths: list[Path]) -> Comparison:
     differ = {k: [flat.get(k, MISSING) for flat in flats] for k in keys
               if any(flat.get(k, MISSING) != flats[0].get(k, MISSING)
                      for flat in flats)}
-    histories = {label: _history(row.path) for label, row in zip(labels, rows)}
+    read = {label: history.read(row.path / rundir.HISTORY) for label, row in zip(labels, rows)}
+    histories = {k: v.frame() for k, v in read.items() if v is not None and len(v)}
     # fit's rule (its summary's "Best epoch"): the monitor of the run's callbacks
-    best = [best_epoch(row.path / rundir.HISTORY, config) for row, config in zip(rows, configs)]
-    histories = {k: v for k, v in histories.items() if v is not None and len(v)}
+    best = [best_epoch(row.path, config) for row, config in zip(rows, configs)]
     return Comparison(rows, labels, differ, len(keys) - len(differ), best, histories)
 
 
@@ -149,16 +150,6 @@ def _labels(rows: list[RunRow]) -> list[str]:
     return labels
 
 
-def _history(path: Path) -> pd.DataFrame | None:
-    """A run's history.csv as a frame (None when it is missing or unreadable)."""
-    import pandas as pd
-
-    try:
-        return pd.read_csv(path / rundir.HISTORY)
-    except (OSError, ValueError):
-        return None
-
-
 def value_text(value: Any) -> str:
     """A config value as a person (and an override) writes it: ``0.01``, ``true``, ``[keras]``."""
     if value is MISSING:
@@ -195,7 +186,8 @@ def compare_tables(comparison: Comparison) -> list[RenderableType]:
     for name in comparison.metric_names():
         values = [r.metrics.get(name) for r in comparison.rows]
         known = [v for v in values if v is not None and math.isfinite(v)]
-        top = (min if lower_is_better(name) else max)(known) if len(known) > 1 else None
+        way = direction_of(name, comparison.rows) if len(known) > 1 else None
+        top = (min if way == "min" else max)(known) if way else None
         metrics.add_row(Text(shown(name)), *(Text(number(v), style="bold" if v == top else "")
                                 for v in values))
     return [differ, metrics]

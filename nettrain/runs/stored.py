@@ -43,5 +43,6 @@ def list_stored(uri: str, sort: str | None = None, status: str | None = None,
                            run.get("name") or run["run_id"], status_text, run["started"],
                            run["ended"], run["epochs"], run["planned"], run["metrics"],
                            None if status_text != "damaged" else
-                           f"MLflow run {run['run_id']} has status {run['status']}"))
+                           f"MLflow run {run['run_id']} has status {run['status']}",
+                           run.get("directions")))
     return choose(rows, shown_uri(uri), sort, status, limit)

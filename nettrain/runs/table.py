@@ -20,7 +20,6 @@ import contextlib
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from nettrain.errors import ConfigError, Problem, UsageError, did_you_mean
 from nettrain.run import directory as rundir
+from nettrain.run import history
 from nettrain.run import lock
 from nettrain.text import command, shown
 
@@ -43,9 +43,6 @@ MISSING = object()  # a config key a run does not have (runs compare)
 # The other files fit writes: beside one of config.yaml and run.json they make a folder a run
 # (a damaged one), where a lone config.yaml may be a folder of configs.
 _ALSO = (rundir.DATASET, rundir.SUMMARY, rundir.HISTORY, rundir.METRICS)
-# Parts of metric names where a lower value is better (the others: higher is better).
-_LOWER = re.compile(r"loss|error|crossentropy|hinge|divergence|poisson|cosh|false_|"
-                    r"(^|_)(mae|mse|rmse|mape|msle)$")
 
 
 @dataclass
@@ -54,7 +51,7 @@ class RunRow:
 
     ``metrics`` are flat (``val_accuracy``), only for a completed run (another run's
     ``metrics.json`` is about the model before it was resumed). ``note`` says why a run is
-    damaged or stopped, or what failed.
+    damaged or stopped, or what failed; ``directions`` as fit recorded them (run.json).
     """
 
     path: Path
@@ -66,6 +63,7 @@ class RunRow:
     planned: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     note: str | None = None
+    directions: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "path": str(self.path), "status": self.status,
@@ -78,10 +76,22 @@ class _Damaged(Exception):
     """A run directory's file is missing or unreadable (the message is the short reason)."""
 
 
-def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` is better: ``val_loss``, ``test_mae`` (True);
-    ``val_accuracy``, ``test_auc`` (False)."""
-    return bool(_LOWER.search(metric))
+def direction_of(metric: str, rows: list[RunRow]) -> str | None:
+    """Which way ``metric`` (``val_accuracy``, ``test_loss``) improves for ``rows``: as Keras
+    said at fit time (a run's recorded directions), else as Keras makes it of an older run's
+    config (only then is Keras loaded); None when Keras cannot tell (``true_positives``)."""
+    from nettrain.model import direction
+
+    def asked(row: RunRow) -> str | None:
+        if row.directions is not None:
+            return direction.of(metric, row.directions)
+        with contextlib.suppress(_Damaged):  # (runs --from: a folder of another machine)
+            return direction.of(metric, direction.of_config(_config(row.path)))
+        return None
+
+    records_first = sorted(rows, key=lambda row: row.directions is None)
+    return next(filter(None, map(asked, records_first)), None) or \
+        direction.of(metric, direction.of_config({}))  # Keras's own rule: loss goes down
 
 
 def is_run(path: Path, files: list[str] | None = None) -> bool:
@@ -143,6 +153,7 @@ def read_run(path: Path) -> RunRow:
             if missing:
                 raise _Damaged(f"{', '.join(missing)} missing (run.json says it "
                                "was saved)")
+        row.directions = known if isinstance(known := record.get("directions"), dict) else None
         return row
     except _Damaged as exc:
         started = None
@@ -233,11 +244,7 @@ def _metrics(path: Path) -> dict[str, float]:
 
 def _history_rows(path: Path) -> int | None:
     """The epochs in ``history.csv`` (its rows after the header); None without one."""
-    try:
-        lines = path.read_bytes().splitlines()
-    except OSError:
-        return None
-    return max(0, sum(1 for line in lines if line.strip()) - 1)
+    return None if (rows := history.read(path)) is None else len(rows)
 
 
 def _get(data: Any, *keys: str) -> Any:
@@ -277,6 +284,7 @@ class Listing:
     found: int
     sort: str | None = None
     status: str | None = None
+    way: str | None = None  # which way sort's metric improves (None: Keras cannot tell)
 
 
 def list_runs(root: Path, sort: str | None = None, status: str | None = None,
@@ -285,8 +293,8 @@ def list_runs(root: Path, sort: str | None = None, status: str | None = None,
 
     Args:
         root: the folder to search (a run directory itself lists that run).
-        sort: a metric name (``val_accuracy``): highest first, or lowest first for a loss or
-            an error (see :func:`lower_is_better`); runs without it come last.
+        sort: a metric name (``val_accuracy``): best first, the way Keras says it improves
+            (:func:`direction_of`; else highest first); runs without it come last.
         status: keep only runs with this status (one of :data:`STATUSES`).
         limit: show at most this many.
         explicit: the user named ``root`` (default True); a default root that does not exist
@@ -312,7 +320,7 @@ def choose(rows: list[RunRow], root: Path | str, sort: str | None = None,
     """The listing of ``rows`` (newest first): best first by ``sort``, only ``status``, at
     most ``limit`` (see :func:`list_runs`); ``root`` is where they were found (a folder, or
     an MLflow store's URI for ``runs --from``)."""
-    found = len(rows)
+    found, way = len(rows), None
     if sort is not None and rows:  # no runs at all: the empty listing says how to train
         present = list(dict.fromkeys(name for row in rows for name in row.metrics))
         if sort not in present:
@@ -321,12 +329,13 @@ def choose(rows: list[RunRow], root: Path | str, sort: str | None = None,
                 "--sort", f"a metric of the runs under {root} "
                 f"({', '.join(present) if present else 'none has metrics yet'})",
                 repr(sort), f"Did you mean '{guess}'?" if guess else None))
-        sign = 1 if lower_is_better(sort) else -1
+        way = direction_of(sort, [row for row in rows if sort in row.metrics])
+        sign = 1 if way == "min" else -1
         rows.sort(key=lambda row: (sort not in row.metrics or math.isnan(row.metrics[sort]),
                                    sign * row.metrics.get(sort, 0.0)))
     if status is not None:
         rows = [row for row in rows if row.status == status]
-    return Listing(root, rows[:limit] if limit else rows, found, sort, status)
+    return Listing(root, rows[:limit] if limit else rows, found, sort, status, way)
 
 
 def _mtime(path: Path) -> str:
@@ -463,7 +472,9 @@ def describe(listing: Listing) -> str:
         text += f" (status {listing.status})"
     if listing.sort:
         text += (f", sorted by {shown(listing.sort)}, "
-                 f"{'lowest' if lower_is_better(listing.sort) else 'highest'} first")
+                 f"{'lowest' if listing.way == 'min' else 'highest'} first")
+        if listing.way is None:
+            text += f" (Keras cannot tell which way {shown(listing.sort)} improves)"
     else:
         text += ", newest first"
     return text + "."

@@ -224,9 +224,8 @@ def check_metric(config: Config, model: Any, data: Any) -> tuple[str, str]:
     way it improves, as EarlyStopping's ``mode: auto`` does. A pruner needs a value each
     epoch, so not a test metric. Raises ConfigError at ``sweep.metric`` or ``sweep.pruner``.
     """
-    import keras
-
     from nettrain.data.pipeline import to_tensors
+    from nettrain.model import direction as directions
 
     sweep = config.sweep
     assert sweep is not None
@@ -254,18 +253,15 @@ def check_metric(config: Config, model: Any, data: Any) -> tuple[str, str]:
             "epoch; the test part is measured once, at the end)", f"'{sweep.pruner}'",
             f"Set pruner: none, or sweep on '{'val_' + metric[5:] if validation else metric[5:]}'")])
     direction = sweep.direction
-    if direction == "auto":
-        probe = keras.callbacks.EarlyStopping(monitor=metric.removeprefix("test_"))
-        probe.set_model(model)
-        try:
-            probe._set_monitor_op()
-        except ValueError:
+    if direction == "auto":  # Keras's answer, as fit records it for the run
+        way = directions.of(metric, directions.of_model(model))
+        if way is None:
             raise config.error([Problem(
                 "sweep.direction", f"maximize or minimize: Keras cannot tell whether "
                 f"'{metric}' should go up or down", "'auto'" + (
                     "" if "direction" in sweep.model_fields_set else " (the default)"),
-                "Add direction: maximize (or minimize) to sweep")]) from None
-        direction = "maximize" if probe.monitor_op is keras.ops.greater else "minimize"
+                "Add direction: maximize (or minimize) to sweep")])
+        direction = "maximize" if way == directions.MAX else "minimize"
     return metric, direction
 
 

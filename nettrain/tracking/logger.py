@@ -28,6 +28,7 @@ from typing import Any
 from nettrain.config.overrides import flatten
 from nettrain.config.schema import Config
 from nettrain.run import directory as rundir
+from nettrain.run import history
 from nettrain.run.record import RunRecord
 from nettrain.text import command
 from nettrain.tracking import store
@@ -192,6 +193,8 @@ class RunLogger:
         tags = {store.STATUS_TAG: str(record.get("status", "unknown")),
                 store.EPOCHS_TAG: str(record.get("epochs_completed", 0)),
                 store.PLANNED_TAG: str(self.config.fit.epochs), **self.tags}
+        if isinstance(record.get("directions"), dict):  # what `runs --from` sorts by
+            tags[store.DIRECTIONS_TAG] = json.dumps(record["directions"], sort_keys=True)
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, value)
         if record.get("saved") and record.get("status") in ("completed", "interrupted"):
@@ -202,28 +205,22 @@ class RunLogger:
     def _history(self) -> None:
         """Log the rows of history.csv whose epochs the MLflow run does not have yet (those
         of a run uploaded later, or sent while the store was away)."""
-        import csv
-
         from mlflow.entities import Metric
 
-        file = self.path / rundir.HISTORY if self.path else None
-        if file is None or not file.is_file():
-            return
-        with open(file, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        if not rows:
+        rows = history.read(self.path / rundir.HISTORY) if self.path else None
+        if not rows:  # none, unreadable, or no epoch yet
             return
         stamp = int(time.time() * 1000)
         metrics = []
-        for key in rows[0]:
+        for key in rows.columns:
             if key == "epoch":
                 continue
             name = store.EPOCH + key
             have = {m.step for m in self.client.get_metric_history(self.run_id, name)}
-            for row in rows:
-                value, epoch = row.get(key), int(row["epoch"])
-                if epoch not in have and value not in (None, "") and _finite(value):
-                    metrics.append(Metric(name, float(value), stamp, epoch))
+            for index, row in enumerate(rows.rows):
+                value, epoch = row[key], rows.epoch(index)
+                if epoch is not None and epoch not in have and math.isfinite(value):
+                    metrics.append(Metric(name, value, stamp, epoch))
         for start in range(0, len(metrics), 1000):
             self.client.log_batch(self.run_id, metrics=metrics[start:start + 1000])
 

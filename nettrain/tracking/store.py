@@ -30,6 +30,7 @@ RUN_DIR_TAG = "nettrain.run_dir"
 STATUS_TAG = "nettrain.status"
 EPOCHS_TAG = "nettrain.epochs"
 PLANNED_TAG = "nettrain.planned_epochs"
+DIRECTIONS_TAG = "nettrain.directions"  # run.json's directions (JSON): which way each improves
 SWEEP_TAG = "nettrain.sweep"
 PARENT_TAG = "mlflow.parentRunId"
 # Metric names: each epoch's as epoch/<history.csv column> (step = the epoch), the final ones
@@ -130,8 +131,9 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
 def stored_runs(uri: str, experiment: str | None = None) -> list[dict[str, Any]]:
     """The nettrain runs of a store (every experiment, or the one named), newest first, each
     as plain values: ``name``, ``run_dir``, ``status``, ``started``, ``ended``, ``epochs``,
-    ``planned``, ``metrics`` (the final ones, named as ``nettrain runs`` names them) and
-    ``run_id``. A sweep's parent run is left out (its trials are runs)."""
+    ``planned``, ``metrics`` (the final ones, named as ``nettrain runs`` names them),
+    ``directions`` (run.json's, or None) and ``run_id``. A sweep's parent run is left out
+    (its trials are runs)."""
     from datetime import datetime, timezone
 
     mlflow_client = client(uri)
@@ -162,5 +164,16 @@ def stored_runs(uri: str, experiment: str | None = None) -> list[dict[str, Any]]
             "epochs": number(tags.get(EPOCHS_TAG)), "planned": number(tags.get(PLANNED_TAG)),
             "metrics": {k.removeprefix(FINAL): v for k, v in run.data.metrics.items()
                         if k.startswith(FINAL)},
-            "run_id": run.info.run_id})
+            "directions": _directions(tags.get(DIRECTIONS_TAG)), "run_id": run.info.run_id})
     return rows
+
+
+def _directions(text: str | None) -> dict[str, str] | None:
+    """The directions tag read back; None without one (a run logged before it was tagged)."""
+    import json
+
+    try:
+        found = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
