@@ -244,3 +244,33 @@ def test_the_sweep_s_note_is_never_written_past_another_holder_of_the_run(tmp_pa
     assert failure.startswith(f"Cannot write the note 'sweep' in {run / 'run.json'}: {run} is "
                               "being trained by another process")
     assert "sweep" not in _record(run) and _record(run)["status"] == "completed"
+
+
+def test_the_record_writes_no_secret_of_a_uri(tmp_path, monkeypatch):
+    """run.json's command, each resume's command and changes, an error and a note hold a URI
+    without its password (fit --track http://user:secret@host)."""
+    import sys
+
+    from nettrain.config.load import load_config
+    from nettrain.run.record import RunRecord
+
+    uri = "http://user:secret@127.0.0.1:5000"
+    config = load_config(write_config(tmp_path / "c.yaml", tiny_config()))
+    run = tmp_path / "run"
+    run.mkdir()
+    record = RunRecord(run)
+    monkeypatch.setattr(sys, "argv", ["nettrain", "fit", "c.yaml", "--track", uri])
+    record.started(config, {}, replicas=1)
+    monkeypatch.setattr(sys, "argv", ["nettrain", "fit", "--resume", "run",
+                                      f"tracking.mlflow.uri={uri}"])
+    record.resumed(from_epoch=1, changes={"tracking.mlflow.uri": ("http://h", uri)})
+    record.failed(f"cannot reach {uri}/api", epochs_completed=1)
+    record.annotate(mlflow={"uri": uri})
+    text = (run / "run.json").read_text()
+    assert "secret" not in text
+    written = _record(run)
+    assert written["command"][-1] == "http://user:***@127.0.0.1:5000"
+    assert written["resumed"][0]["command"][-1] == "tracking.mlflow.uri=http://user:***@127.0.0.1:5000"
+    assert written["resumed"][0]["changes"]["tracking.mlflow.uri"][1] == \
+        "http://user:***@127.0.0.1:5000"
+    assert written["mlflow"] == {"uri": "http://user:***@127.0.0.1:5000"}

@@ -13,7 +13,7 @@ import typer
 from nettrain.cli import common
 from nettrain.cli.common import Debug, _errors, _load_keras, app
 from nettrain.errors import UsageError
-from nettrain.text import shown
+from nettrain.text import HIDDEN, shown
 
 if TYPE_CHECKING:
     from nettrain.config.schema import Config
@@ -81,7 +81,7 @@ def track(
                                        f"{note['run_id']}"), highlight=False, markup=False,
                                  soft_wrap=True)
                 continue
-            logger = RunLogger(run.config, uri or (before if before and "***" not in before
+            logger = RunLogger(run.config, uri or (before if before and HIDDEN not in before
                                                    else None), echo=warnings.append)
             logger.finish(run.path)
             if logger.broken is not None:

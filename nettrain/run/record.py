@@ -5,7 +5,8 @@ Each status change (started, resumed, completed, failed, interrupted) and each n
 stage adds (the sweep's result) is one atomic write made under the run's lock
 (:func:`nettrain.run.lock.holding`): fit, which holds the lock while it trains, writes at once;
 any other process takes the lock for the write, or is refused while a trainer holds it. So no
-change is written past another's. Nothing else writes run.json; anyone may read it.
+change is written past another's. Nothing else writes run.json; anyone may read it. No
+value is written with a URI's secret (:func:`nettrain.text.redacted`).
 
 No TensorFlow here; ``versions()`` imports Keras and its backend lazily.
 """
@@ -24,6 +25,7 @@ from nettrain.config.schema import Config
 from nettrain.errors import UsageError
 from nettrain.run import lock
 from nettrain.run.directory import RUN, now, read_json, write_json
+from nettrain.text import redacted
 
 __all__ = ["RunRecord", "backend", "git_commit", "now", "start", "versions"]
 
@@ -108,7 +110,7 @@ class RunRecord:
     def started(self, config: Config, data_sha256: dict[str, str], replicas: int) -> None:
         """A new run starts: the whole record (see :func:`start`), status running."""
         with lock.holding(self.path):
-            write_json(self.file, {**start(config, data_sha256), "replicas": replicas})
+            self._write(start(config, data_sha256), replicas=replicas)
 
     def resumed(self, from_epoch: int, changes: dict[str, tuple[Any, Any]]) -> None:
         """``fit --resume`` goes on after epoch ``from_epoch`` with ``changes`` (config key ->
@@ -161,4 +163,6 @@ class RunRecord:
             self._write(self.read(), **changes)
 
     def _write(self, record: dict[str, Any], **changes: Any) -> None:
-        write_json(self.file, {**record, **changes})
+        # Every value without the secrets of its URIs: the command line (--track
+        # http://user:password@host), an error, a note.
+        write_json(self.file, redacted({**record, **changes}))
