@@ -64,6 +64,43 @@ def test_only_the_run_record_writes_run_json():
     assert not hasattr(rundir, "update_json")  # the unlocked read-modify-write is gone
 
 
+READERS = {"read_json", "_json", "read_text", "read_bytes", "open", "load", "loads"}
+
+
+def test_only_the_run_record_reads_run_json():
+    """Every reader of run.json asks RunRecord(path).read(): one answer for a missing or a
+    damaged record (``nettrain runs`` shows its note)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE).as_posix()
+        if where == "run/record.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            targets = [*node.args, *(k.value for k in node.keywords),
+                       *([func.value] if isinstance(func, ast.Attribute) else [])]
+            if name in READERS and any(_mentions_run_json(t) for t in targets):
+                found.append(f"{where}:{node.lineno}")
+    assert found == [], f"run.json read outside nettrain/run/record.py: {found}"
+
+
+def test_a_damaged_record_is_one_error_naming_the_file(tmp_path):
+    from nettrain.run.record import Damaged, RunRecord
+
+    assert RunRecord(tmp_path).read() == {} and not RunRecord(tmp_path).exists
+    for text, note in ((b'{"status": "completed",', "is not valid JSON (line 1, column 24)"),
+                       (b"\xff\xfe", "is not UTF-8 text"),
+                       (b"[1, 2]", "holds a JSON list, not an object")):
+        (tmp_path / "run.json").write_bytes(text)
+        with pytest.raises(Damaged) as caught:
+            RunRecord(tmp_path).read()
+        assert caught.value.note == f"run.json {note}" and caught.value.exit_code == 1
+        assert str(caught.value).startswith(f"{tmp_path / 'run.json'} is damaged (")
+
+
 def test_each_status_change_writes_the_keys_it_always_wrote(runner, tmp_path):
     from nettrain.config.load import load_config
     from nettrain.engine import train
