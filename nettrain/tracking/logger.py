@@ -367,7 +367,7 @@ def log_evaluation(path: Path, name: str, metrics: dict[str, float], files: list
     label = re.sub(r"[^\w.\-]+", "_", name.replace("data:", "data-"))
     uri = note.get("uri") or ""
     try:
-        if HIDDEN in uri:  # hidden: an older nettrain wrote it into config.yaml whole
+        if HIDDEN in uri:  # the config has it (an older nettrain's), or MLflow's variables
             uri = store.where(rundir.open_run(path).config).uri
         client = store.client(uri)
         stamp = int(time.time() * 1000)
