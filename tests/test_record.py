@@ -307,7 +307,8 @@ def test_the_record_writes_no_secret_of_a_uri(tmp_path, monkeypatch):
     assert "secret" not in text
     written = _record(run)
     assert written["command"][-1] == "http://user:***@127.0.0.1:5000"
-    assert written["resumed"][0]["command"][-1] == "tracking.mlflow.uri=http://user:***@127.0.0.1:5000"
+    assert written["resumed"][0]["command"][-1] == \
+        "tracking.mlflow.uri=http://user:***@127.0.0.1:5000"
     assert written["resumed"][0]["changes"]["tracking.mlflow.uri"][1] == \
         "http://user:***@127.0.0.1:5000"
     assert written["mlflow"] == {"uri": "http://user:***@127.0.0.1:5000"}

@@ -222,6 +222,18 @@ def test_a_password_in_the_tracking_uri_is_written_nowhere(
     assert [key for key, value in params.items() if "secret" in value] == []
 
 
+def test_the_params_show_a_uri_without_its_secrets(tmp_path: Path) -> None:
+    from nettrain.config.load import load_config
+    from nettrain.tracking.logger import params
+
+    uri = "http://user:secret@127.0.0.1:5000/?token=secret"
+    config = load_config(write_config(tmp_path / "c.yaml", tiny_config(
+        tracking={"mlflow": {"uri": uri}})))
+    logged = params(config)
+    assert logged["tracking.mlflow.uri"] == "http://user:***@127.0.0.1:5000/?token=***"
+    assert logged["fit.epochs"] == "2" and config.tracking.mlflow.uri == uri
+
+
 def test_the_password_of_a_uri_goes_to_mlflow_s_variables(no_credentials: None) -> None:
     """A URI the run's files hold (user:***@) takes MLflow's variables; a database's driver
     finds its own (PGPASSWORD)."""

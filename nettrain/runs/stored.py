@@ -25,8 +25,8 @@ def list_stored(uri: str, sort: str | None = None, status: str | None = None,
     from nettrain.tracking.store import one_line, stored_runs
 
     if not mlflow_installed():
-        raise UsageError(f"--from {redacted(uri)}: reading an MLflow store needs MLflow, which is not "
-                         f"installed here. Install it: {MLFLOW_INSTALL}")
+        raise UsageError(f"--from {redacted(uri)}: reading an MLflow store needs MLflow, "
+                         f"which is not installed here. Install it: {MLFLOW_INSTALL}")
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise UsageError(f"--from {uri}: expected an MLflow SQLite store; "
                          f"{uri.removeprefix('sqlite:///')} does not exist. The default store "
