@@ -391,3 +391,14 @@ def test_merge_keys_work_and_a_key_replaces_a_merged_one(tmp_path):
     path.write_text(path.read_text().replace("units: 4}", "units: 4, units: 2}"))
     with pytest.raises(ConfigError, match="the key 'units' is written twice"):
         load_config(path)
+
+
+def test_the_written_config_keeps_no_secret_of_a_uri_and_the_config_keeps_it(tmp_path):
+    """config.yaml, sweep.yaml and --print-config come from to_yaml: a tracking URI's password
+    is written ***; the loaded config keeps it, for the store it opens."""
+    uri = "http://user:secret@127.0.0.1:5000/?token=secret"
+    config = load_config(write_config(tmp_path / "c.yaml", tiny_config(
+        tracking={"mlflow": {"experiment": "x"}})), [f"tracking.mlflow.uri={uri}"])
+    assert config.tracking.mlflow.uri == uri
+    for text in (config.to_yaml(), config.to_annotated_yaml()):
+        assert "secret" not in text and "http://user:***@127.0.0.1:5000/?token=***" in text

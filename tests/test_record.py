@@ -64,6 +64,43 @@ def test_only_the_run_record_writes_run_json():
     assert not hasattr(rundir, "update_json")  # the unlocked read-modify-write is gone
 
 
+READERS = {"read_json", "_json", "read_text", "read_bytes", "open", "load", "loads"}
+
+
+def test_only_the_run_record_reads_run_json():
+    """Every reader of run.json asks RunRecord(path).read(): one answer for a missing or a
+    damaged record (``nettrain runs`` shows its note)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE).as_posix()
+        if where == "run/record.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            targets = [*node.args, *(k.value for k in node.keywords),
+                       *([func.value] if isinstance(func, ast.Attribute) else [])]
+            if name in READERS and any(_mentions_run_json(t) for t in targets):
+                found.append(f"{where}:{node.lineno}")
+    assert found == [], f"run.json read outside nettrain/run/record.py: {found}"
+
+
+def test_a_damaged_record_is_one_error_naming_the_file(tmp_path):
+    from nettrain.run.record import Damaged, RunRecord
+
+    assert RunRecord(tmp_path).read() == {} and not RunRecord(tmp_path).exists
+    for text, note in ((b'{"status": "completed",', "is not valid JSON (line 1, column 24)"),
+                       (b"\xff\xfe", "is not UTF-8 text"),
+                       (b"[1, 2]", "holds a JSON list, not an object")):
+        (tmp_path / "run.json").write_bytes(text)
+        with pytest.raises(Damaged) as caught:
+            RunRecord(tmp_path).read()
+        assert caught.value.note == f"run.json {note}" and caught.value.exit_code == 1
+        assert str(caught.value).startswith(f"{tmp_path / 'run.json'} is damaged (")
+
+
 def test_each_status_change_writes_the_keys_it_always_wrote(runner, tmp_path):
     from nettrain.config.load import load_config
     from nettrain.engine import train
@@ -248,3 +285,34 @@ def test_the_sweep_s_note_is_never_written_past_another_holder_of_the_run(tmp_pa
     assert failure.startswith(f"Cannot write the note 'sweep' in {run / 'run.json'}: {run} is "
                               "being trained by another process")
     assert "sweep" not in _record(run) and _record(run)["status"] == "completed"
+
+
+def test_the_record_writes_no_secret_of_a_uri(tmp_path, monkeypatch):
+    """run.json's command, each resume's command and changes, an error and a note hold a URI
+    without its password (fit --track http://user:secret@host)."""
+    import sys
+
+    from nettrain.config.load import load_config
+    from nettrain.run.record import RunRecord
+
+    uri = "http://user:secret@127.0.0.1:5000"
+    config = load_config(write_config(tmp_path / "c.yaml", tiny_config()))
+    run = tmp_path / "run"
+    run.mkdir()
+    record = RunRecord(run)
+    monkeypatch.setattr(sys, "argv", ["nettrain", "fit", "c.yaml", "--track", uri])
+    record.started(config, {}, replicas=1)
+    monkeypatch.setattr(sys, "argv", ["nettrain", "fit", "--resume", "run",
+                                      f"tracking.mlflow.uri={uri}"])
+    record.resumed(from_epoch=1, changes={"tracking.mlflow.uri": ("http://h", uri)})
+    record.failed(f"cannot reach {uri}/api", epochs_completed=1)
+    record.annotate(mlflow={"uri": uri})
+    text = (run / "run.json").read_text()
+    assert "secret" not in text
+    written = _record(run)
+    assert written["command"][-1] == "http://user:***@127.0.0.1:5000"
+    assert written["resumed"][0]["command"][-1] == \
+        "tracking.mlflow.uri=http://user:***@127.0.0.1:5000"
+    assert written["resumed"][0]["changes"]["tracking.mlflow.uri"][1] == \
+        "http://user:***@127.0.0.1:5000"
+    assert written["mlflow"] == {"uri": "http://user:***@127.0.0.1:5000"}

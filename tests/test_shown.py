@@ -96,3 +96,30 @@ def test_validate_shows_a_layer_name_escaped_in_the_model_summary(runner, tmp_pa
     assert result.exception is None and result.exit_code == 0, result.output
     assert "\x1b" not in result.output
     assert "│ hiddog\\x1b[2Jden (Dense) " in result.stdout
+
+
+def test_redacted_hides_the_secrets_of_uris_and_nothing_else():
+    from nettrain.text import redacted, shown
+
+    cases = {
+        "http://user:secret@127.0.0.1:5000": "http://user:***@127.0.0.1:5000",
+        "postgresql+psycopg://me:p@ss@db:5432/x": "postgresql+psycopg://me:***@db:5432/x",
+        "https://host/api?token=secret&page=2#top": "https://host/api?token=***&page=2#top",
+        "http://h/?password=secret&api_key=secret&sig=secret&design=1":
+            "http://h/?password=***&api_key=***&sig=***&design=1",
+        "http://:secret@host": "http://:***@host",
+        # nothing secret: unchanged
+        "http://user@host:5000": "http://user@host:5000",
+        "http://host:5000/a@b": "http://host:5000/a@b",
+        "sqlite:///runs/mlflow.db": "sqlite:///runs/mlflow.db",
+        "fit.epochs=3 user:pass token=x": "fit.epochs=3 user:pass token=x",
+        # a URI inside a command line's word, JSON or a message
+        'tracking={"mlflow": {"uri": "http://u:secret@h"}}':
+            'tracking={"mlflow": {"uri": "http://u:***@h"}}',
+        "failed at http://u:secret@h, then": "failed at http://u:***@h, then",
+    }
+    assert {text: redacted(text) for text in cases} == cases
+    assert redacted({"a": ["http://u:secret@h", 3, None], "b": ("x",)}) == \
+        {"a": ["http://u:***@h", 3, None], "b": ("x",)}
+    assert shown("Error: --from http://u:secret@h: refused", lines=True) == \
+        "Error: --from http://u:***@h: refused"

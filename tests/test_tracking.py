@@ -186,6 +186,74 @@ def test_server_away_warns_once_then_track_uploads_and_resume_continues(
     assert client.get_run(record["run_id"]).info.status == "FINISHED"
 
 
+@pytest.fixture
+def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's user and password variables unset, and unset again after the test (nettrain
+    sets them from a URI's user part)."""
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "x")  # so that monkeypatch restores the variable's absence
+        monkeypatch.delenv(name)
+
+
+def test_a_password_in_the_tracking_uri_is_written_nowhere(
+        runner, tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch,
+        no_credentials: None) -> None:
+    """fit --track http://user:secret@host: MLflow gets the password (in its variables), the
+    run directory, run.json, the output and the MLflow params do not."""
+    uri, hidden = (server.replace("http://", f"http://user:{word}@") for word in ("secret", "***"))
+    write_config(tmp_path / "c.yaml", tiny_config())
+    argv = ["nettrain", "fit", "c.yaml", "--run-dir", "run", "--track", uri]
+    monkeypatch.setattr(sys, "argv", argv)  # run.json's command
+    result = runner.invoke(app, argv[1:])
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.stderr and "secret" not in result.stdout + result.stderr
+    assert ("To repeat the run: MLFLOW_TRACKING_USERNAME=user MLFLOW_TRACKING_PASSWORD=... "
+            "nettrain fit run/config.yaml") in result.stderr
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "secret"  # how MLflow got it
+    run = tmp_path / "run"
+    assert [p.name for p in run.rglob("*") if p.is_file() and b"secret" in p.read_bytes()] == []
+    assert yaml.safe_load((run / "config.yaml").read_text())["tracking"]["mlflow"]["uri"] == \
+        hidden
+    record = json.loads((run / "run.json").read_text())
+    assert record["command"][-1] == hidden and record["mlflow"]["uri"] == hidden
+    assert record["mlflow"]["uploaded"] is True
+    params = _client(server).get_run(record["mlflow"]["run_id"]).data.params
+    assert params["tracking.mlflow.uri"] == hidden
+    assert [key for key, value in params.items() if "secret" in value] == []
+
+
+def test_the_params_show_a_uri_without_its_secrets(tmp_path: Path) -> None:
+    from nettrain.config.load import load_config
+    from nettrain.tracking.logger import params
+
+    uri = "http://user:secret@127.0.0.1:5000/?token=secret"
+    config = load_config(write_config(tmp_path / "c.yaml", tiny_config(
+        tracking={"mlflow": {"uri": uri}})))
+    logged = params(config)
+    assert logged["tracking.mlflow.uri"] == "http://user:***@127.0.0.1:5000/?token=***"
+    assert logged["fit.epochs"] == "2" and config.tracking.mlflow.uri == uri
+
+
+def test_the_password_of_a_uri_goes_to_mlflow_s_variables(no_credentials: None) -> None:
+    """A URI the run's files hold (user:***@) takes MLflow's variables; a database's driver
+    finds its own (PGPASSWORD)."""
+    from nettrain.errors import RunError
+    from nettrain.tracking import store
+
+    with pytest.raises(RunError, match="set MLFLOW_TRACKING_PASSWORD"):
+        store._connect("http://user:***@127.0.0.1:5000")
+    assert store._connect("https://user:p%40ss@host/mlflow") == "https://host/mlflow"
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) \
+        == ("user", "p@ss")
+    assert store._connect("http://user:***@host") == "http://host"  # the variables now
+    assert store._connect("http://host:5000") == "http://host:5000"
+    assert store._connect("postgresql://me:***@db/x") == "postgresql://me@db/x"
+    assert store._connect("postgresql://me:pw@db/x") == "postgresql://me:pw@db/x"
+    assert store.again("http://me:***@host", "nettrain", "track", "my run") == \
+        "MLFLOW_TRACKING_USERNAME=me MLFLOW_TRACKING_PASSWORD=... nettrain track 'my run'"
+    assert store.again("http://host", "nettrain", "track", "run") == "nettrain track run"
+
+
 def test_sweep_logs_a_parent_and_a_child_per_trial_to_the_local_store(
         runner, tmp_path: Path) -> None:
     config = tiny_config(sweep={"metric": "val_accuracy", "trials": 2,

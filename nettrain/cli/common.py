@@ -188,14 +188,15 @@ def _use_run_backend(run: Path, requested: str | None = None,
     its own TensorFlow graph, so ``--format savedmodel`` asks for TensorFlow. ``loading``:
     evaluate and predict (not a resume, which trains)."""
     from nettrain.run import directory as rundir
+    from nettrain.run.record import RunRecord
 
     config, recorded = None, None
     if run.is_dir() and (run / rundir.CONFIG).is_file():
         with contextlib.suppress(Exception):  # the command itself says what is wrong
             config = rundir.open_run(run).config
         with contextlib.suppress(Exception):
-            recorded = rundir.read_json(run / rundir.RUN).get("backend", "tensorflow") \
-                if (run / rundir.RUN).is_file() else None
+            record = RunRecord(run)
+            recorded = record.read().get("backend", "tensorflow") if record.exists else None
     if format == "savedmodel" and requested is None:
         requested = "tensorflow"
     return _use_backend(config, requested, recorded, loading)

@@ -13,7 +13,7 @@ import typer
 from nettrain.cli import common
 from nettrain.cli.common import Debug, _errors, _load_keras, app
 from nettrain.errors import UsageError
-from nettrain.text import shown
+from nettrain.text import HIDDEN, redacted, shown
 
 if TYPE_CHECKING:
     from nettrain.config.schema import Config
@@ -75,13 +75,13 @@ def track(
             warnings: list[str] = []
             note = recorded(run.path)
             before = note.get("uri")  # where fit sent it (no password)
-            if note.get("uploaded") and note.get("run_id") and uri in (None, before):
+            if note.get("uploaded") and note.get("run_id") and redacted(uri) in (None, before):
                 common.out.print(shown(f"{run.path}: already uploaded to experiment "
                                        f"{note.get('experiment')!r} at {before}, run "
                                        f"{note['run_id']}"), highlight=False, markup=False,
                                  soft_wrap=True)
                 continue
-            logger = RunLogger(run.config, uri or (before if before and "***" not in before
+            logger = RunLogger(run.config, uri or (before if before and HIDDEN not in before
                                                    else None), echo=warnings.append)
             logger.finish(run.path)
             if logger.broken is not None:

@@ -145,6 +145,7 @@ def fit(
             _load_keras(debug)
             from nettrain.engine import progress, train
             from nettrain.run import directory as rundir
+            from nettrain.run.record import RunRecord
 
             _stop_cleanly_on_signals()
             echo = lambda text: common.err.print(  # noqa: E731
@@ -169,7 +170,7 @@ def fit(
             from nettrain.run.checkpoints import stopped_by
 
             run = rundir.open_run(path)
-            epochs = rundir.read_json(path / rundir.RUN).get("epochs_completed")
+            epochs = RunRecord(path).read().get("epochs_completed")
             early = isinstance(epochs, int) and epochs < run.config.fit.epochs
             display.summary(run.config.name, path, rundir.read_json(path / rundir.METRICS),
                             run.config, epochs, stopped_by(path, run.config) if early else None,

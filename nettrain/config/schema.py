@@ -45,6 +45,7 @@ from nettrain.config.sections import (
     _schema,
 )
 from nettrain.errors import ConfigError, Problem, did_you_mean
+from nettrain.text import redacted
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -245,13 +246,17 @@ class Config(_Section):
         return is_classification_loss(self.compile.loss)
 
     def _dump(self) -> dict[str, Any]:
+        """The config as plain values, its URIs without their secrets: what is written or
+        shown (a password stays in this object, for the store it opens)."""
         data = self.model_dump(mode="json", exclude_none=True)
         if isinstance(self.fit.class_weight, dict):  # JSON mode makes class indices strings
             data["fit"]["class_weight"] = dict(self.fit.class_weight)
-        return data
+        return redacted(data)
 
     def to_yaml(self) -> str:
-        """The resolved config as YAML; ``nettrain fit`` on it repeats the run."""
+        """The resolved config as YAML; ``nettrain fit`` on it repeats the run. A URI's
+        secret is written ``***`` (:func:`nettrain.text.redacted`): a tracking URI's password
+        comes from MLflow's variables then (see :mod:`nettrain.tracking.store`)."""
         return yaml.safe_dump(self._dump(), sort_keys=False, default_flow_style=None)
 
     def origin(self, key: tuple) -> str:

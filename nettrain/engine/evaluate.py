@@ -18,6 +18,7 @@ from nettrain.errors import DataError, UsageError
 from nettrain.model import saving
 from nettrain.model.builder import resolve_compiled
 from nettrain.run import directory as rundir
+from nettrain.run.record import RunRecord
 from nettrain.run.record import now as _now
 from nettrain.text import command
 
@@ -67,7 +68,7 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
     save, and the record says so.
     """
     run = rundir.open_run(run_path)
-    status = rundir.read_json(run.path / rundir.RUN) if (run.path / rundir.RUN).is_file() else {}
+    status = RunRecord(run.path).read()
     earlier = rundir.read_json(run.path / rundir.EVALUATION) if \
         (run.path / rundir.EVALUATION).is_file() else {}  # a damaged one fails before the work
     model, used = saving.load_model(run.path, fmt, run.dataset)

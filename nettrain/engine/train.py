@@ -144,7 +144,7 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
     from nettrain.run import checkpoints
 
     path = run.path
-    status = rundir.read_json(path / rundir.RUN) if (path / rundir.RUN).is_file() else {}
+    status = RunRecord(path).read()
     new = load_config(Path(config_path) if config_path else path / rundir.CONFIG,
                       overrides or [])
     if new.seed is None:  # "any seed": keep the one the run drew

@@ -23,13 +23,12 @@ from nettrain.run.directory import (
     DATASET,
     JSON_FILE,
     KERAS_FILE,
-    RUN,
     SAVED_MODEL,
     WEIGHTS_FILE,
     damaged,
-    read_json,
 )
 from nettrain.run.portable import any_backend
+from nettrain.run.record import RunRecord
 from nettrain.text import command
 
 
@@ -236,7 +235,7 @@ def load_model(path: Path, prefer: str | None = None, info: dict[str, Any] | Non
     if prefer and saved:
         raise UsageError(f"--format {prefer}: this run saved {', '.join(saved)}, not {prefer} "
                          f"(save.formats). Use --format {saved[0]}.")
-    status = read_json(path / RUN).get("status") if (path / RUN).is_file() else None
+    status = RunRecord(path).read().get("status") if path.is_dir() else None
     why = {"failed": "the run failed before saving (see run.json)",
            "interrupted": "the run was interrupted before its first epoch completed",
            "running": "the run is still training, or was killed: nettrain fit --resume "
@@ -287,8 +286,7 @@ _FILES = (("keras", KERAS_FILE), ("json", JSON_FILE), ("savedmodel", SAVED_MODEL
 
 def _latest_save(path: Path) -> list[str] | None:
     """The file names the run's last save wrote (run.json 'saved'), when it says."""
-    record = read_json(path / RUN) if (path / RUN).is_file() else {}
-    saved = record.get("saved")
+    saved = RunRecord(path).read().get("saved")
     return saved if isinstance(saved, list) else None
 
 

@@ -5,13 +5,16 @@ Each status change (started, resumed, completed, failed, interrupted) and each n
 stage adds (the sweep's result) is one atomic write made under the run's lock
 (:func:`nettrain.run.lock.holding`): fit, which holds the lock while it trains, writes at once;
 any other process takes the lock for the write, or is refused while a trainer holds it. So no
-change is written past another's. Nothing else writes run.json; anyone may read it.
+change is written past another's. Nothing else writes run.json, and every reader reads it
+through :meth:`RunRecord.read` (a damaged record is :class:`Damaged`, the same for all). No
+value is written with a URI's secret (:func:`nettrain.text.redacted`).
 
 No TensorFlow here; ``versions()`` imports Keras and its backend lazily.
 """
 
 from __future__ import annotations
 
+import json
 import platform
 import socket
 import subprocess
@@ -21,11 +24,22 @@ from typing import Any
 
 from nettrain import __version__
 from nettrain.config.schema import Config
-from nettrain.errors import UsageError
+from nettrain.errors import RunError, UsageError
 from nettrain.run import lock
-from nettrain.run.directory import RUN, now, read_json, write_json
+from nettrain.run.directory import RUN, damaged, now, write_json
+from nettrain.text import redacted
 
-__all__ = ["RunRecord", "backend", "git_commit", "now", "start", "versions"]
+__all__ = ["Damaged", "RunRecord", "backend", "git_commit", "now", "start", "versions"]
+
+
+class Damaged(RunError):
+    """run.json cannot be read, or holds no JSON object (exit 1): the message names the file
+    and says what to do; ``note`` says what is wrong in a few words, as ``nettrain runs``
+    shows it (``run.json is not valid JSON (line 1, column 24)``)."""
+
+    def __init__(self, file: Path, what: str) -> None:
+        self.note = f"{RUN} {what}"
+        super().__init__(str(damaged(file, what.removeprefix("is "))))
 
 
 def backend() -> str:
@@ -101,14 +115,36 @@ class RunRecord:
         self.path = Path(path)
         self.file = self.path / RUN
 
+    @property
+    def exists(self) -> bool:
+        """Whether the run has a record (a run from before records, or not started: no)."""
+        return self.file.is_file()
+
     def read(self) -> dict[str, Any]:
-        """What the record says now (``{}`` before the run started)."""
-        return read_json(self.file) if self.file.is_file() else {}
+        """What the record says now (``{}`` when there is none: before the run started).
+        Raises :class:`Damaged` when it cannot be read or holds no JSON object."""
+        try:
+            text = self.file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except UnicodeDecodeError:
+            raise Damaged(self.file, "is not UTF-8 text") from None
+        except (OSError, ValueError) as exc:
+            raise Damaged(self.file, f"cannot be read ({' '.join(str(exc).split())[:80]})") \
+                from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise Damaged(self.file, f"is not valid JSON (line {exc.lineno}, column "
+                                     f"{exc.colno})") from None
+        if not isinstance(data, dict):
+            raise Damaged(self.file, f"holds a JSON {type(data).__name__}, not an object")
+        return data
 
     def started(self, config: Config, data_sha256: dict[str, str], replicas: int) -> None:
         """A new run starts: the whole record (see :func:`start`), status running."""
         with lock.holding(self.path):
-            write_json(self.file, {**start(config, data_sha256), "replicas": replicas})
+            self._write(start(config, data_sha256), replicas=replicas)
 
     def resumed(self, from_epoch: int, changes: dict[str, tuple[Any, Any]]) -> None:
         """``fit --resume`` goes on after epoch ``from_epoch`` with ``changes`` (config key ->
@@ -167,4 +203,6 @@ class RunRecord:
             self._write(self.read(), **changes)
 
     def _write(self, record: dict[str, Any], **changes: Any) -> None:
-        write_json(self.file, {**record, **changes})
+        # Every value without the secrets of its URIs: the command line (--track
+        # http://user:password@host), an error, a note.
+        write_json(self.file, redacted({**record, **changes}))

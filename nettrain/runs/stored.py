@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nettrain.errors import RunError, UsageError
 from nettrain.runs.table import STATUSES, Listing, RunRow, choose
+from nettrain.text import redacted
 
 
 def list_stored(uri: str, sort: str | None = None, status: str | None = None,
@@ -21,11 +22,11 @@ def list_stored(uri: str, sort: str | None = None, status: str | None = None,
     MLflow or for a SQLite file that does not exist; RunError when the store cannot be read
     (its server away)."""
     from nettrain.config.sections import MLFLOW_INSTALL, mlflow_installed
-    from nettrain.tracking.store import one_line, shown_uri, stored_runs
+    from nettrain.tracking.store import one_line, stored_runs
 
     if not mlflow_installed():
-        raise UsageError(f"--from {uri}: reading an MLflow store needs MLflow, which is not "
-                         f"installed here. Install it: {MLFLOW_INSTALL}")
+        raise UsageError(f"--from {redacted(uri)}: reading an MLflow store needs MLflow, "
+                         f"which is not installed here. Install it: {MLFLOW_INSTALL}")
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise UsageError(f"--from {uri}: expected an MLflow SQLite store; "
                          f"{uri.removeprefix('sqlite:///')} does not exist. The default store "
@@ -33,7 +34,7 @@ def list_stored(uri: str, sort: str | None = None, status: str | None = None,
     try:
         found = stored_runs(uri, experiment)
     except Exception as exc:  # noqa: BLE001  (a server away, refusing, not MLflow)
-        raise RunError(f"--from {shown_uri(uri)}: the MLflow store could not be read: "
+        raise RunError(f"--from {redacted(uri)}: the MLflow store could not be read: "
                        f"{one_line(exc, 200)}. Check the URI (http://host:5000, "
                        "sqlite:///runs/mlflow.db) and that its server runs.") from None
     rows = []
@@ -45,4 +46,4 @@ def list_stored(uri: str, sort: str | None = None, status: str | None = None,
                            None if status_text != "damaged" else
                            f"MLflow run {run['run_id']} has status {run['status']}",
                            run.get("directions")))
-    return choose(rows, shown_uri(uri), sort, status, limit)
+    return choose(rows, redacted(uri), sort, status, limit)

@@ -29,6 +29,7 @@ from nettrain.errors import ConfigError, Problem, UsageError, did_you_mean
 from nettrain.run import directory as rundir
 from nettrain.run import history
 from nettrain.run import lock
+from nettrain.run.record import Damaged, RunRecord
 from nettrain.text import command, shown
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def read_run(path: Path) -> RunRow:
         config = _config(path)
         if isinstance(config.get("name"), str):
             name = config["name"]
-        record = _json(path / rundir.RUN)
+        record = _record(path)
         status = record.get("status")
         if status not in STATUSES[:4]:
             raise _Damaged(f"{rundir.RUN} holds no known status (received {status!r}; "
@@ -158,7 +159,7 @@ def read_run(path: Path) -> RunRow:
     except _Damaged as exc:
         started = None
         with contextlib.suppress(Exception):  # best effort: a start time to order it by
-            started = _text(json.loads((path / rundir.RUN).read_text("utf-8")).get("started"))
+            started = _text(RunRecord(path).read().get("started"))
         return RunRow(path, name, "damaged", started, note=str(exc))
 
 
@@ -169,7 +170,7 @@ def _running(path: Path) -> tuple[str, str | None]:
         who = f"pid {holder['pid']} on {holder.get('host')}" if "pid" in holder else None
         return "running", who and f"trained by {who}"
     # Its process may have ended (and marked it) between reading run.json and the lock test.
-    status = _json(path / rundir.RUN).get("status")
+    status = _record(path).get("status")
     if status != "running":
         return str(status), None
     return "stopped", ("ended unmarked (killed?); to continue: "
@@ -208,6 +209,17 @@ def _config(path: Path, whole: bool = False) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _Damaged(f"{rundir.CONFIG} holds a {type(data).__name__}, not a mapping")
     return data
+
+
+def _record(path: Path) -> dict[str, Any]:
+    """The run's record (run.json, :class:`RunRecord`); _Damaged when it is missing or damaged."""
+    record = RunRecord(path)
+    if not record.exists:
+        raise _Damaged(f"{rundir.RUN} is missing")
+    try:
+        return record.read()
+    except Damaged as exc:
+        raise _Damaged(exc.note) from None
 
 
 def _json(path: Path) -> dict[str, Any]:

@@ -25,11 +25,11 @@ from nettrain.sweep.spec import (
     default_dir,
     grace_period,
     is_default_storage,
-    shown_url,
     sqlite_url,
 )
 from nettrain.sweep.study import load_study, open_storage
 from nettrain.sweep.trials import counted, work, worker_command
+from nettrain.text import redacted
 
 if TYPE_CHECKING:
     import optuna
@@ -65,7 +65,7 @@ def prepare(config: Config, source: str, path: Path | None = None, storage: str 
         raise UsageError(f"--run-dir {path}: expected a new directory or a sweep directory "
                          f"(with {SWEEP_CONFIG}); it holds other files, which are left "
                          "untouched. Choose another directory.")
-    where = {"study": name, "storage": shown_url(storage) if storage else DATABASE}
+    where = {"study": name, "storage": redacted(storage) if storage else DATABASE}
     if (path / SWEEP_FILE).is_file():  # trial directories are named by the study's numbers
         recorded = rundir.read_json(path / SWEEP_FILE)
         if recorded != where:
@@ -117,9 +117,9 @@ def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> 
     rundir.write_atomic(sweep.path / SWEEP_CONFIG, sweep.config.to_yaml())
     rundir.write_json(sweep.path / SWEEP_FILE, {
         "study": sweep.study,  # the default's path is not written: the directory may move
-        "storage": DATABASE if default else shown_url(sweep.storage)})
+        "storage": DATABASE if default else redacted(sweep.storage)})
     echo(f"Sweep directory: {sweep.path}")  # only once the sweep starts, never before a refusal
-    echo(f"Study {sweep.study} in {shown_url(sweep.storage)}: {sweep.trials} trials of "
+    echo(f"Study {sweep.study} in {redacted(sweep.storage)}: {sweep.trials} trials of "
          f"{', '.join(p.name for p in sweep.params)}, {sweep.direction} {sweep.metric}, "
          f"{jobs} at once" + (f" (the grid has {sweep.grid} combinations)"
                               if sweep.grid is not None else ""))
@@ -134,7 +134,7 @@ def run(sweep: Sweep, jobs: int = 1, echo: Any = print, console: Any = None) -> 
         for worker in workers:
             worker.wait()
     except KeyboardInterrupt:
-        echo(f"Interrupted: the finished trials are kept in {shown_url(sweep.storage)}. "
+        echo(f"Interrupted: the finished trials are kept in {redacted(sweep.storage)}. "
              "Continue with the same command.")
         for worker in workers:
             with contextlib.suppress(ProcessLookupError):

@@ -113,15 +113,3 @@ def grace_period() -> tuple[int, int]:
                                  f"Unset it for the default, {GRACE}."))
     grace = int(text)
     return grace, max(1, min(30, grace // 4))
-
-
-def shown_url(url: str) -> str:
-    """The storage URL without its password, for messages."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL: it is shown as given, and refused by open_storage
-        return url
-
-

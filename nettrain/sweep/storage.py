@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nettrain.errors import Problem, RunError, UsageError, did_you_mean
+from nettrain.text import redacted
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
@@ -57,7 +58,7 @@ def open_storage(url: str, engine_kwargs: dict[str, Any] | None = None,
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError):
         raise UsageError(Problem("--storage", f"a database URL such as {URL_EXAMPLES}",
                                  repr(url), _scheme_suggestion(url))) from None
-    shown = parsed.render_as_string(hide_password=True)
+    shown = redacted(url)
     postgres = parsed.get_backend_name() == "postgresql"
     engine: dict[str, Any] = {"connect_args": {}}
     if postgres:
@@ -133,7 +134,7 @@ def lost(exc: BaseException, url: str) -> RunError | None:
     parsed = make_url(url)
     text = str(error.orig or error).strip().splitlines()
     reason = (text[0].strip().rstrip(".") if text else "") or type(error).__name__
-    return RunError(f"--storage {parsed.render_as_string(hide_password=True)}: the database "
+    return RunError(f"--storage {redacted(url)}: the database "
                     f"went away during the sweep: {reason}. The trials it recorded are kept. "
                     f"{_reach_hint(parsed)} Then run the same command again: it continues the "
                     "sweep, and draws again the trial that was interrupted.")

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from nettrain.config.reading import yaml_load
 from nettrain.config.schema import Config
 from nettrain.errors import UsageError
-from nettrain.sweep.spec import SQLITE_TIMEOUT, Sweep, grace_period, shown_url
+from nettrain.sweep.spec import SQLITE_TIMEOUT, Sweep, grace_period
+from nettrain.text import redacted
 
 if TYPE_CHECKING:
     import optuna
@@ -80,7 +81,7 @@ def load_study(sweep: Sweep, storage: Any, create: bool) -> optuna.Study:
                                       sampler=sampler, pruner=pruner)
     except KeyError:
         raise UsageError(f"--study {sweep.study}: no such study in "
-                         f"{shown_url(sweep.storage)}.") from None
+                         f"{redacted(sweep.storage)}.") from None
     identity = _identity(sweep.config)
     recorded = study.user_attrs.get("config")
     if recorded is None:
@@ -89,7 +90,7 @@ def load_study(sweep: Sweep, storage: Any, create: bool) -> optuna.Study:
     elif recorded != identity:
         changed = _differences(yaml_load(recorded), yaml_load(identity))
         raise UsageError(
-            f"--study {sweep.study} ({shown_url(sweep.storage)}) searches another config: "
+            f"--study {sweep.study} ({redacted(sweep.storage)}) searches another config: "
             f"{', '.join(changed[:5]) or 'its keys'} differ. Its trials would not be "
             f"comparable. Start a new sweep with --study NEW_NAME (and --run-dir), or run "
             f"the config it was started with.")

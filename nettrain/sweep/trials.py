@@ -207,7 +207,7 @@ def run_trial(sweep: Sweep, trial: Any) -> float:
         trial_ended(logger, path, "failed", status="FAILED")
         _failed(trial, f"{sweep.metric} is {value} in {path.name}/{rundir.METRICS}")
     trial.set_user_attr("value", value)
-    epochs = rundir.read_json(path / rundir.RUN).get("epochs_completed")
+    epochs = RunRecord(path).read().get("epochs_completed")
     trial.set_user_attr("epochs", epochs)
     try:  # under the run's lock: never written past a process that trains it now
         RunRecord(path).annotate(sweep={

@@ -30,7 +30,7 @@ from nettrain.config.schema import Config
 from nettrain.run import directory as rundir
 from nettrain.run import history
 from nettrain.run.record import RunRecord
-from nettrain.text import command
+from nettrain.text import HIDDEN, command, redacted
 from nettrain.tracking import store
 from nettrain.tracking.store import Where, one_line
 
@@ -45,8 +45,9 @@ STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED",
 
 def params(config: Config) -> dict[str, str]:
     """The resolved config as MLflow params: dotted keys as overrides write them
-    (``model.layers.0.Dense.units``), values as YAML-ish text (lists as JSON)."""
-    flat = flatten(config.model_dump(mode="json", exclude_none=True))
+    (``model.layers.0.Dense.units``), values as YAML-ish text (lists as JSON), URIs without
+    their secrets (as config.yaml has them)."""
+    flat = flatten(redacted(config.model_dump(mode="json", exclude_none=True)))
     out = {}
     for key, value in flat.items():
         key = re.sub(r"\[(\d+)\]", r".\1", key)  # model.layers[0] -> model.layers.0
@@ -95,6 +96,10 @@ class RunLogger:
         recorded = RunRecord(self.path).read().get(RECORD) or {}
         self._try(self._open, recorded.get("run_id"))
         self._record(uploaded=False)
+        if redacted(self.place.uri) != self.place.uri:
+            self.echo(f"Note: {self.path / rundir.CONFIG} holds the tracking URI without its "
+                      f"credentials ({redacted(self.place.uri)}). To repeat the run: "
+                      f"{self._repeat()}")
 
     def callback(self) -> Any:
         """A Keras callback that logs each epoch's metrics (step = the epoch)."""
@@ -160,6 +165,15 @@ class RunLogger:
         for start in range(0, len(items), 100):  # MLflow takes 100 params a call
             self.client.log_batch(self.run_id, params=[Param(k, v)
                                                        for k, v in items[start:start + 100]])
+
+    def _repeat(self) -> str:
+        """The command that repeats this run with its tracking URI's credentials."""
+        assert self.path is not None
+        words = ("nettrain", "fit", self.path / rundir.CONFIG)
+        line = store.again(self.place.uri, *words)
+        if line == command(*words):  # not a password MLflow's variables hold: a query's token
+            return f"{line} --track URI, with its credentials in the URI"
+        return line
 
     def _run_name(self) -> str:
         """``tiny 20261201-120000``: the config's name and the run directory's (a trial's
@@ -280,7 +294,7 @@ class RunLogger:
             raise
         except Exception as exc:  # noqa: BLE001  (the store's failures never fail a run)
             self.broken = one_line(exc)
-            later = command("nettrain", "track", self.path) if self.path else "nettrain track RUN"
+            later = store.again(self.place.uri, "nettrain", "track", self.path or "RUN")
             self.echo(f"Warning: MLflow ({self.place.shown}) failed: {self.broken}. The run "
                       f"goes on and its directory is complete; upload it later with: {later}")
 
@@ -289,7 +303,7 @@ class RunLogger:
         holds the run)."""
         if self.path is None or not (self.path / rundir.RUN).is_file():
             return
-        note: dict[str, Any] = {"uri": store.shown_uri(self.place.uri),
+        note: dict[str, Any] = {"uri": redacted(self.place.uri),
                                 "experiment": self.place.experiment, "run_id": self.run_id,
                                 "uploaded": uploaded}
         if getattr(self, "model_uri", None):
@@ -350,7 +364,7 @@ def log_evaluation(path: Path, name: str, metrics: dict[str, float], files: list
     label = re.sub(r"[^\w.\-]+", "_", name.replace("data:", "data-"))
     uri = note.get("uri") or ""
     try:
-        if "***" in uri:  # the password is not recorded: the config has the URI
+        if HIDDEN in uri:  # the config has it (an older nettrain's), or MLflow's variables
             uri = store.where(rundir.open_run(path).config).uri
         client = store.client(uri)
         stamp = int(time.time() * 1000)
@@ -363,7 +377,7 @@ def log_evaluation(path: Path, name: str, metrics: dict[str, float], files: list
             if Path(file).is_file():
                 client.log_artifact(note["run_id"], str(file))
     except Exception as exc:  # noqa: BLE001  (the evaluation stands without MLflow)
-        echo(f"Warning: the evaluation was not logged to MLflow ({store.shown_uri(uri)}, run "
+        echo(f"Warning: the evaluation was not logged to MLflow ({redacted(uri)}, run "
              f"{note['run_id']}): {one_line(exc)}")
         return None
     return str(note["run_id"])

@@ -5,6 +5,12 @@ MLflow is imported only inside the functions here, never at import time: a confi
 ``tracking:`` never loads it. Every call to a store goes through :func:`client`, which first
 sets MLflow's HTTP retries and timeout so that a server that is down costs seconds, not the
 minutes of MLflow's defaults (the environment may still set them).
+
+A URI's password never reaches a file (:func:`nettrain.text.redacted`): the run's
+config.yaml holds ``http://user:***@host``. :func:`client` gives MLflow the URI without its
+user part and the user and password in MLflow's own variables, ``MLFLOW_TRACKING_USERNAME``
+and ``MLFLOW_TRACKING_PASSWORD`` (so the processes it starts, a sweep's trials, have them
+too); for a URI whose password is hidden it reads them from the environment.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from nettrain.config.schema import Config
+from nettrain.errors import RunError
 from nettrain.run import directory as rundir
+from nettrain.text import HIDDEN, command, redacted
 
 # The store a run goes to when the config names none: a SQLite file under the runs folder,
 # which needs no server (``mlflow ui --backend-store-uri sqlite:///runs/mlflow.db``).
@@ -38,6 +46,8 @@ PARENT_TAG = "mlflow.parentRunId"
 # prefix, in this order: the learning curves first, then the single values.
 EPOCH = "epoch/"
 FINAL = "final/"
+# MLflow's variables for the user and password of a tracking server (basic auth).
+USERNAME, PASSWORD = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,7 @@ class Where:
 
     @property
     def shown(self) -> str:
-        return f"experiment {self.experiment!r} at {shown_uri(self.uri)}"
+        return f"experiment {self.experiment!r} at {redacted(self.uri)}"
 
 
 def default_uri() -> str:
@@ -66,20 +76,55 @@ def where(config: Config, uri: str | None = None) -> Where:
     return Where(uri, (settings.experiment if settings else None) or config.name)
 
 
-def shown_uri(uri: str) -> str:
-    """The URI without a password (``http://user:***@host``)."""
-    from urllib.parse import urlsplit, urlunsplit
+def _http(uri: str) -> bool:
+    return uri.split("://", 1)[0].lower() in ("http", "https")
+
+
+def again(uri: str, *words: object) -> str:
+    """The command ``words`` to copy from a message about the store ``uri``: when the run's
+    files hold ``uri`` without its password, with MLflow's variables before it
+    (``MLFLOW_TRACKING_USERNAME=me MLFLOW_TRACKING_PASSWORD=... nettrain track run``)."""
+    from urllib.parse import unquote, urlsplit
+
+    line = command(*words)
+    parts = urlsplit(uri)
+    if not _http(uri) or parts.password is None:
+        return line
+    user = [command(f"{USERNAME}={unquote(parts.username)}")] if parts.username else []
+    return " ".join([*user, f"{PASSWORD}=...", line])
+
+
+def _connect(uri: str) -> str:
+    """The URI to give MLflow. An HTTP URI goes without its user part: its user and password
+    go to MLflow's variables (a password in the URI replaces theirs); RunError when its
+    password is hidden (``user:***@``, as the run's files hold it) and MLFLOW_TRACKING_PASSWORD
+    is not set. A database's hidden password is left out: its driver finds it (PGPASSWORD)."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
 
     parts = urlsplit(uri)
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return uri
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    user, password = parts.username, parts.password
+    if not _http(uri):
+        return uri.replace(f":{HIDDEN}@", "@", 1) if password == HIDDEN else uri
+    if password == HIDDEN:
+        if not os.environ.get(PASSWORD):
+            raise RunError(f"the password of {uri} is not kept in the run's files: set "
+                           f"{PASSWORD} (and {USERNAME}), or give the URI again with its "
+                           "password (--track URI, nettrain track --uri URI)")
+        password = None
+    if user and (password is not None or not os.environ.get(USERNAME)):
+        os.environ[USERNAME] = unquote(user)
+    if password is not None:
+        os.environ[PASSWORD] = unquote(password)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def client(uri: str) -> Any:
     """An ``MlflowClient`` of the store ``uri``, with nettrain's short HTTP retries; a SQLite
-    store's folder is created. The fluent API (``mlflow.start_run``) gets the same URI."""
+    store's folder is created. The fluent API (``mlflow.start_run``) gets the same URI. An
+    HTTP URI's user and password go to MLflow's variables (see the module's docstring)."""
+    uri = _connect(uri)
     for key, value in HTTP_SETTINGS.items():
         os.environ.setdefault(key, value)
     import logging
@@ -118,7 +163,9 @@ def experiment_id(mlflow_client: Any, place: Where, create: bool = True) -> str 
 def one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception as one short line: ``ConnectionError: ...``; a server that did not
     answer as ``the server did not answer (Connection refused)``."""
-    text = " ".join(str(exc).split())
+    if isinstance(exc, RunError):  # nettrain's own: its words are the message
+        return redacted(str(exc))
+    text = " ".join(redacted(str(exc)).split())
     if "Max retries exceeded" in text or "NewConnectionError" in text:
         import re
 

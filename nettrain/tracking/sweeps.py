@@ -69,6 +69,8 @@ class SweepLogger:
         """Find this sweep directory's parent run (a continued sweep) or create it; log the
         base config and the search space as params."""
         try:
+            # also gives the URI's user and password to MLflow's variables: the trials'
+            # processes, started next, inherit them (their configs hold the URI without)
             self.client = store.client(self.place.uri)
             experiment = store.experiment_id(self.client, self.place)
             found = self.client.search_runs(
@@ -122,7 +124,8 @@ class SweepLogger:
             self.broken = one_line(exc)
             self.echo(f"Warning: MLflow ({self.place.shown}) failed: {self.broken}. The sweep "
                       "goes on; its trials are complete in their directories (upload them "
-                      "later with: nettrain track TRIAL_DIR ...).")
+                      f"later with: {store.again(self.place.uri, 'nettrain', 'track')} "
+                      "TRIAL_DIR ...).")
 
     @staticmethod
     def _escaped(text: str) -> str:
