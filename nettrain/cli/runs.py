@@ -100,6 +100,7 @@ def runs(
     with _errors(debug):
         from nettrain.run import directory as rundir
         from nettrain.runs import table as runs_table
+        from nettrain.runs import view
 
         if source is not None:
             if root is not None:
@@ -115,19 +116,19 @@ def runs(
         if as_json:
             common.out.print_json(data=[row.to_json() for row in listing.rows])
         elif listing.rows:
-            table = runs_table.runs_table(listing)
+            table = view.runs_table(listing)
             if common.out.is_terminal and \
                     common.natural_width(table, common.out) > common.out.width:
                 # too narrow: paths and notes below, each whole on its own line
-                common.out.print(runs_table.runs_table(listing, whole=False))
-                for line in runs_table.paths_below(listing):
+                common.out.print(view.runs_table(listing, whole=False))
+                for line in view.paths_below(listing):
                     common.out.print(line, highlight=False, markup=False, soft_wrap=True)
             else:
                 common.print_whole(table)
-            common.out.print(runs_table.describe(listing), highlight=False, markup=False,
+            common.out.print(view.describe(listing), highlight=False, markup=False,
                       soft_wrap=True)
         if not listing.rows:
-            common.err.print(runs_table.empty_message(listing), highlight=False, markup=False,
+            common.err.print(view.empty_message(listing), highlight=False, markup=False,
                       soft_wrap=True)
 
 

@@ -15,17 +15,15 @@ from nettrain.engine.best import Best, best_epoch
 from nettrain.errors import UsageError
 from nettrain.run import directory as rundir
 from nettrain.run import history
+from nettrain.runs.view import _status_text, epochs_text, number
 from nettrain.runs.table import (
     MISSING,
     RunRow,
     _config,
     _Damaged,
     _finite,
-    _status_text,
-    epochs_text,
     direction_of,
     is_run,
-    number,
     read_run,
 )
 from nettrain.text import shown
