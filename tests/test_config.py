@@ -120,6 +120,49 @@ def test_override_syntax():
     assert data["fit"]["callbacks"][0]["EarlyStopping"]["patience"] == 2
 
 
+def test_an_override_key_needs_a_name_and_every_dotted_part():
+    for text, expected in (("=5", "KEY=VALUE, e.g. fit.epochs=5"),
+                           ("fit..epochs=3", "a dotted key such as fit.epochs")):
+        with pytest.raises(ConfigError) as info:
+            parse_override(text)
+        assert info.value.problems[0].expected == expected
+
+
+@pytest.mark.parametrize("data, parts, after, keys", [
+    ({}, ["fit", "epochs"], {"fit": {"epochs": 3}}, ("fit", "epochs")),  # a section is made
+    ({"m": [1, 2]}, ["m", 1], {"m": [1, 3]}, ("m", 1)),
+    ({"m": [1, 2]}, ["m", -2], {"m": [3, 2]}, ("m", 0)),  # the key as it is in data
+    ({"w": {"0": 1}}, ["w", 0], {"w": {"0": 3}}, ("w", "0")),  # a text key '0'
+    ({"fit": {"class_weight": None}}, ["fit", "class_weight", 1],  # null: a mapping is made
+     {"fit": {"class_weight": {"1": 3}}}, ("fit", "class_weight", "1")),
+    ({"compile": {"optimizer": "Adam"}}, ["compile", "optimizer", "adam", "learning_rate"],
+     {"compile": {"optimizer": {"adam": {"learning_rate": 3}}}},  # a bare name, any case
+     ("compile", "optimizer", "adam", "learning_rate"))])
+def test_an_override_sets_its_key_where_data_has_it(data, parts, after, keys):
+    assert apply_override(data, parts, 3) == keys
+    assert data == after
+
+
+@pytest.mark.parametrize("data, parts, expected", [
+    ({"m": [1, 2]}, ["m", 2], "an index below 2 into m"),
+    ({}, ["nosuch", "x"], "a key that exists in the config"),
+    ({"fit": {"epochs": 3}}, ["fit", "epochs", "x"], "fit.epochs to be a mapping or a list")])
+def test_an_override_of_a_place_data_does_not_have_is_refused(data, parts, expected):
+    with pytest.raises(ConfigError) as info:
+        apply_override(data, parts, 3)
+    assert info.value.problems[0].expected == expected
+
+
+def test_flatten_gives_a_dotted_key_per_value_and_keeps_lists_of_scalars_whole():
+    from nettrain.config.overrides import flatten
+
+    assert flatten({"fit": {"epochs": 3, "callbacks": [{"EarlyStopping": {"patience": 2}}],
+                            "class_weight": {}},
+                    "save": {"formats": ["keras", "json"]}}) == {
+        "fit.epochs": 3, "fit.callbacks[0].EarlyStopping.patience": 2, "fit.class_weight": {},
+        "save.formats": ["keras", "json"]}
+
+
 def test_config_is_immutable(tmp_path):
     cfg = load_config(write_config(tmp_path / "c.yaml", tiny_config()))
     with pytest.raises(ValidationError, match="Instance is frozen"):

@@ -160,6 +160,70 @@ def test_a_file_beyond_the_tolerance_is_not_written(runner, numeric, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iris.tflite"]
 
 
+def _shifted(model, shift=0.1):
+    """``model``'s weights moved by ``shift``: the predictions of another model."""
+    for weight in model.trainable_weights:
+        weight.assign(weight + shift)
+    return model
+
+
+@pytest.mark.parametrize("fmt,file,runtime", [
+    ("savedmodel", "saved_model", "tf.saved_model.load"),
+    ("onnx", "model.onnx", "onnxruntime")])
+def test_a_file_that_predicts_otherwise_is_not_written(runner, numeric, tmp_path, monkeypatch,
+                                                       fmt, file, runtime):
+    """The check is run in the file's own runtime: a file written from other weights (what a
+    faulty converter would write) is refused under the default tolerance. A check skipped, or
+    one that always passed, wrote it (the SavedModel's difference is 0 and ONNX's about 1e-7
+    on the run's own weights, so no tolerance alone tells those apart)."""
+    from nettrain.export import exporter, formats
+
+    def write_another_model(fmt, model, target, work):
+        weights = model.get_weights()
+        formats.write(fmt, _shifted(model), target, work)
+        model.set_weights(weights)
+
+    monkeypatch.setattr(exporter, "write", write_another_model)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / file
+    result = runner.invoke(app, ["export", str(numeric), "--format", fmt, "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.stderr.split())
+    assert f"Error: The {fmt} file predicts differently from the run's model in {runtime}: " \
+           "largest absolute difference " in message
+    assert f"over the tolerance 0.0001. Nothing was written at {out}." in message
+    assert list(folder.iterdir()) == []
+
+
+def test_one_backend_that_disagrees_fails_the_keras_check(runner, numeric, tmp_path,
+                                                          monkeypatch):
+    """Each backend's difference is held to the tolerance: torch, given a .keras file of
+    other weights, fails the check although TensorFlow and JAX agree (the best backend does
+    not outvote it)."""
+    import keras
+
+    from nettrain.export import exporter, formats
+
+    def predict_under(backend, path, x):
+        if backend == "torch":
+            other = tmp_path / "other.keras"  # beside, not in, the folder written to
+            _shifted(keras.saving.load_model(path, safe_mode=True)).save(other)
+            path = other
+        return formats.predict_under(backend, path, x)
+
+    monkeypatch.setattr(exporter, "predict_under", predict_under)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "iris.keras"
+    result = runner.invoke(app, ["export", str(numeric), "--format", "keras", "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.stderr.split())
+    assert "Error: The keras file predicts differently from the run's model in Keras on " \
+           "torch: largest absolute difference " in message
+    assert list(folder.iterdir()) == []
+
+
 def test_refusals_say_why_before_converting(runner, numeric, tmp_path, monkeypatch):
     folder = tmp_path / "integers"
     folder.mkdir()

@@ -12,7 +12,7 @@ import pytest
 
 from nettrain.cli import app
 
-from conftest import write_config
+from conftest import tiny_config, write_config
 from test_data import _images
 
 
@@ -151,3 +151,113 @@ def test_the_fingerprint_lists_the_files_keras_reads_in_a_tangled_folder(runner,
     assert sorted(Path(f).relative_to(photos).as_posix() for f in recorded) == [
         "cat/0.png", "cat/1.png", "cat/2.png", "cat/more/9.PNG",
         "dog/0.png", "dog/1.png", "dog/2.png", "dog/7.png"]
+
+
+# ---------------------------------------------------------------- the owner, without a fit
+# Each function of nettrain.data.fingerprint on tiny files (no model: the files need only be
+# named as data; an image folder's "images" are a few bytes each).
+
+
+def _owned(**data):
+    from nettrain.config.schema import Config
+
+    return Config.model_validate(tiny_config(data=data))
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tables(folder: Path):
+    """A csv config with its own validation and test files."""
+    for name in ("train", "validation", "test"):
+        (folder / f"{name}.csv").write_text(f"a,y\n1,{name}\n")
+    return _owned(csv=str(folder / "train.csv"), target="y",
+                  validation=str(folder / "validation.csv"), test=str(folder / "test.csv"))
+
+
+def _pictures(folder: Path) -> Path:
+    """photos/cat/0.png, 1.png and photos/dog/0.png: a few bytes each."""
+    for file, content in (("cat/0.png", b"a"), ("cat/1.png", b"b"), ("dog/0.png", b"c")):
+        (folder / "photos" / file).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "photos" / file).write_bytes(content)
+    return folder / "photos"
+
+
+def test_the_source_validation_and_test_files_are_hashed_by_their_bytes(tmp_path):
+    from nettrain.data.fingerprint import data_files
+
+    config = _tables(tmp_path)
+    assert data_files(config) == {str(tmp_path / f"{name}.csv"): _digest(tmp_path / f"{name}.csv")
+                                  for name in ("train", "validation", "test")}
+
+
+def test_each_change_since_training_is_named(tmp_path):
+    from nettrain.data.fingerprint import changed_data, data_files
+
+    config = _tables(tmp_path)
+    recorded = data_files(config)
+    assert changed_data(config, recorded) == []
+    (tmp_path / "validation.csv").unlink()
+    (tmp_path / "test.csv").write_text("a,y\n2,test\n")
+    assert changed_data(config, recorded) == [(str(tmp_path / "validation.csv"), "missing"),
+                                              (str(tmp_path / "test.csv"), "sha256 differs")]
+    photos = _pictures(tmp_path)
+    config = _owned(images=str(photos))
+    recorded = data_files(config)
+    (photos / "dog" / "1.png").write_bytes(b"d")
+    assert changed_data(config, recorded) == [(str(photos / "dog" / "1.png"), "added")]
+
+
+def test_the_summary_of_a_folder_is_its_images_names_and_bytes(tmp_path, monkeypatch):
+    """evaluate --data: the sha256 of the lines CLASS/FILE<tab>sha256, in the loader's order;
+    an image moved to another class (another label) or changed changes it."""
+    import hashlib
+
+    from nettrain.data.fingerprint import summary
+
+    photos = _pictures(tmp_path)
+    lines = "".join(f"{name}\t{_digest(photos / name)}\n"
+                    for name in ("cat/0.png", "cat/1.png", "dog/0.png"))
+    first = summary(photos)
+    assert first == {"file": str(photos), "files": 3,
+                     "sha256": hashlib.sha256(lines.encode()).hexdigest()}
+    (photos / "cat" / "1.png").rename(photos / "dog" / "1.png")  # relabelled, same bytes
+    moved = summary(photos)
+    (photos / "dog" / "1.png").write_bytes(b"e")  # same names, other bytes
+    assert len({first["sha256"], moved["sha256"], summary(photos)["sha256"]}) == 3
+    (tmp_path / "rows.csv").write_text("a\n1\n")
+    monkeypatch.chdir(tmp_path)  # a file given relative to where nettrain runs: resolved
+    assert summary(Path("rows.csv")) == {"file": str(tmp_path / "rows.csv"),
+                                         "sha256": _digest(tmp_path / "rows.csv")}
+
+
+def test_a_run_without_a_record_cannot_be_checked_unless_allowed(tmp_path):
+    from nettrain.data.fingerprint import check_data
+    from nettrain.errors import DataError
+
+    config = _tables(tmp_path)
+    with pytest.raises(DataError, match=r"^This run's data cannot be checked against "
+                                        r"training.*\n  - RUN/run.json holds no data_sha256"):
+        check_data(config, None, False, print, "RUN/run.json")
+    warned: list[str] = []
+    assert check_data(config, None, True, warned.append, "RUN/run.json") == [
+        "RUN/run.json: unrecorded"]
+    assert warned[0].startswith("Warning: this run's data cannot be checked against training "
+                                "(--allow-changed-data given):")
+
+
+def test_an_edit_of_the_seed_or_of_a_data_key_is_named(tmp_path):
+    from nettrain.data.fingerprint import edited_data_config
+
+    config = _tables(tmp_path)
+    recorded = {"seed": config.seed,
+                "data_config": config.data.model_dump(mode="json", exclude_none=True)}
+    assert edited_data_config(config, recorded) == []
+    edited = config.model_copy(update={"seed": 7, "data": config.data.model_copy(
+        update={"test_split": 0.5, "features": ["a"]})})
+    assert edited_data_config(edited, recorded) == [
+        f"seed is 7; trained with {config.seed}", "data.test_split is 0.5; trained with 0.0",
+        "data.features is ['a']; trained with None"]

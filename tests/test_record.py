@@ -185,6 +185,52 @@ def test_the_record_s_methods_are_its_status_changes(tmp_path):
         record.annotate(status="running")
 
 
+def test_the_record_holds_the_config_s_values_and_when_the_run_ended(tmp_path):
+    """What the readers of run.json take from it: the seed and data keys (evaluate and resume
+    compare them with the run's config), the backend, the replicas, and an end time at each
+    end, none while it runs again."""
+    from nettrain.config.load import load_config
+    from nettrain.data.fingerprint import edited_data_config
+    from nettrain.run.record import RunRecord
+
+    config = load_config(write_config(tmp_path / "c.yaml",
+                                      tiny_config(seed=5, deterministic=True)))
+    run = tmp_path / "run"
+    run.mkdir()
+    record = RunRecord(run)
+    record.started(config, {}, replicas=2)
+    started = _record(run)
+    assert (started["seed"], started["deterministic"], started["replicas"],
+            started["backend"], started["ended"]) == (5, True, 2, keras.backend.backend(), None)
+    assert (started["data_config"]["dataset"], started["data_config"]["test_split"]) == \
+        ("iris", 0.2)
+    assert edited_data_config(config, started) == []
+    record.failed("boom", epochs_completed=1)
+    failed = _record(run)
+    assert failed["ended"] >= failed["started"] == started["started"]
+    record.resumed(from_epoch=1, changes={})
+    assert _record(run)["ended"] is None
+    record.completed(saved=[], epochs_completed=2)
+    assert _record(run)["ended"] >= failed["ended"]
+
+
+def test_the_record_names_the_config_s_commit_and_whether_the_file_was_edited(tmp_path):
+    import subprocess
+
+    from nettrain.run.record import git_commit
+
+    path = write_config(tmp_path / "c.yaml", tiny_config())
+    assert git_commit(str(path)) is None  # not in a repository
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "c.yaml"], ["commit", "-qm", "config"]):
+        subprocess.run([*git, *args], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert git_commit(str(path)) == {"commit": head, "config_changed": False}
+    path.write_text(path.read_text() + "# edited\n")
+    assert git_commit(str(path)) == {"commit": head, "config_changed": True}
+
+
 def test_a_note_waits_for_the_run_lock_and_refuses_clearly_when_another_holds_it(tmp_path):
     from nettrain.errors import UsageError
     from nettrain.run.lock import locked

@@ -205,3 +205,65 @@ def test_resume_is_bit_identical_with_steps_per_epoch_shorter_than_a_pass(
     config = control_config(steps_per_epoch=4, initial_epoch=initial_epoch)
     config["compile"]["steps_per_execution"] = steps_per_execution
     assert_resume_is_uninterrupted(runner, write_config(tmp_path / "c.yaml", config), tmp_path)
+
+
+# ------------------------------------------------------------------ the planner's own numbers
+# The counts above are rows, the same whatever steps_per_execution; these are the calls a
+# plan groups them in, and an epoch's rows for samples/s.
+
+
+def _planned(compile_: dict | None = None, **fit):
+    from nettrain.config.schema import Config
+
+    combination = {"steps_per_execution": "auto", "batch_size": 4, **fit}
+    config = _config({"dataset": "iris"}, combination)
+    config["compile"].update(compile_ or {})
+    return Config.model_validate(config)
+
+
+@pytest.mark.parametrize("config, samples, calls", [
+    (_planned(batch_size=128), 60_000, 32),         # 469 batches: 15 calls of at most 32
+    (_planned(batch_size=32), 1_258, 20),           # 40 batches: 2 calls of 20
+    (_planned(), 132, 17),                          # 33 batches: 2 equal calls, not 32 and 1
+    (_planned(), 23, 6),                            # 6 batches: one call
+    (_planned(batch_size=1), 4, 4),                 # xor: one call an epoch
+    (_planned(steps_per_epoch=40), 23, 20),         # an epoch given in steps: 2 calls of 20
+    (_planned(batch_size=128, steps_per_epoch=10), 60_000, 10),
+    (_planned(steps_per_execution=7), 60_000, 7),   # a number is kept as given
+    (_planned({"run_eagerly": True}), 23, 1),       # eager: a step per call
+    (_planned(), None, 1),                          # the size unknown
+    (_planned(), 0, 1)])
+def test_steps_per_execution_auto_splits_an_epoch_into_equal_calls_of_at_most_32(
+        config, samples, calls):
+    from nettrain.data import steps
+
+    assert steps.steps_per_execution(config, samples) == calls
+
+
+def test_a_mirrored_run_takes_one_step_a_call():
+    """Keras 3.15 fails with more under tf.distribute.MirroredStrategy."""
+    from nettrain.data import steps
+
+    config = _planned().model_copy(update={"distribute": "mirrored"})
+    assert steps.steps_per_execution(config, 132) == 1
+
+
+def test_the_plan_of_an_epoch_given_in_steps():
+    """The docstring's example: 23 rows in batches of 4 (6 a pass), epochs of 5 batches in
+    calls of 2 (an iterator an epoch: 5 is not a whole number of calls), 13 validation rows
+    in batches of 3, the first 2 of them; an epoch is 19.2 rows on average."""
+    from nettrain.data import steps
+
+    config = _planned(steps_per_execution=2, steps_per_epoch=5, validation_batch_size=3,
+                      validation_steps=2, validation_freq=2)
+    plan = steps.plan(config, {"train": TRAIN, "validation": VALIDATION})
+    assert (plan.per_call, plan.train.per_epoch, plan.train.endless) == (2, 5, False)
+    assert [plan.train.segments(epoch) for epoch in range(3)] == [
+        [(0, 0, 5)], [(0, 5, 6), (1, 0, 4)], [(1, 4, 6), (2, 0, 3)]]
+    assert (plan.validation.per_epoch, plan.validation.segments(3)) == (2, [(3, 0, 2)])
+    assert plan.epoch_samples == 19
+    assert plan.fit_arguments() == {"steps_per_epoch": None, "validation_steps": None,
+                                    "validation_freq": 2}
+    endless = steps.plan(_planned(steps_per_execution=5, steps_per_epoch=5), {"train": TRAIN})
+    assert endless.validation is None and endless.train.endless
+    assert endless.fit_arguments()["steps_per_epoch"] == 5

@@ -290,24 +290,6 @@ def test_resume_is_bit_identical_with_several_steps_per_execution(runner, tmp_pa
     assert (one / "history.csv").is_file()
 
 
-def test_steps_per_execution_auto_splits_an_epoch_into_equal_calls():
-    from nettrain.config.schema import Config
-    from nettrain.data.steps import steps_per_execution
-
-    def spe(samples, **fit):
-        config = Config.model_validate({**tiny_config(), "fit": {"batch_size": 128, **fit}})
-        return steps_per_execution(config, samples)
-
-    assert spe(60_000) == 32            # 469 batches: 15 calls of at most 32
-    assert spe(1_258, batch_size=32) == 20  # 40 batches: 2 calls of 20
-    assert spe(4, batch_size=1) == 4    # xor: one call an epoch
-    assert spe(60_000, steps_per_epoch=10) == 10
-    assert spe(None) == 1
-    config = Config.model_validate({**tiny_config(), "compile": {
-        **tiny_config()["compile"], "steps_per_execution": 7}})
-    assert steps_per_execution(config, 60_000) == 7
-
-
 # ---------------------------------------------------------------------------------- NaN
 
 
