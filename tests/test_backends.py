@@ -212,6 +212,111 @@ def test_auto_picks_the_fastest_backend_that_can_run_the_config():
         "tensorflow", "auto: the fastest installed backend for convolutions")
 
 
+def test_one_policy_answers_every_command(monkeypatch):
+    """select.choose on validated configs (nothing trains): the run's recorded backend, a
+    format that is TensorFlow's graph, several processes (JAX's runtime), each refused with the
+    key when asked otherwise."""
+    from nettrain.config.load import load_config
+    from nettrain.errors import ConfigError
+
+    xor = load_config(CONFIGS / "xor.yaml")
+    # evaluate, predict, serve, export, track: the backend the run trained on
+    assert select.choose(xor, loading=True, recorded="tensorflow") == select.Choice(
+        "tensorflow", "the backend the run trained on")
+    # a SavedModel (evaluate/predict/serve --format savedmodel, export to savedmodel, onnx,
+    # tflite) is TensorFlow's graph: TensorFlow, and --backend jax is refused naming --format
+    assert select.choose(xor, loading=True, recorded="jax", graph="onnx") == select.Choice(
+        "tensorflow", "--format onnx: TensorFlow's graph")
+    with pytest.raises(ConfigError) as refused:
+        select.choose(xor, "jax", loading=True, graph="savedmodel")
+    assert "--backend: expected a backend that can run this config (--format savedmodel is " \
+        "TensorFlow's graph of the model" in str(refused.value)
+    # fit --processes: auto is JAX; backend: torch and KERAS_BACKEND=torch are refused
+    monkeypatch.delenv("KERAS_BACKEND")
+    assert select.choose(xor, processes=True).name == "jax"
+    torch = load_config(CONFIGS / "xor.yaml", ["backend=torch"])
+    with pytest.raises(ConfigError) as refused:
+        select.choose(torch, processes=True)
+    message = " ".join(str(refused.value).split())
+    assert "backend (set on the command line): expected a backend that can run this config " \
+        "(training over several processes runs on JAX's distributed runtime " \
+        "(jax.distributed), at --processes); received 'torch'. Use backend: auto (which " \
+        "picks jax for this config) or jax, or leave out --processes" in message
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    with pytest.raises(ConfigError) as refused:
+        select.choose(xor, processes=True)
+    assert "KERAS_BACKEND: expected a backend that can run this config (training over " \
+        "several processes runs on JAX's distributed runtime (jax.distributed), at " \
+        "--processes); received 'torch'. Unset KERAS_BACKEND or set KERAS_BACKEND=jax" in \
+        " ".join(str(refused.value).split())
+
+
+def test_no_installed_backend_that_can_run_the_config_is_a_refusal(runner, monkeypatch):
+    """String categories run on TensorFlow only; with TensorFlow not installed and
+    --backend jax, the refusal names the key and what to install (this was an
+    UnboundLocalError: auto's pick was unset when no installed backend could run it)."""
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # as if not installed (find_spec)
+    result = runner.invoke(app, ["validate", str(CONFIGS / "renewals_categorical.yaml"),
+                                 "--backend", "jax"])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    message = " ".join(result.output.split())
+    assert "backend (set on the command line): expected a backend that can run this config " \
+        "(categorical columns are encoded by StringLookup/IntegerLookup layers on string " \
+        "tensors, which only TensorFlow runs, at data.categorical); received 'jax'. " \
+        "tensorflow is not installed; jax: data.categorical: " in message
+    assert "Install 'nettrain' (pip install 'nettrain'), which can" in message
+    from nettrain.config.load import load_config
+    from nettrain.errors import UsageError
+
+    with pytest.raises(UsageError, match="No installed Keras backend can run this config: "
+                       "tensorflow is not installed; jax: data.categorical"):
+        select.fastest(load_config(CONFIGS / "renewals_categorical.yaml"))
+
+
+def test_keras_still_has_the_private_switch_that_keeps_tensorflow_out():
+    """settle() flips keras.src.utils.module_utils.tensorflow._available (no public switch
+    exists). When a Keras upgrade moves it this fails, so it is noticed; nettrain itself then
+    goes on without it (the next test)."""
+    from keras.src.utils import module_utils
+
+    assert select.tensorflow_switch() is module_utils.tensorflow
+
+
+def test_a_keras_without_the_switch_still_trains_and_predicts_on_jax(tmp_path):
+    """A Keras whose lazy TensorFlow module names its flag otherwise (as after an upgrade):
+    settle() leaves it alone and a JAX fit and predict work (before, settle() looked the old
+    name up, which LazyModule answers by importing TensorFlow and raising AttributeError)."""
+    code = """\
+import sys
+from keras.src.utils import module_utils
+from nettrain.backends import select
+from nettrain.config.load import load_config
+lazy = module_utils.tensorflow  # the flag renamed, as a Keras upgrade might
+class Renamed(type(lazy)):
+    available = property(lambda self: self.__dict__.setdefault("flag", True))
+lazy.__class__, lazy.flag = Renamed, lazy.__dict__.pop("_available")
+config = load_config(sys.argv[1])
+select.use(select.choose(config), config)
+select.settle()  # what nettrain runs right after importing Keras
+from typer.testing import CliRunner
+from nettrain.cli import app
+r = CliRunner().invoke(app, ['fit', sys.argv[1], 'fit.epochs=1', '--run-dir', 'run'])
+print('fit:', r.exit_code, repr(r.exception), r.output[-1500:])
+r = CliRunner().invoke(app, ['predict', 'run', sys.argv[2]])
+print('predict:', r.exit_code, repr(r.exception), r.stdout)
+"""
+    np.save(tmp_path / "x.npy", SAMPLE["xor"])
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_BACKEND": "jax"}
+    done = subprocess.run([sys.executable, "-c", code, str(CONFIGS / "xor.yaml"),
+                           str(tmp_path / "x.npy")], env=env, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.stdout.startswith("fit: 0 None"), done.stdout + done.stderr[-2000:]
+    assert "Backend       jax (auto: " in done.stdout
+    predicted = done.stdout.split("predict: ")[-1]
+    assert predicted.startswith("0 None") and len(predicted.split()) == 6, done.stdout
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["backend"] == "jax"
+
 
 def test_a_fit_where_jax_is_not_installed_trains_on_tensorflow(tmp_path):
     """The README's first command installs nettrain without JAX: fit runs on TensorFlow and

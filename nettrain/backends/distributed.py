@@ -64,24 +64,9 @@ def check(coordinator: str | None, process_id: int | None, num_processes: int | 
                          f"{num_processes}); received {process_id}.")
 
 
-def use_jax() -> None:
-    """Make JAX the Keras backend of this process (before Keras is imported), or refuse."""
-    chosen = os.environ.get("KERAS_BACKEND")
-    if chosen not in (None, "", "jax"):
-        raise UsageError(f"Training over several processes runs on JAX's distributed runtime; "
-                         f"received KERAS_BACKEND={chosen}. Unset it or set KERAS_BACKEND=jax.")
-    if "keras" in sys.modules:
-        import keras
-
-        if keras.backend.backend() != "jax":
-            raise UsageError("Training over several processes needs the JAX backend, and "
-                             f"Keras was already imported with {keras.backend.backend()}.")
-    os.environ["KERAS_BACKEND"] = "jax"
-
-
 def join(coordinator: str, process_id: int, num_processes: int) -> None:
-    """Join the run's processes and train data-parallel over all their devices."""
-    use_jax()
+    """Join the run's processes and train data-parallel over all their devices (on JAX:
+    the backend policy chose it, :func:`nettrain.backends.select.choose` with ``processes``)."""
     _native_output_to_stderr()
     import jax
 
@@ -136,7 +121,7 @@ def launch(arguments: list[str], processes: int, run_dir: Path, echo: Any = prin
     ``run_dir`` (process 0's own message, for a config or data error, is its exit code).
     """
     coordinator = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env = dict(os.environ)  # with KERAS_BACKEND=jax, which select.use set from the policy
     children = []
     for i in range(processes):
         argv = [sys.executable, "-m", "nettrain", "fit", *arguments, "--coordinator",

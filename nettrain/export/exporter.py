@@ -181,6 +181,8 @@ def _checks(fmt: Format, path: Path, x: dict[str, np.ndarray], expected: np.ndar
 
     if fmt.name != "keras":
         return [Check(fmt.runtime, difference(predictor(fmt, path)(x)))]
-    return [Check("Keras on tensorflow", difference(predictor(fmt, path)(x))),
+    import keras
+
+    return [Check(f"Keras on {keras.backend.backend()}", difference(predictor(fmt, path)(x))),
             *(Check(f"Keras on {backend}", difference(predict_under(backend, path, x)))
               for backend in backends)]
