@@ -314,7 +314,8 @@ print('predict:', r.exit_code, repr(r.exception), r.stdout)
     assert done.stdout.startswith("fit: 0 None"), done.stdout + done.stderr[-2000:]
     assert "Backend       jax (auto: " in done.stdout
     predicted = done.stdout.split("predict: ")[-1]
-    assert predicted.startswith("0 None") and len(predicted.split()) == 6, done.stdout
+    assert predicted.split()[:3] == ["0", "None", "class,prob_0,prob_1"] and \
+        len(predicted.split()) == 3 + 4, done.stdout  # a header and the 4 rows
     assert json.loads((tmp_path / "run" / "run.json").read_text())["backend"] == "jax"
 
 
