@@ -242,6 +242,10 @@ def test_one_policy_answers_every_command(monkeypatch):
         "(training over several processes runs on JAX's distributed runtime " \
         "(jax.distributed), at --processes); received 'torch'. Use backend: auto (which " \
         "picks jax for this config) or jax, or leave out --processes" in message
+    with pytest.raises(ConfigError, match="--processes: expected a run that trained on jax "
+                       r"\(several processes train on JAX's distributed runtime\); received a "
+                       r"run that trained on tensorflow \(run.json\). Resume it without"):
+        select.choose(xor, recorded="tensorflow", processes=True)  # fit --resume RUN
     monkeypatch.setenv("KERAS_BACKEND", "torch")
     with pytest.raises(ConfigError) as refused:
         select.choose(xor, processes=True)

@@ -3,20 +3,26 @@
 run the config, and ``KERAS_BACKEND`` set before Keras is first imported.
 
 Keras fixes its backend when ``keras`` is first imported, once per process. So every command
-that trains, evaluates or predicts calls :func:`use` before its first ``import keras``
-(``nettrain.cli.common._load_keras``), and a sweep's trial processes inherit the choice in
-their environment. In a process where Keras is already loaded (a notebook, the tests' CliRunner)
-``auto`` keeps the loaded backend when it can run the config, and an explicit other backend is
-refused with a message saying to start a new process.
+that imports Keras (fit, validate, evaluate, predict, serve, export, track, sweep) asks
+:func:`choose`, the one policy, and calls :func:`use` before its first ``import keras``
+(``nettrain.cli.common._use_backend``); a sweep's trial processes and ``fit --processes``'s
+processes inherit the choice in their environment and ask again, getting the same answer.
+In a process where Keras is already loaded (a notebook, the tests' CliRunner) ``auto`` keeps
+the loaded backend when it can run the config, and an explicit other backend is refused with
+a message saying to start a new process.
 
-What a backend can run is decided from the config alone (:func:`cannot_run`), with no import:
+What a backend can run is decided from the config and the command alone (:func:`cannot_run`),
+with no import:
 
 - ``data.categorical`` columns become StringLookup/IntegerLookup layers on string tensors,
   which only TensorFlow has;
 - ``distribute: mirrored`` is a ``tf.distribute`` strategy, ``deterministic: true`` is
   TensorFlow's op determinism;
 - ``save.formats: [savedmodel]`` is ``model.export``: TensorFlow, or JAX through jax2tf (both
-  need TensorFlow installed); PyTorch's export fails in Keras 3.15.
+  need TensorFlow installed); PyTorch's export fails in Keras 3.15;
+- several processes (``fit --processes``) train on JAX's distributed runtime;
+- a SavedModel (``--format savedmodel``; export's onnx and tflite convert one) is TensorFlow's
+  graph.
 
 Example::
 
@@ -156,6 +162,11 @@ def choose(config: Any | None, requested: str | None = None, loading: bool = Fal
     key = "--backend" if requested else "backend"
     if requested is None and graph:  # the format is the request
         requested, key = "tensorflow", "--format"
+    if processes and requested is None and recorded in NAMES and recorded != "jax":
+        raise UsageError(Problem(
+            "--processes", "a run that trained on jax (several processes train on JAX's "
+            "distributed runtime)", f"a run that trained on {recorded} (run.json)",
+            "Resume it without --processes: another backend would change its weights"))
     if requested is None and recorded in NAMES and installed(recorded) and \
             loaded() in (None, recorded) and \
             getattr(config, "backend", "auto") in ("auto", recorded) and \
