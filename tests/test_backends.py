@@ -75,8 +75,14 @@ def _train_all(backend: str, folder: Path, train: bool = True) -> None:
     # the models saved under this backend, predicted here, for the others to compare with
     import keras
 
+    exported = {}
+    for name in ("xor",) if train and backend != "tensorflow" else ():  # on its own backend
+        result = runner.invoke(app, ["export", str(folder / backend / name), "--format",
+                                     "keras", "-o", str(folder / backend / f"{name}.keras")])
+        exported[name] = {"exit": result.exit_code, "output": result.output[-1500:]}
     if train:
-        (folder / f"{backend}.json").write_text(json.dumps({"trained": results}))
+        (folder / f"{backend}.json").write_text(json.dumps({"trained": results,
+                                                            "exported": exported}))
     for name, x in SAMPLE.items() if train else ():
         run = folder / backend / name.replace("-", "_")
         assert (run / "model.keras").is_file(), results[run.name]["output"]
@@ -100,7 +106,7 @@ def _train_all(backend: str, folder: Path, train: bool = True) -> None:
                     "exit": result.exit_code, "output": result.output[-600:],
                     "same": got is not None and np.allclose(got, kept, atol=1e-5)}
     (folder / f"{backend}{'' if train else '-loads'}.json").write_text(json.dumps({
-        "trained": results, "loaded": loaded,
+        "trained": results, "loaded": loaded, "exported": exported,
         "tensorflow_imported": "tensorflow" in sys.modules}))
 
 
@@ -160,6 +166,21 @@ def test_a_model_saved_under_one_backend_predicts_the_same_under_the_others(trai
     for what, result in loaded.items():
         assert result["exit"] == 0, (what, result["output"])
         assert result["same"], what
+
+
+@pytest.mark.parametrize("backend", [b for b in INSTALLED if b != "tensorflow"])
+def test_a_run_exports_on_the_backend_it_trained_on(trained, backend):
+    """export asks the backend policy: a run trained on JAX or PyTorch is loaded there, and
+    the .keras file is checked on the others (on torch the model's output held its graph,
+    which np.asarray refused)."""
+    result = trained[backend]["exported"]["xor"]
+    assert result["exit"] == 0, result["output"]
+    assert f"Loaded the run's model with Keras on {backend} (the backend the run trained " \
+        "on)" in result["output"]
+    checked = [line.split(":")[0] for line in result["output"].splitlines()
+               if line.startswith("Checked in Keras on ")]
+    assert checked == [f"Checked in Keras on {b}" for b in
+                       [backend, *(n for n in INSTALLED if n != backend)]]
 
 
 def test_a_jax_fit_of_an_mlp_never_imports_tensorflow(tmp_path):
