@@ -40,16 +40,17 @@ def logged_note(logger: Any) -> str | None:
 
 
 def _use_runs_backend(opened: list[Any]) -> str:
-    """The backend that loads the runs' models for MLflow, from the backend policy: the one
-    they trained on when they agree, else the one that loads the first run (a process has
-    one backend; a model that runs off TensorFlow loads under every backend)."""
+    """The backend that loads the runs' models for MLflow (a process has one), from the
+    backend policy: the one they trained on when they agree; asked with the config of the run
+    that the fewest backends can load (string columns: TensorFlow only)."""
+    from nettrain.backends import select
     from nettrain.run.record import RunRecord
 
     trained = {RunRecord(run.path).read().get("backend", "tensorflow") for run in opened}
-    strings = [run.config for run in opened if run.config.data.categorical]
-    return _use_backend(strings[0] if strings else opened[0].config,
-                        recorded=trained.pop() if len(trained) == 1 else None, loading=True,
-                        imports_tensorflow=True)
+    narrowest = max(opened, key=lambda run: sum(
+        bool(select.cannot_run(run.config, name, loading=True)) for name in select.NAMES))
+    return _use_backend(narrowest.config, recorded=trained.pop() if len(trained) == 1 else None,
+                        loading=True, imports_tensorflow=True)
 
 
 @app.command()
