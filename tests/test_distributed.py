@@ -197,3 +197,30 @@ def test_a_killed_process_stops_the_run_which_resumes(fitted: dict) -> None:
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming" in resumed.stderr
     assert yaml.safe_load((run / "run.json").read_text())["status"] == "completed"
+
+
+def test_the_backend_policy_refuses_another_backend_for_several_processes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit --processes asks the one backend policy: backend: torch, or KERAS_BACKEND=torch,
+    is refused naming the key, before any process starts (before, backend: torch was set,
+    then refused as "received KERAS_BACKEND=torch", a variable the user never set)."""
+    from typer.testing import CliRunner
+
+    from nettrain.cli import app
+
+    config = tmp_path / "d.yaml"
+    config.write_text(yaml.safe_dump({**CONFIG, "backend": "torch"}))
+    result = CliRunner().invoke(app, ["fit", str(config), "--processes", "2"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    message = " ".join(result.output.split())
+    assert "backend (line 1): expected a backend that can run this config (training over " \
+        "several processes runs on JAX's distributed runtime (jax.distributed), at " \
+        "--processes); received 'torch'. Use backend: auto (which picks jax for this config) " \
+        "or jax, or leave out --processes" in message
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    config.write_text(yaml.safe_dump(CONFIG))
+    result = CliRunner().invoke(app, ["fit", str(config), "--processes", "2"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "KERAS_BACKEND: expected a backend that can run this config (training over " \
+        "several processes runs on JAX's distributed runtime" in " ".join(result.output.split())
+    assert not (tmp_path / "runs").exists()

@@ -142,6 +142,23 @@ def test_a_keras_export_is_checked_under_every_installed_backend(runner, numeric
     assert out.is_file() and result.stdout.strip() == str(out)
 
 
+def test_export_runs_on_the_backend_the_run_trained_on_and_says_so(strings, tmp_path):
+    """Under KERAS_BACKEND=jax, a run trained on TensorFlow (its text column runs on
+    TensorFlow only) is exported on TensorFlow, as evaluate and predict would, and the
+    output says so (before, export ran on the environment's JAX, failed to load the model,
+    and would have labelled its check "Keras on tensorflow")."""
+    out = tmp_path / "table.keras"
+    done = subprocess.run([sys.executable, "-m", "nettrain", "export", str(strings),
+                           "--format", "keras", "-o", str(out)],
+                          env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Loaded the run's model with Keras on tensorflow (the backend the run trained " \
+           "on)" in done.stderr
+    assert 0 <= _difference(done.stderr, "Keras on tensorflow") <= 1e-4
+    assert out.is_file() and done.stdout.strip() == str(out)
+
+
 def test_a_file_beyond_the_tolerance_is_not_written(runner, numeric, tmp_path):
     """LiteRT computes float32 in another order than TensorFlow: a difference of about 1e-7,
     over an impossible tolerance. The file already there is left as it was."""

@@ -86,9 +86,11 @@ def renewals(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(renewals, tmp_path_factory):
-    """One real `python -m nettrain serve RUN --port P --grpc-port Q` for the module."""
+    """One real `python -m nettrain serve RUN --port P --grpc-port Q` for the module, in a
+    shell whose KERAS_BACKEND is jax: serve runs the run's own backend, TensorFlow (its
+    string columns run on TensorFlow only; before, serve took JAX from the environment)."""
     port, grpc_port = _free_port(), _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_BACKEND": "jax"}
     process = subprocess.Popen(
         [sys.executable, "-m", "nettrain", "serve", str(renewals), "--port", str(port),
          "--grpc-port", str(grpc_port), "--max-body-bytes", "4096"],
@@ -350,7 +352,9 @@ def test_sigterm_drains_a_request_in_flight(server):
     assert answer.startswith(b"HTTP/1.1 200"), answer
     assert b'"class"' in answer
     assert process.wait(timeout=60) == 0
-    assert "Stopped." in process.stderr.read()
+    said = process.stderr.read()
+    assert "Stopped." in said
+    assert "with Keras on tensorflow (the backend the run trained on):" in said
 
 
 def test_an_image_run_over_rest_and_grpc(runner, tmp_path_factory):

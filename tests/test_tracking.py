@@ -254,6 +254,26 @@ def test_the_password_of_a_uri_goes_to_mlflow_s_variables(no_credentials: None) 
     assert store.again("http://host", "nettrain", "track", "run") == "nettrain track run"
 
 
+def test_track_loads_the_model_on_the_backend_the_run_trained_on(
+        tmp_path: Path, server: str) -> None:
+    """Under KERAS_BACKEND=jax, track logs a run trained on TensorFlow with Keras on
+    TensorFlow: it asks the backend policy, as evaluate does (before, it took the
+    environment's JAX, and the logged model said keras_backend: jax)."""
+    import mlflow
+
+    run = fit_once(tmp_path, tiny_config(fit={"epochs": 1, "batch_size": 16, "verbose": 0}))
+    done = subprocess.run([sys.executable, "-m", "nettrain", "track", str(run), "--uri", server],
+                          env={**os.environ, "KERAS_BACKEND": "jax",
+                               "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    record = _record(run)
+    assert record["uploaded"] is True and done.stdout.strip().endswith(record["run_id"])
+    mlflow.set_tracking_uri(server)
+    flavor = mlflow.models.get_model_info(record["model_uri"]).flavors["keras"]
+    assert flavor["keras_backend"] == "tensorflow"
+
+
 def test_sweep_logs_a_parent_and_a_child_per_trial_to_the_local_store(
         runner, tmp_path: Path) -> None:
     config = tiny_config(sweep={"metric": "val_accuracy", "trials": 2,

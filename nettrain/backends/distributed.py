@@ -100,24 +100,9 @@ def check_batch_size(batch_size: int, processes: int) -> None:
         "trains an equal share of every batch)", str(batch_size), f"Use {near}."))
 
 
-def use_jax() -> None:
-    """Make JAX the Keras backend of this process (before Keras is imported), or refuse."""
-    chosen = os.environ.get("KERAS_BACKEND")
-    if chosen not in (None, "", "jax"):
-        raise UsageError(f"Training over several processes runs on JAX's distributed runtime; "
-                         f"received KERAS_BACKEND={chosen}. Unset it or set KERAS_BACKEND=jax.")
-    if "keras" in sys.modules:
-        import keras
-
-        if keras.backend.backend() != "jax":
-            raise UsageError("Training over several processes needs the JAX backend, and "
-                             f"Keras was already imported with {keras.backend.backend()}.")
-    os.environ["KERAS_BACKEND"] = "jax"
-
-
 def join(coordinator: str, process_id: int, num_processes: int) -> None:
-    """Join the run's processes and train data-parallel over all their devices."""
-    use_jax()
+    """Join the run's processes and train data-parallel over all their devices (on JAX:
+    the backend policy chose it, :func:`nettrain.backends.select.choose` with ``processes``)."""
     _native_output_to_stderr()
     import jax
 
@@ -192,7 +177,7 @@ def launch(arguments: list[str], processes: int, advice: Callable[[], str]) -> N
     failed: tuple[int, int] | None = None
     try:
         for i in range(processes):
-            env = {**os.environ, "KERAS_BACKEND": "jax"}
+            env = dict(os.environ)  # KERAS_BACKEND=jax, set by select.use from the policy
             if i:
                 scratch.append(_new_scratch(i))
                 env[SCRATCH_VARIABLE] = str(scratch[-1])

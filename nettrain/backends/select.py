@@ -3,20 +3,26 @@
 run the config, and ``KERAS_BACKEND`` set before Keras is first imported.
 
 Keras fixes its backend when ``keras`` is first imported, once per process. So every command
-that trains, evaluates or predicts calls :func:`use` before its first ``import keras``
-(``nettrain.cli.common._load_keras``), and a sweep's trial processes inherit the choice in
-their environment. In a process where Keras is already loaded (a notebook, the tests' CliRunner)
-``auto`` keeps the loaded backend when it can run the config, and an explicit other backend is
-refused with a message saying to start a new process.
+that imports Keras (fit, validate, evaluate, predict, serve, export, track, sweep) asks
+:func:`choose`, the one policy, and calls :func:`use` before its first ``import keras``
+(``nettrain.cli.common._use_backend``); a sweep's trial processes and ``fit --processes``'s
+processes inherit the choice in their environment and ask again, getting the same answer.
+In a process where Keras is already loaded (a notebook, the tests' CliRunner) ``auto`` keeps
+the loaded backend when it can run the config, and an explicit other backend is refused with
+a message saying to start a new process.
 
-What a backend can run is decided from the config alone (:func:`cannot_run`), with no import:
+What a backend can run is decided from the config and the command alone (:func:`cannot_run`),
+with no import:
 
 - ``data.categorical`` columns become StringLookup/IntegerLookup layers on string tensors,
   which only TensorFlow has;
 - ``distribute: mirrored`` is a ``tf.distribute`` strategy, ``deterministic: true`` is
   TensorFlow's op determinism;
 - ``save.formats: [savedmodel]`` is ``model.export``: TensorFlow, or JAX through jax2tf (both
-  need TensorFlow installed); PyTorch's export fails in Keras 3.15.
+  need TensorFlow installed); PyTorch's export fails in Keras 3.15;
+- several processes (``fit --processes``) train on JAX's distributed runtime;
+- a SavedModel (``--format savedmodel``; export's onnx and tflite convert one) is TensorFlow's
+  graph.
 
 Example::
 
@@ -74,13 +80,23 @@ def loaded() -> str | None:
     return sys.modules["keras"].backend.backend()
 
 
-def cannot_run(config: Any, name: str, loading: bool = False) -> list[tuple[str, str]]:
-    """Why backend ``name`` cannot run ``config``: (config key, reason) pairs, empty when it
-    can. From the config alone: nothing is read or imported. ``loading``: only load its
-    trained model and run it (evaluate, predict), where only the string inputs count."""
-    if name == "tensorflow":
-        return []
+def cannot_run(config: Any | None, name: str, loading: bool = False, *,
+               processes: bool = False, graph: str | None = None) -> list[tuple[str, str]]:
+    """Why backend ``name`` cannot run ``config`` (None: a model without its config): (key,
+    reason) pairs, empty when it can. From the config and the command alone: nothing is read
+    or imported. ``loading``: only load its trained model and run it (evaluate, predict,
+    serve, export, track), where only the string inputs count; ``processes``: train over
+    several processes (JAX's distributed runtime); ``graph``: the ``--format`` read or
+    written as TensorFlow's graph (savedmodel; onnx and tflite convert one)."""
     reasons = []
+    if processes and name != "jax":
+        reasons.append(("--processes", "training over several processes runs on JAX's "
+                        "distributed runtime (jax.distributed)"))
+    if graph and name != "tensorflow":
+        reasons.append(("--format", f"--format {graph} is TensorFlow's graph of the model, "
+                        "which Keras reads and writes on the TensorFlow backend"))
+    if name == "tensorflow" or config is None:
+        return reasons
     if config.data.categorical:
         reasons.append(("data.categorical", "categorical columns are encoded by "
                         "StringLookup/IntegerLookup layers on string tensors, which only "
@@ -106,32 +122,72 @@ def cannot_run(config: Any, name: str, loading: bool = False) -> list[tuple[str,
     return reasons
 
 
-def choose(config: Any | None, requested: str | None = None, loading: bool = False) -> Choice:
-    """The backend to run ``config`` on (None: a model without its config, any backend).
+@dataclass(frozen=True)
+class _Task:
+    """What the command does with its backend (the arguments of :func:`cannot_run`)."""
+
+    loading: bool = False
+    processes: bool = False
+    graph: str | None = None
+
+    def cannot(self, config: Any | None, name: str) -> list[tuple[str, str]]:
+        return cannot_run(config, name, self.loading, processes=self.processes,
+                          graph=self.graph)
+
+
+def choose(config: Any | None, requested: str | None = None, loading: bool = False, *,
+           recorded: str | None = None, processes: bool = False,
+           graph: str | None = None) -> Choice:
+    """The backend a command runs on: the one policy every command asks (fit, validate,
+    evaluate, predict, serve, export, track, sweep and its trials, ``fit --processes``).
+
+    In order: ``requested`` (``--backend``); a ``graph`` format asks for TensorFlow; the
+    backend the run trained on (``recorded``) when the config's ``backend`` is auto or that
+    one and it can still run here; the config's ``backend``; else ``auto``: ``KERAS_BACKEND``
+    in the environment, the Keras already loaded in this process, the fastest installed one
+    (:func:`fastest`), each only when it can run the config and the command.
 
     Args:
-        config: the validated config (its ``backend`` key), or None.
+        config: the validated config (its ``backend`` key), or None (a model file alone).
         requested: ``--backend`` of the command line, which wins over the config's key.
         loading: only to load the trained model and run it (see :func:`cannot_run`).
+        recorded: the backend the run trained on (run.json's ``backend``).
+        processes: training over several processes, on JAX's distributed runtime.
+        graph: the ``--format`` that is TensorFlow's graph (savedmodel, onnx, tflite).
 
-    Raises ConfigError (exit 2) when the backend asked for cannot run the config or is not
-    installed, naming the key and what to do.
+    Raises ConfigError or UsageError (exit 2) when the backend asked for cannot run the
+    config or is not installed, or none installed can: naming the key and what to do.
     """
+    task = _Task(loading, processes, graph)
     key = "--backend" if requested else "backend"
-    wanted = requested or (getattr(config, "backend", None) if config is not None else None) \
-        or "auto"
+    if requested is None and graph:  # the format is the request
+        requested, key = "tensorflow", "--format"
+    if processes and requested is None and recorded in NAMES and recorded != "jax":
+        raise UsageError(Problem(
+            "--processes", "a run that trained on jax (several processes train on JAX's "
+            "distributed runtime)", f"a run that trained on {recorded} (run.json)",
+            "Resume it without --processes: another backend would change its weights"))
+    if requested is None and recorded in NAMES and installed(recorded) and \
+            loaded() in (None, recorded) and \
+            getattr(config, "backend", "auto") in ("auto", recorded) and \
+            not task.cannot(config, recorded):
+        return Choice(recorded, "the backend the run trained on")
+    wanted = requested or getattr(config, "backend", None) or "auto"
     if wanted not in CHOICES:
         raise UsageError(f"{key}: expected one of {', '.join(CHOICES)}; received {wanted!r}.")
     if wanted != "auto":
-        _check(config, wanted, key, loading)
-        return Choice(wanted, f"{key}: {wanted}")
-    if (env := os.environ.get("KERAS_BACKEND")) in NAMES and loaded() is None and \
-            installed(env) and (config is None or not cannot_run(config, env, loading)):
+        _check(config, wanted, key, task)
+        return Choice(wanted, f"--format {graph}: TensorFlow's graph" if key == "--format"
+                      else f"{key}: {wanted}")
+    env = os.environ.get("KERAS_BACKEND")
+    if processes and env and env != "jax":  # a contradiction the user settles, as before
+        _check(config, env, "KERAS_BACKEND", task)
+    if env in NAMES and loaded() is None and installed(env) and not task.cannot(config, env):
         return Choice(env, f"auto: KERAS_BACKEND={env} in the environment")
     now = loaded()
-    if now in NAMES and (config is None or not cannot_run(config, now, loading)):
+    if now in NAMES and not task.cannot(config, now):
         return Choice(now, f"auto: Keras was already loaded on {now} in this process")
-    return fastest(config, loading)
+    return _fastest(config, task)
 
 
 def order(config: Any | None) -> tuple[str, ...]:
@@ -150,40 +206,72 @@ def _layer_name(layer: Any) -> str:
 def fastest(config: Any | None, loading: bool = False) -> Choice:
     """``auto`` on its own: the first backend of :func:`order` that is installed and can run
     ``config`` (the environment and the loaded Keras aside)."""
+    return _fastest(config, _Task(loading))
+
+
+def _fastest(config: Any | None, task: _Task) -> Choice:
     ranked = order(config)
     for name in ranked:
-        if installed(name) and (config is None or not cannot_run(config, name, loading)):
+        if installed(name) and not task.cannot(config, name):
             skipped = [n for n in ranked[:ranked.index(name)] if installed(n)]
             why = "auto: the fastest installed backend" + \
                 (" for convolutions" if ranked is CONVOLUTION_ORDER else "") if not skipped \
                 else f"auto: {', '.join(skipped)} cannot run this config " \
-                     f"({_reasons(config, skipped[0], loading)})"
+                     f"({_reasons(config, skipped[0], task)})"
             return Choice(name, why)
-    raise UsageError("No Keras backend that can run this config is installed: "
-                     f"pip install '{EXTRAS['tensorflow']}'.")
+    raise UsageError(f"No installed Keras backend can run this config: "
+                     f"{_none_runs(config, task)}.")
 
 
-def _reasons(config: Any, name: str, loading: bool = False) -> str:
-    return "; ".join(f"{key}: {why}" for key, why in cannot_run(config, name, loading))
+def _reasons(config: Any, name: str, task: _Task) -> str:
+    return "; ".join(f"{key}: {why}" for key, why in task.cannot(config, name))
 
 
-def _check(config: Any | None, name: str, key: str, loading: bool = False) -> None:
+def _none_runs(config: Any | None, task: _Task) -> str:
+    """Why no installed backend runs ``config``, and what to install or change."""
+    said = "; ".join(f"{name} is not installed" if not installed(name) else
+                     f"{name}: {_reasons(config, name, task)}" for name in NAMES)
+    would = [name for name in NAMES if not installed(name) and not task.cannot(config, name)]
+    if would:
+        return f"{said}. Install {' or '.join(repr(EXTRAS[n]) for n in would)} " \
+               f"(pip install '{EXTRAS[would[0]]}'), which can"
+    keys = sorted({key for name in NAMES for key, _ in task.cannot(config, name)})
+    return f"{said}. Change {' or '.join(keys)}"
+
+
+def _check(config: Any | None, name: str, key: str, task: _Task = _Task()) -> None:
     """Refuse backend ``name`` for ``config`` when it is not installed or cannot run it."""
     problems = []
-    if not installed(name):
-        problems.append(Problem(key, f"an installed backend ({', '.join(n for n in NAMES if installed(n))})",
-                                repr(name), f"pip install '{EXTRAS[name]}', or backend: auto"))
-    for where, why in cannot_run(config, name, loading) if config is not None else []:
-        with contextlib.suppress(UsageError):
-            auto = fastest(config, loading).name
-        problems.append(Problem(key, f"a backend that can run this config ({why}, at {where})",
-                                repr(name), f"Use backend: auto (which picks {auto} for this "
-                                f"config) or tensorflow, or change {where}"))
+    if name not in NAMES or not installed(name):
+        problems.append(Problem(key, f"an installed backend "
+                                f"({', '.join(n for n in NAMES if installed(n))})",
+                                repr(name), f"pip install '{EXTRAS[name]}', or backend: auto"
+                                if name in NAMES else "Give one of them"))
+    reasons = task.cannot(config, name) if name in NAMES else []
+    if reasons:
+        try:
+            auto: str | None = _fastest(config, task).name
+        except UsageError:
+            auto = None
+        others = [n for n in NAMES if n != name and installed(n) and not task.cannot(config, n)]
+    for where, why in reasons:
+        change = f"leave out {where}" if where.startswith("--") else f"change {where}"
+        if key == "KERAS_BACKEND":
+            hint = f"Unset KERAS_BACKEND or set KERAS_BACKEND={auto}, or {change}" if auto \
+                else f"{_none_runs(config, task)}"
+        elif auto is None:
+            hint = _none_runs(config, task)
+        else:
+            hint = f"Use backend: auto (which picks {auto} for this config)" + \
+                "".join(f" or {n}" for n in others) + f", or {change}"
+        problems.append(Problem(key, f"a backend that can run this config ({why}, at "
+                                f"{where})", repr(name), hint))
     if not problems:
         return
     if config is not None and hasattr(config, "error") and key == "backend":
         raise config.error(problems)
-    raise (UsageError if key == "--backend" else ConfigError)(problems)
+    raise (UsageError if key.startswith("--") or key == "KERAS_BACKEND" else
+           ConfigError)(problems)
 
 
 def tensorflow_needed(config: Any | None) -> bool:
@@ -223,13 +311,30 @@ def settle() -> None:
     """Right after ``import keras``: when :func:`use` found TensorFlow unneeded, Keras's lazy
     TensorFlow module reads as not installed. Keras imports TensorFlow wherever it can (to
     seed its generator in ``set_random_seed``, to recognise its types when saving), which
-    costs a JAX or PyTorch process 3-5 s and a few hundred MB for nothing it uses."""
+    costs a JAX or PyTorch process 3-5 s and a few hundred MB for nothing it uses. A Keras
+    that moved its private switch (:func:`tensorflow_switch`) is left as it is: TensorFlow
+    may then load, which costs only that start-up time."""
     if not _keep_out["tensorflow"] or "tensorflow" in sys.modules:
         return
-    from keras.src.utils import module_utils  # Keras's switch: no public one exists
+    lazy = tensorflow_switch()
+    if lazy is not None and lazy._available is None:
+        lazy._available = False
 
-    if module_utils.tensorflow._available is None:
-        module_utils.tensorflow._available = False
+
+def tensorflow_switch() -> Any | None:
+    """Keras's lazy TensorFlow module (``keras.src.utils.module_utils.tensorflow``) when it
+    still has the private flag :func:`settle` sets (``_available``: None until asked); None
+    when Keras moved or renamed it (no public switch exists). tests/test_backends.py fails
+    when it is None, so a Keras upgrade that moves it is noticed."""
+    try:
+        from keras.src.utils import module_utils
+    except ImportError:
+        return None
+    lazy = getattr(module_utils, "tensorflow", None)
+    # its __dict__, not getattr: LazyModule.__getattr__ imports TensorFlow to look a name up
+    if "_available" not in getattr(lazy, "__dict__", {}):
+        return None
+    return lazy
 
 
 def environment(name: str) -> dict[str, str]:

@@ -160,33 +160,31 @@ def _load_keras(debug: bool) -> None:
 
 
 def _use_backend(config: Config | None, requested: str | None = None,
-                 recorded: str | None = None, loading: bool = False) -> str:
-    """Choose the Keras backend and set it before Keras is imported (see
-    :mod:`nettrain.backends.select`); return the line the summary shows: ``jax (auto: ...)``.
+                 recorded: str | None = None, loading: bool = False, *,
+                 processes: bool = False, graph: str | None = None,
+                 imports_tensorflow: bool = False) -> str:
+    """Ask the backend policy (:func:`nettrain.backends.select.choose`) and set its answer
+    before Keras is imported; return the line the summary shows: ``jax (auto: ...)``.
 
-    ``recorded``: the backend a run trained on (run.json), which evaluate, predict and a resume
-    keep when nothing asks for another and it is installed and can run the config;
-    ``loading``: the command only loads the trained model and runs it (evaluate, predict)."""
+    The arguments are the policy's; ``imports_tensorflow``: the command imports TensorFlow
+    itself (serve's gRPC, export's converters, track's MLflow model), so Keras may use it."""
     from nettrain.backends import select
 
-    if requested is None and recorded in select.NAMES and select.installed(recorded) and \
-            select.loaded() in (None, recorded) and \
-            (config is None or getattr(config, "backend", "auto") in ("auto", recorded)) and \
-            (config is None or not select.cannot_run(config, recorded, loading)):
-        choice = select.Choice(recorded, "the backend the run trained on")
-    else:
-        choice = select.choose(config, requested, loading)
-    select.use(choice, config)
+    choice = select.choose(config, requested, loading, recorded=recorded,
+                           processes=processes, graph=graph)
+    select.use(choice, None if imports_tensorflow else config)
     return f"{choice.name} ({choice.why})"
 
 
 def _use_run_backend(run: Path, requested: str | None = None,
-                     format: str | None = None, loading: bool = True) -> str:
+                     format: str | None = None, loading: bool = True, *,
+                     processes: bool = False, graph: str | None = None,
+                     imports_tensorflow: bool = False) -> str:
     """:func:`_use_backend` for a command on the run directory (or model file) ``run``: the
     run's config and the backend it trained on (run.json; a run from before nettrain recorded
-    it trained on TensorFlow). Nothing readable there: any backend (auto). A SavedModel runs
-    its own TensorFlow graph, so ``--format savedmodel`` asks for TensorFlow. ``loading``:
-    evaluate and predict (not a resume, which trains)."""
+    it trained on TensorFlow). Nothing readable there: any backend (auto). ``--format
+    savedmodel`` (``format``) loads TensorFlow's graph; ``graph``: a format the command
+    writes as one (export). ``loading``: not a resume, which trains."""
     from nettrain.run import directory as rundir
     from nettrain.run.record import RunRecord
 
@@ -197,9 +195,9 @@ def _use_run_backend(run: Path, requested: str | None = None,
         with contextlib.suppress(Exception):
             record = RunRecord(run)
             recorded = record.read().get("backend", "tensorflow") if record.exists else None
-    if format == "savedmodel" and requested is None:
-        requested = "tensorflow"
-    return _use_backend(config, requested, recorded, loading)
+    return _use_backend(config, requested, recorded, loading, processes=processes,
+                        graph=graph or (format if format == "savedmodel" else None),
+                        imports_tensorflow=imports_tensorflow)
 
 
 def _load_config(path: Path, overrides: list[str], debug: bool) -> Config:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from nettrain.cli import common
-from nettrain.cli.common import Debug, _errors, _load_keras, app
+from nettrain.cli.common import Debug, _errors, _load_keras, _use_run_backend, app
 from nettrain.text import shown
 
 
@@ -49,11 +49,16 @@ def export(
         from nettrain.export import exporter
 
         exporter.check(run, format.value, output, tolerance)  # before TensorFlow loads
+        # the run's backend for a .keras file; the other formats are TensorFlow's graph
+        ran_on = _use_run_backend(run, graph=None if format.value == "keras" else format.value,
+                                  imports_tensorflow=True)
         _load_keras(debug)
         note = lambda text: common.err.print(  # noqa: E731
             shown(text, lines=True), style="yellow", highlight=False, markup=False,
             soft_wrap=True)
         done = exporter.export(run, format.value, output, tolerance, note)
+        common.err.print(f"Loaded the run's model with Keras on {ran_on}", highlight=False,
+                         markup=False, soft_wrap=True)
         for check in done.checks:
             common.err.print(f"Checked in {check.runtime}: largest absolute difference "
                              f"{check.difference:.3g} (tolerance {done.tolerance:g})",

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from nettrain.cli import common
-from nettrain.cli.common import Debug, Format, _errors, _load_keras, app
+from nettrain.cli.common import BackendOption, Debug, Format, _errors, _load_keras, \
+    _use_run_backend, app
 from nettrain.errors import RunError, UsageError
 from nettrain.text import shown
 
@@ -55,6 +56,7 @@ def serve(
     ] = 16 * 2**20,
     format: Annotated[Format | None, typer.Option(
         "--format", help="Which saved model to load (default: keras, else json).")] = None,
+    backend: BackendOption = None,
     debug: Debug = False,
 ) -> None:
     """Serve a run's model: TF Serving's REST and gRPC APIs, and /predict by column name.
@@ -73,6 +75,9 @@ def serve(
         if not run.exists():
             raise UsageError(f"RUN: '{run}' does not exist; give a run directory (nettrain "
                              "runs lists them).")
+        # as predict: the run's backend; TensorFlow's protos load TensorFlow for gRPC anyway
+        ran_on = _use_run_backend(run if run.is_dir() else run.parent, backend,
+                                  format.value if format else None, imports_tensorflow=True)
         _load_keras(debug)
         from nettrain.serve.model import Served
         from nettrain.serve.server import Options
@@ -86,7 +91,7 @@ def serve(
 
         def ready(stop: object) -> None:
             common.err.print(
-                f"Serving {served.name} ({shown(run)}):\n"
+                f"Serving {served.name} ({shown(run)}) with Keras on {ran_on}:\n"
                 f"  REST  http://{where}:{port}/v1/models/{served.name}:predict, "
                 f"/predict, docs at http://{where}:{port}/docs\n"
                 + (f"  gRPC  {where}:{grpc_port} (tensorflow.serving.PredictionService)\n"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from nettrain.cli import common
-from nettrain.cli.common import Debug, _errors, _load_keras, app
+from nettrain.cli.common import Debug, _errors, _load_keras, _use_backend, app
 from nettrain.errors import UsageError
 from nettrain.text import HIDDEN, redacted, shown
 
@@ -37,6 +37,20 @@ def logged_note(logger: Any) -> str | None:
     if logger is None or logger.run_id is None or logger.broken is not None:
         return None
     return f"Logged to MLflow: {logger.place.shown}, run {logger.run_id}"
+
+
+def _use_runs_backend(opened: list[Any]) -> str:
+    """The backend that loads the runs' models for MLflow (a process has one), from the
+    backend policy: the one they trained on when they agree; asked with the config of the run
+    that the fewest backends can load (string columns: TensorFlow only)."""
+    from nettrain.backends import select
+    from nettrain.run.record import RunRecord
+
+    trained = {RunRecord(run.path).read().get("backend", "tensorflow") for run in opened}
+    narrowest = max(opened, key=lambda run: sum(
+        bool(select.cannot_run(run.config, name, loading=True)) for name in select.NAMES))
+    return _use_backend(narrowest.config, recorded=trained.pop() if len(trained) == 1 else None,
+                        loading=True, imports_tensorflow=True)
 
 
 @app.command()
@@ -67,6 +81,7 @@ def track(
         from nettrain.run import directory as rundir
 
         opened = [rundir.open_run(run) for run in runs]  # every RUN checked before any upload
+        _use_runs_backend(opened)
         _load_keras(debug)
         from nettrain.tracking.logger import RunLogger, recorded
 

@@ -91,6 +91,8 @@ def fit(
             config = None
         if backend is not None:
             overrides.append(f"backend={backend}")
+        # several processes train on JAX's distributed runtime: the backend policy knows
+        several = (processes or 1) > 1 or process_id is not None
         if resume is not None and run_dir is not None:
             raise UsageError("--run-dir and --resume: a resumed run stays in its own "
                              "directory; give only --resume RUN.")
@@ -112,7 +114,7 @@ def fit(
             if print_config:
                 common.err.print(shown(cfg.to_annotated_yaml(), lines=True), highlight=False,
                                  markup=False, soft_wrap=True)
-            ran_on = _use_backend(cfg)
+            ran_on = _use_backend(cfg, processes=several)
         else:
             from nettrain.config.load import load_config
             from nettrain.run import directory as rundir
@@ -122,7 +124,7 @@ def fit(
             if track is not None:
                 overrides.append(track_override(tracked, track))
                 tracked = load_config(source, overrides)
-            ran_on = _use_run_backend(resume, backend, loading=False)
+            ran_on = _use_run_backend(resume, backend, loading=False, processes=several)
         from nettrain.backends import distributed
 
         distributed.check(coordinator, process_id, num_processes, processes)
@@ -193,7 +195,6 @@ def _launch(processes: int, config: Path | None, overrides: list[str], run_dir: 
     from nettrain.engine.train import with_seed
     from nettrain.run import directory as rundir
 
-    distributed.use_jax()
     flags = [flag for flag, on in (("--allow-changed-data", allow_changed_data),
                                    ("--quiet", quiet), ("--debug", debug)) if on]
     arguments = [*([str(config)] if config is not None else []), *overrides]

@@ -158,9 +158,12 @@ def _model_and_rows(run: rundir.Run) -> tuple[Any, Any, str]:
 
 
 def _call(model: Any, x: Any) -> Any:
+    import keras
+
     from nettrain.data.pipeline import to_tensors
 
-    return model(to_tensors(x), training=False)
+    # convert_to_numpy: on torch the output holds its graph (np.asarray refuses it)
+    return keras.ops.convert_to_numpy(model(to_tensors(x), training=False))
 
 
 def _half(model: Any) -> bool:
@@ -181,6 +184,8 @@ def _checks(fmt: Format, path: Path, x: dict[str, np.ndarray], expected: np.ndar
 
     if fmt.name != "keras":
         return [Check(fmt.runtime, difference(predictor(fmt, path)(x)))]
-    return [Check("Keras on tensorflow", difference(predictor(fmt, path)(x))),
+    import keras
+
+    return [Check(f"Keras on {keras.backend.backend()}", difference(predictor(fmt, path)(x))),
             *(Check(f"Keras on {backend}", difference(predict_under(backend, path, x)))
               for backend in backends)]

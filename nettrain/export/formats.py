@@ -32,7 +32,6 @@ from nettrain.run.directory import KERAS_FILE, SAVED_MODEL
 
 PIP = "pip install 'nettrain[export]'"
 OUTPUT = "output_0"  # the SavedModel's serving output, kept by every conversion
-BACKENDS = ("tensorflow", "jax", "torch")
 
 
 @dataclass(frozen=True)
@@ -207,19 +206,26 @@ def _quiet() -> Iterator[None]:
 
 
 def installed_backends() -> list[str]:
-    """The Keras backends installed besides TensorFlow (whose package nettrain needs)."""
-    return [b for b in BACKENDS[1:] if _installed(b)]
+    """The Keras backends installed besides the one this process runs (which the backend
+    policy chose: :func:`nettrain.backends.select.choose`)."""
+    import keras
+
+    from nettrain.backends import select
+
+    return [b for b in select.NAMES if b != keras.backend.backend() and select.installed(b)]
 
 
 def predict_under(backend: str, path: Path, x: dict[str, np.ndarray]) -> np.ndarray:
     """``path`` (a .keras file) loaded and predicted in a fresh process under ``backend``."""
+    from nettrain.backends import select
+
     with tempfile.TemporaryDirectory(prefix="nettrain-export-") as folder:
         inputs, outputs = Path(folder) / "inputs.npz", Path(folder) / "outputs.npy"
         np.savez(inputs, **x)
         done = subprocess.run(
             [sys.executable, "-m", "nettrain.export", str(path), str(inputs), str(outputs)],
             capture_output=True, text=True,
-            env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            env={**os.environ, **select.environment(backend), "TF_CPP_MIN_LOG_LEVEL": "3"})
         if done.returncode != 0 or not outputs.is_file():
             raise RunError(f"The .keras file does not predict under the {backend} backend: "
                            f"{_last_error(done.stderr)}.")

@@ -64,7 +64,7 @@ def _worker_main(argv: list[str]) -> int:
     config = load_config(args.path / SWEEP_CONFIG)
     from nettrain.backends import select
 
-    select.use(select.choose(config), config)  # KERAS_BACKEND from nettrain sweep
+    select.use(select.choose(config), config)  # the policy: KERAS_BACKEND from nettrain sweep
     sweep = Sweep(config, args.path, os.environ[STORAGE_ENV], args.study, args.trials,
                   args.metric, args.direction, space(config))
     if args.spare:
@@ -87,6 +87,10 @@ def _spare_main(sweep: Sweep) -> int:
     on. Exit 0 at once when stdin closes without one."""
     import keras  # noqa: F401  (the seconds a trial would otherwise spend here)
     import optuna  # noqa: F401
+
+    from nettrain.backends import select
+
+    select.settle()  # as nettrain's commands do after importing Keras
 
     from nettrain.engine import train  # noqa: F401
 
@@ -113,6 +117,11 @@ def _trial_main(sweep: Sweep, trial_id: int) -> int:
 
     from nettrain.sweep.study import load_study
 
+    import keras  # noqa: F401
+
+    from nettrain.backends import select
+
+    select.settle()  # as nettrain's commands do after importing Keras
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
