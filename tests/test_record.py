@@ -49,17 +49,22 @@ def _record(run: Path) -> dict:
     return json.loads((run / "run.json").read_text())
 
 
-def test_only_the_run_record_writes_run_json():
-    from nettrain.run import directory as rundir
-
+def _calls_outside_the_record(matches) -> list[str]:
+    """``file:line`` of each call in the package, run/record.py aside, that ``matches``."""
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         where = path.relative_to(PACKAGE).as_posix()
         if where == "run/record.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and _writes_run_json(node):
-                found.append(f"{where}:{node.lineno}")
+        found += [f"{where}:{node.lineno}" for node in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(node, ast.Call) and matches(node)]
+    return found
+
+
+def test_only_the_run_record_writes_run_json():
+    from nettrain.run import directory as rundir
+
+    found = _calls_outside_the_record(_writes_run_json)
     assert found == [], f"run.json written outside nettrain/run/record.py: {found}"
     assert not hasattr(rundir, "update_json")  # the unlocked read-modify-write is gone
 
@@ -67,23 +72,18 @@ def test_only_the_run_record_writes_run_json():
 READERS = {"read_json", "_json", "read_text", "read_bytes", "open", "load", "loads"}
 
 
+def _reads_run_json(call: ast.Call) -> bool:
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    targets = [*call.args, *(k.value for k in call.keywords),
+               *([func.value] if isinstance(func, ast.Attribute) else [])]
+    return name in READERS and any(_mentions_run_json(t) for t in targets)
+
+
 def test_only_the_run_record_reads_run_json():
     """Every reader of run.json asks RunRecord(path).read(): one answer for a missing or a
     damaged record (``nettrain runs`` shows its note)."""
-    found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        where = path.relative_to(PACKAGE).as_posix()
-        if where == "run/record.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.Call):
-                continue
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-            targets = [*node.args, *(k.value for k in node.keywords),
-                       *([func.value] if isinstance(func, ast.Attribute) else [])]
-            if name in READERS and any(_mentions_run_json(t) for t in targets):
-                found.append(f"{where}:{node.lineno}")
+    found = _calls_outside_the_record(_reads_run_json)
     assert found == [], f"run.json read outside nettrain/run/record.py: {found}"
 
 
