@@ -114,7 +114,6 @@ def fit(
             if print_config:
                 common.err.print(shown(cfg.to_annotated_yaml(), lines=True), highlight=False,
                                  markup=False, soft_wrap=True)
-            ran_on = _use_backend(cfg, processes=several)
         else:
             from nettrain.config.load import load_config
             from nettrain.run import directory as rundir
@@ -124,7 +123,6 @@ def fit(
             if track is not None:
                 overrides.append(track_override(tracked, track))
                 tracked = load_config(source, overrides)
-            ran_on = _use_run_backend(resume, backend, loading=False, processes=several)
         from nettrain.backends import distributed
 
         distributed.check(coordinator, process_id, num_processes, processes)
@@ -133,6 +131,9 @@ def fit(
         distributed.check_config(tracked, steps.train_batch_size(tracked),
                                  processes or num_processes or 1,
                                  by_hand=process_id is not None and resume is None)
+        # the config's own mistakes first, then whether the backend asked for can run it
+        ran_on = _use_backend(cfg, processes=several) if resume is None else \
+            _use_run_backend(resume, backend, loading=False, processes=several)
         if processes is not None and processes > 1:
             _launch(processes, config, overrides, run_dir, resume, allow_changed_data, quiet,
                     debug, cfg if resume is None else None)
