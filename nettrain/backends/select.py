@@ -182,6 +182,8 @@ def choose(config: Any | None, requested: str | None = None, loading: bool = Fal
     env = os.environ.get("KERAS_BACKEND")
     if processes and env and env != "jax":  # a contradiction the user settles, as before
         _check(config, env, "KERAS_BACKEND", task)
+    if processes and installed("jax") and not task.cannot(config, "jax"):  # also the launcher's
+        return Choice("jax", "auto: several processes train on JAX's distributed runtime")
     if env in NAMES and loaded() is None and installed(env) and not task.cannot(config, env):
         return Choice(env, f"auto: KERAS_BACKEND={env} in the environment")
     now = loaded()
