@@ -16,6 +16,7 @@ by the launcher, so a killed process leaves none behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from nettrain.config.schema import Config
 from nettrain.errors import ConfigError, Problem, RunError, UsageError
@@ -36,6 +38,7 @@ HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 5
 # The scratch directory the launcher made for a process other than 0 (and removes).
 SCRATCH_VARIABLE = "NETTRAIN_PROCESS_SCRATCH"
+INTERRUPTED = 130  # the exit code of a fit stopped by Ctrl-C or SIGTERM
 
 
 def check(coordinator: str | None, process_id: int | None, num_processes: int | None,
@@ -169,11 +172,14 @@ def launch(arguments: list[str], processes: int, advice: Callable[[], str]) -> N
     cannot remove its own). When one ends with an error or is killed, the others are
     stopped, and RunError adds ``advice()``: how to go on, read from the run directory once
     every process ended (process 0's own message, for a config or data error, is its exit
-    code).
+    code). Process 0 speaks for the run: what the others print is kept aside (a file of no
+    name) and shown only when one of them is the cause. Ctrl-C (or a process that ended by
+    it, exit 130) stops them all, each saving its last epoch, and raises KeyboardInterrupt.
     """
     coordinator = f"127.0.0.1:{free_port()}"
     children: list[subprocess.Popen] = []
     scratch: list[Path] = []
+    said: list[Any] = [None]  # what each process other than 0 printed (a file of no name)
     failed: tuple[int, int] | None = None
     try:
         for i in range(processes):
@@ -181,11 +187,12 @@ def launch(arguments: list[str], processes: int, advice: Callable[[], str]) -> N
             if i:
                 scratch.append(_new_scratch(i))
                 env[SCRATCH_VARIABLE] = str(scratch[-1])
+                said.append(tempfile.TemporaryFile())
             argv = [sys.executable, "-m", "nettrain", "fit", *arguments, "--coordinator",
                     coordinator, "--process-id", str(i), "--num-processes", str(processes)]
             if i:
                 argv.append("--quiet")
-            children.append(subprocess.Popen(argv, env=env,
+            children.append(subprocess.Popen(argv, env=env, stderr=said[i],
                                              stdout=None if i == 0 else subprocess.DEVNULL))
         while failed is None:
             codes = [c.poll() for c in children]
@@ -196,6 +203,9 @@ def launch(arguments: list[str], processes: int, advice: Callable[[], str]) -> N
             elif all(code == 0 for code in codes):
                 break
             time.sleep(0.1)
+    except KeyboardInterrupt:
+        failed = (0, INTERRUPTED)
+        _wait(children, GRACE_SECONDS)  # Ctrl-C reached them too: a SIGTERM would cut a save
     finally:
         _stop(children)
         for folder in scratch:
@@ -203,11 +213,32 @@ def launch(arguments: list[str], processes: int, advice: Callable[[], str]) -> N
     if failed is None:
         return
     index, code = failed
+    if code == INTERRUPTED:
+        raise SystemExit(INTERRUPTED)  # process 0 said what it saved and how to go on
     if code == 2:
         raise SystemExit(code)  # the process said why: a config, data or usage error
     how = f"was killed by signal {-code}" if code < 0 else f"ended with exit code {code}"
-    raise RunError(f"Process {index} of {processes} {how}; the other processes were stopped, "
-                   f"so the run stopped. {advice()}")
+    last = _last_words(said[index]) if index and code > 0 else ""  # killed: no last words
+    raise RunError(f"Process {index} of {processes} {how}{last}; the other processes were "
+                   f"stopped, so the run stopped. {advice()}")
+
+
+def _last_words(file: Any) -> str:
+    """What a process other than 0 said of its failure, for the launcher's message: its last
+    ``Error:`` line, else its last line ('' when it printed nothing)."""
+    file.seek(0)
+    lines = [line.strip() for line in file.read().decode("utf-8", "replace").splitlines()]
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if line.startswith(("Error:", "Config error:"))]
+    return f" ({(errors or lines)[-1][:300]})" if lines else ""
+
+
+def _wait(children: list[subprocess.Popen], seconds: float) -> None:
+    """Wait up to ``seconds`` in all for the processes to end by themselves."""
+    deadline = time.monotonic() + seconds
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(max(0.0, deadline - time.monotonic()))
 
 
 def _stop(children: list[subprocess.Popen]) -> None:

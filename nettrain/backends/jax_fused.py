@@ -22,7 +22,8 @@ of every global batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from nettrain.config.schema import Config
@@ -113,43 +114,57 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
             steps=steps + bool(rest), model=model)
     run_epoch = _compile(model, donate=True)
     model.stop_training = False
+    several = processes > 1
     callbacks.on_train_begin()
     logs: dict[str, Any] = {}
     for epoch in range(initial_epoch, epochs):
-        model.reset_metrics()
-        callbacks.on_epoch_begin(epoch)
-        callbacks.on_train_batch_begin(0)
-        rows = np.arange(n) if order is None else np.asarray(order(epoch))
-        state = _state(model)
-        if steps:
-            batches = _place(tuple(None if a is None else _steps(a, rows[:steps * batch_size],
-                                                                 steps, processes, index)
-                                   for a in (x, y, w)), processes, stacked=True)
-            if _scans():
-                step_logs, state = run_epoch(state, batches)
-            else:
-                for i in range(steps):
-                    step_logs, state = run_epoch(state, batches, i)
-        if rest:  # the short last batch: its own (smaller) program, compiled once
-            last = rows[steps * batch_size:]
-            # Rows that do not split among the processes go whole to each one: the mean of a
-            # batch fed N times over is the batch's own mean.
-            split = rest % processes == 0
-            batch = _place(tuple(None if a is None else
-                                 (_share(a[last], processes, index) if split else a[last])
-                                 for a in (x, y, w)), processes, stacked=False)
-            step_logs, state = _compile(model, donate=True, scan=False)(state, batch)
-        _write_back(model, state)
-        logs = {k: float(v) for k, v in
-                model._get_metrics_result_or_logs(jax.device_get(step_logs)).items()}
-        callbacks.on_train_batch_end(steps + bool(rest) - 1, logs)
-        epoch_logs = dict(logs)
-        if validation_data is not None and (epoch + 1) % validation_freq == 0:
-            val = model.evaluate(x=validation_data, verbose=0, return_dict=True,
-                                 callbacks=callbacks)
-            epoch_logs.update({f"val_{k}": float(v) for k, v in val.items()})
-        callbacks.on_epoch_end(epoch, epoch_logs)
-        logs = epoch_logs
+        # Several processes stop together, at the end of an epoch they all agree on (one
+        # stopping while another waits in a step's collective breaks the collectives).
+        with _whole(at_once=False) if several else contextlib.nullcontext([]) as noted:
+            model.reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            callbacks.on_train_batch_begin(0)
+            rows = np.arange(n) if order is None else np.asarray(order(epoch))
+            state = _state(model)
+            try:  # each step's call donates (deletes) the state it is given: see _whole
+                if steps:
+                    batches = _place(tuple(None if a is None else
+                                           _steps(a, rows[:steps * batch_size], steps,
+                                                  processes, index) for a in (x, y, w)),
+                                     processes, stacked=True)
+                    if _scans():
+                        with _whole():
+                            step_logs, state = run_epoch(state, batches)
+                    else:
+                        for i in range(steps):
+                            with _whole():
+                                step_logs, state = run_epoch(state, batches, i)
+                if rest:  # the short last batch: its own (smaller) program, compiled once
+                    last = rows[steps * batch_size:]
+                    # Rows that do not split among the processes go whole to each one: the
+                    # mean of a batch fed N times over is the batch's own mean.
+                    split = rest % processes == 0
+                    batch = _place(tuple(None if a is None else
+                                         (_share(a[last], processes, index) if split
+                                          else a[last]) for a in (x, y, w)),
+                                   processes, stacked=False)
+                    with _whole():
+                        step_logs, state = _compile(model, donate=True, scan=False)(state,
+                                                                                    batch)
+            finally:  # also on Ctrl-C: the model holds live arrays, and the caller can save
+                _write_back(model, state)
+            logs = {k: float(v) for k, v in
+                    model._get_metrics_result_or_logs(jax.device_get(step_logs)).items()}
+            callbacks.on_train_batch_end(steps + bool(rest) - 1, logs)
+            epoch_logs = dict(logs)
+            if validation_data is not None and (epoch + 1) % validation_freq == 0:
+                val = model.evaluate(x=validation_data, verbose=0, return_dict=True,
+                                     callbacks=callbacks)
+                epoch_logs.update({f"val_{k}": float(v) for k, v in val.items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+        if several and _anyone(noted):
+            raise KeyboardInterrupt
         if model.stop_training:
             break
     if epochs > initial_epoch:
@@ -226,6 +241,41 @@ def _place(arrays: tuple[Any, ...], processes: int, stacked: bool) -> Any:
         return jax.make_array_from_process_local_data(sharding, a, tuple(shape))
 
     return _batch(tuple(None if a is None else globalise(a) for a in arrays))
+
+
+@contextlib.contextmanager
+def _whole(at_once: bool = True) -> Iterator[list[tuple[int, Any]]]:
+    """Ctrl-C or SIGTERM waits for the step in hand to end, then acts (KeyboardInterrupt);
+    ``at_once=False``: only noted, in the list it gives, for the caller to act on.
+
+    A step's call donates the state it is given, so a stop raised between the call's return
+    and the assignment of the new state left the model holding deleted arrays: the run's
+    save then failed ("Array has been deleted") and run.json stayed ``running``."""
+    import signal
+
+    noted: list[tuple[int, Any]] = []
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if callable(handler):  # only the signals that stop Python with an exception
+            with contextlib.suppress(ValueError):  # not the main thread: as it was
+                signal.signal(signum, lambda number, frame: noted.append((number, frame)))
+                previous[signum] = handler
+    try:
+        yield noted
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if noted and at_once and noted[0][0] in previous:
+            previous[noted[0][0]](*noted[0])
+
+
+def _anyone(noted: list[Any]) -> bool:
+    """Whether any of the run's processes was told to stop (a collective: all ask)."""
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.int32(bool(noted)))))
 
 
 def _state(model: Any) -> tuple[list[Any], ...]:

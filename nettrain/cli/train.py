@@ -213,6 +213,7 @@ def _launch(processes: int, config: Path | None, overrides: list[str], run_dir: 
         again += ["--resume", str(resume), *flags]
     arguments += flags
     again += ["--processes", str(processes)]
+    _stop_cleanly_on_signals()  # Ctrl-C or SIGTERM: every process saves its epoch and ends
     distributed.launch(arguments, processes,
                        lambda: _go_on(run_dir, processes, command(*again), made))
 
