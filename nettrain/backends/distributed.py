@@ -174,7 +174,8 @@ def launch(arguments: list[str], processes: int, advice: Callable[[], str]) -> N
     every process ended (process 0's own message, for a config or data error, is its exit
     code). Process 0 speaks for the run: what the others print is kept aside (a file of no
     name) and shown only when one of them is the cause. Ctrl-C (or a process that ended by
-    it, exit 130) stops them all, each saving its last epoch, and raises KeyboardInterrupt.
+    it, exit 130) stops them all, each saving its last epoch, and ends with exit 130 (process
+    0 has said what it saved and how to go on).
     """
     coordinator = f"127.0.0.1:{free_port()}"
     children: list[subprocess.Popen] = []
