@@ -182,6 +182,37 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
+class Unreadable(ValueError):
+    """A file that is there but holds no JSON object; ``what`` says why in a few words, after
+    the file's name (``is not valid JSON (line 1, column 24)``)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``, for readers that name what is wrong in a few words (the
+    run's record, the runs table). Raises FileNotFoundError when it is missing, and
+    :class:`Unreadable` when it cannot be read or holds no JSON object."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise
+    except UnicodeDecodeError:
+        raise Unreadable("is not UTF-8 text") from None
+    except (OSError, ValueError) as exc:
+        raise Unreadable(f"cannot be read ({' '.join(str(exc).split())[:80]})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Unreadable(f"is not valid JSON (line {exc.lineno}, column {exc.colno})") \
+            from None
+    if not isinstance(data, dict):
+        raise Unreadable(f"holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
 def read_json(path: Path) -> dict[str, Any]:
     """Read a JSON object nettrain wrote; a damaged file raises RunError naming it."""
     try:

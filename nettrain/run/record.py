@@ -14,7 +14,6 @@ No TensorFlow here; ``versions()`` imports Keras and its backend lazily.
 
 from __future__ import annotations
 
-import json
 import platform
 import socket
 import subprocess
@@ -26,7 +25,7 @@ from nettrain import __version__
 from nettrain.config.schema import Config
 from nettrain.errors import RunError, UsageError
 from nettrain.run import lock
-from nettrain.run.directory import RUN, damaged, now, write_json
+from nettrain.run.directory import RUN, Unreadable, damaged, json_object, now, write_json
 from nettrain.text import redacted
 
 __all__ = ["Damaged", "RunRecord", "backend", "git_commit", "now", "start", "versions"]
@@ -124,22 +123,11 @@ class RunRecord:
         """What the record says now (``{}`` when there is none: before the run started).
         Raises :class:`Damaged` when it cannot be read or holds no JSON object."""
         try:
-            text = self.file.read_text(encoding="utf-8")
+            return json_object(self.file)
         except FileNotFoundError:
             return {}
-        except UnicodeDecodeError:
-            raise Damaged(self.file, "is not UTF-8 text") from None
-        except (OSError, ValueError) as exc:
-            raise Damaged(self.file, f"cannot be read ({' '.join(str(exc).split())[:80]})") \
-                from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise Damaged(self.file, f"is not valid JSON (line {exc.lineno}, column "
-                                     f"{exc.colno})") from None
-        if not isinstance(data, dict):
-            raise Damaged(self.file, f"holds a JSON {type(data).__name__}, not an object")
-        return data
+        except Unreadable as exc:
+            raise Damaged(self.file, exc.what) from None
 
     def started(self, config: Config, data_sha256: dict[str, str], replicas: int) -> None:
         """A new run starts: the whole record (see :func:`start`), status running."""

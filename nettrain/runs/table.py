@@ -222,20 +222,11 @@ def _record(path: Path) -> dict[str, Any]:
 def _json(path: Path) -> dict[str, Any]:
     """A JSON object of the run directory; _Damaged with a short reason when it is not one."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return rundir.json_object(path)
     except FileNotFoundError:
         raise _Damaged(f"{path.name} is missing") from None
-    except UnicodeDecodeError:
-        raise _Damaged(f"{path.name} is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise _Damaged(f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno})") \
-            from None
-    except (OSError, ValueError) as exc:
-        raise _Damaged(f"{path.name} cannot be read ({' '.join(str(exc).split())[:80]})") \
-            from None
-    if not isinstance(data, dict):
-        raise _Damaged(f"{path.name} holds a JSON {type(data).__name__}, not an object")
-    return data
+    except rundir.Unreadable as exc:
+        raise _Damaged(f"{path.name} {exc.what}") from None
 
 
 def _metrics(path: Path) -> dict[str, float]:
