@@ -354,3 +354,44 @@ def test_tracking_off_imports_no_mlflow(tmp_path: Path) -> None:
                               __file__).resolve().parents[1])}, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_three_processes_opening_a_new_default_store_at_once_all_work(tmp_path: Path) -> None:
+    """Three tracked fits started together on a new runs folder each open the default store
+    first: one creates it, the others wait for it (before: 'table _alembic_tmp_tags already
+    exists', and the file broken for good)."""
+    go = tmp_path / "go"
+    script = ("import os, pathlib, sys, time\n"
+              "from nettrain.tracking import store\n"
+              "import mlflow.store.tracking.sqlalchemy_store  # loaded: then all open at once\n"
+              "pathlib.Path(sys.argv[1]).touch()\n"
+              f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.01)\n"
+              "print(len(store.client(store.default_uri()).search_experiments()))\n")
+    env = {**os.environ, "NETTRAIN_RUNS": str(tmp_path / "runs"),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    ready = [tmp_path / f"ready-{i}" for i in range(3)]
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(mark)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for mark in ready]
+    try:
+        while not all(mark.exists() for mark in ready) and \
+                all(p.poll() is None for p in processes):
+            time.sleep(0.05)
+        go.touch()
+        ends = [p.communicate(timeout=300) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    assert [p.returncode for p in processes] == [0, 0, 0], [err[-2000:] for _, err in ends]
+    assert (tmp_path / "runs" / "mlflow.db").is_file()
+
+
+def test_a_damaged_store_says_which_file_and_how_to_recover(runner, tmp_path: Path) -> None:
+    database = tmp_path / "runs" / "mlflow.db"
+    database.parent.mkdir()
+    database.write_bytes(b"not a database " * 100)
+    result = runner.invoke(app, ["runs", "--from", f"sqlite:///{database}"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"the MLflow store {database} cannot be opened" in result.stderr
+    assert f"mv {database} {database}.damaged" in result.stderr

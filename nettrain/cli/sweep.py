@@ -72,6 +72,9 @@ def sweep(
         if track is not None:  # as the config's tracking: section, which each trial gets
             overrides.append(track_override(cfg, track))
             cfg = _load_config(config, overrides, debug)
+        from nettrain.tracking import store
+
+        store.check(cfg, ["nettrain", "sweep", config])  # where the trials' runs go
         _use_backend(cfg)  # the trials' processes inherit it (KERAS_BACKEND)
         from nettrain.sweep import runner as sweeping
 

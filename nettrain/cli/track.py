@@ -26,7 +26,11 @@ Track = Annotated[Optional[str], typer.Option(
 
 def track_override(config: Config, uri: str) -> str:
     """The override that sets ``--track URI``: the config's whole ``tracking:`` section with
-    ``uri`` in it (a section that is not in the file is added whole)."""
+    ``uri`` in it (a section that is not in the file is added whole); a malformed ``uri`` is
+    refused first, as ``--track``."""
+    from nettrain.tracking import store
+
+    store.check_named(uri, "--track")
     settings = config.tracking.mlflow.model_dump(exclude_none=True) \
         if config.tracking is not None else {}
     return f"tracking={json.dumps({'mlflow': {**settings, 'uri': uri}})}"
@@ -79,8 +83,19 @@ def track(
             raise UsageError(f"nettrain track needs MLflow, which is not installed here. "
                              f"Install it: {MLFLOW_INSTALL}")
         from nettrain.run import directory as rundir
+        from nettrain.tracking import store
 
+        if uri is not None:
+            store.check_named(uri, "--uri")
         opened = [rundir.open_run(run) for run in runs]  # every RUN checked before any upload
+        for run in opened:  # a store the run's files name: under the runs folder, or named
+            kept = _kept_uri(run.path)
+            found = None if uri else store.refusal(
+                store.where(run.config, kept).uri, f"{run.path / rundir.RUN}: mlflow.uri"
+                if kept else f"{run.path / rundir.CONFIG}: tracking.mlflow.uri",
+                ["nettrain", "track", run.path], option="--uri")
+            if found is not None:
+                raise UsageError(found)
         _use_runs_backend(opened)
         _load_keras(debug)
         from nettrain.tracking.logger import RunLogger, recorded
@@ -96,8 +111,7 @@ def track(
                                        f"{note['run_id']}"), highlight=False, markup=False,
                                  soft_wrap=True)
                 continue
-            logger = RunLogger(run.config, uri or (before if before and HIDDEN not in before
-                                                   else None), echo=warnings.append)
+            logger = RunLogger(run.config, uri or _kept_uri(run.path), echo=warnings.append)
             logger.finish(run.path)
             if logger.broken is not None:
                 failed += 1
@@ -109,3 +123,12 @@ def track(
                              highlight=False, markup=False, soft_wrap=True)
         if failed:
             raise typer.Exit(1)
+
+
+def _kept_uri(path: Path) -> str | None:
+    """The store run.json says the run went to, when it holds the whole URI (not one whose
+    password is ``***``: the config's then, with MLflow's variables)."""
+    from nettrain.tracking.logger import recorded
+
+    before = recorded(path).get("uri")
+    return before if before and HIDDEN not in before else None

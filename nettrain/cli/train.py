@@ -89,6 +89,8 @@ def fit(
         if config is not None and "=" in config.name and not config.exists():
             overrides.insert(0, str(config))  # fit --resume RUN key=value: no CONFIG given
             config = None
+        asked = ["nettrain", "fit", *([config] if config is not None else []),
+                 *(["--resume", resume] if resume is not None else []), *overrides]
         if backend is not None:
             overrides.append(f"backend={backend}")
         # several processes train on JAX's distributed runtime: the backend policy knows
@@ -123,6 +125,9 @@ def fit(
             if track is not None:
                 overrides.append(track_override(tracked, track))
                 tracked = load_config(source, overrides)
+        from nettrain.tracking import store
+
+        store.check(tracked, asked, create=True)  # before anything is trained or sent
         from nettrain.backends import distributed
 
         distributed.check(coordinator, process_id, num_processes, processes)
@@ -241,6 +246,7 @@ def validate(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     overrides: Overrides = None,
     print_config: PrintConfig = False,
+    track: Track = None,
     backend: BackendOption = None,
     debug: Debug = False,
 ) -> None:
@@ -249,10 +255,16 @@ def validate(
     Example: nettrain validate configs/xor.yaml compile.optimizer.SGD.learning_rate=0.5
 
     --print-config prints the resolved config first (on stdout), then validates.
+    --track URI checks the tracking URI as fit --track would take it.
     """
     with _errors(debug):
-        cfg = _load_config(config, [*(overrides or []),
-                                    *([f"backend={backend}"] if backend else [])], debug)
+        typed = [*(overrides or []), *([f"backend={backend}"] if backend else [])]
+        cfg = _load_config(config, typed, debug)
+        if track is not None:
+            cfg = _load_config(config, [*typed, track_override(cfg, track)], debug)
+        from nettrain.tracking import store
+
+        store.check(cfg, ["nettrain", "validate", config, *(overrides or [])])
         if print_config:
             common.out.print(shown(cfg.to_annotated_yaml(), lines=True), highlight=False,
                              markup=False, soft_wrap=True)

@@ -149,6 +149,18 @@ class SweepConfig(_Section):
     """Dotted config key -> a list (a choice) or {uniform | log_uniform | int_uniform:
     [low, high], step: ...}."""
 
+    @field_validator("params")
+    @classmethod
+    def _not_where_runs_go(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # a trial's tracking store would come from the config file, unnamed by the user
+        # (see nettrain.tracking.store.check): a sweep searches the model and its training
+        refused = [key for key in params if key.split(".", 1)[0].strip() == "tracking"]
+        if refused:
+            raise refuse("keys of the model and its training (a sweep does not search where "
+                         "runs are logged)", refused[0], "Remove it; name the store with "
+                         "nettrain sweep ... --track URI")
+        return params
+
 
 class Config(_Section):
     """A whole, validated config. Frozen: nothing changes it after loading."""

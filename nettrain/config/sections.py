@@ -345,9 +345,22 @@ class MlflowConfig(_Section):
 
     uri: str | None = Field(None, min_length=1)
     """The MLflow tracking URI: http://host:5000, sqlite:///path/mlflow.db, databricks, ...
-    (default: sqlite:///<runs folder>/mlflow.db, a local store that needs no server)."""
+    (default: MLFLOW_TRACKING_URI, else sqlite:///<runs folder>/mlflow.db, a local store that
+    needs no server). A store outside the runs folder is one you name: --track URI, or the
+    same URI in MLFLOW_TRACKING_URI (see the README's Security section)."""
     experiment: str | None = Field(None, min_length=1)
     """The MLflow experiment the runs go to (default: the config's name)."""
+
+    @field_validator("uri")
+    @classmethod
+    def _a_uri(cls, uri: str | None) -> str | None:
+        from nettrain.config import uris
+        from nettrain.text import redacted
+
+        wrong = uris.problem(uri) if uri is not None else None
+        if wrong is not None:  # shown without its password (the hint repeats the URI)
+            raise refuse(wrong[0], short_repr(redacted(uri)), redacted(wrong[1]))
+        return uri
 
 
 class TrackingConfig(_Section):

@@ -37,6 +37,11 @@ KERAS_FILE = "model.keras"
 JSON_FILE = "model.json"
 WEIGHTS_FILE = "model.weights.h5"
 SAVED_MODEL = "saved_model"
+# Folders an MLflow store keeps among run directories: the artifacts of a SQLite store
+# (nettrain's default store puts them in <runs folder>/mlartifacts) and a file store (MLflow
+# names it mlruns). They hold copies of runs' files, never a run: `nettrain runs` skips them.
+MLFLOW_ARTIFACTS = "mlartifacts"
+NOT_RUNS = (MLFLOW_ARTIFACTS, "mlruns")
 
 
 @functools.cache

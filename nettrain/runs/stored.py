@@ -22,17 +22,20 @@ def list_stored(uri: str, sort: str | None = None, status: str | None = None,
     MLflow or for a SQLite file that does not exist; RunError when the store cannot be read
     (its server away)."""
     from nettrain.config.sections import MLFLOW_INSTALL, mlflow_installed
-    from nettrain.tracking.store import one_line, stored_runs
+    from nettrain.tracking.store import check_named, one_line, stored_runs
 
     if not mlflow_installed():
         raise UsageError(f"--from {redacted(uri)}: reading an MLflow store needs MLflow, "
                          f"which is not installed here. Install it: {MLFLOW_INSTALL}")
+    check_named(uri, "--from")  # its form: a typo in the scheme is exit 2, not a server away
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise UsageError(f"--from {uri}: expected an MLflow SQLite store; "
                          f"{uri.removeprefix('sqlite:///')} does not exist. The default store "
                          "of tracked runs is sqlite:///<runs folder>/mlflow.db.")
     try:
         found = stored_runs(uri, experiment)
+    except RunError as exc:  # nettrain's own words: a damaged store, which file, what to do
+        raise RunError(f"--from {redacted(uri)}: {exc}") from None
     except Exception as exc:  # noqa: BLE001  (a server away, refusing, not MLflow)
         raise RunError(f"--from {redacted(uri)}: the MLflow store could not be read: "
                        f"{one_line(exc, 200)}. Check the URI (http://host:5000, "

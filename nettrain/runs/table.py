@@ -108,8 +108,9 @@ def is_run(path: Path, files: list[str] | None = None) -> bool:
 def find_runs(root: Path) -> list[Path]:
     """Every run directory under ``root`` (``root`` itself included), at any depth.
 
-    Hidden folders and the inside of a run (checkpoints, saved_model) are not searched;
-    symbolic links to folders are not followed.
+    Hidden folders, the inside of a run (checkpoints, saved_model) and an MLflow store's
+    folders (``mlartifacts``, ``mlruns``: :data:`nettrain.run.directory.NOT_RUNS`, copies of
+    runs' files) are not searched; symbolic links to folders are not followed.
     """
     found = []
     for folder, dirs, files in os.walk(root):
@@ -117,7 +118,7 @@ def find_runs(root: Path) -> list[Path]:
             found.append(Path(folder))
             dirs.clear()
             continue
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in rundir.NOT_RUNS)
     return found
 
 

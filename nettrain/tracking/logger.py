@@ -27,6 +27,7 @@ from typing import Any
 
 from nettrain.config.overrides import flatten
 from nettrain.config.schema import Config
+from nettrain.errors import RunError
 from nettrain.run import directory as rundir
 from nettrain.run import history
 from nettrain.run.record import RunRecord
@@ -366,6 +367,9 @@ def log_evaluation(path: Path, name: str, metrics: dict[str, float], files: list
     try:
         if HIDDEN in uri:  # the config has it (an older nettrain's), or MLflow's variables
             uri = store.where(rundir.open_run(path).config).uri
+        refused = store.refusal(uri, f"{path / rundir.RUN}: mlflow.uri", ())  # a file's store
+        if refused is not None:
+            raise RunError(str(refused))
         client = store.client(uri)
         stamp = int(time.time() * 1000)
         from mlflow.entities import Metric

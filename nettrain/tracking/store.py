@@ -6,6 +6,15 @@ MLflow is imported only inside the functions here, never at import time: a confi
 sets MLflow's HTTP retries and timeout so that a server that is down costs seconds, not the
 minutes of MLflow's defaults (the environment may still set them).
 
+Where a run may be tracked (:func:`check`, before anything is trained or sent): a store
+named by the user (``--track URI``, ``nettrain track --uri URI``, ``MLFLOW_TRACKING_URI``),
+or one under the runs folder. A config file is shared like code, so the store it names
+elsewhere (a server that would get the run's files and sample rows, a database anywhere on
+disk) is refused unless the user named the same one, as RemoteMonitor is refused.
+
+The default store is created under a lock (:func:`client`): several fits that start together
+on a new runs folder would each run MLflow's migrations on the same file and break it.
+
 A URI's password never reaches a file (:func:`nettrain.text.redacted`): the run's
 config.yaml holds ``http://user:***@host``. :func:`client` gives MLflow the URI without its
 user part and the user and password in MLflow's own variables, ``MLFLOW_TRACKING_USERNAME``
@@ -15,20 +24,23 @@ too); for a URI whose password is hidden it reads them from the environment.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nettrain.config import uris
 from nettrain.config.schema import Config
-from nettrain.errors import RunError
+from nettrain.errors import ConfigError, Problem, RunError, UsageError
 from nettrain.run import directory as rundir
 from nettrain.text import HIDDEN, command, redacted
 
 # The store a run goes to when the config names none: a SQLite file under the runs folder,
 # which needs no server (``mlflow ui --backend-store-uri sqlite:///runs/mlflow.db``).
 DATABASE = "mlflow.db"
-ARTIFACTS = "mlartifacts"  # beside a SQLite store: the artifacts of its experiments
+ARTIFACTS = rundir.MLFLOW_ARTIFACTS  # beside a SQLite store: its experiments' artifacts
 # nettrain's own calls give up quickly: 2 retries, 1 s backoff, 10 s per request.
 HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -48,6 +60,9 @@ EPOCH = "epoch/"
 FINAL = "final/"
 # MLflow's variables for the user and password of a tracking server (basic auth).
 USERNAME, PASSWORD = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
+# MLflow's variable for the tracking URI: a store the user names in the environment.
+ENV = "MLFLOW_TRACKING_URI"
+URI_KEY = ("tracking", "mlflow", "uri")
 
 
 @dataclass(frozen=True)
@@ -69,11 +84,119 @@ def default_uri() -> str:
 
 def where(config: Config, uri: str | None = None) -> Where:
     """The store and experiment of a config: ``uri`` (``--track``, ``nettrain track --uri``),
-    else ``tracking.mlflow.uri``, else :func:`default_uri`; the experiment is
-    ``tracking.mlflow.experiment``, else the config's name."""
+    else ``tracking.mlflow.uri``, else ``MLFLOW_TRACKING_URI``, else :func:`default_uri`; the
+    experiment is ``tracking.mlflow.experiment``, else the config's name."""
     settings = config.tracking.mlflow if config.tracking is not None else None
-    uri = uri or (settings.uri if settings else None) or default_uri()
+    uri = uri or (settings.uri if settings else None) or os.environ.get(ENV) or default_uri()
     return Where(uri, (settings.experiment if settings else None) or config.name)
+
+
+def named(uri: str) -> bool:
+    """Whether the user named the store ``uri`` in the environment: ``MLFLOW_TRACKING_URI`` is
+    the same URI (compared without secrets: the run's files hold ``user:***@``)."""
+    given = os.environ.get(ENV)
+    return bool(given) and redacted(given) == redacted(uri)
+
+
+def under_runs(uri: str) -> bool:
+    """Whether ``uri`` is a local store (SQLite file, file store) inside the runs folder."""
+    path = uris.local_path(uri)
+    if path is None:
+        return False
+    try:
+        path.absolute().resolve().relative_to(rundir.runs_root().absolute().resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def refusal(uri: str, key: str, asked: Sequence[object], line: int | None = None,
+            option: str = "--track") -> Problem | None:
+    """The problem of a store ``uri`` that a file names (a config, a run's config.yaml or
+    run.json, at ``key``), when it is neither under the runs folder nor :func:`named`: a file
+    may not send the run elsewhere nor write outside the runs folder. ``asked``: the command
+    the user ran, which the suggestion repeats with ``option`` URI (a kept password,
+    ``user:***@``, with MLflow's variables before it: :func:`again`)."""
+    if under_runs(uri) or named(uri):
+        return None
+    shown, path = redacted(uri), uris.local_path(uri)
+    why = f"may not write outside the runs folder (this store is a database and the runs' " \
+        f"files at {path})" if path is not None else "may not send a run elsewhere (this " \
+        "store would get the run's files, dataset.json and sample training rows)"
+    name = f"{again(uri, *asked, option, shown)}, or set " if asked else "set "
+    return Problem(key, f"a store under the runs folder ({rundir.runs_root()}) or one you "
+                        f"name: a file {why}", shown,
+                   f"If you trust this store, name it yourself: {name}{ENV}={shown}", line=line)
+
+
+def check(config: Config, asked: Sequence[object] = (), create: bool = False) -> None:
+    """Refuse, before anything is trained or sent (ConfigError, exit 2), the store of a config
+    with ``tracking:``: one its file names (not ``--track`` nor an override) that is outside
+    the runs folder and not named in ``MLFLOW_TRACKING_URI`` (:func:`refusal`); a malformed
+    ``MLFLOW_TRACKING_URI`` it would use; a local store whose folder cannot be created
+    (``create``: fit makes it now, which tells for sure; else its nearest folder is asked)."""
+    if config.tracking is None:
+        return
+    uri = config.tracking.mlflow.uri
+    problems: list[Problem] = []
+    if uri is not None:
+        key = ".".join(URI_KEY)
+        typed = any(URI_KEY[:len(o)] == o for o in config._overridden)  # --track, KEY=VALUE
+        found = None if typed else refusal(uri, key, asked, config._lines.get(URI_KEY))
+        problems += [found] if found else []
+    elif os.environ.get(ENV):
+        key, uri = f"{ENV} (in the environment)", os.environ[ENV]
+        wrong = uris.problem(uri)
+        if wrong is not None:
+            problems.append(Problem(key, wrong[0], redacted(uri), redacted(wrong[1])))
+    else:
+        key, uri = "tracking.mlflow (the default store)", default_uri()
+    why = unwritable(uri, create) if not problems else None
+    if why is not None:
+        problems.append(Problem(key, "a local store whose folder exists or can be created",
+                                redacted(uri), why, line=config._lines.get(URI_KEY)))
+    if problems:
+        raise config.error(problems) if key == ".".join(URI_KEY) else \
+            ConfigError(problems, source=config._source)
+
+
+def check_named(uri: str, option: str) -> None:
+    """Refuse (UsageError, exit 2) a store the user names on the command line (``option``:
+    ``--track``, ``--uri``) that is malformed or a local store that cannot be created (its
+    nearest folder asked: fit makes it at :func:`check`)."""
+    wrong = uris.problem(uri)
+    why = unwritable(uri) if wrong is None else None
+    if wrong is not None:
+        raise UsageError(Problem(option, wrong[0], redacted(uri), redacted(wrong[1])))
+    if why is not None:
+        raise UsageError(Problem(option, "a local store whose folder exists or can be created",
+                                 redacted(uri), why))
+
+
+def unwritable(uri: str, create: bool = False) -> str | None:
+    """Why the local store ``uri`` (a SQLite file, a file store's folder) cannot be created or
+    written, in a few words; None when it can, or it is not local. ``create``: make its
+    folder (else the nearest folder that exists is asked, which root's rights can fool)."""
+    path = uris.local_path(uri)
+    if path is None:
+        return None
+    path = path.absolute()
+    folder = path.parent if uris.scheme(uri) == "sqlite" else path
+    if uris.scheme(uri) == "sqlite" and path.is_dir():
+        return f"{path} is a folder; name a database file in it"
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"{folder} cannot be made ({exc.strerror or exc})"
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a folder, so {folder} cannot be made"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None
 
 
 def _http(uri: str) -> bool:
@@ -137,10 +260,56 @@ def client(uri: str) -> Any:
     # a server away: nettrain says it once; urllib3 would add a line per retry
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    database = uris.local_path(uri) if uris.scheme(uri) == "sqlite" else None
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    given = os.environ.get(ENV)
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    # MLflow also sets MLFLOW_TRACKING_URI, for its subprocesses: it stays what the user set
+    # (the variable names a store the user chose; see check)
+    if given is None:
+        os.environ.pop(ENV, None)
+    else:
+        os.environ[ENV] = given
+    if database is None:
+        return MlflowClient(tracking_uri=uri)
+    with _creating(database):  # MLflow creates and migrates a new database on first use
+        try:
+            return MlflowClient(tracking_uri=uri)
+        except Exception as exc:
+            raise _damaged(database, uri, exc) from exc
+
+
+@contextlib.contextmanager
+def _creating(database: Path) -> Iterator[None]:
+    """Hold an exclusive lock (``flock``) on ``.<database>.lock`` beside the SQLite file
+    while MLflow opens it: one process creates its tables, the others wait and find them
+    (MLflow checks and creates without a lock: two at once leave a half-migrated file,
+    'table _alembic_tmp_tags already exists'). A folder where no lock file can be made (a
+    store read from a read-only folder) is opened without."""
+    import fcntl
+
+    try:
+        handle = open(database.parent / f".{database.name}.lock", "a")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process ends
+        yield
+
+
+def _damaged(database: Path, uri: str, exc: BaseException) -> RunError:
+    """The error of a SQLite store MLflow cannot open, saying which file and what to do."""
+    why = one_line(exc, limit=200)
+    if "out-of-date database schema" in why:  # made by an older MLflow
+        return RunError(f"the MLflow store {database} was made by an older MLflow ({why}). "
+                        f"Back it up, then upgrade it: mlflow db upgrade {redacted(uri)}")
+    aside = database.with_name(database.name + ".damaged")
+    return RunError(f"the MLflow store {database} cannot be opened: it is damaged or was left "
+                    f"half-made ({why}). Move it aside, and the next tracked run makes a new "
+                    f"one: {command('mv', database, aside)} (the run directories are not "
+                    "touched)")
 
 
 def experiment_id(mlflow_client: Any, place: Where, create: bool = True) -> str | None:
