@@ -554,3 +554,16 @@ def test_a_run_with_only_a_train_split_shows_its_train_metrics(runner, trained):
         " tiny   2026-11-21 10:00  completed     3/3  test     0.9500  0.5000  runs/b",
         " tiny   2026-11-20 10:00  completed     2/2  train    0.8000  0.4000  runs/a",
         "2 runs under runs, newest first."]
+
+
+def test_the_files_of_an_mlflow_store_under_the_runs_folder_are_not_runs(runner, trained,
+                                                                       tmp_path):
+    """The default store keeps its artifacts in runs/mlartifacts/, a copy of each tracked
+    run's config.yaml and run.json (before: each listed a second time, damaged)."""
+    root = tmp_path / "listed"
+    shutil.copytree(trained["a"], root / "tiny" / "run")
+    for store in ("mlartifacts/1/0f3a/artifacts", "team/mlruns/2/9b1c/artifacts"):
+        shutil.copytree(trained["a"], root / store, ignore=shutil.ignore_patterns("model*"))
+    result = runner.invoke(app, ["runs", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["path"] for row in json.loads(result.stdout)] == [str(root / "tiny" / "run")]

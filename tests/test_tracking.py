@@ -84,10 +84,26 @@ def _history(run: Path) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory: pytest.TempPathFactory, server: str) -> Path:
-    """A fit with tracking: to the server, then its evaluation."""
+    """A fit with tracking: to the server, then its evaluation. The config file names the
+    server, so the user names it too: MLFLOW_TRACKING_URI."""
     folder = tmp_path_factory.mktemp("tracked")
     config = tiny_config(tracking={"mlflow": {"uri": server, "experiment": "tests"}})
-    return fit_once(folder, config, ["evaluate", str(folder / "run")])
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = server
+    try:
+        return fit_once(folder, config, ["evaluate", str(folder / "run")])
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI")
+        if before is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@pytest.fixture(autouse=True)
+def no_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLFLOW_TRACKING_URI unset during each test, and after it (mlflow.set_tracking_uri in a
+    test sets it)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "x")  # so that monkeypatch restores its absence
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
 
 
 def test_fit_logs_params_epochs_final_metrics_and_files(tracked: Path, server: str) -> None:
@@ -177,6 +193,13 @@ def test_server_away_warns_once_then_track_uploads_and_resume_continues(
     again = runner.invoke(app, ["track", "run", "--uri", server])  # nothing is sent twice
     assert again.exit_code == 0 and "already uploaded" in again.stdout
 
+    # the run's config.yaml names the server the user gave with --track: a file's store
+    # outside the runs folder, named again to resume (the message gives the command)
+    refused = runner.invoke(app, ["fit", "--resume", "run", "fit.epochs=3"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert f"name it yourself: nettrain fit --resume run fit.epochs=3 --track {closed}, or " \
+        f"set MLFLOW_TRACKING_URI={closed}" in " ".join(refused.stderr.split())
+    assert _record(run)["uploaded"] is True  # nothing was trained or sent
     # a resume goes on in the same MLflow run (its config's URI is the closed one: --track)
     result = runner.invoke(app, ["fit", "--resume", "run", "fit.epochs=3", "--track", server])
     assert result.exit_code == 0, result.output
@@ -208,7 +231,7 @@ def test_a_password_in_the_tracking_uri_is_written_nowhere(
     assert result.exit_code == 0, result.output
     assert "Warning" not in result.stderr and "secret" not in result.stdout + result.stderr
     assert ("To repeat the run: MLFLOW_TRACKING_USERNAME=user MLFLOW_TRACKING_PASSWORD=... "
-            "nettrain fit run/config.yaml") in result.stderr
+            f"nettrain fit run/config.yaml --track {hidden}") in result.stderr
     assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "secret"  # how MLflow got it
     run = tmp_path / "run"
     assert [p.name for p in run.rglob("*") if p.is_file() and b"secret" in p.read_bytes()] == []
@@ -395,3 +418,37 @@ def test_a_damaged_store_says_which_file_and_how_to_recover(runner, tmp_path: Pa
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"the MLflow store {database} cannot be opened" in result.stderr
     assert f"mv {database} {database}.damaged" in result.stderr
+
+
+def test_a_config_file_may_not_choose_a_store_outside_the_runs_folder(
+        runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared config's tracking URI that leaves the runs folder is refused before anything
+    is trained, sent or written, as RemoteMonitor is, unless the user names the same store:
+    --track, KEY=VALUE, or MLFLOW_TRACKING_URI (before: a database made anywhere, the run's
+    files sent to any host)."""
+    outside = tmp_path / "elsewhere" / "mlflow.db"
+    for uri, does in (("http://collector.example:5000", "may not send a run elsewhere"),
+                      (f"sqlite:///{outside}", "may not write outside the runs folder"),
+                      ("sqlite:///runs/../x.db", "may not write outside the runs folder")):
+        write_config(tmp_path / "c.yaml", tiny_config(tracking={"mlflow": {"uri": uri}}))
+        result = runner.invoke(app, ["fit", "c.yaml"])
+        text = " ".join(result.stderr.split())
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert "tracking.mlflow.uri (line " in text and does in text
+        assert f"name it yourself: nettrain fit c.yaml --track {uri}, or set " \
+            f"MLFLOW_TRACKING_URI={uri}" in text
+        assert not (tmp_path / "runs").exists() and not outside.parent.exists()
+    # a store under the runs folder, or one the user names, is taken
+    uri = f"sqlite:///{outside}"
+    write_config(tmp_path / "c.yaml", tiny_config(tracking={"mlflow": {"uri": uri}}))
+    from nettrain.config.load import load_config
+    from nettrain.tracking import store
+
+    for named in (["--track", uri], [f"tracking.mlflow.uri={uri}"]):
+        result = runner.invoke(app, ["validate", "c.yaml", *named])
+        assert result.exit_code == 0, result.output
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    store.check(load_config(tmp_path / "c.yaml"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    write_config(tmp_path / "c.yaml", tiny_config(tracking={"mlflow": {"uri": "sqlite:///runs/team/m.db"}}))
+    store.check(load_config(tmp_path / "c.yaml"))

@@ -570,3 +570,35 @@ def test_a_scalar_argument_does_not_hide_a_wrong_monitor(runner, tmp_path):
         assert ("fit.callbacks[0].EarlyStopping.monitor (line " in result.stderr and
                 "received 'val_acuracy'. Did you mean 'val_accuracy'?" in result.stderr)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("uri, hint", [
+    ("htp://127.0.0.1:5000", "received 'htp://127.0.0.1:5000'. Did you mean "
+                             "'http://127.0.0.1:5000'?"),
+    ("http://127.0.0.1:50x0", "a port from 1 to 65535"),
+    ("sqlite://runs/mlflow.db", "three slashes, then the database file"),
+    ("http://user:secret@:5000", "received 'http://user:***@:5000'"),
+])
+def test_a_tracking_uri_is_checked_by_its_form_with_the_config(runner, uri, hint):
+    """Before: a typo in the scheme was a server away, found after training."""
+    _refused(_validate(runner, tiny_config(tracking={"mlflow": {"uri": uri}}), "fit"),
+             "tracking.mlflow.uri: expected", hint)
+
+
+def test_track_on_the_command_line_is_checked_by_validate_and_fit(runner, tmp_path):
+    write_config(Path("c.yaml"), tiny_config())
+    for command in ("validate", "fit"):
+        text = _refused(runner.invoke(app, [command, "c.yaml", "--track", "htp://h:5000"]),
+                        "--track: expected a tracking URI", "Did you mean 'http://h:5000'?")
+        assert "secret" not in text
+    (tmp_path / "file").write_text("")  # a store's folder that cannot be made
+    _refused(runner.invoke(app, ["fit", "c.yaml", "--track", f"sqlite:///{tmp_path}/file/m.db"]),
+             "expected a local store whose folder exists or can be created",
+             f"{tmp_path}/file is not a folder")
+
+
+def test_a_sweep_does_not_search_where_runs_are_logged(runner):
+    config = tiny_config(sweep={"params": {"tracking.mlflow.uri": ["http://h:5000"]}},
+                         tracking={"mlflow": {}})
+    _refused(_validate(runner, config), "sweep.params: expected keys of the model and its "
+             "training (a sweep does not search where runs are logged)")

@@ -171,9 +171,9 @@ class RunLogger:
         """The command that repeats this run with its tracking URI's credentials."""
         assert self.path is not None
         words = ("nettrain", "fit", self.path / rundir.CONFIG)
-        line = store.again(self.place.uri, *words)
-        if line == command(*words):  # not a password MLflow's variables hold: a query's token
-            return f"{line} --track URI, with its credentials in the URI"
+        line = store.again(self.place.uri, *words, *store.naming(self.place.uri))
+        if line == command(*words, *store.naming(self.place.uri)):  # a query's token
+            return f"{command(*words)} --track URI, with its credentials in the URI"
         return line
 
     def _run_name(self) -> str:
@@ -295,7 +295,8 @@ class RunLogger:
             raise
         except Exception as exc:  # noqa: BLE001  (the store's failures never fail a run)
             self.broken = one_line(exc)
-            later = store.again(self.place.uri, "nettrain", "track", self.path or "RUN")
+            later = store.again(self.place.uri, "nettrain", "track", self.path or "RUN",
+                                *store.naming(self.place.uri, "--uri"))
             self.echo(f"Warning: MLflow ({self.place.shown}) failed: {self.broken}. The run "
                       f"goes on and its directory is complete; upload it later with: {later}")
 

@@ -110,6 +110,13 @@ def under_runs(uri: str) -> bool:
     return True
 
 
+def naming(uri: str, option: str = "--track") -> tuple[str, ...]:
+    """The words that name the store ``uri`` on a command line, which a command repeated from
+    the run's files needs (:func:`refusal`): ``(option, URI without its secrets)``; none for
+    a store under the runs folder."""
+    return () if under_runs(uri) else (option, redacted(uri))
+
+
 def refusal(uri: str, key: str, asked: Sequence[object], line: int | None = None,
             option: str = "--track") -> Problem | None:
     """The problem of a store ``uri`` that a file names (a config, a run's config.yaml or
@@ -301,7 +308,7 @@ def _creating(database: Path) -> Iterator[None]:
 
 def _damaged(database: Path, uri: str, exc: BaseException) -> RunError:
     """The error of a SQLite store MLflow cannot open, saying which file and what to do."""
-    why = one_line(exc, limit=200)
+    why = one_line(exc, limit=200).split(" [SQL:")[0]  # not the query that met the damage
     if "out-of-date database schema" in why:  # made by an older MLflow
         return RunError(f"the MLflow store {database} was made by an older MLflow ({why}). "
                         f"Back it up, then upgrade it: mlflow db upgrade {redacted(uri)}")
