@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -231,7 +232,7 @@ def test_a_password_in_the_tracking_uri_is_written_nowhere(
     assert result.exit_code == 0, result.output
     assert "Warning" not in result.stderr and "secret" not in result.stdout + result.stderr
     assert ("To repeat the run: MLFLOW_TRACKING_USERNAME=user MLFLOW_TRACKING_PASSWORD=... "
-            f"nettrain fit run/config.yaml --track {hidden}") in result.stderr
+            f"nettrain fit run/config.yaml --track {shlex.quote(hidden)}") in result.stderr
     assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "secret"  # how MLflow got it
     run = tmp_path / "run"
     assert [p.name for p in run.rglob("*") if p.is_file() and b"secret" in p.read_bytes()] == []
