@@ -448,8 +448,14 @@ def test_a_config_file_may_not_choose_a_store_outside_the_runs_folder(
     for named in (["--track", uri], [f"tracking.mlflow.uri={uri}"]):
         result = runner.invoke(app, ["validate", "c.yaml", *named])
         assert result.exit_code == 0, result.output
+    from nettrain.errors import ConfigError
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mine:5000")  # another store: no say
+    with pytest.raises(ConfigError, match="name it yourself"):
+        store.check(load_config(tmp_path / "c.yaml"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     store.check(load_config(tmp_path / "c.yaml"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    write_config(tmp_path / "c.yaml", tiny_config(tracking={"mlflow": {"uri": "sqlite:///runs/team/m.db"}}))
+    write_config(tmp_path / "c.yaml", tiny_config(tracking={"mlflow": {
+        "uri": "sqlite:///runs/team/m.db"}}))
     store.check(load_config(tmp_path / "c.yaml"))
