@@ -6,7 +6,6 @@ the next is read, so memory stays flat in the number of rows.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import sys
@@ -33,6 +32,7 @@ from nettrain.errors import DataError, InputError, Problem, UsageError, did_you_
 from nettrain.model import saving
 from nettrain.model.outputs import saved_classifier
 from nettrain.run import directory as rundir
+from nettrain.run import writing
 from nettrain.text import shown
 
 INPUT_SUFFIXES = (".csv", ".npy", ".npz")
@@ -55,17 +55,12 @@ class Predictor:
 
 
 def check_output(output: Path) -> None:
-    """Refuse an --output that cannot be written, before anything is loaded or predicted."""
-    folder = output.parent
+    """Refuse an --output that cannot be written, before anything is loaded or predicted
+    (:func:`nettrain.run.writing.check`: a folder, a socket, a missing or read-only folder)."""
     if output.is_dir():
         raise UsageError(f"--output: {output} is a folder; give a file name, e.g. "
                          f"{output / 'predictions.csv'}.")
-    if not folder.is_dir():
-        raise UsageError(f"--output: the folder {folder} does not exist. Create it first "
-                         f"(mkdir -p {folder}), or give a file in an existing folder.")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"--output: the folder {folder} is not writable; give a file in a "
-                         "folder you can write to.")
+    writing.check(output, "--output")
 
 
 def load_run(run_path: Path, fmt: str | None = None) -> Predictor:
@@ -458,8 +453,10 @@ def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None
 
 def write_predictions(frames: Iterator[Any], output: Path | None,
                       stdout: TextIO | None = None) -> int:
-    """Write output frames as one CSV as they come: to ``stdout``, or to ``output`` through a
-    temporary file moved into place at the end (a failure leaves no half-written file).
+    """Write output frames as one CSV as they come: to ``stdout`` (also for an ``output`` of
+    '-' or ``/dev/stdout``), or to ``output`` through a temporary file put in place at the end
+    (:mod:`nettrain.run.writing`; a failure leaves no half-written file, a device or FIFO is
+    written into, never replaced).
     Returns the number of rows written. Column names (``prob_<class>``...) are written as
     :func:`nettrain.text.shown` shows them: people and terminals read the file too."""
     rows = 0
@@ -471,11 +468,11 @@ def write_predictions(frames: Iterator[Any], output: Path | None,
             sink.write(frame.to_csv(index=False, header=header, float_format="%.7g"))
             rows += len(frame)
 
-    if output is None:
+    if output is None or writing.is_stdout(output):  # '-', /dev/stdout: rows as they come
         stdout = stdout or sys.stdout
         write(stdout)
         stdout.flush()
     else:
-        with rundir.replacing(output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        with writing.replacing(output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
             write(f)
     return rows
