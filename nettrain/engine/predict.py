@@ -21,7 +21,7 @@ from nettrain.config.fields import spec_kwargs
 from nettrain.data.columns import input_names
 from nettrain.data.csvfile import RULE, CsvRule, read_csv, read_header
 from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS, Inputs
-from nettrain.data.sources import complex_problem, images_to_numpy
+from nettrain.data.sources import complex_problem, images_to_numpy, images_under
 from nettrain.data.tabular import (
     PREDICT_ADVICE,
     check_columns,
@@ -205,28 +205,32 @@ def array_chunks(x: np.ndarray, name: str, rows: int | None = None) -> Iterator[
 
 
 def read_images(path: Path, options: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
-    """An image file, or a folder of images (searched recursively), resized as in training."""
+    """An image file, or a folder of images (searched recursively, links followed, each
+    folder once: :func:`nettrain.data.sources.images_under`), resized as in training."""
     import keras
 
     image_size, color_mode = tuple(options["image_size"]), options["color_mode"]
-    folder, tmp = path, None
-    if path.is_file():  # the same reader as training needs a folder: link the file into one
-        tmp = Path(tempfile.mkdtemp(prefix="nettrain-predict-"))
-        (tmp / path.name).symlink_to(path.resolve())
-        folder = tmp
+    files = [path] if path.is_file() else images_under(path)
+    if not files:
+        raise DataError(f"INPUT: no images ({', '.join(IMAGE_SUFFIXES)}) in {path}.")
+    # The reader of training takes a folder: link the files into one, in their order.
+    tmp = Path(tempfile.mkdtemp(prefix="nettrain-predict-"))
+    shown: dict[str, str] = {}
     try:
+        for i, file in enumerate(files):
+            link = tmp / f"{i:09d}{file.suffix.lower()}"
+            link.symlink_to(file.resolve())
+            shown[str(link)] = str(file)
         dataset = keras.utils.image_dataset_from_directory(
-            folder, labels=None, batch_size=None, shuffle=False, image_size=image_size,
-            color_mode=color_mode, follow_links=True, verbose=False)
-        paths = [str(path)] if tmp else list(dataset.file_paths)
-        shown = {p: str(path) for p in dataset.file_paths} if tmp else None
+            tmp, labels=None, batch_size=None, shuffle=False, image_size=image_size,
+            color_mode=color_mode, verbose=False)
+        paths = [shown[p] for p in dataset.file_paths]
         x, _ = images_to_numpy(dataset, with_labels=False, shown=shown)
     except ValueError as exc:
         raise DataError(f"INPUT: no images ({', '.join(IMAGE_SUFFIXES)}) in {path}: "
                         f"{exc}") from None
     finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     return x, paths
 
 
