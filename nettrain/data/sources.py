@@ -245,7 +245,8 @@ def images_under(path: Path) -> list[Path]:
             folders[:] = []
             continue
         seen.add(real)
-        folders[:] = [f for f in folders if os.path.realpath(os.path.join(root, f)) not in seen]
+        folders[:] = sorted(f for f in folders  # in order: the first of two links is read
+                            if os.path.realpath(os.path.join(root, f)) not in seen)
         walked.append((root, names))
     return [Path(root) / name for root, names in sorted(walked, key=lambda w: w[0])
             for name in sorted(names) if name.lower().endswith(IMAGE_SUFFIXES)]
