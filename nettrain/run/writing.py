@@ -124,7 +124,8 @@ def check(path: str | Path, key: str, folder: bool = False) -> Output:
     parent = out.path.parent if Path(path).is_symlink() else Path(path).parent  # as given
     if not parent.is_dir():
         raise UsageError(f"{key}: the folder {parent} does not exist. Create it first "
-                         f"(mkdir -p {parent}), or give a path in an existing folder.")
+                         f"(mkdir -p {parent}), or give a {'path' if folder else 'file'} in "
+                         "an existing folder.")
     try:  # a real try: os.access says yes on a read-only filesystem mounted for root, /sys...
         os.rmdir(tempfile.mkdtemp(dir=parent, prefix=f"{_prefix(out.path)}{_host()}-"
                                                     f"{os.getpid()}-"))
