@@ -1,6 +1,6 @@
 """One CSV reader for fit, streaming, evaluate --data and predict: categories are the text
 written in the file, the missing-cell rule is the one recorded at training, and a row longer
-than its header or a column named twice is refused naming the line."""
+or shorter than its header or a column named twice is refused naming the line."""
 
 from __future__ import annotations
 
@@ -134,6 +134,21 @@ def test_a_row_longer_than_its_header_is_refused_at_fit(runner, tmp_path, stream
             "has 3. Quote each value that holds the delimiter ','") in result.stderr
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_row_shorter_than_its_header_is_refused_at_fit(runner, tmp_path, stream):
+    """pandas reads the fields a cut line lacks as empty cells (a 0 under data.missing: zero,
+    a class 'nan' of the target): refused at the data stage's reader, in memory and streamed."""
+    (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,4,1\n5,6\n7,8,1\n")
+    config = _two_classes(stream=stream, missing="zero")
+    result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert (f"data.csv: line 4 of {tmp_path / 'd.csv'} has 2 fields; its header (line 1) has "
+            "3: no value for the column 'y' (a line cut short?). Complete the line, leaving a "
+            "cell empty with the delimiter ',' (such as ',,') where a value is missing, or "
+            "remove it.") in " ".join(result.stderr.split())
+
+
 def test_a_later_long_row_is_refused_naming_its_line(runner, tmp_path):
     (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,9,1\n")
     config = _two_classes()
@@ -158,6 +173,14 @@ def test_a_column_named_twice_is_refused_at_fit(runner, tmp_path):
      "line 4 of {} has 4 fields; its header (line 1) has 3."),
     ("flag,zip,tag,zip\ntrue,02134,a,1\n",
      "line 1 of {} (the header) names the column 'zip' twice (columns 2 and 4)."),
+    # cut short (the run reads data.missing: zero): before, the lacking cells were filled
+    ("flag,zip,tag\ntrue,02134,a\ntrue\n",
+     "line 3 of {} has 1 field; its header (line 1) has 3: no value for the column 'zip' and "
+     "1 more (a line cut short?)."),
+    # the line a row starts on, past a quoted line break and a blank line (skipped)
+    ('flag,zip,tag\n"tr\nue",02134,\n\nfalse,2134\n',
+     "line 5 of {} has 2 fields; its header (line 1) has 3: no value for the column 'tag' "
+     "(a line cut short?)."),
 ])
 def test_malformed_rows_are_refused_at_predict_and_evaluate(runner, run, tmp_path, text, line):
     path = tmp_path / "rows.csv"
@@ -186,3 +209,23 @@ def test_a_streamed_csv_reads_its_categories_as_one_loaded_whole(tmp_path, monke
         data = load_data(load_config(write_config(tmp_path / "c.yaml", config)))
         loaded.append((data.columns, sorted(data.vocabulary("zip"))))
     assert loaded[0] == loaded[1] == ({"zip": "string"}, ["", "0", "02134", "1", "2", "2134"])
+
+
+def test_only_a_row_cut_short_is_refused_not_an_empty_last_cell(tmp_path):
+    """The reader's own check: empty last cells (pandas reads them as a short row reads) and
+    whitespace-only lines pass; --keep (every cell as text, '' for an empty one) and a read of
+    some columns see a short row too."""
+    from nettrain.data.csvfile import read_csv
+    from nettrain.errors import InputError
+
+    path = tmp_path / "rows.csv"
+    path.write_text("a,b,c\n1,2,\n\n   \n3,,\n")
+    assert [list(f.index) for f in read_csv(path, ",", "INPUT", rows=1)] == [[0], [1]]
+    path.write_text("a,b,c\n1,2,\n3,4\n")
+    for options in ({}, {"verbatim": True, "columns": ["a"]}, {"rows": 1}):
+        with pytest.raises(InputError, match=r"INPUT: line 3 of .* has 2 fields; its header "
+                                             r"\(line 1\) has 3: no value for the column 'c'"):
+            list(read_csv(path, ",", "INPUT", **options))
+    path.write_text("a,b,c\n1,2,3\n")  # a read of some columns keeps them, in file order
+    frame = next(read_csv(path, ",", "INPUT", columns=["b", "a"], verbatim=True))
+    assert list(frame.columns) == ["a", "b"]

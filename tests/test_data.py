@@ -752,3 +752,21 @@ def test_non_finite_npz_labels_are_refused(tmp_path):
                          model={"layers": [{"Dense": {"units": 1}}]})
     with pytest.raises(DataError, match=r"the train labels of d.npz hold inf at index \[7\]"):
         load_data(load_config(write_config(tmp_path / "c.yaml", config)))
+
+
+def test_the_images_under_a_folder_are_each_read_once_whatever_its_links(tmp_path):
+    """predict's folder: links to folders are followed, but a folder reached again (a link to
+    itself, to a folder above, a second link to one folder) is not read again. Two such loops
+    made predict run without end."""
+    from nettrain.data.sources import images_under
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    for name in ("in/b.png", "in/sub/a.JPG", "in/notes.txt", "elsewhere/c.png"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "in" / "sub" / "self").symlink_to(".")
+    (tmp_path / "in" / "sub" / "up").symlink_to("..")
+    (tmp_path / "in" / "linked").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "in" / "linked-again").symlink_to(tmp_path / "elsewhere")
+    found = [p.relative_to(tmp_path / "in").as_posix() for p in images_under(tmp_path / "in")]
+    assert found == ["b.png", "linked/c.png", "sub/a.JPG"]

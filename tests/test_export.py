@@ -266,3 +266,79 @@ def test_refusals_say_why_before_converting(runner, numeric, tmp_path, monkeypat
     assert result.exit_code == 2
     assert "--format onnx needs onnxruntime, which is not installed. Install the export " \
            "extra: pip install 'nettrain[export]'" in " ".join(result.stderr.split())
+
+
+# --- where the file goes ---------------------------------------------------------------------
+
+def test_export_into_a_device_writes_into_it_and_dash_is_stdout(runner, numeric, tmp_path,
+                                                               monkeypatch):
+    """As root, export -o /dev/null renamed a regular file over the device. A device node
+    of our own stands in for it; '-' writes the file to stdout (and no path after it)."""
+    from test_writing import device_node, is_null_device
+
+    null = device_node(tmp_path / "null")
+    result = runner.invoke(app, ["export", str(numeric), "--format", "tflite", "-o", str(null)])
+    assert result.exit_code == 0, result.output
+    assert is_null_device(null)
+    assert f"model; wrote {null}" in " ".join(result.stderr.split())
+    assert result.stdout == f"{null}\n"
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["export", str(numeric), "--format", "tflite", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes[4:8] == b"TFL3"  # the file itself, a FlatBuffer of LiteRT
+    assert "model; wrote standard output" in " ".join(result.stderr.split())
+    result = runner.invoke(app, ["export", str(numeric), "--format", "savedmodel", "-o",
+                                 str(null)])
+    assert result.exit_code == 2, result.output
+    assert f"--output: {null} is a file or device; a SavedModel is a folder." in \
+        " ".join(result.stderr.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null"]
+
+
+def test_export_into_a_read_only_folder_is_refused_before_converting(runner, numeric,
+                                                                     tmp_path, monkeypatch):
+    """It failed after loading and converting, with a raw OSError (exit 1)."""
+    from nettrain.export import exporter
+    from test_writing import read_only_folder
+
+    called = []
+    monkeypatch.setattr(exporter, "_model_and_rows", lambda *a: called.append(1))
+    with read_only_folder(tmp_path / "ro") as ro:
+        result = runner.invoke(app, ["export", str(numeric), "--format", "onnx", "-o",
+                                     str(ro / "m.onnx")])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"Error: --output: cannot write in the folder {ro} (")
+    assert "Give a path in a folder you can write to." in result.stderr
+    assert not called
+
+
+def test_a_killed_exports_folder_is_removed_by_the_next_export(runner, numeric, tmp_path,
+                                                              monkeypatch):
+    """kill -9 during export left a hidden 12 MB folder for ever. The export's folder says
+    whose it is (.model.tflite.partial-HOST-PID-...): one of a process that ended is removed by
+    the next export to that path, one of a running process kept."""
+    import re
+
+    from nettrain.export import exporter, formats
+    from nettrain.run.writing import _host
+    from test_writing import _ended_pid
+
+    host, dead, alive = _host(), _ended_pid(), os.getppid()
+    killed = tmp_path / f".model.tflite.partial-{host}-{dead}-k1ll3d00"
+    (killed / "scratch" / "saved_model").mkdir(parents=True)
+    (killed / "scratch" / "saved_model" / "saved_model.pb").write_bytes(b"\0" * 100_000)
+    running = tmp_path / f".model.tflite.partial-{host}-{alive}-running"
+    running.mkdir()
+    used = []
+
+    def write(fmt, model, target, work):
+        used.append(work.parent.name)
+        formats.write(fmt, model, target, work)
+
+    monkeypatch.setattr(exporter, "write", write)
+    result = runner.invoke(app, ["export", str(numeric), "--format", "tflite", "-o",
+                                 str(tmp_path / "model.tflite")])
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(rf"\.model\.tflite\.partial-{re.escape(host)}-{os.getpid()}-\w+",
+                        used[0]), used
+    assert sorted(p.name for p in tmp_path.iterdir()) == [running.name, "model.tflite"]

@@ -401,3 +401,76 @@ def test_a_bare_image_model_given_an_image_asks_for_the_run_directory(runner, tm
             f"directory instead: nettrain predict run {given}")
     ok = runner.invoke(app, ["predict", "run", image])
     assert ok.exit_code == 0, ok.output
+    # A folder with a link to itself: each image is read once (the link was followed 40
+    # levels deep, until the system's limit: 41 rows for 1 image).
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "a.png").write_bytes((tmp_path / image).read_bytes())
+    (folder / "again").symlink_to(".")
+    looped = runner.invoke(app, ["predict", "run", "new"])
+    assert looped.exit_code == 0, looped.output
+    assert looped.stdout.splitlines()[1:] == [f"new/a.png,{ok.stdout.splitlines()[1].split(',', 1)[1]}"]
+
+
+# --- where the output goes: a file replaced whole, a device or FIFO written into ---------------
+
+ROWS_AB = "a,b\n1,2\n3,4\n"
+
+
+def test_output_to_a_device_or_fifo_is_written_into_never_replaced(runner, tmp_path,
+                                                                   numeric_run):
+    """As root, --output /dev/null renamed a regular file over the device: every program on
+    the machine then wrote into a file. A device node of our own stands in for it."""
+    from test_writing import device_node, fifo_reader, is_null_device
+
+    (tmp_path / "rows.csv").write_text(ROWS_AB)
+    null = device_node(tmp_path / "null")
+    result = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv"),
+                                 "-o", str(null)])
+    assert result.exit_code == 0, result.output
+    assert is_null_device(null)
+    assert f"Wrote 2 predictions to {null}" in " ".join(result.stderr.split())
+    with fifo_reader(tmp_path / "fifo") as got:
+        result = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv"),
+                                     "--output", str(tmp_path / "fifo")])
+        assert result.exit_code == 0, result.output
+    assert got["data"].decode().splitlines()[0] == "class,prob_0,prob_1"
+    assert len(got["data"].decode().splitlines()) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "null", "rows.csv"]
+
+
+def test_output_dash_is_stdout_and_a_socket_is_refused(runner, tmp_path, numeric_run,
+                                                       monkeypatch):
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rows.csv").write_text(ROWS_AB)
+    result = runner.invoke(app, ["predict", str(numeric_run), "rows.csv", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "class,prob_0,prob_1"
+    assert not (tmp_path / "-").exists()
+    server = socket.socket(socket.AF_UNIX)
+    server.bind("sock")
+    try:
+        result = runner.invoke(app, ["predict", str(numeric_run), "rows.csv", "-o", "sock"])
+    finally:
+        server.close()
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2, result.output
+    assert result.stderr == ("Error: --output: sock is a socket; nettrain writes only files, "
+                             "devices such as /dev/null and FIFOs. Give the path of a file.\n")
+
+
+def test_output_in_a_read_only_folder_is_refused_before_predicting(runner, tmp_path,
+                                                                   numeric_run, monkeypatch):
+    from test_writing import read_only_folder
+
+    (tmp_path / "rows.csv").write_text(ROWS_AB)
+    called = []
+    monkeypatch.setattr(predicting, "load_run", lambda *a, **k: called.append(1))
+    with read_only_folder(tmp_path / "ro") as ro:
+        result = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv"),
+                                     "-o", str(ro / "out.csv")])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"Error: --output: cannot write in the folder {ro} (")
+    assert "Give a path in a folder you can write to." in result.stderr
+    assert not called

@@ -123,7 +123,8 @@ def predict(
     input: Annotated[Path, typer.Argument(help="A .csv with a header row, a .npy, a .npz, or (an image model) an image file or "
              "a folder of images.")],
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Write the predictions to this CSV file (default: stdout).")
+        "--output", "-o", help="Write the predictions to this CSV file (default, or '-': "
+                               "stdout).")
     ] = None,
     format: Annotated[Optional[Format], typer.Option(
         "--format", help="Which saved model to load (default: keras, else json; a SavedModel "
@@ -153,6 +154,6 @@ def predict(
         frames = predicting.predict_chunks(run, input, format.value if format else None,
                                            keep or [], note)
         rows = predicting.write_predictions(frames, output, sys.stdout)
-        if output is not None:
+        if output is not None and str(output) != "-":
             common.err.print(f"Wrote {rows} predictions to {shown(output)}", highlight=False,
                              markup=False)

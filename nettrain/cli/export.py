@@ -11,6 +11,7 @@ import typer
 
 from nettrain.cli import common
 from nettrain.cli.common import Debug, _errors, _load_keras, _use_run_backend, app
+from nettrain.run import writing
 from nettrain.text import shown
 
 
@@ -30,7 +31,7 @@ def export(
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", metavar="PATH",
         help="Where to write it (default: RUN/export/model.onnx, model.tflite, model.keras "
-             "or saved_model/).")] = None,
+             "or saved_model/); '-' is stdout.")] = None,
     tolerance: Annotated[Optional[float], typer.Option(
         "--tolerance", metavar="FLOAT",
         help="The largest absolute difference from the run's model allowed on the sample "
@@ -63,7 +64,9 @@ def export(
             common.err.print(f"Checked in {check.runtime}: largest absolute difference "
                              f"{check.difference:.3g} (tolerance {done.tolerance:g})",
                              highlight=False, markup=False, soft_wrap=True)
+        to_stdout = writing.is_stdout(done.path)  # the file went there: no path after it
         common.err.print(f"{done.rows} rows of the {done.split} split compared with the run's "
-                         f"model; wrote {shown(done.path)}", highlight=False, markup=False,
-                         soft_wrap=True)
-        common.out.print(shown(done.path), highlight=False, markup=False, soft_wrap=True)
+                         f"model; wrote {'standard output' if to_stdout else shown(done.path)}",
+                         highlight=False, markup=False, soft_wrap=True)
+        if not to_stdout:
+            common.out.print(shown(done.path), highlight=False, markup=False, soft_wrap=True)

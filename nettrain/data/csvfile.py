@@ -6,9 +6,9 @@ decides and records in ``dataset.json`` (``"csv_reading"``) and every later read
 unchanged: categorical columns are read as the text written in the file ('02134', 'true',
 'NA' stay as written) and only an empty cell is missing in them; numeric columns count
 pandas's usual markers ('', 'NA', 'nan', ...) as missing. A header that names a column twice,
-or a row with more fields than its header, is refused naming the file and the line
-(:class:`nettrain.errors.InputError`, exit 2): pandas would otherwise rename the column or
-shift every field silently.
+or a row with more or fewer fields than its header, is refused naming the file and the line
+(:class:`nettrain.errors.InputError`, exit 2): pandas would otherwise rename the column, shift
+every field, or read the fields a cut line lacks as missing, silently.
 """
 
 from __future__ import annotations
@@ -100,15 +100,17 @@ def read_csv(path: Path, delimiter: str, key: str, rule: CsvRule = RULE,
     cell as the text written, none missing (``predict --keep``).
 
     Errors name ``key`` (``data.csv``, ``--data``, ``INPUT``) and the file: InputError for a
-    column named twice or a row with more fields than the header (with its line), DataError
-    for a file that is no CSV.
+    column named twice or a row with more or fewer fields than the header (with its line),
+    DataError for a file that is no CSV.
     """
     import numpy as np
     import pandas as pd
 
     names = read_header(path, delimiter, key)
+    # The last column is read too: a row with fewer fields than the header has it empty.
+    read = None if columns is None else list(dict.fromkeys([*columns, names[-1]]))
     options: dict[str, Any] = {"sep": delimiter, "index_col": False, "keep_default_na": False,
-                               "usecols": list(columns) if columns is not None else None}
+                               "usecols": read}
     if verbatim:
         options.update(dtype=str, na_filter=False)
     else:
@@ -117,7 +119,7 @@ def read_csv(path: Path, delimiter: str, key: str, rule: CsvRule = RULE,
                                         else rule.missing_numbers) for n in names}
         if rule.categories == "text":
             options["dtype"] = {n: str for n in names if n in text}
-    start = 0
+    start, checked = 0, len(names) < 2
     try:
         if rows is None:
             parts: Any = [pd.read_csv(path, **options)]
@@ -127,7 +129,12 @@ def read_csv(path: Path, delimiter: str, key: str, rule: CsvRule = RULE,
             chunk.columns = [str(c) for c in chunk.columns]
             chunk.index = np.arange(start, start + len(chunk))  # row numbers in the file
             start += len(chunk)
-            yield chunk
+            last = chunk[names[-1]] if len(chunk) else None
+            if not checked and last is not None and (last.isna() | (last == "")).any():
+                _refuse_short_rows(path, delimiter, key, names)  # once, for the whole file
+                checked = True
+            yield chunk if read is None or len(read) == len(columns) else \
+                chunk.drop(columns=names[-1])
     except pd.errors.ParserError as exc:
         raise _malformed(exc, path, delimiter, key) from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -138,6 +145,32 @@ def read_frame(path: Path, delimiter: str, key: str, rule: CsvRule = RULE,
                categorical: Sequence[str] = ()) -> Any:
     """A whole CSV as one DataFrame, read as :func:`read_csv` reads it."""
     return next(read_csv(path, delimiter, key, rule, categorical))
+
+
+def _refuse_short_rows(path: Path, delimiter: str, key: str, names: list[str]) -> None:
+    """Refuse the first row of ``path`` with fewer fields than its header (pandas fills the
+    fields it lacks as missing, so a cut line would pass as empty cells) with an InputError
+    naming its line and the first column it lacks. Only read when a row's last cell is empty
+    or missing: what a short row looks like to pandas."""
+    import csv
+
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        line = 0
+        for record in reader:
+            first, line = line + 1, reader.line_num
+            if first == 1 or not "".join(record).strip():  # the header; a blank line (skipped)
+                continue
+            if len(record) < len(names):
+                lacking = names[len(record)]
+                more = len(names) - len(record) - 1
+                raise InputError(
+                    f"{key}: line {first} of {path} has {len(record)} field"
+                    f"{'s' if len(record) > 1 else ''}; its header (line 1) has {len(names)}: "
+                    f"no value for the column {lacking!r}"
+                    f"{f' and {more} more' if more else ''} (a line cut short?). Complete the "
+                    f"line, leaving a cell empty with the delimiter {delimiter!r} (such as "
+                    f"'{delimiter * 2}') where a value is missing, or remove it.")
 
 
 def _malformed(exc: Exception, path: Path, delimiter: str, key: str) -> Exception:

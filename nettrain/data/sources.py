@@ -232,6 +232,26 @@ def image_files(path: Path, classes: list[str] | None = None) -> list[Path]:
     return files
 
 
+def images_under(path: Path) -> list[Path]:
+    """The image files of a folder and its sub-folders, links to folders followed (predict's
+    input), in the order ``image_dataset_from_directory(path, labels=None)`` reads them. A
+    folder reached a second time (a link to itself or to a folder above it, two links to one
+    folder) is not read again: each image is read once, and a loop ends."""
+    seen: set[str] = set()
+    walked = []
+    for root, folders, names in os.walk(path, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # os.walk descends before it could be pruned: skip it here
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders[:] = sorted(f for f in folders  # in order: the first of two links is read
+                            if os.path.realpath(os.path.join(root, f)) not in seen)
+        walked.append((root, names))
+    return [Path(root) / name for root, names in sorted(walked, key=lambda w: w[0])
+            for name in sorted(names) if name.lower().endswith(IMAGE_SUFFIXES)]
+
+
 def reads_image(relative: Path) -> bool:
     """Whether a file at ``relative`` (a path inside an image folder) is one that
     :func:`image_files` may list: in a class folder, named with an image suffix."""

@@ -6,7 +6,6 @@ the next is read, so memory stays flat in the number of rows.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import sys
@@ -22,7 +21,7 @@ from nettrain.config.fields import spec_kwargs
 from nettrain.data.columns import input_names
 from nettrain.data.csvfile import RULE, CsvRule, read_csv, read_header
 from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS, Inputs
-from nettrain.data.sources import complex_problem, images_to_numpy
+from nettrain.data.sources import complex_problem, images_to_numpy, images_under
 from nettrain.data.tabular import (
     PREDICT_ADVICE,
     check_columns,
@@ -33,6 +32,7 @@ from nettrain.errors import DataError, InputError, Problem, UsageError, did_you_
 from nettrain.model import saving
 from nettrain.model.outputs import saved_classifier
 from nettrain.run import directory as rundir
+from nettrain.run import writing
 from nettrain.text import shown
 
 INPUT_SUFFIXES = (".csv", ".npy", ".npz")
@@ -55,17 +55,12 @@ class Predictor:
 
 
 def check_output(output: Path) -> None:
-    """Refuse an --output that cannot be written, before anything is loaded or predicted."""
-    folder = output.parent
+    """Refuse an --output that cannot be written, before anything is loaded or predicted
+    (:func:`nettrain.run.writing.check`: a folder, a socket, a missing or read-only folder)."""
     if output.is_dir():
         raise UsageError(f"--output: {output} is a folder; give a file name, e.g. "
                          f"{output / 'predictions.csv'}.")
-    if not folder.is_dir():
-        raise UsageError(f"--output: the folder {folder} does not exist. Create it first "
-                         f"(mkdir -p {folder}), or give a file in an existing folder.")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"--output: the folder {folder} is not writable; give a file in a "
-                         "folder you can write to.")
+    writing.check(output, "--output")
 
 
 def load_run(run_path: Path, fmt: str | None = None) -> Predictor:
@@ -210,28 +205,32 @@ def array_chunks(x: np.ndarray, name: str, rows: int | None = None) -> Iterator[
 
 
 def read_images(path: Path, options: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
-    """An image file, or a folder of images (searched recursively), resized as in training."""
+    """An image file, or a folder of images (searched recursively, links followed, each
+    folder once: :func:`nettrain.data.sources.images_under`), resized as in training."""
     import keras
 
     image_size, color_mode = tuple(options["image_size"]), options["color_mode"]
-    folder, tmp = path, None
-    if path.is_file():  # the same reader as training needs a folder: link the file into one
-        tmp = Path(tempfile.mkdtemp(prefix="nettrain-predict-"))
-        (tmp / path.name).symlink_to(path.resolve())
-        folder = tmp
+    files = [path] if path.is_file() else images_under(path)
+    if not files:
+        raise DataError(f"INPUT: no images ({', '.join(IMAGE_SUFFIXES)}) in {path}.")
+    # The reader of training takes a folder: link the files into one, in their order.
+    tmp = Path(tempfile.mkdtemp(prefix="nettrain-predict-"))
+    shown: dict[str, str] = {}
     try:
+        for i, file in enumerate(files):
+            link = tmp / f"{i:09d}{file.suffix.lower()}"
+            link.symlink_to(file.resolve())
+            shown[str(link)] = str(file)
         dataset = keras.utils.image_dataset_from_directory(
-            folder, labels=None, batch_size=None, shuffle=False, image_size=image_size,
-            color_mode=color_mode, follow_links=True, verbose=False)
-        paths = [str(path)] if tmp else list(dataset.file_paths)
-        shown = {p: str(path) for p in dataset.file_paths} if tmp else None
+            tmp, labels=None, batch_size=None, shuffle=False, image_size=image_size,
+            color_mode=color_mode, verbose=False)
+        paths = [shown[p] for p in dataset.file_paths]
         x, _ = images_to_numpy(dataset, with_labels=False, shown=shown)
     except ValueError as exc:
         raise DataError(f"INPUT: no images ({', '.join(IMAGE_SUFFIXES)}) in {path}: "
                         f"{exc}") from None
     finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     return x, paths
 
 
@@ -458,8 +457,10 @@ def predict(run_path: str | Path, input_path: str | Path, fmt: str | None = None
 
 def write_predictions(frames: Iterator[Any], output: Path | None,
                       stdout: TextIO | None = None) -> int:
-    """Write output frames as one CSV as they come: to ``stdout``, or to ``output`` through a
-    temporary file moved into place at the end (a failure leaves no half-written file).
+    """Write output frames as one CSV as they come: to ``stdout`` (also for an ``output`` of
+    '-' or ``/dev/stdout``), or to ``output`` through a temporary file put in place at the end
+    (:mod:`nettrain.run.writing`; a failure leaves no half-written file, a device or FIFO is
+    written into, never replaced).
     Returns the number of rows written. Column names (``prob_<class>``...) are written as
     :func:`nettrain.text.shown` shows them: people and terminals read the file too."""
     rows = 0
@@ -471,11 +472,11 @@ def write_predictions(frames: Iterator[Any], output: Path | None,
             sink.write(frame.to_csv(index=False, header=header, float_format="%.7g"))
             rows += len(frame)
 
-    if output is None:
+    if output is None or writing.is_stdout(output):  # '-', /dev/stdout: rows as they come
         stdout = stdout or sys.stdout
         write(stdout)
         stdout.flush()
     else:
-        with rundir.replacing(output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        with writing.replacing(output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
             write(f)
     return rows

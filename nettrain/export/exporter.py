@@ -6,13 +6,12 @@ The flow: check the format can carry the model and its packages are installed (b
 conversion), read the run (:func:`nettrain.run.directory.open_run`), its model
 (:func:`nettrain.model.saving.load_model`) and its data (:func:`nettrain.data.loading.load_data`,
 by the rule the run recorded), convert into a temporary folder beside the output, predict
-there, then ``os.replace`` onto the output or refuse with the difference.
+there, then put it onto the output (:mod:`nettrain.run.writing`: a file replaced whole, a
+device written in place) or refuse with the difference.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,8 @@ from nettrain.data.dataset import size, take
 from nettrain.errors import RunError, UsageError
 from nettrain.export.formats import FORMATS, Format, cannot_carry, check_installed, feeds, \
     installed_backends, predict_under, predictor, string_inputs, write
-from nettrain.model.saving import move_into_place
 from nettrain.run import directory as rundir
+from nettrain.run import writing
 
 SAMPLE_ROWS = 256    # rows of the run's data each exported file predicts
 TOLERANCE = 1e-4     # largest absolute difference allowed (float32 models)
@@ -84,10 +83,10 @@ def export(run_path: str | Path, fmt_name: str, output: str | Path | None = None
     expected = np.asarray(_call(model, x))
     limit = tolerance if tolerance is not None else (HALF_TOLERANCE if _half(model) else TOLERANCE)
     result = Exported(target, fmt.name, size(x), split, limit)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.export-"))
-    try:
-        written = work / target.name
+    if not writing.output(target).stream:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    with writing.scratch(target) as work:  # beside the output; a killed export's is removed
+        written = work / FORMATS[fmt.name].file
         write(fmt, model, written, work / "scratch")
         result.checks = _checks(fmt, written, feeds(x), expected, backends)
         worst = max(result.checks, key=lambda c: (np.isnan(c.difference), c.difference))
@@ -98,9 +97,7 @@ def export(run_path: str | Path, fmt_name: str, output: str | Path | None = None
                 f"{result.rows} rows of the {split} split, over the tolerance {limit:g}. "
                 f"Nothing was written at {target}. A larger --tolerance accepts it, if that "
                 "difference is fine for your use.")
-        move_into_place(written, target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        writing.put(written, target)
     return result
 
 
@@ -125,19 +122,22 @@ def check(run_path: str | Path, fmt_name: str, output: str | Path | None,
 
 def _check_target(target: Path, fmt: Format, default: bool) -> None:
     """Refuse an output that cannot be written, before anything is loaded or converted: a
-    folder in the way (only a SavedModel replaces a SavedModel), a missing parent folder."""
-    if target.is_dir() and not (fmt.name == "savedmodel" and
-                                (target / "saved_model.pb").is_file()):
+    folder in the way (only a SavedModel replaces a SavedModel), a SavedModel (a folder) into
+    a device, a missing parent folder, one nettrain cannot write in (a read-only filesystem),
+    and what :func:`nettrain.run.writing.check` refuses."""
+    folder = fmt.name == "savedmodel"
+    if target.is_dir() and not (folder and (target / "saved_model.pb").is_file()):
         raise UsageError(f"--output: {target} is a folder; give the path of the "
-                         f"{fmt.name} {'folder' if fmt.name == 'savedmodel' else 'file'} to "
-                         f"write, e.g. {target / fmt.file}.")
-    if target.exists() and not target.is_dir() and fmt.name == "savedmodel":
-        raise UsageError(f"--output: {target} is a file; a SavedModel is a folder. Give a new "
-                         f"path, e.g. {target.with_name(fmt.file)}.")
-    if not default and not target.parent.is_dir():
-        raise UsageError(f"--output: the folder {target.parent} does not exist. Create it "
-                         f"first (mkdir -p {target.parent}), or give a path in an existing "
-                         "folder.")
+                         f"{fmt.name} {'folder' if folder else 'file'} to write, e.g. "
+                         f"{target / fmt.file}.")
+    if folder and (writing.output(target, "--output").stream or
+                   target.exists() and not target.is_dir()):
+        raise UsageError(f"--output: {target} is a file or device; a SavedModel is a folder. "
+                         f"Give a new path, e.g. {target.with_name(fmt.file)}.")
+    if default and not target.parent.exists():  # RUN/export, made when the file is written
+        writing.check(target.parent, "--output", folder=True)
+    else:
+        writing.check(target, "--output", folder=folder)
 
 
 def _model_and_rows(run: rundir.Run) -> tuple[Any, Any, str]:

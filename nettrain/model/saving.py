@@ -9,9 +9,6 @@ every Keras backend (:mod:`nettrain.run.portable`).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +24,7 @@ from nettrain.run.directory import (
     WEIGHTS_FILE,
     damaged,
 )
+from nettrain.run import writing
 from nettrain.run.portable import any_backend
 from nettrain.run.record import RunRecord
 from nettrain.text import command
@@ -34,7 +32,7 @@ from nettrain.text import command
 
 def save_model(model: Any, run_dir: Path, formats: list[str], sample: Any = None,
                info: dict[str, Any] | None = None) -> list[str]:
-    """Save ``model`` in each format; each lands whole (temp folder, then ``os.replace``).
+    """Save ``model`` in each format; each lands whole (:mod:`nettrain.run.writing`).
 
     Args:
         model: the trained model.
@@ -47,17 +45,14 @@ def save_model(model: Any, run_dir: Path, formats: list[str], sample: Any = None
     Returns the names written into ``run_dir``.
     """
     written: list[str] = []
-    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".saving-"))
-    try:
+    with writing.scratch(run_dir / "model") as tmp:  # .model.partial-HOST-PID-...
         for fmt in formats:
             names = write(model, fmt, tmp)
             if sample is not None:
                 _check_reload(model, tmp, fmt, sample, info or {})
             for name in names:  # weights before model.json: model.json last marks it whole
-                move_into_place(tmp / name, run_dir / name)
+                writing.put(tmp / name, run_dir / name)
             written += names
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return written
 
 
@@ -75,38 +70,6 @@ def write(model: Any, fmt: str, folder: Path) -> list[str]:
     }
     with any_backend(model):
         return writers[fmt](folder)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file, or every file under a folder, and the folder itself, to the disk."""
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    for file in files:
-        with open(file, "rb") as f:
-            os.fsync(f.fileno())
-    _fsync_folder(path if path.is_dir() else path.parent)
-
-
-def _fsync_folder(path: Path) -> None:
-    """Flush a folder's entries (a rename into it) to the disk; not the files in it."""
-    folder = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-
-
-def move_into_place(source: Path, target: Path) -> None:
-    """``os.replace`` a whole file or folder; an existing folder (a resumed run saving again)
-    is renamed aside first, because a folder cannot be replaced while it holds files."""
-    _fsync(source)
-    old = None
-    if target.is_dir():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(source, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    _fsync_folder(target.parent)  # the rename; the run's other files are not ours
 
 
 def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[str, Any]) -> None:

@@ -8,12 +8,8 @@ class names), ``run.json`` (status and versions), ``summary.txt``, ``history.csv
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +19,7 @@ from nettrain.config.load import validate_config
 from nettrain.config.reading import read_yaml
 from nettrain.config.schema import Config
 from nettrain.errors import ConfigError, Problem, RunError, UsageError
+from nettrain.run.writing import replacing
 from nettrain.text import command
 
 # File names inside a run directory.
@@ -42,14 +39,6 @@ SAVED_MODEL = "saved_model"
 # names it mlruns). They hold copies of runs' files, never a run: `nettrain runs` skips them.
 MLFLOW_ARTIFACTS = "mlartifacts"
 NOT_RUNS = (MLFLOW_ARTIFACTS, "mlruns")
-
-
-@functools.cache
-def _umask() -> int:
-    """The process's umask (reading it means setting it; done once, on first use)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def now() -> str:
@@ -99,80 +88,6 @@ def create_run_dir(config: Config, run_dir: str | Path | None = None) -> Path:
         except FileExistsError:
             continue
     raise RunError(f"Could not create a new run directory under {parent}.")
-
-
-@contextlib.contextmanager
-def replacing(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """A temporary file beside ``path`` to write; on success it is flushed to disk and moved
-    onto ``path`` with ``os.replace``, so a crash leaves the old file or the new one, never half.
-
-    The temporary says what it is and whose it is: ``.big.out.partial-HOST-PID-xxxxxxxx.tmp``.
-    A writer killed with ``kill -9`` cannot remove it, so each write of ``path`` first removes
-    the temporaries of ``path`` left by processes of this host that no longer run.
-
-    Example: ``with replacing(run / "config.yaml") as tmp: tmp.write_text(text)``.
-    """
-    remove_stale_partials(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, suffix=suffix,
-                                prefix=f"{_partial_prefix(path)}{_host()}-{os.getpid()}-")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _partial_prefix(path: Path) -> str:
-    return f".{path.name}.partial-"
-
-
-@functools.cache
-def _host() -> str:
-    """This host's name as it goes in a temporary's name (letters, digits, dots; 32 at most)."""
-    import re
-    import socket
-
-    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:32] or "host"
-
-
-def remove_stale_partials(path: Path) -> list[Path]:
-    """Remove the temporaries of ``path`` (see :func:`replacing`) whose writer, a process of
-    this host, no longer runs; return them. Another host's, or a running process's, are kept.
-    """
-    prefix = _partial_prefix(path)
-    mine = f"{prefix}{_host()}-"
-    removed = []
-    try:
-        names = [entry.name for entry in os.scandir(path.parent)
-                 if entry.name.startswith(mine)]
-    except OSError:
-        return removed
-    for name in names:
-        pid = name[len(mine):].split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
-            with contextlib.suppress(OSError):
-                (path.parent / name).unlink()
-                removed.append(path.parent / name)
-    return removed
-
-
-def _running(pid: int) -> bool:
-    """Whether the process ``pid`` of this host runs (one of another user counts)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it runs, as another user
-        return True
-    return True
 
 
 def write_atomic(path: Path, text: str) -> None:
