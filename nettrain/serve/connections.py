@@ -1,8 +1,10 @@
 """The REST server's connections held to account: a client that does not finish its request's
 headers in time is let go, past a number of open connections the one waiting longest for a
 client is closed to make room, and running out of file descriptors is said in one line, not
-in a traceback for every failed accept. (Imported only by a server: uvicorn is the serve
-extra's.)"""
+in a traceback for every failed accept.
+
+(Imported only by a server: uvicorn is the serve extra's.)
+"""
 
 from __future__ import annotations
 
