@@ -426,7 +426,7 @@ def test_half_open_connections_do_not_lock_clients_out(server):
             time.sleep(0.1)
         resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (FDS, hard))
         assert _http("GET", f"{url}/health")[0] == 200
-        assert held[-1].recv(1) == b""  # closed by the server: its headers never ended
+        assert _closed(held[-1])  # by the server: its headers never ended
     finally:
         for sock in held:
             sock.close()
@@ -448,9 +448,9 @@ def in_thread(renewals):
 
     port, grpc_port, stopped = _free_port(), _free_port(), []
     served = Served(renewals, None, window_ms=1, max_rows=64)
-    thread = threading.Thread(target=serve, args=(served, Options(port=port,
-                                                                  grpc_port=grpc_port),
-                                                  stopped.append), daemon=True)
+    options = Options(port=port, grpc_port=grpc_port, max_connections=8, timeout=120)
+    thread = threading.Thread(target=serve, args=(served, options, stopped.append),
+                              daemon=True)
     thread.start()
     try:
         _wait(f"http://127.0.0.1:{port}/health")
@@ -516,6 +516,32 @@ def test_a_requests_work_runs_off_the_event_loop(in_thread, monkeypatch, tmp_pat
                                      "from_protos", "to_protos"])
     on_loop = sorted(name for name, threads in ran_on.items() if loop in threads)
     assert on_loop == [], f"run on the event loop's thread: {on_loop}"
+
+
+def _closed(sock: socket.socket) -> bool:
+    """Whether the server closed the connection (it waits for one until the socket's
+    timeout)."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_past_max_connections_the_oldest_waiting_is_closed(in_thread):
+    """--max-connections (8 here): a new connection closes the one that has waited longest
+    for its client's headers (here long before their 120 s deadline), and is answered."""
+    url, _, _ = in_thread
+    host, port = url.removeprefix("http://").split(":")
+    held = []
+    try:
+        for _ in range(12):
+            held.append(socket.create_connection((host, int(port)), timeout=60))
+            held[-1].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        assert _http("GET", f"{url}/health")[0] == 200
+        assert [_closed(sock) for sock in held[:4]] == [True] * 4
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def test_sigterm_drains_a_request_in_flight(server):
