@@ -55,7 +55,7 @@ def _http(method: str, url: str, body: object = None, headers: dict | None = Non
 def _wait(url: str, process: subprocess.Popen | None = None) -> None:
     for _ in range(600):
         if process is not None and process.poll() is not None:
-            raise AssertionError(f"the server exited: {process.stderr.read()}")
+            raise AssertionError(f"the server exited: {process.log.read_text()}")
         try:
             urllib.request.urlopen(url, timeout=5)
             return
@@ -84,17 +84,29 @@ def renewals(tmp_path_factory) -> Path:
     return fit_once(tmp_path_factory.mktemp("renewals"), config)
 
 
+FDS = 256  # the module server's descriptor limit (ulimit -n): running out of them is cheap
+
+
 @pytest.fixture(scope="module")
 def server(renewals, tmp_path_factory):
     """One real `python -m nettrain serve RUN --port P --grpc-port Q` for the module, in a
     shell whose KERAS_BACKEND is jax: serve runs the run's own backend, TensorFlow (its
-    string columns run on TensorFlow only; before, serve took JAX from the environment)."""
+    string columns run on TensorFlow only; before, serve took JAX from the environment).
+    Small bounds, so that a test goes past them cheaply: 4 KiB bodies, 20 rows, 5 s for a
+    client's headers, 256 descriptors; what it says is in ``process.log``."""
+    import resource
+
     port, grpc_port = _free_port(), _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_BACKEND": "jax"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nettrain", "serve", str(renewals), "--port", str(port),
-         "--grpc-port", str(grpc_port), "--max-body-bytes", "4096"],
-        env=env, stderr=subprocess.PIPE, text=True)
+    log = tmp_path_factory.mktemp("server") / "stderr.txt"
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nettrain", "serve", str(renewals), "--port", str(port),
+             "--grpc-port", str(grpc_port), "--max-body-bytes", "4096", "--max-rows", "20",
+             "--client-timeout", "5"], env=env, stderr=stderr, text=True,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (FDS, hard)))
+    process.log = log
     try:
         _wait(f"http://127.0.0.1:{port}/health", process)
         yield process, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}"
@@ -254,6 +266,179 @@ def test_a_body_over_the_limit_is_a_413_on_every_route_and_encoding(server):
     assert answer.status_code == 200 and len(answer.json()["predictions"]) == 3
 
 
+def _proto(dtype: str, dims: list[int], **values):
+    """A TensorProto as a client may write it by hand: any shape, any values."""
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims])
+    return tensor_pb2.TensorProto(dtype=types_pb2.DataType.Value(dtype), tensor_shape=shape,
+                                  **values)
+
+
+def _grpc_refusal(target: str, protos: dict):
+    """The status and details of a Predict of renewals' inputs, ``protos`` in place of some."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "renewals"
+    fine = {"plan": _proto("DT_STRING", [1, 1], string_val=[b"basic"]),
+            "region": _proto("DT_STRING", [1, 1], string_val=[b"west"]),
+            "seats": _proto("DT_INT64", [1, 1], int64_val=[5]),
+            "months": _proto("DT_FLOAT", [1, 1], float_val=[12.0]),
+            "support_tickets": _proto("DT_FLOAT", [1, 1], float_val=[0.0])}
+    for name, proto in {**fine, **protos}.items():
+        request.inputs[name].CopyFrom(proto)
+    try:
+        _stub(target).Predict(request, 60)
+    except grpc.RpcError as exc:
+        return request.ByteSize(), exc.code(), exc.details()
+    return request.ByteSize(), grpc.StatusCode.OK, ""
+
+
+def _peak_rss(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("VmHWM:"))) * 1024
+
+
+def test_a_request_is_bounded_before_it_is_expanded(server, tmp_path):
+    """--max-rows (20 here) holds on every route before a value is read; a TensorProto that
+    declares 6,000,000 rows in 128 bytes (once filled to 5 GB) or more values than it
+    carries is refused without being expanded."""
+    import grpc
+
+    process, url, target = server
+    before = _peak_rss(process.pid)
+    rows = 6_000_000
+    size, code, details = _grpc_refusal(target, {
+        "plan": _proto("DT_STRING", [rows, 1], string_val=[b"basic"]),
+        "region": _proto("DT_STRING", [rows, 1], string_val=[b"west"]),
+        "seats": _proto("DT_INT64", [rows, 1], int64_val=[5]),
+        "months": _proto("DT_FLOAT", [rows, 1], float_val=[12.0]),
+        "support_tickets": _proto("DT_FLOAT", [rows, 1], float_val=[0.0])})
+    assert size < 200  # bytes, declaring 30,000,000 values
+    assert (code, details) == (grpc.StatusCode.RESOURCE_EXHAUSTED, (
+        "inputs['plan']: 6,000,000 rows; this server takes at most 20 a request (nettrain "
+        "serve --max-rows). Send them in several requests."))
+    assert _peak_rss(process.pid) - before < 50 * 2**20
+    _, code, details = _grpc_refusal(target, {
+        "months": _proto("DT_FLOAT", [1, 1], float_val=[12.0, 13.0]),
+        "seats": _proto("DT_INT64", [10, 1], int64_val=[5])})
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("inputs['seats']: its shape [10, 1] holds 10 values; the "
+                              "tensor carries 1.")
+
+    over = ROWS * 7  # 21 rows
+    columns = {k: [r[k] for r in over] for k in ROWS[0]}
+    pd.DataFrame(over).to_csv(tmp_path / "rows.csv", index=False)
+    for route, body, where in (
+            ("/v1/models/renewals:predict", {"instances": over}, "instances: 21"),
+            ("/v1/models/renewals:predict", {"inputs": columns}, "inputs['plan']: 21"),
+            ("/predict", {"rows": [{}] * 21}, "rows: 21"),
+            ("/predict", (tmp_path / "rows.csv").read_bytes(), "body.csv: more than 20")):
+        status, answer = _http("POST", url + route, body, {"Content-Type": "text/csv"}
+                               if isinstance(body, bytes) else {})
+        assert (status, answer["error"]) == (413, f"{where} rows; this server takes at most "
+                                             "20 a request (nettrain serve --max-rows). Send "
+                                             "them in several requests."), route
+    status, answer = _http("POST", f"{url}/v1/models/renewals:predict",
+                           {"instances": over[:20]})
+    assert status == 200 and len(answer["predictions"]) == 20
+
+
+BAD_VALUES = [  # (column, value, what the client is told about it)
+    ("plan", True, "expected a string; received true (this column has no category true"),
+    ("plan", ["a"], 'expected a string; received ["a"]'),
+    ("plan", {"a": 1}, 'expected a string; received {"a": 1}'),
+    ("plan", "\ud800", "'\\ud800' is not Unicode text (it holds a lone surrogate"),
+    ("months", True, "expected a number; received true (true and false are not numbers"),
+    ("seats", 1e19, "expected a whole number (a category: within 64 bits, exact); received "
+                    "1e+19."),
+    ("seats", 2**63, "expected a whole number (a category: within 64 bits, exact); received "
+                     "9223372036854775808."),
+]
+
+
+def test_a_value_is_checked_whole_alike_on_both_routes(server):
+    """/predict and TF Serving's route refuse the same values with one checker (/predict
+    answered `true` with the classes of an unseen category 'True', 500 for '\\ud800'); over
+    gRPC, bytes that are not UTF-8 or booleans for a number are INVALID_ARGUMENT."""
+    import grpc
+
+    _, url, target = server
+    for column, value, told in BAD_VALUES:
+        bad = [ROWS[0], dict(ROWS[1], **{column: value})]
+        for route, key in (("/predict", "rows"), ("/v1/models/renewals:predict", "instances")):
+            status, answer = _http("POST", url + route, {key: bad})
+            assert status == 400 and answer["error"].startswith(f"{key}[1].{column}: {told}"), \
+                (route, value, status, answer)
+    for protos, told in (({"plan": _proto("DT_STRING", [1, 1], string_val=[b"\xff\xfe"])},
+                          "inputs['plan'][0]: b'\\xff\\xfe' is not UTF-8 text"),
+                         ({"months": _proto("DT_BOOL", [1, 1], bool_val=[True])},
+                          "inputs['months']: expected a number type (DT_FLOAT, DT_INT64...); "
+                          "received DT_BOOL.")):
+        _, code, details = _grpc_refusal(target, protos)
+        assert (code, details[:len(told)]) == (grpc.StatusCode.INVALID_ARGUMENT, told)
+
+
+def test_json_nested_deep_a_nul_in_a_file_name_are_400(server):
+    _, url, _ = server
+    deep = b'{"rows": ' + b"[" * 2000 + b"]" * 2000 + b"}"  # under the 4 KiB bound
+    for route in ("/predict", "/v1/models/renewals:predict"):
+        status, answer = _http("POST", url + route, deep)
+        assert (status, answer["error"]) == (400, "request body: JSON nested more than 32 "
+                                             "deep; the model's inputs need a few levels "
+                                             "(rows of values)."), route
+    body, headers = _multipart("rows\x00.csv", pd.DataFrame(ROWS).to_csv(index=False).encode())
+    status, answer = _http("POST", f"{url}/predict", body, headers)
+    assert (status, answer["error"]) == (400, "file: a file name holds a NUL byte "
+                                         "('rows\\x00.csv'); name it without one.")
+
+
+def test_half_open_connections_do_not_lock_clients_out(server):
+    """Connections that stop mid-headers are closed after --client-timeout (5 s here), past
+    --max-connections (by default the 256 descriptors less 128) the oldest is closed to make
+    room, and running out of descriptors is one line of the log (it was a traceback for each
+    accept: 112 MB a minute); a normal request is answered all along."""
+    import resource
+
+    process, url, _ = server
+    host, port = url.removeprefix("http://").split(":")
+
+    def half_open() -> socket.socket:
+        sock = socket.create_connection((host, int(port)), timeout=60)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        return sock
+
+    held = [half_open() for _ in range(300)]  # more than the server has descriptors for
+    try:
+        assert _http("GET", f"{url}/health")[0] == 200
+        # no descriptors left (none under 3: stdin, stdout, stderr hold them): accept fails,
+        # and says so once
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (3, hard))
+        held += [half_open() for _ in range(20)]
+        for _ in range(300):
+            if "cannot accept" in process.log.read_text():
+                break
+            time.sleep(0.1)
+        resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (FDS, hard))
+        assert _http("GET", f"{url}/health")[0] == 200
+        assert _closed(held[-1])  # by the server: its headers never ended
+    finally:
+        for sock in held:
+            sock.close()
+    said = process.log.read_text()
+    lines = [line for line in said.splitlines() if "cannot accept" in line]
+    assert len(lines) == 1, said[-2000:]
+    assert lines[0].startswith("nettrain serve: cannot accept new connections (Too many open "
+                               "files): they wait until some close; raise the limit (ulimit "
+                               "-n is ") and lines[0].endswith(") or lower --max-connections.")
+    assert "Traceback" not in said and "socket.accept() out of system resource" not in said
+
+
 @pytest.fixture(scope="module")
 def in_thread(renewals):
     """The renewals run served in a thread of this process, whose own functions a test can
@@ -263,9 +448,9 @@ def in_thread(renewals):
 
     port, grpc_port, stopped = _free_port(), _free_port(), []
     served = Served(renewals, None, window_ms=1, max_rows=64)
-    thread = threading.Thread(target=serve, args=(served, Options(port=port,
-                                                                  grpc_port=grpc_port),
-                                                  stopped.append), daemon=True)
+    options = Options(port=port, grpc_port=grpc_port, max_connections=8, timeout=120)
+    thread = threading.Thread(target=serve, args=(served, options, stopped.append),
+                              daemon=True)
     thread.start()
     try:
         _wait(f"http://127.0.0.1:{port}/health")
@@ -333,6 +518,32 @@ def test_a_requests_work_runs_off_the_event_loop(in_thread, monkeypatch, tmp_pat
     assert on_loop == [], f"run on the event loop's thread: {on_loop}"
 
 
+def _closed(sock: socket.socket) -> bool:
+    """Whether the server closed the connection (it waits for one until the socket's
+    timeout)."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_past_max_connections_the_oldest_waiting_is_closed(in_thread):
+    """--max-connections (8 here): a new connection closes the one that has waited longest
+    for its client's headers (here long before their 120 s deadline), and is answered."""
+    url, _, _ = in_thread
+    host, port = url.removeprefix("http://").split(":")
+    held = []
+    try:
+        for _ in range(12):
+            held.append(socket.create_connection((host, int(port)), timeout=60))
+            held[-1].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        assert _http("GET", f"{url}/health")[0] == 200
+        assert [_closed(sock) for sock in held[:4]] == [True] * 4
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def test_sigterm_drains_a_request_in_flight(server):
     """SIGTERM while a request's body is still arriving: it is answered, then the process
     exits 0."""
@@ -352,7 +563,7 @@ def test_sigterm_drains_a_request_in_flight(server):
     assert answer.startswith(b"HTTP/1.1 200"), answer
     assert b'"class"' in answer
     assert process.wait(timeout=60) == 0
-    said = process.stderr.read()
+    said = process.log.read_text()
     assert "Stopped." in said
     assert "with Keras on tensorflow (the backend the run trained on):" in said
 
@@ -415,6 +626,12 @@ def test_an_image_run_over_rest_and_grpc(runner, tmp_path_factory):
         assert list(got["path"]) == [Path(p).name for p in expected["path"][:2]]
         assert list(got["class"]) == list(expected["class"][:2])
         np.testing.assert_allclose(got[["prob_cat", "prob_dog"]], probs[:2], atol=1e-6)
+        # a file the image reader would pass over is refused, not left out of the answer
+        files += [("file", ("notes.txt", b"hello")), ("file", ("photo", b"\x89PNG"))]
+        answer = httpx.post(f"{url}/predict", files=files, timeout=60)
+        assert (answer.status_code, answer.json()["error"]) == (400, (
+            "file: expected image files (.png, .jpg, .jpeg, .bmp, .gif); received 'notes.txt', "
+            "'photo'. Name each image with its type's suffix."))
         body, headers = _multipart("big.png", bytes(70_000))  # over max_body, chunked
         answer = httpx.post(f"{url}/predict", content=iter([body[:1000], body[1000:]]),
                             headers=headers, timeout=60)
@@ -451,6 +668,64 @@ def test_requests_that_arrive_together_make_one_call():
     seen.clear()
     asyncio.run(ask(window=200, max_rows=4))
     assert seen == [4, 3, 3, 3, 2]  # never over 4 rows: a request is not split
+
+
+def test_a_joined_call_that_fails_fails_only_the_request_at_fault():
+    """A request that passes every check and still fails the model (as '\\ud800' did) fails
+    alone: the joined call runs again a request at a time (787 of 800 good requests got a
+    500 for one bad one)."""
+    from nettrain.serve.batching import Batcher
+
+    def model(x: np.ndarray) -> np.ndarray:
+        if (x < 0).any():
+            raise ValueError("a value the model cannot take")
+        return x * 2
+
+    async def ask() -> list:
+        batcher = Batcher(model, 200, 1000)
+        await batcher.start()
+        try:
+            return await asyncio.gather(*(batcher(np.full((1, 1), -1 if i == 3 else i,
+                                                          "float32")) for i in range(8)),
+                                        return_exceptions=True)
+        finally:
+            await batcher.close()
+
+    answers = asyncio.run(ask())
+    assert [type(a).__name__ for a in answers] == ["ndarray"] * 3 + ["ValueError"] + \
+        ["ndarray"] * 4
+    assert [float(a[0, 0]) for i, a in enumerate(answers) if i != 3] == \
+        [2.0 * i for i in range(8) if i != 3]
+
+
+def test_json_true_is_the_text_the_training_csv_held():
+    """A true/false category answers JSON true with its own category's text ('True' as the
+    CSV held it), read from the model's lookup; where that text is not one category (none,
+    or both 'True' and 'true'), true is refused: never an unseen category."""
+    import keras
+
+    from nettrain.errors import InputError
+    from nettrain.serve import checks
+    from nettrain.serve.model import _booleans
+
+    def spelled(vocabulary: list[str]) -> dict:
+        flag = keras.Input(shape=(1,), dtype="string", name="flag")
+        out = keras.layers.StringLookup(vocabulary=vocabulary, output_mode="one_hot",
+                                        name="encode_flag")(flag)
+        return _booleans(keras.Model(flag, out), "flag")
+
+    spec = {"dtype": "string", "booleans": spelled(["False", "True", "maybe"])}
+    assert spec["booleans"] == {"true": "True", "false": "False"}
+    where = lambda i: f"rows[{i}].flag"  # noqa: E731
+    assert checks.cells([True, False, "maybe"], spec, where, text=True).tolist() == \
+        ["True", "False", "maybe"]
+    for vocabulary in (["yes", "no"], ["True", "true", "False"]):
+        spec = {"dtype": "string", "booleans": spelled(vocabulary)}
+        with pytest.raises(InputError, match=r"^rows\[1\]\.flag: expected a string; received "
+                                             r"true \(this column has no category true"):
+            checks.cells(["yes", True], spec, where, text=True)
+    with pytest.raises(InputError, match="a string of 70,000 characters; at most 65,536"):
+        checks.cells(["x" * 70_000], {"dtype": "string"}, where)
 
 
 def test_a_connection_to_the_rest_socket_sends_without_delay():

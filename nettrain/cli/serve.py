@@ -54,6 +54,19 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(
         "--max-body-bytes", min=1, help="Refuse a request body larger than this (413).")
     ] = 16 * 2**20,
+    max_rows: Annotated[int | None, typer.Option(
+        "--max-rows", min=1, help="Refuse a request of more rows than this (413; gRPC "
+                                  "RESOURCE_EXHAUSTED), before reading its values (default: "
+                                  "10,000).")] = None,
+    client_timeout: Annotated[float, typer.Option(
+        "--client-timeout", min=0.1, help="Seconds a client has to send a request's headers, "
+                                          "and the longest pause in its body (408); then "
+                                          "its connection is closed.")] = 10.0,
+    max_connections: Annotated[int | None, typer.Option(
+        "--max-connections", min=1, help="At most this many open REST connections; past it "
+                                         "the one waiting longest for its client is closed "
+                                         "(default: ulimit -n less 128, at most 10,000).")
+    ] = None,
     format: Annotated[Format | None, typer.Option(
         "--format", help="Which saved model to load (default: keras, else json).")] = None,
     backend: BackendOption = None,
@@ -79,14 +92,16 @@ def serve(
         ran_on = _use_run_backend(run if run.is_dir() else run.parent, backend,
                                   format.value if format else None, imports_tensorflow=True)
         _load_keras(debug)
+        from nettrain.serve.checks import MAX_ROWS
         from nettrain.serve.model import Served
         from nettrain.serve.server import Options
         from nettrain.serve.server import serve as serving
 
         served = Served(run, model_name, batch_window_ms, max_batch,
-                        format.value if format else None)
+                        format.value if format else None, request_rows=max_rows or MAX_ROWS)
         served.warm()
-        options = Options(host, port, grpc_port or None, max_body_bytes)
+        options = Options(host, port, grpc_port or None, max_body_bytes,
+                          timeout=client_timeout, max_connections=max_connections)
         where = f"[{host}]" if ":" in host else host
 
         def ready(stop: object) -> None:

@@ -1,8 +1,9 @@
 """Joining requests that arrive together into one call of the model: an asyncio queue, a
 short window and a maximum number of rows per call.
 
-Each request hands in its inputs (already checked, so one request cannot fail another) and
-awaits its own rows of the outputs. The model runs in one worker thread, so the event loop
+Each request hands in its inputs (already checked, so one request cannot fail another; a
+joined call that fails anyway is run again a request at a time) and awaits its own rows of
+the outputs. The model runs in one worker thread, so the event loop
 keeps reading requests meanwhile; those that arrive while the model runs form the next call.
 """
 
@@ -111,6 +112,10 @@ class Batcher:
         try:
             out = await loop.run_in_executor(self._executor, self.run, _joined([j.x for j in jobs]))
         except Exception as exc:  # noqa: BLE001  (each request answers it)
+            if len(jobs) > 1:  # not one request's fault alone: each runs again by itself,
+                for job in jobs:  # so that only the one that fails is answered with it
+                    await self._call(loop, [job])
+                return
             for job in jobs:
                 if not job.done.done():
                     job.done.set_exception(exc)

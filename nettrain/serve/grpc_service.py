@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from nettrain.errors import NettrainError
-from nettrain.serve import tensors
+from nettrain.serve import checks, tensors
 from nettrain.serve.model import Served
 
 
@@ -48,7 +48,9 @@ def add_service(server: Any, served: Served) -> None:
                 tensors.check_signature(request.model_spec.signature_name)
                 size = request.ByteSize()
                 x = await served.work(tensors.from_protos, request.inputs, served.inputs,
-                                      size=size)
+                                      served.request_rows, size=size)
+            except checks.OverLimit as exc:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
             except NettrainError as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             return await served.work(answer, await served.tensors(x), size=size)

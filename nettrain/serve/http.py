@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from nettrain.errors import InputError, NettrainError
-from nettrain.serve import tensors
+from nettrain.serve import checks, tensors
 from nettrain.serve.model import Served
 
 _TF_BODY = {"content": {"application/json": {"schema": {"type": "object", "properties": {
@@ -58,6 +59,10 @@ def make_app(served: Served) -> Any:
     @app.exception_handler(_Refused)
     async def refused(request: Request, exc: _Refused) -> Any:
         return error(exc.status, str(exc))
+
+    @app.exception_handler(checks.OverLimit)
+    async def over_limit(request: Request, exc: checks.OverLimit) -> Any:
+        return error(413, str(exc))
 
     @app.exception_handler(NettrainError)
     async def bad_input(request: Request, exc: NettrainError) -> Any:
@@ -142,6 +147,8 @@ class _FastPredict:
             status, answer = 200, await _predict_tf(self.served, *match.groups(), bytes(body))
         except _Refused as exc:
             status, answer = exc.status, _error_body(str(exc))
+        except checks.OverLimit as exc:
+            status, answer = 413, _error_body(str(exc))
         except NettrainError as exc:
             status, answer = 400, _error_body(str(exc))
         await send({"type": "http.response.start", "status": status,
@@ -153,8 +160,8 @@ class _FastPredict:
 async def _predict_tf(served: Served, name: str, version: str | None, body: bytes) -> bytes:
     """``POST /v1/models/NAME[/versions/V]:predict``: the answer's JSON bytes."""
     _check_model(served, name, version)
-    x, columnar = await served.work(lambda: tensors.from_json(_json_body(body), served.inputs),
-                                    size=len(body))
+    x, columnar = await served.work(lambda: tensors.from_json(
+        _json_body(body), served.inputs, served.request_rows), size=len(body))
     return await served.work(tensors.to_json, await served.tensors(x), columnar,
                              size=len(body))
 
@@ -167,10 +174,7 @@ def _check_model(served: Served, name: str, version: str | None = None) -> None:
 
 
 def _json_body(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"request body: not JSON ({exc}).") from None
+    return checks.json_body(data)
 
 
 def _error_body(message: str) -> bytes:
@@ -179,7 +183,9 @@ def _error_body(message: str) -> bytes:
 
 
 def _rows(body: Any, served: Served) -> Any:
-    """The rows of a ``/predict`` JSON body: ``{"rows": [...]}`` or the list itself."""
+    """The rows of a ``/predict`` JSON body: ``{"rows": [...]}`` or the list itself, each
+    value checked by the checker TF Serving's route uses (:func:`checks.cells`, as a CSV's
+    cells: text or numbers, ``null`` missing), JSON ``true`` made the category's text."""
     import pandas as pd
 
     rows = body.get("rows") if isinstance(body, dict) else body
@@ -187,16 +193,40 @@ def _rows(body: Any, served: Served) -> Any:
         raise InputError("rows: expected a list of rows (objects of column -> value), one or "
                          "more, as {\"rows\": [...]}; received "
                          f"{tensors._what(rows if isinstance(body, dict) else body)}.")
-    if not served.predictor.info.get("columns") and served.predictor.info.get("features") \
+    checks.check_rows(len(rows), served.request_rows, "rows")
+    info = served.predictor.info
+    if not info.get("columns") and info.get("features") \
             and all(isinstance(r, list) for r in rows):
-        return rows  # a plain table model also takes rows of numbers in the training order
+        # a plain table model also takes rows of numbers in the training order
+        checks.cells(rows, {"dtype": "float32"}, lambda i: _at(i), text=True)
+        return rows
     if all(isinstance(r, dict) for r in rows):
+        for column, spec in _column_specs(served).items():
+            if any(column in r for r in rows):
+                values = [r.get(column) for r in rows]
+                checked = checks.cells(values, spec, lambda i, c=column: _at(i, c), text=True)
+                if bool in set(map(type, values)):  # true made the category's text
+                    for row, value in zip(rows, checked.ravel(), strict=True):
+                        if column in row:
+                            row[column] = value
         return pd.DataFrame.from_records(rows)
     if any(isinstance(r, dict) for r in rows):
         i = next(i for i, r in enumerate(rows) if not isinstance(r, dict))
         raise InputError(f"rows[{i}]: expected an object of column -> value like the rows "
                          f"before it; received {tensors._what(rows[i])}.")
+    checks.cells(rows, {"dtype": "float32"}, lambda i: _at(i), text=True)
     return rows
+
+
+def _at(i: int | None, column: str | None = None) -> str:
+    return "rows" + (f"[{i}]" if i is not None else "") + (f".{column}" if column else "")
+
+
+def _column_specs(served: Served) -> dict[str, dict[str, Any]]:
+    """Each training column's input spec (dtype; a true/false category's texts), by name."""
+    specs = {s["column"]: s for s in served.inputs.values() if "column" in s}
+    return specs or dict.fromkeys(served.predictor.info.get("features") or [],
+                                  {"dtype": "float32"})
 
 
 async def _uploads(served: Served, request: Any) -> Any:
@@ -206,7 +236,19 @@ async def _uploads(served: Served, request: Any) -> Any:
     if not files:
         raise InputError("file: expected a file in the form (a CSV, or images); received "
                          f"the fields {', '.join(form.keys()) or 'none'}.")
+    nul = [n for n, _ in files if "\x00" in n]
+    if nul:
+        raise InputError(f"file: a file name holds a NUL byte ({nul[0]!r}); name it "
+                         "without one.")
     if served.predictor.info.get("images"):
+        from nettrain.data.dataset import IMAGE_SUFFIXES
+
+        checks.check_rows(len(files), served.request_rows, "file")
+        others = [n for n, _ in files if Path(n).suffix.lower() not in IMAGE_SUFFIXES]
+        if others:  # the image reader passes them over: the answer would lack their rows
+            raise InputError(f"file: expected image files ({', '.join(IMAGE_SUFFIXES)}); "
+                             f"received {', '.join(map(repr, others))}. Name each image with "
+                             "its type's suffix.")
         return await served.images(files)
     if len(files) > 1 or not files[0][0].lower().endswith(".csv"):
         raise InputError(f"file: expected one CSV file with a header row; received "

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from nettrain.data.columns import model_inputs
-from nettrain.data.dataset import Inputs
+from nettrain.data.dataset import Inputs, size
 from nettrain.engine import predict as predicting
+from nettrain.serve import checks
 from nettrain.serve.batching import Batcher
 from nettrain.serve.tensors import OUTPUT, Spec
 
@@ -35,10 +36,11 @@ class Served:
         run: a run directory (or a saved model file).
         name: the model's name in TF Serving's URLs and ModelSpec (default: the config's).
         window_ms, max_rows: the batcher's window and largest call.
+        request_rows: the most rows one request may have (``--max-rows``).
     """
 
     def __init__(self, run: Path, name: str | None, window_ms: float, max_rows: int,
-                 fmt: str | None = None):
+                 fmt: str | None = None, request_rows: int = checks.MAX_ROWS):
         self.run = run
         self.predictor = predicting.load_run(run, fmt)
         info, model = self.predictor.info, self.predictor.model
@@ -46,6 +48,10 @@ class Served:
         self.version = VERSION
         shape = info.get("input_shape") or list(model.input_shape[1:])
         self.inputs: Spec = model_inputs(shape, info.get("columns"))
+        for input_name, spec in self.inputs.items():
+            if spec["dtype"] == "string":
+                spec["booleans"] = _booleans(model, input_name)
+        self.request_rows = request_rows
         units = int(np.prod([d for d in model.output_shape[1:] if d is not None] or [1]))
         self.outputs: Spec = {OUTPUT: {"dtype": "float32", "shape": [None, units]}}
         self.batcher = Batcher(self._call, window_ms, max_rows)
@@ -97,9 +103,18 @@ class Served:
         """An uploaded CSV, read as ``nettrain predict`` reads a file."""
         import pandas as pd
 
-        p = self.predictor
-        chunks = await self.work(_in_folder, [(Path(name).name, data)], lambda paths: list(
-            predicting.read_csv_chunks(paths[0], p.info, p.missing, p.delimiter)))
+        p, limit = self.predictor, self.request_rows
+
+        def read(paths: list[Path]) -> list[Inputs]:
+            chunks = []
+            # limit + 1 rows a chunk: a first chunk over the limit says the file is
+            for x in predicting.read_csv_chunks(paths[0], p.info, p.missing, p.delimiter,
+                                                rows=limit + 1):
+                chunks.append(x)
+                checks.check_rows(sum(map(size, chunks)), limit, name, more=True)
+            return chunks
+
+        chunks = await self.work(_in_folder, [(_file_name(name), data)], read)
         outs = [await self.batcher(x) for x in chunks]
         return await self.work(lambda: pd.concat([predicting.outputs(p, o) for o in outs],
                                                  ignore_index=True))
@@ -123,6 +138,28 @@ def _in_folder(files: list[tuple[str, bytes]], read: Callable[[list[Path]], T]) 
         return read(paths)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _file_name(name: str) -> str:
+    """An uploaded file's name as a file of the temporary folder ('..', '' name none)."""
+    base = Path(name).name
+    return base if base not in ("", ".", "..") else "upload.csv"
+
+
+def _booleans(model: Any, name: str) -> dict[str, str]:
+    """The texts a true/false category's training CSV held for JSON ``true`` and ``false``
+    ('True', 'true', 'TRUE'...), read from its lookup's categories (the model's own record
+    of them); a spelling given twice (both 'True' and 'true') is none."""
+    try:
+        vocabulary = model.get_layer(f"encode_{name}").get_vocabulary()
+    except (ValueError, AttributeError):  # a model nettrain did not build
+        return {}
+    spelled = {}
+    for word in ("true", "false"):
+        found = [v for v in vocabulary if isinstance(v, str) and v.lower() == word]
+        if len(found) == 1:
+            spelled[word] = str(found[0])
+    return spelled
 
 
 def _config_name(run: Path) -> str | None:

@@ -4,7 +4,9 @@ requests, finish those in flight (up to ``grace`` seconds), and the process exit
 
 A body over ``max_body`` bytes is refused as soon as it is known to be over (by its
 Content-Length, else as a chunked body arrives): 413 over REST (:class:`BodyLimit`, for
-every route), RESOURCE_EXHAUSTED over gRPC.
+every route), RESOURCE_EXHAUSTED over gRPC. A client has ``timeout`` seconds for a request's
+headers and for each pause in its body; at most ``max_connections`` REST connections are
+open (:mod:`nettrain.serve.connections`).
 """
 
 from __future__ import annotations
@@ -29,16 +31,19 @@ class Options:
     grpc_port: int | None = 8500  # None: no gRPC server
     max_body: int = 16 * 2**20
     grace: float = 10.0
+    timeout: float = 10.0  # for a request's headers, and each pause in its body
+    max_connections: int | None = None  # None: from the descriptor limit (ulimit -n)
 
 
 class BodyLimit:
     """ASGI middleware, the one owner of ``--max-body-bytes``: a request's body is read whole
     here, before the app sees it, and refused with 413 ``{"error": ...}`` when over ``limit``
     bytes: by its Content-Length when it says so, else (chunked) as the bytes arrive. Every
-    route then reads a body already here; none checks the limit itself."""
+    route then reads a body already here; none checks the limit itself. A body that pauses
+    longer than ``timeout`` seconds is answered 408, and its connection closed."""
 
-    def __init__(self, app: Any, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, limit: int, timeout: float = 10.0):
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -48,7 +53,12 @@ class BodyLimit:
             return await self._refuse(send)
         parts, seen = [], 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                return await _answer(send, 408, f"request body: nothing arrived for "
+                                                f"{self.timeout:g} s (nettrain serve "
+                                                "--client-timeout).", close=True)
             if message["type"] == "http.disconnect":
                 return  # the client went away: nothing to answer
             part = message.get("body", b"")
@@ -68,15 +78,20 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Any) -> None:
-        import json
+        await _answer(send, 413, f"request body: over the limit of {self.limit:,} bytes "
+                                 "(nettrain serve --max-body-bytes). Send fewer rows per "
+                                 "request.")
 
-        body = json.dumps({"error": f"request body: over the limit of {self.limit:,} bytes "
-                                    "(nettrain serve --max-body-bytes). Send fewer rows per "
-                                    "request."}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+
+async def _answer(send: Any, status: int, error: str, close: bool = False) -> None:
+    import json
+
+    body = json.dumps({"error": error}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())] +
+                ([(b"connection", b"close")] if close else [])})
+    await send({"type": "http.response.body", "body": body})
 
 
 def serve(served: Served, options: Options, ready: Callable[[Callable[[], None]], None]) -> None:
@@ -96,6 +111,7 @@ async def _serve(served: Served, options: Options,
                  ready: Callable[[Callable[[], None]], None]) -> None:
     import uvicorn
 
+    from nettrain.serve import connections
     from nettrain.serve.http import make_app
 
     sock = _listen(options.host, options.port)
@@ -103,11 +119,16 @@ async def _serve(served: Served, options: Options,
     await served.batcher.start()
     # httptools: HTTP parsed in C (h11, uvicorn's pure-Python parser, cost more CPU per
     # request than the model call); the asyncio loop, which grpc.aio shares.
-    config = uvicorn.Config(BodyLimit(make_app(served), options.max_body), loop="asyncio",
-                            http="httptools", log_level="warning",
-                            timeout_graceful_shutdown=int(options.grace), lifespan="off")
+    # (uvicorn's own limit_concurrency answers 503 to every request once half-open
+    # connections fill it; connections.protocol closes those instead)
+    limit = options.max_connections or connections.default_limit()
+    config = uvicorn.Config(BodyLimit(make_app(served), options.max_body, options.timeout),
+                            loop="asyncio", http=connections.protocol(options.timeout, limit),
+                            log_level="warning", timeout_graceful_shutdown=int(options.grace),
+                            lifespan="off")
     server = _Server(config)
     loop = asyncio.get_running_loop()
+    connections.quiet_accept_errors(loop)
     draining: list[asyncio.Task] = []
 
     def stop() -> None:

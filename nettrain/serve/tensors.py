@@ -16,6 +16,7 @@ import numpy as np
 
 from nettrain.data.dataset import Inputs
 from nettrain.errors import InputError
+from nettrain.serve import checks
 
 SIGNATURE = "serving_default"
 # The signature names a client may give: TF Serving's default and the SavedModel's own
@@ -23,7 +24,6 @@ SIGNATURE = "serving_default"
 SIGNATURES = ("", SIGNATURE, "serve")
 OUTPUT = "output_0"
 _DTYPES = {"float32": "DT_FLOAT", "int64": "DT_INT64", "string": "DT_STRING"}
-_KINDS = {"float32": "a number", "int64": "a whole number", "string": "a string"}
 
 Spec = dict[str, dict[str, Any]]  # input name -> {"dtype": ..., "shape": [None, ...]}
 
@@ -67,9 +67,10 @@ def status_json(version: str) -> dict[str, Any]:
                                       "status": {"error_code": "OK", "error_message": ""}}]}
 
 
-def from_json(body: Any, inputs: Spec) -> tuple[Inputs, bool]:
+def from_json(body: Any, inputs: Spec, limit: int = checks.MAX_ROWS) -> tuple[Inputs, bool]:
     """A REST predict body's inputs as the model takes them, and whether they came in
-    columnar format (``inputs``; the answer is then ``outputs``, else ``predictions``)."""
+    columnar format (``inputs``; the answer is then ``outputs``, else ``predictions``), at
+    most ``limit`` rows (:class:`checks.OverLimit`)."""
     if not isinstance(body, dict):
         raise InputError(f"request body: expected a JSON object with 'instances' (row format) "
                          f"or 'inputs' (columnar format); received {_what(body)}.")
@@ -86,11 +87,12 @@ def from_json(body: Any, inputs: Spec) -> tuple[Inputs, bool]:
         _check_keys(value, names, "inputs")
         return _rows_of(inputs, {n: value[n] for n in names},
                         lambda n, i: "inputs" + ("" if bare else f"['{n}']") +
-                        (f"[{i}]" if i is not None else "")), True
+                        (f"[{i}]" if i is not None else ""), limit), True
     rows = body["instances"]
     if not isinstance(rows, list) or not rows:
         raise InputError(f"instances: expected a list of rows, one or more; received "
                          f"{_what(rows)}.")
+    checks.check_rows(len(rows), limit, "instances")
     bare = len(names) == 1 and not all(isinstance(r, dict) for r in rows)
     if bare:
         columns = {names[0]: rows}
@@ -102,26 +104,42 @@ def from_json(body: Any, inputs: Spec) -> tuple[Inputs, bool]:
         columns = {n: [row[n] for row in rows] for n in names}
     return _rows_of(inputs, columns, lambda n, i: "instances" + (f"[{i}]" if i is not None
                                                                  else "") +
-                    ("" if bare else f".{n}")), False
+                    ("" if bare else f".{n}"), limit), False
 
 
-def from_protos(protos: Any, inputs: Spec) -> Inputs:
-    """A gRPC PredictRequest's ``inputs`` (name -> TensorProto) as the model takes them."""
+def from_protos(protos: Any, inputs: Spec, limit: int = checks.MAX_ROWS) -> Inputs:
+    """A gRPC PredictRequest's ``inputs`` (name -> TensorProto) as the model takes them, each
+    proto's shape checked against its values and ``limit`` rows before it is expanded."""
     import tensorflow as tf
 
     _check_keys(protos, list(inputs), "inputs")
     columns = {}
-    for name in inputs:
+    for name, spec in inputs.items():
+        checks.proto(protos[name], spec, f"inputs['{name}']", limit)
         try:
             array = tf.make_ndarray(protos[name])
         except Exception as exc:  # noqa: BLE001  (a malformed proto)
             raise InputError(f"inputs['{name}']: not a readable TensorProto: {exc}") from None
         if array.dtype == object:
-            array = np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else v,
-                                 otypes=[object])(array) if array.size else array
+            flat = array.reshape(len(array), -1)
+            try:
+                array = np.array([v.decode() for v in array.ravel()], dtype=object).reshape(
+                    array.shape)
+            except UnicodeDecodeError:
+                i, v = next((i, v) for i, row in enumerate(flat) for v in row if not _utf8(v))
+                raise InputError(f"inputs['{name}'][{i}]: {v[:40]!r} is not UTF-8 text; send "
+                                 "categories as UTF-8.") from None
         columns[name] = array
     return _rows_of(inputs, columns, lambda n, i: f"inputs['{n}']" + (f"[{i}]" if i is not None
-                                                                      else ""))
+                                                                      else ""), limit)
+
+
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def to_json(out: np.ndarray, columnar: bool) -> bytes:
@@ -154,11 +172,11 @@ def _check_keys(value: Any, names: list[str], where: str) -> None:
 
 
 def _rows_of(inputs: Spec, columns: dict[str, Any],
-             where: Callable[[str, int | None], str]) -> Inputs:
+             where: Callable[[str, int | None], str], limit: int) -> Inputs:
     """Each input's values as an array of its dtype and shape, all with one number of rows."""
     x, rows = {}, None
     for name, spec in inputs.items():
-        array = _array(columns[name], spec, lambda i, n=name: where(n, i))
+        array = _array(columns[name], spec, lambda i, n=name: where(n, i), limit)
         if rows is not None and len(array) != rows:
             raise InputError(f"{where(name, None)}: {len(array)} rows; the other inputs have "
                              f"{rows}. Give every input the same number of rows.")
@@ -167,46 +185,57 @@ def _rows_of(inputs: Spec, columns: dict[str, Any],
     return x if len(inputs) > 1 or next(iter(inputs)) != "inputs" else x["inputs"]
 
 
-def _array(value: Any, spec: dict[str, Any], where: Callable[[int | None], str]) -> np.ndarray:
+def _array(value: Any, spec: dict[str, Any], where: Callable[[int | None], str],
+           limit: int) -> np.ndarray:
+    """One input's values (JSON's, or a TensorProto's array) as an array of its dtype and
+    shape, checked whole (:mod:`nettrain.serve.checks`) before it can join a batch."""
     dtype, shape = spec["dtype"], [int(d) for d in spec["shape"][1:]]
-    expected = f"{_KINDS[dtype]} per value, shape [rows{''.join(f', {d}' for d in shape)}]"
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            array = np.asarray(value, dtype=object if dtype == "string" else None)
-            if array.dtype == object and dtype != "string":  # ragged, or mixed with text
-                raise ValueError
-    except (ValueError, TypeError):
-        raise InputError(f"{where(None)}: expected {expected}; received rows of different "
-                         "lengths or kinds.") from None
+    expected = f"{checks.KINDS[dtype]} per value, shape [rows{''.join(f', {d}' for d in shape)}]"
+    if isinstance(value, np.ndarray):  # a TensorProto's (checks.proto checked its shape)
+        array = value
+    else:
+        if isinstance(value, list):
+            checks.check_rows(len(value), limit, where(None))
+        array = checks.cells(value, spec, where)
     if array.ndim == len(shape) and shape == [1]:  # [5, 10] for a [rows, 1] input
         array = array.reshape(-1, 1)
     if array.ndim == 0 or list(array.shape[1:]) != shape:
         received = "one value" if array.ndim == 0 else f"shape {list(array.shape)}"
+        if array.dtype == object and array.ndim and any(
+                isinstance(v, (list, dict)) for v in array.ravel()):
+            received = "rows of different lengths or kinds"
         raise InputError(f"{where(None)}: expected {expected}; received {received}.")
     if len(array) == 0:
         raise InputError(f"{where(None)}: no rows; expected one or more.")
+    checks.check_rows(len(array), limit, where(None))
     flat = array.reshape(len(array), -1)
     if dtype == "string":
-        if set(map(type, flat.ravel())) == {str}:  # the common case, at C speed
-            return array
-        bad = [i for i, row in enumerate(flat) if not all(isinstance(v, str) for v in row)]
-        if bad:
-            v = next(v for v in flat[bad[0]] if not isinstance(v, str))
-            raise InputError(f"{where(bad[0])}: expected a string; received {v!r}. Write "
-                             "categories as the text in the training CSV, in quotes.")
+        if array.dtype != object:  # a TensorProto's numbers
+            raise InputError(f"{where(0)}: expected a string; received {flat[0][0].item()!r}. "
+                             "Write categories as the text in the training CSV, in quotes.")
         return array
-    if array.dtype.kind not in "biuf":  # text among the numbers
-        cells = np.asarray(value, dtype=object).reshape(max(len(array), 1), -1)
-        i, v = next(((i, v) for i, row in enumerate(cells) for v in row
-                     if not isinstance(v, (int, float))), (None, array.dtype))
-        raise InputError(f"{where(i)}: expected {_KINDS[dtype]}; received {v!r}.")
+    if array.dtype == object:  # JSON's numbers, checked: Python ints and floats
+        try:
+            array = array.astype("int64" if dtype == "int64" else "float64")
+        except OverflowError:  # an int beyond a float's range
+            i = next(i for i, row in enumerate(flat) for v in row
+                     if type(v) is int and v.bit_length() > 1000)
+            raise InputError(f"{where(i)}: expected finite 32-bit numbers; received a "
+                             "number over 300 digits long.") from None
+        flat = array.reshape(len(array), -1)
+    elif array.dtype.kind not in "iuf":
+        raise InputError(f"{where(0)}: expected {checks.KINDS[dtype]}; received {array.dtype} "
+                         "values.")
     if dtype == "int64":
-        whole = np.isfinite(flat) & (flat == np.round(flat)) if array.dtype.kind == "f" \
-            else np.ones(flat.shape, bool)
+        if array.dtype.kind == "f":
+            whole = np.isfinite(flat) & (flat == np.round(flat)) & (np.abs(flat) <= 2**53)
+        else:
+            whole = flat <= np.iinfo("int64").max if array.dtype.kind == "u" \
+                else np.ones(flat.shape, bool)
         if not whole.all():
             i = int(np.argwhere(~whole)[0][0])
-            raise InputError(f"{where(i)}: expected a whole number; received "
-                             f"{flat[i][~whole[i]][0].item()!r}.")
+            raise InputError(f"{where(i)}: expected a whole number (a category: within 64 "
+                             f"bits, exact); received {flat[i][~whole[i]][0].item()!r}.")
         return array.astype("int64")
     with np.errstate(over="ignore", invalid="ignore"):
         floats = array.astype("float32")
