@@ -770,3 +770,14 @@ def test_the_images_under_a_folder_are_each_read_once_whatever_its_links(tmp_pat
     (tmp_path / "in" / "linked-again").symlink_to(tmp_path / "elsewhere")
     found = [p.relative_to(tmp_path / "in").as_posix() for p in images_under(tmp_path / "in")]
     assert found == ["b.png", "linked/c.png", "sub/a.JPG"]
+
+
+def test_whole_numbers_past_64_bits_are_not_whole_numbers():
+    """A cell past int64 (pandas reads it as uint64) stays text, never wraps to -2**63."""
+    import pandas as pd
+
+    from nettrain.data.tabular import whole_numbers
+
+    assert whole_numbers(pd.Series(["9223372036854775808", "1"])) is None
+    assert whole_numbers(pd.Series(["18446744073709551616", "1"])) is None
+    assert whole_numbers(pd.Series(["9223372036854775807", "-3"])).tolist() == [2**63 - 1, -3]

@@ -177,6 +177,9 @@ def whole_numbers(column: Any) -> np.ndarray | None:
     if numbers.isna().any():
         return None
     if pd.api.types.is_integer_dtype(numbers):
+        # pandas reads a cell past 2**63 - 1 as uint64, which int64 would wrap to negatives.
+        if pd.api.types.is_unsigned_integer_dtype(numbers) and numbers.max() > 2**63 - 1:
+            return None
         return numbers.to_numpy(dtype="int64")
     values = numbers.to_numpy(dtype="float64")
     if not (np.isfinite(values).all() and (values == np.round(values)).all()
