@@ -25,6 +25,7 @@ import json
 import math
 import re
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -94,18 +95,23 @@ class RunLogger:
         self.sent = time.monotonic()  # when they were last sent
         self.experiment_id: str | None = None
         self.model_uri: str | None = None
+        self.opening: threading.Thread | None = None  # opens the MLflow run while fit trains
+        self.failure: Exception | None = None  # why it could not
 
     # ------------------------------------------------------------------ the run's life
 
     def started(self, path: Path, data: Any = None) -> None:
         """The run directory ``path`` exists (fit's hook): open the MLflow run (the one
-        run.json names, for a resume) and log the params. ``data`` gives the input example."""
+        run.json names, for a resume) and log the params, in a thread of its own while the
+        model trains (importing MLflow and opening its store take seconds of a small fit).
+        ``data`` gives the input example."""
         self.path = Path(path)
         if data is not None:
             self.example = _sample(data)
         recorded = RunRecord(self.path).read().get(RECORD) or {}
-        self._try(self._open, recorded.get("run_id"))
-        self._record(uploaded=False)
+        self.opening = threading.Thread(target=self._open_aside, args=(recorded.get("run_id"),),
+                                        name="nettrain-mlflow", daemon=True)
+        self.opening.start()
         if redacted(self.place.uri) != self.place.uri:
             self.echo(f"Note: {self.path / rundir.CONFIG} holds the tracking URI without its "
                       f"credentials ({redacted(self.place.uri)}). To repeat the run: "
@@ -127,23 +133,44 @@ class RunLogger:
         """Keep one epoch's values (those that are finite numbers); they are sent together
         every :data:`FLUSH_SECONDS` and when the run ends (a call a store takes per epoch would
         cost more than an epoch of a small model)."""
-        if self.run_id is None:
+        if self.broken is not None:
             return
-        from mlflow.entities import Metric
-
         stamp = int(time.time() * 1000)
-        self.pending += [Metric(store.EPOCH + key, float(value), stamp, epoch)
+        self.pending += [(store.EPOCH + key, float(value), stamp, epoch)
                          for key, value in logs.items() if _finite(value)]
-        if time.monotonic() - self.sent >= FLUSH_SECONDS:
+        if self.opening is not None and not self.opening.is_alive():
+            self._opened()
+        if self.opening is None and self.run_id is not None and \
+                time.monotonic() - self.sent >= FLUSH_SECONDS:
             self._try(self._flush)
 
     def _flush(self) -> None:
-        """Send the epochs' values kept so far (those of an epoch that failed stay kept)."""
+        """Send the epochs' values kept so far (those of a call that failed stay kept)."""
+        from mlflow.entities import Metric
+
         while self.pending:
             batch = self.pending[:1000]  # MLflow takes 1000 metrics a call
-            self.client.log_batch(self.run_id, metrics=batch)
+            self.client.log_batch(self.run_id, metrics=[Metric(*m) for m in batch])
             del self.pending[:len(batch)]
         self.sent = time.monotonic()
+
+    def _open_aside(self, run_id: str | None) -> None:
+        """The opening thread: open the MLflow run; a failure is said by :meth:`_opened`."""
+        try:
+            self._open(run_id)
+        except Exception as exc:  # noqa: BLE001  (fit's thread says it, once)
+            self.failure = exc
+
+    def _opened(self) -> None:
+        """In fit's thread, once the MLflow run is open (waiting for it): say why it could not
+        be, and record its id in run.json (so that a resume or `nettrain track` continues it)."""
+        if self.opening is None:
+            return
+        self.opening.join()
+        self.opening = None
+        if self.failure is not None and self.broken is None:
+            self._failed(self.failure)
+        self._record(uploaded=False)
 
     def finish(self, path: Path | None = None, status: str | None = None) -> bool:
         """Upload what the run directory holds now (the history not yet logged, the final
@@ -152,6 +179,7 @@ class RunLogger:
         self.path = Path(path) if path is not None else self.path
         if self.path is None:
             return False
+        self._opened()
         if self.run_id is None and self.broken is None:
             self._try(self._open, (RunRecord(self.path).read().get(RECORD) or {}).get("run_id"))
         if self.run_id is not None:
@@ -284,9 +312,10 @@ class RunLogger:
         input example of the run's training data (none when the data cannot be read now): a
         model of named columns as a nettrain pyfunc model that takes raw rows
         (:mod:`nettrain.tracking.pyfunc`), any other in MLflow's Keras flavour."""
+        from importlib.metadata import version
+
         import keras
         import mlflow
-        import tensorflow as tf
         from mlflow.entities import LoggedModelOutput
         from mlflow.models import Model
 
@@ -302,7 +331,10 @@ class RunLogger:
                 self.example = _sample(load_data(run.config, run.dataset))
             except Exception:  # noqa: BLE001  (the data moved: the model goes without one)
                 self.example = None
-        requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
+        # the backend it runs on (its version from the installed package: importing
+        # TensorFlow for its version alone costs seconds when the run trained on JAX)
+        backend = keras.backend.backend()
+        requirements = [f"keras=={keras.__version__}", f"{backend}=={version(backend)}"]
         experiment = self.experiment_id or self.client.get_run(self.run_id).info.experiment_id
         logged = mlflow.initialize_logged_model(name=MODEL, source_run_id=self.run_id,
                                                 experiment_id=experiment)
@@ -354,11 +386,15 @@ class RunLogger:
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001  (the store's failures never fail a run)
-            self.broken = one_line(exc)
-            later = store.again(self.place.uri, "nettrain", "track", self.path or "RUN",
-                                "--uri", redacted(self.place.uri))
-            self.echo(f"Warning: MLflow ({self.place.shown}) failed: {self.broken}. The run "
-                      f"goes on and its directory is complete; upload it later with: {later}")
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        """The first failure: one warning; nothing is sent after it."""
+        self.broken = one_line(exc)
+        later = store.again(self.place.uri, "nettrain", "track", self.path or "RUN", "--uri",
+                            redacted(self.place.uri))
+        self.echo(f"Warning: MLflow ({self.place.shown}) failed: {self.broken}. The run goes "
+                  f"on and its directory is complete; upload it later with: {later}")
 
     def _record(self, uploaded: bool) -> None:
         """Write the MLflow run's place and id into run.json (skipped while another process
