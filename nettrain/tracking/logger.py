@@ -160,6 +160,8 @@ class RunLogger:
             self._open(run_id)
         except Exception as exc:  # noqa: BLE001  (fit's thread says it, once)
             self.failure = exc
+            return
+        _warm_requirements()
 
     def _opened(self) -> None:
         """In fit's thread, once the MLflow run is open (waiting for it): say why it could not
@@ -413,6 +415,18 @@ class RunLogger:
         except Exception as exc:  # noqa: BLE001  (the MLflow run exists; only the note is lost)
             self.echo(f"Warning: run.json of {self.path} does not say where the run is in "
                       f"MLflow ({one_line(exc)}).")
+
+
+def _warm_requirements() -> None:
+    """Have MLflow build, now, the map of installed packages it checks a logged model's
+    requirements against (once a process; it reads every package's file list: 1-2 s). Built in
+    the opening thread while fit trains, the model's upload at the end does not wait for it."""
+    try:
+        from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+        warn_dependency_requirement_mismatches(["mlflow"])  # met: no warning, the map built
+    except Exception:  # noqa: BLE001  (another MLflow: the upload builds it, as before)
+        pass
 
 
 def _sample(data: Any) -> Any:
