@@ -37,10 +37,14 @@ def logged_note(logger: Any) -> str | None:
     in a server's UI (what MLflow itself would print on stdout)."""
     if logger is None or logger.run_id is None or logger.broken is not None:
         return None
+    from urllib.parse import urlsplit, urlunsplit
+
     line = f"Logged to MLflow: {logger.place.shown}, run {logger.run_id}"
-    page = redacted(logger.place.uri).rstrip("/")
-    if page.split("://", 1)[0].lower() in ("http", "https") and logger.experiment_id:
-        line += f" ({page}/#/experiments/{logger.experiment_id}/runs/{logger.run_id})"
+    parts = urlsplit(logger.place.uri)
+    if parts.scheme.lower() in ("http", "https") and logger.experiment_id:
+        site = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="",
+                                         fragment="")).rstrip("/")  # no user, no token
+        line += f" ({site}/#/experiments/{logger.experiment_id}/runs/{logger.run_id})"
     return line
 
 
