@@ -234,6 +234,22 @@ def test_a_model_of_categories_is_logged_taking_raw_rows_as_nettrain_predict_doe
     assert set(example["seats"].tolist()) <= {1, 5, 10}
 
 
+def test_the_input_example_is_raw_rows_whatever_the_sample_s_types() -> None:
+    """A streamed CSV's sample holds text as bytes (tf.data), a loaded one as str: the example
+    holds str either way, the columns in the CSV's order, numbers as float64."""
+    from nettrain.data.columns import model_inputs
+    from nettrain.tracking.pyfunc import raw_rows
+
+    columns = {"my plan": "string", "seats": "integer", "months": "numeric"}
+    info = {"features": list(columns), "model_inputs": model_inputs((3,), columns)}
+    x = {"my_plan": np.array([[b"basic"], [b"gold"]]), "seats": np.array([[5], [10]]),
+         "months": np.array([[1.5], [2.0]], dtype="float32")}
+    rows = raw_rows(x, info)
+    assert list(rows.columns) == ["my plan", "seats", "months"]
+    assert rows["my plan"].tolist() == ["basic", "gold"]
+    assert rows["seats"].dtype == "int64" and rows["months"].dtype == "float64"
+
+
 def test_a_failed_model_upload_ends_the_mlflow_run_and_track_ends_it_finished(
         runner, tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """An upload that fails half-way (the model cannot be read) ends the MLflow run FAILED,
