@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict", "serve_load", "backends")
+NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict", "serve_load", "backends",
+         "tracking_cost")
 # serve_load.py's other runs, each a table under serve_load's (a cheaper client, more rows a
 # request, 100,000 requests).
 SERVE_MORE = ("serve_load_raw", "serve_load_rows100", "serve_load_rows100_raw",
@@ -23,6 +24,7 @@ SAMPLES_GOAL = 1.5  # MNIST: nettrain's samples/s at least 1.5x the plain script
 HELP_GOAL = 0.3  # seconds, nettrain --help
 MEMORY_GOAL = 0.10  # predict: peak RSS on 10x the rows at most 10 % above
 SERVE_GOAL = 0.5  # issue 18: nettrain serve at 64 clients, rows/s at least half model.predict's
+TRACKING_GOAL = 1.25  # issue 25: a tracked fit of XOR at most 25 % longer than an untracked one
 
 
 def read_records(folder: Path) -> dict[str, dict[str, Any]]:
@@ -83,6 +85,8 @@ def render(records: dict[str, dict[str, Any]], command: str) -> str:
         lines += ["", *_serve(records["serve_load"])]
         for more in serve_more:
             lines += ["", *_serve(more)[2:]]
+    if "tracking_cost" in records:
+        lines += ["", *_tracking(records["tracking_cost"])]
     lines += ["", "Commands (each writes `benchmarks/results/<name>.json`):", ""]
     for name, r in records.items():
         lines.append(f"- {name}: `{r['command']}`")
@@ -250,4 +254,33 @@ def _serve(r: dict[str, Any]) -> list[str]:
             f"{v['ratio_to_model_predict']:.4f} | {f'at least {SERVE_GOAL}' if goal else '-'} | "
             f"{_met(v['ratio_to_model_predict'] >= SERVE_GOAL) if goal else '-'} | "
             f"{v['rss_mib_before']:.0f}, {v['rss_mib_after']:.0f} MiB |")
+    return lines
+
+
+def _tracking(r: dict[str, Any]) -> list[str]:
+    """Issue 25: what tracking in MLflow adds to a whole fit (``tracking_cost.py``)."""
+    wall, cpu = r["median_wall_s"], r["median_cpu_s"]
+    before = r["load_average_before"]
+    after = r["load_average_after"]
+    lines = ["## Tracking in MLflow (issue 25)", "",
+             f"{r['work']}, {r['pairs']} pair(s), medians. Load average (1, 5, 15 minutes) "
+             f"before {', '.join(f'{v:.1f}' for v in before)}, after "
+             f"{', '.join(f'{v:.1f}' for v in after)} on {r['machine']['cpus']} CPUs: the "
+             "wall seconds are those of a crowded machine; the CPU seconds (user + system, every "
+             "thread) blur least.", "",
+             "| side | wall s (each) | median | CPU s (each) | median | ratio to untracked: "
+             "wall, CPU | goal | met |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for side, runs in r["wall_cpu_s"].items():
+        ratio = "-" if side == "untracked" else \
+            f"**{wall[side] / wall['untracked']:.2f}**, {cpu[side] / cpu['untracked']:.2f}"
+        goal = side == "tracked"
+        lines.append(f"| {side} | {', '.join(f'{w:.1f}' for w, _ in runs)} | {wall[side]:.1f} | "
+                     f"{', '.join(f'{c:.1f}' for _, c in runs)} | {cpu[side]:.1f} | {ratio} | "
+                     f"{f'wall at most {TRACKING_GOAL}' if goal else '-'} | "
+                     f"{_met(wall[side] / wall['untracked'] <= TRACKING_GOAL) if goal else '-'} |")
+    first = r.get("first_tracked_new_store_wall_cpu_s")
+    if first:
+        lines += ["", f"The first tracked run, which creates the store (MLflow builds a new "
+                      f"database's tables), took {first[0]:.1f} s ({first[1]:.1f} s CPU); not in "
+                      "the pairs."]
     return lines

@@ -84,19 +84,29 @@ def _history(run: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def tracked(tmp_path_factory: pytest.TempPathFactory, server: str) -> Path:
-    """A fit with tracking: to the server, then its evaluation. The config file names the
-    server, so the user names it too: MLFLOW_TRACKING_URI."""
+def tracked_fit(tmp_path_factory: pytest.TempPathFactory, server: str):
+    """A fit with tracking to the server (the run directory and fit's CliRunner result), then
+    its evaluation. The config file names the server, so the user names it too:
+    MLFLOW_TRACKING_URI."""
+    from typer.testing import CliRunner
+
     folder = tmp_path_factory.mktemp("tracked")
     config = tiny_config(tracking={"mlflow": {"uri": server, "experiment": "tests"}})
-    before = os.environ.get("MLFLOW_TRACKING_URI")
+    write_config(folder / "c.yaml", config)
+    old, before = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = server
+    os.chdir(folder)
     try:
-        return fit_once(folder, config, ["evaluate", str(folder / "run")])
+        fit = CliRunner().invoke(app, ["fit", "c.yaml", "--run-dir", str(folder / "run")])
+        assert fit.exit_code == 0, fit.output
+        done = CliRunner().invoke(app, ["evaluate", str(folder / "run")])
+        assert done.exit_code == 0, done.output
     finally:
+        os.chdir(old)
         os.environ.pop("MLFLOW_TRACKING_URI")
         if before is not None:
             os.environ["MLFLOW_TRACKING_URI"] = before
+    return folder / "run", fit
 
 
 @pytest.fixture(autouse=True)
@@ -107,12 +117,31 @@ def no_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
 
 
+@pytest.fixture(scope="module")
+def tracked(tracked_fit) -> Path:
+    return tracked_fit[0]
+
+
+def test_fit_s_stdout_is_the_run_directory_alone_with_a_tracking_server(tracked_fit) -> None:
+    """`run=$(nettrain fit ... --track http://...)`: MLflow's "View run" lines stay off
+    stdout; where the run is logged (with its page) is said on stderr."""
+    run, fit = tracked_fit
+    assert fit.stdout == f"{run}\n"
+    record = _record(run)
+    assert f"Logged to MLflow: experiment 'tests' at {record['uri']}, run {record['run_id']} " \
+        f"({record['uri']}/#/experiments/" in fit.stderr
+    assert "View run" not in fit.stderr
+
+
 def test_fit_logs_params_epochs_final_metrics_and_files(tracked: Path, server: str) -> None:
     record = _record(tracked)
     assert record["uploaded"] is True and record["experiment"] == "tests"
     client = _client(server)
     logged = client.get_run(record["run_id"])
     assert logged.info.status == "FINISHED"
+    # the model is the run's ("Logged models" on its page)
+    assert [m.model_id for m in logged.outputs.model_outputs] == \
+        [record["model_uri"].removeprefix("models:/")]
     assert logged.info.run_name == f"tiny {tracked.name}"
     # params: the resolved config, with the dotted keys of overrides
     params = logged.data.params
@@ -163,6 +192,110 @@ def test_logged_model_predicts_as_nettrain_predict(tracked: Path, server: str, r
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
+# A table with a text category, a whole-number category and a number (whole in the file).
+TABLE = [("basic", 1, 3, "no"), ("premium", 5, 12, "yes"), ("basic", 10, 7, "no"),
+         ("standard", 5, 1, "yes")] * 6
+
+
+def test_a_model_of_categories_is_logged_taking_raw_rows_as_nettrain_predict_does(
+        runner, tmp_path: Path, server: str) -> None:
+    """The model of a CSV with string and integer categories is logged (before: `Invalid
+    dtype: object`, the MLflow run left RUNNING without a model); its pyfunc takes a DataFrame
+    of raw rows, as pandas reads the CSV, and answers what `nettrain predict` writes."""
+    import io
+
+    import mlflow
+    import pandas as pd
+
+    def write(path: Path, rows) -> Path:
+        path.write_text("plan,seats,months,y\n" + "".join(f"{p},{s},{m},{y}\n"
+                                                         for p, s, m, y in rows))
+        return path
+
+    write(tmp_path / "train.csv", TABLE)
+    write_config(tmp_path / "c.yaml", tiny_config(
+        data={"csv": "train.csv", "target": "y", "categorical": ["plan", "seats"],
+              "validation_split": 0.0, "test_split": 0.0},
+        model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]},
+        fit={"epochs": 1, "batch_size": 8, "verbose": 0}, save={"formats": ["keras"]},
+        tracking={"mlflow": {"uri": server}}))
+    result = runner.invoke(app, ["fit", "c.yaml", "--run-dir", "run", "--track", server])
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.stderr and result.stdout == "run\n"
+    record = _record(tmp_path / "run")
+    assert record["uploaded"] is True
+    logged = _client(server).get_run(record["run_id"])
+    assert logged.info.status == "FINISHED" and logged.outputs.model_outputs
+
+    new = write(tmp_path / "new.csv", [("premium", 10, 3, "no"), ("basic", 5, 12, "yes"),
+                                       ("gold", 1, 7, "no")])  # gold: a category unseen
+    predicted = runner.invoke(app, ["predict", "run", str(new)])
+    assert predicted.exit_code == 0, predicted.output
+    expected = pd.read_csv(io.StringIO(predicted.stdout))
+    mlflow.set_tracking_uri(server)
+    model = mlflow.pyfunc.load_model(record["model_uri"])
+    raw = pd.read_csv(new)  # plan: text, seats and months: int64, y: ignored as predict does
+    got = model.predict(raw)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected, check_dtype=False,
+                                  rtol=1e-5)
+    # the signature: the CSV's columns; the input example: raw training rows
+    inputs = model.metadata.get_input_schema()
+    assert [(c["name"], c["type"]) for c in inputs.to_dict()] == \
+        [("plan", "string"), ("seats", "long"), ("months", "any")]
+    example = model.input_example
+    assert list(example.columns) == ["plan", "seats", "months"]
+    assert set(example["plan"]) <= {"basic", "premium", "standard"}
+    assert set(example["seats"].tolist()) <= {1, 5, 10}
+
+
+def test_the_input_example_is_raw_rows_whatever_the_sample_s_types() -> None:
+    """A streamed CSV's sample holds text as bytes (tf.data), a loaded one as str: the example
+    holds str either way, the columns in the CSV's order, numbers as float64."""
+    from nettrain.data.columns import model_inputs
+    from nettrain.tracking.pyfunc import raw_rows
+
+    columns = {"my plan": "string", "seats": "integer", "months": "numeric"}
+    info = {"features": list(columns), "model_inputs": model_inputs((3,), columns)}
+    x = {"my_plan": np.array([[b"basic"], [b"gold"]]), "seats": np.array([[5], [10]]),
+         "months": np.array([[1.5], [2.0]], dtype="float32")}
+    rows = raw_rows(x, info)
+    assert list(rows.columns) == ["my plan", "seats", "months"]
+    assert rows["my plan"].tolist() == ["basic", "gold"]
+    assert rows["seats"].dtype == "int64" and rows["months"].dtype == "float64"
+
+
+def test_a_failed_model_upload_ends_the_mlflow_run_and_track_ends_it_finished(
+        runner, tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upload that fails half-way (the model cannot be read) ends the MLflow run FAILED,
+    not RUNNING; Ctrl-C during an upload ends it KILLED; `nettrain track` once the model is
+    back ends the same MLflow run FINISHED. stdout holds only the run ids."""
+    from nettrain.config.load import load_config
+    from nettrain.tracking.logger import RunLogger
+
+    run = fit_once(tmp_path, tiny_config(fit={"epochs": 1, "batch_size": 16, "verbose": 0}))
+    model = (run / "model.keras").read_bytes()
+    (run / "model.keras").write_bytes(b"not a zip")
+    result = runner.invoke(app, ["track", str(run), "--uri", server])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert f"{run}: not uploaded to experiment 'tiny' at {server}: " in result.stderr
+    record = _record(run)
+    assert record["uploaded"] is False
+    client = _client(server)
+    assert client.get_run(record["run_id"]).info.status == "FAILED"
+
+    (run / "model.keras").write_bytes(model)
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(RunLogger, "_log_model", lambda *args: (_ for _ in ()).throw(
+            KeyboardInterrupt()))  # Ctrl-C while the model goes
+        RunLogger(load_config(run / "config.yaml"), uri=server).finish(run)
+    assert client.get_run(record["run_id"]).info.status == "KILLED"
+
+    result = runner.invoke(app, ["track", str(run), "--uri", server])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == record["run_id"] + "\n" and _record(run)["uploaded"] is True
+    assert client.get_run(record["run_id"]).info.status == "FINISHED"
+
+
 def test_server_away_warns_once_then_track_uploads_and_resume_continues(
         runner, tmp_path: Path, server: str) -> None:
     closed = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
@@ -175,7 +308,7 @@ def test_server_away_warns_once_then_track_uploads_and_resume_continues(
     assert len(warnings) == 1 and "Retrying" not in result.stderr, result.stderr
     assert f"experiment 'tiny' at {closed}) failed: the server did not answer (Connection " \
         "refused)." in warnings[0]
-    assert "upload it later with: nettrain track run" in result.stderr
+    assert f"upload it later with: nettrain track run --uri {closed}" in result.stderr
     run = tmp_path / "run"
     assert {"model.keras", "metrics.json", "history.csv", "history.png"} <= \
         {p.name for p in run.iterdir()}
@@ -187,12 +320,15 @@ def test_server_away_warns_once_then_track_uploads_and_resume_continues(
     result = runner.invoke(app, ["track", "run", "--uri", server])
     assert result.exit_code == 0, result.output
     record = _record(run)
-    assert record["uploaded"] is True and result.stdout.strip().endswith(record["run_id"])
+    assert record["uploaded"] is True and result.stdout == record["run_id"] + "\n"
+    assert f"run: Logged to MLflow: experiment 'tiny' at {server}, run {record['run_id']}" \
+        in result.stderr
     client = _client(server)
     assert [m.step for m in client.get_metric_history(record["run_id"], "epoch/loss")] == [0, 1]
     assert client.get_run(record["run_id"]).data.params["fit.epochs"] == "2"
     again = runner.invoke(app, ["track", "run", "--uri", server])  # nothing is sent twice
-    assert again.exit_code == 0 and "already uploaded" in again.stdout
+    assert again.exit_code == 0 and "already uploaded" in again.stderr
+    assert again.stdout == record["run_id"] + "\n"
 
     # the run's config.yaml names the server the user gave with --track: a file's store
     # outside the runs folder, named again to resume (the message gives the command)
@@ -292,7 +428,7 @@ def test_track_loads_the_model_on_the_backend_the_run_trained_on(
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     record = _record(run)
-    assert record["uploaded"] is True and done.stdout.strip().endswith(record["run_id"])
+    assert record["uploaded"] is True and done.stdout == record["run_id"] + "\n"  # ids alone
     mlflow.set_tracking_uri(server)
     flavor = mlflow.models.get_model_info(record["model_uri"]).flavors["keras"]
     assert flavor["keras_backend"] == "tensorflow"

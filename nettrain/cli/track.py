@@ -37,10 +37,19 @@ def track_override(config: Config, uri: str) -> str:
 
 
 def logged_note(logger: Any) -> str | None:
-    """The line that says where a run was logged (None when it was not)."""
+    """The line that says where a run was logged (None when it was not), with the run's page
+    in a server's UI (what MLflow itself would print on stdout)."""
     if logger is None or logger.run_id is None or logger.broken is not None:
         return None
-    return f"Logged to MLflow: {logger.place.shown}, run {logger.run_id}"
+    from urllib.parse import urlsplit, urlunsplit
+
+    line = f"Logged to MLflow: {logger.place.shown}, run {logger.run_id}"
+    parts = urlsplit(logger.place.uri)
+    if parts.scheme.lower() in ("http", "https") and logger.experiment_id:
+        site = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="",
+                                         fragment="")).rstrip("/")  # no user, no token
+        line += f" ({site}/#/experiments/{logger.experiment_id}/runs/{logger.run_id})"
+    return line
 
 
 def _use_runs_backend(opened: list[Any]) -> str:
@@ -72,7 +81,7 @@ def track(
 
     A run partly logged goes on in the same MLflow run (only what is missing is added); one
     made while the server was away is created; one uploaded whole is left as it is. Prints
-    each run's MLflow run id.
+    each run's MLflow run id on stdout, one a line (what was done goes to stderr).
 
     Example: nettrain track runs/iris/20261122-120000 --uri http://127.0.0.1:5000
     """
@@ -106,10 +115,11 @@ def track(
             note = recorded(run.path)
             before = note.get("uri")  # where fit sent it (no password)
             if note.get("uploaded") and note.get("run_id") and redacted(uri) in (None, before):
-                common.out.print(shown(f"{run.path}: already uploaded to experiment "
+                common.err.print(shown(f"{run.path}: already uploaded to experiment "
                                        f"{note.get('experiment')!r} at {before}, run "
                                        f"{note['run_id']}"), highlight=False, markup=False,
                                  soft_wrap=True)
+                common.out.print(note["run_id"], highlight=False, markup=False)
                 continue
             logger = RunLogger(run.config, uri or _kept_uri(run.path), echo=warnings.append)
             logger.finish(run.path)
@@ -119,8 +129,9 @@ def track(
                                        f"{logger.broken}"), style="red", highlight=False,
                                  markup=False, soft_wrap=True)
                 continue
-            common.out.print(shown(f"{run.path} -> {logger.place.shown}, run {logger.run_id}"),
-                             highlight=False, markup=False, soft_wrap=True)
+            common.err.print(shown(f"{run.path}: {logged_note(logger)}"), highlight=False,
+                             markup=False, soft_wrap=True)
+            common.out.print(logger.run_id, highlight=False, markup=False)  # stdout: ids only
         if failed:
             raise typer.Exit(1)
 

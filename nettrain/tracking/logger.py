@@ -1,18 +1,22 @@
 """Logging one run to MLflow: :class:`RunLogger` opens the MLflow run when the run directory
-exists, logs each epoch's metrics as they come, and uploads the rest when training ends (or
-later, with ``nettrain track``).
+exists, sends the epochs' metrics every few seconds as they come, and uploads the rest when
+training ends (or later, with ``nettrain track``).
 
 What an MLflow run of nettrain holds: the resolved config as params (the dotted keys of
 overrides, ``model.layers.0.Dense.units``); each ``history.csv`` column as a metric
-``epoch/<column>`` with step = the epoch (0, 1, ...); ``final/<split metric>`` for ``metrics.json`` (``final/val_loss``,
-``final/test_accuracy``, the names ``nettrain runs`` shows); the run directory's files as
-artifacts (not the model files or checkpoints); and the model in MLflow's Keras flavour with
-its signature and an input example. The MLflow run id is recorded in ``run.json`` under
-``mlflow`` (through :class:`nettrain.run.record.RunRecord`), so a resume continues the same
-MLflow run and ``nettrain track`` knows what was uploaded.
+``epoch/<column>`` with step = the epoch (0, 1, ...); ``final/<split metric>`` for
+``metrics.json`` (``final/val_loss``, ``final/test_accuracy``, the names ``nettrain runs``
+shows); the run directory's files as artifacts (not the model files or checkpoints); and the
+model, linked to the run, with its signature and an input example (a model of named columns
+takes raw rows: :mod:`nettrain.tracking.pyfunc`; any other is in MLflow's Keras flavour). The
+MLflow run id is recorded in ``run.json`` under ``mlflow`` (through
+:class:`nettrain.run.record.RunRecord`), so a resume continues the same MLflow run and
+``nettrain track`` knows what was uploaded. The MLflow run ends FINISHED, FAILED or KILLED as
+the run did; a failed upload ends it FAILED (``nettrain track`` opens it again).
 
 A store that cannot be reached never fails a run: the first failure is one warning, nothing
-more is sent, and ``run.json`` says the run is not uploaded (``nettrain track RUN`` does it).
+more is sent, and ``run.json`` says the run is not uploaded (``nettrain track RUN --uri URI``
+does it).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import math
 import re
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,8 @@ MODEL = "model"  # the logged model's name in the MLflow run
 # Files of the run directory not logged as artifacts: the model (logged as a model) and
 # partial or lock files.
 _NOT_ARTIFACTS = {rundir.KERAS_FILE, rundir.JSON_FILE, rundir.WEIGHTS_FILE}
+# The epochs' metrics go to the store together at most this often (and when the run ends).
+FLUSH_SECONDS = 5.0
 STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED",
           "running": "RUNNING"}
 
@@ -85,18 +92,27 @@ class RunLogger:
         self.path: Path | None = None
         self.example: Any = None
         self.broken: str | None = None  # the first failure; nothing is sent after it
+        self.pending: list[Any] = []  # the epochs' metrics not sent yet
+        self.sent = time.monotonic()  # when they were last sent
+        self.experiment_id: str | None = None
+        self.model_uri: str | None = None
+        self.opening: threading.Thread | None = None  # opens the MLflow run while fit trains
+        self.failure: Exception | None = None  # why it could not
 
     # ------------------------------------------------------------------ the run's life
 
     def started(self, path: Path, data: Any = None) -> None:
         """The run directory ``path`` exists (fit's hook): open the MLflow run (the one
-        run.json names, for a resume) and log the params. ``data`` gives the input example."""
+        run.json names, for a resume) and log the params, in a thread of its own while the
+        model trains (importing MLflow and opening its store take seconds of a small fit).
+        ``data`` gives the input example."""
         self.path = Path(path)
         if data is not None:
             self.example = _sample(data)
         recorded = RunRecord(self.path).read().get(RECORD) or {}
-        self._try(self._open, recorded.get("run_id"))
-        self._record(uploaded=False)
+        self.opening = threading.Thread(target=self._open_aside, args=(recorded.get("run_id"),),
+                                        name="nettrain-mlflow", daemon=True)
+        self.opening.start()
         if redacted(self.place.uri) != self.place.uri:
             self.echo(f"Note: {self.path / rundir.CONFIG} holds the tracking URI without its "
                       f"credentials ({redacted(self.place.uri)}). To repeat the run: "
@@ -115,15 +131,49 @@ class RunLogger:
         return MlflowEpochs()
 
     def epoch(self, epoch: int, logs: dict[str, Any]) -> None:
-        """Log one epoch's values (those that are finite numbers)."""
-        if self.run_id is None:
+        """Keep one epoch's values (those that are finite numbers); they are sent together
+        every :data:`FLUSH_SECONDS` and when the run ends (a call a store takes per epoch would
+        cost more than an epoch of a small model)."""
+        if self.broken is not None:
             return
+        stamp = int(time.time() * 1000)
+        self.pending += [(store.EPOCH + key, float(value), stamp, epoch)
+                         for key, value in logs.items() if _finite(value)]
+        if self.opening is not None and not self.opening.is_alive():
+            self._opened()
+        if self.opening is None and self.run_id is not None and \
+                time.monotonic() - self.sent >= FLUSH_SECONDS:
+            self._try(self._flush)
+
+    def _flush(self) -> None:
+        """Send the epochs' values kept so far (those of a call that failed stay kept)."""
         from mlflow.entities import Metric
 
-        stamp = int(time.time() * 1000)
-        metrics = [Metric(store.EPOCH + key, float(value), stamp, epoch)
-                   for key, value in logs.items() if _finite(value)]
-        self._try(self.client.log_batch, self.run_id, metrics=metrics)
+        while self.pending:
+            batch = self.pending[:1000]  # MLflow takes 1000 metrics a call
+            self.client.log_batch(self.run_id, metrics=[Metric(*m) for m in batch])
+            del self.pending[:len(batch)]
+        self.sent = time.monotonic()
+
+    def _open_aside(self, run_id: str | None) -> None:
+        """The opening thread: open the MLflow run; a failure is said by :meth:`_opened`."""
+        try:
+            self._open(run_id)
+        except Exception as exc:  # noqa: BLE001  (fit's thread says it, once)
+            self.failure = exc
+            return
+        _warm_requirements()
+
+    def _opened(self) -> None:
+        """In fit's thread, once the MLflow run is open (waiting for it): say why it could not
+        be, and record its id in run.json (so that a resume or `nettrain track` continues it)."""
+        if self.opening is None:
+            return
+        self.opening.join()
+        self.opening = None
+        if self.failure is not None and self.broken is None:
+            self._failed(self.failure)
+        self._record(uploaded=False)
 
     def finish(self, path: Path | None = None, status: str | None = None) -> bool:
         """Upload what the run directory holds now (the history not yet logged, the final
@@ -132,10 +182,13 @@ class RunLogger:
         self.path = Path(path) if path is not None else self.path
         if self.path is None:
             return False
+        self._opened()
         if self.run_id is None and self.broken is None:
             self._try(self._open, (RunRecord(self.path).read().get(RECORD) or {}).get("run_id"))
         if self.run_id is not None:
             self._try(self._upload, status)
+            if self.broken is not None:  # never left RUNNING: `nettrain track` opens it again
+                self._end(status or "FAILED")
         self._record(uploaded=self.broken is None and self.run_id is not None)
         return self.broken is None
 
@@ -150,9 +203,9 @@ class RunLogger:
                 run = None
             if run is not None and run.info.lifecycle_stage == "active":
                 self.client.update_run(run_id, status="RUNNING")
-                self.run_id = run_id
+                self.run_id, self.experiment_id = run_id, run.info.experiment_id
                 return
-        experiment = store.experiment_id(self.client, self.place)
+        experiment = self.experiment_id = store.experiment_id(self.client, self.place)
         assert self.path is not None
         tags = {store.RUN_DIR_TAG: str(self.path.absolute()), "nettrain.name": self.config.name,
                 "mlflow.source.name": "nettrain", **self.tags}
@@ -183,9 +236,22 @@ class RunLogger:
         return self.path.name if self.parent else f"{self.config.name} {self.path.name}"
 
     def _upload(self, status: str | None) -> None:
+        """Send what the run directory holds now and end the MLflow run; Ctrl-C on the way
+        ends it KILLED (a failure: :meth:`finish` ends it FAILED)."""
+        try:
+            self._send()
+        except KeyboardInterrupt:
+            self._end("KILLED")
+            raise
+        record = RunRecord(self.path).read() if self.path else {}
+        self.client.set_terminated(self.run_id, status or STATUS.get(
+            str(record.get("status")), "FINISHED"))
+
+    def _send(self) -> None:
         from mlflow.entities import Metric
 
         assert self.path is not None and self.run_id is not None
+        self._flush()
         record = RunRecord(self.path).read()
         self._history()
         stamp = int(time.time() * 1000)
@@ -213,9 +279,14 @@ class RunLogger:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, value)
         if record.get("saved") and record.get("status") in ("completed", "interrupted"):
-            self._log_model()
-        self.client.set_terminated(self.run_id, status or STATUS.get(
-            str(record.get("status")), "FINISHED"))
+            self._log_model(step)
+
+    def _end(self, status: str) -> None:
+        """End the MLflow run as ``status`` if the store answers (else `nettrain track` will)."""
+        try:
+            self.client.set_terminated(self.run_id, status)
+        except Exception:  # noqa: BLE001  (the store is away: the one warning said so)
+            pass
 
     def _history(self) -> None:
         """Log the rows of history.csv whose epochs the MLflow run does not have yet (those
@@ -239,18 +310,23 @@ class RunLogger:
         for start in range(0, len(metrics), 1000):
             self.client.log_batch(self.run_id, metrics=metrics[start:start + 1000])
 
-    def _log_model(self) -> None:
-        """The saved model in MLflow's Keras flavour, with a signature and an input example
-        from the run's training data (none when the data cannot be read now)."""
+    def _log_model(self, step: int) -> None:
+        """The saved model, linked to the run (its "Logged models"), with a signature and an
+        input example of the run's training data (none when the data cannot be read now): a
+        model of named columns as a nettrain pyfunc model that takes raw rows
+        (:mod:`nettrain.tracking.pyfunc`), any other in MLflow's Keras flavour."""
+        from importlib.metadata import version
+
         import keras
         import mlflow
-        import tensorflow as tf
+        from mlflow.entities import LoggedModelOutput
+        from mlflow.models import Model
 
+        import nettrain
         from nettrain.model import saving
 
-        assert self.path is not None
+        assert self.path is not None and self.run_id is not None
         run = rundir.open_run(self.path)
-        model, _ = saving.load_model(self.path, None, run.dataset)
         if self.example is None:
             try:
                 from nettrain.data.loading import load_data
@@ -258,29 +334,48 @@ class RunLogger:
                 self.example = _sample(load_data(run.config, run.dataset))
             except Exception:  # noqa: BLE001  (the data moved: the model goes without one)
                 self.example = None
-        signature = None
-        if self.example is not None:
-            from mlflow.models import infer_signature
-
-            signature = infer_signature(self.example, model.predict(self.example, verbose=0))
-        requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
+        # the backend it runs on (its version from the installed package: importing
+        # TensorFlow for its version alone costs seconds when the run trained on JAX)
+        backend = keras.backend.backend()
+        requirements = [f"keras=={keras.__version__}", f"{backend}=={version(backend)}"]
+        experiment = self.experiment_id or self.client.get_run(self.run_id).info.experiment_id
+        logged = mlflow.initialize_logged_model(name=MODEL, source_run_id=self.run_id,
+                                                experiment_id=experiment)
+        described = Model(artifact_path=logged.artifact_location, run_id=self.run_id,
+                          model_id=logged.model_id, model_uuid=logged.model_id)
         # mlflow.keras.log_model with an input example fails on a folder it has not made yet
         # (mlflow/mlflow#16183, MLflow 2.22 to 3.x, leaving a FAILED logged model): the model is
-        # saved by the Keras flavour into a folder made here, then logged as the run's model.
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp) / MODEL
-            folder.mkdir()
-            mlflow.keras.save_model(model, str(folder), signature=signature,
-                                    input_example=self.example, pip_requirements=requirements)
-            experiment = self.client.get_run(self.run_id).info.experiment_id
-            logged = mlflow.initialize_logged_model(name=MODEL, source_run_id=self.run_id,
-                                                    experiment_id=experiment)
-            try:
+        # saved into a folder made here, then its files are logged as the logged model's.
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp) / MODEL
+                if run.dataset.get("columns"):  # named inputs: raw rows in
+                    from nettrain.tracking import pyfunc
+
+                    example = pyfunc.raw_rows(self.example, run.dataset) \
+                        if isinstance(self.example, dict) else None
+                    pyfunc.save(folder, self.path, example,
+                                [f"nettrain=={nettrain.__version__}", *requirements], described)
+                else:
+                    model, _ = saving.load_model(self.path, None, run.dataset)
+                    signature = None
+                    if self.example is not None:
+                        from mlflow.models import infer_signature
+
+                        signature = infer_signature(self.example,
+                                                    model.predict(self.example, verbose=0))
+                    folder.mkdir()
+                    mlflow.keras.save_model(model, str(folder), signature=signature,
+                                            input_example=self.example,
+                                            pip_requirements=requirements,
+                                            mlflow_model=described)
                 self.client.log_model_artifacts(logged.model_id, str(folder))
-            except BaseException:
-                mlflow.finalize_logged_model(logged.model_id, "FAILED")
-                raise
-            mlflow.finalize_logged_model(logged.model_id, "READY")
+        except BaseException:
+            mlflow.finalize_logged_model(logged.model_id, "FAILED")
+            raise
+        mlflow.finalize_logged_model(logged.model_id, "READY")
+        # the run's "Logged models" (MLflow 3 links a model to a run by the run's outputs)
+        self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step)])
         self.model_uri = f"models:/{logged.model_id}"
 
     # ------------------------------------------------------------------ failures, run.json
@@ -294,11 +389,15 @@ class RunLogger:
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001  (the store's failures never fail a run)
-            self.broken = one_line(exc)
-            later = store.again(self.place.uri, "nettrain", "track", self.path or "RUN",
-                                *store.naming(self.place.uri, "--uri"))
-            self.echo(f"Warning: MLflow ({self.place.shown}) failed: {self.broken}. The run "
-                      f"goes on and its directory is complete; upload it later with: {later}")
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        """The first failure: one warning; nothing is sent after it."""
+        self.broken = one_line(exc)
+        later = store.again(self.place.uri, "nettrain", "track", self.path or "RUN",
+                            *store.naming(self.place.uri, "--uri"))
+        self.echo(f"Warning: MLflow ({self.place.shown}) failed: {self.broken}. The run goes "
+                  f"on and its directory is complete; upload it later with: {later}")
 
     def _record(self, uploaded: bool) -> None:
         """Write the MLflow run's place and id into run.json (skipped while another process
@@ -308,7 +407,7 @@ class RunLogger:
         note: dict[str, Any] = {"uri": redacted(self.place.uri),
                                 "experiment": self.place.experiment, "run_id": self.run_id,
                                 "uploaded": uploaded}
-        if getattr(self, "model_uri", None):
+        if self.model_uri:
             note["model_uri"] = self.model_uri
         if self.broken:
             note["error"] = self.broken
@@ -317,6 +416,18 @@ class RunLogger:
         except Exception as exc:  # noqa: BLE001  (the MLflow run exists; only the note is lost)
             self.echo(f"Warning: run.json of {self.path} does not say where the run is in "
                       f"MLflow ({one_line(exc)}).")
+
+
+def _warm_requirements() -> None:
+    """Have MLflow build, now, the map of installed packages it checks a logged model's
+    requirements against (once a process; it reads every package's file list: 1-2 s). Built in
+    the opening thread while fit trains, the model's upload at the end does not wait for it."""
+    try:
+        from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+        warn_dependency_requirement_mismatches(["mlflow"])  # met: no warning, the map built
+    except Exception:  # noqa: BLE001  (another MLflow: the upload builds it, as before)
+        pass
 
 
 def _sample(data: Any) -> Any:

@@ -257,6 +257,9 @@ def client(uri: str) -> Any:
     uri = _connect(uri)
     for key, value in HTTP_SETTINGS.items():
         os.environ.setdefault(key, value)
+    # MLflow writes "View run ... at: URL" to stdout as a run ends, where nettrain's answer (the
+    # run directory, the run ids) is all there is; nettrain says where the run is on stderr.
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     import logging
 
     import mlflow
