@@ -102,7 +102,7 @@ def test_a_scratch_folder_is_the_launchers_when_it_made_one(tmp_path, monkeypatc
     made = tmp_path / "made"
     made.mkdir()
     monkeypatch.setenv(distributed.SCRATCH_VARIABLE, str(made))
-    assert distributed.scratch_dir(1, None) == (made, made)
+    assert distributed.scratch_dir(1, None) == (made, made / "run")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "run.json").write_text("{}")
     assert distributed.scratch_dir(1, tmp_path / "run") == (made, made / "run")

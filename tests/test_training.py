@@ -248,6 +248,20 @@ PATHS = {"tensorflow": ({"KERAS_BACKEND": "tensorflow"}, [], []),
          "processes-2": ({}, [], ["--processes", "2"])}
 
 
+# Several nettrain commands in one process, as a user would run them one after the other:
+# [stderr, exit status] of each, as the last line.
+COMMANDS = """
+import json, sys
+from typer.testing import CliRunner
+from nettrain.cli import app
+ends = []
+for command in json.loads(sys.argv[1]):
+    result = CliRunner().invoke(app, command)
+    ends.append([result.stderr, result.exit_code])
+print(json.dumps(ends))
+"""
+
+
 def nan_config() -> dict:
     """The learning rate grows a millionfold each epoch: epoch 1 is fine, then it diverges."""
     return tiny_config(
@@ -389,17 +403,25 @@ def test_every_stop_keeps_its_promises_on_each_path(runner, tmp_path, path):
     # the resumed run ends with the weights of an uninterrupted one; a NaN loss stops with its
     # message, keeping the last good epoch as the run's model
     write_config(tmp_path / "nan.yaml", nan_config())
-    procs = [_start(env, tmp_path, "fit", "--resume", run, f"fit.epochs={done + 1}", *several),
-             _start(env, tmp_path, "fit", "c.yaml", *overrides, f"fit.epochs={done + 1}",
-                    *several, "--run-dir", tmp_path / "full"),
-             _start(env, tmp_path, "fit", "nan.yaml", *overrides, *several, "--run-dir",
-                    tmp_path / "nan")]
-    (_, resumed), (_, full), (_, nan) = (p.communicate(timeout=600) for p in procs)
-    assert procs[0].returncode == 0 and procs[1].returncode == 0, resumed + full
+    commands = [["fit", "--resume", str(run), f"fit.epochs={done + 1}", *several],
+                ["fit", "c.yaml", *overrides, f"fit.epochs={done + 1}", *several, "--run-dir",
+                 str(tmp_path / "full")],
+                ["fit", "nan.yaml", *overrides, *several, "--run-dir", str(tmp_path / "nan")]]
+    if several:  # three launchers at once
+        procs = [_start(env, tmp_path, *command) for command in commands]
+        ends = [(p.communicate(timeout=600)[1], p.returncode) for p in procs]
+    else:  # one process (each start of a backend costs seconds) with the three commands
+        helper = subprocess.run([sys.executable, "-c", COMMANDS, json.dumps(commands)],
+                               cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=600, check=False)
+        assert helper.returncode == 0, helper.stderr[-3000:]
+        ends = json.loads(helper.stdout.splitlines()[-1])
+    (resumed, code_resumed), (full, code_full), (nan, code_nan) = ends
+    assert code_resumed == 0 and code_full == 0, resumed + full
     assert_identical(weights(tmp_path / "full"), weights(run))
     assert (tmp_path / "full" / "history.csv").read_text() == (run / "history.csv").read_text()
     said = " ".join(nan.split())
-    assert procs[2].returncode == 1, nan[-3000:]
+    assert code_nan == 1, nan[-3000:]
     assert said.count("the loss became NaN or infinite in epoch 2") == 1, said
     assert "the last good checkpoint is from epoch 1" in said
     assert "keeps the history, the last good checkpoint (checkpoints/last.keras) and its " \

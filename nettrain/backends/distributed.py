@@ -140,7 +140,7 @@ def _native_output_to_stderr() -> None:
 
 def scratch_dir(process_id: int, resume: Path | None) -> tuple[Path, Path]:
     """The folder a process other than 0 works in and, in it, the run directory it writes
-    to: empty for a new run, a copy of the run directory for a resume (made before joining,
+    to: a new one for a new run, a copy of the run directory for a resume (made before joining,
     so before process 0 changes it). The folder is the launcher's (``SCRATCH_VARIABLE``),
     else, for a process started by hand, a new one; its caller removes it
     (:func:`remove_scratch`), and the launcher its own, also after a kill. A folder whose
@@ -149,9 +149,9 @@ def scratch_dir(process_id: int, resume: Path | None) -> tuple[Path, Path]:
     given = os.environ.get(SCRATCH_VARIABLE)
     folder = Path(given) if given else _new_scratch(process_id)[0]
     if resume is None:
-        return folder, folder
+        return folder, folder / "run"
     copy = folder / "run"
-    shutil.copytree(resume, copy, ignore=shutil.ignore_patterns("*.lock", ".lock*", OWNER))
+    shutil.copytree(resume, copy, ignore=shutil.ignore_patterns("*.lock", ".lock*"))
     return folder, copy
 
 
