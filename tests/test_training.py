@@ -334,6 +334,21 @@ def _stopped_cleanly(code: int | None, err: str, run: Path, tmp_path: Path) -> i
     return record["epochs_completed"]
 
 
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_model(runner, tmp_path):
+    """In this process (TensorFlow); every backend and loop: the test below."""
+    path = write_config(tmp_path / "c.yaml", nan_config())
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "the loss became NaN or infinite in epoch 2" in result.stderr
+    assert "the last good checkpoint is from epoch 1" in result.stderr
+    run = tmp_path / "run"
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "failed" and "epoch 2" in record["error"]
+    assert record["saved"] == ["model.keras"]  # before: no model file at all
+    assert_identical(weights(run), weights(run, "checkpoints/last.keras"))
+    assert all(np.isfinite(w).all() for w in weights(run))
+
+
 def test_a_second_stop_waits_for_the_save_of_the_first():
     """While a stopped run saves its last epoch, a second Ctrl-C (an impatient user) or the
     launcher's SIGTERM after the terminal's Ctrl-C is noted, not raised: the save is whole."""
@@ -344,10 +359,13 @@ def test_a_second_stop_waits_for_the_save_of_the_first():
     _stop_cleanly_on_signals()
     stops = StopNotes()
     try:
-        with stops.held():
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGTERM)
-            saved = True  # the signals' handlers ran above, at the next bytecode
+        try:
+            with stops.held():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)
+                saved = True  # the signals' handlers ran above, at the next bytecode
+        except KeyboardInterrupt:
+            pytest.fail("a second stop cut the save of the first")
         assert saved and stops.noted == [signal.SIGINT, signal.SIGTERM]
         with pytest.raises(KeyboardInterrupt):  # outside, a stop stops
             os.kill(os.getpid(), signal.SIGTERM)
