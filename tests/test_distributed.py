@@ -102,7 +102,7 @@ def test_a_scratch_folder_is_the_launchers_when_it_made_one(tmp_path, monkeypatc
     made = tmp_path / "made"
     made.mkdir()
     monkeypatch.setenv(distributed.SCRATCH_VARIABLE, str(made))
-    assert distributed.scratch_dir(1, None) == (made, made)
+    assert distributed.scratch_dir(1, None) == (made, made / "run")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "run.json").write_text("{}")
     assert distributed.scratch_dir(1, tmp_path / "run") == (made, made / "run")
@@ -226,34 +226,102 @@ def test_the_backend_policy_refuses_another_backend_for_several_processes(
     assert not (tmp_path / "runs").exists()
 
 
-def test_ctrl_c_stops_every_process_at_one_epoch_and_the_run_says_so_once(fitted: dict) -> None:
-    """Ctrl-C in the terminal reaches the launcher and its processes (one process group):
-    they stop at the end of an epoch they agree on, process 0 saves it and says how to go on,
-    once; process 1's own words (naming its scratch folder) are not shown. Before, process 0
-    could stop one step apart from process 1 (a collective mismatch) or hold arrays its step
-    had donated ("Array has been deleted"), leaving run.json running."""
-    folder = fitted["folder"]
-    config = folder / "ctrl-c.yaml"
-    config.write_text(yaml.safe_dump({**CONFIG, "name": "ctrl-c",
-                                      "fit": {"epochs": 100000, "batch_size": 16,
-                                              "checkpoint_every_seconds": 0}}))
-    run = folder / "ctrl-c-run"
-    launcher = subprocess.Popen(_nettrain("fit", str(config), "--processes", "2", "--run-dir",
-                                          str(run)), cwd=folder, env=_env(folder),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-    last = run / "checkpoints" / "last.keras"
-    deadline = time.monotonic() + 300
-    while not last.is_file() and launcher.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert last.is_file(), "no epoch was checkpointed"
-    time.sleep(0.5)
-    os.killpg(launcher.pid, signal.SIGINT)
-    _, err = launcher.communicate(timeout=120)
-    said = " ".join(err.split())
-    assert launcher.returncode == 130, err[-3000:]
-    record = yaml.safe_load((run / "run.json").read_text())
-    assert record["status"] == "interrupted", err[-3000:]
-    assert f"Continue with: nettrain fit --resume {run}" in said
-    assert "nettrain-process-" not in said and said.count("Interrupted.") == 1, said[-3000:]
-    assert _scratch_left(folder) == []
+# ------------------------------------------------- the launcher's end, its processes' end
+
+
+def _words(text: str):
+    import tempfile
+
+    file = tempfile.TemporaryFile()
+    file.write(text.encode())
+    return file
+
+
+NAN = ("Training stopped: the loss became NaN or infinite in epoch 2 (by batch 12); the last "
+       "good checkpoint is from epoch 1.")
+
+
+@pytest.mark.parametrize("ended, first, asked, words, record, code, printed", [
+    # a NaN: each process stops on it, process 1 first; process 0 said it: once
+    ([1, 1], 1, [], f"Error: {NAN}\nThe run directory /tmp/x keeps ...",
+     {"status": "failed", "error": NAN}, 1, ""),
+    # process 1 failed on its own, process 0 then in a collective: both are said
+    ([1, 1], 1, [], "Error: MemoryError: out of memory",
+     {"status": "failed", "error": "Training failed: gloo: connection closed by peer"}, 1,
+     "Process 1 of 2 ended first, with exit code 1 (Error: MemoryError: out of memory)."),
+    # Ctrl-C or SIGTERM to the launcher: process 0 saved and said how to go on
+    ([130, 130], 1, [signal.SIGINT], "", {"status": "interrupted"}, 130, ""),
+    # a second Ctrl-C stopped them before process 0 could save: the launcher says it
+    ([None, 130], 1, [signal.SIGINT], "", {"status": "running"}, 130,
+     "Interrupted: the processes were stopped. Continue with: RESUME"),
+    # SIGTERM to process 1 alone: they stop together, process 0 speaks
+    ([130, 130], 1, [], "", {"status": "interrupted"}, 130, ""),
+    # every process ended well, though a stop came at the end
+    ([0, 0], None, [signal.SIGTERM], "", {"status": "completed"}, None, ""),
+], ids=["nan", "worker-error", "stop", "forced", "worker-stopped", "done"])
+def test_process_0_speaks_for_the_run_once(capsys, ended, first, asked, words, record, code,
+                                           printed) -> None:
+    said = [None, _words(words)]
+    if code is None:
+        distributed._outcome(2, ended, first, asked, said, lambda: "Continue with: RESUME",
+                             lambda: record)
+    else:
+        with pytest.raises(SystemExit) as stop:
+            distributed._outcome(2, ended, first, asked, said, lambda: "Continue with: RESUME",
+                                 lambda: record)
+        assert stop.value.code == code
+    assert capsys.readouterr().err.strip() == printed
+
+
+def test_a_killed_process_stops_the_run_with_the_advice() -> None:
+    from nettrain.errors import RunError
+
+    with pytest.raises(RunError, match=r"^Process 1 of 2 was killed by signal 9; the other "
+                                       r"processes were stopped, so the run stopped\. Go on\.$"):
+        distributed._outcome(2, [None, -9], None, [], [None, _words("")], lambda: "Go on.",
+                             dict)
+
+
+def test_scratch_folders_no_process_owns_are_swept(tmp_path, monkeypatch) -> None:
+    """A kill -9 of the launcher and of its process leaves the scratch folder: the next
+    launch removes it, and only it (the owner lock is free when its owners died)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    owned, fd = distributed._new_scratch(1)  # held by this process, as a living one holds it
+    dead = tmp_path / "nettrain-process-1-dead"
+    dead.mkdir()
+    (dead / distributed.OWNER).write_text("")  # no process holds its lock
+    other = tmp_path / "nettrain-process-1-other"  # not a folder nettrain marked: left alone
+    other.mkdir()
+    try:
+        distributed.sweep_scratch()
+        assert owned.is_dir() and other.is_dir() and not dead.exists()
+    finally:
+        distributed._OWNED.remove(fd)
+        os.close(fd)
+    distributed.sweep_scratch()
+    assert not owned.exists()
+
+
+def test_a_launchers_process_is_told_to_stop_when_the_launcher_is_gone(monkeypatch) -> None:
+    """Where Linux's parent-death signal is not to be had, the process watches a pipe of the
+    launcher's: its end (the launcher died, even by kill -9) is a SIGTERM. A process whose
+    launcher died before it could follow it stops at once."""
+    import threading
+
+    told = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: told.set())
+    try:
+        read, write = os.pipe()
+        distributed._watch_pipe(read)
+        os.close(write)
+        assert told.wait(60)
+        told.clear()
+        monkeypatch.setattr(distributed, "_die_with_parent", lambda: True)
+        monkeypatch.setenv(distributed.LAUNCHER_VARIABLE, f"{os.getppid() + 10**7}:-1")
+        distributed.follow_launcher()
+        assert told.wait(60)
+        assert distributed.LAUNCHER_VARIABLE not in os.environ  # not for its own children
+    finally:
+        signal.signal(signal.SIGTERM, previous)

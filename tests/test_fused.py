@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -142,30 +140,5 @@ def test_class_weight_trains_with_model_fit_which_weighs_the_rows(checks: dict) 
     assert checks["weighted_diff"] > 1e-3, checks["weighted_diff"]
 
 
-def test_ctrl_c_on_the_fused_path_saves_the_last_epoch_and_marks_the_run(tmp_path) -> None:
-    # As on model.fit's path: exit 130, run.json interrupted, the last completed epoch saved.
-    config = {"name": "long", "seed": 0,
-              "data": {"synthetic": {"n_samples": 2000, "n_features": 5, "n_classes": 3}},
-              "model": {"layers": [{"Dense": {"units": 3, "activation": "softmax"}}]},
-              "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy"},
-              "fit": {"epochs": 5000, "batch_size": 16, "checkpoint_every_seconds": 0},
-              "save": {"formats": ["keras"]}}
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "nettrain", "fit", "c.yaml", "--run-dir",
-                             str(run)], cwd=tmp_path, env=_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    last = run / "checkpoints" / "last.keras"
-    deadline = time.monotonic() + 300
-    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-3000:]
-    assert "Traceback" not in err
-    assert f"the model of the last one is saved. Continue with: nettrain fit --resume {run}" \
-        in " ".join(err.split())
-    record = json.loads((run / "run.json").read_text())
-    assert record["training"] == {"loop": "fused"}
-    assert record["status"] == "interrupted" and 1 <= record["epochs_completed"] < 5000
-    assert record["saved"] == ["model.keras"] and (run / "model.keras").is_file()
+# Ctrl-C, SIGTERM, kill -9 and a NaN on the fused path: test_training.py's
+# test_every_stop_keeps_its_promises_on_each_path[jax-fused] (and [processes-2]).

@@ -39,6 +39,9 @@ GRACE_SECONDS = 5
 # The scratch directory the launcher made for a process other than 0 (and removes).
 SCRATCH_VARIABLE = "NETTRAIN_PROCESS_SCRATCH"
 INTERRUPTED = 130  # the exit code of a fit stopped by Ctrl-C or SIGTERM
+# A launcher's process: "PID:FD", the launcher's pid and the read end of a pipe it holds.
+LAUNCHER_VARIABLE = "NETTRAIN_LAUNCHER"
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
 def check(coordinator: str | None, process_id: int | None, num_processes: int | None,
@@ -137,21 +140,56 @@ def _native_output_to_stderr() -> None:
 
 def scratch_dir(process_id: int, resume: Path | None) -> tuple[Path, Path]:
     """The folder a process other than 0 works in and, in it, the run directory it writes
-    to: empty for a new run, a copy of the run directory for a resume (made before joining,
+    to: a new one for a new run, a copy of the run directory for a resume (made before joining,
     so before process 0 changes it). The folder is the launcher's (``SCRATCH_VARIABLE``),
     else, for a process started by hand, a new one; its caller removes it
-    (:func:`remove_scratch`), and the launcher its own, also after a kill."""
+    (:func:`remove_scratch`), and the launcher its own, also after a kill. A folder whose
+    owners all died (a ``kill -9`` of the launcher and of its process) is removed by the next
+    launch (:func:`sweep_scratch`)."""
     given = os.environ.get(SCRATCH_VARIABLE)
-    folder = Path(given) if given else _new_scratch(process_id)
+    folder = Path(given) if given else _new_scratch(process_id)[0]
     if resume is None:
-        return folder, folder
+        return folder, folder / "run"
     copy = folder / "run"
     shutil.copytree(resume, copy, ignore=shutil.ignore_patterns("*.lock", ".lock*"))
     return folder, copy
 
 
-def _new_scratch(process_id: int) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"nettrain-process-{process_id}-"))
+OWNER = ".owner"  # in a scratch folder: locked (flock) while a process of it lives
+_OWNED: list[int] = []  # the owner locks this process holds (open for its lifetime)
+
+
+def _new_scratch(process_id: int) -> tuple[Path, int]:
+    """A new scratch folder and the descriptor of its owner lock, held from before the lock
+    file has its name (so a sweep never finds it unlocked): the launcher hands it to the
+    process (which holds it on if the launcher is killed); a process started by hand keeps it."""
+    import fcntl
+
+    folder = Path(tempfile.mkdtemp(prefix=f"nettrain-process-{process_id}-"))
+    fd = os.open(folder / f"{OWNER}.new", os.O_CREAT | os.O_WRONLY, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(folder / f"{OWNER}.new", folder / OWNER)
+    _OWNED.append(fd)
+    return folder, fd
+
+
+def sweep_scratch() -> None:
+    """Remove the scratch folders in the temporary folder that no living process owns (their
+    launcher and process were killed with ``kill -9``, which no clean-up outlives)."""
+    import fcntl
+
+    for folder in Path(tempfile.gettempdir()).glob("nettrain-process-*"):
+        try:
+            fd = os.open(folder / OWNER, os.O_RDONLY)
+        except OSError:
+            continue  # not a scratch folder of this nettrain, or not yet named: not ours
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a living process owns it
+        finally:
+            os.close(fd)
+        remove_scratch(folder)
 
 
 def remove_scratch(folder: Path) -> None:
@@ -164,63 +202,164 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(arguments: list[str], processes: int, advice: Callable[[], str]) -> None:
+def follow_launcher() -> None:
+    """In a process ``fit --processes`` started: end with the launcher. When the launcher
+    dies, even by ``kill -9``, this process gets SIGTERM (a clean stop: process 0 saves the
+    epoch the processes agree on and says how to go on; the others remove their scratch
+    folder): Linux's ``prctl(PR_SET_PDEATHSIG)``, elsewhere a thread that waits for the end
+    of the launcher's pipe."""
+    given = os.environ.pop(LAUNCHER_VARIABLE, None)  # for this process, not its children
+    if not given:
+        return
+    pid, _, fd = given.partition(":")
+    if not _die_with_parent():
+        _watch_pipe(int(fd))
+    if os.getppid() != int(pid):  # the launcher died before this process was told to follow
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _die_with_parent() -> bool:
+    """Ask Linux for SIGTERM when the parent dies; False where that cannot be asked."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_pipe(fd: int) -> None:
+    """SIGTERM to this process when the pipe's write end (the launcher's) closes."""
+    import threading
+
+    def wait() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(fd, 1):
+                pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait, name="launcher watch", daemon=True).start()
+
+
+def launch(arguments: list[str], processes: int, advice: Callable[[], str],
+           record: Callable[[], dict[str, Any]] = dict) -> None:
     """Run ``nettrain fit ARGUMENTS`` as ``processes`` processes joined on 127.0.0.1.
 
-    Process 0 shows its progress and prints the run directory; the others run quiet, each in
-    a scratch folder made here and removed when they end, however they end (a killed process
-    cannot remove its own). When one ends with an error or is killed, the others are
-    stopped, and RunError adds ``advice()``: how to go on, read from the run directory once
-    every process ended (process 0's own message, for a config or data error, is its exit
-    code). Process 0 speaks for the run: what the others print is kept aside (a file of no
-    name) and shown only when one of them is the cause. Ctrl-C (or a process that ended by
-    it, exit 130) stops them all, each saving its last epoch, and ends with exit 130 (process
-    0 has said what it saved and how to go on).
+    Process 0 speaks for the run: it shows its progress, prints the run directory and, when
+    the run stops, what it kept and how to go on; the others run quiet, each in a scratch
+    folder made here and removed when they end, however they end. Each process is in a
+    process group of its own and follows the launcher (:func:`follow_launcher`): Ctrl-C or
+    SIGTERM here is passed on once to each (they stop at the end of an epoch they agree on,
+    process 0 saves it), a second one stops them at once; ``kill -9`` of the launcher stops
+    them too. A process that ends by itself (a NaN loss, an error, a stop) leaves the others
+    a while to end alike (``record()``: the run's record, where process 0 says how the run
+    ended, so the same failure is said once); a killed one stops them at once, and RunError adds ``advice()``:
+    how to go on, read from the run directory once every process ended. A stop ends with
+    SystemExit(130), a failure process 0 said with its exit status.
     """
+    sweep_scratch()
     coordinator = f"127.0.0.1:{free_port()}"
     children: list[subprocess.Popen] = []
     scratch: list[Path] = []
     said: list[Any] = [None]  # what each process other than 0 printed (a file of no name)
-    failed: tuple[int, int] | None = None
+    pipes: list[int] = []  # the write ends of the pipes the processes watch
+    asked: list[int] = []  # the signals that asked this launcher to stop
+    ended: list[int | None] = [None] * processes  # how each process ended by itself
+    first: int | None = None  # the first to end with an error or a stop
+    forced = False
+
+    def stop(signum: int, frame: Any) -> None:
+        if asked:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop them now
+        asked.append(signum)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         for i in range(processes):
             env = dict(os.environ)  # KERAS_BACKEND=jax, set by select.use from the policy
+            keep: list[int] = []
             if i:
-                scratch.append(_new_scratch(i))
-                env[SCRATCH_VARIABLE] = str(scratch[-1])
+                folder, owner = _new_scratch(i)
+                scratch.append(folder)
+                keep.append(owner)
+                env[SCRATCH_VARIABLE] = str(folder)
                 said.append(tempfile.TemporaryFile())
+            read, write = os.pipe()
+            pipes.append(write)
+            env[LAUNCHER_VARIABLE] = f"{os.getpid()}:{read}"
             argv = [sys.executable, "-m", "nettrain", "fit", *arguments, "--coordinator",
                     coordinator, "--process-id", str(i), "--num-processes", str(processes)]
             if i:
                 argv.append("--quiet")
-            children.append(subprocess.Popen(argv, env=env, stderr=said[i],
-                                             stdout=None if i == 0 else subprocess.DEVNULL))
-        while failed is None:
-            codes = [c.poll() for c in children]
-            ended = sorted(((code >= 0, i, code) for i, code in enumerate(codes)
-                            if code not in (None, 0)))  # a killed process first: the cause
-            if ended:
-                failed = ended[0][1:]
-            elif all(code == 0 for code in codes):
+            children.append(subprocess.Popen(
+                argv, env=env, stderr=said[i], stdout=None if i == 0 else subprocess.DEVNULL,
+                pass_fds=(read, *keep), process_group=0))
+            os.close(read)
+            if asked:  # asked to stop while they started
+                children[-1].send_signal(signal.SIGTERM)
+        deadline = None
+        while not all(code is not None for code in ended):
+            ended = [c.poll() for c in children]
+            if any(code is not None and code < 0 for code in ended):
+                break  # a killed process: the others cannot go on
+            if first is None:
+                first = next((i for i, code in enumerate(ended) if code), None)
+                if first is not None:  # they meet the same end, or fail in a collective
+                    deadline = time.monotonic() + GRACE_SECONDS + \
+                        (HEARTBEAT_SECONDS if ended[first] == INTERRUPTED else 0)
+            if deadline is not None and time.monotonic() > deadline:
                 break
             time.sleep(0.1)
     except KeyboardInterrupt:
-        failed = (0, INTERRUPTED)
-        _wait(children, GRACE_SECONDS)  # Ctrl-C reached them too: a SIGTERM would cut a save
+        forced = True
     finally:
-        _stop(children)
+        for signum in previous:  # the clean-up runs whole
+            signal.signal(signum, lambda number, frame: None)
+        ended = [c.poll() for c in children]
+        _stop(children, at_once=forced)
+        for fd in pipes:
+            os.close(fd)
         for folder in scratch:
             remove_scratch(folder)
-    if failed is None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    _outcome(processes, ended, first, asked, said, advice, record)
+
+
+def _outcome(processes: int, ended: list[int | None], first: int | None, asked: list[int],
+             said: list[Any], advice: Callable[[], str],
+             record: Callable[[], dict[str, Any]]) -> None:
+    """How ``fit --processes`` ends, from how each process ended by itself (None: stopped by
+    the launcher): process 0 speaks for the run when it could."""
+    if all(code == 0 for code in ended):
         return
-    index, code = failed
-    if code == INTERRUPTED:
+    killed = next((i for i, code in enumerate(ended) if code is not None and code < 0), None)
+    if asked or (first is not None and ended[first] == INTERRUPTED and killed is None):
+        if ended[0] != INTERRUPTED or record().get("status") != "interrupted":
+            # stopped before process 0 could save and say so
+            print(f"Interrupted: the processes were stopped. {advice()}", file=sys.stderr)
         raise SystemExit(INTERRUPTED)  # process 0 said what it saved and how to go on
-    if code == 2:
-        raise SystemExit(code)  # the process said why: a config, data or usage error
+    cause = killed if killed is not None else first
+    if cause is None:
+        return
+    code = ended[cause]
+    assert code is not None
+    if killed is None and ended[0] in (1, 2):  # process 0 said why the run failed
+        words = _last_words(said[cause]) if cause else ""
+        error = " ".join(str(record().get("error") or "").split())
+        if words and not (error and error in " ".join(words.split())):
+            print(f"Process {cause} of {processes} ended first, with exit code {code}{words}.",
+                  file=sys.stderr)
+        raise SystemExit(ended[0])
     how = f"was killed by signal {-code}" if code < 0 else f"ended with exit code {code}"
-    last = _last_words(said[index]) if index and code > 0 else ""  # killed: no last words
-    raise RunError(f"Process {index} of {processes} {how}{last}; the other processes were "
+    last = _last_words(said[cause]) if cause and code > 0 else ""  # killed: no last words
+    raise RunError(f"Process {cause} of {processes} {how}{last}; the other processes were "
                    f"stopped, so the run stopped. {advice()}")
 
 
@@ -234,20 +373,12 @@ def _last_words(file: Any) -> str:
     return f" ({(errors or lines)[-1][:300]})" if lines else ""
 
 
-def _wait(children: list[subprocess.Popen], seconds: float) -> None:
-    """Wait up to ``seconds`` in all for the processes to end by themselves."""
-    deadline = time.monotonic() + seconds
-    for child in children:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(max(0.0, deadline - time.monotonic()))
-
-
-def _stop(children: list[subprocess.Popen]) -> None:
+def _stop(children: list[subprocess.Popen], at_once: bool = False) -> None:
     """End the processes still running: SIGTERM, then SIGKILL after GRACE_SECONDS (a process
-    waiting in a collective for a dead peer does not see SIGTERM)."""
+    waiting in a collective for a dead peer does not see SIGTERM); ``at_once``: SIGKILL."""
     for child in children:
         if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+            child.send_signal(signal.SIGKILL if at_once else signal.SIGTERM)
     deadline = time.monotonic() + GRACE_SECONDS
     for child in children:
         try:

@@ -117,10 +117,11 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
     several = processes > 1
     callbacks.on_train_begin()
     logs: dict[str, Any] = {}
-    for epoch in range(initial_epoch, epochs):
-        # Several processes stop together, at the end of an epoch they all agree on (one
-        # stopping while another waits in a step's collective breaks the collectives).
-        with _whole(at_once=False) if several else contextlib.nullcontext([]) as noted:
+    # Several processes stop together, at the end of an epoch they all agree on (one stopping
+    # while another waits in a step's collective breaks the collectives): a Ctrl-C or SIGTERM
+    # is noted for the whole loop, and the processes ask each other at each epoch's end.
+    with _whole(at_once=False) if several else contextlib.nullcontext([]) as noted:
+        for epoch in range(initial_epoch, epochs):
             model.reset_metrics()
             callbacks.on_epoch_begin(epoch)
             callbacks.on_train_batch_begin(0)
@@ -163,10 +164,12 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
                 epoch_logs.update({f"val_{k}": float(v) for k, v in val.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs
-        if several and _anyone(noted):
-            raise KeyboardInterrupt
-        if model.stop_training:
-            break
+            if several and _anyone(noted):
+                break
+            if model.stop_training:
+                break
+    if noted:  # every process asked, and each one stops here
+        raise KeyboardInterrupt
     if epochs > initial_epoch:
         model.optimizer.finalize_variable_values(model.trainable_weights)
     callbacks.on_train_end(logs=logs)

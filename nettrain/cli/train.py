@@ -147,6 +147,8 @@ def fit(
         if process_id is not None and process_id > 0:  # process 0 alone writes the run dir
             scratch, work = distributed.scratch_dir(process_id, resume)
             run_dir, resume = (None, work) if resume is not None else (work, None)
+        _stop_cleanly_on_signals()  # also while joining: a stop removes the scratch folder
+        distributed.follow_launcher()  # a launcher's process ends with it (even a kill -9)
         try:  # a scratch folder never outlives its process (the launcher's, not even a kill)
             if process_id is not None:
                 distributed.join(coordinator, process_id, num_processes)
@@ -155,7 +157,6 @@ def fit(
             from nettrain.run import directory as rundir
             from nettrain.run.record import RunRecord
 
-            _stop_cleanly_on_signals()
             echo = lambda text: common.err.print(  # noqa: E731
                 shown(text, lines=True), highlight=False, markup=False, soft_wrap=True)
             display = progress.Display(common.err, quiet=quiet)
@@ -220,7 +221,19 @@ def _launch(processes: int, config: Path | None, overrides: list[str], run_dir: 
     again += ["--processes", str(processes)]
     _stop_cleanly_on_signals()  # Ctrl-C or SIGTERM: every process saves its epoch and ends
     distributed.launch(arguments, processes,
-                       lambda: _go_on(run_dir, processes, command(*again), made))
+                       lambda: _go_on(run_dir, processes, command(*again), made),
+                       lambda: _record(run_dir))
+
+
+def _record(run_dir: Path) -> dict:
+    """The run's record as process 0 left it ({} when there is none, or it is unreadable)."""
+    from nettrain.errors import NettrainError
+    from nettrain.run.record import RunRecord
+
+    try:
+        return RunRecord(run_dir).read()
+    except (NettrainError, OSError):
+        return {}
 
 
 def _go_on(run_dir: Path, processes: int, again: str, made: bool) -> str:

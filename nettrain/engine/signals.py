@@ -5,6 +5,7 @@ sweep trial) ends interrupted and resumable, never half-written.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -43,6 +44,25 @@ class StopNotes:
     def check(self) -> None:
         if self.noted:
             raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Within the block (the save of a stopped run) Ctrl-C and SIGTERM are only noted: a
+        second Ctrl-C, or a launcher's SIGTERM that follows the terminal's, must not cut the
+        save that makes the stop clean."""
+        import signal
+
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if callable(signal.getsignal(signum)):
+                with contextlib.suppress(ValueError):  # not the main thread: as it was
+                    previous[signum] = signal.signal(
+                        signum, lambda number, frame: self.noted.append(number))
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def restore(self) -> None:
         import signal

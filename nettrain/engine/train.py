@@ -317,17 +317,23 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
                                   sample=data.sample(8)[0], info=data.describe())
         stops.check()
     except KeyboardInterrupt:
-        _interrupted(prepared, path, checkpoint, echo)
+        with stops.held():  # a second Ctrl-C (or the launcher's SIGTERM) waits for the save
+            _interrupted(prepared, path, checkpoint, echo)
         raise
     except _NaN as exc:
-        _mark_failed(path, str(exc), checkpoint.completed)
-        kept = (f"the history and the last good checkpoint ({checkpoints.FOLDER}/"
-                f"{checkpoints.LAST})" if checkpoint.completed else "the config and the history")
+        with stops.held():  # the last good epoch is saved whole, whatever signal comes
+            formats, saved = _save_last_good(prepared, path, checkpoint)
+            _mark_failed(path, str(exc), checkpoint.completed, formats)
+        kept = "the config and the history"
+        if checkpoint.completed:
+            kept = (f"the history, the last good checkpoint ({checkpoints.FOLDER}/"
+                    f"{checkpoints.LAST}) and " + (saved if formats else f"its epoch; {saved}"))
         raise RunError(f"{exc}\nThe run directory {path} keeps {kept}. Lower the learning rate, "
                        "or check the data for NaN or huge values.") from None
     except Exception as exc:
         if stops.noted:  # TensorFlow's C++ code turned the KeyboardInterrupt into this
-            _interrupted(prepared, path, checkpoint, echo)
+            with stops.held():
+                _interrupted(prepared, path, checkpoint, echo)
             raise KeyboardInterrupt from None
         with contextlib.suppress(Exception):  # keep the epochs done, if the disk lets us
             checkpoint.flush()
@@ -431,33 +437,41 @@ def _arguments(data: Data, split: str, config: Config, training: bool = False,
                       schedule=schedule)}
 
 
-def _mark_failed(path: Path, error: str, completed: int) -> None:
+def _mark_failed(path: Path, error: str, completed: int, saved: list[str] | None = None) -> None:
     """Mark the run failed, if the disk lets us (a full disk leaves it 'running': both resume)."""
     with contextlib.suppress(OSError):
-        RunRecord(path).failed(error, completed)
+        RunRecord(path).failed(error, completed, saved)
+
+
+def _save_last_good(prepared: Prepared, path: Path, checkpoint: Any) -> tuple[list[str], str]:
+    """Save the model of the last completed epoch (its checkpoint) in ``save.formats``, for a
+    run stopped early (Ctrl-C, SIGTERM, a NaN loss); return the files written and what to
+    tell the user. A save that fails (a full disk) is said, not raised: the checkpoint is what
+    a resume needs. Nothing is saved when no epoch completed."""
+    from nettrain.run import checkpoints
+
+    if not checkpoint.completed:
+        return [], "no model is saved"
+    model, config = prepared.model, prepared.config
+    last = path / checkpoints.FOLDER / checkpoints.LAST
+    try:
+        checkpoint.flush()  # the last completed epoch, if not yet on the disk
+        model.load_weights(last)
+        formats = saving.save_model(model, path, config.save.formats,
+                                    sample=prepared.data.sample(8)[0],
+                                    info=prepared.data.describe())
+    except (OSError, RunError) as exc:
+        return [], (f"the model could not be saved ({' '.join(str(exc).split())[:200]}), "
+                    f"its checkpoint is kept ({checkpoints.FOLDER}/{checkpoints.LAST})")
+    return formats, f"its model ({', '.join(formats)})"
 
 
 def _interrupted(prepared: Prepared, path: Path, checkpoint: Any, echo: Any) -> None:
-    """Ctrl-C: save the model of the last completed epoch, mark the run interrupted.
-
-    A save that fails (a full disk) is said, not raised: the checkpoint is what a resume needs.
-    """
-    from nettrain.run import checkpoints
-
-    model, config = prepared.model, prepared.config
-    sample, info = prepared.data.sample(8)[0], prepared.data.describe()
-    last = path / checkpoints.FOLDER / checkpoints.LAST
-    formats: list[str] = []
-    saved = "the model of the last one is saved"
-    if checkpoint.completed:
-        try:
-            checkpoint.flush()  # the last completed epoch, if not yet on the disk
-            model.load_weights(last)
-            formats = saving.save_model(model, path, config.save.formats, sample=sample,
-                                      info=info)
-        except (OSError, RunError) as exc:
-            saved = (f"the model could not be saved ({' '.join(str(exc).split())[:200]}), "
-                     f"its checkpoint is kept ({checkpoints.FOLDER}/{checkpoints.LAST})")
+    """Ctrl-C or SIGTERM: save the model of the last completed epoch, mark the run
+    interrupted, say how to go on."""
+    formats, saved = _save_last_good(prepared, path, checkpoint)
+    if formats:
+        saved = "the model of the last one is saved"
     with contextlib.suppress(OSError):  # a full disk: the run stays 'running', which resumes
         RunRecord(path).interrupted(checkpoint.completed, formats)
     if checkpoint.completed:

@@ -40,6 +40,7 @@ LAST = "last.keras"
 BEST = "best.keras"
 STATE = "nettrain-state.json"  # the extra members of last.keras
 ARRAYS = "nettrain-arrays.npz"
+TORCH_RNG = "torch.rng_state"  # in ARRAYS: torch's global generator (see _backend_random)
 
 
 @dataclass
@@ -118,6 +119,18 @@ def stopped_by(run_dir: Path, config: Any) -> str | None:
 
 def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200] or "unreadable"
+
+
+def _backend_random(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``arrays`` with the random state of the backend's own generator, where a layer draws
+    from it: on torch, Dropout without a ``seed`` takes torch's fast path, which draws from
+    torch's global generator (not from its SeedGenerator), so a resume puts that back too,
+    at its first batch (:meth:`RunCheckpoint.on_train_batch_begin`)."""
+    if keras.backend.backend() != "torch":
+        return arrays
+    import torch
+
+    return {**arrays, TORCH_RNG: torch.get_rng_state().numpy().copy()}
 
 
 def _seed_generators(model: Any) -> list[Any]:
@@ -298,6 +311,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._last: _Snapshot | None = None             # not yet written
         self._best: _Snapshot | None = None
         self._since = time.monotonic()
+        self._generator = resume.arrays.get(TORCH_RNG) if resume and \
+            keras.backend.backend() == "torch" else None
         folder.mkdir(exist_ok=True)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -307,6 +322,15 @@ class RunCheckpoint(keras.callbacks.Callback):
         for index, (callback, saved) in enumerate(zip(self.tracked, self.resume.callbacks)):
             if type(callback).__name__ == saved["class"]:
                 _put_back(callback, index, saved, self.resume.arrays)
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        # torch's generator as the checkpoint left it, once the fit's data loader drew its
+        # seed from it (once a fit, before the first batch: an uninterrupted run does not)
+        if self._generator is not None:
+            import torch
+
+            torch.set_rng_state(torch.from_numpy(self._generator.copy()))
+            self._generator = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -329,7 +353,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             callbacks=callbacks,
             best=self.best, monitor=self.monitor,
             logs={k: float(v) for k, v in logs.items() if _finite(v)},
-            stopped=bool(self.model.stop_training), arrays=arrays)
+            stopped=bool(self.model.stop_training), arrays=_backend_random(arrays))
         self._last = _Snapshot(state, [np.array(v) for v in self._variables()])
         if improved:
             self._best = self._last

@@ -156,10 +156,11 @@ class RunRecord:
         self._change(status="completed", ended=now(), saved=saved,
                      epochs_completed=epochs_completed)
 
-    def failed(self, error: str, epochs_completed: int) -> None:
-        """Training, evaluating or saving failed with ``error``."""
+    def failed(self, error: str, epochs_completed: int, saved: list[str] | None = None) -> None:
+        """Training, evaluating or saving failed with ``error``; ``saved``: the model files of
+        the last good epoch, when they were saved (a NaN loss)."""
         self._change(status="failed", ended=now(), error=error,
-                     epochs_completed=epochs_completed)
+                     epochs_completed=epochs_completed, **({"saved": saved} if saved else {}))
 
     def interrupted(self, epochs_completed: int, saved: list[str]) -> None:
         """Stopped by Ctrl-C; the model of the last completed epoch saved as ``saved``."""
