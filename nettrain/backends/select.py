@@ -33,10 +33,13 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
+import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nettrain.errors import ConfigError, Problem, UsageError
@@ -44,13 +47,21 @@ from nettrain.errors import ConfigError, Problem, UsageError
 NAMES = ("tensorflow", "jax", "torch")
 CHOICES = ("auto", *NAMES)
 
-# ``auto``'s order, fastest first, from benchmarks/backend_order.py on the 2-core machine
-# (plain model.fit, samples/s after the first epoch; the numbers are in README.md):
-# JAX trains the seed MLP and the small CNN fastest, TensorFlow next, PyTorch (CPU) last.
-ORDER = ("jax", "tensorflow", "torch")
-# ... but XLA's convolutions on CPU are slow: a model with Conv layers trains fastest on
-# TensorFlow.
-CONVOLUTION_ORDER = ("tensorflow", "jax", "torch")
+# ``auto``'s rule, from whole ``nettrain fit`` processes of every example on each backend
+# (benchmarks/backend_order.py --whole; the figures are in benchmarks/BENCHMARKS.md): what
+# a process costs is start-up + import + compile + steps. JAX's compiled steps are faster
+# than TensorFlow's for a dense model, but its start-up and compile cost a few seconds more
+# (and a run that needs TensorFlow anyway, for images, savedmodel or TensorBoard, pays both
+# imports and jax2tf). So a job whose work (:mod:`nettrain.backends.work`: training rows x
+# epochs x parameters) is below JAX_WORK runs soonest on TensorFlow, a larger one on JAX.
+JAX_WORK = 2e11
+# How many times JAX_WORK a job needs on JAX when it imports TensorFlow too.
+TENSORFLOW_TOO = 2
+SMALL_ORDER = ("tensorflow", "jax", "torch")
+LARGE_ORDER = ("jax", "tensorflow", "torch")
+# XLA's convolutions on CPU are slow: a model with Conv layers trains fastest on TensorFlow.
+CONVOLUTION_ORDER = SMALL_ORDER
+ORDER = LARGE_ORDER  # a model alone (no config): the order of the fastest steps
 
 # The module each backend needs importable (``find_spec`` finds it without importing it).
 _MODULES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}
@@ -101,6 +112,12 @@ def cannot_run(config: Any | None, name: str, loading: bool = False, *,
         reasons.append(("data.categorical", "categorical columns are encoded by "
                         "StringLookup/IntegerLookup layers on string tensors, which only "
                         "TensorFlow runs"))
+    tensorflow_only = tensorflow_layers()
+    for i, layer in enumerate(config.model.layers):
+        if _layer_name(layer) in tensorflow_only:
+            reasons.append((f"model.layers.{i}", f"{_layer_name(layer)} is a TensorFlow "
+                            f"layer (Keras: 'Layer {_layer_name(layer)} requires "
+                            "TensorFlow'), which runs on TensorFlow tensors only"))
     if loading:
         return reasons
     if config.distribute == "mirrored":
@@ -120,6 +137,28 @@ def cannot_run(config: Any | None, name: str, loading: bool = False, *,
             reasons.append(("save.formats", "the savedmodel format needs TensorFlow "
                             "installed (JAX exports through jax2tf)"))
     return reasons
+
+
+@functools.cache
+def tensorflow_layers() -> frozenset[str]:
+    """The Keras layers that run on TensorFlow only (TextVectorization, StringLookup,
+    Hashing, ...), by Keras's own check: their source raises "Layer NAME requires
+    TensorFlow" where TensorFlow is not available. Read from Keras's files, not imported."""
+    try:
+        spec = importlib.util.find_spec("keras")
+    except (ImportError, ValueError):
+        return frozenset()
+    names: set[str] = set()
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for path in Path(folder, "src", "layers").rglob("*.py"):
+            with contextlib.suppress(OSError):
+                text = path.read_text(errors="replace")
+                if "requires TensorFlow" in text:
+                    names.update(_REQUIRES_TENSORFLOW.findall(text))
+    return frozenset(names)
+
+
+_REQUIRES_TENSORFLOW = re.compile(r"Layer (\w+) requires TensorFlow")
 
 
 @dataclass(frozen=True)
@@ -162,13 +201,24 @@ def choose(config: Any | None, requested: str | None = None, loading: bool = Fal
     key = "--backend" if requested else "backend"
     if requested is None and graph:  # the format is the request
         requested, key = "tensorflow", "--format"
+    if processes and not installed("jax"):  # whatever else was asked: the install is missing
+        raise UsageError(Problem(
+            "--processes", "JAX installed (several processes train on JAX's distributed "
+            "runtime)", "JAX is not installed here", f"Install it: pip install "
+            f"'{EXTRAS['jax']}', or train in one process (leave out --processes)"))
     if processes and requested is None and recorded in NAMES and recorded != "jax":
         raise UsageError(Problem(
             "--processes", "a run that trained on jax (several processes train on JAX's "
             "distributed runtime)", f"a run that trained on {recorded} (run.json)",
             "Resume it without --processes: another backend would change its weights"))
+    if recorded in NAMES and not loading and requested in (None, recorded) and \
+            not installed(recorded):  # a resume trains on: only the run's backend goes on alike
+        raise UsageError(Problem(
+            "--resume", f"the backend the run trained on, {recorded} (run.json), installed: "
+            "another backend would change its weights", f"{recorded} is not installed here",
+            f"Install it: pip install '{EXTRAS[recorded]}'"))
     if requested is None and recorded in NAMES and installed(recorded) and \
-            loaded() in (None, recorded) and \
+            (loaded() in (None, recorded) or not loading) and \
             getattr(config, "backend", "auto") in ("auto", recorded) and \
             not task.cannot(config, recorded):
         return Choice(recorded, "the backend the run trained on")
@@ -185,6 +235,9 @@ def choose(config: Any | None, requested: str | None = None, loading: bool = Fal
     if processes and installed("jax") and not task.cannot(config, "jax"):  # also the launcher's
         return Choice("jax", "auto: several processes train on JAX's distributed runtime")
     if env in NAMES and loaded() is None and installed(env) and not task.cannot(config, env):
+        inherited = os.environ.get(WHY_VARIABLE, "").partition("\t")
+        if inherited[0] == env and inherited[2]:  # nettrain's own choice, made in its parent
+            return Choice(env, inherited[2])
         return Choice(env, f"auto: KERAS_BACKEND={env} in the environment")
     now = loaded()
     if now in NAMES and not task.cannot(config, now):
@@ -193,12 +246,32 @@ def choose(config: Any | None, requested: str | None = None, loading: bool = Fal
 
 
 def order(config: Any | None) -> tuple[str, ...]:
-    """The backends fastest first for ``config``: :data:`ORDER`, except that a model with
-    convolution layers trains fastest on TensorFlow (:data:`CONVOLUTION_ORDER`)."""
-    if config is not None and any("Conv" in _layer_name(layer)
-                                  for layer in config.model.layers):
-        return CONVOLUTION_ORDER
-    return ORDER
+    """The backends fastest first for ``config`` as a whole process: see :func:`ranking`."""
+    return ranking(config)[0]
+
+
+def ranking(config: Any | None) -> tuple[tuple[str, ...], str]:
+    """The backends fastest first for fitting ``config`` as a whole process, and why in terms
+    of the job: a model with convolution layers, or a job whose work is below :data:`JAX_WORK`
+    (or unknown), runs soonest on TensorFlow; a larger dense job on JAX. None (a model file
+    alone): the order of the fastest steps, :data:`ORDER`."""
+    if config is None:
+        return ORDER, "the fastest steps for a model alone"
+    if any("Conv" in _layer_name(layer) for layer in config.model.layers):
+        return CONVOLUTION_ORDER, "convolutions train fastest on TensorFlow (XLA's are " \
+                                  "slow on CPU)"
+    from nettrain.backends import work as job_work
+
+    work = job_work.estimate(config)
+    threshold = JAX_WORK * (TENSORFLOW_TOO if tensorflow_needed(config) else 1)
+    too = " (this run imports TensorFlow too)" if tensorflow_needed(config) else ""
+    if work.total is None:
+        return SMALL_ORDER, f"a job of unknown size ({work}): TensorFlow starts soonest"
+    if work.total < threshold:
+        return SMALL_ORDER, f"a small job ({work} = {work.total:.1e}, below {threshold:.0e}" \
+                            f"{too}): TensorFlow starts and trains it soonest"
+    return LARGE_ORDER, f"a large job ({work} = {work.total:.1e}, from {threshold:.0e}{too}" \
+                        "): JAX's compiled steps repay its compile"
 
 
 def _layer_name(layer: Any) -> str:
@@ -212,14 +285,16 @@ def fastest(config: Any | None, loading: bool = False) -> Choice:
 
 
 def _fastest(config: Any | None, task: _Task) -> Choice:
-    ranked = order(config)
+    ranked, because = ranking(config)
     for name in ranked:
         if installed(name) and not task.cannot(config, name):
-            skipped = [n for n in ranked[:ranked.index(name)] if installed(n)]
-            why = "auto: the fastest installed backend" + \
-                (" for convolutions" if ranked is CONVOLUTION_ORDER else "") if not skipped \
-                else f"auto: {', '.join(skipped)} cannot run this config " \
-                     f"({_reasons(config, skipped[0], task)})"
+            ahead = ranked[:ranked.index(name)]
+            missing = [n for n in ahead if not installed(n)]
+            refused = [n for n in ahead if installed(n)]
+            why = f"auto: {because}" + \
+                (f"; {', '.join(missing)} not installed" if missing else "") + \
+                (f"; {', '.join(refused)} cannot run this config "
+                 f"({_reasons(config, refused[0], task)})" if refused else "")
             return Choice(name, why)
     raise UsageError(f"No installed Keras backend can run this config: "
                      f"{_none_runs(config, task)}.")
@@ -289,6 +364,10 @@ def tensorflow_needed(config: Any | None) -> bool:
 
 
 _keep_out = {"tensorflow": False}  # set by use(): after Keras's import, hide TensorFlow
+_chosen: dict[str, Choice | None] = {"choice": None}
+# Set by use() with KERAS_BACKEND: "NAME<tab>why", so that a child process that inherits
+# KERAS_BACKEND from nettrain says why its parent chose it, not that the environment set it.
+WHY_VARIABLE = "NETTRAIN_BACKEND_WHY"
 
 
 def use(choice: Choice | str, config: Any | None = None) -> str:
@@ -306,7 +385,19 @@ def use(choice: Choice | str, config: Any | None = None) -> str:
                          f"keeps its first backend; {name} needs a new process (run nettrain "
                          "from the shell, or set KERAS_BACKEND before importing keras).")
     os.environ["KERAS_BACKEND"] = name
+    why = choice.why if isinstance(choice, Choice) else None
+    _chosen["choice"] = Choice(name, why) if why else None
+    if why:  # a child process (a sweep's trial) inherits the reason with the variable
+        os.environ[WHY_VARIABLE] = f"{name}\t{why}"
+    else:
+        os.environ.pop(WHY_VARIABLE, None)
     return name
+
+
+def chosen() -> Choice | None:
+    """The backend :func:`use` made this process's, and why (None: not chosen by the policy),
+    for the run's record (run.json's ``backend_why``)."""
+    return _chosen["choice"]
 
 
 def settle() -> None:

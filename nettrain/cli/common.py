@@ -106,7 +106,12 @@ def ending(logger: Any) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _errors(debug: bool) -> Iterator[None]:
-    """Turn the library's errors into a message and an exit status (no traceback)."""
+    """Turn the library's errors into a message and an exit status (no traceback); without
+    ``debug``, keep the backends' native log lines off the terminal (:mod:`quiet`)."""
+    if not debug:
+        from nettrain.backends import quiet
+
+        quiet.install()
     try:
         yield
     except typer.Exit:
