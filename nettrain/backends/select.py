@@ -263,15 +263,22 @@ def ranking(config: Any | None) -> tuple[tuple[str, ...], str]:
     from nettrain.backends import work as job_work
 
     work = job_work.estimate(config)
-    threshold = JAX_WORK * (TENSORFLOW_TOO if tensorflow_needed(config) else 1)
-    too = " (this run imports TensorFlow too)" if tensorflow_needed(config) else ""
+    too = tensorflow_needed(config)
+    threshold = JAX_WORK * (TENSORFLOW_TOO if too else 1)
     if work.total is None:
         return SMALL_ORDER, f"a job of unknown size ({work}): TensorFlow starts soonest"
+    size = f"{work} = {_short(work.total)} of work"
     if work.total < threshold:
-        return SMALL_ORDER, f"a small job ({work} = {work.total:.1e}, below {threshold:.0e}" \
-                            f"{too}): TensorFlow starts and trains it soonest"
-    return LARGE_ORDER, f"a large job ({work} = {work.total:.1e}, from {threshold:.0e}{too}" \
-                        "): JAX's compiled steps repay its compile"
+        return SMALL_ORDER, f"{size}, below the {_short(threshold)} from which JAX's faster " \
+            f"steps repay its longer start-up{' (this run imports TensorFlow too)' * too}"
+    return LARGE_ORDER, f"{size}, from {_short(threshold)} JAX's faster steps repay its " \
+        f"longer start-up{' (this run imports TensorFlow too)' * too}"
+
+
+def _short(number: float) -> str:
+    """7.3e8 for 725362800: the size of a job in a few characters."""
+    mantissa, exponent = f"{number:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
 
 
 def _layer_name(layer: Any) -> str:
