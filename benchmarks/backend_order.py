@@ -9,7 +9,8 @@ load hit every side alike), with ``auto`` (no ``--backend``) as one more side; e
 seconds, test metrics, epochs, the backend auto picked and the load average.
 Writes ``benchmarks/results/backend_auto.json``; ``perf.py report`` puts it in BENCHMARKS.md.
 
-    python benchmarks/backend_order.py --whole [--rounds 2] [--torch-rounds 1] [--only NAME]
+    python benchmarks/backend_order.py --whole [--rounds 2] [--torch-rounds 1] [--auto-rounds 1]
+                                       [--only NAME,...]
     python benchmarks/backend_order.py [--epochs 3] [--steps-per-execution 1]
 
 The default mode: the seed MLP (784-500 sigmoid-10 softmax, SGD 0.5, batch 128) on 60,000
@@ -28,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import machine, time_command
+from common import machine
 
 BACKENDS = ("tensorflow", "jax", "torch")
 REPO = Path(__file__).resolve().parents[1]
@@ -127,16 +128,37 @@ def _jobs(folder: Path, only: list[str] | None) -> dict[str, tuple[Path, list[st
     return {k: v for k, v in jobs.items() if not only or k in only}
 
 
+# Runs the command as its child: wall seconds, CPU seconds (user + system: less sensitive to
+# the other processes of a busy machine than wall time) and peak RSS.
+_TIMER = """\
+import resource, subprocess, sys, time
+start = time.perf_counter()
+rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+wall = time.perf_counter() - start
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(rc, f"{wall:.3f}", f"{usage.ru_utime + usage.ru_stime:.3f}", usage.ru_maxrss)
+"""
+
+
 def _one(job: tuple[Path, list[str]], side: str, folder: Path, env: dict) -> dict:
     path, extra = job
-    run = Path(tempfile.mkdtemp(dir=folder)) / "run"
     backend = [] if side == "auto" else ["--backend", side]
     load = os.getloadavg()[0]
-    rc, seconds, mib = time_command(
-        [sys.executable, "-m", "nettrain", "fit", str(path), *extra, *backend, "--run-dir",
-         str(run), "-q"], env=env, cwd=REPO)
-    record = {"rc": rc, "seconds": round(seconds, 2), "peak_rss_mib": round(mib),
+    for formats in ([], ["save.formats=[keras,json]"]):
+        run = Path(tempfile.mkdtemp(dir=folder)) / "run"
+        done = subprocess.run(
+            [sys.executable, "-c", _TIMER, sys.executable, "-m", "nettrain", "fit", str(path),
+             *extra, *formats, *backend, "--run-dir", str(run), "-q"], env=env, cwd=REPO,
+            capture_output=True, text=True)
+        rc, wall, cpu, peak = done.stdout.split()
+        # savedmodel fails on torch in Keras 3 (refused, exit 2): the other formats alone
+        if not (side == "torch" and rc == "2" and not formats):
+            break
+    record = {"rc": int(rc), "seconds": float(wall), "cpu_seconds": float(cpu),
+              "peak_rss_mib": round(int(peak) / 1024),
               "load_average": [round(load, 2), round(os.getloadavg()[0], 2)]}
+    if formats:
+        record["formats"] = "keras, json (savedmodel fails on torch)"
     if (run / "run.json").is_file():
         written = json.loads((run / "run.json").read_text())
         record.update(backend=written.get("backend"), why=written.get("backend_why"),
@@ -165,7 +187,7 @@ def whole(args: argparse.Namespace) -> None:
     for round_ in range(args.rounds):
         for name, job in jobs.items():
             sides = [*(b for b in installed if b != "torch" or round_ < args.torch_rounds),
-                     *(["auto"] if args.auto else [])]
+                     *(["auto"] if round_ >= args.rounds - args.auto_rounds else [])]
             turn += 1
             sides = sides[turn % len(sides):] + sides[:turn % len(sides)]
             for side in sides:
@@ -179,8 +201,10 @@ def whole(args: argparse.Namespace) -> None:
     out.write_text(json.dumps(record, indent=1) + "\n")
 
 
-def _medians(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, float]]:
-    return {name: {side: statistics.median(r["seconds"] for r in done)
+def _medians(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, list[float]]]:
+    """Each job's sides: [wall, CPU] seconds, medians."""
+    return {name: {side: [statistics.median(r[key] for r in done)
+                          for key in ("seconds", "cpu_seconds")]
                    for side, done in sides.items() if all(r["rc"] == 0 for r in done)}
             for name, sides in runs.items()}
 
@@ -191,8 +215,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--torch-rounds", type=int, default=1)
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--no-auto", dest="auto", action="store_false",
-                        help="leave out the auto side")
+    parser.add_argument("--auto-rounds", type=int, default=1,
+                        help="the last rounds that run auto (no --backend) too")
     parser.add_argument("--only", help="comma-separated job names")
     parser.add_argument("--out", help="the record (default benchmarks/results/backend_auto.json)")
     parser.add_argument("--epochs", type=int, default=3)

@@ -49,8 +49,8 @@ class Work:
         def count(n: int | None) -> str:
             return "?" if n is None else f"{n:,}"
 
-        return f"{count(self.rows)} rows x {self.epochs} epochs x {count(self.parameters)} " \
-               "parameters"
+        return f"{count(self.rows)} rows x {self.epochs} epoch{'s' * (self.epochs != 1)} x " \
+               f"{count(self.parameters)} parameters"
 
 
 def estimate(config: Any) -> Work:
