@@ -186,8 +186,11 @@ def whole(args: argparse.Namespace) -> None:
     turn = 0
     for round_ in range(args.rounds):
         for name, job in jobs.items():
-            sides = [*(b for b in installed if b != "torch" or round_ < args.torch_rounds),
-                     *(["auto"] if round_ >= args.rounds - args.auto_rounds else [])]
+            example = name not in LARGER  # the larger jobs: TensorFlow against JAX
+            sides = [*(b for b in installed if b != "torch" or
+                       (round_ < args.torch_rounds and example)),
+                     *(["auto"] if round_ >= args.rounds - args.auto_rounds and example
+                       else [])]
             turn += 1
             sides = sides[turn % len(sides):] + sides[:turn % len(sides)]
             for side in sides:

@@ -79,6 +79,9 @@ def _train_all(backend: str, folder: Path, train: bool = True) -> None:
                          "backend": record.get("backend"),
                          "seconds": round(time.perf_counter() - started, 2)}
         os.chdir(REPO)
+    if backend == "jax" and train:  # auto on JAX (KERAS_BACKEND=jax): a run to resume
+        runner.invoke(app, ["fit", str(CONFIGS / "xor.yaml"), "fit.epochs=1", "--run-dir",
+                            str(folder / "jax-auto-xor")])
     # the models saved under this backend, predicted here, for the others to compare with
     import keras
 
@@ -533,9 +536,13 @@ def main_job(tmp_path_factory: pytest.TempPathFactory, trained) -> dict[str, dic
          "not None for m in ('jax', 'torch', 'mlflow', 'tensorflow')))"], env=only,
         capture_output=True, text=True, timeout=60)
     done["importable"] = importable.stdout.split()
-    jax_run = trained["folder"] / "jax" / "xor"
+    jax_run = trained["folder"] / "jax-auto-xor"  # backend: auto, trained on JAX
+    assert json.loads((jax_run / "run.json").read_text())["backend"] == "jax"
     for what, args in (("resume", ("fit", "--resume", str(jax_run), "fit.epochs=2")),
-                       ("processes", ("fit", "configs/iris.yaml", "--processes", "2"))):
+                       ("processes", ("fit", "configs/iris.yaml", "--processes", "2")),
+                       ("processes-set", ("fit", "configs/iris.yaml", "--processes", "2"))):
+        if what == "processes-set":  # a user's KERAS_BACKEND=tensorflow: the install first
+            envs["tensorflow"] = {**only, "KERAS_BACKEND": "tensorflow"}
         refused = start("tensorflow", *args)
         out, err = refused.communicate(timeout=300)
         done[what] = {"exit": refused.returncode, "stdout": out, "stderr": err}
@@ -573,15 +580,25 @@ def test_the_readme_main_job_holds_in_both_environments(main_job, venv):
     assert not BACKEND_LINE.search(done["stderr"]), BACKEND_LINE.findall(done["stderr"])
 
 
-def test_without_jax_a_resume_of_a_jax_run_and_several_processes_name_the_install(main_job):
-    """TensorFlow only: resuming a run JAX trained is refused, naming the install (it trained
-    on TensorFlow, and run.json still said jax); --processes names it too (it said "received
-    KERAS_BACKEND=tensorflow. Unset it or set KERAS_BACKEND=jax", though nobody set it)."""
-    resume, processes = main_job["resume"], main_job["processes"]
+def test_without_jax_a_resume_of_a_jax_run_is_refused_naming_the_install(main_job):
+    """TensorFlow only: resuming a run that auto trained on JAX is refused, naming the install
+    (it trained on TensorFlow, and run.json still said jax)."""
+    resume = main_job["resume"]
     assert resume["exit"] == 2, resume["stderr"]
     assert "--resume: expected the backend the run trained on, jax (run.json), installed: " \
         "another backend would change its weights; received jax is not installed here. " \
         "Install it: pip install 'nettrain[jax]'" in " ".join(resume["stderr"].split())
-    assert processes["exit"] == 2, processes["stderr"]
-    message = " ".join(processes["stderr"].split())
-    assert "pip install 'nettrain[jax]'" in message and "KERAS_BACKEND" not in message
+
+
+def test_without_jax_several_processes_name_the_install(main_job):
+    """TensorFlow only: --processes names the install first, with or without KERAS_BACKEND
+    (it said "KERAS_BACKEND: ... received 'tensorflow'", as if the variable were the
+    trouble)."""
+    for processes in (main_job["processes"], main_job["processes-set"]):
+        assert processes["exit"] == 2, processes["stderr"]
+        message = " ".join(processes["stderr"].split())
+        assert message.startswith(
+            "Error: --processes: expected JAX installed (several processes train on JAX's "
+            "distributed runtime); received JAX is not installed here. Install it: pip install "
+            "'nettrain[jax]', or train in one process"), message
+        assert "KERAS_BACKEND" not in message

@@ -1,6 +1,7 @@
 """Which Keras backend a process runs (TensorFlow, JAX or PyTorch): ``backend:`` in the config,
-``--backend`` on the command line, ``auto`` resolved to the fastest installed backend that can
-run the config, and ``KERAS_BACKEND`` set before Keras is first imported.
+``--backend`` on the command line, ``auto`` resolved to the installed backend that can run the
+config and runs the job soonest as a whole process (:func:`ranking`: the job's work against
+JAX's longer start-up), and ``KERAS_BACKEND`` set before Keras is first imported.
 
 Keras fixes its backend when ``keras`` is first imported, once per process. So every command
 that imports Keras (fit, validate, evaluate, predict, serve, export, track, sweep) asks
@@ -15,7 +16,8 @@ What a backend can run is decided from the config and the command alone (:func:`
 with no import:
 
 - ``data.categorical`` columns become StringLookup/IntegerLookup layers on string tensors,
-  which only TensorFlow has;
+  which only TensorFlow has; so do the layers Keras itself says need TensorFlow
+  (:func:`tensorflow_layers`: TextVectorization, Hashing, ...);
 - ``distribute: mirrored`` is a ``tf.distribute`` strategy, ``deterministic: true`` is
   TensorFlow's op determinism;
 - ``save.formats: [savedmodel]`` is ``model.export``: TensorFlow, or JAX through jax2tf (both
@@ -26,7 +28,7 @@ with no import:
 
 Example::
 
-    choice = choose(config, requested="auto")   # Choice(name='jax', why='...')
+    choice = choose(config, requested="auto")   # Choice(name='tensorflow', why='auto: ...')
     use(choice.name)                            # before the first import of keras
 """
 
@@ -182,9 +184,11 @@ def choose(config: Any | None, requested: str | None = None, loading: bool = Fal
 
     In order: ``requested`` (``--backend``); a ``graph`` format asks for TensorFlow; the
     backend the run trained on (``recorded``) when the config's ``backend`` is auto or that
-    one and it can still run here; the config's ``backend``; else ``auto``: ``KERAS_BACKEND``
-    in the environment, the Keras already loaded in this process, the fastest installed one
-    (:func:`fastest`), each only when it can run the config and the command.
+    one and it can still run here (a resume: that one, or a refusal naming its install); the
+    config's ``backend``; else ``auto``: ``KERAS_BACKEND`` in the environment (with the
+    reason of the nettrain process that set it, :data:`WHY_VARIABLE`), the Keras already
+    loaded in this process, the installed one that runs the job soonest (:func:`fastest`),
+    each only when it can run the config and the command.
 
     Args:
         config: the validated config (its ``backend`` key), or None (a model file alone).
