@@ -49,15 +49,18 @@ from nettrain.errors import ConfigError, Problem, UsageError
 NAMES = ("tensorflow", "jax", "torch")
 CHOICES = ("auto", *NAMES)
 
-# ``auto``'s rule, from whole ``nettrain fit`` processes of every example on each backend
-# (benchmarks/backend_order.py --whole; the figures are in benchmarks/BENCHMARKS.md): what
-# a process costs is start-up + import + compile + steps. JAX's compiled steps are faster
-# than TensorFlow's for a dense model, but its start-up and compile cost a few seconds more
-# (and a run that needs TensorFlow anyway, for images, savedmodel or TensorBoard, pays both
-# imports and jax2tf). So a job whose work (:mod:`nettrain.backends.work`: training rows x
-# epochs x parameters) is below JAX_WORK runs soonest on TensorFlow, a larger one on JAX.
-JAX_WORK = 2e11
-# How many times JAX_WORK a job needs on JAX when it imports TensorFlow too.
+# ``auto``'s rule, from whole ``nettrain fit`` processes (benchmarks/backend_order.py --whole,
+# and issue 20's benchmarks/perf.py backends; the figures are in benchmarks/BENCHMARKS.md):
+# what a process costs is start-up + imports + compile + steps. JAX's compiled steps of a dense
+# model take about 0.7x TensorFlow's time (the seed MNIST MLP: 1.45 s an epoch on 54,000 rows
+# against 2.0 s), but its process starts and compiles 5-6 s later; at 1.9e11 of work (that MLP
+# for 8 epochs) JAX's process still took 1.05-1.5x TensorFlow's, and every example in configs/
+# (below 1e9) runs no faster on JAX. So a job whose work (:mod:`nettrain.backends.work`:
+# training rows x epochs x parameters) is below JAX_WORK runs on TensorFlow, a larger one
+# (where ~25 % of the steps' time is more than those seconds) on JAX.
+JAX_WORK = 1e12
+# How many times JAX_WORK a job needs on JAX when it imports TensorFlow too (images,
+# savedmodel, TensorBoard): both imports, and jax2tf for savedmodel, double the extra start-up.
 TENSORFLOW_TOO = 2
 SMALL_ORDER = ("tensorflow", "jax", "torch")
 LARGE_ORDER = ("jax", "tensorflow", "torch")
