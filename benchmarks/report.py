@@ -186,7 +186,7 @@ def _auto_rows(r: dict[str, Any] | None) -> list[str]:
             note = " (keras, json)" if done[0].get("formats") else ""
             cells.append(f"{wall:.1f} / {cpu:.1f} s{shown}{note}")
         auto = (by_side.get("auto") or [{}])[0]
-        cells.append(f"{auto.get('backend', '-')}: {auto.get('why', '')}" if auto else "-")
+        cells.append(auto.get("backend") or "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 

@@ -53,11 +53,14 @@ CHOICES = ("auto", *NAMES)
 # and issue 20's benchmarks/perf.py backends; the figures are in benchmarks/BENCHMARKS.md):
 # what a process costs is start-up + imports + compile + steps. JAX's compiled steps of a dense
 # model take about 0.7x TensorFlow's time (the seed MNIST MLP: 1.45 s an epoch on 54,000 rows
-# against 2.0 s), but its process starts and compiles 5-6 s later; at 1.9e11 of work (that MLP
-# for 8 epochs) JAX's process still took 1.05-1.5x TensorFlow's, and every example in configs/
-# (below 1e9) runs no faster on JAX. So a job whose work (:mod:`nettrain.backends.work`:
-# training rows x epochs x parameters) is below JAX_WORK runs on TensorFlow, a larger one
-# (where ~25 % of the steps' time is more than those seconds) on JAX.
+# against 2.0 s), but its process compiles 5-6 s longer; at 1.7e11-1.9e11 of work (that MLP for
+# 8 epochs) JAX's process took 1.0-1.5x TensorFlow's time. The examples in configs/ (below 1e9
+# of work) are start-up and compile: JAX was 1.35x slower on the README's main job (which
+# imports TensorFlow too, for savedmodel); where a JAX run imports no TensorFlow it saved a
+# few CPU seconds on some (iris, diabetes_csv) and lost on others, within the noise of the
+# shared machine. So a job whose work (:mod:`nettrain.backends.work`: training rows x epochs
+# x parameters) is below JAX_WORK runs on TensorFlow (never slower than TensorFlow alone, and
+# its results), a larger one, where ~25 % of the steps' time outweighs those seconds, on JAX.
 JAX_WORK = 1e12
 # How many times JAX_WORK a job needs on JAX when it imports TensorFlow too (images,
 # savedmodel, TensorBoard): both imports, and jax2tf for savedmodel, double the extra start-up.
