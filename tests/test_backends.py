@@ -79,9 +79,6 @@ def _train_all(backend: str, folder: Path, train: bool = True) -> None:
                          "backend": record.get("backend"),
                          "seconds": round(time.perf_counter() - started, 2)}
         os.chdir(REPO)
-    if backend == "jax" and train:  # auto on JAX (KERAS_BACKEND=jax): a run to resume
-        runner.invoke(app, ["fit", str(CONFIGS / "xor.yaml"), "fit.epochs=1", "--run-dir",
-                            str(folder / "jax-auto-xor")])
     # the models saved under this backend, predicted here, for the others to compare with
     import keras
 
@@ -509,11 +506,11 @@ def _tensorflow_only(site: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def main_job(tmp_path_factory: pytest.TempPathFactory, trained) -> dict[str, dict]:
+def main_job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """The README's main job, ``nettrain fit configs/digits_mlp.yaml`` as the shell runs it,
     in both of the README's environments side by side: TensorFlow only (the first command)
-    and every extra installed (this one); then, TensorFlow only, a resume of a run JAX
-    trained (``trained``'s) and ``--processes 2``."""
+    and every extra installed (this one), with a run that auto trains on JAX (a user's
+    KERAS_BACKEND=jax); then, TensorFlow only, a resume of that run and ``--processes 2``."""
     folder = tmp_path_factory.mktemp("venvs")
     site = _tensorflow_only(folder / "site")
     every = {**os.environ, "PYTHONPATH": str(REPO), "NETTRAIN_RUNS": str(folder / "runs")}
@@ -531,12 +528,15 @@ def main_job(tmp_path_factory: pytest.TempPathFactory, trained) -> dict[str, dic
     done: dict[str, dict] = {}
     children = {venv: start(venv, "fit", "configs/digits_mlp.yaml", "--run-dir",
                             str(folder / venv)) for venv in python}
+    jax_run = folder / "jax-auto-xor"  # backend: auto, trained on JAX
+    envs["jax"], python["jax"] = {**every, "KERAS_BACKEND": "jax"}, python["every"]
+    on_jax = start("jax", "fit", "configs/xor.yaml", "fit.epochs=1", "--run-dir", str(jax_run))
+    on_jax.communicate(timeout=900)
     importable = subprocess.run(
         [*python["tensorflow"], "-c", "import importlib.util as u; print(*(u.find_spec(m) is "
          "not None for m in ('jax', 'torch', 'mlflow', 'tensorflow')))"], env=only,
         capture_output=True, text=True, timeout=60)
     done["importable"] = importable.stdout.split()
-    jax_run = trained["folder"] / "jax-auto-xor"  # backend: auto, trained on JAX
     assert json.loads((jax_run / "run.json").read_text())["backend"] == "jax"
     for what, args in (("resume", ("fit", "--resume", str(jax_run), "fit.epochs=2")),
                        ("processes", ("fit", "configs/iris.yaml", "--processes", "2")),
