@@ -7,6 +7,7 @@ records already in ``--out``, without running anything.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +179,8 @@ def _auto_rows(r: dict[str, Any] | None) -> list[str]:
                 cells.append(f"refused (exit {done[0]['rc']})" if done[0]["rc"] == 2 else
                              f"failed (exit {done[0]['rc']})")
                 continue
-            wall = sorted(d["seconds"] for d in done)[len(done) // 2]
-            cpu = sorted(d["cpu_seconds"] for d in done)[len(done) // 2]
+            wall = statistics.median(d["seconds"] for d in done)
+            cpu = statistics.median(d["cpu_seconds"] for d in done)
             metrics = done[0].get("metrics") or {}
             key = next((k for k in ("accuracy", "mae", "loss") if k in metrics), None)
             shown = f", {key} {metrics[key]:.4g}" if key else ""

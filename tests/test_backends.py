@@ -602,3 +602,33 @@ def test_without_jax_several_processes_name_the_install(main_job):
             "distributed runtime); received JAX is not installed here. Install it: pip install "
             "'nettrain[jax]', or train in one process"), message
         assert "KERAS_BACKEND" not in message
+
+
+def test_every_command_keeps_native_log_lines_off_the_terminal_and_debug_shows_them(tmp_path):
+    """What C++ code writes to descriptor 2 once a command started (TensorFlow imported late
+    by jax2tf, gloo's peers, absl's Python warnings) is filtered: the backends' log lines are
+    left out, everything else passes; --debug leaves the descriptor alone."""
+    code = """\
+import logging, os, sys
+from nettrain.cli import app
+try:
+    app(sys.argv[1:], prog_name="nettrain", standalone_mode=False)
+except (SystemExit, Exception):  # the missing file's refusal (--debug: raised)
+    pass
+os.write(2, b"I0000 00:00:1796604704.578754   10472 port.cc:153] oneDNN custom operations\\n"
+            b"WARNING: All log messages before absl::InitializeLog() is called are written\\n"
+            b"[Gloo] Rank 0 is connected to 1 peer ranks.\\nkept: a line of the user's\\n")
+logging.getLogger("absl").warning("Importing a function ... if a gradient is requested")
+print("kept: python", file=sys.stderr)
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for flags in ([], ["--debug"]):
+        done = subprocess.run([sys.executable, "-c", code, "validate", "missing.yaml", *flags],
+                              env=env, capture_output=True, text=True, cwd=tmp_path,
+                              timeout=120)
+        lines = [line for line in done.stderr.splitlines() if "missing.yaml" not in line]
+        if not flags:
+            assert lines == ["kept: a line of the user's", "kept: python"], done.stderr
+        else:
+            assert BACKEND_LINE.search(done.stderr) and "[Gloo] Rank 0" in done.stderr, \
+                done.stderr

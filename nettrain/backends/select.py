@@ -56,11 +56,13 @@ CHOICES = ("auto", *NAMES)
 # against 2.0 s), but its process compiles 5-6 s longer; at 1.7e11-1.9e11 of work (that MLP for
 # 8 epochs) JAX's process took 1.0-1.5x TensorFlow's time. The examples in configs/ (below 1e9
 # of work) are start-up and compile: JAX was 1.35x slower on the README's main job (which
-# imports TensorFlow too, for savedmodel); where a JAX run imports no TensorFlow it saved a
-# few CPU seconds on some (iris, diabetes_csv) and lost on others, within the noise of the
-# shared machine. So a job whose work (:mod:`nettrain.backends.work`: training rows x epochs
-# x parameters) is below JAX_WORK runs on TensorFlow (never slower than TensorFlow alone, and
-# its results), a larger one, where ~25 % of the steps' time outweighs those seconds, on JAX.
+# imports TensorFlow too, for savedmodel). Where a JAX run imports no TensorFlow, its process
+# used 2-5 CPU seconds less on four of them (xor, iris, regression, diabetes_csv: TensorFlow's
+# import skipped), measured on a machine at load 6-13 where wall times could not be compared;
+# until quiet whole-process figures confirm that, such jobs stay on TensorFlow too. So a job
+# whose work (:mod:`nettrain.backends.work`: training rows x epochs x parameters) is below
+# JAX_WORK runs on TensorFlow (never slower than TensorFlow alone, and its results), a larger
+# one, where ~25 % of the steps' time outweighs those seconds, on JAX.
 JAX_WORK = 1e12
 # How many times JAX_WORK a job needs on JAX when it imports TensorFlow too (images,
 # savedmodel, TensorBoard): both imports, and jax2tf for savedmodel, double the extra start-up.
