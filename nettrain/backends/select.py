@@ -58,8 +58,8 @@ CHOICES = ("auto", *NAMES)
 # of work) are start-up and compile: JAX was 1.35x slower on the README's main job (which
 # imports TensorFlow too, for savedmodel). Where a JAX run imports no TensorFlow, its process
 # used 2-5 CPU seconds less on four of them (xor, iris, regression, diabetes_csv: TensorFlow's
-# import skipped), measured on a machine at load 6-13 where wall times could not be compared;
-# until quiet whole-process figures confirm that, such jobs stay on TensorFlow too. So a job
+# import skipped; at load 1-4 xor took 6.9 s on JAX against 9.9 s, iris 8.9 against 10.3): a
+# finer rule could send those to JAX; this one keeps them on TensorFlow too. So a job
 # whose work (:mod:`nettrain.backends.work`: training rows x epochs x parameters) is below
 # JAX_WORK runs on TensorFlow (never slower than TensorFlow alone, and its results), a larger
 # one, where ~25 % of the steps' time outweighs those seconds, on JAX.
