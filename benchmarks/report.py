@@ -7,11 +7,12 @@ records already in ``--out``, without running anything.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
 NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict", "serve_load", "backends",
-         "tracking_cost")
+         "tracking_cost", "backend_auto")
 # serve_load.py's other runs, each a table under serve_load's (a cheaper client, more rows a
 # request, 100,000 requests).
 SERVE_MORE = ("serve_load_raw", "serve_load_rows100", "serve_load_rows100_raw",
@@ -67,6 +68,7 @@ def render(records: dict[str, dict[str, Any]], command: str) -> str:
         "| target | measure | nettrain | plain Keras | ratio nettrain / plain | goal | met |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         *_rows(records), "", *_backend_rows(records.get("backends")),
+        *_auto_rows(records.get("backend_auto")),
         "Each benchmark's work, peak memory and spread:", "",
         "| benchmark | work | peak RSS nettrain / plain | seconds, fastest-slowest: nettrain; "
         "plain | load average before, after |",
@@ -150,6 +152,47 @@ def _rows(records: dict[str, dict[str, Any]]) -> list[str]:
                         f"{a:.0f} and {b:.0f} MiB | | {mem['growth']:+.0%} | bounded (at most "
                         f"{MEMORY_GOAL:+.0%}) | {_met(mem['growth'] <= MEMORY_GOAL)} |")
     return rows
+
+
+def _auto_rows(r: dict[str, Any] | None) -> list[str]:
+    """``backend_order.py --whole`` (issue 25): each job as a whole ``nettrain fit`` process
+    on each backend, the backend ``auto`` picked, and what each gives."""
+    if not r:
+        return []
+    sides = ("tensorflow", "jax", "torch", "auto")
+    lines = [
+        "## backend: auto, whole processes (issue 25)", "",
+        f"`{r['command']}`: every example in configs/ as a whole `nettrain fit CONFIG "
+        "--backend B -q` process on each backend, and `auto` (no `--backend`), the sides' "
+        f"order rotated job after job; {r['rounds']} round(s), medians. Each cell: wall "
+        "seconds / CPU seconds (user + system; on a busy machine the CPU time is the steadier "
+        "figure) and the test metric (accuracy, else mae, else loss; the validation split's "
+        "where there is no test split). Load average (1 minute) at the start and the end: "
+        f"{', '.join(str(x) for x in r['load_average'])}.", "",
+        "| job | " + " | ".join(sides) + " | auto picked |",
+        "| --- | " + " | ".join("---" for _ in sides) + " | --- |"]
+    for name, by_side in r["runs"].items():
+        cells = []
+        for side in sides:
+            done = by_side.get(side)
+            if not done:
+                cells.append("-")
+                continue
+            if any(d["rc"] != 0 for d in done):
+                cells.append(f"refused (exit {done[0]['rc']})" if done[0]["rc"] == 2 else
+                             f"failed (exit {done[0]['rc']})")
+                continue
+            wall = statistics.median(d["seconds"] for d in done)
+            cpu = statistics.median(d["cpu_seconds"] for d in done)
+            metrics = done[0].get("metrics") or {}
+            key = next((k for k in ("accuracy", "mae", "loss") if k in metrics), None)
+            shown = f", {key} {metrics[key]:.4g}" if key else ""
+            note = " (keras, json)" if done[0].get("formats") else ""
+            cells.append(f"{wall:.1f} / {cpu:.1f} s{shown}{note}")
+        auto = (by_side.get("auto") or [{}])[0]
+        cells.append(auto.get("backend") or "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 # Issue 20's goals (benchmark ``backends``): nettrain on its fastest backend (JAX, the fused

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nettrain.backends import quiet
 from nettrain.config.schema import Config
 from nettrain.errors import ConfigError, Problem, RunError, UsageError
 
@@ -264,7 +265,9 @@ def launch(arguments: list[str], processes: int, advice: Callable[[], str],
     coordinator = f"127.0.0.1:{free_port()}"
     children: list[subprocess.Popen] = []
     scratch: list[Path] = []
-    said: list[Any] = [None]  # what each process other than 0 printed (a file of no name)
+    # what each process other than 0 printed (a file of no name); process 0 writes to the
+    # terminal itself (not through this process's filter of native log lines: live bars)
+    said: list[Any] = [quiet.terminal()]
     pipes: list[int] = []  # the write ends of the pipes the processes watch
     asked: list[int] = []  # the signals that asked this launcher to stop
     ended: list[int | None] = [None] * processes  # how each process ended by itself

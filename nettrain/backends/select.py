@@ -1,6 +1,7 @@
 """Which Keras backend a process runs (TensorFlow, JAX or PyTorch): ``backend:`` in the config,
-``--backend`` on the command line, ``auto`` resolved to the fastest installed backend that can
-run the config, and ``KERAS_BACKEND`` set before Keras is first imported.
+``--backend`` on the command line, ``auto`` resolved to the installed backend that can run the
+config and runs the job soonest as a whole process (:func:`ranking`: the job's work against
+JAX's longer start-up), and ``KERAS_BACKEND`` set before Keras is first imported.
 
 Keras fixes its backend when ``keras`` is first imported, once per process. So every command
 that imports Keras (fit, validate, evaluate, predict, serve, export, track, sweep) asks
@@ -15,7 +16,8 @@ What a backend can run is decided from the config and the command alone (:func:`
 with no import:
 
 - ``data.categorical`` columns become StringLookup/IntegerLookup layers on string tensors,
-  which only TensorFlow has;
+  which only TensorFlow has; so do the layers Keras itself says need TensorFlow
+  (:func:`tensorflow_layers`: TextVectorization, Hashing, ...);
 - ``distribute: mirrored`` is a ``tf.distribute`` strategy, ``deterministic: true`` is
   TensorFlow's op determinism;
 - ``save.formats: [savedmodel]`` is ``model.export``: TensorFlow, or JAX through jax2tf (both
@@ -26,17 +28,20 @@ with no import:
 
 Example::
 
-    choice = choose(config, requested="auto")   # Choice(name='jax', why='...')
+    choice = choose(config, requested="auto")   # Choice(name='tensorflow', why='auto: ...')
     use(choice.name)                            # before the first import of keras
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
+import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nettrain.errors import ConfigError, Problem, UsageError
@@ -44,13 +49,29 @@ from nettrain.errors import ConfigError, Problem, UsageError
 NAMES = ("tensorflow", "jax", "torch")
 CHOICES = ("auto", *NAMES)
 
-# ``auto``'s order, fastest first, from benchmarks/backend_order.py on the 2-core machine
-# (plain model.fit, samples/s after the first epoch; the numbers are in README.md):
-# JAX trains the seed MLP and the small CNN fastest, TensorFlow next, PyTorch (CPU) last.
-ORDER = ("jax", "tensorflow", "torch")
-# ... but XLA's convolutions on CPU are slow: a model with Conv layers trains fastest on
-# TensorFlow.
-CONVOLUTION_ORDER = ("tensorflow", "jax", "torch")
+# ``auto``'s rule, from whole ``nettrain fit`` processes (benchmarks/backend_order.py --whole,
+# and issue 20's benchmarks/perf.py backends; the figures are in benchmarks/BENCHMARKS.md):
+# what a process costs is start-up + imports + compile + steps. JAX's compiled steps of a dense
+# model take about 0.7x TensorFlow's time (the seed MNIST MLP: 1.45 s an epoch on 54,000 rows
+# against 2.0 s), but its process compiles 5-6 s longer; at 1.7e11-1.9e11 of work (that MLP for
+# 8 epochs) JAX's process took 1.0-1.5x TensorFlow's time. The examples in configs/ (below 1e9
+# of work) are start-up and compile: JAX was 1.35x slower on the README's main job (which
+# imports TensorFlow too, for savedmodel). Where a JAX run imports no TensorFlow, its process
+# used 2-5 CPU seconds less on four of them (xor, iris, regression, diabetes_csv: TensorFlow's
+# import skipped; at load 1-4 xor took 6.9 s on JAX against 9.9 s, iris 8.9 against 10.3): a
+# finer rule could send those to JAX; this one keeps them on TensorFlow too. So a job
+# whose work (:mod:`nettrain.backends.work`: training rows x epochs x parameters) is below
+# JAX_WORK runs on TensorFlow (never slower than TensorFlow alone, and its results), a larger
+# one, where ~25 % of the steps' time outweighs those seconds, on JAX.
+JAX_WORK = 1e12
+# How many times JAX_WORK a job needs on JAX when it imports TensorFlow too (images,
+# savedmodel, TensorBoard): both imports, and jax2tf for savedmodel, double the extra start-up.
+TENSORFLOW_TOO = 2
+SMALL_ORDER = ("tensorflow", "jax", "torch")
+LARGE_ORDER = ("jax", "tensorflow", "torch")
+# XLA's convolutions on CPU are slow: a model with Conv layers trains fastest on TensorFlow.
+CONVOLUTION_ORDER = SMALL_ORDER
+ORDER = LARGE_ORDER  # a model alone (no config): the order of the fastest steps
 
 # The module each backend needs importable (``find_spec`` finds it without importing it).
 _MODULES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}
@@ -101,6 +122,12 @@ def cannot_run(config: Any | None, name: str, loading: bool = False, *,
         reasons.append(("data.categorical", "categorical columns are encoded by "
                         "StringLookup/IntegerLookup layers on string tensors, which only "
                         "TensorFlow runs"))
+    tensorflow_only = tensorflow_layers()
+    for i, layer in enumerate(config.model.layers):
+        if _layer_name(layer) in tensorflow_only:
+            reasons.append((f"model.layers.{i}", f"{_layer_name(layer)} is a TensorFlow "
+                            f"layer (Keras: 'Layer {_layer_name(layer)} requires "
+                            "TensorFlow'), which runs on TensorFlow tensors only"))
     if loading:
         return reasons
     if config.distribute == "mirrored":
@@ -120,6 +147,28 @@ def cannot_run(config: Any | None, name: str, loading: bool = False, *,
             reasons.append(("save.formats", "the savedmodel format needs TensorFlow "
                             "installed (JAX exports through jax2tf)"))
     return reasons
+
+
+@functools.cache
+def tensorflow_layers() -> frozenset[str]:
+    """The Keras layers that run on TensorFlow only (TextVectorization, StringLookup,
+    Hashing, ...), by Keras's own check: their source raises "Layer NAME requires
+    TensorFlow" where TensorFlow is not available. Read from Keras's files, not imported."""
+    try:
+        spec = importlib.util.find_spec("keras")
+    except (ImportError, ValueError):
+        return frozenset()
+    names: set[str] = set()
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for path in Path(folder, "src", "layers").rglob("*.py"):
+            with contextlib.suppress(OSError):
+                text = path.read_text(errors="replace")
+                if "requires TensorFlow" in text:
+                    names.update(_REQUIRES_TENSORFLOW.findall(text))
+    return frozenset(names)
+
+
+_REQUIRES_TENSORFLOW = re.compile(r"Layer (\w+) requires TensorFlow")
 
 
 @dataclass(frozen=True)
@@ -143,9 +192,11 @@ def choose(config: Any | None, requested: str | None = None, loading: bool = Fal
 
     In order: ``requested`` (``--backend``); a ``graph`` format asks for TensorFlow; the
     backend the run trained on (``recorded``) when the config's ``backend`` is auto or that
-    one and it can still run here; the config's ``backend``; else ``auto``: ``KERAS_BACKEND``
-    in the environment, the Keras already loaded in this process, the fastest installed one
-    (:func:`fastest`), each only when it can run the config and the command.
+    one and it can still run here (a resume: that one, or a refusal naming its install); the
+    config's ``backend``; else ``auto``: ``KERAS_BACKEND`` in the environment (with the
+    reason of the nettrain process that set it, :data:`WHY_VARIABLE`), the Keras already
+    loaded in this process, the installed one that runs the job soonest (:func:`fastest`),
+    each only when it can run the config and the command.
 
     Args:
         config: the validated config (its ``backend`` key), or None (a model file alone).
@@ -162,13 +213,24 @@ def choose(config: Any | None, requested: str | None = None, loading: bool = Fal
     key = "--backend" if requested else "backend"
     if requested is None and graph:  # the format is the request
         requested, key = "tensorflow", "--format"
+    if processes and not installed("jax"):  # whatever else was asked: the install is missing
+        raise UsageError(Problem(
+            "--processes", "JAX installed (several processes train on JAX's distributed "
+            "runtime)", "JAX is not installed here", f"Install it: pip install "
+            f"'{EXTRAS['jax']}', or train in one process (leave out --processes)"))
     if processes and requested is None and recorded in NAMES and recorded != "jax":
         raise UsageError(Problem(
             "--processes", "a run that trained on jax (several processes train on JAX's "
             "distributed runtime)", f"a run that trained on {recorded} (run.json)",
             "Resume it without --processes: another backend would change its weights"))
+    if recorded in NAMES and not loading and requested in (None, recorded) and \
+            not installed(recorded):  # a resume trains on: only the run's backend goes on alike
+        raise UsageError(Problem(
+            "--resume", f"the backend the run trained on, {recorded} (run.json), installed: "
+            "another backend would change its weights", f"{recorded} is not installed here",
+            f"Install it: pip install '{EXTRAS[recorded]}'"))
     if requested is None and recorded in NAMES and installed(recorded) and \
-            loaded() in (None, recorded) and \
+            (loaded() in (None, recorded) or not loading) and \
             getattr(config, "backend", "auto") in ("auto", recorded) and \
             not task.cannot(config, recorded):
         return Choice(recorded, "the backend the run trained on")
@@ -185,6 +247,9 @@ def choose(config: Any | None, requested: str | None = None, loading: bool = Fal
     if processes and installed("jax") and not task.cannot(config, "jax"):  # also the launcher's
         return Choice("jax", "auto: several processes train on JAX's distributed runtime")
     if env in NAMES and loaded() is None and installed(env) and not task.cannot(config, env):
+        inherited = os.environ.get(WHY_VARIABLE, "").partition("\t")
+        if inherited[0] == env and inherited[2]:  # nettrain's own choice, made in its parent
+            return Choice(env, inherited[2])
         return Choice(env, f"auto: KERAS_BACKEND={env} in the environment")
     now = loaded()
     if now in NAMES and not task.cannot(config, now):
@@ -193,12 +258,39 @@ def choose(config: Any | None, requested: str | None = None, loading: bool = Fal
 
 
 def order(config: Any | None) -> tuple[str, ...]:
-    """The backends fastest first for ``config``: :data:`ORDER`, except that a model with
-    convolution layers trains fastest on TensorFlow (:data:`CONVOLUTION_ORDER`)."""
-    if config is not None and any("Conv" in _layer_name(layer)
-                                  for layer in config.model.layers):
-        return CONVOLUTION_ORDER
-    return ORDER
+    """The backends fastest first for ``config`` as a whole process: see :func:`ranking`."""
+    return ranking(config)[0]
+
+
+def ranking(config: Any | None) -> tuple[tuple[str, ...], str]:
+    """The backends fastest first for fitting ``config`` as a whole process, and why in terms
+    of the job: a model with convolution layers, or a job whose work is below :data:`JAX_WORK`
+    (or unknown), runs soonest on TensorFlow; a larger dense job on JAX. None (a model file
+    alone): the order of the fastest steps, :data:`ORDER`."""
+    if config is None:
+        return ORDER, "the fastest steps for a model alone"
+    if any("Conv" in _layer_name(layer) for layer in config.model.layers):
+        return CONVOLUTION_ORDER, "convolutions train fastest on TensorFlow (XLA's are " \
+                                  "slow on CPU)"
+    from nettrain.backends import work as job_work
+
+    work = job_work.estimate(config)
+    too = tensorflow_needed(config)
+    threshold = JAX_WORK * (TENSORFLOW_TOO if too else 1)
+    if work.total is None:
+        return SMALL_ORDER, f"a job of unknown size ({work}): TensorFlow starts soonest"
+    size = f"{work} = {_short(work.total)} of work"
+    if work.total < threshold:
+        return SMALL_ORDER, f"{size}, below the {_short(threshold)} from which JAX's faster " \
+            f"steps repay its longer start-up{' (this run imports TensorFlow too)' * too}"
+    return LARGE_ORDER, f"{size}, from {_short(threshold)} JAX's faster steps repay its " \
+        f"longer start-up{' (this run imports TensorFlow too)' * too}"
+
+
+def _short(number: float) -> str:
+    """7.3e8 for 725362800: the size of a job in a few characters."""
+    mantissa, exponent = f"{number:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
 
 
 def _layer_name(layer: Any) -> str:
@@ -212,14 +304,16 @@ def fastest(config: Any | None, loading: bool = False) -> Choice:
 
 
 def _fastest(config: Any | None, task: _Task) -> Choice:
-    ranked = order(config)
+    ranked, because = ranking(config)
     for name in ranked:
         if installed(name) and not task.cannot(config, name):
-            skipped = [n for n in ranked[:ranked.index(name)] if installed(n)]
-            why = "auto: the fastest installed backend" + \
-                (" for convolutions" if ranked is CONVOLUTION_ORDER else "") if not skipped \
-                else f"auto: {', '.join(skipped)} cannot run this config " \
-                     f"({_reasons(config, skipped[0], task)})"
+            ahead = ranked[:ranked.index(name)]
+            missing = [n for n in ahead if not installed(n)]
+            refused = [n for n in ahead if installed(n)]
+            why = f"auto: {because}" + \
+                (f"; {', '.join(missing)} not installed" if missing else "") + \
+                (f"; {', '.join(refused)} cannot run this config "
+                 f"({_reasons(config, refused[0], task)})" if refused else "")
             return Choice(name, why)
     raise UsageError(f"No installed Keras backend can run this config: "
                      f"{_none_runs(config, task)}.")
@@ -289,6 +383,10 @@ def tensorflow_needed(config: Any | None) -> bool:
 
 
 _keep_out = {"tensorflow": False}  # set by use(): after Keras's import, hide TensorFlow
+_chosen: dict[str, Choice | None] = {"choice": None}
+# Set by use() with KERAS_BACKEND: "NAME<tab>why", so that a child process that inherits
+# KERAS_BACKEND from nettrain says why its parent chose it, not that the environment set it.
+WHY_VARIABLE = "NETTRAIN_BACKEND_WHY"
 
 
 def use(choice: Choice | str, config: Any | None = None) -> str:
@@ -306,7 +404,19 @@ def use(choice: Choice | str, config: Any | None = None) -> str:
                          f"keeps its first backend; {name} needs a new process (run nettrain "
                          "from the shell, or set KERAS_BACKEND before importing keras).")
     os.environ["KERAS_BACKEND"] = name
+    why = choice.why if isinstance(choice, Choice) else None
+    _chosen["choice"] = Choice(name, why) if why else None
+    if why:  # a child process (a sweep's trial) inherits the reason with the variable
+        os.environ[WHY_VARIABLE] = f"{name}\t{why}"
+    else:
+        os.environ.pop(WHY_VARIABLE, None)
     return name
+
+
+def chosen() -> Choice | None:
+    """The backend :func:`use` made this process's, and why (None: not chosen by the policy),
+    for the run's record (run.json's ``backend_why``)."""
+    return _chosen["choice"]
 
 
 def settle() -> None:

@@ -51,7 +51,7 @@ Overrides = Annotated[
 BackendOption = Annotated[Optional[str], typer.Option(
     "--backend", metavar="NAME",
     help="The Keras backend: auto, tensorflow, jax or torch (default: the config's backend:, "
-         "else auto: the fastest installed one that can run the config).")]
+         "else auto: the installed one that runs the job soonest, start-up included).")]
 PrintConfig = Annotated[bool, typer.Option(
     "--print-config", help="Print the resolved config first, each value marked with where it "
                            "came from: file, command line or default.")]
@@ -106,7 +106,12 @@ def ending(logger: Any) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _errors(debug: bool) -> Iterator[None]:
-    """Turn the library's errors into a message and an exit status (no traceback)."""
+    """Turn the library's errors into a message and an exit status (no traceback); without
+    ``debug``, keep the backends' native log lines off the terminal (:mod:`quiet`)."""
+    if not debug:
+        from nettrain.backends import quiet
+
+        quiet.install()
     try:
         yield
     except typer.Exit:

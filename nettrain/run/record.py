@@ -91,6 +91,11 @@ def start(config: Config, data_sha256: dict[str, str]) -> dict[str, Any]:
         "seed": config.seed,
         "deterministic": config.deterministic, "data_sha256": data_sha256,
         "data_config": config.data.model_dump(mode="json", exclude_none=True)}
+    from nettrain.backends import select
+
+    chosen = select.chosen()
+    if chosen is not None and chosen.name == record["backend"]:
+        record["backend_why"] = chosen.why  # the policy's reason, as the summary says it
     git = git_commit(getattr(config, "_source", None))
     if git:
         record["git"] = git
@@ -98,7 +103,8 @@ def start(config: Config, data_sha256: dict[str, str]) -> dict[str, Any]:
 
 
 # The keys the record's own status changes write: a note (``annotate``) never changes them.
-OWN = frozenset({"status", "started", "ended", "command", "host", "backend", "versions", "seed",
+OWN = frozenset({"status", "started", "ended", "command", "host", "backend", "backend_why",
+                 "versions", "seed",
                  "deterministic", "data_sha256", "data_config", "git", "replicas", "resumed",
                  "error", "saved", "epochs_completed", "directions"})
 
