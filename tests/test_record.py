@@ -19,7 +19,7 @@ PACKAGE = REPO / "nettrain"
 # run.json of a completed run, as main wrote it before the record had one writer
 # (and the backend that trained, and which way each metric improves, recorded since)
 COMPLETED = set(json.loads((REPO / "tests/fixtures/main-20261201/run/run.json").read_text())) \
-    | {"backend", "training", "directions"}
+    | {"backend", "backend_why", "training", "directions"}
 STARTED = COMPLETED - {"saved", "epochs_completed"}
 WRITERS = {"write_json", "update_json", "write_atomic", "replacing", "write_text", "write_bytes",
            "open", "replace", "rename"}
@@ -146,7 +146,8 @@ def test_each_status_change_writes_the_keys_it_always_wrote(runner, tmp_path):
     result = runner.invoke(app, ["fit", str(nan), "--run-dir", str(tmp_path / "nan")])
     assert result.exit_code == 1, result.output
     failed = _record(tmp_path / "nan")
-    assert set(failed) == STARTED | {"error", "epochs_completed"}
+    # a NaN stop keeps the last good epoch's model: "saved" names its files
+    assert set(failed) == STARTED | {"error", "epochs_completed", "saved"}
     assert failed["status"] == "failed" and "epoch 2" in failed["error"]
 
 
