@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from serve_health import CSV, _free_port  # noqa: E402
+from serve_health import _free_port, renewals  # noqa: E402
 
 
 def _memory(pid: int) -> dict[str, float]:
@@ -96,21 +96,9 @@ def main() -> None:
     parser.add_argument("--pythonpath", type=Path, default=REPO,
                         help="the checkout whose nettrain serves")
     args = parser.parse_args()
-    import pandas as pd
     import tensorflow_serving.apis.prediction_service_pb2_grpc  # noqa: F401  (not timed)
 
-    folder = Path(tempfile.mkdtemp(prefix="nettrain-serve-bounds-"))
-    env = {**os.environ, "PYTHONPATH": str(args.pythonpath),
-           "NETTRAIN_RUNS": str(folder / "runs")}
-    run = args.run
-    if run is None:
-        run = folder / "run"
-        subprocess.run([sys.executable, "-m", "nettrain", "fit",
-                        str(REPO / "configs" / "renewals_categorical.yaml"), "fit.epochs=1",
-                        "--run-dir", str(run), "--quiet"], env=env, cwd=args.pythonpath,
-                       check=True, stdout=subprocess.DEVNULL)
-    records = pd.read_csv(CSV, dtype={"plan": str, "region": str}) \
-        .drop(columns=["renewed"]).to_dict("records")
+    folder, env, run, records = renewals(args.run, args.pythonpath, "nettrain-serve-bounds-")
     body = json.dumps({"instances": [records[i % len(records)]
                                      for i in range(args.rows)]}).encode()
     port, grpc_port = _free_port(), _free_port()

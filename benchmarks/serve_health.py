@@ -63,6 +63,24 @@ def _figures(times: list[float]) -> dict:
     return {"p50_ms": round(statistics.median(times), 2), "max_ms": round(max(times), 2)}
 
 
+def renewals(run: Path | None, pythonpath: Path, prefix: str) -> tuple[Path, dict, Path, list]:
+    """A scratch folder, the servers' environment (``pythonpath``'s nettrain), the renewals
+    run to serve (``run``, else one trained now for an epoch) and the CSV's rows to send."""
+    import pandas as pd
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {**os.environ, "PYTHONPATH": str(pythonpath), "NETTRAIN_RUNS": str(folder / "runs")}
+    if run is None:
+        run = folder / "run"
+        subprocess.run([sys.executable, "-m", "nettrain", "fit",
+                        str(REPO / "configs" / "renewals_categorical.yaml"), "fit.epochs=1",
+                        "--run-dir", str(run), "--quiet"], env=env, cwd=pythonpath,
+                       check=True, stdout=subprocess.DEVNULL)
+    records = pd.read_csv(CSV, dtype={"plan": str, "region": str}) \
+        .drop(columns=["renewed"]).to_dict("records")
+    return folder, env, run, records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=None, help="a trained renewals run")
@@ -72,20 +90,7 @@ def main() -> None:
     parser.add_argument("--pythonpath", type=Path, default=REPO,
                         help="the checkout whose nettrain serves")
     args = parser.parse_args()
-    import pandas as pd
-
-    folder = Path(tempfile.mkdtemp(prefix="nettrain-serve-health-"))
-    env = {**os.environ, "PYTHONPATH": str(args.pythonpath),
-           "NETTRAIN_RUNS": str(folder / "runs")}
-    run = args.run
-    if run is None:
-        run = folder / "run"
-        subprocess.run([sys.executable, "-m", "nettrain", "fit",
-                        str(REPO / "configs" / "renewals_categorical.yaml"), "fit.epochs=1",
-                        "--run-dir", str(run), "--quiet"], env=env, cwd=args.pythonpath,
-                       check=True, stdout=subprocess.DEVNULL)
-    records = pd.read_csv(CSV, dtype={"plan": str, "region": str}) \
-        .drop(columns=["renewed"]).to_dict("records")
+    folder, env, run, records = renewals(args.run, args.pythonpath, "nettrain-serve-health-")
     body = json.dumps({"rows": [records[i % len(records)] for i in range(args.rows)]}).encode()
     port = _free_port()
     # cwd: `python -m` puts the working directory before PYTHONPATH
