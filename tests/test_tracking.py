@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -369,7 +370,8 @@ def test_a_password_in_the_tracking_uri_is_written_nowhere(
     assert "Warning" not in result.stderr and "secret" not in result.stdout + result.stderr
     assert ("To repeat the run: MLFLOW_TRACKING_USERNAME=user MLFLOW_TRACKING_PASSWORD=... "
             f"nettrain fit run/config.yaml --track {shlex.quote(hidden)}") in result.stderr
-    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "secret"  # how MLflow got it
+    # MLflow gets it in its variables (of fit's sidecar process: the test below of
+    # store.client); the run is uploaded with it:
     run = tmp_path / "run"
     assert [p.name for p in run.rglob("*") if p.is_file() and b"secret" in p.read_bytes()] == []
     assert yaml.safe_load((run / "config.yaml").read_text())["tracking"]["mlflow"]["uri"] == \
@@ -595,3 +597,34 @@ def test_a_config_file_may_not_choose_a_store_outside_the_runs_folder(
     write_config(tmp_path / "c.yaml", tiny_config(tracking={"mlflow": {
         "uri": "sqlite:///runs/team/m.db"}}))
     store.check(load_config(tmp_path / "c.yaml"))
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_a_fit_stopped_ends_its_mlflow_run_killed_ctrl_c_or_kill_9(tmp_path: Path,
+                                                                   how: str) -> None:
+    """Ctrl-C (to the terminal's process group) or kill -9 of a tracked fit: the MLflow run
+    ends KILLED, not RUNNING (after kill -9, fit's sidecar process ends it)."""
+    write_config(tmp_path / "c.yaml", tiny_config())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nettrain", "fit", "c.yaml", "--run-dir", "run", "-q",
+         "fit.epochs=100000", 'tracking={"mlflow": {}}'], cwd=tmp_path, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    run_json, note = tmp_path / "run" / "run.json", {}
+    deadline = time.monotonic() + 180
+    while not note.get("run_id") and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if run_json.is_file():
+            note = json.loads(run_json.read_text()).get("mlflow") or {}
+    assert note.get("run_id"), process.communicate(timeout=60)
+    os.killpg(process.pid, getattr(signal, how))  # the group: what Ctrl-C at a terminal does
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == (130 if how == "SIGINT" else -9), err
+    assert out == ""
+    client = _client(note["uri"])
+    while client.get_run(note["run_id"]).info.status == "RUNNING" and \
+            time.monotonic() < deadline:  # after kill -9, the sidecar ends it
+        time.sleep(0.2)
+    assert client.get_run(note["run_id"]).info.status == "KILLED"
+    if how == "SIGINT":
+        assert json.loads(run_json.read_text())["mlflow"]["uploaded"] is True

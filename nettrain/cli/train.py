@@ -152,20 +152,21 @@ def fit(
         try:  # a scratch folder never outlives its process (the launcher's, not even a kill)
             if process_id is not None:
                 distributed.join(coordinator, process_id, num_processes)
+            echo = lambda text: common.err.print(  # noqa: E731
+                shown(text, lines=True), highlight=False, markup=False, soft_wrap=True)
+            logger = None
+            hooks: dict = {}
+            if tracked.tracking is not None and scratch is None:  # process 0 alone logs
+                from nettrain.tracking.sidecar import SidecarLogger
+
+                logger = SidecarLogger(tracked, echo=echo)  # before Keras: works meanwhile
             _load_keras(debug)
             from nettrain.engine import progress, train
             from nettrain.run import directory as rundir
             from nettrain.run.record import RunRecord
 
-            echo = lambda text: common.err.print(  # noqa: E731
-                shown(text, lines=True), highlight=False, markup=False, soft_wrap=True)
             display = progress.Display(common.err, quiet=quiet)
-            logger = None
-            hooks: dict = {}
-            if tracked.tracking is not None and scratch is None:  # process 0 alone logs
-                from nettrain.tracking.logger import RunLogger
-
-                logger = RunLogger(tracked, echo=echo)
+            if logger is not None:
                 hooks = {"extra_callbacks": (logger.callback(),), "started": logger.started}
             with common.ending(logger):
                 if resume is None:

@@ -21,6 +21,7 @@ does it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -104,11 +105,11 @@ class RunLogger:
     def started(self, path: Path, data: Any = None) -> None:
         """The run directory ``path`` exists (fit's hook): open the MLflow run (the one
         run.json names, for a resume) and log the params, in a thread of its own while the
-        model trains (importing MLflow and opening its store take seconds of a small fit).
-        ``data`` gives the input example."""
+        model trains (``nettrain fit`` does it in a process: :mod:`.sidecar`). ``data`` gives
+        the input example."""
         self.path = Path(path)
         if data is not None:
-            self.example = _sample(data)
+            self.example = sample(data)
         recorded = RunRecord(self.path).read().get(RECORD) or {}
         self.opening = threading.Thread(target=self._open_aside, args=(recorded.get("run_id"),),
                                         name="nettrain-mlflow", daemon=True)
@@ -162,7 +163,7 @@ class RunLogger:
         except Exception as exc:  # noqa: BLE001  (fit's thread says it, once)
             self.failure = exc
             return
-        _warm_requirements()
+        warm_requirements()
 
     def _opened(self) -> None:
         """In fit's thread, once the MLflow run is open (waiting for it): say why it could not
@@ -195,7 +196,7 @@ class RunLogger:
     # ------------------------------------------------------------------ the parts
 
     def _open(self, run_id: str | None) -> None:
-        self.client = store.client(self.place.uri)
+        self.client = self.client or store.client(self.place.uri)  # opened early: sidecar
         if run_id is not None:
             try:
                 run = self.client.get_run(run_id)
@@ -283,10 +284,8 @@ class RunLogger:
 
     def _end(self, status: str) -> None:
         """End the MLflow run as ``status`` if the store answers (else `nettrain track` will)."""
-        try:
+        with contextlib.suppress(Exception):  # the store is away: the one warning said so
             self.client.set_terminated(self.run_id, status)
-        except Exception:  # noqa: BLE001  (the store is away: the one warning said so)
-            pass
 
     def _history(self) -> None:
         """Log the rows of history.csv whose epochs the MLflow run does not have yet (those
@@ -296,8 +295,7 @@ class RunLogger:
         rows = history.read(self.path / rundir.HISTORY) if self.path else None
         if not rows:  # none, unreadable, or no epoch yet
             return
-        stamp = int(time.time() * 1000)
-        metrics = []
+        stamp, metrics = int(time.time() * 1000), []
         for key in rows.columns:
             if key == "epoch":
                 continue
@@ -331,7 +329,7 @@ class RunLogger:
             try:
                 from nettrain.data.loading import load_data
 
-                self.example = _sample(load_data(run.config, run.dataset))
+                self.example = sample(load_data(run.config, run.dataset))
             except Exception:  # noqa: BLE001  (the data moved: the model goes without one)
                 self.example = None
         # the backend it runs on (its version from the installed package: importing
@@ -400,10 +398,10 @@ class RunLogger:
                   f"on and its directory is complete; upload it later with: {later}")
 
     def _record(self, uploaded: bool) -> None:
-        """Write the MLflow run's place and id into run.json (skipped while another process
-        holds the run)."""
-        if self.path is None or not (self.path / rundir.RUN).is_file():
-            return
+        write_note(self.path, self.note(uploaded), self.echo)
+
+    def note(self, uploaded: bool) -> dict[str, Any]:
+        """What run.json says about the MLflow run: its place, its id, whether it is all up."""
         note: dict[str, Any] = {"uri": redacted(self.place.uri),
                                 "experiment": self.place.experiment, "run_id": self.run_id,
                                 "uploaded": uploaded}
@@ -411,26 +409,31 @@ class RunLogger:
             note["model_uri"] = self.model_uri
         if self.broken:
             note["error"] = self.broken
-        try:
-            RunRecord(self.path).annotate(**{RECORD: note})
-        except Exception as exc:  # noqa: BLE001  (the MLflow run exists; only the note is lost)
-            self.echo(f"Warning: run.json of {self.path} does not say where the run is in "
-                      f"MLflow ({one_line(exc)}).")
+        return note
 
 
-def _warm_requirements() -> None:
-    """Have MLflow build, now, the map of installed packages it checks a logged model's
-    requirements against (once a process; it reads every package's file list: 1-2 s). Built in
-    the opening thread while fit trains, the model's upload at the end does not wait for it."""
+def write_note(path: Path | None, note: dict[str, Any], echo: Any) -> None:
+    """Write the MLflow run's :meth:`RunLogger.note` into run.json (skipped while another
+    process holds the run)."""
+    if path is None or not (path / rundir.RUN).is_file():
+        return
     try:
+        RunRecord(path).annotate(**{RECORD: note})
+    except Exception as exc:  # noqa: BLE001  (the MLflow run exists; only the note is lost)
+        echo(f"Warning: run.json of {path} does not say where the run is in "
+             f"MLflow ({one_line(exc)}).")
+
+
+def warm_requirements() -> None:
+    """Have MLflow build now the map of installed packages it checks a logged model's
+    requirements against (once a process: 1-2 s), so that the model's upload does not wait."""
+    with contextlib.suppress(Exception):  # another MLflow: the upload builds it, as before
         from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 
         warn_dependency_requirement_mismatches(["mlflow"])  # met: no warning, the map built
-    except Exception:  # noqa: BLE001  (another MLflow: the upload builds it, as before)
-        pass
 
 
-def _sample(data: Any) -> Any:
+def sample(data: Any) -> Any:
     """A few training inputs of ``data`` (numpy), for the input example."""
     import numpy as np
 
@@ -441,17 +444,15 @@ def _sample(data: Any) -> Any:
 
 
 def _read(file: Path) -> dict[str, Any]:
-    try:
+    with contextlib.suppress(Exception):
         return rundir.read_json(file)
-    except Exception:  # noqa: BLE001
-        return {}
+    return {}
 
 
 def _finite(value: Any) -> bool:
-    try:
+    with contextlib.suppress(TypeError, ValueError):
         return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
+    return False
 
 
 def recorded(path: Path) -> dict[str, Any]:
