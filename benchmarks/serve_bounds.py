@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from serve_health import _free_port, renewals  # noqa: E402
+from serve_health import _free_port, renewals, wait_up  # noqa: E402
 
 
 def _memory(pid: int) -> dict[str, float]:
@@ -106,12 +106,7 @@ def main() -> None:
                                str(port), "--grpc-port", str(grpc_port), "--model-name",
                                "renewals"], env=env, cwd=args.pythonpath)
     try:
-        for _ in range(600):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=5).request("GET", "/")
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_up(port)
         sizes: list[int] = []
 
         def declared() -> str:

@@ -63,6 +63,16 @@ def _figures(times: list[float]) -> dict:
     return {"p50_ms": round(statistics.median(times), 2), "max_ms": round(max(times), 2)}
 
 
+def wait_up(port: int) -> None:
+    """Until the server on ``port`` answers (two minutes at most)."""
+    for _ in range(600):
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=5).request("GET", "/")
+            return
+        except OSError:
+            time.sleep(0.2)
+
+
 def renewals(run: Path | None, pythonpath: Path, prefix: str) -> tuple[Path, dict, Path, list]:
     """A scratch folder, the servers' environment (``pythonpath``'s nettrain), the renewals
     run to serve (``run``, else one trained now for an epoch) and the CSV's rows to send."""
@@ -97,12 +107,7 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "nettrain", "serve", str(run), "--port",
                                str(port), "--grpc-port", "0"], env=env, cwd=args.pythonpath)
     try:
-        for _ in range(600):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=5).request("GET", "/")
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_up(port)
         alone = _probe(port, args.probes)
         done = multiprocessing.Value("i", 0)
         loaders = [multiprocessing.Process(target=_post_forever, args=(port, body, done),

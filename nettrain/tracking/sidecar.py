@@ -65,17 +65,7 @@ class SidecarLogger:
         self._send(started=str(self.path), example=_encoded(sample(data))
                    if data is not None else None)
 
-    def callback(self) -> Any:
-        """A Keras callback that sends each epoch's metrics to the sidecar."""
-        import keras
-
-        logger = self
-
-        class MlflowEpochs(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                logger.epoch(epoch, logs or {})
-
-        return MlflowEpochs()
+    callback = RunLogger.callback  # a Keras callback that hands each epoch to :meth:`epoch`
 
     def epoch(self, epoch: int, logs: dict[str, Any]) -> None:
         values = {}
