@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nettrain.config.fields import IMAGE_SUFFIXES
+
 # Rows and input width of the named datasets (scikit-learn's and Keras's, as loaded).
 DATASETS = {"xor": (4, 2), "iris": (150, 4), "digits": (1797, 64),
             "breast_cancer": (569, 30), "wine": (178, 13), "diabetes": (442, 10),
             "mnist": (60000, 784), "fashion_mnist": (60000, 784), "cifar10": (50000, 3072),
             "cifar100": (50000, 3072), "boston_housing": (404, 13), "imdb": (25000, None),
             "reuters": (8982, None)}
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _CHANNELS = {"rgb": 3, "grayscale": 1, "rgba": 4, None: 3}
 
 
@@ -121,7 +122,7 @@ def _npz(path: Path) -> tuple[int | None, int | None]:
 
 def _images(folder: Path, data: Any) -> tuple[int | None, int | None]:
     rows = sum(1 for _, _, files in os.walk(folder) for f in files
-               if f.lower().endswith(_IMAGE_SUFFIXES))
+               if f.lower().endswith(IMAGE_SUFFIXES))
     height, width = data.image_size or (256, 256)
     return rows, height * width * _CHANNELS.get(data.color_mode, 3)
 

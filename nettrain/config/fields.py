@@ -25,6 +25,9 @@ BUILTIN_DATASETS = ("xor", "iris", "digits", "breast_cancer", "wine", "diabetes"
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "imdb",
                   "reuters")
 SOURCES = ("dataset", "csv", "npz", "images", "synthetic")
+# The files of a `data.images` folder that are its samples (the loaders, predict and serve
+# read these; the backend policy counts them).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 def refuse(expected: str, received: Any = None, hint: str | None = None,

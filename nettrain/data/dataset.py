@@ -11,11 +11,11 @@ from typing import Any, Union
 
 import numpy as np
 
+from nettrain.config.fields import IMAGE_SUFFIXES
 from nettrain.data.columns import input_names, model_inputs
 
 SPLITS = ("train", "validation", "test")
 Inputs = Union[np.ndarray, dict[str, np.ndarray]]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # The Keras input dtype of each kind of named input column.
 # What numpy raises for a damaged .npz (a zip archive): when it opens it, and when it reads
 # an array from it (a cut file, a changed byte).
