@@ -221,6 +221,15 @@ def test_a_run_exports_on_the_backend_it_trained_on(trained, backend):
                        [backend, *(n for n in INSTALLED if n != backend)]]
 
 
+def _script_on_xor(code: str, folder: Path) -> subprocess.CompletedProcess:
+    """Python ``code`` in a process of its own (in ``folder``, ``sys.argv[1]`` the xor config),
+    with no KERAS_BACKEND: the backend is the policy's."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("KERAS_BACKEND")
+    return subprocess.run([sys.executable, "-c", code, str(CONFIGS / "xor.yaml")], env=env,
+                          capture_output=True, text=True, cwd=folder, timeout=300)
+
+
 def test_a_jax_fit_of_an_mlp_never_imports_tensorflow(tmp_path):
     if "jax" not in INSTALLED:
         pytest.fail("jax is not installed: pip install -e '.[jax]'")
@@ -228,10 +237,7 @@ def test_a_jax_fit_of_an_mlp_never_imports_tensorflow(tmp_path):
             "r = CliRunner().invoke(app, ['fit', sys.argv[1], 'fit.epochs=1', "
             "'save.formats=[keras,json]', '--backend', 'jax'])\n"
             "print(r.exit_code, 'tensorflow' in sys.modules, r.output[-2000:])")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("KERAS_BACKEND")
-    done = subprocess.run([sys.executable, "-c", code, str(CONFIGS / "xor.yaml")], env=env,
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    done = _script_on_xor(code, tmp_path)
     assert done.stdout.startswith("0 False"), done.stdout + done.stderr[-2000:]
     assert "Backend       jax (backend: jax)" in done.stdout
 
@@ -440,10 +446,7 @@ def test_a_fit_where_jax_is_not_installed_trains_on_tensorflow(tmp_path):
             "from typer.testing import CliRunner\nfrom nettrain.cli import app\n"
             "r = CliRunner().invoke(app, ['fit', sys.argv[1], 'fit.epochs=1'])\n"
             "print(r.exit_code, repr(r.exception), r.output[-2000:])")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("KERAS_BACKEND")
-    done = subprocess.run([sys.executable, "-c", code, str(CONFIGS / "xor.yaml")], env=env,
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    done = _script_on_xor(code, tmp_path)
     assert done.stdout.startswith("0 None"), done.stdout + done.stderr[-2000:]
     assert "Backend       tensorflow (auto: 4 rows x 1 epoch x 41 parameters = 1.6e2 of " \
         "work, below the 1e12" in done.stdout
@@ -460,10 +463,7 @@ def test_a_child_process_says_why_its_parent_chose_not_the_environment(tmp_path)
             "print(select.choose(load_config(sys.argv[1])).why)\n"
             "del os.environ[select.WHY_VARIABLE]  # as a user's shell\n"
             "print(select.choose(load_config(sys.argv[1])).why)\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("KERAS_BACKEND")
-    done = subprocess.run([sys.executable, "-c", code, str(CONFIGS / "xor.yaml")], env=env,
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    done = _script_on_xor(code, tmp_path)
     assert done.stdout.splitlines() == [
         "'jax' 'jax\\tauto: the parent chose'", "auto: the parent chose",
         "auto: KERAS_BACKEND=jax in the environment"], done.stdout + done.stderr[-2000:]
