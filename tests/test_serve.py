@@ -230,6 +230,34 @@ def test_a_bad_request_is_a_400_naming_the_field(server):
     assert status == 413 and "over the limit of 4,096 bytes" in answer["error"]
 
 
+def test_grpc_get_model_status_answers_as_tf_serving(server):
+    """ModelService.GetModelStatus (tensorflow-serving-api's stub): version 1, AVAILABLE,
+    status OK, for the served name with or without its version; another name or version is
+    NOT_FOUND in TF Serving's words, as REST's GET /v1/models/NAME answers."""
+    import grpc
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+    _, url, target = server
+    stub = model_service_pb2_grpc.ModelServiceStub(grpc.insecure_channel(target))
+    for spec in ({"name": "renewals"}, {"name": "renewals", "version": {"value": 1}}):
+        answer = stub.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(
+            model_spec=spec), 30)
+        [version] = answer.model_version_status
+        assert (version.version, version.state, version.status.error_code,
+                version.status.error_message) == \
+            (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE, 0, "")
+    for spec, said in (({"name": "other"}, "Could not find any versions of model other"),
+                       ({"name": "renewals", "version": {"value": 2}},
+                        "Could not find version 2 of model renewals")):
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(model_spec=spec), 30)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        assert caught.value.details().startswith(said + "; this server serves 'renewals'")
+        rest = "/versions/2" if "version" in spec else ""
+        assert _http("GET", f"{url}/v1/models/{spec['name']}{rest}") == \
+            (404, {"error": caught.value.details()})
+
+
 def _multipart(name: str, data: bytes) -> tuple[bytes, dict]:
     """A form of one file, written out (httpx would set its Content-Length)."""
     head = (f'--nettrain\r\nContent-Disposition: form-data; name="file"; filename="{name}"'

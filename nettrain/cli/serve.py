@@ -109,7 +109,8 @@ def serve(
                 f"Serving {served.name} ({shown(run)}) with Keras on {ran_on}:\n"
                 f"  REST  http://{where}:{port}/v1/models/{served.name}:predict, "
                 f"/predict, docs at http://{where}:{port}/docs\n"
-                + (f"  gRPC  {where}:{grpc_port} (tensorflow.serving.PredictionService)\n"
+                + (f"  gRPC  {where}:{grpc_port} (tensorflow.serving.PredictionService, "
+                   "ModelService)\n"
                    if grpc_port else "") + "Ctrl-C stops (requests in flight finish first).",
                 highlight=False, markup=False, soft_wrap=True)
 

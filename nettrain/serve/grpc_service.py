@@ -1,7 +1,7 @@
 """The gRPC side of ``nettrain serve``: ``tensorflow.serving.PredictionService``'s
-``Predict`` and ``GetModelMetadata``, answered for the stubs of the ``tensorflow-serving-api``
-package (a client written for TF Serving works unchanged). Other methods answer
-UNIMPLEMENTED."""
+``Predict`` and ``GetModelMetadata`` and ``tensorflow.serving.ModelService``'s
+``GetModelStatus``, answered for the stubs of the ``tensorflow-serving-api`` package (a client
+written for TF Serving works unchanged). Other methods answer UNIMPLEMENTED."""
 
 from __future__ import annotations
 
@@ -13,21 +13,21 @@ from nettrain.serve.model import Served
 
 
 def add_service(server: Any, served: Served) -> None:
-    """Add the PredictionService answering for ``served`` to a ``grpc.aio`` server."""
+    """Add the PredictionService and ModelService answering for ``served`` to a ``grpc.aio``
+    server."""
     import grpc
     from tensorflow_serving.apis import (
         get_model_metadata_pb2,
+        model_service_pb2_grpc,
         predict_pb2,
         prediction_service_pb2_grpc,
     )
 
-    async def check_model(spec: Any, context: Any) -> None:
+    async def check_model(spec: Any, context: Any, status: bool = False) -> None:
         version = spec.version.value if spec.HasField("version") else None
-        if spec.name != served.name or version not in (None, int(served.version)):
-            what = f"Specific({spec.name}, {version})" if version else f"Latest({spec.name})"
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                f"Servable not found for request: {what}; this server serves "
-                                f"'{served.name}' version {served.version}.")
+        missing = tensors.not_found(spec.name, version, (served.name, served.version), status)
+        if missing:
+            await context.abort(grpc.StatusCode.NOT_FOUND, missing)
 
     def answer_spec(spec: Any) -> None:
         spec.name = served.name
@@ -71,4 +71,17 @@ def add_service(server: Any, served: Served) -> None:
             response.metadata["signature_def"].Pack(sigs)
             return response
 
+    class Models(model_service_pb2_grpc.ModelServiceServicer):
+        async def GetModelStatus(self, request: Any, context: Any) -> Any:
+            if not request.HasField("model_spec"):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec: "
+                                    f"expected model_spec.name '{served.name}'.")
+            await check_model(request.model_spec, context, status=True)
+            return tensors.status_proto(served.version)
+
+        async def HandleReloadConfigRequest(self, request: Any, context: Any) -> Any:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "nettrain serve serves one run; "
+                                "start another server for another model.")
+
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(Models(), server)

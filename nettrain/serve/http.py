@@ -84,7 +84,9 @@ def make_app(served: Served) -> Any:
     @app.get("/v1/models/{name}", summary="TF Serving: the model's version status")
     @app.get("/v1/models/{name}/versions/{version}", include_in_schema=False)
     async def status(name: str, version: str | None = None) -> dict[str, Any]:
-        model(name, version)
+        missing = tensors.not_found(name, version, (served.name, served.version), status=True)
+        if missing:
+            raise _Refused(404, missing)
         return tensors.status_json(served.version)
 
     @app.get("/v1/models/{name}/metadata", summary="TF Serving: the signature")
@@ -167,10 +169,9 @@ async def _predict_tf(served: Served, name: str, version: str | None, body: byte
 
 
 def _check_model(served: Served, name: str, version: str | None = None) -> None:
-    if name != served.name or version not in (None, served.version):
-        what = f"Specific({name}, {version})" if version else f"Latest({name})"
-        raise _Refused(404, f"Servable not found for request: {what}; this server "
-                            f"serves '{served.name}' version {served.version}.")
+    missing = tensors.not_found(name, version, (served.name, served.version))
+    if missing:
+        raise _Refused(404, missing)
 
 
 def _json_body(data: bytes) -> Any:

@@ -61,10 +61,42 @@ def metadata_json(model: str, version: str, inputs: Spec, outputs: Spec) -> dict
             "metadata": {"signature_def": {"signature_def": {SIGNATURE: sig}}}}
 
 
+def not_found(name: str, version: str | int | None, serves: tuple[str, str],
+              status: bool = False) -> str | None:
+    """TF Serving's NOT_FOUND message when the model ``name`` (version ``version``; None: the
+    latest) is not what this server ``serves`` (name, version), else None: one answer for
+    REST's 404 and gRPC's NOT_FOUND. ``status``: worded as GetModelStatus words it."""
+    served_name, served_version = serves
+    if name == served_name and (version is None or str(version) == served_version):
+        return None
+    if status:
+        what = f"version {version} of model {name}" if version is not None else \
+            f"any versions of model {name}"
+        return f"Could not find {what}; this server serves '{served_name}' version " \
+               f"{served_version}."
+    what = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
+    return f"Servable not found for request: {what}; this server serves '{served_name}' " \
+           f"version {served_version}."
+
+
+def status_proto(version: str) -> Any:
+    """The served version's status as TF Serving's ``GetModelStatusResponse``: loaded, so
+    AVAILABLE, with an OK status (gRPC's answer, and REST's as JSON)."""
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    response = get_model_status_pb2.GetModelStatusResponse()
+    response.model_version_status.add(
+        version=int(version), state=get_model_status_pb2.ModelVersionStatus.AVAILABLE,
+        status={"error_code": 0, "error_message": ""})  # tensorflow.error.Code OK
+    return response
+
+
 def status_json(version: str) -> dict[str, Any]:
-    """``GET /v1/models/NAME``'s answer, as TF Serving writes it."""
-    return {"model_version_status": [{"version": version, "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}}]}
+    """``GET /v1/models/NAME``'s answer, as TF Serving writes it (its proto's JSON)."""
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(status_proto(version), preserving_proto_field_name=True,
+                         always_print_fields_with_no_presence=True)
 
 
 def from_json(body: Any, inputs: Spec, limit: int = checks.MAX_ROWS) -> tuple[Inputs, bool]:
