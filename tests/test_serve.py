@@ -258,6 +258,52 @@ def test_grpc_get_model_status_answers_as_tf_serving(server):
             (404, {"error": caught.value.details()})
 
 
+def _b64(text: str | bytes) -> dict:
+    import base64
+
+    return {"b64": base64.b64encode(text.encode() if isinstance(text, str) else text).decode()}
+
+
+def test_rest_takes_b64_strings_as_tf_serving_documents(server):
+    """{"b64": "..."} for a string input, in row and columnar format: the bytes decoded, read
+    as the category's text, answer as the text itself does; bad base64, bytes that are not
+    UTF-8 and b64 for a number are a 400 naming the input."""
+    from nettrain.serve import checks, tensors
+
+    _, url, _ = server
+    predict = f"{url}/v1/models/renewals:predict"
+    assert checks.cells([_b64("premium"), "basic", _b64("nord\u00e9")], {"dtype": "string"},
+                        str).tolist() == ["premium", "basic", "nord\u00e9"]
+    one = {"plan": {"dtype": "string", "shape": [None, 1]}}  # a model of one string input
+    for body in ({"instances": [_b64("basic"), _b64("gold")]},
+                 {"inputs": [_b64("basic"), "gold"]}):
+        assert tensors.from_json(body, one)[0]["plan"].tolist() == [["basic"], ["gold"]]
+    plain = _http("POST", predict, {"instances": ROWS})
+    assert plain[0] == 200
+    coded = [dict(r, plan=_b64(r["plan"]), region=_b64(r["region"])) for r in ROWS]
+    assert _http("POST", predict, {"instances": coded}) == plain
+    columns = {k: [r[k] for r in coded] for k in coded[0]}
+    status, answer = _http("POST", predict, {"inputs": columns})
+    assert (status, answer["outputs"]) == (200, plain[1]["predictions"])
+    # the teeth: a plan read as its base64 text (never seen in training) answers otherwise
+    unseen = _http("POST", predict, {"instances": [dict(ROWS[0], plan=_b64("premium")["b64"])]})
+    assert unseen[1]["predictions"][0] != plain[1]["predictions"][0]
+
+    for value, said in (
+            ({"b64": "cHJlbW!!"}, 'instances[0].plan: {"b64": "cHJlbW!!"} is not base64'),
+            (_b64(b"\xff\xfe"), "instances[0].plan: {\"b64\": ...} decodes to b'\\xff\\xfe', "
+                                  "not UTF-8 text"),
+            ({"b64": "cA==", "more": 1}, 'instances[0].plan: expected a string, or {"b64": '
+                                         '"..."} (its bytes in base64); received {"b64": '
+                                         '"cA==", "more": 1}.')):
+        status, answer = _http("POST", predict, {"instances": [dict(ROWS[0], plan=value)]})
+        assert status == 400 and answer["error"].startswith(said), answer
+    status, answer = _http("POST", predict, {"instances": [dict(ROWS[0], months=_b64("12"))]})
+    assert status == 400 and answer["error"] == (
+        'instances[0].months: expected a number; received {"b64": "MTI="}. {"b64": ...} is '
+        "for string inputs.")
+
+
 def _multipart(name: str, data: bytes) -> tuple[bytes, dict]:
     """A form of one file, written out (httpx would set its Content-Length)."""
     head = (f'--nettrain\r\nContent-Disposition: form-data; name="file"; filename="{name}"'

@@ -4,7 +4,8 @@ fails its own request only.
 
 It checks the bounds of a request (rows, JSON nesting, string sizes; a TensorProto's declared
 shape against the values it carries) and the values themselves (types, valid Unicode, whole
-numbers that fit 64 bits, JSON ``true`` for a true/false category).
+numbers that fit 64 bits, JSON ``true`` for a true/false category, TF Serving's ``{"b64": ...}``
+for a string).
 
 A request over a bound raises :class:`OverLimit` (413 / RESOURCE_EXHAUSTED); a bad value an
 :class:`nettrain.errors.InputError` naming the field (400 / INVALID_ARGUMENT).
@@ -84,6 +85,10 @@ def cells(value: Any, spec: dict[str, Any], where: Where, text: bool = False) ->
                          "nested too deep.") from None
     flat = array.reshape(len(array), -1) if array.ndim else array.reshape(1, 1)
     types = set(map(type, flat.ravel()))
+    if dict in types and dtype == "string" and not text:
+        flat = _base64(flat, where)  # TF Serving's {"b64": "..."}: the bytes, as text
+        array = flat.reshape(array.shape)
+        types = set(map(type, flat.ravel()))
     if bool in types:
         flat = _booleans(flat, spec, where)
         array = flat.reshape(array.shape)
@@ -93,7 +98,8 @@ def cells(value: Any, spec: dict[str, Any], where: Where, text: bool = False) ->
     if not types <= allowed:
         i, v = _first(flat, lambda v: type(v) not in allowed)
         advice = " Write categories as the text in the training CSV, in quotes." \
-            if dtype == "string" and not text else ""
+            if dtype == "string" and not text else \
+            " {\"b64\": ...} is for string inputs." if is_base64(v) else ""
         raise InputError(f"{where(i)}: expected {KINDS[dtype]}; received {_shown(v)}.{advice}")
     if str in types:
         _strings(flat, where)
@@ -117,6 +123,46 @@ def _booleans(flat: np.ndarray, spec: dict[str, Any], where: Where) -> np.ndarra
                          f" ({why}).")
     return np.frompyfunc(lambda v: spelled[str(v).lower()] if type(v) is bool else v, 1, 1)(
         flat).astype(object)
+
+
+def is_base64(value: Any) -> bool:
+    """Whether a JSON value is TF Serving's binary value: an object whose one key ``b64``
+    holds a string."""
+    return type(value) is dict and len(value) == 1 and type(value.get("b64")) is str
+
+
+def _base64(flat: np.ndarray, where: Where) -> np.ndarray:
+    """A string input's ``{"b64": "..."}`` values decoded (standard base64; the padding may
+    be left out, as TF Serving takes it) and read as UTF-8 text, the string a category is;
+    any other object is refused, as is base64 that does not decode or bytes that are not
+    UTF-8."""
+    import base64
+    import binascii
+
+    def decoded(i: int, value: Any) -> Any:
+        if type(value) is not dict:
+            return value
+        if not is_base64(value):
+            raise InputError(f"{where(i)}: expected a string, or {{\"b64\": \"...\"}} (its "
+                             f"bytes in base64); received {_shown(value)}.")
+        code = value["b64"]
+        try:
+            data = base64.b64decode(code + "=" * (-len(code) % 4), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InputError(f"{where(i)}: {_shown(value)} is not base64 ({exc});"
+                             " encode the bytes with standard base64 (A-Z a-z 0-9 + /).") \
+                from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{where(i)}: {{\"b64\": ...}} decodes to {_shown(data)}, not "
+                             "UTF-8 text; a category is text: encode it as UTF-8, then "
+                             "base64.") from None
+
+    out = np.empty(flat.shape, dtype=object)
+    for i, row in enumerate(flat):
+        out[i] = [decoded(i, v) for v in row]
+    return out
 
 
 def _strings(flat: np.ndarray, where: Where) -> None:

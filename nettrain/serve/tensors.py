@@ -113,7 +113,8 @@ def from_json(body: Any, inputs: Spec, limit: int = checks.MAX_ROWS) -> tuple[In
                          f" (keys: {', '.join(map(repr, body)) or 'none'}).")
     names = list(inputs)
     if "inputs" in body:
-        value, bare = body["inputs"], len(names) == 1 and not isinstance(body["inputs"], dict)
+        value = body["inputs"]
+        bare = len(names) == 1 and (not isinstance(value, dict) or checks.is_base64(value))
         if bare:
             value = {names[0]: value}
         _check_keys(value, names, "inputs")
@@ -125,7 +126,9 @@ def from_json(body: Any, inputs: Spec, limit: int = checks.MAX_ROWS) -> tuple[In
         raise InputError(f"instances: expected a list of rows, one or more; received "
                          f"{_what(rows)}.")
     checks.check_rows(len(rows), limit, "instances")
-    bare = len(names) == 1 and not all(isinstance(r, dict) for r in rows)
+    # a row that is {"b64": ...} is one value (of a model of one string input), not names
+    bare = len(names) == 1 and not all(isinstance(r, dict) and not checks.is_base64(r)
+                                       for r in rows)
     if bare:
         columns = {names[0]: rows}
     else:
