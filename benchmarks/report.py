@@ -18,6 +18,9 @@ NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict", "serve_load", "b
 SERVE_MORE = ("serve_load_raw", "serve_load_rows100", "serve_load_rows100_raw",
               "serve_load_rows1000", "serve_load_100k", "serve_load_100k_raw",
               "serve_load_3x50k_raw")
+# serve_load.py --plain: nettrain serve against a plain FastAPI server (issue 27).
+SERVE_PLAIN = ("serve_plain", "serve_plain_on_batch")
+SERVE_PLAIN_GOAL = 2.0  # issue 27: at 64 clients, at least 2x the plain server's rows/s
 
 # Issue 9's targets: the largest ratio nettrain / plain (whole process) each may have.
 RATIO_GOALS = {"mnist": 1 / 1.3, "cnn": 1.0, "xor": 1.1, "digits": 1.1, "predict": 1.2}
@@ -31,7 +34,8 @@ TRACKING_GOAL = 1.25  # issue 25: a tracked fit of XOR at most 25 % longer than 
 def read_records(folder: Path) -> dict[str, dict[str, Any]]:
     """The records of ``NAMES`` in ``folder`` (``<name>.json``), those that exist."""
     return {name: json.loads((folder / f"{name}.json").read_text())
-            for name in (*NAMES, *SERVE_MORE) if (folder / f"{name}.json").is_file()}
+            for name in (*NAMES, *SERVE_MORE, *SERVE_PLAIN)
+            if (folder / f"{name}.json").is_file()}
 
 
 def write_report(records: dict[str, dict[str, Any]], path: Path, command: str) -> None:
@@ -44,6 +48,7 @@ def write_report(records: dict[str, dict[str, Any]], path: Path, command: str) -
 def render(records: dict[str, dict[str, Any]], command: str) -> str:
     records = dict(records)
     serve_more = [records.pop(name) for name in SERVE_MORE if name in records]
+    serve_plain = [records.pop(name) for name in SERVE_PLAIN if name in records]
     first = next(iter(records.values()))
     m = first["machine"]
     small = any(r.get("small") for r in records.values())
@@ -87,12 +92,14 @@ def render(records: dict[str, dict[str, Any]], command: str) -> str:
         lines += ["", *_serve(records["serve_load"])]
         for more in serve_more:
             lines += ["", *_serve(more)[2:]]
+    if serve_plain:
+        lines += ["", *_serve_plain(serve_plain)]
     if "tracking_cost" in records:
         lines += ["", *_tracking(records["tracking_cost"])]
     lines += ["", "Commands (each writes `benchmarks/results/<name>.json`):", ""]
     for name, r in records.items():
         lines.append(f"- {name}: `{r['command']}`")
-    for r in serve_more:
+    for r in serve_more + serve_plain:
         lines.append(f"- serve_load: `{r['command']}`")
     return "\n".join(lines) + "\n"
 
@@ -326,4 +333,31 @@ def _tracking(r: dict[str, Any]) -> list[str]:
         lines += ["", f"The first tracked run, which creates the store (MLflow builds a new "
                       f"database's tables), took {first[0]:.1f} s ({first[1]:.1f} s CPU); not in "
                       "the pairs."]
+    return lines
+
+
+def _serve_plain(records: list[dict[str, Any]]) -> list[str]:
+    """Issue 27: nettrain serve against a plain FastAPI server of the same model
+    (``serve_load.py --plain``), a row per record and level."""
+    lines = ["## nettrain serve against a plain FastAPI server (issue 27)", "",
+             "The same client and bodies drive both servers, alternating; rows/s is each side's "
+             "best, the CPU ms a request its server's least (user + system, steadier than the "
+             "wall under load).", "",
+             "| plain server | clients | rows/s each: nettrain; plain | ratio (each pair) | "
+             "server CPU ms a request: nettrain, plain | goal | met | load average start, end |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in records:
+        m, plain = r["machine"], r["work"].split("model.", 1)[1].split(" ", 1)[0]
+        load = f"{m['load_average_start'][0]:.1f}, {m['load_average_end'][0]:.1f}"
+        for clients, v in r["levels"].items():
+            each = {n: ", ".join(f"{x['rows_per_second']:,}" for x in runs)
+                    for n, runs in v["runs"].items()}
+            cpu = v["server_cpu_ms_per_request"]
+            goal = clients == "64"
+            lines.append(
+                f"| FastAPI + model.{plain} | {clients} | {each['nettrain']}; {each['plain']} | "
+                f"**{v['ratio']}x** ({', '.join(f'{x}x' for x in v['ratios_by_pair'])}) | "
+                f"{cpu['nettrain']}, {cpu['plain']} | "
+                f"{f'at least {SERVE_PLAIN_GOAL}x' if goal else '-'} | "
+                f"{_met(v['ratio'] >= SERVE_PLAIN_GOAL) if goal else '-'} | {load} |")
     return lines

@@ -12,6 +12,13 @@ its own, a plain script loads the same model.keras and times `model.predict` on 
 sides alternate: plain, serve at 1, plain, serve at 8, ...
 
     python benchmarks/serve_load.py --clients 1 8 64 --requests 5000 --out benchmarks/results/serve_load.json
+
+With --plain (issue 27), the other side is a plain FastAPI + model.predict server of the same
+model.keras (benchmarks/serve_plain.py), driven by the same client with the same bodies for
+--seconds a side, the sides alternating for --pairs pairs at each level; each side's rows/s
+and its server's CPU seconds a request are recorded, and the ratio of the rows/s:
+
+    python benchmarks/serve_load.py --plain predict --client raw --clients 64 --seconds 10 --pairs 2
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common import machine, write_record
 
@@ -80,12 +88,28 @@ def _rows(n: int) -> list[dict]:
     return [records[i % len(records)] for i in range(n)]
 
 
-async def _load(url: str, bodies: list[bytes], clients: int, kind: str = "httpx") -> dict:
+def _until(count: int, seconds: float | None) -> Any:
+    """The indices of the bodies to send: all of them, or (``seconds``) those begun before
+    the deadline, cycling through the bodies."""
+    import itertools
+
+    if seconds is None:
+        yield from range(count)
+        return
+    deadline = time.perf_counter() + seconds
+    for i in itertools.cycle(range(count)):
+        if time.perf_counter() > deadline:
+            return
+        yield i
+
+
+async def _load(url: str, bodies: list[bytes], clients: int, kind: str = "httpx",
+                seconds: float | None = None) -> dict:
     latencies: list[float] = []
     failed, why = 0, {}
-    next_body = iter(range(len(bodies)))
+    next_body = _until(len(bodies), seconds)
     if kind == "raw":
-        return await _load_raw(url, bodies, clients)
+        return await _load_raw(url, bodies, clients, seconds)
     import httpx
 
     async def client(http: httpx.AsyncClient) -> None:
@@ -109,7 +133,7 @@ async def _load(url: str, bodies: list[bytes], clients: int, kind: str = "httpx"
         start = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         wall = time.perf_counter() - start
-    return _summary(len(bodies), failed, why, wall, latencies)
+    return _summary(len(latencies), failed, why, wall, latencies)
 
 
 def _summary(requests: int, failed: int, why: dict, wall: float, latencies: list) -> dict:
@@ -121,7 +145,8 @@ def _summary(requests: int, failed: int, why: dict, wall: float, latencies: list
             "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2)}
 
 
-async def _load_raw(url: str, bodies: list[bytes], clients: int) -> dict:
+async def _load_raw(url: str, bodies: list[bytes], clients: int,
+                    seconds: float | None = None) -> dict:
     """As :func:`_load`, with a client that costs far less CPU a request than httpx (about
     0.1 ms against 2-5 ms on the shared machine, where the client and the server share 2
     cores): HTTP/1.1 written by hand on one keep-alive connection per client."""
@@ -130,7 +155,7 @@ async def _load_raw(url: str, bodies: list[bytes], clients: int) -> dict:
     parts = urlsplit(url)
     latencies: list[float] = []
     failed, why = 0, {}
-    next_body = iter(range(len(bodies)))
+    next_body = _until(len(bodies), seconds)
     head = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
             "Content-Type: application/json\r\nContent-Length: ").encode()
 
@@ -162,7 +187,68 @@ async def _load_raw(url: str, bodies: list[bytes], clients: int) -> dict:
     start = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     wall = time.perf_counter() - start
-    return _summary(len(bodies), failed, why, wall, latencies)
+    return _summary(len(latencies), failed, why, wall, latencies)
+
+
+def _side(url: str, bodies: list[bytes], clients: int, kind: str, pid: int,
+          seconds: float | None) -> dict:
+    """One load on the server ``pid`` at ``url``: its figures, with the server's CPU."""
+    cpu, mine = _cpu_seconds(pid), time.process_time()
+    result = asyncio.run(_load(url, bodies, clients, kind, seconds))
+    result["server_cpu_ms_per_request"] = round(
+        1000 * (_cpu_seconds(pid) - cpu) / max(result["requests"], 1), 2)
+    result["server_cpu_seconds"] = round(_cpu_seconds(pid) - cpu, 2)
+    result["client_cpu_ms_per_request"] = round(
+        1000 * (time.process_time() - mine) / max(result["requests"], 1), 2)
+    return result
+
+
+def _against_plain(args: argparse.Namespace, url: str, bodies: list[bytes], server: Any,
+                   run: Path, env: dict) -> tuple[dict, dict]:
+    """Issue 27's comparison: nettrain serve and a plain FastAPI + model.predict server of
+    the same model (serve_plain.py, started here), --seconds a side, alternating, --pairs
+    pairs a level (the first side of each pair alternating too)."""
+    import httpx
+
+    port = _free_port()
+    plain = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "serve_plain.py"),
+                              str(run), "--port", str(port), "--call", args.plain],
+                             env=env, cwd=REPO, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health")
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        sides = {"nettrain": (url, server.pid),
+                 "plain": (f"http://127.0.0.1:{port}/v1/models/renewals:predict", plain.pid)}
+        for name, (where, pid) in sides.items():  # a warm-up each: first calls trace
+            _side(where, bodies, 4, args.client, pid, 1.0)
+        levels = {}
+        for clients in args.clients:
+            runs: dict[str, list] = {"nettrain": [], "plain": []}
+            for pair in range(args.pairs):
+                order = ["plain", "nettrain"] if pair % 2 == 0 else ["nettrain", "plain"]
+                for name in order:
+                    where, pid = sides[name]
+                    result = _side(where, bodies, clients, args.client, pid, args.seconds)
+                    result["rows_per_second"] = round(result["requests_per_second"] * args.rows)
+                    runs[name].append(result)
+                    print(clients, name, result, flush=True)
+            best = {n: max(r["rows_per_second"] for r in rs) for n, rs in runs.items()}
+            levels[str(clients)] = {
+                "runs": runs, "rows_per_second": best,
+                "ratio": round(best["nettrain"] / max(best["plain"], 1e-9), 1),
+                "ratios_by_pair": [
+                    round(n["rows_per_second"] / max(p["rows_per_second"], 1e-9), 1)
+                    for n, p in zip(runs["nettrain"], runs["plain"], strict=True)],
+                "server_cpu_ms_per_request": {
+                    n: min(r["server_cpu_ms_per_request"] for r in rs) for n, rs in runs.items()}}
+        return levels, {"plain_rss_mib": round(_rss_mib(plain.pid), 1)}
+    finally:
+        plain.terminate()
+        plain.wait(60)
 
 
 def main() -> None:
@@ -176,6 +262,12 @@ def main() -> None:
     parser.add_argument("--client", choices=["httpx", "raw"], default="httpx",
                         help="httpx (a real client, 2-5 CPU ms a request) or raw (HTTP/1.1 "
                              "by hand, about 0.1 ms: the server's cost shows)")
+    parser.add_argument("--plain", choices=["predict", "predict_on_batch"], default=None,
+                        help="compare with benchmarks/serve_plain.py (FastAPI + this Keras "
+                             "call) instead of model.predict in-process")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="with --plain: seconds of load a side")
+    parser.add_argument("--pairs", type=int, default=2, help="with --plain: pairs a level")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     load_start = os.getloadavg()
@@ -202,6 +294,7 @@ def main() -> None:
                                str(port), "--grpc-port", "0", *args.serve_args.split()],
                               env=env, cwd=REPO, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
+    extra: dict = {}
     try:
         import httpx
 
@@ -212,47 +305,63 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         url = f"{base}/v1/models/{name}:predict" if args.route == "tf" else f"{base}/predict"
-        levels = {}
-        for clients in args.clients:
-            plain = subprocess.run([sys.executable, "-c", PLAIN, str(run),
-                                    str(folder / "rows.csv")], env=env, capture_output=True,
-                                   text=True, check=True)
-            predict = json.loads(plain.stdout.strip().splitlines()[-1])
-            before, calls = _rss_mib(server.pid), httpx.get(f"{base}/health").json()
-            cpu, mine = _cpu_seconds(server.pid), time.process_time()
-            result = asyncio.run(_load(url, bodies, clients, args.client))
-            result["server_cpu_ms_per_request"] = round(
-                1000 * (_cpu_seconds(server.pid) - cpu) / len(bodies), 2)
-            result["client_cpu_ms_per_request"] = round(
-                1000 * (time.process_time() - mine) / len(bodies), 2)
-            after = httpx.get(f"{base}/health").json()
-            result["rows_per_model_call"] = round(
-                (after["rows_predicted"] - calls["rows_predicted"]) /
-                max(after["model_calls"] - calls["model_calls"], 1), 1)
-            result.update(rows_per_second=round(result["requests_per_second"] * args.rows),
-                          rss_mib_before=round(before, 1),
-                          rss_mib_after=round(_rss_mib(server.pid), 1),
-                          model_predict_rows_per_second=round(predict["rows"] /
-                                                              predict["seconds"]))
-            result["ratio_to_model_predict"] = round(
-                result["rows_per_second"] / result["model_predict_rows_per_second"], 4)
-            levels[str(clients)] = result
-            print(clients, result, flush=True)
+        if args.plain:
+            levels, extra = _against_plain(args, url, bodies, server, run, env)
+            extra["nettrain_rss_mib"] = round(_rss_mib(server.pid), 1)
+        else:
+            levels = _levels(args, url, bodies, server, run, folder, env, base)
     finally:
         server.terminate()
         server.wait(60)
-    record = {
-        "benchmark": "serve_load",
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "work": f"renewals_categorical (5 columns, 3 of them categories) served over REST, "
+    if args.plain:
+        work = (f"renewals_categorical (5 columns, 3 of them categories): nettrain serve "
+                f"against a plain FastAPI + model.{args.plain} server of the same model.keras "
+                f"(benchmarks/serve_plain.py), REST, {args.rows} row(s) a request, client "
+                f"{args.client}, {args.seconds:g} s a side, {args.pairs} pair(s) a level, "
+                "alternating; rows/s: the best of each side")
+    else:
+        work = (f"renewals_categorical (5 columns, 3 of them categories) served over REST, "
                 f"route {args.route}, {args.rows} row(s) a request, {args.requests} requests "
                 f"per level, client {args.client}; model.predict: the same rows in-process, "
-                "batch 1,024",
+                "batch 1,024")
+    record = {
+        "benchmark": "serve_plain" if args.plain else "serve_load",
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "work": work,
         "machine": {**machine(), "load_average_start": load_start,
                     "load_average_end": os.getloadavg()},
-        "levels": levels,
+        "levels": levels, **extra,
     }
     write_record(record, args.out)
+
+
+def _levels(args: argparse.Namespace, url: str, bodies: list[bytes], server: Any, run: Path,
+            folder: Path, env: dict, base: str) -> dict:
+    """Issue 18's levels: serve at each --clients level, model.predict in-process between."""
+    import httpx
+
+    levels = {}
+    for clients in args.clients:
+        plain = subprocess.run([sys.executable, "-c", PLAIN, str(run),
+                                str(folder / "rows.csv")], env=env, capture_output=True,
+                               text=True, check=True)
+        predict = json.loads(plain.stdout.strip().splitlines()[-1])
+        before, calls = _rss_mib(server.pid), httpx.get(f"{base}/health").json()
+        result = _side(url, bodies, clients, args.client, server.pid, None)
+        after = httpx.get(f"{base}/health").json()
+        result["rows_per_model_call"] = round(
+            (after["rows_predicted"] - calls["rows_predicted"]) /
+            max(after["model_calls"] - calls["model_calls"], 1), 1)
+        result.update(rows_per_second=round(result["requests_per_second"] * args.rows),
+                      rss_mib_before=round(before, 1),
+                      rss_mib_after=round(_rss_mib(server.pid), 1),
+                      model_predict_rows_per_second=round(predict["rows"] /
+                                                          predict["seconds"]))
+        result["ratio_to_model_predict"] = round(
+            result["rows_per_second"] / result["model_predict_rows_per_second"], 4)
+        levels[str(clients)] = result
+        print(clients, result, flush=True)
+    return levels
 
 
 if __name__ == "__main__":

@@ -744,6 +744,36 @@ def test_requests_that_arrive_together_make_one_call():
     assert seen == [4, 3, 3, 3, 2]  # never over 4 rows: a request is not split
 
 
+def test_joined_requests_answer_as_model_predict_of_each_row_alone(renewals):
+    """Requests joined into one call of the run's model (named inputs, strings among them,
+    read as TF Serving's route reads them) are each answered with what model.predict says of
+    that request's row alone."""
+    import keras
+    import tensorflow as tf
+
+    from nettrain.serve import tensors
+    from nettrain.serve.model import Served
+
+    rows = [dict(ROWS[i % 3], months=3 + 5 * i, support_tickets=i % 4) for i in range(8)]
+    served = Served(renewals, None, window_ms=500, max_rows=64)
+    xs = [tensors.from_json({"instances": [row]}, served.inputs)[0] for row in rows]
+
+    async def ask() -> list:
+        await served.batcher.start()
+        try:
+            return await asyncio.gather(*(served.tensors(x) for x in xs))
+        finally:
+            await served.close()
+
+    answers = asyncio.run(ask())
+    assert (served.batcher.calls, served.batcher.rows) == (1, 8)  # one joined call
+    model = keras.saving.load_model(renewals / "model.keras")
+    alone = [model.predict({k: tf.constant(v) for k, v in x.items()}, verbose=0) for x in xs]
+    assert len({round(float(a[0, 0]), 4) for a in alone}) > 4  # rows that answer apart
+    for answer, expected in zip(answers, alone, strict=True):
+        np.testing.assert_allclose(answer, expected, atol=1e-6)
+
+
 def test_a_joined_call_that_fails_fails_only_the_request_at_fault():
     """A request that passes every check and still fails the model (as '\\ud800' did) fails
     alone: the joined call runs again a request at a time (787 of 800 good requests got a
