@@ -293,9 +293,8 @@ def test_rest_takes_b64_strings_as_tf_serving_documents(server):
             ({"b64": "cHJlbW!!"}, 'instances[0].plan: {"b64": "cHJlbW!!"} is not base64'),
             (_b64(b"\xff\xfe"), "instances[0].plan: {\"b64\": ...} decodes to b'\\xff\\xfe', "
                                   "not UTF-8 text"),
-            ({"b64": "cA==", "more": 1}, 'instances[0].plan: expected a string, or {"b64": '
-                                         '"..."} (its bytes in base64); received {"b64": '
-                                         '"cA==", "more": 1}.')):
+            ({"b64": "cA==", "more": 1}, 'instances[0].plan: expected a string; received '
+                                         '{"b64": "cA==", "more": 1}. Write categories')):
         status, answer = _http("POST", predict, {"instances": [dict(ROWS[0], plan=value)]})
         assert status == 400 and answer["error"].startswith(said), answer
     status, answer = _http("POST", predict, {"instances": [dict(ROWS[0], months=_b64("12"))]})

@@ -134,17 +134,13 @@ def is_base64(value: Any) -> bool:
 def _base64(flat: np.ndarray, where: Where) -> np.ndarray:
     """A string input's ``{"b64": "..."}`` values decoded (standard base64; the padding may
     be left out, as TF Serving takes it) and read as UTF-8 text, the string a category is;
-    any other object is refused, as is base64 that does not decode or bytes that are not
-    UTF-8."""
+    base64 that does not decode and bytes that are not UTF-8 are refused."""
     import base64
     import binascii
 
     def decoded(i: int, value: Any) -> Any:
-        if type(value) is not dict:
-            return value
         if not is_base64(value):
-            raise InputError(f"{where(i)}: expected a string, or {{\"b64\": \"...\"}} (its "
-                             f"bytes in base64); received {_shown(value)}.")
+            return value  # another object is refused with every other wrong type
         code = value["b64"]
         try:
             data = base64.b64decode(code + "=" * (-len(code) % 4), validate=True)
