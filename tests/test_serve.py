@@ -256,6 +256,10 @@ def test_grpc_get_model_status_answers_as_tf_serving(server):
         rest = "/versions/2" if "version" in spec else ""
         assert _http("GET", f"{url}/v1/models/{spec['name']}{rest}") == \
             (404, {"error": caught.value.details()})
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(), 30)
+    assert (caught.value.code(), caught.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec: expected model_spec.name 'renewals'.")
 
 
 def _b64(text: str | bytes) -> dict:
