@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "baseline_src": str(args.baseline_src) if args.baseline_src else None,
               "command": " ".join(["python", "benchmarks/fit_phases.py",
                                    *(argv or sys.argv[1:])]),
-              "load_average": [list(v) for v in load], "median": median, "runs": runs}
+              "load_average": [list(v) for v in load], "by_side": median, "runs": runs}
     write_record(record, args.out)
     return record
 
