@@ -23,14 +23,15 @@ discard = {"none": (None, None), "stdout": (subprocess.DEVNULL, None),
 start = time.perf_counter()
 rc = subprocess.call(sys.argv[2:], stdout=discard[0], stderr=discard[1])
 wall = time.perf_counter() - start
-print(rc, f"{wall:.3f}", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(rc, f"{wall:.3f}", usage.ru_maxrss, f"{usage.ru_utime + usage.ru_stime:.3f}")
 """
 
 
-def time_command(command: list[str], discard: str = "all", **run: Any) -> \
-        tuple[int, float, float]:
+def time_command(command: list[str], discard: str = "all", cpu: bool = False,
+                 **run: Any) -> Any:
     """Run ``command`` in a child process; return its exit status, wall seconds and peak RSS
-    in MiB.
+    in MiB (with ``cpu``, also its CPU seconds: user + system, every thread and child).
 
     Args:
         command: the full command line.
@@ -41,7 +42,9 @@ def time_command(command: list[str], discard: str = "all", **run: Any) -> \
     """
     out = subprocess.run([sys.executable, "-c", _TIMER, discard, *command],
                          capture_output=True, text=True, **run)
-    rc, wall, peak_kib = out.stdout.strip().splitlines()[-1].split()
+    rc, wall, peak_kib, seconds = out.stdout.strip().splitlines()[-1].split()
+    if cpu:
+        return int(rc), float(wall), int(peak_kib) / 1024, float(seconds)
     return int(rc), float(wall), int(peak_kib) / 1024
 
 

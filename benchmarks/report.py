@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 NAMES = ("mnist", "cnn", "xor", "digits", "startup", "predict", "serve_load", "backends",
-         "tracking_cost", "backend_auto")
+         "tracking_cost", "backend_auto", "fit_phases")
 # serve_load.py's other runs, each a table under serve_load's (a cheaper client, more rows a
 # request, 100,000 requests).
 SERVE_MORE = ("serve_load_raw", "serve_load_rows100", "serve_load_rows100_raw",
@@ -29,6 +29,7 @@ HELP_GOAL = 0.3  # seconds, nettrain --help
 MEMORY_GOAL = 0.10  # predict: peak RSS on 10x the rows at most 10 % above
 SERVE_GOAL = 0.5  # issue 18: nettrain serve at 64 clients, rows/s at least half model.predict's
 TRACKING_GOAL = 1.25  # issue 25: a tracked fit of XOR at most 25 % longer than an untracked one
+README_JOB_GOAL = 5.0  # issue 27: seconds of the README's main job, whole process
 
 
 def read_records(folder: Path) -> dict[str, dict[str, Any]]:
@@ -96,6 +97,8 @@ def render(records: dict[str, dict[str, Any]], command: str) -> str:
         lines += ["", *_serve_plain(serve_plain)]
     if "tracking_cost" in records:
         lines += ["", *_tracking(records["tracking_cost"])]
+    if "fit_phases" in records:
+        lines += ["", *_phases(records["fit_phases"])]
     lines += ["", "Commands (each writes `benchmarks/results/<name>.json`):", ""]
     for name, r in records.items():
         lines.append(f"- {name}: `{r['command']}`")
@@ -360,4 +363,26 @@ def _serve_plain(records: list[dict[str, Any]]) -> list[str]:
                 f"{cpu['nettrain']}, {cpu['plain']} | "
                 f"{f'at least {SERVE_PLAIN_GOAL}x' if goal else '-'} | "
                 f"{_met(v['ratio'] >= SERVE_PLAIN_GOAL) if goal else '-'} | {load} |")
+    return lines
+
+
+def _phases(r: dict[str, Any]) -> list[str]:
+    """Issue 27: where a whole ``nettrain fit`` spends its time (``fit_phases.py``)."""
+    from fit_phases import PHASES
+
+    load = ", ".join(f"{v[0]:.1f}" for v in r["load_average"])
+    lines = ["## Where a whole fit's time goes (issue 27)", "",
+             f"`nettrain fit {r['config']} -q` as whole processes, {r['pairs']} pair(s), "
+             "medians; `this` is the checkout measured, `baseline` "
+             f"{r.get('baseline_src') or 'none'}; `tensorflow only`: JAX and PyTorch hidden "
+             "(the README's first install). Each cell: wall / CPU seconds (user + system, "
+             f"every thread). Load average (1 minute) before and after: {load} on 2 CPUs: the "
+             "wall seconds are those of a crowded machine, the CPU seconds blur least.", "",
+             f"| side | whole process | {' | '.join(PHASES)} | goal (wall) | met |",
+             "| --- " * (len(PHASES) + 4) + "|"]
+    for side, m in r["by_side"].items():
+        cells = " | ".join(f"{w:.2f} / {c:.2f}" for w, c in
+                           (m["phases"][p] for p in PHASES))
+        lines.append(f"| {side} | **{m['seconds']:.1f}** / {m['cpu_seconds']:.1f} | {cells} | "
+                     f"under {README_JOB_GOAL:.0f} s | {_met(m['seconds'] < README_JOB_GOAL)} |")
     return lines

@@ -452,6 +452,22 @@ def test_a_fit_where_jax_is_not_installed_trains_on_tensorflow(tmp_path):
         "work, below the 1e12" in done.stdout
 
 
+def test_a_tensorflow_fit_beside_jax_never_imports_jax(tmp_path):
+    """TensorFlow imports jax.jit wherever JAX is installed (for TFLite), 0.5 CPU seconds and
+    100 MB of every TensorFlow run for nothing: on TensorFlow, nettrain imports Keras with JAX
+    hidden, and JAX still imports afterwards."""
+    if "jax" not in INSTALLED:
+        pytest.fail("jax is not installed: pip install -e '.[jax]'")
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom nettrain.cli import app\n"
+            "r = CliRunner().invoke(app, ['fit', sys.argv[1], 'fit.epochs=1', "
+            "'--backend', 'tensorflow'])\n"
+            "print(r.exit_code, 'jax' in sys.modules, repr(r.exception))\n"
+            "import jax\nprint(jax.numpy.ones(2).sum())")
+    done = _script_on_xor(code, tmp_path)
+    assert done.stdout.splitlines() == ["0 False None", "2.0"], \
+        done.stdout + done.stderr[-2000:]
+
+
 def test_a_child_process_says_why_its_parent_chose_not_the_environment(tmp_path):
     """KERAS_BACKEND that nettrain set for its child processes (a sweep's trials) comes with
     the parent's reason, which the child says; one the user set is named as the user's (a

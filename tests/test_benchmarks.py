@@ -48,3 +48,26 @@ def test_every_benchmark_runs_at_a_tiny_size_and_writes_its_report(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     assert again.read_text() == report
+
+
+def test_fit_phases_says_where_a_whole_fit_spends_its_time(tmp_path):
+    """benchmarks/fit_phases.py (issue 27) at a tiny size: one whole fit, every phase timed
+    in wall and CPU seconds, and its table in BENCHMARKS.md."""
+    config = tmp_path / "xor.yaml"
+    config.write_text((REPO / "configs" / "xor.yaml").read_text().replace(
+        "epochs: 500", "epochs: 3"))
+    out = tmp_path / "fit_phases.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "fit_phases.py"),
+                           str(config), "--pairs", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(out.read_text())
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from fit_phases import PHASES
+    from report import _phases
+
+    side = record["by_side"]["this, every extra"]
+    assert list(side["phases"]) == list(PHASES)
+    assert side["cpu_seconds"] > side["phases"]["start-up"][1] > 0
+    assert record["runs"]["this, every extra"][0]["backend"] == "tensorflow"
+    assert "| this, every extra | **" in "\n".join(_phases(record))

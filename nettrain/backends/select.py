@@ -419,6 +419,37 @@ def chosen() -> Choice | None:
     return _chosen["choice"]
 
 
+class _Hidden:
+    """A finder that reads the top-level modules ``names`` as not installed (import and
+    ``find_spec`` raise ModuleNotFoundError, as for a missing package)."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+@contextlib.contextmanager
+def importing() -> Any:
+    """Around a process's first ``import keras``: on TensorFlow, JAX reads as not installed
+    while Keras imports TensorFlow. TensorFlow imports ``jax.jit`` wherever JAX is installed
+    (``tensorflow.lite.python.util``, for converting JAX functions to TFLite, which nettrain
+    never does): 0.5 CPU seconds and 100 MB of every TensorFlow process beside JAX, for
+    nothing. JAX imports as usual afterwards."""
+    hide = os.environ.get("KERAS_BACKEND") == "tensorflow" and \
+        not {"jax", "tensorflow", "keras"} & set(sys.modules)
+    finder = _Hidden("jax", "jaxlib")
+    if hide:
+        sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        if finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+
+
 def settle() -> None:
     """Right after ``import keras``: when :func:`use` found TensorFlow unneeded, Keras's lazy
     TensorFlow module reads as not installed. Keras imports TensorFlow wherever it can (to

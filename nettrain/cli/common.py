@@ -144,7 +144,8 @@ def _load_keras(debug: bool) -> None:
         return
     if debug:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-        import keras  # noqa: F401
+        with select.importing():
+            import keras  # noqa: F401
         select.settle()
         return
     with tempfile.TemporaryFile() as sink:
@@ -152,7 +153,8 @@ def _load_keras(debug: bool) -> None:
         sys.stderr.flush()
         os.dup2(sink.fileno(), 2)
         try:
-            import keras  # noqa: F401
+            with select.importing():
+                import keras  # noqa: F401
         except Exception:  # a broken install: show what TensorFlow said (not on Ctrl-C)
             os.dup2(saved, 2)
             sink.seek(0)

@@ -178,16 +178,19 @@ def arrays(x: np.ndarray, y: np.ndarray | None = None, w: np.ndarray | None = No
     def sliced(i: Any) -> Any:
         return one(tuple(t[i * batch:(i + 1) * batch] for t in tensors))
 
+    # In order, the batches are tf.data's own slices of the tensors (no function of ours):
+    # making an iterator over a pipeline with a mapped function costs about 6 ms of CPU (the
+    # function is instantiated), without one 0.3 ms, and Keras makes two iterators for each
+    # validation pass (the digits job: 120 of them, 0.7 CPU seconds).
+    in_order = tf.data.Dataset.from_tensor_slices(one(tensors)).batch(batch)
     if not shuffle and schedule.same_every_epoch:  # every epoch the same: no Python at all
-        ds = tf.data.Dataset.range(schedule.per_epoch).map(
-            sliced, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = in_order.take(schedule.per_epoch) if schedule.per_epoch < schedule.per_pass \
+            else in_order
         return _in_place((ds.repeat() if schedule.endless else ds).prefetch(tf.data.AUTOTUNE))
     segments = _segments(schedule, first_epoch)
     if not shuffle and schedule.endless:  # the passes one after another, from the first batch
         _, first, _ = next(segments())
-        ds = tf.data.Dataset.range(schedule.per_pass).repeat().skip(first).map(
-            sliced, num_parallel_calls=tf.data.AUTOTUNE)
-        return _in_place(ds.prefetch(tf.data.AUTOTUNE))
+        return _in_place(in_order.repeat().skip(first).prefetch(tf.data.AUTOTUNE))
     if not shuffle:
         ds = tf.data.Dataset.from_generator(
             lambda: ((first, end) for _, first, end in segments()),
@@ -207,10 +210,8 @@ def arrays(x: np.ndarray, y: np.ndarray | None = None, w: np.ndarray | None = No
             yield drawn[number], first, end
 
     @tf.autograph.experimental.do_not_convert
-    def rows(order: Any, first: Any, end: Any) -> Any:
-        return tf.data.Dataset.range(first, end).map(
-            tf.autograph.experimental.do_not_convert(
-                lambda i: order[i * batch:(i + 1) * batch]))
+    def rows(order: Any, first: Any, end: Any) -> Any:  # a pass's batches first..end-1
+        return tf.data.Dataset.from_tensor_slices(order[first * batch:end * batch]).batch(batch)
 
     @tf.autograph.experimental.do_not_convert
     def gather(picked: Any) -> Any:

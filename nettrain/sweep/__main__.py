@@ -85,10 +85,11 @@ def _spare_main(sweep: Sweep) -> int:
     """Import what a trial needs, then wait for one (:class:`nettrain.sweep.trials.Spare`):
     its id and log file come as two lines on stdin; its output goes to that file from then
     on. Exit 0 at once when stdin closes without one."""
-    import keras  # noqa: F401  (the seconds a trial would otherwise spend here)
-    import optuna  # noqa: F401
-
     from nettrain.backends import select
+
+    with select.importing():
+        import keras  # noqa: F401  (the seconds a trial would otherwise spend here)
+    import optuna  # noqa: F401
 
     select.settle()  # as nettrain's commands do after importing Keras
 
@@ -117,10 +118,10 @@ def _trial_main(sweep: Sweep, trial_id: int) -> int:
 
     from nettrain.sweep.study import load_study
 
-    import keras  # noqa: F401
-
     from nettrain.backends import select
 
+    with select.importing():
+        import keras  # noqa: F401
     select.settle()  # as nettrain's commands do after importing Keras
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

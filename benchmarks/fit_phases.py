@@ -1,0 +1,165 @@
+"""Benchmark: where a whole ``nettrain fit`` process spends its time (start-up, data, build,
+compile and first epoch, the other epochs, evaluation, save), wall and CPU seconds, for this
+checkout and optionally another (``--baseline-src``), alternating, with JAX and PyTorch
+installed or hidden (``--tensorflow-only``: the README's first install, where TensorFlow's own
+import finds no JAX either).
+
+    python benchmarks/fit_phases.py configs/digits_mlp.yaml --pairs 3 --baseline-src /tmp/base \\
+        --tensorflow-only --out benchmarks/results/fit_phases.json
+
+Each run is ``python -m nettrain fit CONFIG -q`` in its own process under a wrapper that
+stamps the wall and CPU clocks (``time.process_time``: every thread of the process) around
+nettrain's own steps; the CPU seconds of the whole process (user + system) come from
+``common.time_command``. CPU seconds are the figure to compare on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from common import time_command, write_record
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Runs ``-m nettrain ARGS`` with stamps around nettrain's steps, written to NETTRAIN_PHASES.
+WRAPPER = """\
+import importlib.abc, json, os, runpy, sys, time
+T0, C0 = time.perf_counter(), time.process_time()
+stamps = []
+def stamp(what):
+    stamps.append((what, time.perf_counter() - T0, time.process_time() - C0))
+if os.environ.get("NETTRAIN_HIDE"):  # as if not installed: find_spec and import fail
+    class Hidden(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] in os.environ["NETTRAIN_HIDE"].split(","):
+                raise ModuleNotFoundError(name)
+    sys.meta_path.insert(0, Hidden())
+import nettrain.engine.train as train
+def around(module, name, label):
+    function = getattr(module, name)
+    def timed(*args, **kwargs):
+        stamp(label + " begins")
+        try:
+            return function(*args, **kwargs)
+        finally:
+            stamp(label + " ends")
+    setattr(module, name, timed)
+_fit = train._fit
+def fit(prepared, path, display, args, kwargs):
+    import keras
+    class First(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if not any(s[0] == "first epoch ends" for s in stamps):
+                stamp("first epoch ends")
+    kwargs["callbacks"] = [*kwargs["callbacks"], First()]
+    return _fit(prepared, path, display, args, kwargs)
+train._fit = fit
+for name, label in (("load_data", "data"), ("build_model", "build"), ("_fit", "fit"),
+                    ("_evaluate", "evaluate")):
+    around(train, name, label)
+around(train.saving, "save_model", "save")
+sys.argv = ["nettrain", *sys.argv[1:]]
+try:
+    runpy.run_module("nettrain", run_name="__main__", alter_sys=True)
+finally:
+    stamp("end")
+    with open(os.environ["NETTRAIN_PHASES"], "w") as f:
+        json.dump(stamps, f)
+"""
+
+PHASES = ("start-up", "data", "build", "compile + first epoch", "other epochs", "evaluate",
+          "save", "rest")
+
+
+def phases(stamps: list[list[Any]]) -> dict[str, list[float]]:
+    """[wall, cpu] seconds of each phase from the wrapper's stamps (evaluate: every split)."""
+    at = {}
+    for what, wall, cpu in stamps:
+        at.setdefault(what, []).append((wall, cpu))
+
+    def span(begin: tuple[float, float], end: tuple[float, float]) -> list[float]:
+        return [round(end[0] - begin[0], 3), round(end[1] - begin[1], 3)]
+
+    first = at.get("first epoch ends", at["fit ends"])[0]
+    out = {"start-up": [round(at["data begins"][0][0], 3), round(at["data begins"][0][1], 3)],
+           "data": span(at["data begins"][0], at["data ends"][0]),
+           "build": span(at["build begins"][0], at["build ends"][0]),
+           "compile + first epoch": span(at["fit begins"][0], first),
+           "other epochs": span(first, at["fit ends"][0])}
+    evaluations = [span(b, e) for b, e in zip(at.get("evaluate begins", []),
+                                              at.get("evaluate ends", []))]
+    out["evaluate"] = [round(sum(e[i] for e in evaluations), 3) for i in (0, 1)]
+    out["save"] = span(at["save begins"][0], at["save ends"][0])
+    end = at["end"][0]
+    out["rest"] = [round(end[i] - sum(v[i] for v in out.values()), 3) for i in (0, 1)]
+    return out
+
+
+def measure(src: Path, config: Path, hide: str, folder: Path) -> dict[str, Any]:
+    """One whole ``nettrain fit CONFIG -q`` of the checkout ``src``."""
+    stamps = folder / "stamps.json"
+    env = {**os.environ, "PYTHONPATH": str(src), "NETTRAIN_PHASES": str(stamps),
+           "NETTRAIN_RUNS": str(folder / "runs"), "NETTRAIN_HIDE": hide}
+    env.pop("KERAS_BACKEND", None)
+    rc, wall, peak, cpu = time_command([sys.executable, str(folder / "wrapper.py"), "fit",
+                                        str(config), "-q"], cwd=folder, env=env, cpu=True)
+    if rc != 0:
+        raise SystemExit(f"nettrain fit {config} ({src}) failed with exit {rc}")
+    run = next((folder / "runs").rglob("metrics.json")).parent
+    record = json.loads((run / "run.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    for path in sorted((folder / "runs").rglob("*"), reverse=True):  # the next run's alone
+        path.unlink() if path.is_file() or path.is_symlink() else path.rmdir()
+    return {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3),
+            "peak_rss_mib": round(peak), "backend": record.get("backend"),
+            "test": metrics.get("test"), "phases": phases(json.loads(stamps.read_text()))}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="another checkout of nettrain, run alternately with this one")
+    parser.add_argument("--tensorflow-only", action="store_true",
+                        help="also with JAX and PyTorch hidden (the README's first install)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="nettrain-phases-"))
+    (folder / "wrapper.py").write_text(WRAPPER)
+    sources = {"this": REPO, **({"baseline": args.baseline_src} if args.baseline_src else {})}
+    installs = {"every extra": "", **({"tensorflow only": "jax,jaxlib,torch"}
+                                      if args.tensorflow_only else {})}
+    sides = [(s, i) for i in installs for s in sources]
+    runs: dict[str, list[dict[str, Any]]] = {f"{s}, {i}": [] for s, i in sides}
+    load = [os.getloadavg()]
+    for n in range(args.pairs):
+        for source, install in (sides if n % 2 == 0 else sides[::-1]):
+            done = measure(sources[source], args.config.resolve(), installs[install], folder)
+            runs[f"{source}, {install}"].append(done)
+            print(source, install, done["seconds"], done["cpu_seconds"], file=sys.stderr,
+                  flush=True)
+    load.append(os.getloadavg())
+    median = {side: {"seconds": statistics.median(r["seconds"] for r in rs),
+                     "cpu_seconds": statistics.median(r["cpu_seconds"] for r in rs),
+                     "phases": {p: [statistics.median(r["phases"][p][i] for r in rs)
+                                    for i in (0, 1)] for p in PHASES}}
+              for side, rs in runs.items()}
+    record = {"benchmark": "fit_phases", "config": str(args.config), "pairs": args.pairs,
+              "baseline_src": str(args.baseline_src) if args.baseline_src else None,
+              "command": " ".join(["python", "benchmarks/fit_phases.py",
+                                   *(argv or sys.argv[1:])]),
+              "load_average": [list(v) for v in load], "by_side": median, "runs": runs}
+    write_record(record, args.out)
+    return record
+
+
+if __name__ == "__main__":
+    main()
