@@ -23,14 +23,16 @@ class Missing:
     """What an empty cell becomes in each column.
 
     ``policies``: input column (and sample-weight column) -> error | drop | zero | mean |
-    median | most_frequent; a column not named is 'error'. ``target``: 'drop' or 'error' for
-    a row without its target, which is never filled. ``fills``: column -> the value learned on
+    median | most_frequent; a column not named follows ``default`` (data.missing's one policy,
+    or 'error' beside a mapping). ``target``: 'drop' or 'error' for a row without its target,
+    which is dropped (or refused) before any column is filled: it is never filled. ``fills``: column -> the value learned on
     the training rows for the columns whose policy is in :data:`LEARNED`.
     """
 
     policies: dict[str, str] = field(default_factory=dict)
     target: str = "drop"
     fills: dict[str, Any] = field(default_factory=dict)
+    default: str = "error"  # the policy of a column not in ``policies``
 
     @classmethod
     def of_config(cls, missing: str | dict[str, str], columns: list[str],
@@ -38,7 +40,8 @@ class Missing:
         """The policies of data.missing (one for every column, or a mapping; see
         :class:`nettrain.config.sections.DataConfig`) for these input ``columns``."""
         if isinstance(missing, str):
-            return cls(dict.fromkeys(columns, missing), "error" if missing == "error" else "drop")
+            return cls(dict.fromkeys(columns, missing), "error" if missing == "error" else "drop",
+                       default=missing)
         target = next((missing[t] for t in targets if t in missing), "drop")
         return cls({c: missing.get(c, "error") for c in columns}, target)
 
@@ -50,15 +53,16 @@ class Missing:
         recorded = info.get("missing")
         if isinstance(recorded, dict):
             return cls(dict(recorded.get("policies") or {}), str(recorded.get("target", "drop")),
-                       dict(recorded.get("fills") or {}))
+                       dict(recorded.get("fills") or {}), str(recorded.get("default", "error")))
         policy = "zero" if missing == "zero" else "error"
         return cls(dict.fromkeys(info.get("features") or [], policy), "error")
 
     def to_json(self) -> dict[str, Any]:
-        return {"policies": dict(self.policies), "target": self.target, "fills": dict(self.fills)}
+        return {"policies": dict(self.policies), "default": self.default, "target": self.target,
+                "fills": dict(self.fills)}
 
     def policy(self, column: str) -> str:
-        return self.policies.get(column, "error")
+        return self.policies.get(column, self.default)
 
     # ------------------------------------------------------------------ rows
 
@@ -109,7 +113,7 @@ class Missing:
                                 f"training rows to learn its {policy} from. Fill the column, or "
                                 "leave it out (data.features).")
             fills[column] = learned_value(values, policy)
-        return Missing(self.policies, self.target, fills)
+        return Missing(self.policies, self.target, fills, self.default)
 
     def fill(self, frame: Any, kinds: dict[str, str], name: str, advice: str = MISSING_ADVICE,
              part: bool = False) -> Any:

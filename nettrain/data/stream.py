@@ -212,7 +212,8 @@ class CsvStream(Chunked):
                 raise DataError(f"data.missing: the column {column!r} has no value in the "
                                 f"training rows to learn its {policy} from. Fill the column, "
                                 "or leave it out (data.features).")
-        self.missing = Missing(self.missing.policies, self.missing.target, fills)
+        self.missing = Missing(self.missing.policies, self.missing.target, fills,
+                               self.missing.default)
 
     def _scan(self) -> None:
         """Count the rows of each split; collect labels and vocabularies of the training rows;
@@ -240,7 +241,7 @@ class CsvStream(Chunked):
 
         names = input_names(self.features)
         dropped: dict[str, int] = {}
-        split: list[np.ndarray] = []  # each row's code in SPLIT_NAMES (dropped: 3)
+        placed: list[np.ndarray] = []  # each row's code in SPLIT_NAMES (dropped: 3)
         for start, chunk in self.chunks():
             for column, values in seen.items():
                 values.update(chunk[column].dropna().unique().tolist())
@@ -250,7 +251,7 @@ class CsvStream(Chunked):
                 dropped[column] = dropped.get(column, 0) + n
             rows = np.full(len(chunk), SPLIT_NAMES.index("dropped"), dtype=np.int8)
             rows[frame.index.to_numpy() - start] = codes
-            split.append(rows)
+            placed.append(rows)
             # parse every value now, so a bad cell fails validation, not the end of training
             x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
                              self.kinds if self.cfg.categorical else None)
@@ -270,7 +271,7 @@ class CsvStream(Chunked):
             for column in vocab:  # the values as the model takes them (int64 or str)
                 vocab[column].update(x[names[column]][train].reshape(-1).tolist())
         self.counts = {s: n for s, n in counts.items() if n}
-        self.rows = SplitRows(np.concatenate(split) if split else np.zeros(0, np.int8), True)
+        self.rows = SplitRows(np.concatenate(placed) if placed else np.zeros(0, np.int8), True)
         note = dropped_note(dropped, self.path.name, self.cfg.targets)
         self.notes = [note] if note else []
         if "train" not in self.counts:
