@@ -25,8 +25,9 @@ class Missing:
     ``policies``: input column (and sample-weight column) -> error | drop | zero | mean |
     median | most_frequent; a column not named follows ``default`` (data.missing's one policy,
     or 'error' beside a mapping). ``target``: 'drop' or 'error' for a row without its target,
-    which is dropped (or refused) before any column is filled: it is never filled. ``fills``: column -> the value learned on
-    the training rows for the columns whose policy is in :data:`LEARNED`.
+    which is dropped (or refused) before any column is filled: it is never filled.
+    ``fills``: column -> the value learned on the training rows for the columns whose policy
+    is in :data:`LEARNED`.
     """
 
     policies: dict[str, str] = field(default_factory=dict)

@@ -5,8 +5,9 @@ CSV loaded whole); each row goes to train, validation or test by a hash of its r
 the seed, so every pass sees the same split without holding it. Fills that data.missing
 learns (mean, median, most_frequent) come from a first pass over the training rows. One scan
 pass counts the rows of each split (and records each row's split, a byte a row, for
-split.csv) and collects the class labels and category vocabularies of the training rows; Keras's Normalization adapts on a second pass over the training rows. Training shuffles
-the rows within each chunk, in an order drawn from the seed and the epoch.
+split.csv) and collects the class labels and category vocabularies of the training rows;
+Keras's Normalization adapts on a second pass over the training rows. Training shuffles the
+rows within each chunk, in an order drawn from the seed and the epoch.
 """
 
 from __future__ import annotations
