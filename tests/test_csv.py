@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -370,6 +371,11 @@ def test_fit_predict_and_evaluate_data_fill_a_gap_with_the_training_median(runne
     (tmp_path / "p.csv").write_text(f"Solar.R,Wind\n,2\n{median},2\n")
     lines = _predict(runner, run, tmp_path / "p.csv")
     assert lines[1] == lines[2]
+    from nettrain.engine.predict import load_run, rows_inputs
+
+    served = rows_inputs(load_run(run), pd.DataFrame({"Solar.R": [None, median],
+                                                       "Wind": [2, 2]}))  # serve's rows
+    assert served[0].tolist() == served[1].tolist() == [np.float32(median), 2.0]
     result = runner.invoke(app, ["evaluate", str(run), "--data", str(tmp_path / "t.csv"),
                                  "--json"])
     assert result.exit_code == 0, result.output
