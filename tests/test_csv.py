@@ -315,20 +315,24 @@ def test_mean_or_median_of_a_categorical_column_is_refused(runner, tmp_path, mis
     assert "data.missing" in text and "'tier'" in text and "most_frequent" in text
 
 
-def test_a_mapping_fills_each_column_by_its_policy_and_leaves_others_to_error(tmp_path):
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_mapping_fills_each_column_by_its_policy_and_leaves_others_to_error(tmp_path,
+                                                                              stream):
     from nettrain.config.load import validate_config
     from nettrain.data.loading import load_data
 
     (tmp_path / "t.csv").write_text("age,city,n,y\n30,a,1,0\n,b,2,1\n50,b,,0\n40,,4,1\n")
     config = tiny_config(data={"csv": str(tmp_path / "t.csv"), "target": "y",
                                "categorical": ["city"], "validation_split": 0.0,
-                               "test_split": 0.0,
+                               "test_split": 0.0, "stream": stream,
                                "missing": {"age": "median", "city": "most_frequent"}})
     with pytest.raises(DataError, match="missing value at row 4, column 'n'"):
         load_data(validate_config(config))
     config["data"]["missing"]["n"] = "mean"
     data = load_data(validate_config(config))
     assert data.info["missing"]["fills"] == {"age": 40.0, "city": "b", "n": 7 / 3}
+    if stream:
+        return
     assert data.x["train"]["age"].ravel().tolist() == [30, 40, 50, 40]
     assert data.x["train"]["city"].ravel().tolist() == ["a", "b", "b", "b"]
 

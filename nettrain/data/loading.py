@@ -242,13 +242,13 @@ def _load_data(config: Config, rule: CsvRule) -> Data:
         return Data({}, {}, {}, info, stream=stream, rows=stream.rows, notes=stream.notes)
     drawn: dict[str, dict[str, np.ndarray]] = {}
 
-    def split(n: int, labels: np.ndarray | None) -> np.ndarray:
+    def draw(n: int, labels: np.ndarray | None) -> np.ndarray:
         """The training rows of a CSV, drawn before its fills are learned on them."""
         has = {s for s in ("validation", "test") if getattr(cfg, s) is not None}
         drawn["index"] = _split_index(n, labels if classify else None, cfg, config.seed, has)
         return drawn["index"]["train"]
 
-    parts, info = _load_source(cfg, classify, config.seed, rule, split)
+    parts, info = _load_source(cfg, classify, config.seed, rule, draw)
     notes = info.pop("notes", [])
     kept, dropped = info.pop("kept_rows", None), info.pop("dropped_rows", None)
     paths = info.pop("source_rows", None)
@@ -261,8 +261,8 @@ def _load_data(config: Config, rule: CsvRule) -> Data:
     index = drawn.get("index") or _split_index(size(x), y if classify else None, cfg,
                                                config.seed, has=set(parts))
     total = size(x) + (len(dropped) if dropped is not None else 0)
-    rows = SplitRows.of(total, index, kept, lines=kept is not None, paths=paths)
-    data = Data({}, {}, {}, info, rows=rows, notes=notes)
+    placed = SplitRows.of(total, index, kept, lines=kept is not None, paths=paths)
+    data = Data({}, {}, {}, info, rows=placed, notes=notes)
     for split, rows in index.items():
         data.x[split], data.y[split] = take(x, rows), y[rows]
         if w is not None:

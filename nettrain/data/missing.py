@@ -95,18 +95,18 @@ class Missing:
                     keep &= ~holes
         return (frame[keep] if not keep.all() else frame), dropped
 
-    def learned(self, train: Any) -> Missing:
-        """This policy with the fill values of the training rows ``train`` (a DataFrame of the
-        columns, as read): mean, median (of the numbers) or the most frequent value (the
-        smallest, of equally frequent ones). A column with no value to learn from is a
-        DataError."""
+    def learned(self, frame: Any, train: np.ndarray) -> Missing:
+        """This policy with the fill values of the training rows of ``frame`` (a DataFrame of
+        the columns, as read; ``train``: their positions): mean, median (of the numbers) or
+        the most frequent value (the smallest, of equally frequent ones). A column with no
+        value to learn from is a DataError."""
         import pandas as pd
 
         fills = {}
         for column, policy in self.policies.items():
-            if policy not in LEARNED or column not in train.columns:
+            if policy not in LEARNED or column not in frame.columns:
                 continue
-            values = train[column].dropna()
+            values = frame[column].iloc[train].dropna()
             if policy != "most_frequent":
                 values = pd.to_numeric(values, errors="coerce").dropna()
             if values.empty:
@@ -152,9 +152,14 @@ def learned_value(values: Any, policy: str) -> Any:
         return float(values.astype("float64").mean())
     if policy == "median":
         return float(values.astype("float64").median())
-    counts = values.value_counts()
-    top = counts[counts == counts.max()].index.tolist()
-    value = min(top, key=lambda v: (isinstance(v, str), v))
+    return most_frequent(values.value_counts().to_dict())
+
+
+def most_frequent(counts: dict[Any, int]) -> Any:
+    """The value counted most often (of equally frequent ones, the smallest), as JSON holds
+    it."""
+    top = max(counts.values())
+    value = min((v for v, n in counts.items() if n == top), key=lambda v: (isinstance(v, str), v))
     return value.item() if isinstance(value, np.generic) else value
 
 

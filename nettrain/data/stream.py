@@ -178,7 +178,7 @@ class CsvStream(Chunked):
 
         import pandas as pd
 
-        from nettrain.data.missing import learned_value
+        from nettrain.data.missing import most_frequent
 
         policies = {c: p for c, p in self.missing.policies.items() if p in LEARNED}
         sums = {c: [0.0, 0] for c, p in policies.items() if p == "mean"}
@@ -207,8 +207,7 @@ class CsvStream(Chunked):
                 numbers = np.concatenate(values[column]) if values[column] else np.zeros(0)
                 fills[column] = float(np.median(numbers)) if len(numbers) else None
             else:
-                fills[column] = learned_value(pd.Series(list(counts[column].elements())),
-                                              policy) if counts[column] else None
+                fills[column] = most_frequent(counts[column]) if counts[column] else None
             if fills[column] is None:
                 raise DataError(f"data.missing: the column {column!r} has no value in the "
                                 f"training rows to learn its {policy} from. Fill the column, "

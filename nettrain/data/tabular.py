@@ -109,7 +109,7 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
     if info is None:
         labels = frame[targets[0]].to_numpy() if len(targets) == 1 else None
         train = split(len(frame), labels) if split else np.arange(len(frame))
-        missing = missing.learned(frame.iloc[train])
+        missing = missing.learned(frame, train)
     frame = missing.fill(frame, kinds, name, missing_advice, part)
     x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
                      advice or NUMBERS_ADVICE)
