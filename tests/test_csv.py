@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from nettrain.cli import app
+from nettrain.errors import DataError
 
 from conftest import fit_once, tiny_config, write_config
 
@@ -229,3 +232,160 @@ def test_only_a_row_cut_short_is_refused_not_an_empty_last_cell(tmp_path):
     path.write_text("a,b,c\n1,2,3\n")  # a read of some columns keeps them, in file order
     frame = next(read_csv(path, ",", "INPUT", columns=["b", "a"], verbatim=True))
     assert list(frame.columns) == ["a", "b"]
+
+
+# ---------------------------------------------------------------- data.missing
+
+# airquality's shape: a numeric target (Ozone) with gaps, and gaps in a feature (Solar.R).
+AIR = ("Ozone,Solar.R,Wind\n41,190,7.4\n36,118,8.0\n12,149,12.6\n18,313,11.5\n,,14.3\n"
+       "28,,14.9\n23,299,8.6\n19,99,13.8\n8,19,20.1\n,194,8.6\n7,,6.9\n16,256,9.7\n")
+# msleep's shape: a class of text (vore) with gaps.
+SLEEP = ("vore,sleep,brain\ncarni,12.1,0.01\nomni,17.0,0.0155\nherbi,14.4,0.3\n,14.9,0.2\n"
+         "herbi,4.0,0.1\ncarni,14.4,0.05\n,8.7,0.3\nomni,10.1,0.2\nherbi,3.0,0.5\n")
+
+
+def _table(folder: Path, text: str, target: str, **data) -> dict:
+    (folder / "t.csv").write_text(text)
+    classify = target == "vore"
+    return tiny_config(
+        data={"csv": str(folder / "t.csv"), "target": target, "validation_split": 0.0,
+              "test_split": 0.0, **data},
+        model={"layers": [{"Dense": {"units": 3 if classify else 1,
+                                     **({"activation": "softmax"} if classify else {})}}]},
+        compile={"optimizer": "adam", "metrics": [],
+                 "loss": "sparse_categorical_crossentropy" if classify else "mse"},
+        fit={"epochs": 1, "batch_size": 4, "verbose": 0})
+
+
+@pytest.mark.parametrize("missing", ["zero", "median", {"Solar.R": "zero"}])
+def test_a_row_without_its_numeric_target_is_dropped_never_filled(tmp_path, missing):
+    from nettrain.config.load import validate_config
+    from nettrain.data.loading import load_data
+
+    data = load_data(validate_config(_table(tmp_path, AIR, "Ozone", missing=missing)))
+    assert data.size("train") == 10  # 12 rows, 2 without Ozone
+    assert 0.0 not in data.y["train"].ravel().tolist()
+    assert data.notes == ["Note: t.csv: dropped 2 rows (2 without the target 'Ozone')."]
+
+
+def test_a_row_without_its_class_is_dropped_with_a_note_never_a_class(runner, tmp_path):
+    config = write_config(tmp_path / "c.yaml", _table(tmp_path, SLEEP, "vore", missing="zero"))
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "Note: t.csv: dropped 2 rows (2 without the target 'vore')." in result.stderr
+    assert "data: train 7 samples" in result.stdout
+    assert "the classes carni, herbi, omni." in result.stdout  # no class ''
+
+
+def test_a_missing_target_with_missing_error_is_refused_naming_line_and_column(runner,
+                                                                               tmp_path):
+    config = write_config(tmp_path / "c.yaml", _table(tmp_path, SLEEP, "vore"))
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "t.csv: line 5 has no value in the target column 'vore' (2 rows without one)" in \
+        " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("missing, expected", [
+    ({"Solr.R": "median"}, "data.missing (line 8): expected column names of t.csv"),
+    ("interpolate", "interpolate fills time series"),
+    ({"Ozone": "median"}, "drop or error for the target 'Ozone'"),
+    ("mediam", "Did you mean 'median'?"),
+])
+def test_missing_mistakes_are_refused_at_validate(runner, tmp_path, missing, expected):
+    config = write_config(tmp_path / "c.yaml", _table(tmp_path, AIR, "Ozone", missing=missing))
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert expected in " ".join(result.stderr.split())
+    if isinstance(missing, dict) and "Solr.R" in missing:
+        assert "Did you mean 'Solar.R'?" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["median", {"tier": "mean"}])
+def test_mean_or_median_of_a_categorical_column_is_refused(runner, tmp_path, missing):
+    (tmp_path / "t.csv").write_text("a,tier,y\n1,low,0\n2,,1\n3,high,0\n")
+    config = write_config(tmp_path / "c.yaml", tiny_config(data={
+        "csv": str(tmp_path / "t.csv"), "target": "y", "categorical": ["tier"],
+        "missing": missing}))
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.stderr.split())
+    assert "data.missing" in text and "'tier'" in text and "most_frequent" in text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_mapping_fills_each_column_by_its_policy_and_leaves_others_to_error(tmp_path,
+                                                                              stream):
+    from nettrain.config.load import validate_config
+    from nettrain.data.loading import load_data
+
+    (tmp_path / "t.csv").write_text("age,city,n,y\n30,a,1,0\n,b,2,1\n50,b,,0\n40,,4,1\n")
+    config = tiny_config(data={"csv": str(tmp_path / "t.csv"), "target": "y",
+                               "categorical": ["city"], "validation_split": 0.0,
+                               "test_split": 0.0, "stream": stream,
+                               "missing": {"age": "median", "city": "most_frequent"}})
+    with pytest.raises(DataError, match="missing value at row 4, column 'n'"):
+        load_data(validate_config(config))
+    config["data"]["missing"]["n"] = "mean"
+    data = load_data(validate_config(config))
+    assert data.info["missing"]["fills"] == {"age": 40.0, "city": "b", "n": 7 / 3}
+    if stream:
+        return
+    assert data.x["train"]["age"].ravel().tolist() == [30, 40, 50, 40]
+    assert data.x["train"]["city"].ravel().tolist() == ["a", "b", "b", "b"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_fills_are_learned_on_the_training_split_alone(tmp_path, stream):
+    """The median of Solar.R's training rows (split.csv says which), not of all rows."""
+    from nettrain.config.load import validate_config
+    from nettrain.data.loading import load_data
+
+    rows = [f"{i},{i * 10 if i % 5 else ''},{i % 3}" for i in range(1, 41)]
+    config = _table(tmp_path, "Ozone,Solar.R,Wind\n" + "\n".join(rows) + "\n", "Ozone",
+                    missing="median", validation_split=0.5, stream=stream)
+    data = load_data(validate_config(config))
+    data.rows.write(tmp_path / "split.csv")
+    split = pd.read_csv(tmp_path / "split.csv")
+    source = pd.read_csv(tmp_path / "t.csv")
+    train = source.iloc[split["row"][split["split"] == "train"]]["Solar.R"]
+    assert data.info["missing"]["fills"]["Solar.R"] == train.median()
+    assert train.median() != source["Solar.R"].median()
+
+
+def test_fit_predict_and_evaluate_data_fill_a_gap_with_the_training_median(runner, tmp_path):
+    """End to end: gaps in a feature and in the target; the recorded fill is the training
+    split's median, predict of a row with a gap is predict of the row with it written in, and
+    evaluate --data scores a file with gaps as training filled them."""
+    rows = [f"{i % 7 + 1 if i % 9 else ''},{i * 3 if i % 4 else ''},{i % 5}" for i in range(1, 49)]
+    (tmp_path / "t.csv").write_text("Ozone,Solar.R,Wind\n" + "\n".join(rows) + "\n")
+    config = _table(tmp_path, (tmp_path / "t.csv").read_text(), "Ozone", missing="median",
+                    validation_split=0.25)
+    config["save"] = {"formats": ["keras"]}
+    run = fit_once(tmp_path, config)
+    split = pd.read_csv(run / "split.csv")
+    source = pd.read_csv(tmp_path / "t.csv")
+    assert split["line"].tolist() == [r + 2 for r in range(48)]
+    assert (split["split"] == "dropped").tolist() == source["Ozone"].isna().tolist()
+    median = source.iloc[split["row"][split["split"] == "train"]]["Solar.R"].median()
+    recorded = json.loads((run / "dataset.json").read_text())["missing"]
+    assert recorded["fills"]["Solar.R"] == median
+    (tmp_path / "p.csv").write_text(f"Solar.R,Wind\n,2\n{median},2\n")
+    lines = _predict(runner, run, tmp_path / "p.csv")
+    assert lines[1] == lines[2]
+    from nettrain.engine.predict import load_run, rows_inputs
+
+    served = rows_inputs(load_run(run), pd.DataFrame({"Solar.R": [None, median],
+                                                       "Wind": [2, 2]}))  # serve's rows
+    assert served[0].tolist() == served[1].tolist() == [np.float32(median), 2.0]
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(tmp_path / "t.csv"),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    filled = source.dropna(subset=["Ozone"]).fillna({"Solar.R": median})
+    filled.to_csv(tmp_path / "filled.csv", index=False)
+    again = runner.invoke(app, ["evaluate", str(run), "--data", str(tmp_path / "filled.csv"),
+                                "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(result.stdout)["metrics"] == json.loads(again.stdout)["metrics"]

@@ -216,6 +216,11 @@ def test_image_folder_cnn_and_predict_on_images(runner, tmp_path):
     run = result.stdout.strip()
     info = json.loads((tmp_path / run / "dataset.json").read_text())
     assert info["classes"] == ["cat", "dog"] and info["input_shape"] == [8, 8, 3]
+    split = pd.read_csv(tmp_path / run / "split.csv")  # each image's file and its split
+    assert split.columns.tolist() == ["row", "path", "split"]
+    assert split["path"].tolist() == [str(tmp_path / "photos" / c / f"{i}.png")
+                                      for c in ("cat", "dog") for i in range(6)]
+    assert split["split"].value_counts().to_dict() == {"train": 9, "validation": 3}
     one = runner.invoke(app, ["predict", run, str(tmp_path / "photos" / "dog" / "0.png")])
     assert one.exit_code == 0, one.output
     assert one.stdout.splitlines()[0] == "path,class,prob_cat,prob_dog"
@@ -279,7 +284,8 @@ def test_missing_values_are_counted_in_their_column_and_in_all(runner, tmp_path,
     where = "read, in rows 2 to 8" if stream else "read from the file"
     assert " ".join(result.stderr.split()) == (
         "Error: d.csv: missing value at row 3, column 'tier' (2 missing in this column, 5 in "
-        f"all the columns {where}). Set data.missing: drop or zero, or fill the file.")
+        f"all the columns {where}). Set data.missing (drop, zero, mean, median or most_frequent), "
+        "or fill the file.")
 
 
 def test_missing_value_names_row_and_column(runner, tmp_path):
@@ -343,6 +349,13 @@ def test_npz_source(runner, tmp_path):
     result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
     assert result.exit_code == 0, result.output
     assert "train 24, test 6" in result.stdout
+    data = load_data(load_config(tmp_path / "c.yaml"))
+    data.rows.write(tmp_path / "split.csv")
+    split = pd.read_csv(tmp_path / "split.csv")  # the index in x, and the split
+    assert split.columns.tolist() == ["row", "split"] and split["row"].tolist() == \
+        list(range(30))
+    test = split["row"][split["split"] == "test"].to_numpy()
+    assert np.array_equal(data.x["test"], np.load(tmp_path / "d.npz")["x"][test])
 
 
 def test_sample_weights_from_a_csv_column(runner, tmp_path):
@@ -505,7 +518,7 @@ def test_stratify_with_a_one_sample_class(tmp_path):
                                     + "5,c\n")
     config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y",
                                "test_split": 0.2, "stratify": True})
-    with pytest.raises(ConfigError, match=r"class(es)? \[2\] with 1 sample.*stratify: false"):
+    with pytest.raises(ConfigError, match=r"class(es)? \['c'\] with 1 sample.*stratify: false"):
         load_data(load_config(write_config(tmp_path / "c.yaml", config)))
 
 

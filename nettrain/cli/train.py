@@ -286,7 +286,8 @@ def validate(
         _load_keras(debug)
         from nettrain.engine import train
 
-        prepared = train.prepare(cfg)
+        prepared = train.prepare(cfg, echo=lambda text: common.err.print(  # notes: stderr
+            shown(text, lines=True), highlight=False, markup=False, soft_wrap=True))
         if cfg.sweep is not None:  # fit ignores the sweep section; validate checks it
             from nettrain.sweep import space as sweep_space
 

@@ -79,6 +79,37 @@ def _check_target(value: Any) -> Any:
     raise refuse("a column name, or a list of column names", short_repr(value))
 
 
+MISSING_POLICIES = ("error", "drop", "zero", "mean", "median", "most_frequent")
+NUMBER_FILLS = ("mean", "median")  # only for numeric (not categorical) columns
+
+
+def _missing_policy(value: Any, where: str = "") -> None:
+    if value in MISSING_POLICIES:
+        return
+    if value == "interpolate":
+        raise refuse(f"one of {', '.join(MISSING_POLICIES)}{where}", "'interpolate'",
+                     "interpolate fills time series in time order, which data.missing does "
+                     "not take yet: use median, or fill the file.")
+    close = did_you_mean(str(value), MISSING_POLICIES)
+    raise refuse(f"one of {', '.join(MISSING_POLICIES)}{where}", short_repr(value),
+                 f"Did you mean '{close}'?" if close else None)
+
+
+def _check_missing(value: Any) -> Any:
+    """One policy for every column, or a mapping column -> policy (see DataConfig.missing)."""
+    if isinstance(value, dict) and value:
+        for column, policy in value.items():
+            if not isinstance(column, str):
+                raise refuse("column names as keys", short_repr(column))
+            _missing_policy(policy, f" for the column {column!r}")
+        return value
+    if isinstance(value, str):
+        _missing_policy(value)
+        return value
+    raise refuse(f"one of {', '.join(MISSING_POLICIES)}, or a mapping column -> one of them "
+                 "({age: median, city: most_frequent})", short_repr(value))
+
+
 def _bool_or_auto(value: Any) -> Any:
     if isinstance(value, bool) or value == "auto":
         return value
@@ -119,8 +150,14 @@ class DataConfig(_Section):
     """(csv) Columns of categories, one-hot encoded inside the model."""
     sample_weight: str | None = None
     """(csv) A column of per-row sample weights."""
-    missing: Literal["error", "drop", "zero"] = "error"
-    """(csv) An empty value: an error naming the row and column, drop the row, or zero."""
+    missing: Annotated[Any, BeforeValidator(_check_missing), _schema(
+        {"enum": list(MISSING_POLICIES)},
+        {"type": "object", "additionalProperties": {"enum": list(MISSING_POLICIES)}})] = "error"
+    """(csv) An empty cell: error (name its row and column), drop its row, zero, or a value
+    learned on the training split: mean, median (numeric columns), most_frequent. One policy
+    for every column, or per column ({age: median, city: most_frequent}; a column left out is
+    'error'). A missing target is never filled: its row is dropped with a note (refused
+    with 'error')."""
     delimiter: str = ","
     """(csv) The column separator."""
     stream: Annotated[Any, BeforeValidator(_bool_or_auto), BOOL_OR_AUTO] = "auto"
@@ -208,9 +245,43 @@ class DataConfig(_Section):
             if getattr(self, explicit) is not None and getattr(self, f"{explicit}_split"):
                 yield refuse(f"either {explicit} (a file) or {explicit}_split (a fraction), "
                              "not both", field=f"{explicit}_split")
+        yield from self._missing_problems()
         if self.validation_split + self.test_split >= 1.0:
             yield refuse("validation_split + test_split below 1",
                          f"{self.validation_split + self.test_split}", field="test_split")
+
+
+    def _missing_problems(self) -> Iterator[PydanticCustomError]:
+        """data.missing against the columns the config names: a target is never filled, and
+        mean or median need numbers (a categorical column is text, or category codes)."""
+        categorical = self.categorical or []
+        if isinstance(self.missing, str):
+            if self.missing in NUMBER_FILLS and categorical:
+                yield refuse(f"a policy that fills every column: {self.missing} fills numbers "
+                             f"only, and {', '.join(map(repr, categorical))} "
+                             f"{'is' if len(categorical) == 1 else 'are'} categorical",
+                             repr(self.missing),
+                             f"Give a policy per column, e.g. {{<a numeric column>: "
+                             f"{self.missing}, {categorical[0]}: most_frequent}}.",
+                             field="missing")
+            return
+        for column, policy in self.missing.items():
+            if column in self.targets and policy not in ("drop", "error"):
+                yield refuse(f"drop or error for the target {column!r} (a row without its "
+                             "target has no label: it is never filled)", repr(policy),
+                             f"Remove {column!r} from data.missing: its rows are dropped.",
+                             field="missing")
+            elif column in categorical and policy in NUMBER_FILLS:
+                yield refuse(f"a policy for the categorical column {column!r}: {policy} needs "
+                             "numbers", repr(policy),
+                             f"Use {{{column}: most_frequent}} (or zero: a category of its "
+                             "own).", field="missing")
+            elif self.features is not None and column not in self.features + self.targets + \
+                    [self.sample_weight]:
+                close = did_you_mean(column, self.features + self.targets)
+                yield refuse(f"columns of data.features or data.target as keys "
+                             f"({', '.join(self.features + self.targets)})", repr(column),
+                             f"Did you mean '{close}'?" if close else None, field="missing")
 
 
 class ModelConfig(_Section):

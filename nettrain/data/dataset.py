@@ -13,6 +13,7 @@ import numpy as np
 
 from nettrain.config.fields import IMAGE_SUFFIXES
 from nettrain.data.columns import input_names, model_inputs
+from nettrain.run import writing
 
 SPLITS = ("train", "validation", "test")
 Inputs = Union[np.ndarray, dict[str, np.ndarray]]
@@ -31,6 +32,8 @@ class Data:
     w: dict[str, np.ndarray] = field(default_factory=dict)  # sample weights, when declared
     info: dict[str, Any] = field(default_factory=dict)     # features, classes, target, ...
     stream: Any = None  # a nettrain.data.stream.Chunked CSV: the splits are read pass by pass
+    rows: SplitRows | None = None  # which source rows went to each split (split.csv)
+    notes: list[str] = field(default_factory=list)  # lines for the user (rows dropped)
 
     @property
     def splits(self) -> list[str]:
@@ -108,3 +111,44 @@ def size(x: Inputs) -> int:
 def take(x: Inputs, index: np.ndarray) -> Inputs:
     """Rows ``index`` of an array or of every column of a mapping."""
     return {k: v[index] for k, v in x.items()} if isinstance(x, dict) else x[index]
+
+
+SPLIT_NAMES = ("train", "validation", "test", "dropped")  # split.csv's values, by code
+
+
+@dataclass
+class SplitRows:
+    """Which rows of the source went to each split, as ``split.csv`` of a run directory
+    records them: one row per source row, ``row`` (0-based, as ``pandas.read_csv(...).iloc``
+    takes it), for a CSV its ``line`` (the header is line 1), for images the file's ``path``,
+    and ``split`` (train, validation, test, or dropped: no target, or data.missing: drop)."""
+
+    codes: np.ndarray                 # per source row: its index in SPLIT_NAMES
+    lines: bool = False               # rows of a CSV file
+    paths: list[str] | None = None    # rows that are files
+
+    @classmethod
+    def of(cls, total: int, index: dict[str, np.ndarray], rows: np.ndarray | None = None,
+           **kinds: Any) -> SplitRows:
+        """``total`` source rows, of which row ``rows[i]`` (default: ``i``) is position ``i``
+        of the loaded data, split by positions ``index`` (split -> positions)."""
+        codes = np.full(total, SPLIT_NAMES.index("dropped"), dtype=np.int8)
+        for split, positions in index.items():
+            codes[positions if rows is None else rows[positions]] = SPLIT_NAMES.index(split)
+        return cls(codes, **kinds)
+
+    def write(self, path: Any, chunk: int = 1_000_000) -> None:
+        """Write the CSV at ``path`` (through a temporary file), ``chunk`` rows at a time."""
+        import pandas as pd
+
+        names = np.array(SPLIT_NAMES)
+        with writing.replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+            for start in range(0, max(len(self.codes), 1), chunk):
+                row = np.arange(start, min(start + chunk, len(self.codes)))
+                columns: dict[str, Any] = {"row": row}
+                if self.lines:
+                    columns["line"] = row + 2
+                if self.paths is not None:
+                    columns["path"] = self.paths[start:start + chunk]
+                columns["split"] = names[self.codes[row]]
+                f.write(pd.DataFrame(columns).to_csv(index=False, header=start == 0))

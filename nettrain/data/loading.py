@@ -21,7 +21,7 @@ from nettrain.config.schema import Config
 from nettrain.config.sections import DataConfig
 from nettrain.data import stream as streaming
 from nettrain.data.csvfile import CsvRule, read_csv
-from nettrain.data.dataset import Data, size, take
+from nettrain.data.dataset import Data, SplitRows, size, take
 from nettrain.data.labels import index_classes, label_source
 from nettrain.data.sources import (
     _builtin,
@@ -234,22 +234,35 @@ def _load_data(config: Config, rule: CsvRule) -> Data:
         stream = CsvStream(_existing(Path(cfg.csv), "data.csv"), cfg, config.seed,
                            classify, rule).open()
         info = {"features": stream.features, "target": cfg.targets, "streamed": True,
-                "csv_reading": rule.to_json()}
+                "csv_reading": rule.to_json(), "missing": stream.missing.to_json()}
         if cfg.categorical:
             info["columns"] = stream.kinds
         if classify:
             info["classes"] = stream.classes
-        return Data({}, {}, {}, info, stream=stream)
-    parts, info = _load_source(cfg, classify, config.seed, rule)
+        return Data({}, {}, {}, info, stream=stream, rows=stream.rows, notes=stream.notes)
+    drawn: dict[str, dict[str, np.ndarray]] = {}
+
+    def draw(n: int, labels: np.ndarray | None) -> np.ndarray:
+        """The training rows of a CSV, drawn before its fills are learned on them."""
+        has = {s for s in ("validation", "test") if getattr(cfg, s) is not None}
+        drawn["index"] = _split_index(n, labels if classify else None, cfg, config.seed, has)
+        return drawn["index"]["train"]
+
+    parts, info = _load_source(cfg, classify, config.seed, rule, draw)
+    notes = info.pop("notes", [])
+    kept, dropped = info.pop("kept_rows", None), info.pop("dropped_rows", None)
+    paths = info.pop("source_rows", None)
     if classify:
         parts, info["classes"] = _class_indices(parts, info.get("classes"), label_source(
             cfg.source, str(cfg.path or cfg.dataset), cfg.target))
     else:
         info.pop("classes", None)
     x, y, w = parts.pop("train")
-    index = _split_index(size(x), y if classify else None, cfg, config.seed,
-                         has=set(parts))
-    data = Data({}, {}, {}, info)
+    index = drawn.get("index") or _split_index(size(x), y if classify else None, cfg,
+                                               config.seed, has=set(parts))
+    total = size(x) + (len(dropped) if dropped is not None else 0)
+    placed = SplitRows.of(total, index, kept, lines=kept is not None, paths=paths)
+    data = Data({}, {}, {}, info, rows=placed, notes=notes)
     for split, rows in index.items():
         data.x[split], data.y[split] = take(x, rows), y[rows]
         if w is not None:
@@ -277,25 +290,26 @@ def _labels(y: np.ndarray, classify: bool, one_hot: bool, info: dict) -> np.ndar
 
 
 def _load_source(cfg: DataConfig, classify: bool, seed: int | None,
-                 rule: CsvRule) -> tuple[dict, dict]:
+                 rule: CsvRule, split: Any = None) -> tuple[dict, dict]:
     """The source's parts: ``{'train': (x, y, w), 'test': ...}`` and its info; a CSV is read
-    by ``rule``."""
+    by ``rule``, its fills learned on the rows ``split`` gives (see
+    :func:`nettrain.data.tabular._table_parts`)."""
     if cfg.source == "dataset":
         if cfg.dataset in BUILTIN_DATASETS:
             return _builtin(cfg.dataset)
         return _keras_dataset(cfg)
     if cfg.source == "synthetic":
         return _synthetic(cfg, classify, seed)
-    read = {"csv": partial(_read_csv, rule=rule), "npz": _read_npz,
+    read = {"csv": partial(_read_csv, rule=rule, split=split), "npz": _read_npz,
             "images": _read_images}[cfg.source]
     x, y, w, info = read(Path(cfg.path), cfg, "data." + cfg.source, info=None)
     parts = {"train": (x, y, w)}
     parts.update(info.pop("parts", {}))
-    for split in ("validation", "test"):
-        path = getattr(cfg, split)
+    for part in ("validation", "test"):
+        path = getattr(cfg, part)
         if path is not None:  # an explicit file of the same kind, read like the training one
-            px, py, pw, _ = read(Path(path), cfg, f"data.{split}", info=info)
-            parts[split] = (px, py, pw)
+            px, py, pw, _ = read(Path(path), cfg, f"data.{part}", info=info)
+            parts[part] = (px, py, pw)
     info.pop("sample_shape", None)
     return parts, info
 
@@ -371,8 +385,8 @@ def _split_index(n: int, y: np.ndarray | None, cfg: DataConfig, seed: int | None
                 index["train"], index[split] = train_test_split(
                     rest, test_size=count, random_state=seed, shuffle=True, stratify=strata)
     except ValueError as exc:  # stratify with a class too small for the split
-        counts = np.bincount(y.astype("int64")) if y is not None else []
-        rare = [i for i, c in enumerate(counts) if 0 < c < 2]
+        values, counts = np.unique(y, return_counts=True) if y is not None else ([], [])
+        rare = [v for v, c in zip(np.asarray(values).tolist(), counts) if 0 < c < 2]
         raise ConfigError(Problem(
             "data.stratify", "every class with at least 2 samples, to stratify the split",
             f"class{'es' if len(rare) != 1 else ''} {rare} with 1 sample" if rare

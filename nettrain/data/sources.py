@@ -301,7 +301,8 @@ def _read_images(path: Path, cfg: DataConfig, key: str, info: dict | None) -> tu
                         f"of {path}.")
     if info is None:
         info = {"classes": classes, "images": {"image_size": list(options["image_size"]),
-                                               "color_mode": options["color_mode"]}}
+                                               "color_mode": options["color_mode"]},
+                "source_rows": listed}  # each row's file, for split.csv (taken out)
     return x, y, None, info
 
 

@@ -2,10 +2,12 @@
 
 The file is read with pandas in chunks of rows (the same parsing, checks and messages as a
 CSV loaded whole); each row goes to train, validation or test by a hash of its row number and
-the seed, so every pass sees the same split without holding it. One scan pass counts the
-rows of each split and collects the class labels and category vocabularies of the training
-rows; Keras's Normalization adapts on a second pass over the training rows. Training shuffles
-the rows within each chunk, in an order drawn from the seed and the epoch.
+the seed, so every pass sees the same split without holding it. Fills that data.missing
+learns (mean, median, most_frequent) come from a first pass over the training rows. One scan
+pass counts the rows of each split (and records each row's split, a byte a row, for
+split.csv) and collects the class labels and category vocabularies of the training rows;
+Keras's Normalization adapts on a second pass over the training rows. Training shuffles the
+rows within each chunk, in an order drawn from the seed and the epoch.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 
 from nettrain.config.sections import DataConfig
 from nettrain.data.csvfile import RULE, CsvRule, read_csv, read_header
+from nettrain.data.dataset import SPLIT_NAMES, SplitRows
+from nettrain.data.missing import LEARNED, Missing, dropped_note
 from nettrain.errors import DataError
 
 CHUNK_ROWS = 65_536
@@ -121,6 +125,9 @@ class CsvStream(Chunked):
     classes: list[str] | None = None
     vocabularies: dict[str, list] = field(default_factory=dict)
     class_counts: np.ndarray | None = None
+    missing: Missing = field(default_factory=Missing)  # data.missing, with the learned fills
+    rows: SplitRows | None = None  # which rows went to which split (split.csv)
+    notes: list[str] = field(default_factory=list)
     _lookup: dict | None = None
 
     # ------------------------------------------------------------------ reading
@@ -137,19 +144,76 @@ class CsvStream(Chunked):
 
         header = read_header(self.path, self.cfg.delimiter, "data.csv")
         self.features = csv_features(header, self.cfg, self.path.name)
+        weight = [self.cfg.sample_weight] if self.cfg.sample_weight else []
+        self.missing = Missing.of_config(self.cfg.missing, self.features + weight,
+                                         self.cfg.targets)
+        if any(p in LEARNED for p in self.missing.policies.values()):
+            self._learn()
         self._scan()
         return self
+
+    def _rows(self, start: int, chunk: Any) -> tuple[Any, np.ndarray, dict[str, int]]:
+        """The chunk's rows kept by data.missing (indexed by row number, not yet filled), each
+        one's split code, and how many were dropped for each column."""
+        targets = self.cfg.targets
+        weight = [self.cfg.sample_weight] if self.cfg.sample_weight else []
+        chunk = chunk[self.features + targets + weight]
+        chunk.index = np.arange(start, start + len(chunk))
+        chunk, dropped = self.missing.drop_rows(chunk, targets, self.path.name)
+        return chunk, split_codes(chunk.index.to_numpy(), self.cfg, self.seed), dropped
 
     def _frame(self, start: int, chunk: Any) -> tuple[Any, np.ndarray]:
         """The chunk after data.missing (indexed by row number), and each row's split code."""
         from nettrain.data.tabular import fill_missing
 
-        targets = self.cfg.targets
-        weight = [self.cfg.sample_weight] if self.cfg.sample_weight else []
-        chunk = chunk[self.features + targets + weight]
-        chunk.index = np.arange(start, start + len(chunk))
-        chunk = fill_missing(chunk, self.cfg.missing, self.kinds, self.path.name, part=True)
-        return chunk, split_codes(chunk.index.to_numpy(), self.cfg, self.seed)
+        chunk, codes, _ = self._rows(start, chunk)
+        return fill_missing(chunk, self.missing, self.kinds, self.path.name,
+                            part=True), codes
+
+    def _learn(self) -> None:
+        """A first pass over the file: the fill values of the training rows (a mean from a
+        sum and a count; a median from the column's training values, held as float64 while
+        it is learned; the most frequent value from counts of the values)."""
+        from collections import Counter
+
+        import pandas as pd
+
+        from nettrain.data.missing import most_frequent
+
+        policies = {c: p for c, p in self.missing.policies.items() if p in LEARNED}
+        sums = {c: [0.0, 0] for c, p in policies.items() if p == "mean"}
+        values: dict[str, list] = {c: [] for c, p in policies.items() if p == "median"}
+        counts: dict[str, Counter] = {c: Counter() for c, p in policies.items()
+                                      if p == "most_frequent"}
+        for start, chunk in self.chunks():
+            frame, codes, _ = self._rows(start, chunk)
+            train = frame[codes == 0]
+            for column in policies:
+                cells = train[column].dropna()
+                if column in counts:
+                    counts[column].update(cells.tolist())
+                    continue
+                numbers = pd.to_numeric(cells, errors="coerce").dropna().to_numpy("float64")
+                if column in sums:
+                    sums[column][0] += float(numbers.sum())
+                    sums[column][1] += len(numbers)
+                else:
+                    values[column].append(numbers)
+        fills: dict[str, Any] = {}
+        for column, policy in policies.items():
+            if column in sums:
+                fills[column] = sums[column][0] / sums[column][1] if sums[column][1] else None
+            elif column in values:
+                numbers = np.concatenate(values[column]) if values[column] else np.zeros(0)
+                fills[column] = float(np.median(numbers)) if len(numbers) else None
+            else:
+                fills[column] = most_frequent(counts[column]) if counts[column] else None
+            if fills[column] is None:
+                raise DataError(f"data.missing: the column {column!r} has no value in the "
+                                f"training rows to learn its {policy} from. Fill the column, "
+                                "or leave it out (data.features).")
+        self.missing = Missing(self.missing.policies, self.missing.target, fills,
+                               self.missing.default)
 
     def _scan(self) -> None:
         """Count the rows of each split; collect labels and vocabularies of the training rows;
@@ -170,15 +234,24 @@ class CsvStream(Chunked):
             TARGET_ADVICE,
             WEIGHT_ADVICE,
             _is_text,
+            fill_missing,
             numeric_frame,
             table_inputs,
         )
 
         names = input_names(self.features)
+        dropped: dict[str, int] = {}
+        placed: list[np.ndarray] = []  # each row's code in SPLIT_NAMES (dropped: 3)
         for start, chunk in self.chunks():
             for column, values in seen.items():
                 values.update(chunk[column].dropna().unique().tolist())
-            frame, codes = self._frame(start, chunk)
+            frame, codes, gone = self._rows(start, chunk)
+            frame = fill_missing(frame, self.missing, self.kinds, self.path.name, part=True)
+            for column, n in gone.items():
+                dropped[column] = dropped.get(column, 0) + n
+            rows = np.full(len(chunk), SPLIT_NAMES.index("dropped"), dtype=np.int8)
+            rows[frame.index.to_numpy() - start] = codes
+            placed.append(rows)
             # parse every value now, so a bad cell fails validation, not the end of training
             x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
                              self.kinds if self.cfg.categorical else None)
@@ -198,6 +271,9 @@ class CsvStream(Chunked):
             for column in vocab:  # the values as the model takes them (int64 or str)
                 vocab[column].update(x[names[column]][train].reshape(-1).tolist())
         self.counts = {s: n for s, n in counts.items() if n}
+        self.rows = SplitRows(np.concatenate(placed) if placed else np.zeros(0, np.int8), True)
+        note = dropped_note(dropped, self.path.name, self.cfg.targets)
+        self.notes = [note] if note else []
         if "train" not in self.counts:
             raise DataError(f"{self.path.name}: no rows left for training.")
         self._decide_kinds(seen, vocab)

@@ -4,6 +4,7 @@ the named inputs a table model takes. The file itself is read by :mod:`nettrain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from nettrain.data.columns import input_names
 from nettrain.data.csvfile import CsvRule, read_frame
 from nettrain.data.dataset import Inputs
 from nettrain.data.sources import _existing
+from nettrain.data.missing import MISSING_ADVICE, Missing, dropped_note
 from nettrain.errors import ConfigError, DataError, InputError, Problem, did_you_mean
 
 
@@ -28,6 +30,8 @@ def csv_features(columns: list[str], cfg: DataConfig, file: str) -> list[str]:
         _column_problem("features", features, columns, file),
         _column_problem("sample_weight", weight, columns, file),
         _column_problem("categorical", cfg.categorical or [], features, "the features"),
+        _column_problem("missing", [] if isinstance(cfg.missing, str) else list(cfg.missing),
+                        columns, file),
     ) if p]
     if problems:
         raise ConfigError(problems)
@@ -49,17 +53,19 @@ def _column_problem(key: str, names: list[str], columns: list[str], file: str) -
 
 
 def _read_csv(path: Path, cfg: DataConfig, key: str, info: dict | None,
-              rule: CsvRule | None = None) -> tuple:
+              rule: CsvRule | None = None,
+              split: Callable[[int, Any], np.ndarray] | None = None) -> tuple:
     """One CSV file: inputs, labels, sample weights and (for the training file) the info.
 
     ``info`` is the training file's info when reading an explicit validation or test file;
     then the same columns are required, read by the same rule. ``rule``: the one a run
     recorded (resume, evaluate); default: today's (see :mod:`nettrain.data.csvfile`).
+    ``split``: the training rows, for the fills to learn on (see :func:`_table_parts`).
     """
     path = _existing(path, key)
     rule = rule or CsvRule.of(info)
     frame = read_frame(path, cfg.delimiter, key, rule, categorical_columns(cfg, info))
-    return _table_parts(frame, cfg, path.name, info, rule=rule)
+    return _table_parts(frame, cfg, path.name, info, rule=rule, split=split)
 
 
 def categorical_columns(cfg: DataConfig, info: dict | None) -> list[str]:
@@ -71,27 +77,40 @@ def categorical_columns(cfg: DataConfig, info: dict | None) -> list[str]:
 
 
 def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
-                 advice: str | None = None,
-                 missing_advice: str = "Set data.missing: drop or zero, or fill the file.",
-                 rule: CsvRule | None = None, part: bool = False) -> tuple:
+                 advice: str | None = None, missing_advice: str = MISSING_ADVICE,
+                 rule: CsvRule | None = None, part: bool = False,
+                 split: Callable[[int, Any], np.ndarray] | None = None) -> tuple:
     """A CSV file's frame (file ``name``) as inputs, labels, sample weights and the info.
     ``advice`` ends the message for text in a numeric column, ``missing_advice`` the one for
-    an empty cell (with ``data.missing: error``); default: advice for training data.
+    an empty cell left empty by data.missing; default: advice for training data.
     ``rule``: the rule the frame was read by, recorded in the training file's info.
-    ``part``: the frame is a chunk of the file (see :func:`fill_missing`)."""
+    ``part``: the frame is a chunk of the file (see :func:`fill_missing`).
+
+    Rows without their target (or a value where data.missing is drop) are dropped first; the
+    training file (``info`` None) then learns its fills on its training rows, the positions
+    ``split(rows, labels)`` gives (default: every row), and records them in the info (with
+    ``"notes"``, ``"kept_rows"`` and ``"dropped_rows"`` for the loader to take out); other
+    files are filled as the info recorded."""
     targets = cfg.targets
     weight = [cfg.sample_weight] if cfg.sample_weight else []
     if info is None:
         features = csv_features(list(frame.columns), cfg, name)
         kinds = column_kinds(frame, features, cfg.categorical or [])  # before filling holes
+        missing = Missing.of_config(cfg.missing, features + weight, targets)
     else:  # an explicit validation/test file: training's columns, by name, and their kinds
         features, kinds = info["features"], info.get("columns") or \
             column_kinds(frame, info["features"], [])
         check_columns(list(frame.columns), features + targets + weight, name,
                       "the training file's", cfg.delimiter,
                       extra_allowed=cfg.features is not None)
-    frame = fill_missing(frame[features + targets + weight], cfg.missing, kinds, name,
-                         missing_advice, part)
+        missing = Missing.of_run(info, cfg.missing)
+    read = frame[features + targets + weight]
+    frame, dropped = missing.drop_rows(read, targets, name)
+    if info is None:
+        labels = frame[targets[0]].to_numpy() if len(targets) == 1 else None
+        train = split(len(frame), labels) if split else np.arange(len(frame))
+        missing = missing.learned(frame, train)
+    frame = missing.fill(frame, kinds, name, missing_advice, part)
     x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
                      advice or NUMBERS_ADVICE)
     if len(targets) > 1:  # multi-output regression
@@ -104,9 +123,12 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
     w = numeric_frame(frame[weight], name, WEIGHT_ADVICE)[:, 0] if weight else None
     if info is None:
         info = {"features": features, "target": targets,
-                "csv_reading": (rule or CsvRule()).to_json()}
+                "csv_reading": (rule or CsvRule()).to_json(), "missing": missing.to_json()}
         if cfg.categorical:
             info["columns"] = kinds
+        note = dropped_note(dropped, name, targets)
+        info.update(notes=[note] if note else [], kept_rows=frame.index.to_numpy(),
+                    dropped_rows=read.index.difference(frame.index).to_numpy())
     return x, y, w, info
 
 
@@ -188,38 +210,15 @@ def whole_numbers(column: Any) -> np.ndarray | None:
     return values.astype("int64")
 
 
-def fill_missing(frame: Any, policy: str, kinds: dict[str, str], name: str,
-                 advice: str = "Set data.missing: drop or zero, or fill the file.",
-                 part: bool = False) -> Any:
-    """Apply data.missing: 'error' names the first empty cell (and gives ``advice``), 'drop'
-    drops its row, 'zero' fills numbers and whole-number categories with 0 and text
-    categories (``kinds``: column -> 'numeric' | 'integer' | 'string') with '', a category of
-    its own; another column (a target of class names) by its dtype.
-
-    The error counts the empty cells of that column and of all the frame's columns: of the
-    file, or with ``part`` (a chunk of a file read in parts) of the chunk's rows."""
-    if policy == "drop":
-        return frame.dropna()
-    if policy == "zero":
-        filled = frame.copy()
-        for column in filled.columns:
-            if filled[column].isna().any():
-                kind = kinds.get(column) or ("string" if _is_text(filled[column]) else "numeric")
-                value = "" if kind == "string" else 0
-                filled[column] = (filled[column].astype(object) if _is_text(filled[column])
-                                  else filled[column]).fillna(value)
-        return filled
-    holes = np.argwhere(frame.isna().to_numpy())
-    if len(holes):
-        row, col = holes[0]
-        row = frame.index[row]  # the row number in the file (a streamed chunk starts later)
-        column = frame.columns[col]
-        where = (f"read, in rows {frame.index[0] + 2} to {frame.index[-1] + 2}" if part
-                 else "read from the file")
-        raise DataError(f"{name}: missing value at row {row + 2}, column '{column}' "
-                        f"({int((holes[:, 1] == col).sum())} missing in this column, "
-                        f"{len(holes)} in all the columns {where}). {advice}")
-    return frame
+def fill_missing(frame: Any, rule: Missing | str, kinds: dict[str, str], name: str,
+                 advice: str = MISSING_ADVICE, part: bool = False) -> Any:
+    """``frame`` with its empty cells filled by ``rule`` (a run's :class:`Missing`, or one
+    policy for every column): the one owner of filling, for fit, evaluate --data, predict and
+    serve. A cell it leaves empty is a DataError naming it (and giving ``advice``); ``part``:
+    the frame is a chunk of a file read in parts (see :meth:`Missing.fill`)."""
+    if isinstance(rule, str):
+        rule = Missing.of_config(rule, list(frame.columns), [])
+    return rule.fill(frame, kinds, name, advice, part)
 
 
 # What a non-number in a numeric column calls for: in training data, and at predict time.

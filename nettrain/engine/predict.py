@@ -21,6 +21,7 @@ from nettrain.config.fields import spec_kwargs
 from nettrain.data.columns import input_names
 from nettrain.data.csvfile import RULE, CsvRule, read_csv, read_header
 from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS, Inputs
+from nettrain.data.missing import Missing
 from nettrain.data.sources import complex_problem, images_to_numpy, images_under
 from nettrain.data.tabular import (
     PREDICT_ADVICE,
@@ -50,7 +51,7 @@ class Predictor:
     info: dict[str, Any]            # the run's dataset.json (empty for a bare model)
     classifier: bool | None         # None: unsaid (a bare SavedModel): guessed from outputs
     logits: bool = False            # the loss had from_logits: apply the activation here
-    missing: str = "error"          # the run's data.missing
+    missing: Any = "error"          # the run's data.missing (runs that recorded no fills)
     delimiter: str = ","            # the run's data.delimiter
 
 
@@ -104,7 +105,7 @@ def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: s
                           rows or CHUNK_ROWS):
         read += len(chunk)
         if not chunk.empty:  # a header only
-            yield _table_chunk(chunk, features, kinds, missing, path.name)
+            yield _table_chunk(chunk, features, kinds, info, missing, path.name)
     if read == 0:
         raise DataError(f"{path.name}: no rows to predict (only a header).")
 
@@ -150,11 +151,12 @@ def kept_chunks(path: Path, keep: Sequence[str], delimiter: str = ",",
         yield chunk[list(keep)].reset_index(drop=True)
 
 
-def _table_chunk(frame: Any, features: list[str], kinds: dict[str, str], missing: str,
-                 name: str) -> Inputs:
+def _table_chunk(frame: Any, features: list[str], kinds: dict[str, str], info: dict[str, Any],
+                 missing: Any, name: str) -> Inputs:
     categorical = [c for c, kind in kinds.items() if kind != "numeric"]
-    # Rows cannot be dropped here: one output row per input row.
-    frame = fill_missing(frame[features], "zero" if missing == "zero" else "error", kinds, name,
+    # Filled as training filled them (the run's recorded fills); rows cannot be dropped here:
+    # one output row per input row.
+    frame = fill_missing(frame[features], Missing.of_run(info, missing), kinds, name,
                          advice="Fill it: predict needs a value in every column.", part=True)
     return table_inputs(frame, features, categorical, name, kinds if categorical else None,
                         advice=PREDICT_ADVICE)
@@ -370,7 +372,7 @@ def rows_inputs(predictor: Predictor, rows: Any, name: str = "rows") -> Inputs:
         features = _check_header([str(c) for c in frame.columns], info, (), name,
                                  predictor.delimiter, None)
         return _table_chunk(frame, features, columns or dict.fromkeys(features, "numeric"),
-                            predictor.missing, name)
+                            info, predictor.missing, name)
     if info.get("columns"):
         raise InputError(f"{name}: this model takes named columns ({', '.join(info['features'])}"
                          "): give each row as an object of column: value.")

@@ -54,6 +54,8 @@ def prepare(config: Config, echo: Any = lambda text: None,
     with runtime.scope(strategy):
         resolved = resolve_all(config)  # bad Keras names fail before any data is read
         data = load_data(config, recorded)
+        for note in data.notes:  # rows dropped for a missing target or data.missing: drop
+            echo(note)
         model = build_model(config, data, resolved)
     return Prepared(config, data, model, resolved.callbacks, strategy)
 
@@ -98,6 +100,8 @@ def fit(config: Config, run_dir: str | Path | None = None, echo: Any = print,
         rundir.write_atomic(path / rundir.CONFIG, config.to_yaml())
         rundir.write_json(path / rundir.DATASET, {**prepared.data.describe(),
                                               "classifier": config.is_classifier})
+        if prepared.data.rows is not None:
+            prepared.data.rows.write(path / rundir.SPLIT)
         rundir.write_atomic(path / rundir.SUMMARY, summary_text(prepared.model))
         RunRecord(path).started(config, fingerprint.data_files(config), _replicas(prepared))
         RunRecord(path).decided(direction.of_model(prepared.model))  # read back, never redone

@@ -55,9 +55,9 @@ _INSTEAD = {
 }
 
 # What nettrain itself writes at the top of a run directory.
-_RESERVED = (rundir.CONFIG, rundir.DATASET, rundir.RUN, rundir.SUMMARY, rundir.HISTORY, rundir.METRICS,
-             rundir.EVALUATION, rundir.KERAS_FILE, rundir.JSON_FILE, rundir.WEIGHTS_FILE,
-             rundir.SAVED_MODEL, "checkpoints")
+_RESERVED = (rundir.CONFIG, rundir.DATASET, rundir.SPLIT, rundir.RUN, rundir.SUMMARY,
+             rundir.HISTORY, rundir.METRICS, rundir.EVALUATION, rundir.KERAS_FILE,
+             rundir.JSON_FILE, rundir.WEIGHTS_FILE, rundir.SAVED_MODEL, "checkpoints")
 
 
 def check(config: Config) -> list[Problem]:

@@ -1,9 +1,10 @@
 """The run directory: created once, written atomically, read back by evaluate and predict.
 
 A run directory holds ``config.yaml`` (the resolved config), ``dataset.json`` (input columns,
-class names), ``run.json`` (status and versions), ``summary.txt``, ``history.csv``,
-``metrics.json`` and the model in each format of ``save.formats`` (written and read by
-``nettrain.model.saving``). ``nettrain.run.lock`` keeps a second process out while one trains in it.
+class names, learned fills), ``split.csv`` (which source rows went to each split),
+``run.json`` (status and versions), ``summary.txt``, ``history.csv``, ``metrics.json`` and
+the model in each format of ``save.formats`` (written and read by ``nettrain.model.saving``).
+``nettrain.run.lock`` keeps a second process out while one trains in it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from nettrain.text import command
 # File names inside a run directory.
 CONFIG = "config.yaml"
 DATASET = "dataset.json"
+SPLIT = "split.csv"  # which rows of the source went to each split (nettrain.data.dataset)
 RUN = "run.json"
 SUMMARY = "summary.txt"
 HISTORY = "history.csv"
