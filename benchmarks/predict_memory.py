@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import machine, time_command, write_record
+from common import machine, run_timed, write_record
 
 FEATURES = 20
 REPO = Path(__file__).resolve().parents[1]
@@ -68,10 +68,11 @@ def make_csv(path: Path, rows: int, label: bool) -> None:
 
 def measure(command: list[str], src: Path, cwd: Path) -> dict[str, float]:
     """Run ``command`` with nettrain from ``src`` (in ``cwd``: ``python -m`` looks in the
-    working folder first); its exit status, seconds and peak RSS."""
-    rc, seconds, peak = time_command(command, "stdout", cwd=cwd,
-                                     env={**os.environ, "PYTHONPATH": str(src)})
-    return {"exit": rc, "seconds": round(seconds, 1), "peak_rss_mib": round(peak, 1)}
+    working folder first); its exit status, seconds, CPU seconds and peak RSS."""
+    timed = run_timed(command, "stdout", cwd=cwd, env={**os.environ, "PYTHONPATH": str(src)})
+    return {"exit": timed["rc"], "seconds": round(timed["seconds"], 1),
+            "cpu_seconds": round(timed["cpu_seconds"], 1),
+            "peak_rss_mib": round(timed["peak_rss_mib"], 1)}
 
 
 def trained_run() -> tuple[Path, str]:

@@ -27,7 +27,9 @@ def test_every_benchmark_runs_at_a_tiny_size_and_writes_its_report(tmp_path):
         assert len(record["runs"]["nettrain"]) == len(record["runs"]["plain_keras"]) == 1
     assert json.loads((tmp_path / "mnist.json").read_text())["matmul"]["gflops"] > 0
     memory = json.loads((tmp_path / "predict.json").read_text())["memory"]
-    assert memory["rows"] == [2_000, 20_000] and all(m > 0 for m in memory["peak_rss_mib"])
+    assert memory["rows"] == [200, 2_000] and all(m > 0 for m in memory["peak_rss_mib"])
+    predict = json.loads((tmp_path / "predict.json").read_text())
+    assert all(r["cpu_seconds"] > 0 for side in predict["runs"].values() for r in side)
     startup = json.loads((tmp_path / "startup.json").read_text())
     assert startup["imports_seconds_by_top_level_package"]["help_keras_or_tensorflow"] is False
 
@@ -35,7 +37,8 @@ def test_every_benchmark_runs_at_a_tiny_size_and_writes_its_report(tmp_path):
     report = (tmp_path / "BENCHMARKS.md").read_text()
     for row in ("| 1. seed MNIST MLP | whole process |", "matmul limit", "| 2. small CNN |",
                 "| 3. XOR, 1,000 epochs |", "| 3. digits_mlp.yaml |", "| 4. start-up |",
-                "what `validate` imports", "| 5. predict |", "peak RSS on 2,000 and 20,000 rows",
+                "what `validate` imports", "| 5. predict |", "peak RSS on 200 and 2,000 rows",
+                "| | CPU seconds (user + system) |",
                 "Tiny sizes (`--small`)", "TensorFlow 2.", "python benchmarks/perf.py all"):
         assert row in report, row
     mnist = json.loads((tmp_path / "mnist.json").read_text())

@@ -238,6 +238,80 @@ def numeric_run(tmp_path_factory):
         save={"formats": ["keras"]}))
 
 
+
+def _lines(path):
+    return path.read_text().splitlines()
+
+
+def test_predictions_are_model_predicts_across_chunk_and_batch_borders(runner, tmp_path,
+                                                                      numeric_run, monkeypatch):
+    """31 rows in chunks of 7, batches of 3 (borders inside chunks and between them): each
+    row once, in order, with model.predict's numbers at 7 significant digits."""
+    _csv(tmp_path / "rows.csv", n=31, seed=2)
+    monkeypatch.setattr(predicting, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(predicting, "BATCH_SIZE", 3)
+    result = runner.invoke(app, ["predict", str(numeric_run), str(tmp_path / "rows.csv"),
+                                 "-o", str(tmp_path / "out.csv")])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 0, result.output
+    predictor = predicting.load_run(numeric_run)
+    x = next(predicting.read_csv_chunks(tmp_path / "rows.csv", predictor.info, "error",
+                                        rows=1_000))
+    p = predictor.model.predict(x, verbose=0)
+    assert len(p) == 31
+    assert _lines(tmp_path / "out.csv") == ["class,prob_0,prob_1"] + [
+        "%d,%.7g,%.7g" % (row.argmax(), row[0], row[1]) for row in p]
+
+
+@pytest.fixture(scope="module")
+def categorical_regression(tmp_path_factory):
+    """A regression on the numeric a, b and the categorical colour (target y)."""
+    folder = tmp_path_factory.mktemp("categorical")
+    rng = np.random.default_rng(3)
+    a, colour = rng.normal(size=60).round(3), rng.choice(["red", "green", "blue"], 60)
+    pd.DataFrame({"a": a, "colour": colour, "b": rng.normal(size=60).round(3),
+                  "y": a + (colour == "red")}).to_csv(folder / "train.csv", index=False)
+    return fit_once(folder, tiny_config(
+        data={"csv": str(folder / "train.csv"), "target": "y", "categorical": ["colour"]},
+        model={"layers": [{"Dense": {"units": 4, "activation": "relu"}}, {"Dense": {"units": 1}}]},
+        compile={"optimizer": "adam", "loss": "mse"}, save={"formats": ["keras"]}))
+
+
+def test_a_regression_with_categorical_columns_across_borders(runner, tmp_path,
+                                                             categorical_regression,
+                                                             monkeypatch):
+    """Named inputs (text columns) in batches of 4 across chunks of 9: model.predict's
+    values of every row, once, in order, under the target's name."""
+    from nettrain.data import pipeline
+
+    rng = np.random.default_rng(4)
+    pd.DataFrame({"colour": rng.choice(["red", "green", "blue", "unseen"], 22),
+                  "b": rng.normal(size=22).round(3), "a": rng.normal(size=22).round(3)}
+                 ).to_csv(tmp_path / "rows.csv", index=False)
+    monkeypatch.setattr(predicting, "CHUNK_ROWS", 9)
+    monkeypatch.setattr(predicting, "BATCH_SIZE", 4)
+    result = runner.invoke(app, ["predict", str(categorical_regression),
+                                 str(tmp_path / "rows.csv"), "-o", str(tmp_path / "out.csv")])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 0, result.output
+    predictor = predicting.load_run(categorical_regression)
+    x = next(predicting.read_csv_chunks(tmp_path / "rows.csv", predictor.info, "error",
+                                        rows=1_000))
+    assert isinstance(x, dict)
+    p = predictor.model.predict(pipeline.dataset(x, batch_size=32), verbose=0)
+    assert len(p) == 22
+    assert _lines(tmp_path / "out.csv") == ["y"] + ["%.7g" % v for v in p[:, 0]]
+
+
+def test_large_rows_are_fewer_to_a_batch(monkeypatch):
+    monkeypatch.setattr(predicting, "BATCH_BYTES", 40)
+    assert predicting.batches_of(np.zeros((100, 5), dtype="float32")) == 2  # 20 bytes a row
+    assert predicting.batches_of({"a": np.zeros((100, 1)), "b": np.zeros((100, 1))}) == 2
+    assert predicting.batches_of(np.zeros((100, 50), dtype="float32")) == 1
+    monkeypatch.setattr(predicting, "BATCH_BYTES", 2**30)
+    assert predicting.batches_of(np.zeros((100, 5), dtype="float32")) == 100
+    assert predicting.batches_of(np.zeros((10_000, 5))) == predicting.BATCH_SIZE
+
 ROWS = ("id,a,note,b,y\n"
         "007,1.50,first,0.5,1\n"
         "010,-1,,2,0\n"
