@@ -677,3 +677,61 @@ def test_evaluate_data_names_a_bad_row_of_a_later_chunk_before_evaluating(runner
         refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "new.csv"]), code,
                 message)
     assert (iris_run / "evaluation.json").read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def sum_run(tmp_path_factory):
+    """A small regression model of y = a + b (a CSV of numbers)."""
+    folder = tmp_path_factory.mktemp("sum")
+    rng = np.random.default_rng(1)
+    (folder / "d.csv").write_text("a,b,y\n" + "".join(
+        f"{a:.3f},{b:.3f},{a + b:.3f}\n" for a, b in rng.random((40, 2))))
+    return fit_once(folder, tiny_config(
+        data={"csv": str(folder / "d.csv"), "target": "y", "validation_split": 0.2},
+        model={"layers": [{"Dense": {"units": 4, "activation": "relu"}}, {"Dense": {"units": 1}}]},
+        compile={"optimizer": "adam", "loss": "mse", "metrics": ["mae"]}))
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regression"])
+def test_evaluate_data_counts_every_row_and_its_metrics_are_keras_evaluate(
+        runner, iris_run, sum_run, tmp_path, monkeypatch, kind):
+    """evaluate --data streams (issue 26: memory grew with the rows): read 5 rows at a time,
+    the pictures drawn from at most 4 of them, its metrics are Keras's model.evaluate of the
+    rows held at once, and its report counts every row."""
+    import keras
+
+    from nettrain.data import stream
+    from nettrain.engine import reports
+
+    if kind == "classifier":
+        run, columns, (x, y) = iris_run, [*IRIS_COLUMNS, "target"], iris_rows(12)
+        labels = list(np.array(["setosa", "versicolor", "virginica"])[y])
+    else:
+        run, columns = sum_run, ["a", "b", "y"]
+        x = np.random.default_rng(2).random((12, 2)).round(3).astype("float32")
+        y = labels = list(x.sum(axis=1).round(3))
+    header = ",".join(f'"{c}"' for c in columns)
+    (tmp_path / "rows.csv").write_text(header + "\n" + "".join(
+        ",".join([*map(str, row), str(label)]) + "\n" for row, label in zip(x, labels)))
+    monkeypatch.setattr(stream, "CHUNK_ROWS", 5)
+    monkeypatch.setattr(reports, "SAMPLE_ROWS", 4)
+    result = runner.invoke(app, ["evaluate", str(run), "--data", "rows.csv", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    model = keras.saving.load_model(run / "model.keras")
+    y = np.asarray(y, dtype="int64" if kind == "classifier" else "float32")
+    assert record["metrics"] == pytest.approx(
+        model.evaluate(x, y, verbose=0, return_dict=True), rel=1e-5)
+    out = model.predict(x, verbose=0)
+    report = record["report"]
+    assert report["samples"] == 12
+    if kind == "classifier":
+        assert report == reports.classification(y, out.argmax(axis=1),
+                                                ["setosa", "versicolor", "virginica"])
+        assert report["accuracy"] == pytest.approx(record["metrics"]["accuracy"])
+    else:
+        whole = reports.regression(y, out, ["y"])
+        assert [report[k] for k in ("mae", "rmse", "r2")] == \
+            pytest.approx([whole[k] for k in ("mae", "rmse", "r2")], rel=1e-9)
+        assert report["mae"] == pytest.approx(record["metrics"]["mae"], rel=1e-5)
+        assert (run / "regression-data-rows.png").is_file()
