@@ -599,10 +599,10 @@ def test_evaluate_data_advice_is_about_the_file_not_the_training_config(runner, 
     header = ",".join(f'"{c}"' for c in [*IRIS_COLUMNS, "target"])
     (tmp_path / "text.csv").write_text(header + "\n5,3,1,x,setosa\n")
     (tmp_path / "hole.csv").write_text(header + "\n5,3,,0.2,setosa\n")
-    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "text.csv"]), 1,
+    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "text.csv"]), 2,
             "text.csv: column 'petal width (cm)' must be numeric; row 2 holds 'x'. The model "
             "was trained on numbers in this column: give a number.")
-    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "hole.csv"]), 1,
+    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "hole.csv"]), 2,
             "hole.csv: missing value at row 2, column 'petal length (cm)' (1 missing in this "
             "column, 1 in all the columns read from the file). "
             "Fill it, or drop the row (the run's data.missing is error).")
@@ -625,7 +625,7 @@ def test_a_text_cell_in_a_target_or_weight_column_gets_advice_for_that_column(
     advice = ("A regression target (data.target) must hold numbers; for class names use one "
               "target column and a classification loss." if column == "target" else
               "Sample weights (data.sample_weight) must be numbers.")
-    refused(result, 1, f"d.csv: column '{name}' must be numeric; row 5 holds {value}. {advice}")
+    refused(result, 2, f"d.csv: column '{name}' must be numeric; row 5 holds {value}. {advice}")
 
 
 def test_evaluate_data_csv_read_in_chunks_gives_the_numbers_of_one_read(runner, iris_run,
@@ -668,7 +668,7 @@ def test_evaluate_data_names_a_bad_row_of_a_later_chunk_before_evaluating(runner
     for row, label, cell, code, message in (
             (8, "daisy", None, 2, "--data: new.csv: labels that are not classes of the run: "
                                   "daisy; its classes are setosa, versicolor, virginica."),
-            (10, None, "x", 1, "new.csv: column 'petal width (cm)' must be numeric; row 12 "
+            (10, None, "x", 2, "new.csv: column 'petal width (cm)' must be numeric; row 12 "
                                "holds 'x'.")):
         cells = [[*map(str, r), n] for r, n in zip(x, names)]
         cells[row][4 if label else 3] = label or cell

@@ -18,7 +18,7 @@ import numpy as np
 
 from nettrain.config.sections import DataConfig
 from nettrain.data.csvfile import RULE, CsvRule, read_csv, read_header
-from nettrain.errors import DataError
+from nettrain.errors import ConfigError, DataError
 
 CHUNK_ROWS = 65_536
 AUTO_STREAM_BYTES = 256 * 2**20  # data.stream: auto streams a CSV larger than this
@@ -136,7 +136,12 @@ class CsvStream(Chunked):
         from nettrain.data.tabular import csv_features
 
         header = read_header(self.path, self.cfg.delimiter, "data.csv")
-        self.features = csv_features(header, self.cfg, self.path.name)
+        try:
+            self.features = csv_features(header, self.cfg, self.path.name)
+        except ConfigError as exc:  # the problems of the first chunk's cells join it
+            from nettrain.data.cells import beside
+
+            raise beside(exc, next(self.chunks())[1], self.cfg, self.path.name, True) from None
         self._scan()
         return self
 
@@ -150,6 +155,18 @@ class CsvStream(Chunked):
         chunk.index = np.arange(start, start + len(chunk))
         chunk = fill_missing(chunk, self.cfg.missing, self.kinds, self.path.name, part=True)
         return chunk, split_codes(chunk.index.to_numpy(), self.cfg, self.seed)
+
+    def _together(self, first: DataError, start: int, chunk: Any) -> DataError:
+        """Every problem of the cells of the chunk from row ``start`` (see
+        :func:`nettrain.data.cells.together`)."""
+        from nettrain.data.cells import together
+        from nettrain.data.tabular import fill_missing
+
+        chunk.index = np.arange(start, start + len(chunk))
+        return together(first, chunk, self.path.name, self.features, self.kinds,
+                        self.cfg.targets, [self.cfg.sample_weight] if self.cfg.sample_weight
+                        else [], lambda f: fill_missing(f, self.cfg.missing, self.kinds,
+                                                        self.path.name, part=True), part=True)
 
     def _scan(self) -> None:
         """Count the rows of each split; collect labels and vocabularies of the training rows;
@@ -178,15 +195,19 @@ class CsvStream(Chunked):
         for start, chunk in self.chunks():
             for column, values in seen.items():
                 values.update(chunk[column].dropna().unique().tolist())
-            frame, codes = self._frame(start, chunk)
-            # parse every value now, so a bad cell fails validation, not the end of training
-            x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
-                             self.kinds if self.cfg.categorical else None)
-            numbers = [c for c in self.cfg.targets if not self.classify or
-                       not _is_text(frame[c])]
-            numeric_frame(frame[numbers], self.path.name, TARGET_ADVICE)  # finite numbers
-            if self.cfg.sample_weight:
-                numeric_frame(frame[[self.cfg.sample_weight]], self.path.name, WEIGHT_ADVICE)
+            try:
+                frame, codes = self._frame(start, chunk)
+                # parse every value now, so a bad cell fails validation, not training's end
+                x = table_inputs(frame, self.features, self.cfg.categorical or [],
+                                 self.path.name, self.kinds if self.cfg.categorical else None)
+                numbers = [c for c in self.cfg.targets if not self.classify or
+                           not _is_text(frame[c])]
+                numeric_frame(frame[numbers], self.path.name, TARGET_ADVICE)  # finite numbers
+                if self.cfg.sample_weight:
+                    numeric_frame(frame[[self.cfg.sample_weight]], self.path.name,
+                                  WEIGHT_ADVICE)
+            except DataError as first:  # every problem of the chunk's cells, together
+                raise self._together(first, start, chunk) from None
             for split, code in SPLIT_CODES.items():
                 mask = codes == code
                 counts[split] += int(mask.sum())

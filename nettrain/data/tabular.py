@@ -78,11 +78,19 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
     ``advice`` ends the message for text in a numeric column, ``missing_advice`` the one for
     an empty cell (with ``data.missing: error``); default: advice for training data.
     ``rule``: the rule the frame was read by, recorded in the training file's info.
-    ``part``: the frame is a chunk of the file (see :func:`fill_missing`)."""
+    ``part``: the frame is a chunk of the file (see :func:`fill_missing`).
+
+    Once one cell is refused, every problem of the frame's cells is reported together
+    (:func:`nettrain.data.cells.together`)."""
     targets = cfg.targets
     weight = [cfg.sample_weight] if cfg.sample_weight else []
     if info is None:
-        features = csv_features(list(frame.columns), cfg, name)
+        try:
+            features = csv_features(list(frame.columns), cfg, name)
+        except ConfigError as exc:  # a column is missing: the cells of the others join it
+            from nettrain.data.cells import beside
+
+            raise beside(exc, frame, cfg, name, part) from None
         kinds = column_kinds(frame, features, cfg.categorical or [])  # before filling holes
     else:  # an explicit validation/test file: training's columns, by name, and their kinds
         features, kinds = info["features"], info.get("columns") or \
@@ -90,6 +98,24 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
         check_columns(list(frame.columns), features + targets + weight, name,
                       "the training file's", cfg.delimiter,
                       extra_allowed=cfg.features is not None)
+    try:
+        return _table_arrays(frame, cfg, name, info, features, kinds, advice, missing_advice,
+                             rule, part)
+    except DataError as first:
+        from nettrain.data.cells import together
+
+        raise together(first, frame, name, features, kinds, targets, weight, lambda f: (
+            fill_missing(f, cfg.missing, kinds, name, missing_advice, part)),
+            advice or NUMBERS_ADVICE, part) from None
+
+
+def _table_arrays(frame: Any, cfg: DataConfig, name: str, info: dict | None,
+                  features: list[str], kinds: dict[str, str], advice: str | None,
+                  missing_advice: str, rule: CsvRule | None, part: bool) -> tuple:
+    """:func:`_table_parts` of the ``features`` (of these ``kinds``), raising at the first
+    problem of a cell."""
+    targets = cfg.targets
+    weight = [cfg.sample_weight] if cfg.sample_weight else []
     frame = fill_missing(frame[features + targets + weight], cfg.missing, kinds, name,
                          missing_advice, part)
     x = table_inputs(frame, features, cfg.categorical or [], name, kinds,

@@ -51,12 +51,17 @@ class Sample:
         return tuple(np.concatenate(column) for column in zip(*self.parts))
 
 
-def true_and_predicted(model: Any, batches: Any) -> Any:
-    """(labels, outputs) of each batch of one pass of ``batches`` (a dataset of ``(x, y)`` or
-    ``(x, y, sample_weight)``, as evaluate takes it), in the same order: one batch in memory
-    at a time."""
-    for batch in batches:
-        yield np.asarray(batch[1]), np.asarray(model.predict_on_batch(batch[0]))
+def true_and_predicted(model: Any, parts: Any) -> Any:
+    """(labels, outputs) of each batch of ``parts`` (``(x, y)`` arrays: a split's rows, a
+    chunk at a time), in the same order: the model called on batches of
+    :data:`nettrain.engine.predict.BATCH_SIZE` rows, as predict calls it."""
+    from nettrain.data.dataset import size, take
+    from nettrain.engine.predict import BATCH_SIZE
+
+    for x, y in parts:
+        for start in range(0, size(x), BATCH_SIZE):
+            index = np.arange(start, min(start + BATCH_SIZE, size(x)))
+            yield np.asarray(y[index]), np.asarray(model.predict_on_batch(take(x, index)))
 
 
 def true_classes(y: np.ndarray) -> np.ndarray:
@@ -181,9 +186,10 @@ def summed(moments: Moments, names: list[str] | None = None) -> dict[str, Any]:
     return {"kind": "regression", "samples": int(n), **overall, "outputs": outputs}
 
 
-def report(model: Any, batches: Any, classifier: bool, info: dict[str, Any],
+def report(model: Any, parts: Any, classifier: bool, info: dict[str, Any],
            threshold: float = 0.5) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """The report of ``model`` on ``batches``: :func:`classification` or :func:`regression`
+    """The report of ``model`` on ``parts`` (``(x, y)`` arrays of a split, a chunk at a time):
+    :func:`classification` or :func:`regression`
     (class and target names from the run's ``dataset.json``, ``info``), in one pass that
     holds one batch at a time: a classifier's rows are counted into its confusion matrix, a
     regression model's into its :class:`Moments`. Returns it with the true and predicted
@@ -192,7 +198,7 @@ def report(model: Any, batches: Any, classifier: bool, info: dict[str, Any],
     if classifier:
         classes = list(info.get("classes") or [])
         matrix = np.zeros((len(classes), len(classes)), dtype="int64")
-        for y, out in true_and_predicted(model, batches):
+        for y, out in true_and_predicted(model, parts):
             if not classes:  # a run without class names: as many as the output has units
                 classes = [str(i) for i in range(max(out.shape[-1], 2))]
                 matrix = np.zeros((len(classes), len(classes)), dtype="int64")
@@ -203,7 +209,7 @@ def report(model: Any, batches: Any, classifier: bool, info: dict[str, Any],
         classes = classes or ["0", "1"]
         return counted(matrix, classes), np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
     moments, sample = Moments(), Sample(SAMPLE_ROWS)
-    for y, out in true_and_predicted(model, batches):
+    for y, out in true_and_predicted(model, parts):
         out = out.reshape(len(out), -1)
         moments.add(y, out)
         sample.add(y, out)
