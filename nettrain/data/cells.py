@@ -10,18 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from nettrain.config.sections import DataConfig
-from nettrain.data.tabular import (
-    NUMBERS_ADVICE,
-    TARGET_ADVICE,
-    WEIGHT_ADVICE,
-    WHOLE_NUMBERS_ADVICE,
-    _is_text,
-    column_kinds,
-    fill_missing,
-)
-from nettrain.errors import ConfigError, DataError, DataProblems, did_you_mean
+from nettrain.errors import DataError, DataProblems
 
+# What a non-number calls for: in an input column of training data, in a target or a
+# sample-weight column (which cannot be categories), in a column of whole-number categories.
+NUMBERS_ADVICE = "List it in data.categorical to encode it as categories."
+TARGET_ADVICE = ("A regression target (data.target) must hold numbers; for class names use one "
+                 "target column and a classification loss.")
+WEIGHT_ADVICE = "Sample weights (data.sample_weight) must be numbers."
+WHOLE_NUMBERS_ADVICE = "Its categories are whole numbers (as in the training rows): give one."
 SHOWN_ROWS = 3  # the rows named per column: the first, and two more after it
 ID_VALUES = 10  # an ID-like column has at least this many different values ...
 ID_SHARE = 0.5  # ... and at least this share of its cells differ from each other
@@ -41,25 +38,6 @@ def together(first: DataError, frame: Any, name: str, features: Sequence[str],
     data.categorical; then a column of names or IDs is told to leave the inputs instead)."""
     found = problems(frame, features, kinds, targets, weight, fill, advice, part)
     return DataProblems(name, found) if found else first
-
-
-def beside(error: ConfigError, frame: Any, cfg: DataConfig, name: str,
-           part: bool = False) -> DataError | ConfigError:
-    """``error`` (a column the config names is not in the file ``name``) with the problems of
-    the cells of the columns that are, in one :class:`DataProblems`, so that one run shows
-    every mistake; ``error`` itself where the cells have none."""
-    columns = list(frame.columns)
-    # a misspelt target is read as the column it was meant to be, not as an input
-    targets = [t for c in cfg.targets if (t := c if c in columns else did_you_mean(c, columns))]
-    weight = [c for c in [cfg.sample_weight] if c and c in columns]
-    features = [c for c in cfg.features or [c for c in columns if c not in targets + weight]
-                if c in columns]
-    categorical = [t for c in cfg.categorical or []
-                   if (t := c if c in features else did_you_mean(c, features))]
-    kinds = column_kinds(frame, features, categorical)
-    found = problems(frame, features, kinds, targets, weight, lambda f: fill_missing(
-        f, cfg.missing, kinds, name, part=part), NUMBERS_ADVICE, part)
-    return DataProblems(name, [*map(str, error.problems), *found]) if found else error
 
 
 def problems(frame: Any, features: Sequence[str], kinds: dict[str, str],
@@ -159,3 +137,10 @@ def _rows(column: Any, bad: np.ndarray, where: str, show: Callable[[Any], str]) 
         text += f" (and {len(at) - 1} more{rows_word}: {named}" \
             f"{', ...' if len(at) > SHOWN_ROWS else ''})"
     return text
+
+
+def _is_text(column: Any) -> bool:
+    """Whether a column was read as text (not numbers): class names, or a bad cell."""
+    import pandas as pd
+
+    return not pd.api.types.is_numeric_dtype(column)

@@ -139,9 +139,10 @@ class CsvStream(Chunked):
         try:
             self.features = csv_features(header, self.cfg, self.path.name)
         except ConfigError as exc:  # the problems of the first chunk's cells join it
-            from nettrain.data.cells import beside
+            from nettrain.data.tabular import with_cell_problems
 
-            raise beside(exc, next(self.chunks())[1], self.cfg, self.path.name, True) from None
+            raise with_cell_problems(exc, next(self.chunks())[1], self.cfg, self.path.name,
+                                     True) from None
         self._scan()
         return self
 

@@ -10,11 +10,20 @@ from typing import Any
 import numpy as np
 
 from nettrain.config.sections import DataConfig
+from nettrain.data.cells import (
+    NUMBERS_ADVICE,
+    TARGET_ADVICE,
+    WEIGHT_ADVICE,
+    WHOLE_NUMBERS_ADVICE,
+    _is_text,
+    problems,
+    together,
+)
 from nettrain.data.columns import input_names
 from nettrain.data.csvfile import CsvRule, read_frame
 from nettrain.data.dataset import Inputs
 from nettrain.data.sources import _existing
-from nettrain.errors import ConfigError, DataError, InputError, Problem, did_you_mean
+from nettrain.errors import ConfigError, DataError, DataProblems, InputError, Problem, did_you_mean
 
 
 def csv_features(columns: list[str], cfg: DataConfig, file: str) -> list[str]:
@@ -88,9 +97,7 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
         try:
             features = csv_features(list(frame.columns), cfg, name)
         except ConfigError as exc:  # a column is missing: the cells of the others join it
-            from nettrain.data.cells import beside
-
-            raise beside(exc, frame, cfg, name, part) from None
+            raise with_cell_problems(exc, frame, cfg, name, part) from None
         kinds = column_kinds(frame, features, cfg.categorical or [])  # before filling holes
     else:  # an explicit validation/test file: training's columns, by name, and their kinds
         features, kinds = info["features"], info.get("columns") or \
@@ -102,11 +109,28 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
         return _table_arrays(frame, cfg, name, info, features, kinds, advice, missing_advice,
                              rule, part)
     except DataError as first:
-        from nettrain.data.cells import together
-
         raise together(first, frame, name, features, kinds, targets, weight, lambda f: (
             fill_missing(f, cfg.missing, kinds, name, missing_advice, part)),
             advice or NUMBERS_ADVICE, part) from None
+
+
+def with_cell_problems(error: ConfigError, frame: Any, cfg: DataConfig, name: str,
+                       part: bool = False) -> DataError | ConfigError:
+    """``error`` (a column the config names is not in the file ``name``) with the problems of
+    the cells of the columns that are, in one :class:`DataProblems`, so that one run shows
+    every mistake; ``error`` itself where the cells have none."""
+    columns = list(frame.columns)
+    # a misspelt target is read as the column it was meant to be, not as an input
+    targets = [t for c in cfg.targets if (t := c if c in columns else did_you_mean(c, columns))]
+    weight = [c for c in [cfg.sample_weight] if c and c in columns]
+    features = [c for c in cfg.features or [c for c in columns if c not in targets + weight]
+                if c in columns]
+    categorical = [t for c in cfg.categorical or []
+                   if (t := c if c in features else did_you_mean(c, features))]
+    kinds = column_kinds(frame, features, categorical)
+    found = problems(frame, features, kinds, targets, weight, lambda f: fill_missing(
+        f, cfg.missing, kinds, name, part=part), NUMBERS_ADVICE, part)
+    return DataProblems(name, [*map(str, error.problems), *found]) if found else error
 
 
 def _table_arrays(frame: Any, cfg: DataConfig, name: str, info: dict | None,
@@ -163,12 +187,6 @@ def check_columns(columns: list[str], expected: list[str], name: str, what: str,
     raise InputError(f"{name}: the columns differ from {what} ({'; '.join(parts)}). "
                      f"Expected the columns (in any order): {', '.join(expected)}. It has: "
                      f"{', '.join(columns)}.{close}{hint}")
-
-
-def _is_text(column: Any) -> bool:
-    import pandas as pd
-
-    return not pd.api.types.is_numeric_dtype(column)
 
 
 def column_kinds(frame: Any, features: list[str], categorical: list[str]) -> dict[str, str]:
@@ -248,14 +266,9 @@ def fill_missing(frame: Any, policy: str, kinds: dict[str, str], name: str,
     return frame
 
 
-# What a non-number in a numeric column calls for: in training data, and at predict time.
-NUMBERS_ADVICE = "List it in data.categorical to encode it as categories."
+# What a non-number in a numeric column calls for at predict time (in training data, in a
+# target, a weight, a whole-number category: nettrain.data.cells, which owns the messages).
 PREDICT_ADVICE = "The model was trained on numbers in this column: give a number."
-# ... and in a target or sample-weight column, which cannot be categories.
-TARGET_ADVICE = ("A regression target (data.target) must hold numbers; for class names use one "
-                 "target column and a classification loss.")
-WEIGHT_ADVICE = "Sample weights (data.sample_weight) must be numbers."
-WHOLE_NUMBERS_ADVICE = "Its categories are whole numbers (as in the training rows): give one."
 
 
 def table_inputs(frame: Any, features: list[str], categorical: list[str], name: str,
