@@ -102,6 +102,25 @@ class DataError(NettrainError):
     """The data cannot be read or does not fit the model. Exit status 1."""
 
 
+class DataProblems(DataError):
+    """The cells of a data file break what their columns must hold (text in a number column,
+    an empty cell, inf): every problem found, listed together as a config's mistakes are,
+    at most ``shown`` of them. Exit status 2: the file, or the config, must be mended."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, problems: list, shown: int = 10):
+        self.source, self.problems = source, list(problems)
+        if len(problems) == 1:
+            text = f"{source}: {problems[0]}"
+        else:
+            more = len(problems) - shown
+            text = "\n".join([f"{source}: {len(problems)} problems:",
+                              *(f"  - {p}" for p in problems[:shown]),
+                              *([f"  - ... and {more} more"] if more > 0 else [])])
+        super().__init__(text)
+
+
 class RunError(NettrainError):
     """Something failed while training, evaluating or predicting. Exit status 1."""
 

@@ -114,7 +114,7 @@ def test_none_and_na_are_no_missing_cells_of_a_category(runner, tmp_path):
     assert result.exit_code == 0, result.output
     _write(tmp_path / "d.csv", ROWS)
     result = runner.invoke(app, ["validate", str(tmp_path / "c.yaml")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "d.csv: missing value at row 4, column 'tag'" in result.stderr
 
 
@@ -389,3 +389,63 @@ def test_fit_predict_and_evaluate_data_fill_a_gap_with_the_training_median(runne
                                 "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(result.stdout)["metrics"] == json.loads(again.stdout)["metrics"]
+
+
+# ------------------------------------------------------------------------ problems together
+
+
+def _validate(runner, tmp_path, text: str, **data):
+    (tmp_path / "d.csv").write_text(text)
+    config = tiny_config(data={"csv": "d.csv", "target": "y", "validation_split": 0.0,
+                               "test_split": 0.0, **data},
+                         model={"layers": [{"Dense": {"units": 2, "activation": "softmax"}}]})
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 2, result.output
+    return " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_files_cell_problems_are_reported_together(runner, tmp_path, monkeypatch, stream):
+    """Issue 26: problems came one at a time. Text in a number column (its first rows named,
+    the rest counted), an empty cell, inf and a misspelt column: one message, exit 2."""
+    rows = [["1", "2", "0.5", "0"] for _ in range(12)]
+    for i in (2, 5, 6, 9, 10):
+        rows[i][0] = f"x{i}"
+    rows[3][1], rows[7][2] = "", "inf"
+    text = "a,b,c,y\n" + "".join(",".join(r) + "\n" for r in rows)
+    told = _validate(runner, tmp_path, text, stream=stream)
+    assert told.startswith("Error: d.csv: 3 problems: - missing value at row 5, column 'b' (1 "
+                           "missing in this column"), told
+    more = " in rows 2 to 13" if stream else " rows"  # a streamed file: of the chunk read
+    assert f"- column 'a' must be numeric; row 4 holds 'x2' (and 4 more{more}" in told
+    assert ": row 7 'x5', row 8 'x6', ...). List it in data.categorical" in told
+    assert "- column 'c' row 9 holds inf, which is not a finite 32-bit number" in told
+    told = _validate(runner, tmp_path, text.replace("a,b,c,y", "a,b,c,why"), stream=stream)
+    assert told.startswith("Error: d.csv: 4 problems: - data.target (line 5): expected column "
+                           "names of d.csv (a, b, c, why); received 'y'"), told
+    wide = ",".join(f"t{i}" for i in range(12))
+    told = _validate(runner, tmp_path, f"{wide},y\n" + f"{'a,' * 12}0\n" * 3, stream=stream)
+    assert told.startswith("Error: d.csv: 12 problems: - column 't0' must be numeric")
+    more = " in rows 2 to 4" if stream else " rows"
+    assert told.endswith(f"- column 't9' must be numeric; row 2 holds 'a' (and 2 more{more}: "
+                         "row 3 'a', row 4 'a'). List it in data.categorical to encode it as "
+                         "categories. - ... and 2 more"), told
+
+
+def test_an_id_column_is_advised_out_of_the_inputs_a_category_into_categorical(runner,
+                                                                              tmp_path):
+    """A column of names (a value per row) as categories teaches nothing: leave it out, with
+    data.features ready to paste; a few repeated strings stay the categorical advice."""
+    import yaml
+
+    rows = "".join(f"Person {i},{'mf'[i % 2]},{20 + i},{i % 2}\n" for i in range(14))
+    told = _validate(runner, tmp_path, "Name,Sex,on,y\n" + rows)
+    name, sex = told.split(" - ")[1:3]
+    assert name.startswith("column 'Name' must be numeric; row 2 holds 'Person 0' (and 13 more")
+    assert "It looks like names or IDs (14 different values in 14 rows)" in name
+    assert "data.categorical" not in name
+    pasted = yaml.safe_load(name.split("Leave it out of the inputs with ")[1])
+    assert pasted == {"data.features": ["Sex", "on"]}  # 'on' quoted: YAML reads it as true
+    assert sex.startswith("column 'Sex' must be numeric; row 2 holds 'm'")
+    assert sex.endswith("List it in data.categorical to encode it as categories.")

@@ -279,7 +279,7 @@ def test_missing_values_are_counted_in_their_column_and_in_all(runner, tmp_path,
     config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y",
                                "categorical": ["tier"], "stream": stream})
     result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
     where = "read, in rows 2 to 8" if stream else "read from the file"
     assert " ".join(result.stderr.split()) == (
@@ -292,7 +292,7 @@ def test_missing_value_names_row_and_column(runner, tmp_path):
     (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,,1\n5,6,0\n")
     config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y"})
     result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "missing value at row 3, column 'b'" in result.stderr
     dropped = load_data(load_config(tmp_path / "c.yaml", ["data.missing=drop"]))
     assert dropped.size("train") == 2
@@ -304,7 +304,7 @@ def test_text_in_a_numeric_column(runner, tmp_path):
     (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,oops,1\n")
     config = tiny_config(data={"csv": str(tmp_path / "d.csv"), "target": "y"})
     result = runner.invoke(app, ["fit", str(write_config(tmp_path / "c.yaml", config))])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "column 'b' must be numeric; row 3 holds 'oops'" in result.stderr
     assert "data.categorical" in result.stderr
 
@@ -401,7 +401,7 @@ def test_predict_checks_integer_categories_and_empty_files(runner, tmp_path):
     assert run.exit_code == 0, run.output
     (tmp_path / "bad.csv").write_text("color,size,weight\nred,ten,70\n")
     result = runner.invoke(app, ["predict", run.stdout.strip(), str(tmp_path / "bad.csv")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "column 'size' must be numeric; row 2 holds 'ten'" in result.stderr
     (tmp_path / "empty.csv").write_text("color,size,weight\n")
     result = runner.invoke(app, ["predict", run.stdout.strip(), str(tmp_path / "empty.csv")])
@@ -651,7 +651,7 @@ def test_non_finite_csv_values_are_refused_with_file_row_and_column(runner, tmp_
     config = tiny_config(data={"csv": str(tmp_path / "train.csv"), "target": "y"})
     result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
     assert isinstance(result.exception, SystemExit)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     shown = {"1e308": "1e+308"}.get(value, value)  # as Python writes the number
     assert f"train.csv: column 'a' row 5 holds {shown}, which is not a finite 32-bit " \
            "number" in result.stderr
@@ -686,7 +686,7 @@ def test_non_finite_values_in_every_csv_column_kind(runner, tmp_path, where):
                                                           "activation": "softmax"}}]})
     result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
     assert isinstance(result.exception, SystemExit)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert f"{file}: column '{column}' row 3 holds inf" in result.stderr
 
 

@@ -599,10 +599,10 @@ def test_evaluate_data_advice_is_about_the_file_not_the_training_config(runner, 
     header = ",".join(f'"{c}"' for c in [*IRIS_COLUMNS, "target"])
     (tmp_path / "text.csv").write_text(header + "\n5,3,1,x,setosa\n")
     (tmp_path / "hole.csv").write_text(header + "\n5,3,,0.2,setosa\n")
-    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "text.csv"]), 1,
+    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "text.csv"]), 2,
             "text.csv: column 'petal width (cm)' must be numeric; row 2 holds 'x'. The model "
             "was trained on numbers in this column: give a number.")
-    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "hole.csv"]), 1,
+    refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "hole.csv"]), 2,
             "hole.csv: missing value at row 2, column 'petal length (cm)' (1 missing in this "
             "column, 1 in all the columns read from the file). "
             "Fill it, or drop the row (the run's data.missing is error).")
@@ -625,7 +625,7 @@ def test_a_text_cell_in_a_target_or_weight_column_gets_advice_for_that_column(
     advice = ("A regression target (data.target) must hold numbers; for class names use one "
               "target column and a classification loss." if column == "target" else
               "Sample weights (data.sample_weight) must be numbers.")
-    refused(result, 1, f"d.csv: column '{name}' must be numeric; row 5 holds {value}. {advice}")
+    refused(result, 2, f"d.csv: column '{name}' must be numeric; row 5 holds {value}. {advice}")
 
 
 def test_evaluate_data_csv_read_in_chunks_gives_the_numbers_of_one_read(runner, iris_run,
@@ -668,7 +668,7 @@ def test_evaluate_data_names_a_bad_row_of_a_later_chunk_before_evaluating(runner
     for row, label, cell, code, message in (
             (8, "daisy", None, 2, "--data: new.csv: labels that are not classes of the run: "
                                   "daisy; its classes are setosa, versicolor, virginica."),
-            (10, None, "x", 1, "new.csv: column 'petal width (cm)' must be numeric; row 12 "
+            (10, None, "x", 2, "new.csv: column 'petal width (cm)' must be numeric; row 12 "
                                "holds 'x'.")):
         cells = [[*map(str, r), n] for r, n in zip(x, names)]
         cells[row][4 if label else 3] = label or cell
@@ -677,3 +677,61 @@ def test_evaluate_data_names_a_bad_row_of_a_later_chunk_before_evaluating(runner
         refused(runner.invoke(app, ["evaluate", str(iris_run), "--data", "new.csv"]), code,
                 message)
     assert (iris_run / "evaluation.json").read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def sum_run(tmp_path_factory):
+    """A small regression model of y = a + b (a CSV of numbers)."""
+    folder = tmp_path_factory.mktemp("sum")
+    rng = np.random.default_rng(1)
+    (folder / "d.csv").write_text("a,b,y\n" + "".join(
+        f"{a:.3f},{b:.3f},{a + b:.3f}\n" for a, b in rng.random((40, 2))))
+    return fit_once(folder, tiny_config(
+        data={"csv": str(folder / "d.csv"), "target": "y", "validation_split": 0.2},
+        model={"layers": [{"Dense": {"units": 4, "activation": "relu"}}, {"Dense": {"units": 1}}]},
+        compile={"optimizer": "adam", "loss": "mse", "metrics": ["mae"]}))
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regression"])
+def test_evaluate_data_counts_every_row_and_its_metrics_are_keras_evaluate(
+        runner, iris_run, sum_run, tmp_path, monkeypatch, kind):
+    """evaluate --data streams (issue 26: memory grew with the rows): read 5 rows at a time,
+    the pictures drawn from at most 4 of them, its metrics are Keras's model.evaluate of the
+    rows held at once, and its report counts every row."""
+    import keras
+
+    from nettrain.data import stream
+    from nettrain.engine import reports
+
+    if kind == "classifier":
+        run, columns, (x, y) = iris_run, [*IRIS_COLUMNS, "target"], iris_rows(12)
+        labels = list(np.array(["setosa", "versicolor", "virginica"])[y])
+    else:
+        run, columns = sum_run, ["a", "b", "y"]
+        x = np.random.default_rng(2).random((12, 2)).round(3).astype("float32")
+        y = labels = list(x.sum(axis=1).round(3))
+    header = ",".join(f'"{c}"' for c in columns)
+    (tmp_path / "rows.csv").write_text(header + "\n" + "".join(
+        ",".join([*map(str, row), str(label)]) + "\n" for row, label in zip(x, labels)))
+    monkeypatch.setattr(stream, "CHUNK_ROWS", 5)
+    monkeypatch.setattr(reports, "SAMPLE_ROWS", 4)
+    result = runner.invoke(app, ["evaluate", str(run), "--data", "rows.csv", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    model = keras.saving.load_model(run / "model.keras")
+    y = np.asarray(y, dtype="int64" if kind == "classifier" else "float32")
+    assert record["metrics"] == pytest.approx(
+        model.evaluate(x, y, verbose=0, return_dict=True), rel=1e-5)
+    out = model.predict(x, verbose=0)
+    report = record["report"]
+    assert report["samples"] == 12
+    if kind == "classifier":
+        assert report == reports.classification(y, out.argmax(axis=1),
+                                                ["setosa", "versicolor", "virginica"])
+        assert report["accuracy"] == pytest.approx(record["metrics"]["accuracy"])
+    else:
+        whole = reports.regression(y, out, ["y"])
+        assert [report[k] for k in ("mae", "rmse", "r2")] == \
+            pytest.approx([whole[k] for k in ("mae", "rmse", "r2")], rel=1e-9)
+        assert report["mae"] == pytest.approx(record["metrics"]["mae"], rel=1e-5)
+        assert (run / "regression-data-rows.png").is_file()

@@ -87,7 +87,7 @@ def test_a_bad_row_in_a_later_chunk_leaves_no_output_file(runner, tmp_path, monk
     result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv"), "-o",
                                  str(tmp_path / "out.csv")])
     assert isinstance(result.exception, SystemExit)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "column 'b' must be numeric; row 12 holds 'oops'" in result.stderr
     assert not (tmp_path / "out.csv").exists()
     assert list(tmp_path.glob(".out.csv*")) == []
@@ -148,7 +148,7 @@ def test_text_in_a_numeric_column_at_predict_says_what_the_model_takes(runner, t
     (tmp_path / "rows.csv").write_text("a,b\n1,two\n")
     result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv")])
     assert isinstance(result.exception, SystemExit)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "column 'b' must be numeric; row 2 holds 'two'" in result.stderr
     assert "data.categorical" not in result.stderr
     assert "The model was trained on numbers in this column" in result.stderr
@@ -160,7 +160,7 @@ def test_non_finite_predict_input_is_refused(runner, tmp_path):
     (tmp_path / "rows.csv").write_text("a,b\n1,2\n1e308,0\n")
     result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.csv")])
     assert isinstance(result.exception, SystemExit)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "rows.csv: column 'a' row 3 holds 1e+308" in result.stderr
     np.save(tmp_path / "rows.npy", np.array([[1.0, np.inf]], dtype="float32"))
     result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.npy")])

@@ -64,6 +64,58 @@ def test_regression_report_mae_rmse_r2():
     assert reports.regression(np.array([1.0]), np.array([2.0]))["r2"] is None  # undefined
 
 
+def test_the_counted_report_is_scikit_learns_on_the_rows():
+    """evaluate counts a pass into a confusion matrix (memory flat in the rows): its numbers
+    are scikit-learn's on the rows themselves, to the last bit."""
+    from sklearn.metrics import classification_report
+
+    rng = np.random.default_rng(3)
+    true, pred = rng.integers(0, 5, 997), rng.integers(0, 5, 997)
+    pred[:400] = true[:400]
+    pred[pred == 4] = 3  # a class never predicted
+    classes = ["a", "b", "c", "d", "e"]
+    result = reports.classification(true, pred, classes)
+    sk = classification_report(true, pred, labels=range(5), target_names=classes,
+                               output_dict=True, zero_division=0)
+    for name in classes:
+        assert result["classes"][name] == {"precision": sk[name]["precision"],
+                                           "recall": sk[name]["recall"],
+                                           "f1": sk[name]["f1-score"],
+                                           "support": sk[name]["support"]}
+    for name in reports.AVERAGES:
+        assert [result[name][k] for k in ("precision", "recall", "f1")] == \
+            [sk[name][k] for k in ("precision", "recall", "f1-score")]
+    assert result["accuracy"] == sk["accuracy"] and result["samples"] == 997
+
+
+def test_regression_sums_added_batch_by_batch_give_the_numbers_of_the_whole_arrays():
+    rng = np.random.default_rng(4)
+    true = rng.normal(50, 10, (1000, 2))
+    pred = true + rng.normal(0, 2, (1000, 2))
+    moments = reports.Moments()
+    for start in range(0, 1000, 64):
+        moments.add(true[start:start + 64], pred[start:start + 64])
+    streamed = reports.summed(moments, ["a", "b"])
+    error = pred - true
+    r2 = [1 - (error[:, i] ** 2).sum() / ((true[:, i] - true[:, i].mean()) ** 2).sum()
+          for i in range(2)]
+    assert streamed["samples"] == 1000
+    assert streamed["mae"] == pytest.approx(np.abs(error).mean(), rel=1e-12)
+    assert streamed["rmse"] == pytest.approx(np.sqrt((error ** 2).mean()), rel=1e-12)
+    assert streamed["outputs"]["b"]["r2"] == pytest.approx(r2[1], rel=1e-12)
+    assert streamed["r2"] == pytest.approx(np.mean(r2), rel=1e-12)
+
+
+def test_the_picture_sample_is_bounded_and_spread_over_every_row():
+    sample = reports.Sample(100)
+    for start in range(0, 1050, 64):
+        rows = np.arange(start, min(start + 64, 1050))
+        sample.add(rows, -rows)
+    kept, negated = sample.arrays()
+    assert 50 <= len(kept) <= 100 and (negated == -kept).all()
+    assert kept[0] == 0 and kept[-1] > 900 and (np.diff(kept) == np.diff(kept)[0]).all()
+
+
 def test_the_per_class_table_reads_as_printed():
     result = reports.classification(np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0]),
                                     ["setosa", "versicolor", "virginica"])

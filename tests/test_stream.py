@@ -116,7 +116,7 @@ def test_a_bad_value_fails_validation_not_the_end_of_training(runner, tmp_path):
     (tmp_path / "big.csv").write_text("\n".join(lines) + "\n")
     result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml",
                                                               _config(tmp_path)))])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "column 'a' must be numeric; row 251 holds 'abc'" in result.stderr
 
 

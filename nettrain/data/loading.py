@@ -38,7 +38,7 @@ from nettrain.data.tabular import (
     categorical_columns,
     check_columns,
 )
-from nettrain.errors import ConfigError, DataError, InputError, Problem, UsageError
+from nettrain.errors import ConfigError, DataError, DataProblems, InputError, Problem, UsageError
 
 
 def load_data(config: Config, recorded: dict[str, Any] | None = None) -> Data:
@@ -56,6 +56,11 @@ def load_data(config: Config, recorded: dict[str, Any] | None = None) -> Data:
         if exc.source is not None:
             raise
         raise config.error(exc.problems) from None
+    except DataProblems as exc:  # a config key's problem among the cells': its line too
+        if not any(isinstance(p, Problem) for p in exc.problems):
+            raise
+        raise DataProblems(exc.source, [config.error([p]).problems[0] if isinstance(p, Problem)
+                                        else p for p in exc.problems]) from None
 
 
 def load_labelled(path: str | Path, config: Config, info: dict[str, Any]) -> Data:

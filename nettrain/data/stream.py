@@ -22,7 +22,7 @@ from nettrain.config.sections import DataConfig
 from nettrain.data.csvfile import RULE, CsvRule, read_csv, read_header
 from nettrain.data.dataset import SPLIT_NAMES, SplitRows
 from nettrain.data.missing import LEARNED, Missing, dropped_note
-from nettrain.errors import DataError
+from nettrain.errors import ConfigError, DataError
 
 CHUNK_ROWS = 65_536
 AUTO_STREAM_BYTES = 256 * 2**20  # data.stream: auto streams a CSV larger than this
@@ -143,7 +143,13 @@ class CsvStream(Chunked):
         from nettrain.data.tabular import csv_features
 
         header = read_header(self.path, self.cfg.delimiter, "data.csv")
-        self.features = csv_features(header, self.cfg, self.path.name)
+        try:
+            self.features = csv_features(header, self.cfg, self.path.name)
+        except ConfigError as exc:  # the problems of the first chunk's cells join it
+            from nettrain.data.tabular import with_cell_problems
+
+            raise with_cell_problems(exc, next(self.chunks())[1], self.cfg, self.path.name,
+                                     True) from None
         weight = [self.cfg.sample_weight] if self.cfg.sample_weight else []
         self.missing = Missing.of_config(self.cfg.missing, self.features + weight,
                                          self.cfg.targets)
@@ -215,6 +221,17 @@ class CsvStream(Chunked):
         self.missing = Missing(self.missing.policies, self.missing.target, fills,
                                self.missing.default)
 
+    def _together(self, first: DataError, frame: Any) -> DataError:
+        """Every problem of the cells of ``frame``, a chunk's rows (indexed by row number)
+        that have their target (see :func:`nettrain.data.cells.together`)."""
+        from nettrain.data.cells import together
+        from nettrain.data.tabular import fill_missing
+
+        return together(first, frame, self.path.name, self.features, self.kinds,
+                        self.cfg.targets, [self.cfg.sample_weight] if self.cfg.sample_weight
+                        else [], lambda f: fill_missing(f, self.missing, self.kinds,
+                                                        self.path.name, part=True), part=True)
+
     def _scan(self) -> None:
         """Count the rows of each split; collect labels and vocabularies of the training rows;
         decide each categorical column's kind from all its rows, as a file loaded whole."""
@@ -246,20 +263,24 @@ class CsvStream(Chunked):
             for column, values in seen.items():
                 values.update(chunk[column].dropna().unique().tolist())
             frame, codes, gone = self._rows(start, chunk)
-            frame = fill_missing(frame, self.missing, self.kinds, self.path.name, part=True)
             for column, n in gone.items():
                 dropped[column] = dropped.get(column, 0) + n
             rows = np.full(len(chunk), SPLIT_NAMES.index("dropped"), dtype=np.int8)
             rows[frame.index.to_numpy() - start] = codes
             placed.append(rows)
-            # parse every value now, so a bad cell fails validation, not the end of training
-            x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
-                             self.kinds if self.cfg.categorical else None)
-            numbers = [c for c in self.cfg.targets if not self.classify or
-                       not _is_text(frame[c])]
-            numeric_frame(frame[numbers], self.path.name, TARGET_ADVICE)  # finite numbers
-            if self.cfg.sample_weight:
-                numeric_frame(frame[[self.cfg.sample_weight]], self.path.name, WEIGHT_ADVICE)
+            try:
+                frame = fill_missing(frame, self.missing, self.kinds, self.path.name, part=True)
+                # parse every value now, so a bad cell fails validation, not training's end
+                x = table_inputs(frame, self.features, self.cfg.categorical or [],
+                                 self.path.name, self.kinds if self.cfg.categorical else None)
+                numbers = [c for c in self.cfg.targets if not self.classify or
+                           not _is_text(frame[c])]
+                numeric_frame(frame[numbers], self.path.name, TARGET_ADVICE)  # finite numbers
+                if self.cfg.sample_weight:
+                    numeric_frame(frame[[self.cfg.sample_weight]], self.path.name,
+                                  WEIGHT_ADVICE)
+            except DataError as first:  # every problem of the chunk's cells, together
+                raise self._together(first, frame) from None
             for split, code in SPLIT_CODES.items():
                 mask = codes == code
                 counts[split] += int(mask.sum())

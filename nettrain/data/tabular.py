@@ -11,12 +11,21 @@ from typing import Any
 import numpy as np
 
 from nettrain.config.sections import DataConfig
+from nettrain.data.cells import (
+    NUMBERS_ADVICE,
+    TARGET_ADVICE,
+    WEIGHT_ADVICE,
+    WHOLE_NUMBERS_ADVICE,
+    _is_text,
+    problems,
+    together,
+)
 from nettrain.data.columns import input_names
 from nettrain.data.csvfile import CsvRule, read_frame
 from nettrain.data.dataset import Inputs
 from nettrain.data.sources import _existing
 from nettrain.data.missing import MISSING_ADVICE, Missing, dropped_note
-from nettrain.errors import ConfigError, DataError, InputError, Problem, did_you_mean
+from nettrain.errors import ConfigError, DataError, DataProblems, InputError, Problem, did_you_mean
 
 
 def csv_features(columns: list[str], cfg: DataConfig, file: str) -> list[str]:
@@ -90,11 +99,15 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
     training file (``info`` None) then learns its fills on its training rows, the positions
     ``split(rows, labels)`` gives (default: every row), and records them in the info (with
     ``"notes"``, ``"kept_rows"`` and ``"dropped_rows"`` for the loader to take out); other
-    files are filled as the info recorded."""
+    files are filled as the info recorded. Once one cell is refused, every problem of the
+    frame's cells is reported together (:func:`nettrain.data.cells.together`)."""
     targets = cfg.targets
     weight = [cfg.sample_weight] if cfg.sample_weight else []
     if info is None:
-        features = csv_features(list(frame.columns), cfg, name)
+        try:
+            features = csv_features(list(frame.columns), cfg, name)
+        except ConfigError as exc:  # a column is missing: the cells of the others join it
+            raise with_cell_problems(exc, frame, cfg, name, part) from None
         kinds = column_kinds(frame, features, cfg.categorical or [])  # before filling holes
         missing = Missing.of_config(cfg.missing, features + weight, targets)
     else:  # an explicit validation/test file: training's columns, by name, and their kinds
@@ -110,6 +123,56 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
         labels = frame[targets[0]].to_numpy() if len(targets) == 1 else None
         train = split(len(frame), labels) if split else np.arange(len(frame))
         missing = missing.learned(frame, train)
+    try:
+        x, y, w = _table_arrays(frame, cfg, name, features, kinds, missing, advice,
+                                missing_advice, part)
+    except DataError as first:
+        raise together(first, frame, name, features, kinds, targets, weight, lambda f: (
+            missing.fill(f, kinds, name, missing_advice, part)),
+            advice or NUMBERS_ADVICE, part) from None
+    if info is None:
+        info = {"features": features, "target": targets,
+                "csv_reading": (rule or CsvRule()).to_json(), "missing": missing.to_json()}
+        if cfg.categorical:
+            info["columns"] = kinds
+        note = dropped_note(dropped, name, targets)
+        info.update(notes=[note] if note else [], kept_rows=frame.index.to_numpy(),
+                    dropped_rows=read.index.difference(frame.index).to_numpy())
+    return x, y, w, info
+
+
+def with_cell_problems(error: ConfigError, frame: Any, cfg: DataConfig, name: str,
+                       part: bool = False) -> DataError | ConfigError:
+    """``error`` (a column the config names is not in the file ``name``) with the problems of
+    the cells of the columns that are, in one :class:`DataProblems`, so that one run shows
+    every mistake; ``error`` itself where the cells have none."""
+    columns = list(frame.columns)
+    # a misspelt target is read as the column it was meant to be, not as an input
+    targets = [t for c in cfg.targets if (t := c if c in columns else did_you_mean(c, columns))]
+    weight = [c for c in [cfg.sample_weight] if c and c in columns]
+    features = [c for c in cfg.features or [c for c in columns if c not in targets + weight]
+                if c in columns]
+    categorical = [t for c in cfg.categorical or []
+                   if (t := c if c in features else did_you_mean(c, features))]
+    kinds = column_kinds(frame, features, categorical)
+    missing = Missing.of_config(cfg.missing, features + weight, targets)
+
+    def fill(f: Any) -> Any:  # as training would: rows without a target out, fills learned
+        kept = missing.drop_rows(f, targets, name)[0]
+        return missing.learned(kept, np.arange(len(kept))).fill(kept, kinds, name, part=part)
+
+    found = problems(frame, features, kinds, targets, weight, fill, NUMBERS_ADVICE, part)
+    return DataProblems(name, [*error.problems, *found]) if found else error  # lines: load_data
+
+
+def _table_arrays(frame: Any, cfg: DataConfig, name: str, features: list[str],
+                  kinds: dict[str, str], missing: Missing, advice: str | None,
+                  missing_advice: str, part: bool) -> tuple:
+    """:func:`_table_parts`'s inputs, labels and weights of the ``features`` (of these
+    ``kinds``), the rows without a target already dropped, raising at the first problem of a
+    cell."""
+    targets = cfg.targets
+    weight = [cfg.sample_weight] if cfg.sample_weight else []
     frame = missing.fill(frame, kinds, name, missing_advice, part)
     x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
                      advice or NUMBERS_ADVICE)
@@ -121,15 +184,7 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
         numeric_frame(frame[targets], name)  # finite numbers only
         y = frame[targets[0]].to_numpy()
     w = numeric_frame(frame[weight], name, WEIGHT_ADVICE)[:, 0] if weight else None
-    if info is None:
-        info = {"features": features, "target": targets,
-                "csv_reading": (rule or CsvRule()).to_json(), "missing": missing.to_json()}
-        if cfg.categorical:
-            info["columns"] = kinds
-        note = dropped_note(dropped, name, targets)
-        info.update(notes=[note] if note else [], kept_rows=frame.index.to_numpy(),
-                    dropped_rows=read.index.difference(frame.index).to_numpy())
-    return x, y, w, info
+    return x, y, w
 
 
 def check_columns(columns: list[str], expected: list[str], name: str, what: str,
@@ -159,12 +214,6 @@ def check_columns(columns: list[str], expected: list[str], name: str, what: str,
     raise InputError(f"{name}: the columns differ from {what} ({'; '.join(parts)}). "
                      f"Expected the columns (in any order): {', '.join(expected)}. It has: "
                      f"{', '.join(columns)}.{close}{hint}")
-
-
-def _is_text(column: Any) -> bool:
-    import pandas as pd
-
-    return not pd.api.types.is_numeric_dtype(column)
 
 
 def column_kinds(frame: Any, features: list[str], categorical: list[str]) -> dict[str, str]:
@@ -221,14 +270,9 @@ def fill_missing(frame: Any, rule: Missing | str, kinds: dict[str, str], name: s
     return rule.fill(frame, kinds, name, advice, part)
 
 
-# What a non-number in a numeric column calls for: in training data, and at predict time.
-NUMBERS_ADVICE = "List it in data.categorical to encode it as categories."
+# What a non-number in a numeric column calls for at predict time (in training data, in a
+# target, a weight, a whole-number category: nettrain.data.cells, which owns the messages).
 PREDICT_ADVICE = "The model was trained on numbers in this column: give a number."
-# ... and in a target or sample-weight column, which cannot be categories.
-TARGET_ADVICE = ("A regression target (data.target) must hold numbers; for class names use one "
-                 "target column and a classification loss.")
-WEIGHT_ADVICE = "Sample weights (data.sample_weight) must be numbers."
-WHOLE_NUMBERS_ADVICE = "Its categories are whole numbers (as in the training rows): give one."
 
 
 def table_inputs(frame: Any, features: list[str], categorical: list[str], name: str,

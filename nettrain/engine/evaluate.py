@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nettrain.config.schema import Config
 from nettrain.data import fingerprint
 from nettrain.data.dataset import Data
 from nettrain.data.loading import load_data
 from nettrain.engine import reports
-from nettrain.engine.train import _arguments, _evaluate
+from nettrain.engine.train import _evaluate
 from nettrain.errors import DataError, UsageError
 from nettrain.model import saving
 from nettrain.model.builder import resolve_compiled
@@ -107,9 +109,9 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
     where = f"--data {data_path}" if data_path is not None else split
     try:
         metrics = _evaluate(model, data, split, run.config)
-        result, true, pred = reports.report(
-            model, _arguments(data, split, run.config)["x"], run.config.is_classifier,
-            run.dataset, _threshold(run.config))
+        result, true, pred = reports.report(model, _parts(data, split),
+                                            run.config.is_classifier, run.dataset,
+                                            _threshold(run.config))
     except Exception as exc:
         raise DataError(f"Evaluating {where} failed: {' '.join(str(exc).split())[:500]}") \
             from None
@@ -147,6 +149,21 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
                           unrecorded=f"{run.path / rundir.EVALUATION} could not be written "
                                      f"({exc.strerror or exc})")
     return Evaluation(name, metrics, used, result, files, source)
+
+
+def _parts(data: Data, split: str, rows: int = 65_536) -> Any:
+    """(x, y) of one split, ``rows`` at a time: a streamed file chunk by chunk as read (one
+    chunk in memory), arrays in slices. Numpy, not a tf.data pass: iterating one from Python
+    grew the process's memory with the batches (issue 26)."""
+    from nettrain.data.dataset import take
+
+    if data.stream:
+        yield from ((x, y) for x, y, _ in data.stream.arrays(split))
+        return
+    x, y = data.x[split], data.y[split]
+    for start in range(0, len(y), rows):
+        index = np.arange(start, min(start + rows, len(y)))
+        yield take(x, index), y[index]
 
 
 def _threshold(config: Config) -> float:

@@ -159,10 +159,17 @@ def _table_chunk(frame: Any, features: list[str], kinds: dict[str, str], info: d
     categorical = [c for c, kind in kinds.items() if kind != "numeric"]
     # Filled as training filled them (the run's recorded fills); rows cannot be dropped here:
     # one output row per input row.
-    frame = fill_missing(frame[features], Missing.of_run(info, missing), kinds, name,
-                         advice="Fill it: predict needs a value in every column.", part=True)
-    return table_inputs(frame, features, categorical, name, kinds if categorical else None,
-                        advice=PREDICT_ADVICE)
+    fill = lambda f: fill_missing(  # noqa: E731
+        f[features], Missing.of_run(info, missing), kinds, name,
+        advice="Fill it: predict needs a value in every column.", part=True)
+    try:
+        return table_inputs(fill(frame), features, categorical, name,
+                            kinds if categorical else None, advice=PREDICT_ADVICE)
+    except DataError as first:  # every problem of the chunk's cells, together
+        from nettrain.data.cells import together
+
+        raise together(first, frame, name, features, kinds, fill=fill, advice=PREDICT_ADVICE,
+                       part=True) from None
 
 
 def read_arrays(path: Path) -> np.ndarray:
