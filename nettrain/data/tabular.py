@@ -147,6 +147,8 @@ def with_cell_problems(error: ConfigError, frame: Any, cfg: DataConfig, name: st
     the cells of the columns that are, in one :class:`DataProblems`, so that one run shows
     every mistake; ``error`` itself where the cells have none."""
     columns = list(frame.columns)
+    if len(columns) == 1:  # the file is split by another character: its cells say nothing
+        return error
     # a misspelt target is read as the column it was meant to be, not as an input
     targets = [t for c in cfg.targets if (t := c if c in columns else did_you_mean(c, columns))]
     weight = [c for c in [cfg.sample_weight] if c and c in columns]
