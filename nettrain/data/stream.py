@@ -165,7 +165,6 @@ class CsvStream(Chunked):
         seen: dict[str, set] = {c: set() for c in categorical}  # as read, before data.missing
         vocab: dict[str, set] = {c: set() for c in categorical}
         target = self.cfg.targets[0]
-        from nettrain.data.columns import input_names
         from nettrain.data.tabular import (
             TARGET_ADVICE,
             WEIGHT_ADVICE,
@@ -174,14 +173,14 @@ class CsvStream(Chunked):
             table_inputs,
         )
 
-        names = input_names(self.features)
+        names = self.rule.input_names(self.features)
         for start, chunk in self.chunks():
             for column, values in seen.items():
                 values.update(chunk[column].dropna().unique().tolist())
             frame, codes = self._frame(start, chunk)
             # parse every value now, so a bad cell fails validation, not the end of training
             x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
-                             self.kinds if self.cfg.categorical else None)
+                             self.kinds if self.cfg.categorical else None, names=names)
             numbers = [c for c in self.cfg.targets if not self.classify or
                        not _is_text(frame[c])]
             numeric_frame(frame[numbers], self.path.name, TARGET_ADVICE)  # finite numbers
@@ -259,7 +258,8 @@ class CsvStream(Chunked):
             if frame.empty:
                 continue
             x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
-                             self.kinds if self.cfg.categorical else None)
+                             self.kinds if self.cfg.categorical else None,
+                             names=self.rule.input_names(self.features))
             if self.classify:
                 values = frame[targets[0]].tolist()
                 y = np.array([self._lookup[v] for v in values] if self._lookup else values,

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from nettrain.config.sections import DataConfig
-from nettrain.data.columns import input_names
+from nettrain.data.columns import input_names, named_inputs, names_of
 from nettrain.data.csvfile import CsvRule, read_frame
 from nettrain.data.dataset import Inputs
 from nettrain.data.sources import _existing
@@ -92,8 +92,10 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
                       extra_allowed=cfg.features is not None)
     frame = fill_missing(frame[features + targets + weight], cfg.missing, kinds, name,
                          missing_advice, part)
+    # the names chosen once: the run's (info, or the rule of a run's data read again) or new
+    names = names_of(info) if info is not None else (rule or CsvRule()).input_names(features)
     x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
-                     advice or NUMBERS_ADVICE)
+                     advice or NUMBERS_ADVICE, names)
     if len(targets) > 1:  # multi-output regression
         y = numeric_frame(frame[targets], name, TARGET_ADVICE)
     elif _is_text(frame[targets[0]]):  # class names such as 'setosa'
@@ -107,6 +109,7 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
                 "csv_reading": (rule or CsvRule()).to_json()}
         if cfg.categorical:
             info["columns"] = kinds
+            info["model_inputs"] = named_inputs(kinds, names)
     return x, y, w, info
 
 
@@ -233,19 +236,21 @@ WHOLE_NUMBERS_ADVICE = "Its categories are whole numbers (as in the training row
 
 
 def table_inputs(frame: Any, features: list[str], categorical: list[str], name: str,
-                 kinds: dict[str, str] | None = None, advice: str = NUMBERS_ADVICE) -> Inputs:
+                 kinds: dict[str, str] | None = None, advice: str = NUMBERS_ADVICE,
+                 names: dict[str, str] | None = None) -> Inputs:
     """The feature columns as the model takes them: one float32 matrix, or (with categorical
     columns) a mapping from input name (:func:`input_names`) to a one-column array.
 
     ``kinds`` are the training columns' kinds (at predict time); default: read from ``frame``.
-    ``advice`` ends the message for text in a numeric column.
+    ``advice`` ends the message for text in a numeric column. ``names``: column -> input
+    name, the run's (:func:`nettrain.data.columns.names_of`); default: a new run's.
     """
     import pandas as pd
 
     if not categorical:
         return numeric_frame(frame[features], name, advice)
     kinds = kinds or column_kinds(frame, features, categorical)
-    names = input_names(features)
+    names = names or input_names(features)
     x = {}
     for column in features:
         if kinds[column] == "numeric":

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from nettrain.config.fields import spec_kwargs
-from nettrain.data.columns import input_names
+from nettrain.data.columns import named_inputs, names_of
 from nettrain.data.csvfile import RULE, CsvRule, read_csv, read_header
 from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS, Inputs
 from nettrain.data.sources import complex_problem, images_to_numpy, images_under
@@ -80,9 +80,9 @@ def load_run(run_path: Path, fmt: str | None = None) -> Predictor:
         named = None
     if isinstance(named, dict):  # a bare model of named inputs: their names are the columns
         kinds = {"float32": "numeric", "int64": "integer", "string": "string"}
-        info = {"features": list(named), "csv_reading": RULE.to_json(),
-                "columns": {name: kinds.get(str(t.dtype), "numeric")
-                            for name, t in named.items()}}
+        columns = {name: kinds.get(str(t.dtype), "numeric") for name, t in named.items()}
+        info = {"features": list(named), "csv_reading": RULE.to_json(), "columns": columns,
+                "model_inputs": named_inputs(columns, {name: name for name in named})}
     return Predictor(model, info, saved_classifier(model))
 
 
@@ -104,7 +104,7 @@ def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: s
                           rows or CHUNK_ROWS):
         read += len(chunk)
         if not chunk.empty:  # a header only
-            yield _table_chunk(chunk, features, kinds, missing, path.name)
+            yield _table_chunk(chunk, features, kinds, missing, path.name, names_of(info))
     if read == 0:
         raise DataError(f"{path.name}: no rows to predict (only a header).")
 
@@ -151,13 +151,15 @@ def kept_chunks(path: Path, keep: Sequence[str], delimiter: str = ",",
 
 
 def _table_chunk(frame: Any, features: list[str], kinds: dict[str, str], missing: str,
-                 name: str) -> Inputs:
+                 name: str, names: dict[str, str]) -> Inputs:
+    """Rows of the original columns as the model takes them: keyed by its input ``names``
+    (column -> input name, the run's record)."""
     categorical = [c for c, kind in kinds.items() if kind != "numeric"]
     # Rows cannot be dropped here: one output row per input row.
     frame = fill_missing(frame[features], "zero" if missing == "zero" else "error", kinds, name,
                          advice="Fill it: predict needs a value in every column.", part=True)
     return table_inputs(frame, features, categorical, name, kinds if categorical else None,
-                        advice=PREDICT_ADVICE)
+                        advice=PREDICT_ADVICE, names=names or None)
 
 
 def read_arrays(path: Path) -> np.ndarray:
@@ -328,7 +330,7 @@ def _refuse_images(model_path: Path, input_path: Path, model: Any) -> None:
 
 def _model_keys(x: dict[str, np.ndarray], predictor: Predictor) -> dict[str, np.ndarray]:
     """Named inputs keyed as the model takes them: a model saved before inputs had their own
-    names (:func:`nettrain.data.loading.input_names`) takes the column names."""
+    names (:func:`nettrain.data.columns.input_names`) takes the column names."""
     try:
         keys = predictor.model.input
     except (AttributeError, ValueError):
@@ -336,7 +338,7 @@ def _model_keys(x: dict[str, np.ndarray], predictor: Predictor) -> dict[str, np.
     columns = list(predictor.info.get("columns") or [])
     if not isinstance(keys, dict) or set(keys) == set(x) or set(keys) != set(columns):
         return x
-    return {column: x[name] for column, name in input_names(columns).items()}
+    return {column: x[name] for column, name in names_of(predictor.info).items()}
 
 
 def _shaped(x: np.ndarray, predictor: Predictor, name: str) -> np.ndarray:
@@ -370,7 +372,7 @@ def rows_inputs(predictor: Predictor, rows: Any, name: str = "rows") -> Inputs:
         features = _check_header([str(c) for c in frame.columns], info, (), name,
                                  predictor.delimiter, None)
         return _table_chunk(frame, features, columns or dict.fromkeys(features, "numeric"),
-                            predictor.missing, name)
+                            predictor.missing, name, names_of(info))
     if info.get("columns"):
         raise InputError(f"{name}: this model takes named columns ({', '.join(info['features'])}"
                          "): give each row as an object of column: value.")

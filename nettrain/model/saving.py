@@ -289,9 +289,9 @@ def _load_saved_model(folder: Path, info: dict[str, Any]) -> Any:
     layer = keras.layers.TFSMLayer(str(folder), call_endpoint="serve", dtype="float32")
     columns = info.get("columns")
     if columns:  # named inputs, one per column
-        from nettrain.data.columns import INPUT_DTYPES, input_names
+        from nettrain.data.columns import INPUT_DTYPES, names_of
 
-        names = input_names(list(columns))
+        names = names_of(info)
         inputs = {names[c]: keras.Input(shape=(1,), name=names[c], dtype=INPUT_DTYPES[k])
                   for c, k in columns.items()}
         return keras.Model(inputs, layer(inputs))
