@@ -388,6 +388,25 @@ def awkward(tmp_path_factory):
     return fit_once(folder, config)
 
 
+def test_the_check_compares_as_numpy_allclose():
+    """|a - b| <= atol + rtol * |b| on every output, with the largest absolute and relative
+    differences: one float32 unit in the last place at 1e5 (0.0078) passes the defaults,
+    which an absolute tolerance alone refused; a NaN, or a relative error of 1e-3, fails."""
+    from nettrain.export.exporter import compare
+    from nettrain.model.saving import FLOAT32_TOLERANCE
+
+    rtol, atol = FLOAT32_TOLERANCE
+    b = np.array([[100000.0], [0.5], [0.0]])
+    a = b + np.array([[0.0078125], [1e-7], [0.0]])
+    check = compare("onnxruntime", a, b, rtol, atol)
+    assert check.passed and check.absolute == pytest.approx(0.0078125)
+    assert check.relative == pytest.approx(2e-7)  # 1e-7 on 0.5 (7.8e-8 on 1e5)
+    assert not compare("x", a, b, 0.0, atol).passed
+    assert not compare("x", b * 1.001, b, rtol, atol).passed
+    assert not compare("x", np.where(b == 0.5, np.nan, b), b, rtol, atol).passed
+    assert np.isinf(compare("x", b + 1e-6, b, rtol, atol).relative)  # 1e-6 where b is 0
+
+
 @pytest.mark.parametrize("fmt,file,runtime", [
     ("savedmodel", "saved_model", "tf.saved_model.load"),
     ("ONNX", "model.onnx", "onnxruntime"),
