@@ -99,6 +99,17 @@ def test_overrides_are_read_as_yaml(tmp_path):
     assert cfg.seed == 3 and cfg.save.formats == ["json", "keras"]
 
 
+def test_save_formats_are_named_in_any_case(tmp_path):
+    """As --format takes ONNX: save.formats takes Keras and SavedModel (stored lowercase); an
+    unknown name is refused as written."""
+    path = write_config(tmp_path / "c.yaml", tiny_config(save={"formats": ["Keras",
+                                                                           "SavedModel"]}))
+    assert load_config(path).save.formats == ["keras", "savedmodel"]
+    with pytest.raises(ConfigError, match="expected 'json', 'keras' or 'savedmodel'; "
+                                          "received 'Onyx'"):
+        load_config(path, ["save.formats=[Onyx]"])
+
+
 def test_override_of_an_unknown_key_is_refused_with_a_suggestion(tmp_path):
     path = write_config(tmp_path / "c.yaml", tiny_config())
     with pytest.raises(ConfigError) as info:

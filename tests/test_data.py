@@ -718,6 +718,55 @@ def test_awkward_categorical_column_names_work_in_every_format(runner, tmp_path)
     assert len(outputs[0].strip().splitlines()) == 6
 
 
+def test_input_names_are_chosen_once_for_every_format():
+    """Each name is one TensorFlow keeps as it is (its spec names: lowercase letters, digits
+    and _, starting with a letter; so tf2onnx's ONNX inputs are the same names), a Python
+    parameter name (a SavedModel's signature: no keyword), unique, and none of the model's
+    own layer names."""
+    import keyword
+
+    from tensorflow.python.framework.tensor import sanitize_spec_name
+
+    from nettrain.data.columns import input_names
+
+    columns = ["class", "def", "2nd", "Origin", "naïve col", "origin", "ORIGIN", "a b", "a_b",
+               "features", "価格", "値", "my.col", "my-col", "_x", "lambda"]
+    names = input_names(columns)
+    assert list(names) == columns
+    assert len(set(names.values())) == len(columns)
+    for name in names.values():
+        assert sanitize_spec_name(name) == name and name.isascii() and name.isidentifier()
+        assert not keyword.iskeyword(name)
+        assert name not in ("features", "numeric_inputs", "normalize_input", "layers")
+    assert {c: names[c] for c in ["class", "def", "2nd", "Origin", "naïve col", "origin"]} == {
+        "class": "class_", "def": "def_", "2nd": "c2nd", "Origin": "origin",
+        "naïve col": "naive_col", "origin": "origin_2"}
+
+
+def test_a_run_keeps_the_input_names_it_recorded(tmp_path):
+    """The names are read from the run (dataset.json model_inputs), never chosen again: a
+    run recorded before model_inputs (its model takes 'Origin' and 'my col' as 'Origin' and
+    'my_col', the rule of its time) reads its data again by those names, so evaluate,
+    resume and export feed its model what it takes; a new run chooses today's names."""
+    from nettrain.data.columns import names_of
+
+    frame = pd.DataFrame({"Origin": ["usa", "japan"] * 10, "my col": np.arange(20.0),
+                          "y": [0, 1] * 10})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    config = load_config(write_config(tmp_path / "c.yaml", tiny_config(data={
+        "csv": str(tmp_path / "t.csv"), "target": "y", "categorical": ["Origin"]})))
+    new = load_data(config)
+    assert sorted(new.x["train"]) == ["my_col", "origin"]
+    assert names_of(new.describe()) == {"Origin": "origin", "my col": "my_col"}
+    old = {k: v for k, v in new.describe().items() if k != "model_inputs"}
+    assert names_of(old) == {"Origin": "Origin", "my col": "my_col"}
+    again = load_data(config, old)
+    assert sorted(again.x["train"]) == ["Origin", "my_col"]
+    assert again.describe()["model_inputs"]["Origin"]["column"] == "Origin"
+    recorded = {**old, "model_inputs": {"o": {"column": "Origin"}, "m": {"column": "my col"}}}
+    assert sorted(load_data(config, recorded).x["train"]) == ["m", "o"]
+
+
 def _corrupt(path):
     path.write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
 

@@ -835,6 +835,33 @@ def test_json_true_is_the_text_the_training_csv_held():
         checks.cells(["x" * 70_000], {"dtype": "string"}, where)
 
 
+def test_rest_and_grpc_take_the_columns_own_names_or_the_input_names():
+    """A model of columns named class, 2nd and Origin has the inputs class_, c2nd and origin
+    (see nettrain.data.columns.input_names): a request may name them either way, REST rows,
+    REST columns and gRPC alike; a mix of the two is refused."""
+    import tensorflow as tf
+
+    from nettrain.data.columns import model_inputs
+    from nettrain.errors import InputError
+    from nettrain.serve import tensors
+
+    inputs = model_inputs((3,), {"class": "string", "2nd": "numeric", "Origin": "string"})
+    assert list(inputs) == ["class_", "c2nd", "origin"]
+    expected = {"class_": [["first"]], "c2nd": [[2.0]], "origin": [["usa"]]}
+    for row in ({"class": "first", "2nd": 2, "Origin": "usa"},
+                {"class_": "first", "c2nd": 2, "origin": "usa"}):
+        for body in ({"instances": [row]}, {"inputs": {k: [v] for k, v in row.items()}}):
+            x, _ = tensors.from_json(body, inputs)
+            assert {k: v.tolist() for k, v in x.items()} == expected
+        protos = {k: tf.make_tensor_proto([[v]]) for k, v in row.items()}
+        assert {k: v.tolist() for k, v in tensors.from_protos(protos, inputs).items()} == \
+            {k: [[b.decode() if isinstance(b, bytes) else b for b in v[0]]]
+             for k, v in expected.items()}
+    with pytest.raises(InputError, match=r"^instances\[0\]: missing 'class_'; unknown 'class'"):
+        tensors.from_json({"instances": [{"class": "first", "c2nd": 2, "origin": "usa"}]},
+                          inputs)
+
+
 def test_a_connection_to_the_rest_socket_sends_without_delay():
     """TCP_NODELAY on the served connections: without it, a kept-alive connection's answer
     (headers, then body) waited 40-50 ms a request for the client's delayed ACK."""

@@ -41,8 +41,9 @@ def evaluate(
         help="New labelled data instead of the run's own: a CSV with the target column, an "
              ".npz with x and y, or a folder with one sub-folder per class.")] = None,
     format: Annotated[Optional[Format], typer.Option(
-        "--format", help="Which saved model to load (default: keras, else json; a SavedModel "
-                         "runs its own graph, so only when named).")] = None,
+        "--format", case_sensitive=False,
+        help="Which saved model to load (default: keras, else json; a SavedModel "
+             "runs its own graph, so only when named).")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print one JSON object (metrics, report, files) and nothing else on "
                        "stdout.")] = False,
@@ -127,8 +128,9 @@ def predict(
                                "stdout).")
     ] = None,
     format: Annotated[Optional[Format], typer.Option(
-        "--format", help="Which saved model to load (default: keras, else json; a SavedModel "
-                         "runs its own graph, so only when named).")] = None,
+        "--format", case_sensitive=False,
+        help="Which saved model to load (default: keras, else json; a SavedModel "
+             "runs its own graph, so only when named).")] = None,
     keep: Annotated[Optional[list[str]], typer.Option(
         "--keep", metavar="COLUMN",
         help="Copy this column of the input CSV (an id) into the output, first, as written; "

@@ -68,7 +68,8 @@ def serve(
                                          "(default: ulimit -n less 128, at most 10,000).")
     ] = None,
     format: Annotated[Format | None, typer.Option(
-        "--format", help="Which saved model to load (default: keras, else json).")] = None,
+        "--format", case_sensitive=False,
+        help="Which saved model to load (default: keras, else json).")] = None,
     backend: BackendOption = None,
     debug: Debug = False,
 ) -> None:

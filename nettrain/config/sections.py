@@ -382,11 +382,23 @@ class FitConfig(_Section):
     last write (0: every epoch); always when training ends or stops."""
 
 
+SAVE_FORMATS = ("json", "keras", "savedmodel")  # what save.formats (and --format) name
+
+
 class SaveConfig(_Section):
     """The ``save:`` section: the formats written into the run directory."""
 
-    formats: list[Literal["json", "keras", "savedmodel"]] = Field(["keras"], min_length=1)
+    formats: list[Literal[SAVE_FORMATS]] = Field(["keras"], min_length=1)
     """keras: model.keras; json: model.json + model.weights.h5; savedmodel: saved_model/."""
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _any_case(cls, formats: Any) -> Any:
+        """A format's name in any case (Keras, SavedModel), as the --format options take it."""
+        if isinstance(formats, list):
+            return [f.lower() if isinstance(f, str) and f.lower() in SAVE_FORMATS else f
+                    for f in formats]
+        return formats
 
     @field_validator("formats")
     @classmethod

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nettrain.data.columns import input_names, names_of
 from nettrain.errors import DataError, InputError
 
 # The cell texts pandas reads as missing by default (pandas 2 and 3): kept here, not taken
@@ -36,11 +37,22 @@ class CsvRule:
     'inferred' (runs recorded before the rule) as pandas guesses them (numbers, booleans).
     ``missing_numbers`` / ``missing_categories``: the cell texts that are missing in a
     numeric (or target, or weight) column and in a categorical one.
+    ``inputs``: (column, input name) pairs as the run recorded them, so that its data read
+    again (evaluate, resume, export) takes the names its model takes; empty for a new run.
     """
 
     categories: str = "text"
     missing_numbers: tuple[str, ...] = PANDAS_MISSING
     missing_categories: tuple[str, ...] = ("",)
+    inputs: tuple[tuple[str, str], ...] = ()
+
+    def input_names(self, features: list[str]) -> dict[str, str]:
+        """Column -> model input name: the run's (``inputs``), else a new run's
+        (:func:`nettrain.data.columns.input_names`)."""
+        recorded = dict(self.inputs)
+        if recorded and all(column in recorded for column in features):
+            return {column: recorded[column] for column in features}
+        return input_names(features)
 
     def to_json(self) -> dict[str, Any]:
         return {"categories": self.categories,
@@ -55,12 +67,13 @@ class CsvRule:
         if info is None:
             return cls()
         recorded = info.get("csv_reading")
+        inputs = tuple(names_of(info).items())
         if not isinstance(recorded, dict):
-            return cls("inferred", PANDAS_MISSING, PANDAS_MISSING)
+            return cls("inferred", PANDAS_MISSING, PANDAS_MISSING, inputs)
         missing = recorded.get("missing") or {}
         return cls(str(recorded.get("categories", "text")),
                    tuple(missing.get("numbers", PANDAS_MISSING)),
-                   tuple(missing.get("categories", ("",))))
+                   tuple(missing.get("categories", ("",))), inputs)
 
 
 RULE = CsvRule()  # what fit decides and records today

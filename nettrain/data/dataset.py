@@ -12,7 +12,7 @@ from typing import Any, Union
 import numpy as np
 
 from nettrain.config.fields import IMAGE_SUFFIXES
-from nettrain.data.columns import input_names, model_inputs
+from nettrain.data.columns import model_inputs, names_of
 from nettrain.run import writing
 
 SPLITS = ("train", "validation", "test")
@@ -58,7 +58,7 @@ class Data:
         """The categories of a column in the training split."""
         if self.stream:
             return self.stream.vocabularies[column]
-        name = input_names(list(self.columns or [column]))[column]
+        name = self.input_names[column]
         return sorted(set(self.x["train"][name].reshape(-1).tolist()), key=str)
 
     def train_inputs(self) -> Any:
@@ -78,8 +78,10 @@ class Data:
 
     @property
     def input_names(self) -> dict[str, str]:
-        """For named inputs: column -> the name of the model input that takes it."""
-        return input_names(list(self.columns or []))
+        """For named inputs: column -> the name of the model input that takes it, as chosen
+        when the data was first read (``info["model_inputs"]``, see
+        :func:`nettrain.data.columns.names_of`)."""
+        return names_of(self.info)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -101,7 +103,7 @@ class Data:
         """What travels with the model in the run directory (``dataset.json``)."""
         return {"input_shape": list(self.input_shape),
                 "samples": {s: self.size(s) for s in self.splits}, **self.info,
-                "model_inputs": model_inputs(self.input_shape, self.columns)}
+                "model_inputs": model_inputs(self.input_shape, self.columns, self.input_names)}
 
 
 def size(x: Inputs) -> int:

@@ -20,6 +20,7 @@ from nettrain.config.fields import BUILTIN_DATASETS
 from nettrain.config.schema import Config
 from nettrain.config.sections import DataConfig
 from nettrain.data import stream as streaming
+from nettrain.data.columns import named_inputs
 from nettrain.data.csvfile import CsvRule, read_csv
 from nettrain.data.dataset import Data, SplitRows, size, take
 from nettrain.data.labels import index_classes, label_source
@@ -242,6 +243,7 @@ def _load_data(config: Config, rule: CsvRule) -> Data:
                 "csv_reading": rule.to_json(), "missing": stream.missing.to_json()}
         if cfg.categorical:
             info["columns"] = stream.kinds
+            info["model_inputs"] = named_inputs(stream.kinds, rule.input_names(stream.features))
         if classify:
             info["classes"] = stream.classes
         return Data({}, {}, {}, info, stream=stream, rows=stream.rows, notes=stream.notes)

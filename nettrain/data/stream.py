@@ -246,7 +246,6 @@ class CsvStream(Chunked):
         seen: dict[str, set] = {c: set() for c in categorical}  # as read, before data.missing
         vocab: dict[str, set] = {c: set() for c in categorical}
         target = self.cfg.targets[0]
-        from nettrain.data.columns import input_names
         from nettrain.data.tabular import (
             TARGET_ADVICE,
             WEIGHT_ADVICE,
@@ -256,7 +255,7 @@ class CsvStream(Chunked):
             table_inputs,
         )
 
-        names = input_names(self.features)
+        names = self.rule.input_names(self.features)
         dropped: dict[str, int] = {}
         placed: list[np.ndarray] = []  # each row's code in SPLIT_NAMES (dropped: 3)
         for start, chunk in self.chunks():
@@ -272,7 +271,8 @@ class CsvStream(Chunked):
                 frame = fill_missing(frame, self.missing, self.kinds, self.path.name, part=True)
                 # parse every value now, so a bad cell fails validation, not training's end
                 x = table_inputs(frame, self.features, self.cfg.categorical or [],
-                                 self.path.name, self.kinds if self.cfg.categorical else None)
+                                 self.path.name, self.kinds if self.cfg.categorical else None,
+                                 names=names)
                 numbers = [c for c in self.cfg.targets if not self.classify or
                            not _is_text(frame[c])]
                 numeric_frame(frame[numbers], self.path.name, TARGET_ADVICE)  # finite numbers
@@ -356,7 +356,8 @@ class CsvStream(Chunked):
             if frame.empty:
                 continue
             x = table_inputs(frame, self.features, self.cfg.categorical or [], self.path.name,
-                             self.kinds if self.cfg.categorical else None)
+                             self.kinds if self.cfg.categorical else None,
+                             names=self.rule.input_names(self.features))
             if self.classify:
                 values = frame[targets[0]].tolist()
                 y = np.array([self._lookup[v] for v in values] if self._lookup else values,

@@ -20,7 +20,7 @@ from nettrain.data.cells import (
     problems,
     together,
 )
-from nettrain.data.columns import input_names
+from nettrain.data.columns import input_names, named_inputs, names_of
 from nettrain.data.csvfile import CsvRule, read_frame
 from nettrain.data.dataset import Inputs
 from nettrain.data.sources import _existing
@@ -123,9 +123,11 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
         labels = frame[targets[0]].to_numpy() if len(targets) == 1 else None
         train = split(len(frame), labels) if split else np.arange(len(frame))
         missing = missing.learned(frame, train)
+    # the names chosen once: the run's (info, or the rule of a run's data read again) or new
+    names = names_of(info) if info is not None else (rule or CsvRule()).input_names(features)
     try:
         x, y, w = _table_arrays(frame, cfg, name, features, kinds, missing, advice,
-                                missing_advice, part)
+                                missing_advice, part, names)
     except DataError as first:
         raise together(first, frame, name, features, kinds, targets, weight, lambda f: (
             missing.fill(f, kinds, name, missing_advice, part)),
@@ -135,6 +137,7 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
                 "csv_reading": (rule or CsvRule()).to_json(), "missing": missing.to_json()}
         if cfg.categorical:
             info["columns"] = kinds
+            info["model_inputs"] = named_inputs(kinds, names)
         note = dropped_note(dropped, name, targets)
         info.update(notes=[note] if note else [], kept_rows=frame.index.to_numpy(),
                     dropped_rows=read.index.difference(frame.index).to_numpy())
@@ -169,7 +172,7 @@ def with_cell_problems(error: ConfigError, frame: Any, cfg: DataConfig, name: st
 
 def _table_arrays(frame: Any, cfg: DataConfig, name: str, features: list[str],
                   kinds: dict[str, str], missing: Missing, advice: str | None,
-                  missing_advice: str, part: bool) -> tuple:
+                  missing_advice: str, part: bool, names: dict[str, str]) -> tuple:
     """:func:`_table_parts`'s inputs, labels and weights of the ``features`` (of these
     ``kinds``), the rows without a target already dropped, raising at the first problem of a
     cell."""
@@ -177,7 +180,7 @@ def _table_arrays(frame: Any, cfg: DataConfig, name: str, features: list[str],
     weight = [cfg.sample_weight] if cfg.sample_weight else []
     frame = missing.fill(frame, kinds, name, missing_advice, part)
     x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
-                     advice or NUMBERS_ADVICE)
+                     advice or NUMBERS_ADVICE, names)
     if len(targets) > 1:  # multi-output regression
         y = numeric_frame(frame[targets], name, TARGET_ADVICE)
     elif _is_text(frame[targets[0]]):  # class names such as 'setosa'
@@ -278,19 +281,21 @@ PREDICT_ADVICE = "The model was trained on numbers in this column: give a number
 
 
 def table_inputs(frame: Any, features: list[str], categorical: list[str], name: str,
-                 kinds: dict[str, str] | None = None, advice: str = NUMBERS_ADVICE) -> Inputs:
+                 kinds: dict[str, str] | None = None, advice: str = NUMBERS_ADVICE,
+                 names: dict[str, str] | None = None) -> Inputs:
     """The feature columns as the model takes them: one float32 matrix, or (with categorical
     columns) a mapping from input name (:func:`input_names`) to a one-column array.
 
     ``kinds`` are the training columns' kinds (at predict time); default: read from ``frame``.
-    ``advice`` ends the message for text in a numeric column.
+    ``advice`` ends the message for text in a numeric column. ``names``: column -> input
+    name, the run's (:func:`nettrain.data.columns.names_of`); default: a new run's.
     """
     import pandas as pd
 
     if not categorical:
         return numeric_frame(frame[features], name, advice)
     kinds = kinds or column_kinds(frame, features, categorical)
-    names = input_names(features)
+    names = names or input_names(features)
     x = {}
     for column in features:
         if kinds[column] == "numeric":

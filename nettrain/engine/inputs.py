@@ -14,7 +14,7 @@ import numpy as np
 
 from nettrain.config.fields import spec_kwargs
 from nettrain.config.schema import Config
-from nettrain.data.columns import model_inputs
+from nettrain.data.columns import model_inputs, names_of
 from nettrain.data.dataset import IMAGE_SUFFIXES
 
 
@@ -64,8 +64,7 @@ def input_lines(config: Config, info: dict[str, Any], output_shape: Any = None) 
                  "string": "categories"}
         lines += [f"  {name}: {spec['dtype']} (column '{spec['column']}', "
                   f"{kinds[columns[spec['column']]]})"
-                  for name, spec in (info.get("model_inputs") or
-                                     model_inputs(shape, columns)).items()]
+                  for name, spec in model_inputs(shape, columns, names_of(info)).items()]
     else:
         lines.append("From Python: model.predict(x), or the SavedModel's "
                      f"signatures['serve'](inputs=x), x float32 of shape {rows} {raw}.")

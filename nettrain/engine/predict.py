@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from nettrain.config.fields import spec_kwargs
-from nettrain.data.columns import input_names
+from nettrain.data.columns import named_inputs, names_of
 from nettrain.data.csvfile import RULE, CsvRule, read_csv, read_header
 from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS, Inputs
 from nettrain.data.missing import Missing
@@ -84,9 +84,9 @@ def load_run(run_path: Path, fmt: str | None = None) -> Predictor:
         named = None
     if isinstance(named, dict):  # a bare model of named inputs: their names are the columns
         kinds = {"float32": "numeric", "int64": "integer", "string": "string"}
-        info = {"features": list(named), "csv_reading": RULE.to_json(),
-                "columns": {name: kinds.get(str(t.dtype), "numeric")
-                            for name, t in named.items()}}
+        columns = {name: kinds.get(str(t.dtype), "numeric") for name, t in named.items()}
+        info = {"features": list(named), "csv_reading": RULE.to_json(), "columns": columns,
+                "model_inputs": named_inputs(columns, {name: name for name in named})}
     return Predictor(model, info, saved_classifier(model))
 
 
@@ -156,6 +156,8 @@ def kept_chunks(path: Path, keep: Sequence[str], delimiter: str = ",",
 
 def _table_chunk(frame: Any, features: list[str], kinds: dict[str, str], info: dict[str, Any],
                  missing: Any, name: str) -> Inputs:
+    """Rows of the original columns as the model takes them: filled as the run recorded,
+    keyed by its input names (column -> input name, the run's record)."""
     categorical = [c for c, kind in kinds.items() if kind != "numeric"]
     # Filled as training filled them (the run's recorded fills); rows cannot be dropped here:
     # one output row per input row.
@@ -164,7 +166,8 @@ def _table_chunk(frame: Any, features: list[str], kinds: dict[str, str], info: d
         advice="Fill it: predict needs a value in every column.", part=True)
     try:
         return table_inputs(fill(frame), features, categorical, name,
-                            kinds if categorical else None, advice=PREDICT_ADVICE)
+                            kinds if categorical else None, advice=PREDICT_ADVICE,
+                            names=names_of(info) or None)
     except DataError as first:  # every problem of the chunk's cells, together
         from nettrain.data.cells import together
 
@@ -340,7 +343,7 @@ def _refuse_images(model_path: Path, input_path: Path, model: Any) -> None:
 
 def _model_keys(x: dict[str, np.ndarray], predictor: Predictor) -> dict[str, np.ndarray]:
     """Named inputs keyed as the model takes them: a model saved before inputs had their own
-    names (:func:`nettrain.data.loading.input_names`) takes the column names."""
+    names (:func:`nettrain.data.columns.input_names`) takes the column names."""
     try:
         keys = predictor.model.input
     except (AttributeError, ValueError):
@@ -348,7 +351,7 @@ def _model_keys(x: dict[str, np.ndarray], predictor: Predictor) -> dict[str, np.
     columns = list(predictor.info.get("columns") or [])
     if not isinstance(keys, dict) or set(keys) == set(x) or set(keys) != set(columns):
         return x
-    return {column: x[name] for column, name in input_names(columns).items()}
+    return {column: x[name] for column, name in names_of(predictor.info).items()}
 
 
 def _shaped(x: np.ndarray, predictor: Predictor, name: str) -> np.ndarray:

@@ -1,6 +1,7 @@
 """``nettrain export``: a run's model written in one deployment format, loaded back in that
 format's own runtime and compared with the run's model on rows of the run's own data; only a
-file that agrees within the tolerance is moved to its place.
+file that agrees as ``numpy.allclose`` says (``|a - b| <= atol + rtol * |b|``) is moved to its
+place.
 
 The flow: check the format can carry the model and its packages are installed (before any
 conversion), read the run (:func:`nettrain.run.directory.open_run`), its model
@@ -26,8 +27,6 @@ from nettrain.run import directory as rundir
 from nettrain.run import writing
 
 SAMPLE_ROWS = 256    # rows of the run's data each exported file predicts
-TOLERANCE = 1e-4     # largest absolute difference allowed (float32 models)
-HALF_TOLERANCE = 1e-2  # a model computing in float16/bfloat16 (mixed precision)
 EXPORT_FOLDER = "export"  # RUN/export/<file>: the default output
 
 
@@ -36,7 +35,9 @@ class Check:
     """One runtime's predictions compared with the run's model."""
 
     runtime: str
-    difference: float          # the largest absolute difference from the run's model
+    absolute: float     # the largest |a - b| (a: this runtime's output, b: the run's model's)
+    relative: float     # the largest |a - b| / |b| (over outputs b other than 0)
+    passed: bool        # every output within atol + rtol * |b|
 
 
 @dataclass
@@ -47,7 +48,8 @@ class Exported:
     format: str
     rows: int           # the sample rows compared
     split: str          # the split they came from
-    tolerance: float
+    rtol: float
+    atol: float
     checks: list[Check] = field(default_factory=list)
 
 
@@ -56,7 +58,8 @@ def default_output(run_path: Path, fmt: str) -> Path:
 
 
 def export(run_path: str | Path, fmt_name: str, output: str | Path | None = None,
-           tolerance: float | None = None, echo: Any = print) -> Exported:
+           rtol: float | None = None, atol: float | None = None,
+           echo: Any = print) -> Exported:
     """Export a run's model as ``fmt_name`` to ``output`` (default ``RUN/export/<file>``).
 
     Args:
@@ -64,14 +67,15 @@ def export(run_path: str | Path, fmt_name: str, output: str | Path | None = None
         fmt_name: savedmodel, onnx, tflite or keras.
         output: where the file (a folder for savedmodel) goes; an existing one is replaced
             only by a file that passed the check.
-        tolerance: the largest absolute difference from the run's model allowed on any
-            output of the sample rows (default 1e-4; 1e-2 for a mixed precision model).
+        rtol, atol: each output ``a`` of the sample rows must be within ``atol + rtol * |b|``
+            of the run's model's ``b``, as ``numpy.allclose`` compares (defaults:
+            :func:`nettrain.model.saving.tolerance`, looser for a mixed precision model).
         echo: where a note on what cannot be checked goes, before converting.
 
     Raises UsageError before converting when the format cannot carry the model or its
     packages are missing, and RunError (nothing written) when the file disagrees.
     """
-    run, fmt, target = check(run_path, fmt_name, output, tolerance)
+    run, fmt, target = check(run_path, fmt_name, output, rtol, atol)
     backends = installed_backends() if fmt.name == "keras" else []
     text = string_inputs(run.dataset)
     if backends and text:  # a Keras limit: StringLookup runs on TensorFlow tensors only
@@ -81,35 +85,47 @@ def export(run_path: str | Path, fmt_name: str, output: str | Path | None = None
         backends = []
     model, x, split = _model_and_rows(run)
     expected = np.asarray(_call(model, x))
-    limit = tolerance if tolerance is not None else (HALF_TOLERANCE if _half(model) else TOLERANCE)
-    result = Exported(target, fmt.name, size(x), split, limit)
+    from nettrain.model.saving import tolerance
+
+    default_rtol, default_atol = tolerance(model)
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    result = Exported(target, fmt.name, size(x), split, rtol, atol)
     if not writing.output(target).stream:
         target.parent.mkdir(parents=True, exist_ok=True)
     with writing.scratch(target) as work:  # beside the output; a killed export's is removed
         written = work / FORMATS[fmt.name].file
         write(fmt, model, written, work / "scratch")
-        result.checks = _checks(fmt, written, feeds(x), expected, backends)
-        worst = max(result.checks, key=lambda c: (np.isnan(c.difference), c.difference))
-        if not worst.difference <= limit:  # NaN too
+        result.checks = _checks(fmt, written, feeds(x), expected, backends, rtol, atol)
+        failed = [c for c in result.checks if not c.passed]
+        if failed:
+            worst = failed[0]
             raise RunError(
                 f"The {fmt.name} file predicts differently from the run's model in "
-                f"{worst.runtime}: largest absolute difference {worst.difference:.3g} on "
-                f"{result.rows} rows of the {split} split, over the tolerance {limit:g}. "
-                f"Nothing was written at {target}. A larger --tolerance accepts it, if that "
-                "difference is fine for your use.")
+                f"{worst.runtime}: largest absolute difference {worst.absolute:.3g}, relative "
+                f"{worst.relative:.3g}, on {result.rows} rows of the {split} split; allowed: "
+                f"{allowed(rtol, atol)}. Nothing was written at {target}. A larger --rtol "
+                "or --atol accepts it, if that difference is fine for your use.")
         writing.put(written, target)
     return result
 
 
+def allowed(rtol: float, atol: float) -> str:
+    """The check in words, as the messages give it."""
+    return f"|a - b| <= {atol:g} + {rtol:g} x |b| (--atol, --rtol)"
+
+
 def check(run_path: str | Path, fmt_name: str, output: str | Path | None,
-          tolerance: float | None) -> tuple[rundir.Run, Format, Path]:
-    """Everything refused before a model is loaded (no TensorFlow): the tolerance, the run,
+          rtol: float | None = None, atol: float | None = None) -> \
+        tuple[rundir.Run, Format, Path]:
+    """Everything refused before a model is loaded (no TensorFlow): the tolerances, the run,
     what the format cannot carry, its packages, the output path. Returns the run, the format
     and the output path."""
     fmt = FORMATS[fmt_name]
-    if tolerance is not None and not tolerance >= 0:
-        raise UsageError(f"--tolerance: expected a number 0 or more (the largest absolute "
-                         f"difference allowed); received {tolerance}.")
+    for key, value, what in (("--rtol", rtol, "relative"), ("--atol", atol, "absolute")):
+        if value is not None and not 0 <= value < float("inf"):
+            raise UsageError(f"{key}: expected a number 0 or more (the {what} difference "
+                             f"allowed); received {value}.")
     run = rundir.open_run(run_path)
     why = cannot_carry(fmt, run.dataset)
     if why:
@@ -166,26 +182,37 @@ def _call(model: Any, x: Any) -> Any:
     return keras.ops.convert_to_numpy(model(to_tensors(x), training=False))
 
 
-def _half(model: Any) -> bool:
-    return any(getattr(layer, "compute_dtype", None) in ("float16", "bfloat16")
-               for layer in [model, *model.layers])
-
-
 def _checks(fmt: Format, path: Path, x: dict[str, np.ndarray], expected: np.ndarray,
-            backends: list[str]) -> list[Check]:
+            backends: list[str], rtol: float, atol: float) -> list[Check]:
     """Predict ``x`` with the file in its runtime (a .keras file: also under ``backends``, each
-    in a process of its own) and measure the largest absolute difference from ``expected``."""
-    def difference(got: Any) -> float:
-        got = np.asarray(got, dtype="float64")
-        if got.shape != expected.shape:
-            raise RunError(f"The {fmt.name} file gives outputs of shape {got.shape}; the run's "
-                           f"model gives {expected.shape}. Nothing was written.")
-        return float(np.max(np.abs(got - expected))) if got.size else 0.0
-
+    in a process of its own) and compare with ``expected`` as ``numpy.allclose`` does."""
     if fmt.name != "keras":
-        return [Check(fmt.runtime, difference(predictor(fmt, path)(x)))]
+        return [compare(fmt.runtime, predictor(fmt, path)(x), expected, rtol, atol, fmt.name)]
     import keras
 
-    return [Check(f"Keras on {keras.backend.backend()}", difference(predictor(fmt, path)(x))),
-            *(Check(f"Keras on {backend}", difference(predict_under(backend, path, x)))
-              for backend in backends)]
+    return [compare(f"Keras on {keras.backend.backend()}", predictor(fmt, path)(x), expected,
+                    rtol, atol, fmt.name),
+            *(compare(f"Keras on {backend}", predict_under(backend, path, x), expected, rtol,
+                      atol, fmt.name) for backend in backends)]
+
+
+def compare(runtime: str, got: Any, expected: np.ndarray, rtol: float, atol: float,
+            fmt: str = "exported") -> Check:
+    """``got`` (a runtime's outputs) against ``expected`` (the run's model's): passed where
+    every output is within ``atol + rtol * |expected|`` (``numpy.allclose``; a NaN fails),
+    with the largest absolute and relative differences.
+
+    Example: ``compare("onnxruntime", [100000.0156], np.array([100000.0]), 1e-4, 1e-5)`` ->
+    ``Check("onnxruntime", 0.0156, 1.56e-07, True)``.
+    """
+    got, b = np.asarray(got, dtype="float64"), np.asarray(expected, dtype="float64")
+    if got.shape != b.shape:
+        raise RunError(f"The {fmt} file gives outputs of shape {got.shape}; the run's model "
+                       f"gives {b.shape}. Nothing was written.")
+    if not got.size:
+        return Check(runtime, 0.0, 0.0, True)
+    diff = np.abs(got - b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(b != 0, diff / np.abs(b), np.where(diff == 0, 0.0, np.inf))
+    return Check(runtime, float(np.max(diff)), float(np.max(relative)),
+                 bool(np.all(diff <= atol + rtol * np.abs(b))))

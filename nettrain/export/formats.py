@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import keyword
 import os
 import re
 import subprocess
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from nettrain.data.columns import SERVING_INPUT
+from nettrain.data.columns import SERVING_INPUT, names_of
 from nettrain.errors import RunError, UsageError
 from nettrain.model import saving
 from nettrain.run.directory import KERAS_FILE, SAVED_MODEL
@@ -77,6 +78,14 @@ def cannot_carry(fmt: Format, info: dict[str, Any]) -> str | None:
     whole-number category (an IntegerLookup, an int64 -> int64 table) converts to neither.
     """
     columns = info.get("columns") or {}
+    foreign = _foreign_names(fmt, info)
+    if foreign:
+        return (f"it takes input{'s' if len(foreign) > 1 else ''} named "
+                f"{', '.join(map(repr, foreign))} (named by an earlier nettrain), which "
+                f"{fmt.name} cannot take as {'they are' if len(foreign) > 1 else 'it is'}"
+                f"{' (tf2onnx lowercases names)' if fmt.name == 'onnx' else ''}. Train the "
+                "run again with this nettrain, which names inputs for every format, or export "
+                "--format keras")
     integers = [c for c, kind in columns.items() if kind == "integer"]
     if fmt.name == "onnx" and integers:
         return (f"the whole-number categorical column{'s' if len(integers) > 1 else ''} "
@@ -90,6 +99,17 @@ def cannot_carry(fmt: Format, info: dict[str, Any]) -> str | None:
                 "ops (Select TF ops), not as builtin ops; text categories convert. Export "
                 "--format savedmodel or keras instead")
     return None
+
+
+def _foreign_names(fmt: Format, info: dict[str, Any]) -> list[str]:
+    """The input names of an earlier run's model (see
+    :func:`nettrain.data.columns.names_of`) that ``fmt`` cannot take: a Python keyword in a
+    SavedModel's signature (so TFLite's and ONNX's too), and in ONNX any name TensorFlow's
+    placeholders change (tf2onnx lowercases them: 'Origin' is 'origin' there)."""
+    if fmt.name == "keras":
+        return []
+    return [name for name in names_of(info).values() if keyword.iskeyword(name) or
+            fmt.name == "onnx" and not re.fullmatch(r"[a-z][a-z0-9_]*", name)]
 
 
 def string_inputs(info: dict[str, Any]) -> list[str]:

@@ -89,15 +89,27 @@ def _check_reload(model: Any, folder: Path, fmt: str, sample: Any, info: dict[st
                        "format in save.formats.") from None
     got = keras.ops.convert_to_numpy(reloaded(to_tensors(sample), training=False)) \
         if not _foreign_graph(fmt) else np.asarray(reloaded(sample))
-    # A 16-bit compute dtype (mixed precision) rounds to about 3 digits, differently in a
-    # reloaded graph; float32 to about 7.
-    half = any(getattr(layer, "compute_dtype", None) in ("float16", "bfloat16")
-               for layer in [model, *model.layers])
-    rtol, atol = (1e-2, 1e-2) if half else (1e-4, 1e-5)
+    rtol, atol = tolerance(model)
     if got.shape != expected.shape or not np.allclose(got, expected, rtol=rtol, atol=atol):
         raise RunError(f"The {fmt} format of this model predicts differently after reloading "
                        f"(largest difference {np.max(np.abs(got - expected)):.3g}); it was not "
                        "saved. Choose another format in save.formats.")
+
+
+def tolerance(model: Any) -> tuple[float, float]:
+    """(rtol, atol): how far a written file's outputs ``a`` may be from the model's ``b``, as
+    ``numpy.allclose`` compares (``|a - b| <= atol + rtol * |b|``), for the reload check of
+    every save and the default of ``nettrain export``. A float32 model rounds to about 7
+    digits (ONNX and TFLite differ from TensorFlow by 1 to 2 units in the last place: 0.0156
+    on outputs near 1e5, 1.6e-7 relative); a 16-bit compute dtype (mixed precision) to about
+    3, differently in another graph."""
+    half = any(getattr(layer, "compute_dtype", None) in ("float16", "bfloat16")
+               for layer in [model, *model.layers])
+    return HALF_TOLERANCE if half else FLOAT32_TOLERANCE
+
+
+FLOAT32_TOLERANCE = (1e-4, 1e-5)  # (rtol, atol), see tolerance
+HALF_TOLERANCE = (1e-2, 1e-2)
 
 
 def _foreign_graph(fmt: str) -> bool:
@@ -289,9 +301,9 @@ def _load_saved_model(folder: Path, info: dict[str, Any]) -> Any:
     layer = keras.layers.TFSMLayer(str(folder), call_endpoint="serve", dtype="float32")
     columns = info.get("columns")
     if columns:  # named inputs, one per column
-        from nettrain.data.columns import INPUT_DTYPES, input_names
+        from nettrain.data.columns import INPUT_DTYPES, names_of
 
-        names = input_names(list(columns))
+        names = names_of(info)
         inputs = {names[c]: keras.Input(shape=(1,), name=names[c], dtype=INPUT_DTYPES[k])
                   for c, k in columns.items()}
         return keras.Model(inputs, layer(inputs))

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from nettrain.data.columns import model_inputs
+from nettrain.data.columns import model_inputs, names_of
 from nettrain.data.dataset import Inputs, size
 from nettrain.engine import predict as predicting
 from nettrain.serve import checks
@@ -47,7 +47,7 @@ class Served:
         self.name = name or _config_name(run) or run.stem
         self.version = VERSION
         shape = info.get("input_shape") or list(model.input_shape[1:])
-        self.inputs: Spec = model_inputs(shape, info.get("columns"))
+        self.inputs: Spec = model_inputs(shape, info.get("columns"), names_of(info))
         for input_name, spec in self.inputs.items():
             if spec["dtype"] == "string":
                 spec["booleans"] = _booleans(model, input_name)

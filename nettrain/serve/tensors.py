@@ -117,6 +117,7 @@ def from_json(body: Any, inputs: Spec, limit: int = checks.MAX_ROWS) -> tuple[In
         bare = len(names) == 1 and (not isinstance(value, dict) or checks.is_base64(value))
         if bare:
             value = {names[0]: value}
+        value = _by_input_name(value, inputs)
         _check_keys(value, names, "inputs")
         return _rows_of(inputs, {n: value[n] for n in names},
                         lambda n, i: "inputs" + ("" if bare else f"['{n}']") +
@@ -129,6 +130,8 @@ def from_json(body: Any, inputs: Spec, limit: int = checks.MAX_ROWS) -> tuple[In
     # a row that is {"b64": ...} is one value (of a model of one string input), not names
     bare = len(names) == 1 and not all(isinstance(r, dict) and not checks.is_base64(r)
                                        for r in rows)
+    rows = [_by_input_name(row, inputs) for row in rows] if _columns(inputs) and not bare \
+        else rows
     if bare:
         columns = {names[0]: rows}
     else:
@@ -147,6 +150,7 @@ def from_protos(protos: Any, inputs: Spec, limit: int = checks.MAX_ROWS) -> Inpu
     proto's shape checked against its values and ``limit`` rows before it is expanded."""
     import tensorflow as tf
 
+    protos = _by_input_name(protos, inputs)
     _check_keys(protos, list(inputs), "inputs")
     columns = {}
     for name, spec in inputs.items():
@@ -191,6 +195,26 @@ def to_protos(out: np.ndarray) -> dict[str, Any]:
     import tensorflow as tf
 
     return {OUTPUT: tf.make_tensor_proto(np.asarray(out, dtype="float32"))}
+
+
+def _columns(inputs: Spec) -> dict[str, str]:
+    """Column -> input name, where a column's own name is not its input's (``Origin`` ->
+    ``origin``, ``class`` -> ``class_``: see :func:`nettrain.data.columns.input_names`)."""
+    return {spec["column"]: name for name, spec in inputs.items()
+            if spec.get("column", name) != name}
+
+
+def _by_input_name(value: Any, inputs: Spec) -> Any:
+    """A request's mapping keyed by the model's input names: as given, or by the columns' own
+    names (the CSV's header, as ``POST /predict`` takes them) when it names exactly the
+    columns."""
+    renamed = _columns(inputs)
+    if not renamed or not hasattr(value, "keys"):
+        return value
+    keys = set(value.keys())
+    if keys == set(inputs) or keys != {spec.get("column", n) for n, spec in inputs.items()}:
+        return value
+    return {renamed.get(k, k): value[k] for k in keys}
 
 
 def _check_keys(value: Any, names: list[str], where: str) -> None:
