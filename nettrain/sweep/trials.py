@@ -281,7 +281,8 @@ class Spare:
             child.wait()
 
 
-def train_in_child(sweep: Sweep, trial: Any, spare: Spare | None = None) -> float:
+def train_in_child(sweep: Sweep, trial: Any, spare: Spare | None = None,
+                   another: bool = True) -> float:
     """Train ``trial`` in a fresh process (:func:`run_trial` there) and return its metric, so
     that nothing a trial builds stays in this worker. Raises as :func:`run_trial` does.
 
@@ -289,7 +290,8 @@ def train_in_child(sweep: Sweep, trial: Any, spare: Spare | None = None) -> floa
     child has started still leaves them to be drawn again. The child runs in a session of
     its own: a Ctrl-C at the terminal reaches it once, forwarded from here, and it stops
     cleanly; one that dies (killed, out of memory) fails its trial with the reason. With
-    ``spare``, the trial goes to its waiting process, and another is started for the next.
+    ``spare``, the trial goes to its waiting process, and another is started for the next
+    unless ``another`` is false (the sweep's last trial: a spare would import for nothing).
     """
     import optuna
 
@@ -305,7 +307,7 @@ def train_in_child(sweep: Sweep, trial: Any, spare: Spare | None = None) -> floa
             with open(log_path, "a", encoding="utf-8") as log:
                 child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=log, env=env, start_new_session=True)
-        if spare is not None:
+        if spare is not None and another:
             spare.start()  # the next trial's, importing while this one trains
         code = child.wait()
     except KeyboardInterrupt:  # also one before the child started
@@ -397,11 +399,12 @@ def _work(sweep: Sweep, storage: Any, stop: threading.Event | None) -> None:
     grace, interval = grace_period()
     waiting_since: float | None = None
     spare = Spare(sweep)
+    another = True  # whether the study may want a trial after this one
 
     def objective(trial: Any) -> float:
         claim.release()  # the trial exists (RUNNING): the next worker counts it
         trial.set_user_attr("process", _process())  # this worker: its heartbeat and liveness
-        return train_in_child(sweep, trial, spare)
+        return train_in_child(sweep, trial, spare, another)
 
     try:
         while stop is None or not stop.is_set():
@@ -412,6 +415,7 @@ def _work(sweep: Sweep, storage: Any, stop: threading.Event | None) -> None:
             done = sum(map(counted, trials))
             if done + len(running) < sweep.trials:
                 waiting_since = None
+                another = done + len(running) + 1 < sweep.trials
                 study.optimize(objective, n_trials=1, catch=(TrialFailed,),
                                gc_after_trial=True)
                 claim.release()
