@@ -449,3 +449,19 @@ def test_an_id_column_is_advised_out_of_the_inputs_a_category_into_categorical(r
     assert pasted == {"data.features": ["Sex", "on"]}  # 'on' quoted: YAML reads it as true
     assert sex.startswith("column 'Sex' must be numeric; row 2 holds 'm'")
     assert sex.endswith("List it in data.categorical to encode it as categories.")
+
+
+def test_a_missing_target_under_missing_error_comes_with_the_other_cells_problems(runner,
+                                                                                 tmp_path):
+    """vega's cars: rows without the target, a names column and a gap in an input come in one
+    message; a median asked of a names column says it is text, not that it has no values."""
+    text = "name,hp,y\n" + "".join(f"car {i},{'' if i == 3 else i},{'' if i == 5 else i % 2}\n"
+                                   for i in range(14))
+    told = _validate(runner, tmp_path, text)
+    assert told.startswith("Error: d.csv: 3 problems: - line 7 has no value in the target "
+                           "column 'y' (1 row without one)."), told
+    assert "- missing value at row 5, column 'hp'" in told
+    assert "- column 'name' must be numeric; row 2 holds 'car 0'" in told
+    told = _validate(runner, tmp_path, text, missing="median")
+    assert told.startswith("Error: d.csv: column 'name' must be numeric"), told
+    assert "to learn its median" not in told

@@ -108,7 +108,9 @@ class Missing:
                 continue
             values = frame[column].iloc[train].dropna()
             if policy != "most_frequent":
-                values = pd.to_numeric(values, errors="coerce").dropna()
+                cells, values = values, pd.to_numeric(values, errors="coerce").dropna()
+                if values.empty and not cells.empty:
+                    continue  # text, not numbers: the column's cells are refused for it
             if values.empty:
                 raise DataError(f"data.missing: the column {column!r} has no value in the "
                                 f"training rows to learn its {policy} from. Fill the column, or "

@@ -5,6 +5,7 @@ the named inputs a table model takes. The file itself is read by :mod:`nettrain.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,11 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
                       extra_allowed=cfg.features is not None)
         missing = Missing.of_run(info, cfg.missing)
     read = frame[features + targets + weight]
-    frame, dropped = missing.drop_rows(read, targets, name)
+    try:
+        frame, dropped = missing.drop_rows(read, targets, name)
+    except InputError as no_target:  # data.missing: error; the other cells' problems join it
+        raise _with_target_problem(no_target, read, name, features, kinds, missing, targets,
+                                   weight, advice, part) from None
     if info is None:
         labels = frame[targets[0]].to_numpy() if len(targets) == 1 else None
         train = split(len(frame), labels) if split else np.arange(len(frame))
@@ -142,6 +147,20 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
         info.update(notes=[note] if note else [], kept_rows=frame.index.to_numpy(),
                     dropped_rows=read.index.difference(frame.index).to_numpy())
     return x, y, w, info
+
+
+def _with_target_problem(error: InputError, frame: Any, name: str, features: list[str],
+                         kinds: dict[str, str], missing: Missing, targets: list[str],
+                         weight: list[str], advice: str | None,
+                         part: bool) -> InputError | DataProblems:
+    """``error`` (a row without its target, under data.missing: error) with the problems of
+    the other rows' cells, in one :class:`DataProblems`; ``error`` itself where they have none."""
+    dropping = replace(missing, target="drop")
+    kept = dropping.drop_rows(frame, targets, name)[0]
+    found = problems(kept, features, kinds, targets, weight, lambda f: dropping.learned(
+        f, np.arange(len(f))).fill(f, kinds, name, part=part), advice or NUMBERS_ADVICE, part)
+    return DataProblems(name, [str(error).removeprefix(f"{name}: "), *found]) if found \
+        else error
 
 
 def with_cell_problems(error: ConfigError, frame: Any, cfg: DataConfig, name: str,
