@@ -545,9 +545,12 @@ def main_job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     children = {venv: start(venv, "fit", "configs/digits_mlp.yaml", "--run-dir",
                             str(folder / venv)) for venv in python}
     jax_run = folder / "jax-auto-xor"  # backend: auto, trained on JAX
-    envs["jax"], python["jax"] = {**every, "KERAS_BACKEND": "jax"}, python["every"]
+    envs["jax"], python["jax"] = {**every, "KERAS_BACKEND": "jax",
+                                  "XDG_CACHE_HOME": str(folder / "cache")}, python["every"]
+    envs["jax"].pop("JAX_COMPILATION_CACHE_DIR", None)
     on_jax = start("jax", "fit", "configs/xor.yaml", "fit.epochs=1", "--run-dir", str(jax_run))
     on_jax.communicate(timeout=900)
+    done["jax_cache"] = sorted(p.name for p in (folder / "cache").rglob("*") if p.is_file())
     importable = subprocess.run(
         [*python["tensorflow"], "-c", "import importlib.util as u; print(*(u.find_spec(m) is "
          "not None for m in ('jax', 'torch', 'mlflow', 'tensorflow')))"], env=only,
@@ -594,6 +597,12 @@ def test_the_readme_main_job_holds_in_both_environments(main_job, venv):
     assert round(test["accuracy"], 2) >= 0.98
     assert done["stdout"] == done["run"] + "\n"
     assert not BACKEND_LINE.search(done["stderr"]), BACKEND_LINE.findall(done["stderr"])
+
+
+def test_a_jax_run_keeps_its_compiled_programs_in_the_users_cache(main_job):
+    """A JAX fit leaves XLA's programs in the user's cache folder (nettrain/jax under
+    XDG_CACHE_HOME), which a second run of the job loads instead of compiling them again."""
+    assert any(name.startswith("jit_") for name in main_job["jax_cache"]), main_job["jax_cache"]
 
 
 def test_without_jax_a_resume_of_a_jax_run_is_refused_naming_the_install(main_job):

@@ -456,7 +456,12 @@ def settle() -> None:
     seed its generator in ``set_random_seed``, to recognise its types when saving), which
     costs a JAX or PyTorch process 3-5 s and a few hundred MB for nothing it uses. A Keras
     that moved its private switch (:func:`tensorflow_switch`) is left as it is: TensorFlow
-    may then load, which costs only that start-up time."""
+    may then load, which costs only that start-up time. On JAX, its compiled programs are
+    kept between runs (:mod:`nettrain.backends.compile_cache`)."""
+    if loaded() == "jax":
+        from nettrain.backends import compile_cache
+
+        compile_cache.enable()
     if not _keep_out["tensorflow"] or "tensorflow" in sys.modules:
         return
     lazy = tensorflow_switch()
