@@ -56,11 +56,12 @@ CHOICES = ("auto", *NAMES)
 # training step and its short last batch, the test step's two shapes and the reload check's
 # ops. Measured with ``benchmarks/fit_phases.py`` on benchmarks/perf.py's MNIST_CONFIG (60,000
 # random samples, backend: jax against backend: tensorflow, one run each alternating, CPU
-# seconds user + system, load average 8-11 on the 2 cores): 8 epochs (1.9e11 of work) 21.2
-# and 24.9 on JAX against 20.3 and 23.2 (1.04-1.07x); 16 epochs (3.8e11) 32.3 and 33.0
-# against 34.3 and 32.8 (0.97x). With the compiled programs in the user's cache (a second run
-# of the job, :mod:`nettrain.backends.compile_cache`) 8 epochs took 16.3 on JAX against 20.3
-# and 20.7 (0.79x), but ``auto`` decides for the first run. The examples in configs/ (below
+# seconds user + system, load average 5-11 on the 2 cores; benchmarks/results/jax_start.json):
+# 8 epochs (1.9e11 of work) 21.2, 21.6 and 22.8 on JAX against 20.3, 20.4 and 21.4
+# (1.03-1.07x); 16 epochs (3.8e11) 32.3 and 33.0 against 34.3 and 32.8 (0.97x). With the
+# compiled programs in the user's cache (a second run of the job,
+# :mod:`nettrain.backends.compile_cache`) 8 epochs took 16.3-17.4 on JAX (0.79-0.84x), but
+# ``auto`` decides for the first run. The examples in configs/ (below
 # 1e9 of work) are start-up and compile; JAX was 1.35x slower on the README's main job (which
 # imports TensorFlow too, for savedmodel). Where a JAX run imports no TensorFlow, its process
 # used 2-5 CPU seconds less on four of them (xor, iris, regression, diabetes_csv: TensorFlow's
