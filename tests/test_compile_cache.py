@@ -33,3 +33,26 @@ def test_a_folder_that_cannot_be_made_leaves_the_cache_off(monkeypatch, tmp_path
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert compile_cache.folder() == Path(tmp_path, "nettrain", "jax")
     assert compile_cache.enable() is None
+
+
+def test_without_filelock_the_cache_still_works_unbounded(tmp_path):
+    """JAX's eviction (jax_compilation_cache_max_size) needs the filelock package: without it
+    JAX's cache fails to start (RuntimeError, turned into a warning) and nothing is kept. Where
+    filelock is missing the cache is kept unbounded, and a compile is kept."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nsys.modules['filelock'] = None  # as if not installed\n"
+            "import jax\nfrom nettrain.backends import compile_cache\n"
+            "print(compile_cache.enable())\n"
+            "print(int(jax.jit(lambda v: v * 3 + 1)(2)), jax.config.jax_compilation_cache_max_size)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kept = [p.name for p in (tmp_path / "nettrain" / "jax").iterdir()]
+    assert any(name.startswith("jit_") for name in kept), (kept, done.stderr[-2000:])
+    assert done.stdout.split() == [str(tmp_path / "nettrain" / "jax"), "7", "-1"], done.stdout

@@ -13,12 +13,13 @@ folder, or, set empty, keeps the cache off.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 # Every program is kept (JAX's default keeps only those that took over a second: here the
 # many small ones are most of the time); the folder stays under MAX_BYTES (least recently used
-# programs go first).
+# programs go first) where the filelock package is installed, which JAX's eviction needs.
 MIN_COMPILE_SECONDS = 0.0
 MAX_BYTES = 2**30
 VARIABLE = "JAX_COMPILATION_CACHE_DIR"
@@ -50,5 +51,6 @@ def enable() -> Path | None:
 
     jax.config.update("jax_compilation_cache_dir", str(where))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+    if importlib.util.find_spec("filelock") is not None:  # JAX's eviction locks the folder
+        jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)  # without: no cache
     return where
