@@ -76,6 +76,11 @@ for name, extra in (("fused", []), ("fit", ["compile.steps_per_execution=1"]),
     runs[name] = {"exit": result.exit_code, "output": result.output,
                   "training": record.get("training"), "backend": record.get("backend"),
                   "history": open(f"{name}/history.csv").read()}
+# the loss check before training (traced on JAX, not run op by op): a mismatch is still said
+mismatched = {**config, "compile": {**config["compile"], "loss": "categorical_crossentropy"}}
+open("m.yaml", "w").write(yaml.safe_dump(mismatched))
+result = CliRunner().invoke(app, ["fit", "m.yaml", "--run-dir", "mismatch"])
+runs["mismatch"] = {"exit": result.exit_code, "output": result.output}
 a = keras.saving.load_model("fused/model.keras").get_weights()
 b = keras.saving.load_model("fit/model.keras").get_weights()
 out["cli_diff"] = max(float(np.abs(u - v).max()) for u, v in zip(a, b))
@@ -125,6 +130,15 @@ def test_fit_on_jax_takes_the_fused_path_with_the_same_result(checks: dict) -> N
     assert fused["history"].splitlines()[0] == fit["history"].splitlines()[0]
     assert len(fused["history"].splitlines()) == 4
     assert checks["cli_diff"] < 1e-5, checks["cli_diff"]
+
+
+def test_the_loss_check_on_jax_refuses_labels_the_loss_cannot_take(checks: dict) -> None:
+    # On JAX the check is traced, not run (no XLA compile of each op): the same refusal
+    mismatch = checks["runs"]["mismatch"]
+    assert mismatch["exit"] == 2, mismatch["output"]
+    assert "compile.loss" in mismatch["output"] and \
+        "Set data.one_hot: true, or use loss: sparse_categorical_crossentropy." in \
+        " ".join(mismatch["output"].split()), mismatch["output"]
 
 
 def test_class_weight_trains_with_model_fit_which_weighs_the_rows(checks: dict) -> None:

@@ -49,21 +49,26 @@ from nettrain.errors import ConfigError, Problem, UsageError
 NAMES = ("tensorflow", "jax", "torch")
 CHOICES = ("auto", *NAMES)
 
-# ``auto``'s rule, from whole ``nettrain fit`` processes (benchmarks/backend_order.py --whole,
-# and issue 20's benchmarks/perf.py backends; the figures are in benchmarks/BENCHMARKS.md):
-# what a process costs is start-up + imports + compile + steps. JAX's compiled steps of a dense
-# model take about 0.7x TensorFlow's time (the seed MNIST MLP: 1.45 s an epoch on 54,000 rows
-# against 2.0 s), but its process compiles 5-6 s longer; at 1.7e11-1.9e11 of work (that MLP for
-# 8 epochs) JAX's process took 1.0-1.5x TensorFlow's time. The examples in configs/ (below 1e9
-# of work) are start-up and compile: JAX was 1.35x slower on the README's main job (which
+# ``auto``'s rule, from whole ``nettrain fit`` processes: what a process costs is start-up +
+# imports + compile + steps. JAX's compiled steps of a dense model cost less than TensorFlow's
+# (the seed MNIST MLP, an epoch of 60,000 rows: 1.22-1.38 CPU s against 1.49-1.61), but a cold
+# JAX process spends about 3 CPU s more around them: the XLA compiles of the initializers, the
+# training step and its short last batch, the test step's two shapes and the reload check's
+# ops. Measured with ``benchmarks/fit_phases.py`` on benchmarks/perf.py's MNIST_CONFIG (60,000
+# random samples, backend: jax against backend: tensorflow, one run each alternating, CPU
+# seconds user + system, load average 5-11 on the 2 cores; benchmarks/results/jax_start.json):
+# 8 epochs (1.9e11 of work) 21.2, 21.6 and 22.8 on JAX against 20.3, 20.4 and 21.4
+# (1.03-1.07x); 16 epochs (3.8e11) 32.3 and 33.0 against 34.3 and 32.8 (0.97x). With the
+# compiled programs in the user's cache (a second run of the job,
+# :mod:`nettrain.backends.compile_cache`) 8 epochs took 16.3-17.4 on JAX (0.79-0.84x), but
+# ``auto`` decides for the first run. The examples in configs/ (below
+# 1e9 of work) are start-up and compile; JAX was 1.35x slower on the README's main job (which
 # imports TensorFlow too, for savedmodel). Where a JAX run imports no TensorFlow, its process
 # used 2-5 CPU seconds less on four of them (xor, iris, regression, diabetes_csv: TensorFlow's
-# import skipped; at load 1-4 xor took 6.9 s on JAX against 9.9 s, iris 8.9 against 10.3): a
-# finer rule could send those to JAX; this one keeps them on TensorFlow too. So a job
-# whose work (:mod:`nettrain.backends.work`: training rows x epochs x parameters) is below
-# JAX_WORK runs on TensorFlow (never slower than TensorFlow alone, and its results), a larger
-# one, where ~25 % of the steps' time outweighs those seconds, on JAX.
-JAX_WORK = 1e12
+# import skipped); this rule keeps them on TensorFlow too. So a job whose work
+# (:mod:`nettrain.backends.work`: training rows x epochs x parameters) is below JAX_WORK runs
+# on TensorFlow (never slower than TensorFlow alone, and its results), a larger one on JAX.
+JAX_WORK = 4e11
 # How many times JAX_WORK a job needs on JAX when it imports TensorFlow too (images,
 # savedmodel, TensorBoard): both imports, and jax2tf for savedmodel, double the extra start-up.
 TENSORFLOW_TOO = 2
@@ -456,7 +461,12 @@ def settle() -> None:
     seed its generator in ``set_random_seed``, to recognise its types when saving), which
     costs a JAX or PyTorch process 3-5 s and a few hundred MB for nothing it uses. A Keras
     that moved its private switch (:func:`tensorflow_switch`) is left as it is: TensorFlow
-    may then load, which costs only that start-up time."""
+    may then load, which costs only that start-up time. On JAX, its compiled programs are
+    kept between runs (:mod:`nettrain.backends.compile_cache`)."""
+    if loaded() == "jax":
+        from nettrain.backends import compile_cache
+
+        compile_cache.enable()
     if not _keep_out["tensorflow"] or "tensorflow" in sys.modules:
         return
     lazy = tensorflow_switch()

@@ -116,7 +116,13 @@ def _npz(path: Path) -> tuple[int | None, int | None]:
             return None, None
         with archive.open(name) as member:
             version = np.lib.format.read_magic(member)
-            shape = np.lib.format._read_array_header(member, version)[0]
+            # NumPy's public readers of the two header versions it writes for arrays of
+            # numbers (3.0 is for field names beyond latin-1: not told cheaply)
+            read = {(1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read is None:
+                return None, None
+            shape = read(member)[0]
     return (shape[0], math.prod(shape[1:])) if shape else (None, None)
 
 

@@ -215,12 +215,15 @@ def _check_accuracy(config: Config, data: Data) -> None:
 def _check_loss(config: Config, data: Data, model: Any) -> list[str]:
     """Run the loss and metrics on two samples so a label/output mismatch fails now, not in
     fit; return the names Keras logs for them (``['loss', 'accuracy']``)."""
+    import keras
+
     from nettrain.data.pipeline import to_tensors
 
     x, y = data.sample(2)
-    y_pred = model(to_tensors(x))
+    run = _traced if keras.backend.backend() == "jax" else _called
+    y_pred = run(model, to_tensors(x))
     try:
-        model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+        run(model.compute_loss, x=x, y=y, y_pred=y_pred, training=False)
     except Exception as exc:  # Keras raises ValueError, TF raises InvalidArgumentError
         loss = spec_name(config.compile.loss)
         hint = None
@@ -237,13 +240,33 @@ def _check_loss(config: Config, data: Data, model: Any) -> list[str]:
             f"{list(y.shape[1:])}" + ("" if hint else f" (Keras says: {_keras_text(exc)})"),
             hint)) from None
     try:
-        logged = list(model.compute_metrics(x, y, y_pred, sample_weight=None))
+        logged = list(run(model.compute_metrics, x, y, y_pred, sample_weight=None))
     except Exception as exc:  # a metric that cannot take these labels or outputs
         raise ConfigError(Problem(
             "compile.metrics", f"metrics that take labels of shape {list(y.shape[1:])} and the "
             f"model's output {list(model.output_shape[1:])}", _keras_text(exc))) from None
     model.reset_metrics()  # fit starts from clean metric states
     return logged
+
+
+def _called(function: Any, *args: Any, **kwargs: Any) -> Any:
+    return function(*args, **kwargs)
+
+
+def _traced(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """``function`` traced on the arguments' shapes, not run, as Keras builds a model for fit
+    (``backend.compute_output_spec``): the same errors at the same ops, and on JAX no XLA
+    compile of each op run eagerly (about 30 programs, 1 CPU second of a cold run)."""
+    import keras
+    from keras.src import backend
+
+    def symbolic(v: Any) -> Any:
+        return keras.KerasTensor(v.shape, backend.standardize_dtype(v.dtype)) \
+            if hasattr(v, "shape") and hasattr(v, "dtype") else v
+
+    return backend.compute_output_spec(
+        function, *keras.tree.map_structure(symbolic, args),
+        **keras.tree.map_structure(symbolic, kwargs))
 
 
 def _keras_text(exc: Exception) -> str:
