@@ -379,6 +379,13 @@ def _serve_plain(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _crowded(loads: list[list[float]]) -> str:
+    """What the load average says of a record's wall seconds (2 CPUs)."""
+    if max(v[0] for v in loads) < 2:
+        return " (a quiet machine)"
+    return ": the wall seconds are those of a crowded machine, the CPU seconds blur least"
+
+
 def _phases(r: dict[str, Any]) -> list[str]:
     """Issue 27: where a whole ``nettrain fit`` spends its time (``fit_phases.py``)."""
     from fit_phases import PHASES
@@ -389,8 +396,8 @@ def _phases(r: dict[str, Any]) -> list[str]:
              "medians; `this` is the checkout measured, `baseline` "
              f"{r.get('baseline_src') or 'none'}; `tensorflow only`: JAX and PyTorch hidden "
              "(the README's first install). Each cell: wall / CPU seconds (user + system, "
-             f"every thread). Load average (1 minute) before and after: {load} on 2 CPUs: the "
-             "wall seconds are those of a crowded machine, the CPU seconds blur least.", "",
+             f"every thread). Load average (1 minute) before and after: {load} on 2 CPUs"
+             f"{_crowded(r['load_average'])}.", "",
              f"| side | whole process | {' | '.join(PHASES)} | goal (wall) | met |",
              "| --- " * (len(PHASES) + 4) + "|"]
     for side, m in r["by_side"].items():
