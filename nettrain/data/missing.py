@@ -7,7 +7,7 @@ preprocessing learned, so every later reader fills a cell as training did.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -117,6 +117,14 @@ class Missing:
                                 "leave it out (data.features).")
             fills[column] = learned_value(values, policy)
         return Missing(self.policies, self.target, fills, self.default)
+
+    def surveyed(self, frame: Any, targets: list[str], kinds: dict[str, str], name: str,
+                 part: bool = False) -> Any:
+        """``frame`` as training would fill it, for a survey of a file's cell problems: rows
+        without their target left out (never refused here: that refusal is reported beside
+        the survey), fills learned on every row left; a cell left empty is a DataError."""
+        kept = replace(self, target="drop").drop_rows(frame, targets, name)[0]
+        return self.learned(kept, np.arange(len(kept))).fill(kept, kinds, name, part=part)
 
     def fill(self, frame: Any, kinds: dict[str, str], name: str, advice: str = MISSING_ADVICE,
              part: bool = False) -> Any:

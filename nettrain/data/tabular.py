@@ -155,10 +155,9 @@ def _with_target_problem(error: InputError, frame: Any, name: str, features: lis
                          part: bool) -> InputError | DataProblems:
     """``error`` (a row without its target, under data.missing: error) with the problems of
     the other rows' cells, in one :class:`DataProblems`; ``error`` itself where they have none."""
-    dropping = replace(missing, target="drop")
-    kept = dropping.drop_rows(frame, targets, name)[0]
-    found = problems(kept, features, kinds, targets, weight, lambda f: dropping.learned(
-        f, np.arange(len(f))).fill(f, kinds, name, part=part), advice or NUMBERS_ADVICE, part)
+    kept = replace(missing, target="drop").drop_rows(frame, targets, name)[0]
+    found = problems(kept, features, kinds, targets, weight, lambda f: missing.surveyed(
+        f, targets, kinds, name, part), advice or NUMBERS_ADVICE, part)
     return DataProblems(name, [str(error).removeprefix(f"{name}: "), *found]) if found \
         else error
 
@@ -180,12 +179,8 @@ def with_cell_problems(error: ConfigError, frame: Any, cfg: DataConfig, name: st
                    if (t := c if c in features else did_you_mean(c, features))]
     kinds = column_kinds(frame, features, categorical)
     missing = Missing.of_config(cfg.missing, features + weight, targets)
-
-    def fill(f: Any) -> Any:  # as training would: rows without a target out, fills learned
-        kept = missing.drop_rows(f, targets, name)[0]
-        return missing.learned(kept, np.arange(len(kept))).fill(kept, kinds, name, part=part)
-
-    found = problems(frame, features, kinds, targets, weight, fill, NUMBERS_ADVICE, part)
+    found = problems(frame, features, kinds, targets, weight, lambda f: missing.surveyed(
+        f, targets, kinds, name, part), NUMBERS_ADVICE, part)
     return DataProblems(name, [*error.problems, *found]) if found else error  # lines: load_data
 
 
