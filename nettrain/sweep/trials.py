@@ -239,6 +239,16 @@ def worker_command(sweep: Sweep, *extra: str) -> tuple[list[str], dict[str, str]
                      "PYTHONPATH": os.pathsep.join(paths)}
 
 
+@contextlib.contextmanager
+def _ctrl_c_held() -> Any:
+    """SIGINT held back for the block and delivered after it (KeyboardInterrupt then)."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 class Spare:
     """The next trial's process, started while this one trains, so that its imports
     (TensorFlow's take seconds) overlap the training instead of adding to it.
@@ -304,7 +314,9 @@ def train_in_child(sweep: Sweep, trial: Any, spare: Spare | None = None,
     try:
         child = spare.take(trial._trial_id, log_path) if spare is not None else None
         if child is None:
-            with open(log_path, "a", encoding="utf-8") as log:
+            # Ctrl-C held while the child starts: one landing inside Popen would leave it
+            # running in its own session, unknown here and never told to stop
+            with open(log_path, "a", encoding="utf-8") as log, _ctrl_c_held():
                 child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=log, env=env, start_new_session=True)
         if spare is not None and another:
