@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     pass
 
 
-@app.command()
+@app.command(short_help="Measure a run's model on its test split (or --data): metrics, per-class "
+             "report, picture; saved in the run directory.")
 def evaluate(
     run: Annotated[Path, typer.Argument(help="A run directory made by 'nettrain fit'.")],
     split: Annotated[Optional[Split], typer.Option(

@@ -22,7 +22,8 @@ class ExportFormat(str, Enum):
     keras = "keras"
 
 
-@app.command()
+@app.command(short_help="Write a run's model as a SavedModel, ONNX, TFLite or .keras file, "
+             "checked in that format's own runtime.")
 def export(
     run: Annotated[Path, typer.Argument(help="A run directory made by 'nettrain fit'.")],
     format: Annotated[ExportFormat, typer.Option(

@@ -71,8 +71,20 @@ class Command(TyperCommand):
         return [plain(p) for p in super().get_params(ctx)]
 
 
+# The order ``nettrain --help`` lists the commands in: the order a user meets them, fit first
+# (typer lists them in the order their modules happened to register them: track came first).
+# A command missing here comes after these, in the order it was added.
+ORDER = ("fit", "validate", "evaluate", "predict", "runs", "init", "schema", "sweep", "track",
+         "export", "serve")
+
+
 class Group(TyperGroup):
-    """A group whose options (``--version``, ``--help``) and commands show the plain way."""
+    """A group whose options (``--version``, ``--help``) and commands show the plain way, its
+    commands in :data:`ORDER`."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: ORDER.index(name) if name in ORDER else len(ORDER))
 
     def get_params(self, ctx: typer.Context) -> list[Any]:
         return [plain(p) for p in super().get_params(ctx)]

@@ -189,8 +189,9 @@ class Config(_Section):
     save: SaveConfig = SaveConfig()
     """The formats the trained model is saved in."""
     backend: Literal[BACKENDS] = "auto"  # type: ignore[valid-type]
-    """The Keras backend that trains: auto (the fastest installed one that can run the
-    config), tensorflow, jax or torch; --backend on the command line sets it too."""
+    """The Keras backend that trains: auto (the installed one that runs the whole job soonest,
+    start-up included: TensorFlow for small jobs), tensorflow, jax or torch; --backend on the
+    command line sets it too."""
     sweep: SweepConfig | None = None
     """nettrain sweep's search: the metric, the number of trials and the values to try (fit
     ignores it)."""
