@@ -1,0 +1,221 @@
+"""Runs every console example of the site as a user would, each command a process of its own, and
+writes what it printed into docs/snippets/, which the pages include (pymdownx.snippets).
+
+    python docs/examples.py            # run the examples, write docs/snippets/NAME.txt
+    python docs/examples.py --check    # run them, exit 1 naming each snippet the code now changes
+    python docs/examples.py --slow     # also the slow ones (export, serve, other backends, MLflow)
+
+The commands run in a scratch folder holding a link to configs/, with runs/ inside it and
+KERAS_BACKEND unset (backend: auto decides, as for a new user). What varies from run to run is
+normalised: a run directory's date and time become 20261122-120000, durations 0.1s, speeds
+25,000 samples/s, the scratch folder ``.``. Long outputs are folded where a step says so
+("..."). tests/test_docs.py runs the quick examples and fails when one prints something else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+REPO = DOCS.parent
+SNIPPETS = DOCS / "snippets"
+STAMP = "20261122-120000"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command, as typed after ``$``; ``{run}`` is the run directory the last fit printed.
+
+    status: the exit status it must end with; fold: a regex of lines (epochs) of which only the
+    first ``keep[0]`` and last ``keep[1]`` stay, with "..." between; lines: at most this many
+    lines of output, then "..."; width: longer lines are cut with "...";
+    shown: the command as the page shows it, when the one run differs (``--port`` of a server).
+    """
+
+    command: str
+    status: int = 0
+    fold: str | None = None
+    keep: tuple[int, int] = (2, 2)
+    lines: int | None = None
+    width: int | None = None
+    shown: str | None = None
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str
+    steps: tuple[Step, ...]
+    slow: bool = False
+    files: dict[str, Callable[[], str]] = field(default_factory=dict)
+
+
+# --- files the examples read -------------------------------------------------------------------
+
+def _new_rows() -> str:
+    """Two rows of the built-in digits, as a user's new_rows.csv: the 64 pixel columns."""
+    from sklearn.datasets import load_digits
+
+    frame = load_digits(as_frame=True).frame.drop(columns="target")
+    return frame.head(2).astype(int).to_csv(index=False)
+
+
+def _titanic() -> str:
+    rows = ["Name,Sex,Age,Fare,Survived"]
+    for i in range(30):
+        age = "" if i in (4, 11) else str(20 + i)
+        rows.append(f"Person {i},{'female' if i % 2 == 0 else 'male'},{age},{7.25 + i},{i % 2}")
+    return "\n".join(rows) + "\n"
+
+
+BAD = """\
+name: bad
+data: {dataset: xor}
+model:
+  layers:
+    - Dence: {units: 10}
+    - Dense: {unitz: 1, activation: sigmoid}
+compile: {optimizer: adamm, loss: binary_crossentropy}
+fit: {epochs: ten}
+"""
+
+TITANIC = """\
+name: titanic
+data: {csv: titanic.csv, target: Survived}
+model:
+  layers:
+    - Dense: {units: 2, activation: softmax}
+compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}
+"""
+
+EPOCHS = r"^Epoch \d+/\d+ "
+
+EXAMPLES: tuple[Example, ...] = (
+    Example("help", (Step("nettrain --help"),)),
+    Example("validate", (Step("nettrain validate configs/xor.yaml"),)),
+    Example("fit", (Step("nettrain fit configs/digits_mlp.yaml", fold=EPOCHS),)),
+    Example("evaluate", (Step("nettrain evaluate {run}", fold=r"^│ [1-8] ", keep=(1, 0)),)),
+    Example("predict", (Step("nettrain predict {run} new_rows.csv", width=96),),
+            files={"new_rows.csv": _new_rows}),
+    Example("runs", (Step("nettrain runs"),)),
+    Example("init", (Step("nettrain init"), Step("nettrain init mlp-classifier"))),
+    Example("config-errors", (Step("nettrain validate bad.yaml", status=2),),
+            files={"bad.yaml": lambda: BAD}),
+    Example("data-problems", (Step("nettrain validate titanic.yaml", status=2),),
+            files={"titanic.yaml": lambda: TITANIC, "titanic.csv": _titanic}),
+    Example("print-config", (Step("nettrain validate configs/digits_mlp.yaml fit.epochs=3 "
+                                  "--print-config", lines=24),)),
+)
+
+
+# --- running and normalising -------------------------------------------------------------------
+
+def normalise(text: str, scratch: Path) -> str:
+    """What varies from run to run made fixed: the scratch folder, dates, durations, speeds."""
+    text = text.replace(str(scratch) + os.sep, "").replace(str(scratch), ".")
+    text = re.sub(r"\b\d{8}-\d{6}\b", STAMP, text)
+    text = re.sub(r"\b2\d{3}-\d\d-\d\d \d\d:\d\d\b", "2026-11-22 12:00", text)
+    text = re.sub(r"(Epoch \d+/\d+) - [\d.]+s - [\d,]+ samples/s", r"\1 - 0.1s - 25,000 samples/s",
+                  text)
+    text = re.sub(r"(Wall time +)[\d.]+s", r"\g<1>5.0s", text)
+    return text
+
+
+def shape(output: str, step: Step) -> str:
+    """The output as the page shows it: folded, cut to its lines and width."""
+    lines = output.rstrip("\n").split("\n") if output.strip() else []
+    if step.fold:
+        matching = [i for i, line in enumerate(lines) if re.search(step.fold, line)]
+        head, tail = step.keep
+        dropped = matching[head:len(matching) - tail] if len(matching) > head + tail else []
+        if dropped:
+            lines = lines[:dropped[0]] + ["..."] + lines[dropped[-1] + 1:]
+    if step.lines is not None and len(lines) > step.lines:
+        lines = lines[:step.lines] + ["..."]
+    if step.width is not None:
+        lines = [line if len(line) <= step.width else line[:step.width - 3] + "..."
+                 for line in lines]
+    return "\n".join(lines)
+
+
+def environment(scratch: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("KERAS_BACKEND", "NETTRAIN_RUNS", "MLFLOW_TRACKING_URI", "COLUMNS",
+                          "TF_CPP_MIN_LOG_LEVEL")}
+    env.update(NETTRAIN_RUNS="runs", PYTHONPATH=os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]), COLUMNS="80",
+        TERM="dumb", NO_COLOR="1")
+    return env
+
+
+def run_example(example: Example, scratch: Path, state: dict[str, str]) -> str:
+    """Run the example's commands in ``scratch``; return its snippet's text."""
+    for name, make in example.files.items():
+        (scratch / name).write_text(make(), encoding="utf-8")
+    blocks = []
+    for step in example.steps:
+        command = step.command.format(**state)
+        argv = shlex.split(command)
+        assert argv[0] == "nettrain", command
+        done = subprocess.run([sys.executable, "-m", "nettrain", *argv[1:]], cwd=scratch,
+                              env=environment(scratch), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=600)
+        if done.returncode != step.status:
+            raise RuntimeError(f"{example.name}: '{command}' exited {done.returncode}, expected "
+                               f"{step.status}:\n{done.stdout[-3000:]}")
+        found = re.search(r"^(runs/\S+/\d{8}-\d{6})$", done.stdout, re.MULTILINE)
+        if argv[1] == "fit" and found:
+            state["run"] = found.group(1)
+        shown = normalise(step.shown or command, scratch)
+        blocks.append(f"$ {shown}\n" + shape(normalise(done.stdout, scratch), step))
+    return "\n\n".join(block.rstrip("\n") for block in blocks) + "\n"
+
+
+def run_all(examples: tuple[Example, ...] = EXAMPLES, slow: bool = False) -> dict[str, str]:
+    """Run the examples (the quick ones, or all) in order; return each snippet's text by name."""
+    chosen = [e for e in examples if slow or not e.slow]
+    texts: dict[str, str] = {}
+    state: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="nettrain-docs-") as folder:
+        scratch = Path(folder).resolve()
+        (scratch / "configs").symlink_to(REPO / "configs")
+        for example in chosen:
+            texts[example.name] = run_example(example, scratch, state)
+    return texts
+
+
+def snippet(name: str) -> Path:
+    return SNIPPETS / f"{name}.txt"
+
+
+def differences(texts: dict[str, str]) -> list[str]:
+    """The snippets whose checked-in text is not what the commands print now."""
+    return [name for name, text in texts.items()
+            if not snippet(name).is_file() or snippet(name).read_text(encoding="utf-8") != text]
+
+
+def main(argv: list[str]) -> int:
+    slow = "--slow" in argv
+    texts = run_all(slow=slow)
+    if "--check" in argv:
+        stale = differences(texts)
+        for name in stale:
+            print(f"docs/snippets/{name}.txt: the command now prints something else; run "
+                  f"python docs/examples.py{' --slow' if slow else ''}", file=sys.stderr)
+        return 1 if stale else 0
+    SNIPPETS.mkdir(exist_ok=True)
+    for name, text in texts.items():
+        snippet(name).write_text(text, encoding="utf-8")
+        print(f"docs/snippets/{name}.txt")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
