@@ -47,6 +47,8 @@ class Step:
     lines: int | None = None
     width: int | None = None
     shown: str | None = None
+    only: str | None = None
+    until: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,10 @@ compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accu
 
 EPOCHS = r"^Epoch \d+/\d+ "
 
+# The run that export, serve and tracking use (a CSV with class names), and two servers' ports
+# off the usual ones so that a server already running does not matter; the page shows the usual.
+PORTS = "--port 18501 --grpc-port 18500"
+
 EXAMPLES: tuple[Example, ...] = (
     Example("help", (Step("nettrain --help"),)),
     Example("validate", (Step("nettrain validate configs/xor.yaml"),)),
@@ -111,7 +117,18 @@ EXAMPLES: tuple[Example, ...] = (
     Example("data-problems", (Step("nettrain validate titanic.yaml", status=2),),
             files={"titanic.yaml": lambda: TITANIC, "titanic.csv": _titanic}),
     Example("print-config", (Step("nettrain validate configs/digits_mlp.yaml fit.epochs=3 "
-                                  "--print-config", lines=24),)),
+                                  "--print-config", only=r"^(#|name:|fit:|  epochs|  batch_size|"
+                                                         r"  shuffle|OK )"),)),
+    # The slow ones: other backends, export, serve, MLflow (python docs/examples.py --slow).
+    Example("backend-jax", (Step("nettrain fit configs/digits_mlp.yaml --backend jax",
+                                 fold=EPOCHS),), slow=True),
+    Example("tracking", (Step("nettrain fit configs/iris_csv.yaml --track sqlite:///runs/mlflow.db",
+                              fold=EPOCHS),
+                         Step("nettrain runs --from sqlite:///runs/mlflow.db")), slow=True),
+    Example("export", (Step("nettrain export {run} --format onnx -o iris.onnx"),
+                       Step("nettrain export {run} --format keras")), slow=True),
+    Example("serve", (Step(f"nettrain serve {{run}} {PORTS}", until=r"^Ctrl-C stops",
+                           shown="nettrain serve {run}"),), slow=True),
 )
 
 
@@ -125,6 +142,8 @@ def normalise(text: str, scratch: Path) -> str:
     text = re.sub(r"(Epoch \d+/\d+) - [\d.]+s - [\d,]+ samples/s", r"\1 - 0.1s - 25,000 samples/s",
                   text)
     text = re.sub(r"(Wall time +)[\d.]+s", r"\g<1>5.0s", text)
+    text = re.sub(r"\b[0-9a-f]{32}\b", "6a1f0c27d4b94b8e9f3c2d1e0a5b7c68", text)  # MLflow run ids
+    text = text.replace(":18501", ":8501").replace(":18500", ":8500")
     return text
 
 
@@ -137,6 +156,14 @@ def shape(output: str, step: Step) -> str:
         dropped = matching[head:len(matching) - tail] if len(matching) > head + tail else []
         if dropped:
             lines = lines[:dropped[0]] + ["..."] + lines[dropped[-1] + 1:]
+    if step.only:
+        shown: list[str] = []
+        for line in lines:
+            if re.search(step.only, line):
+                shown.append(line)
+            elif not shown or shown[-1] != "...":
+                shown.append("...")
+        lines = shown
     if step.lines is not None and len(lines) > step.lines:
         lines = lines[:step.lines] + ["..."]
     if step.width is not None:
@@ -162,20 +189,46 @@ def run_example(example: Example, scratch: Path, state: dict[str, str]) -> str:
     blocks = []
     for step in example.steps:
         command = step.command.format(**state)
-        argv = shlex.split(command)
-        assert argv[0] == "nettrain", command
-        done = subprocess.run([sys.executable, "-m", "nettrain", *argv[1:]], cwd=scratch,
-                              env=environment(scratch), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=600)
-        if done.returncode != step.status:
-            raise RuntimeError(f"{example.name}: '{command}' exited {done.returncode}, expected "
-                               f"{step.status}:\n{done.stdout[-3000:]}")
-        found = re.search(r"^(runs/\S+/\d{8}-\d{6})$", done.stdout, re.MULTILINE)
-        if argv[1] == "fit" and found:
+        argv = [sys.executable, "-m", "nettrain", *shlex.split(command)[1:]]
+        assert command.startswith("nettrain "), command
+        if step.until:
+            status, output = _serve(argv, scratch, step.until)
+        else:
+            done = subprocess.run(argv, cwd=scratch, env=environment(scratch),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  timeout=600)
+            status, output = done.returncode, done.stdout
+        if status != step.status:
+            raise RuntimeError(f"{example.name}: '{command}' exited {status}, expected "
+                               f"{step.status}:\n{output[-3000:]}")
+        found = re.search(r"^(runs/\S+/\d{8}-\d{6})$", output, re.MULTILINE)
+        if argv[3] == "fit" and found:
             state["run"] = found.group(1)
-        shown = normalise(step.shown or command, scratch)
-        blocks.append(f"$ {shown}\n" + shape(normalise(done.stdout, scratch), step))
+        shown = normalise((step.shown or command).format(**state), scratch)
+        blocks.append(f"$ {shown}\n" + shape(normalise(output, scratch), step))
     return "\n\n".join(block.rstrip("\n") for block in blocks) + "\n"
+
+
+def _serve(argv: list[str], scratch: Path, until: str) -> tuple[int, str]:
+    """Start a server, read its output up to the line matching ``until``, then Ctrl-C it;
+    return its exit status and that output."""
+    import signal
+
+    server = subprocess.Popen(argv, cwd=scratch, env=environment(scratch), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    try:
+        for line in server.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if re.search(until, line):
+                break
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    return server.returncode, "".join(lines)
 
 
 def run_all(examples: tuple[Example, ...] = EXAMPLES, slow: bool = False) -> dict[str, str]:
@@ -201,6 +254,24 @@ def differences(texts: dict[str, str]) -> list[str]:
             if not snippet(name).is_file() or snippet(name).read_text(encoding="utf-8") != text]
 
 
+MARKED = re.compile(r"<!-- (snippet|file): (\S+) -->\n```(\w+)\n.*?```\n", re.DOTALL)
+
+
+def synced_readme(text: str, snippets: dict[str, str] | None = None) -> str:
+    """README.md with each marked block holding what it names: ``<!-- snippet: fit -->`` the
+    snippet's text (``snippets``, else the file in docs/snippets/), ``<!-- file: PATH -->`` the
+    repository's file. GitHub shows no includes, so the README carries copies, kept equal."""
+    def fill(found: re.Match[str]) -> str:
+        kind, name, language = found.groups()
+        if kind == "snippet":
+            body = (snippets or {}).get(name) or snippet(name).read_text(encoding="utf-8")
+        else:
+            body = (REPO / name).read_text(encoding="utf-8")
+        return f"<!-- {kind}: {name} -->\n```{language}\n{body.rstrip()}\n```\n"
+
+    return MARKED.sub(fill, text)
+
+
 def main(argv: list[str]) -> int:
     slow = "--slow" in argv
     texts = run_all(slow=slow)
@@ -214,6 +285,9 @@ def main(argv: list[str]) -> int:
     for name, text in texts.items():
         snippet(name).write_text(text, encoding="utf-8")
         print(f"docs/snippets/{name}.txt")
+    readme = REPO / "README.md"
+    readme.write_text(synced_readme(readme.read_text(encoding="utf-8")), encoding="utf-8")
+    print("README.md")
     return 0
 
 

@@ -15,11 +15,14 @@ from nettrain.cli import app
 from conftest import tiny_config, write_config, write_npz
 
 
-def test_help_lists_the_commands(runner):
+def test_help_lists_the_commands_in_the_order_a_user_meets_them(runner):
+    """fit first, then validate, evaluate, predict, ...: track came first (the order in which
+    the modules happened to register their commands)."""
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("fit", "validate", "evaluate", "predict"):
-        assert command in result.output
+    listed = re.findall(r"(?m)^│ (\w+) ", result.output.split("Commands")[1])
+    assert listed == ["fit", "validate", "evaluate", "predict", "runs", "init", "schema",
+                      "sweep", "track", "export", "serve"], listed
 
 
 def test_validate_prints_the_summary_and_parameter_count(runner, tmp_path):

@@ -15,8 +15,8 @@ from nettrain.cli import app
 
 from conftest import CONFIGS, REPO, fit_once, tiny_config, write_config
 
-# The README's "Calling a saved model from plain Python" examples, exactly as shown there
-# (test_the_readme_shows_these_examples keeps the two the same).
+# The "Calling a saved model from plain Python" examples of docs/run-directory.md, exactly as
+# shown there (test_the_docs_show_these_examples keeps the two the same).
 KERAS_NAMED = '''\
 import json
 import keras
@@ -260,9 +260,8 @@ def test_the_readme_keras_call_of_an_image_model(runner, tmp_path, images):
                                rtol=1e-5, atol=1e-6)
 
 
-def test_the_readme_shows_these_examples():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    if "Calling a saved model from plain Python" not in readme:
-        pytest.skip("the README's section is not written yet (the lead pastes it)")
+def test_the_docs_show_these_examples():
+    page = (REPO / "docs" / "run-directory.md").read_text(encoding="utf-8")
+    assert "## Calling a saved model from plain Python" in page
     for snippet in (KERAS_NAMED, SAVEDMODEL_NAMED, SAVEDMODEL_ARRAY, IMAGE):
-        assert snippet in readme
+        assert snippet in page
