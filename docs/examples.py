@@ -4,6 +4,7 @@ writes what it printed into docs/snippets/, which the pages include (pymdownx.sn
     python docs/examples.py            # run the examples, write docs/snippets/NAME.txt
     python docs/examples.py --check    # run them, exit 1 naming each snippet the code now changes
     python docs/examples.py --slow     # also the slow ones (export, serve, other backends, MLflow)
+    python docs/examples.py --slow --only tracking,export    # just these (in order)
 
 The commands run in a scratch folder holding a link to configs/, with runs/ inside it and
 KERAS_BACKEND unset (backend: auto decides, as for a new user). What varies from run to run is
@@ -28,6 +29,7 @@ DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
 SNIPPETS = DOCS / "snippets"
 STAMP = "20261122-120000"
+PROJECT = "/home/me/project"  # the scratch folder, where a page shows an absolute path
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,10 @@ EXAMPLES: tuple[Example, ...] = (
     # The slow ones: other backends, export, serve, MLflow (python docs/examples.py --slow).
     Example("backend-jax", (Step("nettrain fit configs/digits_mlp.yaml --backend jax",
                                  fold=EPOCHS),), slow=True),
-    Example("tracking", (Step("nettrain fit configs/iris_csv.yaml --track sqlite:///runs/mlflow.db",
-                              fold=EPOCHS),
-                         Step("nettrain runs --from sqlite:///runs/mlflow.db")), slow=True),
+    Example("tracking", (Step("nettrain fit configs/iris_csv.yaml --track "
+                              "sqlite:///{scratch}/runs/mlflow.db", fold=EPOCHS),
+                         Step("nettrain runs --from sqlite:///{scratch}/runs/mlflow.db")),
+            slow=True),
     Example("export", (Step("nettrain export {run} --format onnx -o iris.onnx"),
                        Step("nettrain export {run} --format keras")), slow=True),
     Example("serve", (Step(f"nettrain serve {{run}} {PORTS}", until=r"^Ctrl-C stops",
@@ -136,6 +139,7 @@ EXAMPLES: tuple[Example, ...] = (
 
 def normalise(text: str, scratch: Path) -> str:
     """What varies from run to run made fixed: the scratch folder, dates, durations, speeds."""
+    text = text.replace(f"sqlite:///{scratch}", f"sqlite:///{PROJECT}")  # an absolute path
     text = text.replace(str(scratch) + os.sep, "").replace(str(scratch), ".")
     text = re.sub(r"\b\d{8}-\d{6}\b", STAMP, text)
     text = re.sub(r"\b2\d{3}-\d\d-\d\d \d\d:\d\d\b", "2026-11-22 12:00", text)
@@ -231,13 +235,15 @@ def _serve(argv: list[str], scratch: Path, until: str) -> tuple[int, str]:
     return server.returncode, "".join(lines)
 
 
-def run_all(examples: tuple[Example, ...] = EXAMPLES, slow: bool = False) -> dict[str, str]:
-    """Run the examples (the quick ones, or all) in order; return each snippet's text by name."""
-    chosen = [e for e in examples if slow or not e.slow]
+def run_all(examples: tuple[Example, ...] = EXAMPLES, slow: bool = False,
+            only: set[str] | None = None) -> dict[str, str]:
+    """Run the examples (the quick ones, or all; or those named) in order; return each
+    snippet's text by name."""
+    chosen = [e for e in examples if (slow or not e.slow) and (only is None or e.name in only)]
     texts: dict[str, str] = {}
-    state: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="nettrain-docs-") as folder:
         scratch = Path(folder).resolve()
+        state = {"scratch": str(scratch)}
         (scratch / "configs").symlink_to(REPO / "configs")
         for example in chosen:
             texts[example.name] = run_example(example, scratch, state)
@@ -274,7 +280,8 @@ def synced_readme(text: str, snippets: dict[str, str] | None = None) -> str:
 
 def main(argv: list[str]) -> int:
     slow = "--slow" in argv
-    texts = run_all(slow=slow)
+    only = set(argv[argv.index("--only") + 1].split(",")) if "--only" in argv else None
+    texts = run_all(slow=slow, only=only)
     if "--check" in argv:
         stale = differences(texts)
         for name in stale:
