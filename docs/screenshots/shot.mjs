@@ -1,0 +1,22 @@
+// Screenshot a page in headless Chromium, scrolled to the element holding the given text.
+import { writeFileSync } from "node:fs";
+const [,, url, text, out] = process.argv;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const targets = await (await fetch("http://127.0.0.1:9333/json/list")).json();
+const ws = new WebSocket(targets.find((t) => t.type === "page").webSocketDebuggerUrl);
+await new Promise((r) => ws.addEventListener("open", r));
+let id = 0; const waiting = new Map();
+ws.addEventListener("message", (e) => { const m = JSON.parse(e.data);
+  if (m.id && waiting.has(m.id)) { waiting.get(m.id)(m.result); waiting.delete(m.id); } });
+const send = (method, params = {}) => new Promise((r) => { const i = ++id; waiting.set(i, r);
+  ws.send(JSON.stringify({ id: i, method, params })); });
+await send("Emulation.setDeviceMetricsOverride", { width: 1280, height: 1000, deviceScaleFactor: 1, mobile: false });
+await send("Page.navigate", { url });
+await sleep(2500);
+await send("Runtime.evaluate", { expression: `(() => { const t = ${JSON.stringify(text)};
+  const e = [...document.querySelectorAll("h1,h2,h3,p,li,td,code")].find(e => e.textContent.includes(t));
+  if (e) e.scrollIntoView(); window.scrollBy(0, -70); })()` });
+await sleep(700);
+const shot = await send("Page.captureScreenshot", { format: "png" });
+writeFileSync(out, Buffer.from(shot.data, "base64"));
+process.exit(0);
