@@ -628,3 +628,18 @@ def test_a_fit_stopped_ends_its_mlflow_run_killed_ctrl_c_or_kill_9(tmp_path: Pat
     assert client.get_run(note["run_id"]).info.status == "KILLED"
     if how == "SIGINT":
         assert json.loads(run_json.read_text())["mlflow"]["uploaded"] is True
+
+
+def test_a_relative_sqlite_store_keeps_its_artifacts_in_mlartifacts_beside_it(
+        tmp_path: Path, monkeypatch) -> None:
+    """``--track sqlite:///runs/mlflow.db`` (relative, MLflow's own documented form) works:
+    its new experiment's artifacts go to ``runs/mlartifacts``, not a failed ``as_uri``."""
+    from nettrain.tracking import store
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    uri = "sqlite:///runs/team.db"
+    client = _client(uri)
+    ident = store.experiment_id(client, store.Where(uri=uri, experiment="relative"))
+    assert client.get_experiment(ident).artifact_location == \
+        (tmp_path / "runs" / store.ARTIFACTS).as_uri()

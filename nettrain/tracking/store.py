@@ -334,8 +334,9 @@ def experiment_id(mlflow_client: Any, place: Where, create: bool = True) -> str 
     if not create:
         return None
     location = None
-    if place.uri.startswith("sqlite:///"):
-        location = (Path(place.uri.removeprefix("sqlite:///")).parent / ARTIFACTS).as_uri()
+    database = uris.local_path(place.uri) if uris.scheme(place.uri) == "sqlite" else None
+    if database is not None:  # relative (sqlite:///runs/mlflow.db) is from the current folder
+        location = (database.absolute().parent / ARTIFACTS).as_uri()
     return mlflow_client.create_experiment(place.experiment, artifact_location=location)
 
 
