@@ -215,6 +215,11 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
     predictor = load_run(run_path, fmt)
     info, model = predictor.info, predictor.model
     suffix = input_path.suffix.lower()
+    if info.get("timeseries") and suffix == ".csv":  # windows of the rows, in time order
+        from nettrain.engine.forecast import forecasts
+
+        yield forecasts(predictor, input_path, keep, note)
+        return
     images = bool(info.get("images"))
     if images and (input_path.is_dir() or suffix in IMAGE_SUFFIXES):
         x, paths = read_images(input_path, info["images"])

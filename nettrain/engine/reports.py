@@ -280,4 +280,9 @@ def table(result: dict[str, Any], title: str = "") -> Any:
         grid.add_section()
         grid.add_row("all", numbers(result["mae"]), numbers(result["rmse"]),
                      numbers(result["r2"]), str(result["samples"]))
+    naive = result.get("naive_last_value")  # a series: the last value as the forecast
+    if naive:
+        grid.add_section()
+        grid.add_row("naive: last value", numbers(naive["mae"]), numbers(naive["rmse"]),
+                     numbers(naive["r2"]), str(naive["samples"]))
     return grid
