@@ -21,7 +21,7 @@ from nettrain.data.csvfile import CsvRule, read_frame
 from nettrain.data.dataset import Data, SplitRows
 from nettrain.data.missing import INTERPOLATE, Missing, dropped_note
 from nettrain.data.tabular import check_columns, csv_features, numeric_frame
-from nettrain.errors import ConfigError, DataError, InputError, Problem
+from nettrain.errors import ConfigError, DataError, InputError, Problem, did_you_mean
 
 SPLITS = ("train", "validation", "test")
 
@@ -38,8 +38,10 @@ def load_series(cfg: DataConfig, classify: bool, rule: CsvRule) -> Data:
     frame = read_frame(_existing(Path(cfg.csv), "data.csv"), cfg.delimiter, "data.csv", rule)
     total = len(frame)
     if series.time not in frame.columns:
+        close = did_you_mean(series.time, list(frame.columns))
         raise ConfigError(Problem("data.timeseries.time", f"a column of {name} "
-                                  f"({', '.join(frame.columns)})", repr(series.time)))
+                                  f"({', '.join(frame.columns)})", repr(series.time),
+                                  f"Did you mean '{close}'?" if close else None))
     features = csv_features([c for c in frame.columns if c != series.time], cfg, name)
     inputs = features + [t for t in cfg.targets if t not in features]
     frame, _, kind = in_time_order(frame, series.time, name)
@@ -182,8 +184,8 @@ def read_rows(path: Path, info: dict[str, Any], missing: Any, delimiter: str,
     if len(frame) < series.window:
         raise InputError(f"{key}: {path.name} has {len(frame)} row{'s' if len(frame) != 1 else ''}"
                          f"; a forecast needs a window of {series.window} rows (the run's "
-                         f"data.timeseries.window). Give at least {series.window} rows, the "
-                         "most recent last.")
+                         f"data.timeseries.window). Give the latest {series.window} rows or more "
+                         "(in any order: they are sorted by time).")
     frame, times, _ = in_time_order(frame, series.time, path.name)
     values, labelled = series_values(
         frame, inputs, targets, Missing.of_run(info, missing), 0, path.name,
