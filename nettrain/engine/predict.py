@@ -216,9 +216,13 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
     info, model = predictor.info, predictor.model
     suffix = input_path.suffix.lower()
     if info.get("timeseries") and suffix == ".csv":  # windows of the rows, in time order
-        from nettrain.engine.forecast import forecasts
+        from nettrain.engine.forecast import forecast_inputs, placed
 
-        yield forecasts(predictor, input_path, keep, note)
+        x, when, told = forecast_inputs(info, predictor.missing, predictor.delimiter,
+                                        input_path, keep)
+        if note:
+            note(told)
+        yield placed(outputs(predictor, call_model(predictor, x, input_path.name)), when)
         return
     images = bool(info.get("images"))
     if images and (input_path.is_dir() or suffix in IMAGE_SUFFIXES):
