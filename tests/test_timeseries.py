@@ -191,3 +191,14 @@ def test_keys_that_do_not_go_with_a_series_are_refused_at_validate(runner, tmp_p
     result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
     assert result.exit_code == 2, result.output
     assert expected in " ".join(result.stderr.split())
+
+
+def test_rows_by_column_name_are_refused_for_a_series_model_saying_what_it_takes():
+    """serve's and MLflow's rows: a series model takes windows, not time steps one by one."""
+    from nettrain.engine.predict import Predictor, rows_inputs
+    from nettrain.errors import InputError
+
+    info = {"timeseries": {"time": "date", "window": 4, "horizon": 1}, "input_shape": [4, 2],
+            "features": ["x", "y"], "target": ["y"]}
+    with pytest.raises(InputError, match=r"give each as a list of 4 rows of 2 numbers \(x, y\)"):
+        rows_inputs(Predictor(None, info, False), pd.DataFrame({"x": [1.0], "y": [2.0]}))

@@ -95,6 +95,10 @@ def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: s
     (:class:`nettrain.data.csvfile.CsvRule`). Other columns (a target, an id) are not inputs:
     ``note`` is told once which are ignored, unless ``keep`` names them (a usage error for a
     column the file lacks; see :func:`kept_chunks`)."""
+    if info.get("timeseries"):  # one forecast per window: nettrain predict (forecast.py)
+        raise InputError(f"{path.name}: a series model's CSV of rows is forecast by nettrain "
+                         "predict RUN FILE.csv (windows in time order); here give windows, "
+                         f"each a list of {info['input_shape'][0]} rows of numbers.")
     columns = info.get("columns") or {}
     features = _check_header(read_header(path, delimiter, "INPUT"), info, keep, path.name,
                              delimiter, note)
@@ -309,6 +313,11 @@ def rows_inputs(predictor: Predictor, rows: Any, name: str = "rows") -> Inputs:
 
     info = predictor.info
     if isinstance(rows, pd.DataFrame):
+        if info.get("timeseries"):  # a row is a time step; the model takes windows of them
+            raise InputError(f"{name}: this model forecasts from windows of a series: give "
+                             f"each as a list of {info['input_shape'][0]} rows of "
+                             f"{len(info['features'])} numbers ({', '.join(info['features'])}),"
+                             " or a CSV of the latest rows to nettrain predict.")
         if not info.get("features"):
             raise InputError(f"{name}: this model takes arrays, not named columns: give each "
                              "row as a list of numbers.")
