@@ -289,7 +289,7 @@ def test_a_missing_target_with_missing_error_is_refused_naming_line_and_column(r
 
 @pytest.mark.parametrize("missing, expected", [
     ({"Solr.R": "median"}, "data.missing (line 8): expected column names of t.csv"),
-    ("interpolate", "interpolate fills time series"),
+    ("interpolate", "interpolate only with data.timeseries (it fills gaps in time order)"),
     ({"Ozone": "median"}, "drop or error for the target 'Ozone'"),
     ("mediam", "Did you mean 'median'?"),
 ])

@@ -31,6 +31,8 @@ from nettrain.config.fields import (
     refuse_all,
     short_repr,
 )
+from nettrain.config.series import INTERPOLATE, TimeseriesConfig
+from nettrain.config.series import problems as series_problems
 from nettrain.errors import did_you_mean
 
 # Synthetic data is made in memory: n_samples x n_features float64 values at most.
@@ -79,17 +81,13 @@ def _check_target(value: Any) -> Any:
     raise refuse("a column name, or a list of column names", short_repr(value))
 
 
-MISSING_POLICIES = ("error", "drop", "zero", "mean", "median", "most_frequent")
+MISSING_POLICIES = ("error", "drop", "zero", "mean", "median", "most_frequent", INTERPOLATE)
 NUMBER_FILLS = ("mean", "median")  # only for numeric (not categorical) columns
 
 
 def _missing_policy(value: Any, where: str = "") -> None:
     if value in MISSING_POLICIES:
         return
-    if value == "interpolate":
-        raise refuse(f"one of {', '.join(MISSING_POLICIES)}{where}", "'interpolate'",
-                     "interpolate fills time series in time order, which data.missing does "
-                     "not take yet: use median, or fill the file.")
     close = did_you_mean(str(value), MISSING_POLICIES)
     raise refuse(f"one of {', '.join(MISSING_POLICIES)}{where}", short_repr(value),
                  f"Did you mean '{close}'?" if close else None)
@@ -157,7 +155,8 @@ class DataConfig(_Section):
     learned on the training split: mean, median (numeric columns), most_frequent. One policy
     for every column, or per column ({age: median, city: most_frequent}; a column left out is
     'error'). A missing target is never filled: its row is dropped with a note (refused
-    with 'error')."""
+    with 'error'). With data.timeseries, interpolate fills gaps in time order (the target's
+    too, as an input; a row without its target is never a label)."""
     delimiter: str = ","
     """(csv) The column separator."""
     stream: Annotated[Any, BeforeValidator(_bool_or_auto), BOOL_OR_AUTO] = "auto"
@@ -195,6 +194,8 @@ class DataConfig(_Section):
     """Reshape each input, e.g. [8, 8, 1] to give 64 pixels to a Conv2D."""
     one_hot: bool = False
     """One-hot encode integer class labels (for categorical_crossentropy)."""
+    timeseries: TimeseriesConfig | None = None
+    """(csv) A series: windows of the previous rows in time order, split by time."""
 
     @property
     def source(self) -> str:
@@ -246,6 +247,8 @@ class DataConfig(_Section):
                 yield refuse(f"either {explicit} (a file) or {explicit}_split (a fraction), "
                              "not both", field=f"{explicit}_split")
         yield from self._missing_problems()
+        if len(given) == 1:
+            yield from series_problems(self)
         if self.validation_split + self.test_split >= 1.0:
             yield refuse("validation_split + test_split below 1",
                          f"{self.validation_split + self.test_split}", field="test_split")
@@ -266,7 +269,8 @@ class DataConfig(_Section):
                              field="missing")
             return
         for column, policy in self.missing.items():
-            if column in self.targets and policy not in ("drop", "error"):
+            series = self.timeseries is not None and policy == INTERPOLATE
+            if column in self.targets and policy not in ("drop", "error") and not series:
                 yield refuse(f"drop or error for the target {column!r} (a row without its "
                              "target has no label: it is never filled)", repr(policy),
                              f"Remove {column!r} from data.missing: its rows are dropped.",

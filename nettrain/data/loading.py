@@ -94,6 +94,10 @@ def load_labelled(path: str | Path, config: Config, info: dict[str, Any]) -> Dat
     if kind not in fits:
         raise UsageError(f"{key}: this model takes {takes}; received {path}.")
     cfg = config.data
+    if kind == "csv" and info.get("timeseries"):  # windows of the file's rows in time order
+        from nettrain.data.timeseries import labelled_series
+
+        return labelled_series(path, info, cfg.missing, cfg.delimiter)
     if kind == "csv":
         rows = LabelledCsv(_existing(path, key), cfg, info, classify).open()
         if not rows.counts["test"]:
@@ -227,6 +231,10 @@ def _load_data(config: Config, rule: CsvRule) -> Data:
     if cfg.stratify and not classify:
         raise ConfigError(Problem("data.stratify", "stratify only for a classifier (a "
                                   "cross-entropy or hinge loss)", "true"))
+    if cfg.timeseries is not None:  # windows in time order, split by time
+        from nettrain.data.timeseries import load_series
+
+        return load_series(cfg, classify, rule)
     from nettrain.data.stream import CsvStream, should_stream
 
     if should_stream(cfg):

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from nettrain.config.series import INTERPOLATE  # data.timeseries only: see interpolated()
 from nettrain.errors import DataError, InputError
 
 LEARNED = ("mean", "median", "most_frequent")  # policies whose value the training split gives
@@ -125,6 +126,32 @@ class Missing:
         the survey), fills learned on every row left; a cell left empty is a DataError."""
         kept = replace(self, target="drop").drop_rows(frame, targets, name)[0]
         return self.learned(kept, np.arange(len(kept))).fill(kept, kinds, name, part=part)
+
+    def interpolated(self, frame: Any, train: int) -> Any:
+        """``frame`` (rows in time order) with the gaps of its columns whose policy is
+        interpolate filled: in its first ``train`` rows (the training part) on the straight
+        line between the known values around each gap, one step per row (before the first
+        known value: that value; after the last: the last); in the later rows (validation,
+        test, the rows predict is given) the last known value carried forward, since a
+        forecast made at a row knows no later value. So no value of a later part fills a
+        row of an earlier one. A gap with no known value before it in the later rows is
+        left empty (refused by :meth:`fill`)."""
+        import pandas as pd
+
+        filled = None
+        for column in frame.columns:
+            values = frame[column]
+            if self.policy(column) != INTERPOLATE or not values.isna().any() or \
+                    not pd.api.types.is_numeric_dtype(values):  # text: refused as such
+                continue
+            numbers = values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+            head = numbers[:train]
+            known = np.flatnonzero(~np.isnan(head))
+            if len(known):
+                numbers[:train] = np.interp(np.arange(len(head)), known, head[known])
+            filled = frame.copy() if filled is None else filled
+            filled[column] = pd.Series(numbers, index=frame.index).ffill()
+        return frame if filled is None else filled
 
     def fill(self, frame: Any, kinds: dict[str, str], name: str, advice: str = MISSING_ADVICE,
              part: bool = False) -> Any:

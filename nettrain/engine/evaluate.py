@@ -112,6 +112,8 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
         result, true, pred = reports.report(model, _parts(data, split),
                                             run.config.is_classifier, run.dataset,
                                             _threshold(run.config))
+        if run.dataset.get("timeseries"):  # the baseline on the same rows
+            result["naive_last_value"] = reports.naive(_parts(data, split), run.dataset)
     except Exception as exc:
         raise DataError(f"Evaluating {where} failed: {' '.join(str(exc).split())[:500]}") \
             from None

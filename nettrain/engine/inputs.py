@@ -32,7 +32,19 @@ def input_lines(config: Config, info: dict[str, Any], output_shape: Any = None) 
     arrays = f"a .npy or .npz (array x) of shape {rows}"
     targets = info.get("target") or []
     lines = []
-    if images:
+    series = info.get("timeseries")
+    if series:
+        header = io.StringIO()
+        csv.writer(header, delimiter=cfg.delimiter, lineterminator="").writerow(
+            [series["time"], *features])
+        steps = f"{series['horizon']} step{'s' if series['horizon'] > 1 else ''}"
+        lines += [f"predict takes a CSV of a series' recent rows (at least {series['window']}, "
+                  "in any order: they are sorted by time) with a header row holding the time "
+                  "and these columns, the target's past included:", header.getvalue(),
+                  f"It forecasts from each window of {series['window']} rows the value "
+                  f"{steps} after the window's last row; the last row's forecast (next_step "
+                  "true) is the one after the file's last row."]
+    elif images:
         size = "x".join(map(str, images["image_size"]))
         lines.append(f"predict takes an image file ({', '.join(IMAGE_SUFFIXES)}) or a folder of "
                      f"images, each resized to {size} ({images['color_mode']}) as in training, "
@@ -53,7 +65,9 @@ def input_lines(config: Config, info: dict[str, Any], output_shape: Any = None) 
                                     ("flattens them", cfg.flatten),
                                     ("reshapes them", bool(cfg.reshape)),
                                     (f"divides them by {cfg.scale or 1:g}", bool(cfg.scale)),
-                                    ("normalizes them", cfg.normalize)) if on]
+                                    ("normalizes them", cfg.normalize),
+                                    ("standardises them on the training part and gives its "
+                                     "output in the series' units", bool(series))) if on]
     raw = "(raw values" + (", pixels 0..255 resized with tf.image.resize" if images else "") \
         + (f"; the model itself {_and(inside)}" if inside else "") + ")"
     if columns:

@@ -95,6 +95,10 @@ def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: s
     (:class:`nettrain.data.csvfile.CsvRule`). Other columns (a target, an id) are not inputs:
     ``note`` is told once which are ignored, unless ``keep`` names them (a usage error for a
     column the file lacks; see :func:`kept_chunks`)."""
+    if info.get("timeseries"):  # one forecast per window: nettrain predict (forecast.py)
+        raise InputError(f"{path.name}: a series model's CSV of rows is forecast by nettrain "
+                         "predict RUN FILE.csv (windows in time order); here give windows, "
+                         f"each a list of {info['input_shape'][0]} rows of numbers.")
     columns = info.get("columns") or {}
     features = _check_header(read_header(path, delimiter, "INPUT"), info, keep, path.name,
                              delimiter, note)
@@ -215,6 +219,15 @@ def predict_chunks(run_path: str | Path, input_path: str | Path, fmt: str | None
     predictor = load_run(run_path, fmt)
     info, model = predictor.info, predictor.model
     suffix = input_path.suffix.lower()
+    if info.get("timeseries") and suffix == ".csv":  # windows of the rows, in time order
+        from nettrain.engine.forecast import forecast_inputs, placed
+
+        x, when, told = forecast_inputs(info, predictor.missing, predictor.delimiter,
+                                        input_path, keep)
+        if note:
+            note(told)
+        yield placed(outputs(predictor, call_model(predictor, x, input_path.name)), when)
+        return
     images = bool(info.get("images"))
     if images and (input_path.is_dir() or suffix in IMAGE_SUFFIXES):
         x, paths = read_images(input_path, info["images"])
@@ -300,6 +313,11 @@ def rows_inputs(predictor: Predictor, rows: Any, name: str = "rows") -> Inputs:
 
     info = predictor.info
     if isinstance(rows, pd.DataFrame):
+        if info.get("timeseries"):  # a row is a time step; the model takes windows of them
+            raise InputError(f"{name}: this model forecasts from windows of a series: give "
+                             f"each as a list of {info['input_shape'][0]} rows of "
+                             f"{len(info['features'])} numbers ({', '.join(info['features'])}),"
+                             " or a CSV of the latest rows to nettrain predict.")
         if not info.get("features"):
             raise InputError(f"{name}: this model takes arrays, not named columns: give each "
                              "row as a list of numbers.")

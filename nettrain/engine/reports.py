@@ -1,5 +1,6 @@
 """What a model gets right and wrong, beyond its Keras metrics: per-class precision, recall, F1
-and support and a confusion matrix for a classifier; MAE, RMSE and R² for a regression model.
+and support and a confusion matrix for a classifier; MAE, RMSE and R² for a regression model
+(for a series, beside the naive last-value forecast's).
 
 The numbers are counted over one pass of a split (or new labelled data), a batch at a time, so
 memory stays flat in the rows (scikit-learn's per-class numbers from the confusion matrix; sums
@@ -217,6 +218,18 @@ def report(model: Any, parts: Any, classifier: bool, info: dict[str, Any],
     return summed(moments, info.get("target")), true, pred
 
 
+def naive(parts: Any, info: dict[str, Any]) -> dict[str, Any]:
+    """MAE, RMSE and R² of the naive forecast of a series on ``parts`` (a split's ``(x, y)`` windows, a
+    chunk at a time): each window's last value of the target, the value ``horizon`` steps
+    before; the baseline a forecast has to beat (for data.timeseries runs; see :func:`summed`)."""
+    index = [list(info["features"]).index(t) for t in info["target"]]
+    moments = Moments()
+    for x, y in parts:
+        moments.add(y, np.asarray(x)[:, -1, index])
+    result = summed(moments, info.get("target"))
+    return {key: result[key] for key in ("mae", "rmse", "r2", "samples")}
+
+
 def png_names(label: str) -> dict[str, str]:
     """The picture files of an evaluation labelled ``label`` (a split, or ``data-<stem>``):
     one name per evaluated set, so evaluations of other data never overwrite them."""
@@ -280,4 +293,9 @@ def table(result: dict[str, Any], title: str = "") -> Any:
         grid.add_section()
         grid.add_row("all", numbers(result["mae"]), numbers(result["rmse"]),
                      numbers(result["r2"]), str(result["samples"]))
+    naive = result.get("naive_last_value")  # a series: the last value as the forecast
+    if naive:
+        grid.add_section()
+        grid.add_row("naive: last value", numbers(naive["mae"]), numbers(naive["rmse"]),
+                     numbers(naive["r2"]), str(naive["samples"]))
     return grid

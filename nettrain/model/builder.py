@@ -187,8 +187,12 @@ def _build_model(config: Config, data: Data, resolved: Resolved) -> Any:
         model = _table_model(config, data, resolved)
     else:
         shape = data.input_shape
-        front = _front(config, data, shape)
+        series = _series_units(data) if data.info.get("timeseries") else None
+        front = [series[0]] if series else []
+        front += _front(config, data, shape)
         model = _stack(config, shape, front, resolved.layers, _model_name(config.name))
+        if series:
+            model.add(series[1])
     _check_output(config, data, model)
     _check_accuracy(config, data)
     with warnings.catch_warnings(record=True) as caught:
@@ -238,6 +242,19 @@ def _front(config: Config, data: Data, shape: tuple[int, ...]) -> list[Any]:
         norm.adapt(preprocess(data.train_inputs(), config))  # the training split only
         front.append(norm)
     return front
+
+
+def _series_units(data: Data) -> tuple[Any, Any]:
+    """data.timeseries: a first layer that standardises each input column on the training
+    windows, and a last one that brings the output back to the series' units (the training
+    labels' mean and variance), so every saved model takes and gives the series' values."""
+    import keras
+
+    inputs = keras.layers.Normalization(axis=-1, name="standardize_series")
+    inputs.adapt(data.x["train"])  # the training part only
+    units = keras.layers.Normalization(axis=-1, invert=True, name="series_units")
+    units.adapt(data.y["train"])
+    return inputs, units
 
 
 def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
