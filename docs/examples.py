@@ -101,6 +101,16 @@ compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accu
 
 EPOCHS = r"^Epoch \d+/\d+ "
 
+
+def _co2_rows(first: int, count: int, blank: int | None = None) -> str:
+    """``count`` rows of configs/data/co2.csv from row ``first`` (negative: from the end), as
+    a user's recent.csv; ``blank``: the index of a row whose co2 cell is left empty."""
+    lines = (REPO / "configs" / "data" / "co2.csv").read_text(encoding="utf-8").splitlines()
+    rows = lines[1:][first:][:count]
+    if blank is not None:
+        rows[blank] = rows[blank].split(",")[0] + ","
+    return "\n".join([lines[0], *rows]) + "\n"
+
 # The run that export, serve and tracking use (a CSV with class names), and two servers' ports
 # off the usual ones so that a server already running does not matter; the page shows the usual.
 PORTS = "--port 18501 --grpc-port 18500"
@@ -121,6 +131,14 @@ EXAMPLES: tuple[Example, ...] = (
     Example("print-config", (Step("nettrain validate configs/digits_mlp.yaml fit.epochs=3 "
                                   "--print-config", only=r"^(#|name:|fit:|  epochs|  batch_size|"
                                                          r"  shuffle|OK )"),)),
+    Example("timeseries-validate", (Step("nettrain validate configs/co2_forecast.yaml",
+                                         only=r"^(┃|│ standardize|│ flatten|│ dense|│ series|"
+                                              r"OK |predict |date,co2|It forecasts)"),)),
+    Example("timeseries-mistakes", (
+        Step("nettrain validate configs/co2_forecast.yaml data.timeseries.time=dat", status=2),
+        Step("nettrain validate configs/co2_forecast.yaml data.timeseries=null", status=2),
+        Step("nettrain validate configs/co2_forecast.yaml compile.loss=binary_crossentropy",
+             status=2))),
     # The slow ones: other backends, export, serve, MLflow (python docs/examples.py --slow).
     Example("backend-jax", (Step("nettrain fit configs/digits_mlp.yaml --backend jax",
                                  fold=EPOCHS),), slow=True),
@@ -130,6 +148,21 @@ EXAMPLES: tuple[Example, ...] = (
             slow=True),
     Example("export", (Step("nettrain export {run} --format onnx -o iris.onnx"),
                        Step("nettrain export {run} --format keras")), slow=True),
+    Example("timeseries-fit", (Step("nettrain fit configs/co2_forecast.yaml", fold=EPOCHS),),
+            slow=True),
+    Example("timeseries-evaluate", (Step("nettrain evaluate {run}"),), slow=True),
+    Example("timeseries-predict", (Step("nettrain predict {run} recent.csv"),), slow=True,
+            files={"recent.csv": lambda: _co2_rows(-55, 55)}),
+    Example("timeseries-predict-errors", (Step("nettrain predict {run} few.csv", status=2),
+                                          Step("nettrain predict {run} gap.csv", status=1)),
+            slow=True, files={"few.csv": lambda: _co2_rows(-2, 2),
+                              "gap.csv": lambda: _co2_rows(0, 60, blank=0)}),
+    Example("timeseries-backends", tuple(
+        step for backend in ("jax", "torch") for step in (
+            Step(f"nettrain fit configs/co2_forecast.yaml fit.epochs=3 --backend {backend}",
+                 only=r"^Backend "),
+            Step("nettrain predict {run} recent.csv", only=r"True$"))), slow=True,
+            files={"recent.csv": lambda: _co2_rows(-55, 55)}),
     Example("serve", (Step(f"nettrain serve {{run}} {PORTS}", until=r"^Ctrl-C stops",
                            shown="nettrain serve {run}"),), slow=True),
 )
