@@ -202,3 +202,14 @@ def test_rows_by_column_name_are_refused_for_a_series_model_saying_what_it_takes
             "features": ["x", "y"], "target": ["y"]}
     with pytest.raises(InputError, match=r"give each as a list of 4 rows of 2 numbers \(x, y\)"):
         rows_inputs(Predictor(None, info, False), pd.DataFrame({"x": [1.0], "y": [2.0]}))
+
+
+def test_the_backend_policy_weighs_a_series_by_its_windows(monkeypatch) -> None:
+    """auto's work estimate counts a sample as a window of rows (52 weeks of co2: the Dense
+    layer's 53 parameters), not as one row of the file's columns."""
+    from nettrain.backends.work import estimate
+
+    monkeypatch.chdir(Path(__file__).parents[1])  # the config's csv is from the repository
+    work = estimate(load_config(Path("configs/co2_forecast.yaml")))
+    assert work.parameters == 52 * 1 + 1
+    assert work.rows == round((2284 - 52) * (1 - 0.3))

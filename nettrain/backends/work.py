@@ -100,6 +100,10 @@ def _csv(path: Path, data: Any) -> tuple[int | None, int | None]:
     targets = [data.target] if isinstance(data.target, str) else list(data.target or [])
     width = len(data.features) if data.features else \
         len(columns) - len(targets) - (data.sample_weight is not None)
+    series = getattr(data, "timeseries", None)
+    if series is not None:  # a sample is a window of rows of the inputs, the target's included
+        inputs = len(set(data.features) | set(targets)) if data.features else len(columns) - 1
+        rows, width = max(0, rows - series.window), inputs * series.window
     if data.categorical:
         width = None  # one-hot widths are the vocabularies': unknown before reading
     return rows, width
