@@ -213,3 +213,17 @@ def test_the_backend_policy_weighs_a_series_by_its_windows(monkeypatch) -> None:
     work = estimate(load_config(Path("configs/co2_forecast.yaml")))
     assert work.parameters == 52 * 1 + 1
     assert work.rows == round((2284 - 52) * (1 - 0.3))
+
+
+def test_predict_of_recent_rows_with_a_gap_at_the_start_is_an_input_mistake(runner, run,
+                                                                            tmp_path):
+    """A gap with nothing before it to carry forward: the file must be mended (exit 2, as an
+    empty cell is for fit and evaluate --data), with the row and column named."""
+    gap = tmp_path / "gap.csv"
+    rows = pd.read_csv(run.parent / "s.csv").sort_values("date").iloc[:8].reset_index(drop=True)
+    rows.loc[0, "y"] = np.nan  # the first week: no earlier value to carry forward
+    rows.to_csv(gap, index=False)
+    result = runner.invoke(app, ["predict", str(run), str(gap)])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "gap.csv: missing value at row 2, column 'y'" in " ".join(result.stderr.split())

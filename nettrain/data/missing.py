@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from nettrain.config.series import INTERPOLATE  # data.timeseries only: see interpolated()
-from nettrain.errors import DataError, InputError
+from nettrain.errors import DataError, DataProblems, InputError
 
 LEARNED = ("mean", "median", "most_frequent")  # policies whose value the training split gives
 MISSING_ADVICE = "Set data.missing (drop, zero, mean, median or most_frequent), or fill the file."
@@ -207,7 +207,7 @@ def is_text(column: Any) -> bool:
 
 
 def refuse_holes(frame: Any, name: str, advice: str = MISSING_ADVICE, part: bool = False) -> None:
-    """A DataError naming the first empty cell of ``frame`` (and giving ``advice``), with the
+    """A DataProblems (exit 2) naming the first empty cell of ``frame`` (and giving ``advice``), with the
     count in its column and in all the frame's columns: of the file, or with ``part`` (a
     chunk of a file read in parts) of the chunk's rows."""
     holes = np.argwhere(frame.isna().to_numpy())
@@ -217,9 +217,11 @@ def refuse_holes(frame: Any, name: str, advice: str = MISSING_ADVICE, part: bool
         column = frame.columns[col]
         where = (f"read, in rows {frame.index[0] + 2} to {frame.index[-1] + 2}" if part
                  else "read from the file")
-        raise DataError(f"{name}: missing value at row {row + 2}, column '{column}' "
-                        f"({int((holes[:, 1] == col).sum())} missing in this column, "
-                        f"{len(holes)} in all the columns {where}). {advice}")
+        # the file must be mended (exit 2), on every path that reads one: fit, predict,
+        # evaluate --data, a series' recent rows
+        raise DataProblems(name, [f"missing value at row {row + 2}, column '{column}' "
+                                  f"({int((holes[:, 1] == col).sum())} missing in this column, "
+                                  f"{len(holes)} in all the columns {where}). {advice}"])
 
 
 def dropped_note(dropped: dict[str, int], name: str, targets: list[str]) -> str | None:
