@@ -100,8 +100,8 @@ def _csv(path: Path, data: Any) -> tuple[int | None, int | None]:
     targets = [data.target] if isinstance(data.target, str) else list(data.target or [])
     width = len(data.features) if data.features else \
         len(columns) - len(targets) - (data.sample_weight is not None)
-    if data.categorical:
-        width = None  # one-hot widths are the vocabularies': unknown before reading
+    if data.categorical or data.text:
+        width = None  # one-hot (and text's) widths are the vocabularies': unknown before reading
     return rows, width
 
 
