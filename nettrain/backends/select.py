@@ -128,8 +128,8 @@ def cannot_run(config: Any | None, name: str, loading: bool = False, *,
                         "StringLookup/IntegerLookup layers on string tensors, which only "
                         "TensorFlow runs"))
     if config.data.text:
-        reasons.append(("data.text", "text columns are vectorised by TextVectorization on "
-                        "string tensors (TensorFlow's string ops), which only TensorFlow runs"))
+        reasons.append(("data.text", "text columns are vectorised by TextVectorization, "
+                        "with TensorFlow's string ops, which only TensorFlow runs"))
     tensorflow_only = tensorflow_layers()
     for i, layer in enumerate(config.model.layers):
         if _layer_name(layer) in tensorflow_only:
