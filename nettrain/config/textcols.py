@@ -143,18 +143,18 @@ def config_problems(text: Any, features: list[str] | None, categorical: list[str
         for key, names, why in (
                 ("features", features, "text columns are inputs of their own: data.features "
                  "lists the other inputs"),
-                ("categorical", categorical, "a column is either free text (vectorised into "
-                 "words) or categories (one-hot), not both"),
+                ("categorical", categorical, "a column is either free text, vectorised into "
+                 "words, or categories, one-hot encoded: not both"),
                 ("target", targets, "the target is what the model predicts"),
                 ("sample_weight", [weight] if weight else [], "the weight is a number")):
             if name in (names or []):
                 yield refuse(f"a column that is not also in data.{key} ({why})", repr(name),
-                             f"Remove {name!r} from data.{key}" + (" or from data.text"
-                                                                   if key != "features" else ""),
+                             f"Remove {name!r} from data.{key}" + (
+                                 " or from data.text." if key != "features" else "."),
                              field=f"text.{i}")
         policy = missing.get(name) if isinstance(missing, dict) else missing
         if policy in ("mean", "median"):
             yield refuse(f"a fill for the text column {name!r} ({policy} needs numbers)",
                          repr(policy), f"Use {{{name}: most_frequent}}, or zero (an empty text)"
-                         + (", as a policy per column" if isinstance(missing, str) else ""),
+                         + (", as a policy per column." if isinstance(missing, str) else "."),
                          field="missing")
