@@ -75,7 +75,9 @@ def cannot_carry(fmt: Format, info: dict[str, Any]) -> str | None:
 
     Measured with tf2onnx 1.17, onnxruntime and ai-edge-litert: a text category (a
     StringLookup, a string -> int64 table) converts to both ONNX and TFLite builtin ops; a
-    whole-number category (an IntegerLookup, an int64 -> int64 table) converts to neither.
+    whole-number category (an IntegerLookup, an int64 -> int64 table) converts to neither; a
+    text column's TextVectorization neither (tf2onnx: StaticRegexReplace, StringSplitV2 and
+    RaggedBincount unsupported; TFLite builtins: StringLower and those neither).
     """
     columns = info.get("columns") or {}
     foreign = _foreign_names(fmt, info)
