@@ -177,8 +177,9 @@ def with_cell_problems(error: ConfigError, frame: Any, cfg: DataConfig, name: st
     # a misspelt target is read as the column it was meant to be, not as an input
     targets = [t for c in cfg.targets if (t := c if c in columns else did_you_mean(c, columns))]
     weight = [c for c in [cfg.sample_weight] if c and c in columns]
-    features = [c for c in cfg.features or [c for c in columns if c not in targets + weight]
-                if c in columns]
+    named = [*cfg.features, *text_columns(cfg.text)] if cfg.features else \
+        [c for c in columns if c not in targets + weight]
+    features = [c for c in named if c in columns]
     categorical = [t for c in cfg.categorical or []
                    if (t := c if c in features else did_you_mean(c, features))]
     kinds = column_kinds(frame, features, categorical, cfg.text)
