@@ -299,7 +299,7 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
                                   "columns (one input per column)",
                                   str(config.model.input_shape), "Remove model.input_shape."))
     body = _stack(config, tuple(features.shape[1:]), [], resolved.layers, "layers",
-                  encoded=True, dtype=features.dtype)
+                  encoded=True, dtype=features.dtype if sequences else None)
     return keras.Model(inputs, body(features), name=_model_name(config.name))
 
 
