@@ -15,8 +15,8 @@ a message saying to start a new process.
 What a backend can run is decided from the config and the command alone (:func:`cannot_run`),
 with no import:
 
-- ``data.categorical`` columns become StringLookup/IntegerLookup layers on string tensors,
-  which only TensorFlow has; so do the layers Keras itself says need TensorFlow
+- ``data.categorical`` and ``data.text`` columns become StringLookup/IntegerLookup and
+  TextVectorization layers on string tensors, which only TensorFlow has; so do the layers Keras itself says need TensorFlow
   (:func:`tensorflow_layers`: TextVectorization, Hashing, ...);
 - ``distribute: mirrored`` is a ``tf.distribute`` strategy, ``deterministic: true`` is
   TensorFlow's op determinism;
@@ -127,6 +127,9 @@ def cannot_run(config: Any | None, name: str, loading: bool = False, *,
         reasons.append(("data.categorical", "categorical columns are encoded by "
                         "StringLookup/IntegerLookup layers on string tensors, which only "
                         "TensorFlow runs"))
+    if config.data.text:
+        reasons.append(("data.text", "text columns are vectorised by TextVectorization, "
+                        "with TensorFlow's string ops, which only TensorFlow runs"))
     tensorflow_only = tensorflow_layers()
     for i, layer in enumerate(config.model.layers):
         if _layer_name(layer) in tensorflow_only:
@@ -383,8 +386,8 @@ def tensorflow_needed(config: Any | None) -> bool:
     if config is None:
         return True
     callbacks = {next(iter(c)) if isinstance(c, dict) else c for c in config.fit.callbacks}
-    return bool(config.data.images or config.data.categorical or "TensorBoard" in callbacks
-                or "savedmodel" in config.save.formats)
+    return bool(config.data.images or config.data.categorical or config.data.text
+                or "TensorBoard" in callbacks or "savedmodel" in config.save.formats)
 
 
 _keep_out = {"tensorflow": False}  # set by use(): after Keras's import, hide TensorFlow

@@ -104,8 +104,8 @@ def _csv(path: Path, data: Any) -> tuple[int | None, int | None]:
     if series is not None:  # a sample is a window of rows of the inputs, the target's included
         inputs = len(set(data.features) | set(targets)) if data.features else len(columns) - 1
         rows, width = max(0, rows - series.window), inputs * series.window
-    if data.categorical:
-        width = None  # one-hot widths are the vocabularies': unknown before reading
+    if data.categorical or data.text:
+        width = None  # one-hot (and text's) widths are the vocabularies': unknown before reading
     return rows, width
 
 

@@ -303,5 +303,8 @@ def validate(
         common.out.print(f"Backend: {ran_on}", highlight=False, markup=False, soft_wrap=True)
         from nettrain.engine.inputs import input_lines
 
-        for line in input_lines(cfg, data.describe(), prepared.model.output_shape):
+        from nettrain.export.formats import text_support
+
+        for line in [*input_lines(cfg, data.describe(), prepared.model.output_shape),
+                     *text_support(cfg, data.describe())]:
             common.out.print(shown(line), highlight=False, markup=False, soft_wrap=True)

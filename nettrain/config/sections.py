@@ -33,6 +33,7 @@ from nettrain.config.fields import (
 )
 from nettrain.config.series import INTERPOLATE, TimeseriesConfig
 from nettrain.config.series import problems as series_problems
+from nettrain.config.textcols import check_text, config_problems
 from nettrain.errors import did_you_mean
 
 # Synthetic data is made in memory: n_samples x n_features float64 values at most.
@@ -116,7 +117,7 @@ def _bool_or_auto(value: Any) -> Any:
 
 # Keys that only mean something with some sources: key -> the sources it goes with.
 _SOURCE_KEYS = {"target": ("csv",), "features": ("csv",), "categorical": ("csv",),
-                "sample_weight": ("csv",), "image_size": ("images",),
+                "text": ("csv",), "sample_weight": ("csv",), "image_size": ("images",),
                 "color_mode": ("images",), "num_words": ("dataset",), "maxlen": ("dataset",),
                 "validation": ("csv", "npz", "images"), "test": ("csv", "npz", "images")}
 
@@ -146,6 +147,12 @@ class DataConfig(_Section):
     """(csv) The input columns (default: every column but the target)."""
     categorical: list[str] | None = None
     """(csv) Columns of categories, one-hot encoded inside the model."""
+    text: Annotated[Any, BeforeValidator(check_text), _schema(
+        {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object"}]},
+         "minItems": 1}, {"type": "null"})] = None
+    """(csv) Free-text columns, vectorised inside the model by a TextVectorization adapted on
+    the training split: [review], or per column {review: {output_mode: int, sequence_length:
+    200, max_tokens: 20000, ngrams: 2, standardize: lower}} (see nettrain.config.textcols)."""
     sample_weight: str | None = None
     """(csv) A column of per-row sample weights."""
     missing: Annotated[Any, BeforeValidator(_check_missing), _schema(
@@ -249,6 +256,8 @@ class DataConfig(_Section):
         yield from self._missing_problems()
         if len(given) == 1:
             yield from series_problems(self)
+        yield from config_problems(self.text, self.features, self.categorical, self.targets,
+                                   self.sample_weight, self.missing)
         if self.validation_split + self.test_split >= 1.0:
             yield refuse("validation_split + test_split below 1",
                          f"{self.validation_split + self.test_split}", field="test_split")

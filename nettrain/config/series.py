@@ -52,6 +52,7 @@ def problems(cfg: Any) -> Iterator[PydanticCustomError]:
         yield refuse("input columns other than the time column (data.timeseries.time)",
                      repr(time), f"Remove {time!r} from data.features.", field="features")
     refused = {"categorical": "numbers only: every column of a series is a number",
+               "text": "numbers only: every column of a series is a number",
                "sample_weight": "no per-row weights",
                "stratify": "no stratified split: the splits are the last parts in time",
                "validation": "the validation part is the last rows before the test part, "

@@ -8,7 +8,7 @@ import re
 import unicodedata
 from typing import Any
 
-INPUT_DTYPES = {"numeric": "float32", "integer": "int64", "string": "string"}
+INPUT_DTYPES = {"numeric": "float32", "integer": "int64", "string": "string", "text": "string"}
 
 
 # The name of the one input of a model of arrays (not named columns) in its SavedModel's

@@ -73,7 +73,8 @@ class Data:
 
     @property
     def columns(self) -> dict[str, str] | None:
-        """For named inputs: column -> 'numeric' | 'string' | 'integer' (categorical kinds)."""
+        """For named inputs: column -> 'numeric' | 'string' | 'integer' (categorical kinds) |
+        'text' (data.text)."""
         return self.info.get("columns")
 
     @property

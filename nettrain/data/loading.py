@@ -238,6 +238,10 @@ def _load_data(config: Config, rule: CsvRule) -> Data:
     from nettrain.data.stream import CsvStream, should_stream
 
     if should_stream(cfg):
+        if cfg.text:  # a TextVectorization adapts on the training texts held in memory
+            raise ConfigError(Problem("data.stream", "no stream with data.text (the text "
+                                      "columns' vocabulary is learned from the whole "
+                                      "training split)", str(cfg.stream), "stream: false."))
         for key in ("stratify", "validation", "test"):
             if getattr(cfg, key):
                 raise ConfigError(Problem(f"data.{key}", f"no {key} with a streamed CSV (rows "

@@ -172,7 +172,7 @@ class Missing:
             text = is_text(filled[column])
             if policy == "zero":
                 kind = kinds.get(column) or ("string" if text else "numeric")
-                value = "" if kind == "string" else 0
+                value = "" if kind in ("string", "text") else 0
             else:
                 value = self.fills[column]
             filled[column] = (filled[column].astype(object) if text or isinstance(value, str)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from nettrain.config.sections import DataConfig
+from nettrain.config.textcols import text_columns
 from nettrain.data.cells import (
     NUMBERS_ADVICE,
     TARGET_ADVICE,
@@ -34,10 +35,13 @@ def csv_features(columns: list[str], cfg: DataConfig, file: str) -> list[str]:
     exist (a ConfigError lists each one that does not, with the closest name)."""
     targets = cfg.targets
     weight = [cfg.sample_weight] if cfg.sample_weight else []
-    features = cfg.features or [c for c in columns if c not in targets + weight]
+    text = list(text_columns(cfg.text))  # inputs of their own, beside data.features
+    features = [*cfg.features, *text] if cfg.features or (cfg.features is not None and text) \
+        else [c for c in columns if c not in targets + weight]
     problems = [p for p in (
         _column_problem("target", targets, columns, file),
-        _column_problem("features", features, columns, file),
+        _column_problem("features", cfg.features or [], columns, file),
+        _column_problem("text", text, columns, file),
         _column_problem("sample_weight", weight, columns, file),
         _column_problem("categorical", cfg.categorical or [], features, "the features"),
         _column_problem("missing", [] if isinstance(cfg.missing, str) else list(cfg.missing),
@@ -82,7 +86,7 @@ def categorical_columns(cfg: DataConfig, info: dict | None) -> list[str]:
     """The columns read as categories: data.categorical, or those a run recorded (``info``,
     its dataset.json) as integer or string."""
     if info is None:
-        return list(cfg.categorical or [])
+        return [*(cfg.categorical or []), *text_columns(cfg.text)]
     return [c for c, kind in (info.get("columns") or {}).items() if kind != "numeric"]
 
 
@@ -109,7 +113,7 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
             features = csv_features(list(frame.columns), cfg, name)
         except ConfigError as exc:  # a column is missing: the cells of the others join it
             raise with_cell_problems(exc, frame, cfg, name, part) from None
-        kinds = column_kinds(frame, features, cfg.categorical or [])  # before filling holes
+        kinds = column_kinds(frame, features, cfg.categorical or [], cfg.text)  # before filling
         missing = Missing.of_config(cfg.missing, features + weight, targets)
     else:  # an explicit validation/test file: training's columns, by name, and their kinds
         features, kinds = info["features"], info.get("columns") or \
@@ -140,7 +144,7 @@ def _table_parts(frame: Any, cfg: DataConfig, name: str, info: dict | None,
     if info is None:
         info = {"features": features, "target": targets,
                 "csv_reading": (rule or CsvRule()).to_json(), "missing": missing.to_json()}
-        if cfg.categorical:
+        if cfg.categorical or cfg.text:
             info["columns"] = kinds
             info["model_inputs"] = named_inputs(kinds, names)
         note = dropped_note(dropped, name, targets)
@@ -173,11 +177,12 @@ def with_cell_problems(error: ConfigError, frame: Any, cfg: DataConfig, name: st
     # a misspelt target is read as the column it was meant to be, not as an input
     targets = [t for c in cfg.targets if (t := c if c in columns else did_you_mean(c, columns))]
     weight = [c for c in [cfg.sample_weight] if c and c in columns]
-    features = [c for c in cfg.features or [c for c in columns if c not in targets + weight]
-                if c in columns]
+    named = [*cfg.features, *text_columns(cfg.text)] if cfg.features else \
+        [c for c in columns if c not in targets + weight]
+    features = [c for c in named if c in columns]
     categorical = [t for c in cfg.categorical or []
                    if (t := c if c in features else did_you_mean(c, features))]
-    kinds = column_kinds(frame, features, categorical)
+    kinds = column_kinds(frame, features, categorical, cfg.text)
     missing = Missing.of_config(cfg.missing, features + weight, targets)
     found = problems(frame, features, kinds, targets, weight, lambda f: missing.surveyed(
         f, targets, kinds, name, part), NUMBERS_ADVICE, part)
@@ -193,7 +198,8 @@ def _table_arrays(frame: Any, cfg: DataConfig, name: str, features: list[str],
     targets = cfg.targets
     weight = [cfg.sample_weight] if cfg.sample_weight else []
     frame = missing.fill(frame, kinds, name, missing_advice, part)
-    x = table_inputs(frame, features, cfg.categorical or [], name, kinds,
+    encoded = [c for c in features if kinds[c] != "numeric"]  # categories and text
+    x = table_inputs(frame, features, encoded, name, kinds,
                      advice or NUMBERS_ADVICE, names)
     if len(targets) > 1:  # multi-output regression
         y = numeric_frame(frame[targets], name, TARGET_ADVICE)
@@ -235,10 +241,28 @@ def check_columns(columns: list[str], expected: list[str], name: str, what: str,
                      f"{', '.join(columns)}.{close}{hint}")
 
 
-def column_kinds(frame: Any, features: list[str], categorical: list[str]) -> dict[str, str]:
-    """'numeric', or for a categorical column its :func:`category_kind`."""
-    return {name: category_kind(frame[name]) if name in categorical else "numeric"
-            for name in features}
+def column_kinds(frame: Any, features: list[str], categorical: list[str],
+                 text: Any = None) -> dict[str, str]:
+    """'numeric', 'text' for a column of data.text (``text``, as written; refused when its
+    cells are all numbers), or for a categorical column its :func:`category_kind`."""
+    words = text_columns(text)
+    for column in (c for c in words if c in frame.columns):
+        check_words(frame[column], column)
+    return {name: "text" if name in words else category_kind(frame[name])
+            if name in categorical else "numeric" for name in features}
+
+
+def check_words(column: Any, name: str) -> None:
+    """Refuse (ConfigError, exit 2) a data.text column whose cells are all numbers."""
+    import pandas as pd
+
+    values = column.dropna()
+    if len(values) and pd.to_numeric(values, errors="coerce").notna().all():
+        raise ConfigError(Problem(
+            "data.text", "columns of words (free text, vectorised into tokens)",
+            f"{name!r}, whose cells are all numbers (such as {values.iloc[0]!r})",
+            f"Remove {name!r} from data.text: a column of numbers is a numeric input as it "
+            "is, or categories in data.categorical."))
 
 
 def category_kind(column: Any) -> str:

@@ -75,7 +75,7 @@ def input_lines(config: Config, info: dict[str, Any], output_shape: Any = None) 
                      "signatures['serve'](**inputs), inputs a dict of one tensor of shape "
                      f"[rows, 1] per column {raw}:")
         kinds = {"numeric": "numbers", "integer": "whole-number categories",
-                 "string": "categories"}
+                 "string": "categories", "text": "raw text"}
         lines += [f"  {name}: {spec['dtype']} (column '{spec['column']}', "
                   f"{kinds[columns[spec['column']]]})"
                   for name, spec in model_inputs(shape, columns, names_of(info)).items()]

@@ -75,7 +75,9 @@ def cannot_carry(fmt: Format, info: dict[str, Any]) -> str | None:
 
     Measured with tf2onnx 1.17, onnxruntime and ai-edge-litert: a text category (a
     StringLookup, a string -> int64 table) converts to both ONNX and TFLite builtin ops; a
-    whole-number category (an IntegerLookup, an int64 -> int64 table) converts to neither.
+    whole-number category (an IntegerLookup, an int64 -> int64 table) converts to neither; a
+    text column's TextVectorization neither (tf2onnx: StaticRegexReplace, StringSplitV2 and
+    RaggedBincount unsupported; TFLite builtins: StringLower and those neither).
     """
     columns = info.get("columns") or {}
     foreign = _foreign_names(fmt, info)
@@ -86,6 +88,13 @@ def cannot_carry(fmt: Format, info: dict[str, Any]) -> str | None:
                 f"{' (tf2onnx lowercases names)' if fmt.name == 'onnx' else ''}. Train the "
                 "run again with this nettrain, which names inputs for every format, or export "
                 "--format keras")
+    texts = [c for c, kind in columns.items() if kind == "text"]
+    if fmt.name in ("onnx", "tflite") and texts:
+        return (f"the text column{'s' if len(texts) > 1 else ''} {', '.join(texts)} "
+                f"{'are' if len(texts) > 1 else 'is'} vectorised inside the model by a "
+                "TextVectorization (TensorFlow's regex, split and ragged string ops), which "
+                f"{fmt.name} has no {'builtin ' if fmt.name == 'tflite' else ''}ops for. Export "
+                "--format savedmodel or keras instead: both take raw text")
     integers = [c for c, kind in columns.items() if kind == "integer"]
     if fmt.name == "onnx" and integers:
         return (f"the whole-number categorical column{'s' if len(integers) > 1 else ''} "
@@ -112,9 +121,28 @@ def _foreign_names(fmt: Format, info: dict[str, Any]) -> list[str]:
             fmt.name == "onnx" and not re.fullmatch(r"[a-z][a-z0-9_]*", name)]
 
 
+def text_support(config: Any, info: dict[str, Any]) -> list[str]:
+    """For ``validate``, a model with text columns: the backends that run it (the backend
+    policy's :func:`nettrain.backends.select.cannot_run`) and the export formats that carry
+    it (:func:`cannot_carry`). Empty without text columns."""
+    from nettrain.backends.select import NAMES, cannot_run
+
+    texts = [c for c, kind in (info.get("columns") or {}).items() if kind == "text"]
+    if not texts:
+        return []
+    runs = [name for name in NAMES if not cannot_run(config, name, loading=True)]
+    carried = [fmt.name for fmt in FORMATS.values() if cannot_carry(fmt, info) is None]
+    refused = [name for name in FORMATS if name not in carried]
+    return [f"Text column{'s' if len(texts) > 1 else ''} {', '.join(texts)}: a "
+            "TextVectorization inside the model, so predict, evaluate --data and serve (REST "
+            f"and gRPC) take raw text. It runs on {' and '.join(runs)} only; export formats "
+            f"that take raw text: {', '.join(carried)}"
+            + (f" (not {', '.join(refused)})." if refused else ".")]
+
+
 def string_inputs(info: dict[str, Any]) -> list[str]:
     """The columns the model takes as text (a Keras model with them runs on TensorFlow only)."""
-    return [c for c, kind in (info.get("columns") or {}).items() if kind == "string"]
+    return [c for c, kind in (info.get("columns") or {}).items() if kind in ("string", "text")]
 
 
 def write(fmt: Format, model: Any, target: Path, work: Path) -> None:

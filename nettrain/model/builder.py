@@ -15,11 +15,13 @@ import numpy as np
 
 from nettrain.config.fields import spec_kwargs, spec_name
 from nettrain.config.schema import Config
+from nettrain.config.textcols import text_columns
 from nettrain.data import steps
 from nettrain.data.columns import INPUT_DTYPES
 from nettrain.data.dataset import Data
 from nettrain.errors import ConfigError, Problem
 from nettrain.model import callbacks as callbacks_module
+from nettrain.model import text
 from nettrain.model.keras_names import (
     CALLBACKS,
     LAYERS,
@@ -267,13 +269,19 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
             raise ConfigError(Problem(f"data.{key}", f"no {key} with categorical columns "
                                       "(normalize: true scales the numeric columns)",
                                       str(getattr(cfg, key))))
-    inputs, numeric, encoded = {}, [], []
+    inputs, numeric, encoded, sequences = {}, [], [], []
     names = data.input_names  # column -> a name every save format takes
+    texts = text_columns(cfg.text)
     for column, kind in data.columns.items():
         name = names[column]
         inputs[name] = keras.Input(shape=(1,), name=name, dtype=INPUT_DTYPES[kind])
         if kind == "numeric":
             numeric.append(inputs[name])
+            continue
+        if kind == "text":  # adapted on the training split only
+            layer = text.encoder(texts[column], data.train_inputs()[name], name)
+            (sequences if texts[column].output_mode == "int" else encoded).append(
+                text.encoded(texts[column], layer, inputs[name], name))
             continue
         vocabulary = data.vocabulary(column)  # the training split only
         lookup = keras.layers.IntegerLookup if kind == "integer" else keras.layers.StringLookup
@@ -291,6 +299,16 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
             joined = norm(joined)
         parts.append(joined)
     parts += encoded
+    if sequences and len(parts + sequences) > 1:
+        others = [c for c in data.columns if c not in texts or texts[c].output_mode != "int"]
+        raise ConfigError(Problem(
+            "data.text", "output_mode: int (token ids for Embedding, LSTM, Conv1D) on the "
+            "model's only input: a sequence of ids cannot be joined with other columns",
+            f"{len(sequences)} such column{'s' if len(sequences) > 1 else ''} beside "
+            f"{', '.join(map(repr, others)) or 'another'}",
+            "Use output_mode multi_hot or tf_idf beside other columns, or give the text "
+            "column alone (data.features: [])."))
+    parts += sequences
     features = parts[0] if len(parts) == 1 else \
         keras.layers.Concatenate(name="features")(parts)
     if config.model.input_shape is not None:
@@ -298,7 +316,7 @@ def _table_model(config: Config, data: Data, resolved: Resolved) -> Any:
                                   "columns (one input per column)",
                                   str(config.model.input_shape), "Remove model.input_shape."))
     body = _stack(config, tuple(features.shape[1:]), [], resolved.layers, "layers",
-                  encoded=True)
+                  encoded=True, dtype=features.dtype if sequences else None)
     return keras.Model(inputs, body(features), name=_model_name(config.name))
 
 
@@ -314,13 +332,13 @@ def _oov_token(kind: str, vocabulary: list) -> Any:
 
 
 def _stack(config: Config, shape: tuple[int, ...], front: list[Any], layers: list[Any],
-           name: str, encoded: bool = False) -> Any:
+           name: str, encoded: bool = False, dtype: Any = None) -> Any:
     """A Sequential of the preprocessing and the config's layers, added one by one so that a
     layer that cannot take its input is named with the shapes (``encoded``: on a table's
-    encoded columns)."""
+    encoded columns; ``dtype``: int64 for a text column's token ids)."""
     import keras
 
-    model = keras.Sequential([keras.Input(shape=shape), *front], name=name)
+    model = keras.Sequential([keras.Input(shape=shape, dtype=dtype), *front], name=name)
     for i, layer in enumerate(layers):
         before = tuple(model.output_shape) if model.layers else (None, *shape)
         layer_name = spec_name(config.model.layers[i])
