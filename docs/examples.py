@@ -101,6 +101,12 @@ compile: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accu
 
 EPOCHS = r"^Epoch \d+/\d+ "
 
+NEW_REVIEWS = """\
+review
+"A warm, funny and beautifully acted film."
+"Dull, overlong and painfully predictable."
+"""
+
 
 def _co2_rows(first: int, count: int, blank: int | None = None) -> str:
     """``count`` rows of configs/data/co2.csv from row ``first`` (negative: from the end), as
@@ -139,6 +145,12 @@ EXAMPLES: tuple[Example, ...] = (
         Step("nettrain validate configs/co2_forecast.yaml data.timeseries=null", status=2),
         Step("nettrain validate configs/co2_forecast.yaml compile.loss=binary_crossentropy",
              status=2))),
+    Example("text-mistakes", (Step("nettrain validate configs/reviews_text.yaml data.text='[{{review: "
+                                   "{{output_mode: multihot, max_tokns: 5}}}}]'", status=2),)),
+    Example("text-validate", (Step("nettrain validate configs/reviews_text.yaml",
+                                   only=r"^(OK |Backend|predict |review|From |  review|The |Text )"),
+                              Step("nettrain fit configs/reviews_text.yaml --backend jax",
+                                   status=2))),
     # The slow ones: other backends, export, serve, MLflow (python docs/examples.py --slow).
     Example("backend-jax", (Step("nettrain fit configs/digits_mlp.yaml --backend jax",
                                  fold=EPOCHS),), slow=True),
@@ -163,6 +175,11 @@ EXAMPLES: tuple[Example, ...] = (
                  only=r"^Backend "),
             Step("nettrain predict {run} recent.csv", only=r"True$"))), slow=True,
             files={"recent.csv": lambda: _co2_rows(-55, 55)}),
+    Example("text-fit", (Step("nettrain fit configs/reviews_text.yaml", fold=EPOCHS,
+                              only=r"^(Run |Epoch|┏|┃|┡|│|└)"),
+                         Step("nettrain predict {run} new_reviews.csv"),
+                         Step("nettrain export {run} --format tflite", status=2)), slow=True,
+            files={"new_reviews.csv": lambda: NEW_REVIEWS}),
     Example("serve", (Step(f"nettrain serve {{run}} {PORTS}", until=r"^Ctrl-C stops",
                            shown="nettrain serve {run}"),), slow=True),
 )
@@ -241,7 +258,7 @@ def run_example(example: Example, scratch: Path, state: dict[str, str]) -> str:
         found = re.search(r"^(runs/\S+/\d{8}-\d{6})$", output, re.MULTILINE)
         if argv[3] == "fit" and found:
             state["run"] = found.group(1)
-        shown = normalise((step.shown or command).format(**state), scratch)
+        shown = normalise(step.shown.format(**state) if step.shown else command, scratch)
         blocks.append(f"$ {shown}\n" + shape(normalise(output, scratch), step))
     return "\n\n".join(block.rstrip("\n") for block in blocks) + "\n"
 

@@ -53,8 +53,10 @@ def input_lines(config: Config, info: dict[str, Any], output_shape: Any = None) 
         header = io.StringIO()
         csv.writer(header, delimiter=cfg.delimiter, lineterminator="").writerow(features)
         others = f", such as the target {', '.join(map(repr, targets))}" if targets else ""
-        lines += [f"predict takes a CSV with a header row holding these {len(features)} columns"
-                  f"{'' if columns else ' of numbers'}, in any order (other columns{others}, "
+        held = "this column" if len(features) == 1 else f"these {len(features)} columns"
+        lines += [f"predict takes a CSV with a header row holding {held}"
+                  f"{'' if columns else (' of numbers' if len(features) > 1 else ' of a number')}"
+                  f"{', in any order' if len(features) > 1 else ''} (other columns{others}, "
                   "are ignored; --keep COLUMN copies one into the output):", header.getvalue()]
         if not columns:
             lines.append(f"or {arrays}, the columns in that order.")
