@@ -55,9 +55,9 @@ def fine_tune_problems(fit: Any, model: Any) -> list[Any]:
                 "(the head trains first, with the backbone frozen)",
                 f"trainable: {str(spec_kwargs(spec).get('trainable', True)).lower()}",
                 f"Write - {spec_name(spec)}: {{trainable: false, ...}}", field="fine_tune"))
-    if tune.after >= fit.epochs:
+    if tune.after > fit.epochs:  # equal: the head only, and a resume that trains on tunes
         problems.append(refuse(
-            f"fewer epochs than fit.epochs ({fit.epochs}), so the fine-tuning phase runs",
+            f"at most fit.epochs ({fit.epochs}) epochs of the head before the fine-tuning",
             str(tune.after), f"Lower it, or raise fit.epochs (e.g. fit.epochs="
             f"{tune.after + 5})", field="fine_tune.after"))
     return problems
