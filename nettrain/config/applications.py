@@ -32,8 +32,9 @@ def is_application(name: object) -> bool:
 
 def fine_tune_problems(fit: Any, model: Any) -> list[Any]:
     """What ``fit.fine_tune`` needs of the rest of the config, as :func:`refuse` errors: a
-    keras.applications layer that starts frozen (``trainable: false``), and epochs left
-    after the head's (``after`` below ``fit.epochs``)."""
+    keras.applications layer that starts frozen (``trainable: false``). An ``after`` of
+    ``fit.epochs`` or more trains the head only (``fit.epochs=2`` to try a config out); a
+    resume that raises ``fit.epochs`` past it fine-tunes."""
     from nettrain.config.fields import refuse, spec_kwargs, spec_name
 
     tune = fit.fine_tune
@@ -55,9 +56,4 @@ def fine_tune_problems(fit: Any, model: Any) -> list[Any]:
                 "(the head trains first, with the backbone frozen)",
                 f"trainable: {str(spec_kwargs(spec).get('trainable', True)).lower()}",
                 f"Write - {spec_name(spec)}: {{trainable: false, ...}}", field="fine_tune"))
-    if tune.after > fit.epochs:  # equal: the head only, and a resume that trains on tunes
-        problems.append(refuse(
-            f"at most fit.epochs ({fit.epochs}) epochs of the head before the fine-tuning",
-            str(tune.after), f"Lower it, or raise fit.epochs (e.g. fit.epochs="
-            f"{tune.after + 5})", field="fine_tune.after"))
     return problems
