@@ -207,3 +207,19 @@ def test_config_mistakes_are_named(images, runner, tmp_path, change, key, expect
     result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
     assert result.exit_code == 2, result.output
     assert key in result.stderr and expected in result.stderr
+
+
+def test_a_saved_backbone_called_without_training_runs_in_inference_mode():
+    # serving and export call the model with no training argument: the layers made before
+    # the application (gray to RGB, the scaling up) must not turn its BatchNormalization to
+    # training mode (Keras's Resizing would: its call defaults to training=True)
+    made = backbones.resolve({"MobileNetV3Small": {**APP, "weights": None}},
+                             "model.layers[0]").make((8, 8, 1), 0)
+    backbones.set_trainable(made, "all")
+    rng = np.random.default_rng(0)
+    for layer in made._nettrain_application.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape))
+    x = rng.uniform(0, 255, (4, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(made(x)), made.predict(x, verbose=0),
+                               atol=1e-4)

@@ -54,8 +54,9 @@ class Backbone:
 
     def make(self, shape: tuple[int, ...], index: int) -> Any:
         """The backbone as one layer for inputs of ``shape`` (one image, no batch): gray
-        images repeated to 3 channels, images below the application's smallest size resized
-        up to it, the application's preprocessing, then the application without its top."""
+        images repeated to 3 channels, images below the application's smallest size scaled up
+        (bilinear, by whole factors) to reach it, the application's preprocessing, then the
+        application without its top."""
         import keras
 
         if len(shape) != 3 or shape[-1] not in (1, 3):
@@ -68,9 +69,11 @@ class Backbone:
         x = inputs
         if shape[-1] == 1:  # gray: the same value in R, G and B (no Lambda: safe to load)
             x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
-        app, side = self._application((*shape[:2], 3))
-        if side is not None:
-            x = keras.layers.Resizing(side, side, name="resize_to_minimum")(x)
+        app, factor = self._application((*shape[:2], 3))
+        if factor is not None:  # not Resizing: its call's default training=True would reach
+            # the application's BatchNormalization when a saved model is called (Keras 3.15)
+            x = keras.layers.UpSampling2D(factor, interpolation="bilinear",
+                                          name="resize_to_minimum")(x)
         for layer in _preprocessing(APPLICATIONS[self.name]):
             x = layer(x)
         outputs = app(x)
@@ -80,17 +83,19 @@ class Backbone:
         set_trainable(wrapper, "all" if self.trainable else None)
         return wrapper
 
-    def _application(self, shape: tuple[int, int, int]) -> tuple[Any, int | None]:
-        """The application for ``shape``, or for its smallest size (returned) when smaller."""
+    def _application(self, shape: tuple[int, int, int]) -> tuple[Any, tuple | None]:
+        """The application for ``shape``; for images below its smallest size, for the images
+        made larger by the smallest whole factors that reach it (returned)."""
         try:
             return self._build(shape), None
         except ValueError as exc:
             small = re.search(r"at least (\d+)x(\d+)", str(exc))
             if small is None:
                 raise self._refused(exc) from None
-        side = max(int(small.group(1)), int(small.group(2)))
+        least = max(int(small.group(1)), int(small.group(2)))
+        factor = (-(-least // shape[0]), -(-least // shape[1]))
         try:
-            return self._build((side, side, 3)), side
+            return self._build((shape[0] * factor[0], shape[1] * factor[1], 3)), factor
         except ValueError as exc:
             raise self._refused(exc) from None
 
