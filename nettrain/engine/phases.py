@@ -56,12 +56,18 @@ def plan(config: Any, epochs: int) -> list[Phase]:
 def record(config: Any) -> list[dict[str, Any]] | None:
     """run.json's ``phases``: where each starts (its first epoch, from 0 as history.csv's
     ``epoch``) and how it trains; None without ``fit.fine_tune``."""
+    from nettrain.config.applications import is_application
+    from nettrain.config.fields import spec_kwargs, spec_name
+
     tune = config.fit.fine_tune
     if tune is None:
         return None
+    pretrained = any(spec_kwargs(s).get("weights", "imagenet") is not None
+                     for s in config.model.layers if is_application(spec_name(s)))
     return [{"phase": HEAD, "first_epoch": 0, "backbone": "frozen"},
             {"phase": FINE_TUNE, "first_epoch": tune.after, "unfreeze": tune.unfreeze,
-             "learning_rate": tune.learning_rate, "batch_normalization": "inference mode"}]
+             "learning_rate": tune.learning_rate, "batch_normalization":
+             "inference mode" if pretrained else "trains (weights: null, no statistics)"}]
 
 
 def column(config: Any) -> Callable[[int], dict[str, float]] | None:
