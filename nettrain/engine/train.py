@@ -282,7 +282,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
         # The pipelines count epochs as Keras does (from fit.initial_epoch), so a resume
         # picks up the batches of its first epoch.
         first = state.epoch if state else config.fit.initial_epoch
-        args, kwargs = _fit_arguments(prepared, first)
+        _, kwargs = _fit_arguments(prepared, first)  # each phase makes its own data arguments
         # The run's own callbacks go last: the checkpoint sees the others' state after each
         # epoch; a stop that got lost is honoured at the next batch.
         kwargs["callbacks"] = [*prepared.callbacks, guard,
