@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nettrain.config.applications import is_application
 from nettrain.errors import ConfigError, Problem, UsageError
 
 NAMES = ("tensorflow", "jax", "torch")
@@ -277,7 +278,8 @@ def ranking(config: Any | None) -> tuple[tuple[str, ...], str]:
     alone): the order of the fastest steps, :data:`ORDER`."""
     if config is None:
         return ORDER, "the fastest steps for a model alone"
-    if any("Conv" in _layer_name(layer) for layer in config.model.layers):
+    if any("Conv" in _layer_name(layer) or is_application(_layer_name(layer))
+           for layer in config.model.layers):  # keras.applications are convolutions too
         return CONVOLUTION_ORDER, "convolutions train fastest on TensorFlow (XLA's are " \
                                   "slow on CPU)"
     from nettrain.backends import work as job_work

@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from nettrain.config.applications import fine_tune_problems
 from nettrain.config.annotated import _annotated_rows, _key_text
 from nettrain.config.fields import (
     Count,
@@ -231,6 +232,7 @@ class Config(_Section):
                     "a number as the optimizer's learning_rate with ReduceLROnPlateau (Keras "
                     "cannot lower a schedule)", f"the schedule {spec_name(schedule)}",
                     "Use one or the other", field=f"callbacks.{i}.ReduceLROnPlateau"))
+        problems += fine_tune_problems(fit, info.data.get("model"))
         if problems:
             raise refuse_all(problems)
         return fit

@@ -356,6 +356,27 @@ def _check_class_weight(value: Any) -> Any:
                  "{0: 1.0, 1: 5.0}", short_repr(value))
 
 
+def _all_or_count(value: Any) -> Any:
+    if value == "all" or (type(value) is int and 0 < value <= INT32_MAX):
+        return value
+    raise refuse("'all' or a whole number of layers of at least 1", short_repr(value))
+
+
+class FineTuneConfig(_Section):
+    """The ``fit.fine_tune`` section: after ``after`` epochs of the head alone, the backbone's
+    top ``unfreeze`` layers (or all) train too, at ``learning_rate``."""
+
+    after: Count
+    """The epochs the head trains alone (the backbone frozen) before the fine-tuning."""
+    unfreeze: Annotated[Any, BeforeValidator(_all_or_count), _schema(
+        {"const": "all"}, {"type": "integer", "minimum": 1, "maximum": INT32_MAX})] = "all"
+    """all, or how many of the backbone's top layers become trainable (BatchNormalization
+    stays in inference mode)."""
+    learning_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0e-5
+    """The optimizer's learning rate in the fine-tuning phase (a fresh optimizer of the same
+    class)."""
+
+
 class FitConfig(_Section):
     """The ``fit:`` section: the arguments of ``keras.Model.fit`` (the data comes from
     ``data:``)."""
@@ -393,6 +414,11 @@ class FitConfig(_Section):
     checkpoint_every_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
     """Write checkpoints/last.keras after an epoch when this many seconds passed since the
     last write (0: every epoch); always when training ends or stops."""
+    # nettrain's own: two phases of one run (see nettrain.engine.phases)
+    fine_tune: FineTuneConfig | None = None
+    """Train the head first, then unfreeze the keras.applications backbone:
+    {after: 5, unfreeze: all, learning_rate: 1.0e-5}."""
+
 
 
 SAVE_FORMATS = ("json", "keras", "savedmodel")  # what save.formats (and --format) name

@@ -96,6 +96,18 @@ def keras_home() -> Path:
     return home
 
 
+def not_cached(what: str, target: Path | str, origin: str, note: str | None = None) -> \
+        DataError:
+    """The error for a file of Keras's cache that is not there and cannot be downloaded (a
+    dataset, an application's weights): the exact file, the folder it goes in, where from.
+
+    Example: ``not_cached("Could not load ...", home / "models/w.h5", url)`` -> "...\nWith no
+    network, put the genuine file at /home/u/.keras/models/w.h5 (downloaded from url)."
+    """
+    return DataError(f"{what}\nWith no network, put the genuine file at {target} (downloaded "
+                     f"from {origin})" + (f"; {note}." if note else "."))
+
+
 def _keras_dataset(cfg: DataConfig) -> tuple[dict, dict]:
     import contextlib
     import io
@@ -112,12 +124,10 @@ def _keras_dataset(cfg: DataConfig) -> tuple[dict, dict]:
             (x_train, y_train), (x_test, y_test) = \
                 getattr(keras.datasets, name).load_data(**kwargs)
     except Exception as exc:  # Keras raises a bare Exception for a failed download
-        raise DataError(
-            f"Could not load the Keras dataset '{name}': {' '.join(str(exc).split())}\n"
-            f"With no network, put the genuine file at {target} (downloaded from {origin})"
-            + ("; Keras checks its sha256, so a hand-made file is deleted." if name in
-               _CHECKED else ".")
-        ) from None
+        raise not_cached(f"Could not load the Keras dataset '{name}': "
+                         f"{' '.join(str(exc).split())}", target, origin,
+                         "Keras checks its sha256, so a hand-made file is deleted" if name in
+                         _CHECKED else None) from None
     info: dict[str, Any] = {}
     if name in ("imdb", "reuters"):  # word-index sequences of any length -> fixed length
         maxlen = cfg.maxlen or 200

@@ -41,7 +41,7 @@ def metric_names(history: pd.DataFrame) -> list[str]:
     metrics (the learning rate gets its own panel when it changed).
     """
     names = [c for c in history.columns
-             if c not in ("epoch", "learning_rate", "lr") and not c.startswith("val_")]
+             if c not in ("epoch", "learning_rate", "lr", "fine_tune") and not c.startswith("val_")]
     names += [c[4:] for c in history.columns if c.startswith("val_") and c[4:] not in names]
     return sorted(names, key=lambda name: name != "loss")
 

@@ -15,7 +15,7 @@ from nettrain.config.schema import Config
 from nettrain.data import fingerprint, steps
 from nettrain.data.dataset import Data
 from nettrain.data.loading import load_data
-from nettrain.engine import progress, runtime
+from nettrain.engine import phases, progress, runtime
 from nettrain.engine import resume as resume_policy
 from nettrain.engine.best import monitor as best_monitor
 from nettrain.model import direction
@@ -167,6 +167,7 @@ def _resume(run: rundir.Run, config_path: str | Path | None, overrides: list[str
     if state is not None:
         try:
             with runtime.scope(prepared.strategy):
+                phases.restore_phase(prepared, state.epoch)
                 checkpoints.restore(prepared.model, last, state)
         except checkpoints.Damaged as exc:
             raise RunError(resume_policy.damaged_advice(path, exc)) from None
@@ -205,7 +206,8 @@ def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
     """
     config, data = prepared.config, prepared.data
     kwargs = config.fit.model_dump(exclude={"checkpoint_every_seconds", "batch_size",
-                                            "validation_batch_size"})  # in the pipelines
+                                            "validation_batch_size",  # in the pipelines
+                                            "fine_tune"})  # nettrain's (engine.phases)
     kwargs["verbose"] = 0  # nettrain's own display shows the progress (see nettrain.engine.progress)
     if kwargs["class_weight"] == "balanced":
         kwargs["class_weight"] = balanced_class_weight(data.class_counts())
@@ -280,12 +282,13 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
         # The pipelines count epochs as Keras does (from fit.initial_epoch), so a resume
         # picks up the batches of its first epoch.
         first = state.epoch if state else config.fit.initial_epoch
-        args, kwargs = _fit_arguments(prepared, first)
+        _, kwargs = _fit_arguments(prepared, first)  # each phase makes its own data arguments
         # The run's own callbacks go last: the checkpoint sees the others' state after each
         # epoch; a stop that got lost is honoured at the next batch.
         kwargs["callbacks"] = [*prepared.callbacks, guard,
                                checkpoints.HistoryLog(path / rundir.HISTORY,
-                                                      "validation" in data.splits),
+                                                      "validation" in data.splits,
+                                                      phases.column(config)),
                                checkpoint, keras.callbacks.LambdaCallback(
                                    on_train_batch_end=lambda batch, logs: stops.check()),
                                *extra]
@@ -303,7 +306,8 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
                          "lines)...")
         # Anything printed while training goes to stderr: stdout is kept for the run directory.
         with contextlib.redirect_stdout(sys.stderr), display.training(shown):
-            _fit(prepared, path, display, args, kwargs)
+            phases.train(prepared, path, kwargs, _fit_arguments,
+                         lambda its, args, kw: _fit(its, path, display, args, kw))
         # history.csv is whole now: draw history.png while the model is evaluated and saved
         # (importing matplotlib and drawing takes about 0.8 s of one core, mostly in Python,
         # while TensorFlow's evaluation runs outside the GIL).

@@ -20,6 +20,8 @@ from nettrain.data import steps
 from nettrain.data.columns import INPUT_DTYPES
 from nettrain.data.dataset import Data
 from nettrain.errors import ConfigError, Problem
+from nettrain.config.applications import is_application
+from nettrain.model import backbone
 from nettrain.model import callbacks as callbacks_module
 from nettrain.model import text
 from nettrain.model.keras_names import (
@@ -80,6 +82,8 @@ class _Collector:
 
     def __call__(self, spec: Any, registry: Registry, path: str) -> Any:
         try:
+            if registry is LAYERS and is_application(spec_name(spec)):
+                return backbone.resolve(spec, path)  # built once the input shape is known
             return resolve(spec, registry, path)
         except ResolveError as exc:
             self.problems.extend(exc.problems)
@@ -342,6 +346,8 @@ def _stack(config: Config, shape: tuple[int, ...], front: list[Any], layers: lis
     for i, layer in enumerate(layers):
         before = tuple(model.output_shape) if model.layers else (None, *shape)
         layer_name = spec_name(config.model.layers[i])
+        if isinstance(layer, backbone.Backbone):
+            layer = layer.make(before[1:], i)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:

@@ -208,11 +208,14 @@ class HistoryLog(keras.callbacks.CSVLogger):
     its columns, so the rows appended match it.
     """
 
-    def __init__(self, path: Path, validation: bool):
+    def __init__(self, path: Path, validation: bool, columns: Any = None):
         super().__init__(str(path), append=True)
         self.validation = validation
+        self.columns = columns  # epoch -> more cells of its row (fit.fine_tune's phase)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.columns is not None:  # a copy: the other callbacks' logs stay as they are
+            logs = {**(logs or {}), **self.columns(epoch)}
         if self.keys is None:
             header = self._header()
             if header:
