@@ -16,8 +16,8 @@ What a backend can run is decided from the config and the command alone (:func:`
 with no import:
 
 - ``data.categorical`` and ``data.text`` columns become StringLookup/IntegerLookup and
-  TextVectorization layers on string tensors, which only TensorFlow has; so do the layers Keras itself says need TensorFlow
-  (:func:`tensorflow_layers`: TextVectorization, Hashing, ...);
+  TextVectorization layers on string tensors, which only TensorFlow has; so do the layers
+  Keras itself says need TensorFlow (:func:`tensorflow_layers`: Hashing, ...);
 - ``distribute: mirrored`` is a ``tf.distribute`` strategy, ``deterministic: true`` is
   TensorFlow's op determinism;
 - ``save.formats: [savedmodel]`` is ``model.export``: TensorFlow, or JAX through jax2tf (both
@@ -278,8 +278,8 @@ def ranking(config: Any | None) -> tuple[tuple[str, ...], str]:
     alone): the order of the fastest steps, :data:`ORDER`."""
     if config is None:
         return ORDER, "the fastest steps for a model alone"
-    if any("Conv" in _layer_name(layer) or is_application(_layer_name(layer))
-           for layer in config.model.layers):  # keras.applications are convolutions too
+    if any("Conv" in (name := _layer_name(layer)) or is_application(name)  # applications too
+           for layer in config.model.layers):
         return CONVOLUTION_ORDER, "convolutions train fastest on TensorFlow (XLA's are " \
                                   "slow on CPU)"
     from nettrain.backends import work as job_work
@@ -299,8 +299,7 @@ def ranking(config: Any | None) -> tuple[tuple[str, ...], str]:
 
 def _short(number: float) -> str:
     """7.3e8 for 725362800: the size of a job in a few characters."""
-    mantissa, exponent = f"{number:.1e}".split("e")
-    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+    return re.sub(r"\.0(?=e)|(?<=e)\+?0*(?=\d)", "", f"{number:.1e}")
 
 
 def _layer_name(layer: Any) -> str:

@@ -162,3 +162,8 @@ def short_repr(value: Any, limit: int = 80) -> str:
     """``repr(value)``, cut to ``limit`` characters for a message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _schema(*options: dict[str, Any]) -> WithJsonSchema:
+    """The JSON Schema of a field whose validator takes several kinds of value."""
+    return WithJsonSchema({"anyOf": list(options)} if len(options) > 1 else options[0])

@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BeforeValidator,
     Field,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -26,11 +25,13 @@ from nettrain.config.fields import (
     ImageSide,
     Index,
     KerasSpec,
+    _schema,
     _Section,
     refuse,
     refuse_all,
     short_repr,
 )
+from nettrain.config.finetune import FineTuneConfig
 from nettrain.config.series import INTERPOLATE, TimeseriesConfig
 from nettrain.config.series import problems as series_problems
 from nettrain.config.textcols import check_text, config_problems
@@ -64,11 +65,6 @@ class SyntheticConfig(_Section):
                          "made in memory)", f"{self.n_samples:,} x {self.n_features:,}",
                          field="n_samples")
         return self
-
-
-def _schema(*options: dict[str, Any]) -> WithJsonSchema:
-    """The JSON Schema of a field whose validator takes several kinds of value."""
-    return WithJsonSchema({"anyOf": list(options)} if len(options) > 1 else options[0])
 
 
 BOOL_OR_AUTO = _schema({"type": "boolean"}, {"const": "auto"})
@@ -354,27 +350,6 @@ def _check_class_weight(value: Any) -> Any:
         return {k: float(v) for k, v in value.items()}
     raise refuse("'balanced' or a mapping from class index to a finite weight such as "
                  "{0: 1.0, 1: 5.0}", short_repr(value))
-
-
-def _all_or_count(value: Any) -> Any:
-    if value == "all" or (type(value) is int and 0 < value <= INT32_MAX):
-        return value
-    raise refuse("'all' or a whole number of layers of at least 1", short_repr(value))
-
-
-class FineTuneConfig(_Section):
-    """The ``fit.fine_tune`` section: after ``after`` epochs of the head alone, the backbone's
-    top ``unfreeze`` layers (or all) train too, at ``learning_rate``."""
-
-    after: Count
-    """The epochs the head trains alone (the backbone frozen) before the fine-tuning."""
-    unfreeze: Annotated[Any, BeforeValidator(_all_or_count), _schema(
-        {"const": "all"}, {"type": "integer", "minimum": 1, "maximum": INT32_MAX})] = "all"
-    """all, or how many of the backbone's top layers become trainable (BatchNormalization
-    stays in inference mode)."""
-    learning_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0e-5
-    """The optimizer's learning rate in the fine-tuning phase (a fresh optimizer of the same
-    class)."""
 
 
 class FitConfig(_Section):
