@@ -151,6 +151,9 @@ EXAMPLES: tuple[Example, ...] = (
                                    only=r"^(OK |Backend|predict |review|From |  review|The |Text )"),
                               Step("nettrain fit configs/reviews_text.yaml --backend jax",
                                    status=2))),
+    Example("backbone-mistakes", (Step("nettrain validate configs/digits_backbone.yaml "
+                                       "model.layers.0.MobileNetV3Small.include_top=true",
+                                       status=2),)),
     # The slow ones: other backends, export, serve, MLflow (python docs/examples.py --slow).
     Example("backend-jax", (Step("nettrain fit configs/digits_mlp.yaml --backend jax",
                                  fold=EPOCHS),), slow=True),
@@ -180,6 +183,13 @@ EXAMPLES: tuple[Example, ...] = (
                          Step("nettrain predict {run} new_reviews.csv"),
                          Step("nettrain export {run} --format tflite", status=2)), slow=True,
             files={"new_reviews.csv": lambda: NEW_REVIEWS}),
+    Example("backbone-weights", (Step("nettrain fit configs/digits_backbone.yaml "
+                                      "model.layers.0.MobileNetV3Small.weights=imagenet",
+                                      status=1),), slow=True),
+    Example("backbone", (Step("nettrain fit configs/digits_backbone.yaml", fold=EPOCHS),
+                         Step("nettrain export {run} --format onnx"),
+                         Step("nettrain export {run} --format tflite"),
+                         Step("nettrain export {run} --format savedmodel")), slow=True),
     Example("serve", (Step(f"nettrain serve {{run}} {PORTS}", until=r"^Ctrl-C stops",
                            shown="nettrain serve {run}"),), slow=True),
 )
@@ -232,7 +242,7 @@ def environment(scratch: Path) -> dict[str, str]:
                           "TF_CPP_MIN_LOG_LEVEL")}
     env.update(NETTRAIN_RUNS="runs", PYTHONPATH=os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]), COLUMNS="80",
-        TERM="dumb", NO_COLOR="1")
+        TERM="dumb", NO_COLOR="1", KERAS_HOME=str(scratch / ".keras"))  # Keras's cache: empty
     return env
 
 
