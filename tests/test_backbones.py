@@ -223,3 +223,16 @@ def test_a_saved_backbone_called_without_training_runs_in_inference_mode():
     x = rng.uniform(0, 255, (4, 8, 8, 1)).astype("float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(made(x)), made.predict(x, verbose=0),
                                atol=1e-4)
+
+
+def test_a_misspelt_application_is_suggested_like_a_layer(runner, tmp_path):
+    """A keras.applications name is a layer entry, so a near miss is told its name."""
+    config = {"data": {"dataset": "digits", "reshape": [8, 8, 1]},
+              "model": {"layers": [{"MobileNetV3Smal": {"weights": None}}, "Flatten"]},
+              "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy"}}
+    result = runner.invoke(app, ["validate", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "received 'MobileNetV3Smal'. Did you mean 'MobileNetV3Small'?" in \
+        " ".join(result.stderr.split())
+

@@ -75,6 +75,20 @@ def test_a_key_in_the_wrong_section_says_where_it_belongs(tmp_path):
         load_config(write_config(tmp_path / "c.yaml", config))
 
 
+@pytest.mark.parametrize("section, keys", [
+    ({"data": {"dataset": "iris", "synthetic": None, "timeseries": {"time": "t", "windw": 3}}},
+     "data.timeseries.windw .*one of the keys time, window, horizon, stride; .*'window'"),
+    ({"fit": {"epochs": 1, "fine_tune": {"after": 1, "unfrezee": 2}}},
+     "fit.fine_tune.unfrezee .*one of the keys after, unfreeze, learning_rate; .*'unfreeze'"),
+])
+def test_an_unknown_key_of_a_nested_section_lists_its_keys_and_the_closest(tmp_path, section,
+                                                                          keys):
+    """A section inside a section (data.timeseries, fit.fine_tune) names its own keys, not
+    'one of the keys ;' with nothing to choose from."""
+    with pytest.raises(ConfigError, match=keys):
+        load_config(write_config(tmp_path / "c.yaml", tiny_config(**section)))
+
+
 def test_yaml_syntax_error_shows_line_and_column(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\ndata:\n  dataset: iris\n   bad: [1, 2\n")

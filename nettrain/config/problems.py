@@ -4,7 +4,9 @@ override that set it, what was expected and received, and a suggestion.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import replace
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -13,7 +15,7 @@ from pydantic import (
 
 from nettrain.config.fields import argument_example, short_repr
 from nettrain.config.reading import _line, _where
-from nettrain.config.schema import SECTIONS, Config
+from nettrain.config.schema import Config
 from nettrain.errors import Problem, did_you_mean
 
 # Keys that belong to another section than the one they were written in.
@@ -90,11 +92,20 @@ _EXPECTED = {
 
 
 def _section_model(parent: tuple) -> type[BaseModel] | None:
-    if not parent:
-        return Config
-    if len(parent) == 1:
-        return SECTIONS.get(str(parent[0]))
-    return None
+    """The section model at ``parent`` (``("fit", "fine_tune")``: FineTuneConfig), at any
+    depth; None below a list or a free mapping."""
+    model: type[BaseModel] | None = Config
+    for part in map(str, parent):
+        field = model.model_fields.get(part) if model is not None else None
+        model = _model_in(field.annotation) if field is not None else None
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The section model an annotation holds (``FineTuneConfig | None``: FineTuneConfig)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_model_in, typing.get_args(annotation))), None)
 
 
 def _missing_hint(loc: tuple) -> str | None:

@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from nettrain.config.applications import APPLICATIONS
 from nettrain.config.fields import short_repr, spec_kwargs, spec_name
 from nettrain.errors import Problem, did_you_mean
 
@@ -172,10 +173,12 @@ def lookup(name: str, registry: Registry, path: str) -> Any:
     if registry.functions:  # suggest what a bare name may be: 'accuracy', not 'Accuracy'
         names = {**dict.fromkeys(string_names(registry)), **names}
     names = {n: obj for n, obj in names.items() if n not in registry.hidden}
-    close = did_you_mean(name, names)
+    backbones = list(APPLICATIONS) if registry is LAYERS else []  # also a layer entry
+    close = did_you_mean(name, [*names, *backbones])
     examples = ", ".join(sorted(names)[:6])
     raise ResolveError([Problem(
-        path, f"a Keras {registry.kind} name (keras.{registry.module}: {examples}, ...)",
+        path, f"a Keras {registry.kind} name (keras.{registry.module}: {examples}, ..."
+        f"{'; or a keras.applications model: MobileNetV3Small, ...' if backbones else ''})",
         f"'{name}'", f"Did you mean '{close}'?" if close else None)])
 
 
