@@ -20,7 +20,7 @@ import pytest
 
 from nettrain.cli import app
 
-from conftest import tiny_config, write_config, write_npz
+from conftest import fit_once, tiny_config, write_config, write_npz
 from test_training import _popen, assert_identical, fit, weights
 
 
@@ -240,11 +240,22 @@ def _wait_for_epoch(proc: subprocess.Popen, run: Path, epoch: int) -> None:
     raise AssertionError(f"epoch {epoch} was never checkpointed")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_a_kill_after_the_last_epoch_is_finished_by_resume(runner, tmp_path, sig):
+def _killed_at_the_end_config() -> dict:
     config = best_before_the_end_config(epochs=2)
     config["save"] = {"formats": ["keras", "json", "savedmodel"]}  # a slow final save
-    path = write_config(tmp_path / "c.yaml", config)
+    return config
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run the killed ones must end as: trained once, for every signal."""
+    return fit_once(tmp_path_factory.mktemp("full"), _killed_at_the_end_config())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_kill_after_the_last_epoch_is_finished_by_resume(runner, tmp_path, sig,
+                                                           uninterrupted):
+    path = write_config(tmp_path / "c.yaml", _killed_at_the_end_config())
     run = tmp_path / "run"
     proc = _popen("fit", path, "--run-dir", run, cwd=tmp_path)
     _wait_for_epoch(proc, run, 2)
@@ -254,9 +265,8 @@ def test_a_kill_after_the_last_epoch_is_finished_by_resume(runner, tmp_path, sig
     result = runner.invoke(app, ["fit", "--resume", str(run)])
     assert result.exit_code == 0, result.output
     assert "no epoch is left to train" in result.stderr
-    full = fit(runner, path, "--run-dir", tmp_path / "full")
-    assert_identical(weights(full), weights(run))
-    assert (full / "history.csv").read_bytes() == (run / "history.csv").read_bytes()
+    assert_identical(weights(uninterrupted), weights(run))
+    assert (uninterrupted / "history.csv").read_bytes() == (run / "history.csv").read_bytes()
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "completed" and (run / "metrics.json").is_file()
 
