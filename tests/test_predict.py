@@ -164,8 +164,9 @@ def test_non_finite_predict_input_is_refused(runner, tmp_path):
     assert "rows.csv: column 'a' row 3 holds 1e+308" in result.stderr
     np.save(tmp_path / "rows.npy", np.array([[1.0, np.inf]], dtype="float32"))
     result = runner.invoke(app, ["predict", run, str(tmp_path / "rows.npy")])
-    assert result.exit_code == 1
-    assert "rows.npy" in result.stderr and "inf" in result.stderr
+    assert result.exit_code == 2  # the input must be mended, as a CSV's inf is
+    assert isinstance(result.exception, SystemExit)
+    assert "rows.npy: the input at index [0, 1] is inf" in result.stderr
 
 
 def test_a_csv_given_to_an_image_model_says_it_takes_images(runner, tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 
 from nettrain.data.dataset import IMAGE_SUFFIXES, NPZ_ERRORS
 from nettrain.data.sources import complex_problem, images_to_numpy, images_under
-from nettrain.errors import DataError, UsageError
+from nettrain.errors import DataError, InputError, UsageError
 
 CHUNK_ROWS = 65_536  # rows read, predicted and written at a time (a CSV's too)
 
@@ -48,7 +48,7 @@ def array_chunks(x: np.ndarray, name: str, rows: int | None = None) -> Iterator[
     first bad value's index)."""
     rows = rows or CHUNK_ROWS
     if x.ndim == 0 or len(x) == 0:
-        raise DataError(f"{name}: no rows to predict (an empty array).")
+        raise InputError(f"{name}: no rows to predict (an empty array).")
     if x.ndim == 1:  # one sample (see fit_shape)
         rows = len(x)
     for start in range(0, len(x), rows):
@@ -58,7 +58,7 @@ def array_chunks(x: np.ndarray, name: str, rows: int | None = None) -> Iterator[
         if not np.isfinite(chunk).all():
             at = np.argwhere(~np.isfinite(chunk))[0]
             at[0] += start
-            raise DataError(f"{name}: the input at index {at.tolist()} is "
+            raise InputError(f"{name}: the input at index {at.tolist()} is "
                             f"{x[tuple(at)]}, not a finite 32-bit number. Replace NaN, "
                             "infinite and huge (over about 3.4e38) values first.")
         yield chunk
