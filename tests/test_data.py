@@ -405,8 +405,8 @@ def test_predict_checks_integer_categories_and_empty_files(runner, tmp_path):
     assert "column 'size' must be numeric; row 2 holds 'ten'" in result.stderr
     (tmp_path / "empty.csv").write_text("color,size,weight\n")
     result = runner.invoke(app, ["predict", run.stdout.strip(), str(tmp_path / "empty.csv")])
-    assert result.exit_code == 1
-    assert "no rows to predict" in result.stderr
+    assert result.exit_code == 2  # the input must be mended
+    assert "empty.csv: no rows to predict (only a header)" in result.stderr
 
 
 def test_integer_categories_with_empty_cells_stay_integers(runner, tmp_path):

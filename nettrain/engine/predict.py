@@ -111,7 +111,7 @@ def read_csv_chunks(path: Path, info: dict[str, Any], missing: str, delimiter: s
         if not chunk.empty:  # a header only
             yield _table_chunk(chunk, features, kinds, info, missing, path.name)
     if read == 0:
-        raise DataError(f"{path.name}: no rows to predict (only a header).")
+        raise InputError(f"{path.name}: no rows to predict (only a header).")
 
 
 def _check_header(header: list[str], info: dict[str, Any], keep: Sequence[str], name: str,
