@@ -41,6 +41,20 @@ def _frozen_after_each_module() -> Iterator[None]:
     gc.freeze()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _jax_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """JAX processes the tests start keep XLA's programs in one folder of this session (JAX's
+    own JAX_COMPILATION_CACHE_DIR, which nettrain.backends.compile_cache reads; the xdist
+    workers share it), not in the user's ~/.cache/nettrain/jax: the tests share no state with
+    the user's home, and a program compiled by one test's process is loaded by the next."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "jax-cache"
+    folder.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAX_COMPILATION_CACHE_DIR", str(folder))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Outputs go to tmp_path: runs/ under it, Keras's cache in it (never the network's)."""
