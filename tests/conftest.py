@@ -30,6 +30,29 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+# The files of most CPU seconds (-n 0, a loaded 2-core machine), heaviest first: under
+# --dist loadfile they are handed out before the others. xdist orders files by their number of
+# tests, which put test_signals.py (6 tests, ~210 s of processes) near the end, where one
+# worker trained on alone while the other had finished.
+FIRST = ("test_backends.py", "test_signals.py", "test_docs.py", "test_backbones.py")
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which may not be installed
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class HeavyFirst(LoadFileScheduling):
+        def _assign_work_unit(self, node) -> None:
+            for name in reversed(FIRST):
+                for scope in [s for s in self.workqueue if Path(s).name == name]:
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return HeavyFirst(config, log)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _frozen_after_each_module() -> Iterator[None]:
     """After a test file, its garbage is collected and what is left (what Keras, TensorFlow
