@@ -30,6 +30,29 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+# The files of most CPU seconds (-n 0, a loaded 2-core machine), heaviest first: under
+# --dist loadfile they are handed out before the others. xdist orders files by their number of
+# tests, which put test_signals.py (6 tests, ~210 s of processes) near the end, where one
+# worker trained on alone while the other had finished.
+FIRST = ("test_backends.py", "test_signals.py", "test_docs.py", "test_backbones.py")
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which may not be installed
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class HeavyFirst(LoadFileScheduling):
+        def _assign_work_unit(self, node) -> None:
+            for name in reversed(FIRST):
+                for scope in [s for s in self.workqueue if Path(s).name == name]:
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return HeavyFirst(config, log)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _frozen_after_each_module() -> Iterator[None]:
     """After a test file, its garbage is collected and what is left (what Keras, TensorFlow
@@ -39,6 +62,20 @@ def _frozen_after_each_module() -> Iterator[None]:
     yield
     gc.collect()
     gc.freeze()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jax_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """JAX processes the tests start keep XLA's programs in one folder of this session (JAX's
+    own JAX_COMPILATION_CACHE_DIR, which nettrain.backends.compile_cache reads; the xdist
+    workers share it), not in the user's ~/.cache/nettrain/jax: the tests share no state with
+    the user's home, and a program compiled by one test's process is loaded by the next."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "jax-cache"
+    folder.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAX_COMPILATION_CACHE_DIR", str(folder))
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -56,3 +56,14 @@ def test_without_filelock_the_cache_still_works_unbounded(tmp_path):
     kept = [p.name for p in (tmp_path / "nettrain" / "jax").iterdir()]
     assert any(name.startswith("jit_") for name in kept), (kept, done.stderr[-2000:])
     assert done.stdout.split() == [str(tmp_path / "nettrain" / "jax"), "7", "-1"], done.stdout
+
+
+def test_the_tests_keep_the_jax_programs_of_their_processes_out_of_the_users_home(
+        tmp_path_factory):
+    """The session's folder (tests/conftest.py), which the JAX processes the tests start read
+    from their environment: the tests share no state with the user's ~/.cache."""
+    where = compile_cache.folder()
+    assert where is not None and where.name == "jax-cache"
+    assert tmp_path_factory.getbasetemp().parent in where.parents or \
+        where.parent == tmp_path_factory.getbasetemp()
+    assert Path.home() / ".cache" not in where.parents

@@ -154,5 +154,5 @@ def test_class_weight_trains_with_model_fit_which_weighs_the_rows(checks: dict) 
     assert checks["weighted_diff"] > 1e-3, checks["weighted_diff"]
 
 
-# Ctrl-C, SIGTERM, kill -9 and a NaN on the fused path: test_training.py's
+# Ctrl-C, SIGTERM, kill -9 and a NaN on the fused path: test_signals.py's
 # test_every_stop_keeps_its_promises_on_each_path[jax-fused] (and [processes-2]).

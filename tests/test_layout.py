@@ -36,3 +36,12 @@ def test_the_flat_modules_are_gone():
     """Every module lives in the room of its stage (only these stay at the top)."""
     top = {p.name for p in PACKAGE.glob("*.py")}
     assert top == {"__init__.py", "__main__.py", "errors.py", "text.py"}
+
+
+def test_the_files_handed_out_first_exist():
+    """tests/conftest.py's FIRST (the heaviest test files, first under --dist loadfile) names
+    files that are there: a renamed file would silently go back to the end of the queue."""
+    from conftest import FIRST
+
+    tests = Path(__file__).resolve().parent
+    assert [name for name in FIRST if not (tests / name).is_file()] == []
