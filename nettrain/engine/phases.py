@@ -53,17 +53,15 @@ def plan(config: Any, epochs: int) -> list[Phase]:
                                                              max(tune.after, epochs))]
 
 
-def record(config: Any) -> list[dict[str, Any]] | None:
+def record(prepared: Any) -> list[dict[str, Any]] | None:
     """run.json's ``phases``: where each starts (its first epoch, from 0 as history.csv's
-    ``epoch``) and how it trains; None without ``fit.fine_tune``."""
-    from nettrain.config.applications import is_application
-    from nettrain.config.fields import spec_kwargs, spec_name
-
-    tune = config.fit.fine_tune
+    ``epoch``) and how it trains; None without ``fit.fine_tune``. Whether BatchNormalization
+    keeps its statistics is the built backbones' (:attr:`Backbone.pretrained`)."""
+    tune = prepared.config.fit.fine_tune
     if tune is None:
         return None
-    pretrained = any(spec_kwargs(s).get("weights", "imagenet") is not None
-                     for s in config.model.layers if is_application(spec_name(s)))
+    pretrained = any(wrapper._nettrain_backbone.pretrained  # noqa: SLF001
+                     for wrapper in backbones.find(prepared.model))
     return [{"phase": HEAD, "first_epoch": 0, "backbone": "frozen"},
             {"phase": FINE_TUNE, "first_epoch": tune.after, "unfreeze": tune.unfreeze,
              "learning_rate": tune.learning_rate, "batch_normalization":
@@ -115,8 +113,9 @@ def train(prepared: Any, path: Any, kwargs: dict[str, Any],
     """
     from nettrain.run.record import RunRecord
 
-    if record(prepared.config) is not None:
-        RunRecord(path).annotate(phases=record(prepared.config))
+    recorded = record(prepared)
+    if recorded is not None:
+        RunRecord(path).annotate(phases=recorded)
     start, end = kwargs["initial_epoch"], kwargs["epochs"]
     left = [p for p in plan(prepared.config, end) if p.end > start and p.start < end]
     if not left:  # nothing to train: Keras still ends the training (EarlyStopping restores)
@@ -134,10 +133,10 @@ def train(prepared: Any, path: Any, kwargs: dict[str, Any],
         cached = features(prepared) if phase.name != FINE_TUNE else None
         if cached is not None:
             head, model = cached
-            args, _ = arguments(head, first)
+            args, on_features = arguments(head, first)  # the pipelines of the features
             its["callbacks"] = [OnModel(kwargs["callbacks"], model)]
             if "validation_data" in its:
-                its["validation_data"] = arguments(head, first)[1]["validation_data"]
+                its["validation_data"] = on_features["validation_data"]
             fit_once(head, args, its)
         else:
             args, _ = arguments(prepared, first)
