@@ -15,6 +15,7 @@ from nettrain.data import fingerprint
 from nettrain.data.dataset import Data
 from nettrain.data.loading import load_data
 from nettrain.engine import reports
+from nettrain.engine.arrays import CHUNK_ROWS
 from nettrain.engine.train import _evaluate
 from nettrain.errors import DataError, UsageError
 from nettrain.model import saving
@@ -153,7 +154,7 @@ def evaluate(run_path: str | Path, split: str | None = None, fmt: str | None = N
     return Evaluation(name, metrics, used, result, files, source)
 
 
-def _parts(data: Data, split: str, rows: int = 65_536) -> Any:
+def _parts(data: Data, split: str, rows: int = CHUNK_ROWS) -> Any:
     """(x, y) of one split, ``rows`` at a time: a streamed file chunk by chunk as read (one
     chunk in memory), arrays in slices. Numpy, not a tf.data pass: iterating one from Python
     grew the process's memory with the batches (issue 26)."""
