@@ -173,6 +173,17 @@ def test_fit_writes_history_png(iris_run):
     assert (w, h) == (960, 340)  # two panels: loss and accuracy
 
 
+def test_the_panels_are_the_metrics_not_the_epoch_learning_rate_or_phase_columns():
+    import pandas as pd
+
+    from nettrain.engine.phases import FINE_TUNE
+
+    history = pd.DataFrame({"epoch": [0, 1], "accuracy": [0.5, 0.6], FINE_TUNE: [0.0, 1.0],
+                            "learning_rate": [0.1, 0.01], "loss": [1.0, 0.9],
+                            "val_loss": [1.1, 1.0], "val_auc": [0.6, 0.7]})
+    assert plots.metric_names(history) == ["loss", "accuracy", "auc"]
+
+
 def _legends(fig) -> list[list[str]]:
     """The entries of each legend of a figure: the panels' legends, then the figure's."""
     legends = [ax.get_legend() for ax in fig.axes] + list(fig.legends)

@@ -56,7 +56,7 @@ def load_series(cfg: DataConfig, classify: bool, rule: CsvRule) -> Data:
     bounds = np.cumsum([0, n - n_val - n_test, n_val, n_test])
     missing = missing.learned(kept, np.arange(bounds[1]))
     values, labelled = series_values(kept, inputs, cfg.targets, missing, bounds[1], name)
-    target = [inputs.index(t) for t in cfg.targets]
+    target = target_index(inputs, cfg.targets)
     data = Data({}, {}, {}, {
         "features": inputs, "target": cfg.targets, "csv_reading": rule.to_json(),
         "missing": missing.to_json(), "timeseries": {**series.model_dump(), "time_kind": kind}})
@@ -77,6 +77,12 @@ def load_series(cfg: DataConfig, classify: bool, rule: CsvRule) -> Data:
                           f"without the target are filled as inputs (interpolate), never used "
                           "as a label.")
     return data
+
+
+def target_index(inputs: Any, targets: Any) -> list[int]:
+    """Where each target column sits among a series' input columns (its windows' last axis):
+    the column a forecast is of, and the one the naive forecast repeats."""
+    return [list(inputs).index(t) for t in targets]
 
 
 def in_time_order(frame: Any, time: str, name: str) -> tuple[Any, np.ndarray, str]:
@@ -204,6 +210,6 @@ def labelled_series(path: Path, info: dict[str, Any], missing: Any, delimiter: s
         raise InputError(f"--data: {path.name} has {len(times)} rows: none with a full window "
                          f"of {series.window} rows {series.horizon} step(s) before it and its "
                          f"target given. Give at least {series.window + series.horizon} rows.")
-    target = [list(info["features"]).index(t) for t in info["target"]]
+    target = target_index(info["features"], info["target"])
     return Data({"test": windows(values, ends, series)}, {"test": values[ends][:, target]},
                 {}, info)

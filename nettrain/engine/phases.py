@@ -26,8 +26,9 @@ import numpy as np
 
 from nettrain.model import backbone as backbones
 from nettrain.model.builder import resolve_compiled
+from nettrain.run import history
 
-HEAD, FINE_TUNE = "head", "fine_tune"
+HEAD, FINE_TUNE = "head", history.FINE_TUNE  # the phase, and its column in history.csv
 # Each time features are computed (a count the tests read: once a phase, never once an epoch).
 computed = {"passes": 0}
 

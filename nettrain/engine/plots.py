@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nettrain.run.directory import replacing
+from nettrain.run.history import NOT_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,7 +42,7 @@ def metric_names(history: pd.DataFrame) -> list[str]:
     metrics (the learning rate gets its own panel when it changed).
     """
     names = [c for c in history.columns
-             if c not in ("epoch", "learning_rate", "lr", "fine_tune") and not c.startswith("val_")]
+             if c not in NOT_METRICS and not c.startswith("val_")]
     names += [c[4:] for c in history.columns if c.startswith("val_") and c[4:] not in names]
     return sorted(names, key=lambda name: name != "loss")
 

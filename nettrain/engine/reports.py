@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from nettrain.data.timeseries import target_index
 from nettrain.text import shown
 
 CONFUSION_PNG = "confusion_matrix"  # + "-<split>.png", or "-data-<file stem>.png"
@@ -222,7 +223,7 @@ def naive(parts: Any, info: dict[str, Any]) -> dict[str, Any]:
     """MAE, RMSE and R² of the naive forecast of a series on ``parts`` (a split's ``(x, y)`` windows, a
     chunk at a time): each window's last value of the target, the value ``horizon`` steps
     before; the baseline a forecast has to beat (for data.timeseries runs; see :func:`summed`)."""
-    index = [list(info["features"]).index(t) for t in info["target"]]
+    index = target_index(info["features"], info["target"])
     moments = Moments()
     for x, y in parts:
         moments.add(y, np.asarray(x)[:, -1, index])

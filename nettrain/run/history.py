@@ -20,6 +20,11 @@ from nettrain.run.directory import replacing
 if TYPE_CHECKING:
     import pandas as pd
 
+# history.csv's columns that are no metric: the epoch, the learning rate Keras logs, and the
+# flag nettrain's fine-tuning phase writes (1.0 from the epoch it starts: engine.phases).
+FINE_TUNE = "fine_tune"
+NOT_METRICS = ("epoch", "learning_rate", "lr", FINE_TUNE)
+
 
 @dataclass(frozen=True)
 class History:
