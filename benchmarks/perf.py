@@ -50,35 +50,52 @@ RESULTS = REPO / "benchmarks" / "results"
 # epoch; the times go to the file named by NETTRAIN_BENCH_EPOCHS.
 WRAPPER = """\
 import json, os, runpy, sys, time
-import keras
 
 times = []
 
-class _EpochTimes(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
+def install():
+    import keras
 
-    def on_epoch_end(self, epoch, logs=None):
-        times.append(time.perf_counter() - self.start)
+    class _EpochTimes(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
 
-_fit = keras.Model.fit
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
 
-def fit(self, *args, callbacks=None, **kwargs):
-    return _fit(self, *args, callbacks=[*(callbacks or []), _EpochTimes()], **kwargs)
+    _fit = keras.Model.fit
 
-keras.Model.fit = fit
-if os.environ.get("KERAS_BACKEND") == "jax":  # nettrain's fused path calls no Model.fit
-    try:
-        from nettrain.backends import jax_fused
-    except ImportError:  # another checkout, without it
-        jax_fused = None
-    if jax_fused is not None:
-        _fused = jax_fused.fit
+    def fit(self, *args, callbacks=None, **kwargs):
+        return _fit(self, *args, callbacks=[*(callbacks or []), _EpochTimes()], **kwargs)
 
-        def fused(*args, callbacks=(), **kwargs):
-            return _fused(*args, callbacks=[*callbacks, _EpochTimes()], **kwargs)
+    keras.Model.fit = fit
+    if keras.backend.backend() == "jax":  # nettrain's fused path calls no Model.fit
+        try:
+            from nettrain.backends import jax_fused
+        except ImportError:  # another checkout, without it
+            jax_fused = None
+        if jax_fused is not None:
+            _fused = jax_fused.fit
 
-        jax_fused.fit = fused
+            def fused(*args, callbacks=(), **kwargs):
+                return _fused(*args, callbacks=[*callbacks, _EpochTimes()], **kwargs)
+
+            jax_fused.fit = fused
+
+if sys.argv[1:3] == ["-m", "nettrain"]:  # Keras is imported once nettrain chose the
+    from nettrain.backends import select  # backend (auto); patched right after
+
+    _settle = select.settle
+    installed = []
+
+    def settle():
+        _settle()
+        if not installed:
+            installed.append(install())
+
+    select.settle = settle
+else:
+    install()
 try:
     if sys.argv[1] == "-m":
         sys.argv = sys.argv[2:]
