@@ -6,6 +6,8 @@ import finds no JAX either).
 
     python benchmarks/fit_phases.py configs/digits_mlp.yaml --pairs 3 --baseline-src /tmp/base \\
         --tensorflow-only --out benchmarks/results/fit_phases.json
+    python benchmarks/fit_phases.py mnist --pairs 2 --backend tensorflow --warm --plain \\
+        --out benchmarks/results/fit_phases_mnist.json     # perf.py's MNIST MLP, its plain script
 
 Each run is ``python -m nettrain fit CONFIG -q`` in its own process under a wrapper that
 stamps the wall and CPU clocks (``time.process_time``: every thread of the process) around
@@ -141,7 +143,7 @@ class Side:
     source: Path
     hide: str = ""
     backend: str | None = None
-    cache: str | None = None  # "cold": an empty compile cache each run; "warm": one kept
+    cache: str = "cold"  # a JAX run's compile cache: "cold", empty each run; "warm": kept
     plain: tuple[str, ...] = ()
 
 
@@ -153,7 +155,7 @@ def measure(side: Side, config: Path, folder: Path) -> dict[str, Any]:
            "NETTRAIN_RUNS": str(folder / "runs"), "NETTRAIN_HIDE": side.hide,
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("KERAS_BACKEND", None)
-    if side.cache:  # nettrain's JAX compile cache (nettrain.backends.compile_cache)
+    if not side.plain:  # nettrain's JAX compile cache (nettrain.backends.compile_cache)
         cache = folder / f"jax-cache-{side.cache}"
         if side.cache == "cold":
             shutil.rmtree(cache, ignore_errors=True)
@@ -183,34 +185,58 @@ def measure(side: Side, config: Path, folder: Path) -> dict[str, Any]:
     return {**done, "backend": record.get("backend"), "test": metrics.get("test")}
 
 
+PERF = {"mnist": ((60_000, (28, 28)), 8), "cnn": ((10_000, (28, 28, 1)), 3)}
+
+
+def _perf(name: str, epochs: int, folder: Path) -> tuple[Path, list[str]]:
+    """perf.py's config of benchmark ``name`` (mnist, cnn) for ``epochs``, its data written
+    into ``folder``, and its plain script's arguments."""
+    import perf
+
+    (n, shape), _ = PERF[name]
+    data = perf._images(folder, n, shape)
+    texts = {"mnist": (perf.MNIST_CONFIG, perf.MNIST_PLAIN), "cnn": (perf.CNN_CONFIG,
+                                                                   perf.CNN_PLAIN)}[name]
+    config, _ = perf._fit_sides(folder, name, *texts, data, epochs)
+    return config, [str(folder / f"{name}_plain.py"), str(data), str(epochs), "OUT"]
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", type=Path)
+    parser.add_argument("config", type=Path, help="a config, or mnist[:EPOCHS] or "
+                        "cnn[:EPOCHS]: perf.py's seed MNIST MLP (8 epochs) or small CNN (3)")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--baseline-src", type=Path, default=None,
                         help="another checkout of nettrain, run alternately with this one")
     parser.add_argument("--tensorflow-only", action="store_true",
                         help="also with JAX and PyTorch hidden (the README's first install)")
     parser.add_argument("--backend", nargs="+", default=[], metavar="NAME",
-                        help="also fit with --backend NAME (jax: with an empty compile cache "
-                             "each run, 'jax cold')")
+                        help="also fit with --backend NAME (a JAX run, auto's included, "
+                             "with an empty compile cache each run, as a first run)")
     parser.add_argument("--warm", action="store_true",
-                        help="with --backend jax, also with a compile cache filled before the "
-                             "runs ('jax warm': a second run of the job)")
-    parser.add_argument("--plain", nargs="+", default=[], metavar="ARG",
+                        help="also --backend jax with a compile cache filled before the runs "
+                             "('jax warm': a second run of the job)")
+    parser.add_argument("--plain", nargs="*", default=None, metavar="ARG",
                         help="also the plain script: SCRIPT and its arguments (OUT: a fresh "
-                             "folder), stamped around keras's import, Model.fit and .save")
+                             "folder), stamped around keras's import, Model.fit and .save; "
+                             "none with mnist or cnn: perf.py's plain script of it")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="nettrain-phases-"))
     (folder / "wrapper.py").write_text(WRAPPER)
+    label = str(args.config)
+    named = label.partition(":")
+    if named[0] in PERF and not args.config.is_file():  # perf.py's config, data, plain script
+        args.config, plain = _perf(named[0], int(named[2] or PERF[named[0]][1]), folder)
+        args.plain = plain if args.plain == [] else args.plain
     sources = {"this": REPO, **({"baseline": args.baseline_src} if args.baseline_src else {})}
     installs = {"every extra": "", **({"tensorflow only": "jax,jaxlib,torch"}
                                       if args.tensorflow_only else {})}
     sides = {f"{s}, {i}": Side(sources[s], installs[i]) for i in installs for s in sources}
     for name in args.backend:
-        for cache in ("cold", *("warm",) * args.warm) if name == "jax" else (None,):
-            sides[f"this, {name}" + (f" {cache}" if cache else "")] = Side(REPO, "", name, cache)
+        sides[f"this, {name}"] = Side(REPO, "", name)
+    if args.warm:
+        sides["this, jax warm"] = Side(REPO, "", "jax", "warm")
     if args.plain:
         sides["plain script"] = Side(REPO, plain=tuple(args.plain))
     if any(side.cache == "warm" for side in sides.values()):  # fill the warm cache first
@@ -225,12 +251,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             runs[name].append(done)
             print(name, done["seconds"], done["cpu_seconds"], file=sys.stderr, flush=True)
     load.append(os.getloadavg())
-    median = {side: {"seconds": statistics.median(r["seconds"] for r in rs),
+    median = {side: {"backend": "/".join(sorted({str(r.get("backend", "-")) for r in rs})),
+                     "seconds": statistics.median(r["seconds"] for r in rs),
                      "cpu_seconds": statistics.median(r["cpu_seconds"] for r in rs),
                      "phases": {p: [statistics.median(r["phases"][p][i] for r in rs)
                                     for i in (0, 1)] for p in PHASES}}
               for side, rs in runs.items()}
-    record = {"benchmark": "fit_phases", "config": str(args.config), "pairs": args.pairs,
+    record = {"benchmark": "fit_phases", "config": label, "pairs": args.pairs,
               "baseline_src": str(args.baseline_src) if args.baseline_src else None,
               "command": " ".join(["python", "benchmarks/fit_phases.py",
                                    *(argv or sys.argv[1:])]),

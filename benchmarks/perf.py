@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -228,13 +229,18 @@ def measure(command: list[str], folder: Path, timed: bool = True,
             backend: str | None = None) -> dict[str, Any]:
     """Run ``command`` (arguments after ``python``) in its own process, under the epoch-timing
     wrapper when ``timed`` and on the Keras ``backend`` given (default: Keras's own choice,
-    TensorFlow); its wall time, peak RSS and epoch times."""
-    epochs = folder / f"epochs-{time.monotonic_ns()}-{threading.get_ident()}.json"
+    TensorFlow); its wall time, peak RSS and epoch times. A JAX run compiles as a first run
+    of its job does: its compile cache (:mod:`nettrain.backends.compile_cache`) is an empty
+    folder of its own."""
+    stamp = f"{time.monotonic_ns()}-{threading.get_ident()}"
+    epochs = folder / f"epochs-{stamp}.json"
     wrapper = folder / "wrapper.py"
     full = [sys.executable, *([str(wrapper)] if timed else []), *command]
     env = _env(NETTRAIN_RUNS=str(folder / "runs"), NETTRAIN_BENCH_EPOCHS=str(epochs),
+               JAX_COMPILATION_CACHE_DIR=str(folder / f"jax-cache-{stamp}"),
                **({"KERAS_BACKEND": backend} if backend else {}))
     timed = run_timed(full, env=env, cwd=folder)
+    shutil.rmtree(env["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
     if timed["rc"] != 0:
         subprocess.run(full, env=env, cwd=folder)  # again, showing what it printed
         raise SystemExit(f"{command} failed with exit {timed['rc']}")

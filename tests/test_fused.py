@@ -54,7 +54,8 @@ out = {"diff": max(float(np.abs(a - b).max())
        "moved": max(float(np.abs(a - b).max()) for a, b in zip(start, fused.get_weights())),
        "iterations": [int(fitted.optimizer.iterations.numpy()),
                       int(fused.optimizer.iterations.numpy())],
-       "epochs_logged": len(history.history["loss"])}
+       "epochs_logged": len(history.history["loss"]),
+       "programs": sorted(map(str, fused.__dict__["_nettrain_fused"]))}
 
 # nettrain fit: fused by default on JAX; model.fit when compile.steps_per_execution is set.
 # Shuffled, validated, with EarlyStopping and a checkpoint: the same run either way.
@@ -115,6 +116,9 @@ def test_fused_gives_the_weights_of_model_fit(checks: dict) -> None:
     assert checks["scan_diff"] < 1e-6, checks["scan_diff"]
     assert checks["iterations"] == [21, 21]
     assert checks["epochs_logged"] == 3
+    # on CPU each step gathers its rows from the arrays put on the device once (no copy of
+    # the whole set in each epoch's order), and the short last batch has its own program
+    assert checks["programs"] == ["False", "gather"], checks["programs"]
 
 
 def test_fit_on_jax_takes_the_fused_path_with_the_same_result(checks: dict) -> None:
