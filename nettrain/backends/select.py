@@ -467,9 +467,10 @@ def settle() -> None:
     may then load, which costs only that start-up time. On JAX, its compiled programs are
     kept between runs (:mod:`nettrain.backends.compile_cache`)."""
     if loaded() == "jax":
-        from nettrain.backends import compile_cache
+        from nettrain.backends import compile_cache, jax_random
 
         compile_cache.enable()
+        jax_random.install()  # the initializers' draws: the same numbers, fewer compile seconds
     if not _keep_out["tensorflow"] or "tensorflow" in sys.modules:
         return
     lazy = tensorflow_switch()
