@@ -21,9 +21,9 @@ SERVE_MORE = ("serve_load_raw", "serve_load_rows100", "serve_load_rows100_raw",
 # serve_load.py --plain: nettrain serve against a plain FastAPI server (issue 27).
 SERVE_PLAIN = ("serve_plain", "serve_plain_on_batch")
 SERVE_PLAIN_GOAL = 2.0  # issue 27: at 64 clients, at least 2x the plain server's rows/s
-# fit_phases.py's other records (issue 27): the seed MNIST MLP (8 and 4 epochs) on each
+# fit_phases.py's other records (issue 27): the seed MNIST MLP (8, 4, 2 epochs) on each
 # backend and the plain script, the small CNN against its plain script.
-PHASES_MORE = ("fit_phases_mnist", "fit_phases_mnist4", "fit_phases_cnn")
+PHASES_MORE = ("fit_phases_mnist", "fit_phases_mnist4", "fit_phases_mnist2", "fit_phases_cnn")
 
 # Issue 9's targets: the largest ratio nettrain / plain (whole process) each may have.
 RATIO_GOALS = {"mnist": 1 / 1.3, "cnn": 1.0, "xor": 1.1, "digits": 1.1, "predict": 1.0}
