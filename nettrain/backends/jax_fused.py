@@ -3,9 +3,10 @@
 ``model.fit`` on JAX runs a Python loop over calls of ``steps_per_execution`` batches; here
 the epoch's batches go to the device at once and, on an accelerator, an epoch is one call of
 one XLA program (a ``lax.scan`` over the batches). On CPU each batch is one call of the
-compiled step, picked from the epoch's arrays on the device, with no callback between them:
-XLA:CPU runs a convolution inside a loop about 10x slower, and unrolling 32 steps took
-minutes to compile under load. Each step is
+compiled step, which gathers the batch's rows (the epoch's order, given as indices) from the
+training arrays put on the device once a fit, with no callback between the steps: XLA:CPU
+runs a convolution inside a loop about 10x slower, and unrolling 32 steps took minutes to
+compile under load. Each step is
 Keras's own ``model.train_step(state, batch)`` (``stateless_call``, the compiled loss,
 ``optimizer.stateless_apply``, the metric variables), so the weights are those of
 ``model.fit`` on the same batches, to float tolerance. Callbacks run as under ``model.fit``
