@@ -55,19 +55,19 @@ CHOICES = ("auto", *NAMES)
 # (nothing in its compile cache) compiles more around them: the initializers, the fused
 # training step and its short last batch, the test step's two shapes, the reload check.
 # ``benchmarks/fit_phases.py mnist:EPOCHS --backend jax`` (perf.py's MNIST_CONFIG: 60,000
-# random samples, 397,510 parameters; an empty compile cache each JAX run; CPU seconds, user +
-# system, whole processes alternating, 2 pairs, load average 4-7 on the 2 cores; results/
-# fit_phases_mnist*.json): an epoch 1.4 CPU s on TensorFlow, 0.9 on JAX; the rest about 0.8
-# CPU s more on JAX. 2 epochs (4.8e10 of work): JAX 1.03x TensorFlow's CPU seconds; 4 epochs
-# (9.5e10): 0.93x; 8 epochs (1.9e11): 0.86x (wall 0.83-0.90x). So JAX repays its start-up
-# from about 6e10; the threshold sits above that, where JAX was measured faster (under load
-# a cold JAX process's wall time can grow more than its CPU time: its compiles use one
-# thread). With its programs in the user's cache (a rerun, :mod:`nettrain.backends.
-# compile_cache`) 8 epochs took 0.69x, but ``auto`` decides for the first run. The examples
-# in configs/ (below 1e9 of work) are start-up and compile: they stay on TensorFlow. So a job
-# whose work (:mod:`nettrain.backends.work`: training rows x epochs x parameters) is below
-# JAX_WORK runs on TensorFlow (never slower than TensorFlow alone, and its results), a larger
-# one on JAX. (Earlier figures, results/jax_start.json, had JAX at 1.03-1.07x for 8 epochs.)
+# random samples, 397,510 parameters; an empty compile cache each JAX run; whole processes
+# alternating, 2 pairs, load average 3-5 on the 2 cores; results/fit_phases_mnist*.json): an
+# epoch 1.45 CPU s on TensorFlow, 0.95 on JAX; the rest about even (JAX starts 1 s sooner,
+# without TensorFlow, and compiles about 1 s more). CPU seconds (user + system) on JAX
+# against TensorFlow: 2 epochs (4.8e10 of work) 0.95x (wall 1.03x); 4 epochs (9.5e10) 0.87x
+# (wall 0.73x); 8 epochs (1.9e11) 0.78x (wall: 13.9 and 25.5 s against 15.2 and 19.6). So
+# JAX repays its start-up from about 5e10; the threshold sits twice above (under load a cold
+# JAX process's wall time can grow more than its CPU time: its compiles use one thread).
+# With its programs in the user's cache (a rerun, :mod:`nettrain.backends.compile_cache`) 8
+# epochs took 0.66x, but ``auto`` decides for the first run. The examples in configs/ (below
+# 1e9 of work) are start-up and compile: they stay on TensorFlow. So a job of less work
+# (:mod:`nettrain.backends.work`: training rows x epochs x parameters) than JAX_WORK runs on
+# TensorFlow (never slower than TensorFlow alone, and its results), a larger one on JAX.
 JAX_WORK = 1e11
 # How many times JAX_WORK a job needs on JAX when it imports TensorFlow too (images,
 # savedmodel, TensorBoard): both imports, and jax2tf for savedmodel, double the extra start-up.
