@@ -405,10 +405,11 @@ def _phases(r: dict[str, Any], goal: bool = True) -> list[str]:
              f"`nettrain fit {r['config']} -q` as whole processes, {r['pairs']} pair(s), "
              "medians; `this` is the checkout measured, `baseline` "
              f"{r.get('baseline_src') or 'none'}; `tensorflow only`: JAX and PyTorch hidden "
-             "(the README's first install); `this, NAME`: with `--backend NAME` (`jax cold`: an "
-             "empty compile cache each run, as a first run; `jax warm`: a filled one); `plain "
-             "script`: the plain Keras script (start-up: until `import keras` returns; data: "
-             "until `fit`). Each cell: wall / CPU seconds (user + system, every thread). Load "
+             "(the README's first install); `this, NAME`: with `--backend NAME`; a JAX run, "
+             "`auto`'s too, with an empty compile cache each run (a first run), `jax warm` with a "
+             "filled one; `plain script`: the plain Keras script (start-up: until `import keras` "
+             "returns; data: until `fit`); `mnist`, `cnn`: perf.py's jobs (`:N`: N epochs). "
+             "Each cell: wall / CPU seconds (user + system, every thread). Load "
              f"average (1 minute) before and after: {load} on 2 CPUs"
              f"{_crowded(r['load_average'])}.", "",
              f"| side | whole process | {' | '.join(PHASES)} |" +
