@@ -405,7 +405,8 @@ def _phases(r: dict[str, Any], goal: bool = True) -> list[str]:
              f"`nettrain fit {r['config']} -q` as whole processes, {r['pairs']} pair(s), "
              "medians; `this` is the checkout measured, `baseline` "
              f"{r.get('baseline_src') or 'none'}; `tensorflow only`: JAX and PyTorch hidden "
-             "(the README's first install); `this, NAME`: with `--backend NAME`; a JAX run, "
+             "(the README's first install); `every extra`: `auto`, on TensorFlow unless the row "
+             "says; `this, NAME`: with `--backend NAME`; a JAX run, "
              "`auto`'s too, with an empty compile cache each run (a first run), `jax warm` with a "
              "filled one; `plain script`: the plain Keras script (start-up: until `import keras` "
              "returns; data: until `fit`); `mnist`, `cnn`: perf.py's jobs (`:N`: N epochs). "
@@ -418,7 +419,8 @@ def _phases(r: dict[str, Any], goal: bool = True) -> list[str]:
     for side, m in r["by_side"].items():
         cells = " | ".join(f"{w:.2f} / {c:.2f}" for w, c in
                            (m["phases"][p] for p in PHASES))
-        on = f" (on {m['backend']})" if m.get("backend", "-") not in ("-", *side.split()) else ""
+        on = f" (on {m['backend']})" if m.get("backend", "-") not in \
+            ("-", "tensorflow", *side.split()) else ""  # auto's, where not TensorFlow
         lines.append(f"| {side}{on} | **{m['seconds']:.1f}** / {m['cpu_seconds']:.1f} | {cells} |" +
                      (f" under {README_JOB_GOAL:.0f} s | "
                       f"{_met(m['seconds'] < README_JOB_GOAL)} |" if goal else ""))
