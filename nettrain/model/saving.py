@@ -103,16 +103,19 @@ def _outputs(model: Any, sample: Any) -> Any:
 
     from nettrain.data.pipeline import to_tensors
 
-    if keras.backend.backend() != "jax":
+    try:
+        state = ([v.value for v in model.trainable_variables],
+                 [v.value for v in model.non_trainable_variables])
+    except TypeError:  # a JAX fit stopped mid-epoch (Ctrl-C) left variables it had purged
+        state = None   # without a value (a dropout seed): the eager call reads only its own
+    if keras.backend.backend() != "jax" or state is None:
         return keras.ops.convert_to_numpy(model(to_tensors(sample), training=False))
     import jax
 
     def forward(trainable: Any, other: Any, x: Any) -> Any:
         return model.stateless_call(trainable, other, x, training=False)[0]
 
-    return keras.ops.convert_to_numpy(jax.jit(forward)(  # numpy in: no program to stage it
-        [v.value for v in model.trainable_variables],
-        [v.value for v in model.non_trainable_variables], sample))
+    return keras.ops.convert_to_numpy(jax.jit(forward)(*state, sample))  # numpy: no staging
 
 
 def tolerance(model: Any) -> tuple[float, float]:
