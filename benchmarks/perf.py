@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,35 +51,52 @@ RESULTS = REPO / "benchmarks" / "results"
 # epoch; the times go to the file named by NETTRAIN_BENCH_EPOCHS.
 WRAPPER = """\
 import json, os, runpy, sys, time
-import keras
 
 times = []
 
-class _EpochTimes(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
+def install():
+    import keras
 
-    def on_epoch_end(self, epoch, logs=None):
-        times.append(time.perf_counter() - self.start)
+    class _EpochTimes(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
 
-_fit = keras.Model.fit
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
 
-def fit(self, *args, callbacks=None, **kwargs):
-    return _fit(self, *args, callbacks=[*(callbacks or []), _EpochTimes()], **kwargs)
+    _fit = keras.Model.fit
 
-keras.Model.fit = fit
-if os.environ.get("KERAS_BACKEND") == "jax":  # nettrain's fused path calls no Model.fit
-    try:
-        from nettrain.backends import jax_fused
-    except ImportError:  # another checkout, without it
-        jax_fused = None
-    if jax_fused is not None:
-        _fused = jax_fused.fit
+    def fit(self, *args, callbacks=None, **kwargs):
+        return _fit(self, *args, callbacks=[*(callbacks or []), _EpochTimes()], **kwargs)
 
-        def fused(*args, callbacks=(), **kwargs):
-            return _fused(*args, callbacks=[*callbacks, _EpochTimes()], **kwargs)
+    keras.Model.fit = fit
+    if keras.backend.backend() == "jax":  # nettrain's fused path calls no Model.fit
+        try:
+            from nettrain.backends import jax_fused
+        except ImportError:  # another checkout, without it
+            jax_fused = None
+        if jax_fused is not None:
+            _fused = jax_fused.fit
 
-        jax_fused.fit = fused
+            def fused(*args, callbacks=(), **kwargs):
+                return _fused(*args, callbacks=[*callbacks, _EpochTimes()], **kwargs)
+
+            jax_fused.fit = fused
+
+if sys.argv[1:3] == ["-m", "nettrain"]:  # Keras is imported once nettrain chose the
+    from nettrain.backends import select  # backend (auto); patched right after
+
+    _settle = select.settle
+    installed = []
+
+    def settle():
+        _settle()
+        if not installed:
+            installed.append(install())
+
+    select.settle = settle
+else:
+    install()
 try:
     if sys.argv[1] == "-m":
         sys.argv = sys.argv[2:]
@@ -211,13 +229,18 @@ def measure(command: list[str], folder: Path, timed: bool = True,
             backend: str | None = None) -> dict[str, Any]:
     """Run ``command`` (arguments after ``python``) in its own process, under the epoch-timing
     wrapper when ``timed`` and on the Keras ``backend`` given (default: Keras's own choice,
-    TensorFlow); its wall time, peak RSS and epoch times."""
-    epochs = folder / f"epochs-{time.monotonic_ns()}-{threading.get_ident()}.json"
+    TensorFlow); its wall time, peak RSS and epoch times. A JAX run compiles as a first run
+    of its job does: its compile cache (:mod:`nettrain.backends.compile_cache`) is an empty
+    folder of its own."""
+    stamp = f"{time.monotonic_ns()}-{threading.get_ident()}"
+    epochs = folder / f"epochs-{stamp}.json"
     wrapper = folder / "wrapper.py"
     full = [sys.executable, *([str(wrapper)] if timed else []), *command]
     env = _env(NETTRAIN_RUNS=str(folder / "runs"), NETTRAIN_BENCH_EPOCHS=str(epochs),
+               JAX_COMPILATION_CACHE_DIR=str(folder / f"jax-cache-{stamp}"),
                **({"KERAS_BACKEND": backend} if backend else {}))
     timed = run_timed(full, env=env, cwd=folder)
+    shutil.rmtree(env["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
     if timed["rc"] != 0:
         subprocess.run(full, env=env, cwd=folder)  # again, showing what it printed
         raise SystemExit(f"{command} failed with exit {timed['rc']}")

@@ -21,6 +21,9 @@ SERVE_MORE = ("serve_load_raw", "serve_load_rows100", "serve_load_rows100_raw",
 # serve_load.py --plain: nettrain serve against a plain FastAPI server (issue 27).
 SERVE_PLAIN = ("serve_plain", "serve_plain_on_batch")
 SERVE_PLAIN_GOAL = 2.0  # issue 27: at 64 clients, at least 2x the plain server's rows/s
+# fit_phases.py's other records (issue 27): the seed MNIST MLP (8, 4, 2 epochs) on each
+# backend and the plain script, the small CNN against its plain script.
+PHASES_MORE = ("fit_phases_mnist", "fit_phases_mnist4", "fit_phases_mnist2", "fit_phases_cnn")
 
 # Issue 9's targets: the largest ratio nettrain / plain (whole process) each may have.
 RATIO_GOALS = {"mnist": 1 / 1.3, "cnn": 1.0, "xor": 1.1, "digits": 1.1, "predict": 1.0}
@@ -35,7 +38,7 @@ README_JOB_GOAL = 5.0  # issue 27: seconds of the README's main job, whole proce
 def read_records(folder: Path) -> dict[str, dict[str, Any]]:
     """The records of ``NAMES`` in ``folder`` (``<name>.json``), those that exist."""
     return {name: json.loads((folder / f"{name}.json").read_text())
-            for name in (*NAMES, *SERVE_MORE, *SERVE_PLAIN)
+            for name in (*NAMES, *SERVE_MORE, *SERVE_PLAIN, *PHASES_MORE)
             if (folder / f"{name}.json").is_file()}
 
 
@@ -50,6 +53,7 @@ def render(records: dict[str, dict[str, Any]], command: str) -> str:
     records = dict(records)
     serve_more = [records.pop(name) for name in SERVE_MORE if name in records]
     serve_plain = [records.pop(name) for name in SERVE_PLAIN if name in records]
+    phases_more = [records.pop(name) for name in PHASES_MORE if name in records]
     first = next(iter(records.values()))
     m = first["machine"]
     small = any(r.get("small") for r in records.values())
@@ -99,11 +103,15 @@ def render(records: dict[str, dict[str, Any]], command: str) -> str:
         lines += ["", *_tracking(records["tracking_cost"])]
     if "fit_phases" in records:
         lines += ["", *_phases(records["fit_phases"])]
+    for more in phases_more:
+        lines += ["", *_phases(more, goal=False)]
     lines += ["", "Commands (each writes `benchmarks/results/<name>.json`):", ""]
     for name, r in records.items():
         lines.append(f"- {name}: `{r['command']}`")
     for r in serve_more + serve_plain:
         lines.append(f"- serve_load: `{r['command']}`")
+    for r in phases_more:
+        lines.append(f"- fit_phases: `{r['command']}`")
     return "\n".join(lines) + "\n"
 
 
@@ -386,23 +394,34 @@ def _crowded(loads: list[list[float]]) -> str:
     return ": the wall seconds are those of a crowded machine, the CPU seconds blur least"
 
 
-def _phases(r: dict[str, Any]) -> list[str]:
-    """Issue 27: where a whole ``nettrain fit`` spends its time (``fit_phases.py``)."""
+def _phases(r: dict[str, Any], goal: bool = True) -> list[str]:
+    """Issue 27: where a whole ``nettrain fit`` spends its time (``fit_phases.py``); with
+    ``goal``, against the README's job's goal."""
     from fit_phases import PHASES
 
     load = ", ".join(f"{v[0]:.1f}" for v in r["load_average"])
-    lines = ["## Where a whole fit's time goes (issue 27)", "",
+    lines = ["## Where a whole fit's time goes (issue 27)" + ("" if goal else
+             f": {Path(r['config']).stem}"), "",
              f"`nettrain fit {r['config']} -q` as whole processes, {r['pairs']} pair(s), "
              "medians; `this` is the checkout measured, `baseline` "
              f"{r.get('baseline_src') or 'none'}; `tensorflow only`: JAX and PyTorch hidden "
-             "(the README's first install). Each cell: wall / CPU seconds (user + system, "
-             f"every thread). Load average (1 minute) before and after: {load} on 2 CPUs"
+             "(the README's first install); `every extra`: `auto`, on TensorFlow unless the row "
+             "says; `this, NAME`: with `--backend NAME`; a JAX run, "
+             "`auto`'s too, with an empty compile cache each run (a first run), `jax warm` with a "
+             "filled one; `plain script`: the plain Keras script (start-up: until `import keras` "
+             "returns; data: until `fit`); `mnist`, `cnn`: perf.py's jobs (`:N`: N epochs). "
+             "Each cell: wall / CPU seconds (user + system, every thread). Load "
+             f"average (1 minute) before and after: {load} on 2 CPUs"
              f"{_crowded(r['load_average'])}.", "",
-             f"| side | whole process | {' | '.join(PHASES)} | goal (wall) | met |",
-             "| --- " * (len(PHASES) + 4) + "|"]
+             f"| side | whole process | {' | '.join(PHASES)} |" +
+             (" goal (wall) | met |" if goal else ""),
+             "| --- " * (len(PHASES) + (4 if goal else 2)) + "|"]
     for side, m in r["by_side"].items():
         cells = " | ".join(f"{w:.2f} / {c:.2f}" for w, c in
                            (m["phases"][p] for p in PHASES))
-        lines.append(f"| {side} | **{m['seconds']:.1f}** / {m['cpu_seconds']:.1f} | {cells} | "
-                     f"under {README_JOB_GOAL:.0f} s | {_met(m['seconds'] < README_JOB_GOAL)} |")
+        on = f" (on {m['backend']})" if m.get("backend", "-") not in \
+            ("-", "tensorflow", *side.split()) else ""  # auto's, where not TensorFlow
+        lines.append(f"| {side}{on} | **{m['seconds']:.1f}** / {m['cpu_seconds']:.1f} | {cells} |" +
+                     (f" under {README_JOB_GOAL:.0f} s | "
+                      f"{_met(m['seconds'] < README_JOB_GOAL)} |" if goal else ""))
     return lines

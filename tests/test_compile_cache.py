@@ -67,3 +67,38 @@ def test_the_tests_keep_the_jax_programs_of_their_processes_out_of_the_users_hom
     assert tmp_path_factory.getbasetemp().parent in where.parents or \
         where.parent == tmp_path_factory.getbasetemp()
     assert Path.home() / ".cache" not in where.parents
+
+
+def test_on_jax_the_initializers_draw_flat_the_very_numbers_keras_draws(tmp_path):
+    """nettrain.backends.jax_random: after Keras's import on JAX (select.settle, as every
+    command runs it) the uniform, normal and truncated normal draws are made flat and
+    reshaped (a (500, 10) kernel's program compiles in a fraction of the time): the initial
+    weights of a seeded model are those Keras's own functions give, bit for bit."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, keras\n"
+        "from keras.src.backend.jax import random\n"
+        "from nettrain.backends import select\n"
+        "def weights():\n"
+        "    keras.utils.set_random_seed(3)\n"
+        "    model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(5),\n"
+        "        keras.layers.Dense(4, kernel_initializer='he_normal'),\n"
+        "        keras.layers.Dense(3, kernel_initializer='random_normal')])\n"
+        "    return model.get_weights()\n"
+        "before = weights()\n"
+        "select.settle()\n"
+        "flat = [getattr(random, n)._nettrain_flat for n in ('uniform', 'normal', "
+        "'truncated_normal')]\n"
+        "after = weights()\n"
+        "print(flat, all(np.array_equal(a, b) for a, b in zip(before, after)),\n"
+        "      any(np.abs(a).max() > 0 for a in after))\n")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "JAX_COMPILATION_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-2] == "[True, True, True] True True", done.stdout

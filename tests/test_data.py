@@ -358,6 +358,17 @@ def test_npz_source(runner, tmp_path):
     assert np.array_equal(data.x["test"], np.load(tmp_path / "d.npz")["x"][test])
 
 
+def test_a_source_not_split_is_the_training_split_without_a_copy(tmp_path):
+    """No split: the training rows are the source's, in order, held once (MNIST: 188 MB less
+    and 0.1-0.2 CPU seconds of copying); the labels are the source's too."""
+    write_npz(tmp_path / "d.npz", n=30)
+    data = load_data(load_config(write_config(tmp_path / "c.yaml", tiny_config(
+        data={"npz": str(tmp_path / "d.npz")}))))
+    assert data.splits == ["train"]
+    assert np.array_equal(data.x["train"], np.load(tmp_path / "d.npz")["x"])
+    assert not data.x["train"].flags.owndata  # a view of the loaded array, not a copy
+
+
 def test_sample_weights_from_a_csv_column(runner, tmp_path):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.random(40), "b": rng.random(40),

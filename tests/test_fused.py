@@ -54,7 +54,31 @@ out = {"diff": max(float(np.abs(a - b).max())
        "moved": max(float(np.abs(a - b).max()) for a, b in zip(start, fused.get_weights())),
        "iterations": [int(fitted.optimizer.iterations.numpy()),
                       int(fused.optimizer.iterations.numpy())],
-       "epochs_logged": len(history.history["loss"])}
+       "epochs_logged": len(history.history["loss"]),
+       "programs": sorted(map(str, fused.__dict__["_nettrain_fused"]))}
+
+# the reload check of a save: the model and its reloaded copy each run one program (their
+# forward pass), not one per op run eagerly; rows of a shape no program has seen yet
+import jax
+from pathlib import Path
+from nettrain.model import saving
+programs = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, seconds, **kw: programs.append(event)
+    if event == "/jax/core/compile/backend_compile_duration" else None)
+Path("saved").mkdir()
+saving.save_model(fused, Path("saved"), ["keras"], sample=x[:7])
+out["reload_programs"] = len(programs)
+# a Ctrl-C in a JAX model.fit leaves the variables Keras purged during the epoch without a
+# value (here the dropout's seed): the check still runs (it failed with a TypeError)
+purged = make()
+purged.set_weights(fused.get_weights())
+purged._purge_model_variables(non_trainable_variables=True)
+saving._check_reload(purged, Path("saved"), "keras", x[:7], {})
+try:  # a model that predicts otherwise than the file (the untrained one) is still refused
+    saving._check_reload(make(), Path("saved"), "keras", x[:7], {})
+except Exception as exc:
+    out["reload_refused"] = str(exc)
 
 # nettrain fit: fused by default on JAX; model.fit when compile.steps_per_execution is set.
 # Shuffled, validated, with EarlyStopping and a checkpoint: the same run either way.
@@ -115,6 +139,13 @@ def test_fused_gives_the_weights_of_model_fit(checks: dict) -> None:
     assert checks["scan_diff"] < 1e-6, checks["scan_diff"]
     assert checks["iterations"] == [21, 21]
     assert checks["epochs_logged"] == 3
+    # on CPU each step gathers its rows from the arrays put on the device once (no copy of
+    # the whole set in each epoch's order), and the short last batch has its own program
+    assert checks["programs"] == ["False", "gather"], checks["programs"]
+    # a save's reload check compiles the model's forward pass once for each side (before:
+    # each op of it, run eagerly, about 10 programs here)
+    assert checks["reload_programs"] == 2, checks["reload_programs"]
+    assert "predicts differently after reloading" in checks.get("reload_refused", "")
 
 
 def test_fit_on_jax_takes_the_fused_path_with_the_same_result(checks: dict) -> None:

@@ -3,9 +3,10 @@
 ``model.fit`` on JAX runs a Python loop over calls of ``steps_per_execution`` batches; here
 the epoch's batches go to the device at once and, on an accelerator, an epoch is one call of
 one XLA program (a ``lax.scan`` over the batches). On CPU each batch is one call of the
-compiled step, picked from the epoch's arrays on the device, with no callback between them:
-XLA:CPU runs a convolution inside a loop about 10x slower, and unrolling 32 steps took
-minutes to compile under load. Each step is
+compiled step, which gathers the batch's rows (the epoch's order, given as indices) from the
+training arrays put on the device once a fit, with no callback between the steps: XLA:CPU
+runs a convolution inside a loop about 10x slower, and unrolling 32 steps took minutes to
+compile under load. Each step is
 Keras's own ``model.train_step(state, batch)`` (``stateless_call``, the compiled loss,
 ``optimizer.stateless_apply``, the metric variables), so the weights are those of
 ``model.fit`` on the same batches, to float tolerance. Callbacks run as under ``model.fit``
@@ -112,7 +113,11 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
         callbacks = keras_callbacks.CallbackList(
             list(callbacks), add_history=True, add_progbar=False, verbose=0, epochs=epochs,
             steps=steps + bool(rest), model=model)
-    run_epoch = _compile(model, donate=True)
+    # On CPU in one process the training arrays go to the device once, and each step gathers
+    # its batch by the epoch's order there: no copy of the whole set in the epoch's order
+    # each epoch (on the MNIST MLP about 0.1-0.2 CPU s an epoch, before any step could run).
+    held = _place((x, y, w), 1, stacked=False) if not _scans() and processes == 1 else None
+    run_epoch = _compile(model, donate=True, scan="gather" if held is not None else True)
     model.stop_training = False
     several = processes > 1
     callbacks.on_train_begin()
@@ -128,7 +133,13 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
             rows = np.arange(n) if order is None else np.asarray(order(epoch))
             state = _state(model)
             try:  # each step's call donates (deletes) the state it is given: see _whole
-                if steps:
+                if steps and held is not None:
+                    picked = jax.device_put(np.asarray(rows[:steps * batch_size], np.int32)
+                                            .reshape(steps, batch_size))
+                    for i in range(steps):
+                        with _whole():
+                            step_logs, state = run_epoch(state, held, picked, i)
+                elif steps:
                     batches = _place(tuple(None if a is None else
                                            _steps(a, rows[:steps * batch_size], steps,
                                                   processes, index) for a in (x, y, w)),
@@ -298,10 +309,11 @@ def _write_back(model: Any, state: tuple[list[Any], ...]) -> None:
             variable.assign(value)
 
 
-def _compile(model: Any, donate: bool, scan: bool = True) -> Any:
+def _compile(model: Any, donate: bool, scan: bool | str = True) -> Any:
     """The jit-compiled ``model.train_step`` over the epoch's stacked batches: a ``lax.scan``
     on an accelerator; on CPU one step on batch ``i`` of them. With ``scan`` false: one step on
-    one batch (the short last one). Cached on the model, so each compiles once a fit."""
+    one batch (the short last one); ``"gather"``: one step on the rows ``picked[i]`` of the
+    whole arrays. Cached on the model, so each compiles once a fit."""
     import jax
 
     cache = model.__dict__.setdefault("_nettrain_fused", {})
@@ -326,12 +338,16 @@ def _compile(model: Any, donate: bool, scan: bool = True) -> Any:
         state, logs = step(state, batch)
         return logs, state
 
+    def gathered(state: Any, arrays: Any, picked: Any, i: Any) -> Any:  # rows picked[i]
+        rows = jax.lax.dynamic_index_in_dim(picked, i, keepdims=False)
+        return one(state, jax.tree_util.tree_map(lambda a: a[rows], arrays))
+
     out_shardings = None
     from keras import distribution
 
     if distribution.distribution() is not None:
         out_shardings = (None, model._get_state_sharding_spec())
-    run = (epoch if _scans() else indexed) if scan else one
+    run = gathered if scan == "gather" else (epoch if _scans() else indexed) if scan else one
     cache[scan] = jax.jit(run, donate_argnums=0 if donate else (),
                           out_shardings=out_shardings)
     return cache[scan]

@@ -50,26 +50,25 @@ from nettrain.errors import ConfigError, Problem, UsageError
 NAMES = ("tensorflow", "jax", "torch")
 CHOICES = ("auto", *NAMES)
 
-# ``auto``'s rule, from whole ``nettrain fit`` processes: what a process costs is start-up +
-# imports + compile + steps. JAX's compiled steps of a dense model cost less than TensorFlow's
-# (the seed MNIST MLP, an epoch of 60,000 rows: 1.22-1.38 CPU s against 1.49-1.61), but a cold
-# JAX process spends about 3 CPU s more around them: the XLA compiles of the initializers, the
-# training step and its short last batch, the test step's two shapes and the reload check's
-# ops. Measured with ``benchmarks/fit_phases.py`` on benchmarks/perf.py's MNIST_CONFIG (60,000
-# random samples, backend: jax against backend: tensorflow, one run each alternating, CPU
-# seconds user + system, load average 5-11 on the 2 cores; benchmarks/results/jax_start.json):
-# 8 epochs (1.9e11 of work) 21.2, 21.6 and 22.8 on JAX against 20.3, 20.4 and 21.4
-# (1.03-1.07x); 16 epochs (3.8e11) 32.3 and 33.0 against 34.3 and 32.8 (0.97x). With the
-# compiled programs in the user's cache (a second run of the job,
-# :mod:`nettrain.backends.compile_cache`) 8 epochs took 16.3-17.4 on JAX (0.79-0.84x), but
-# ``auto`` decides for the first run. The examples in configs/ (below
-# 1e9 of work) are start-up and compile; JAX was 1.35x slower on the README's main job (which
-# imports TensorFlow too, for savedmodel). Where a JAX run imports no TensorFlow, its process
-# used 2-5 CPU seconds less on four of them (xor, iris, regression, diabetes_csv: TensorFlow's
-# import skipped); this rule keeps them on TensorFlow too. So a job whose work
-# (:mod:`nettrain.backends.work`: training rows x epochs x parameters) is below JAX_WORK runs
-# on TensorFlow (never slower than TensorFlow alone, and its results), a larger one on JAX.
-JAX_WORK = 4e11
+# ``auto``'s rule, from whole ``nettrain fit`` processes: start-up + imports + compile + steps.
+# JAX's compiled steps of a dense model cost less than TensorFlow's, but a cold JAX process
+# (nothing in its compile cache) compiles more around them: the initializers, the fused
+# training step and its short last batch, the test step's two shapes, the reload check.
+# ``benchmarks/fit_phases.py mnist:EPOCHS --backend jax`` (perf.py's MNIST_CONFIG: 60,000
+# random samples, 397,510 parameters; an empty compile cache each JAX run; whole processes
+# alternating, 2 pairs, load average 3-5 on the 2 cores; results/fit_phases_mnist*.json): an
+# epoch 1.45 CPU s on TensorFlow, 0.95 on JAX; the rest about even (JAX starts 1 s sooner,
+# without TensorFlow, and compiles about 1 s more). CPU seconds (user + system) on JAX
+# against TensorFlow: 2 epochs (4.8e10 of work) 0.95x (wall 1.03x); 4 epochs (9.5e10) 0.87x
+# (wall 0.73x); 8 epochs (1.9e11) 0.78x (wall: 13.9 and 25.5 s against 15.2 and 19.6). So
+# JAX repays its start-up from about 5e10; the threshold sits twice above (under load a cold
+# JAX process's wall time can grow more than its CPU time: its compiles use one thread).
+# With its programs in the user's cache (a rerun, :mod:`nettrain.backends.compile_cache`) 8
+# epochs took 0.66x, but ``auto`` decides for the first run. The examples in configs/ (below
+# 1e9 of work) are start-up and compile: they stay on TensorFlow. So a job of less work
+# (:mod:`nettrain.backends.work`: training rows x epochs x parameters) than JAX_WORK runs on
+# TensorFlow (never slower than TensorFlow alone, and its results), a larger one on JAX.
+JAX_WORK = 1e11
 # How many times JAX_WORK a job needs on JAX when it imports TensorFlow too (images,
 # savedmodel, TensorBoard): both imports, and jax2tf for savedmodel, double the extra start-up.
 TENSORFLOW_TOO = 2
@@ -468,9 +467,10 @@ def settle() -> None:
     may then load, which costs only that start-up time. On JAX, its compiled programs are
     kept between runs (:mod:`nettrain.backends.compile_cache`)."""
     if loaded() == "jax":
-        from nettrain.backends import compile_cache
+        from nettrain.backends import compile_cache, jax_random
 
         compile_cache.enable()
+        jax_random.install()  # the initializers' draws: the same numbers, fewer compile seconds
     if not _keep_out["tensorflow"] or "tensorflow" in sys.modules:
         return
     lazy = tensorflow_switch()

@@ -111,7 +111,7 @@ def size(x: Inputs) -> int:
     return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
 
 
-def take(x: Inputs, index: np.ndarray) -> Inputs:
+def take(x: Inputs, index: np.ndarray | slice) -> Inputs:
     """Rows ``index`` of an array or of every column of a mapping."""
     return {k: v[index] for k, v in x.items()} if isinstance(x, dict) else x[index]
 

@@ -283,6 +283,8 @@ def _load_data(config: Config, rule: CsvRule) -> Data:
     placed = SplitRows.of(total, index, kept, lines=kept is not None, paths=paths)
     data = Data({}, {}, {}, info, rows=placed, notes=notes)
     for split, rows in index.items():
+        if len(index) == 1 and np.array_equal(rows, np.arange(size(x))):
+            rows = slice(None)  # the whole source, in order: no copy of it (MNIST: 188 MB)
         data.x[split], data.y[split] = take(x, rows), y[rows]
         if w is not None:
             data.w[split] = w[rows]

@@ -197,9 +197,10 @@ def _replicas(prepared: Prepared) -> int:
     return prepared.strategy.num_replicas_in_sync if prepared.strategy is not None else 1
 
 
-def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
+def _fit_arguments(prepared: Prepared, first_epoch: int = 0, train: bool = True) -> \
         tuple[dict[str, Any], dict[str, Any]]:
-    """The data arguments of ``model.fit`` and the ``fit:`` section as keyword arguments.
+    """The data arguments of ``model.fit`` (none without ``train``: each phase makes its own)
+    and the ``fit:`` section as keyword arguments.
 
     The pipelines and fit's step arguments follow one plan (:func:`nettrain.data.steps.plan`):
     the batches each epoch, each call and each validation pass run.
@@ -213,7 +214,7 @@ def _fit_arguments(prepared: Prepared, first_epoch: int = 0) -> \
         kwargs["class_weight"] = balanced_class_weight(data.class_counts())
     plan = _plan(prepared)
     args = _arguments(data, "train", config, training=True, first_epoch=first_epoch,
-                      schedule=plan.train)
+                      schedule=plan.train) if train else {}
     kwargs["shuffle"] = False  # the pipeline shuffles itself, by seed and pass
     kwargs.update(plan.fit_arguments())
     if plan.validation is not None:
@@ -282,7 +283,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
         # The pipelines count epochs as Keras does (from fit.initial_epoch), so a resume
         # picks up the batches of its first epoch.
         first = state.epoch if state else config.fit.initial_epoch
-        _, kwargs = _fit_arguments(prepared, first)  # each phase makes its own data arguments
+        _, kwargs = _fit_arguments(prepared, first, train=False)  # each phase makes its own
         # The run's own callbacks go last: the checkpoint sees the others' state after each
         # epoch; a stop that got lost is honoured at the next batch.
         kwargs["callbacks"] = [*prepared.callbacks, guard,
