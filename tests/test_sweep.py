@@ -283,14 +283,20 @@ def test_only_a_grid_smaller_than_the_trials_asked_says_its_size(runner, tmp_pat
     assert len(spares) == 1
 
 
-# What `nettrain sweep` does (prepare, check, run), in a process of its own, continued from 2
-# trials to 8: the peak RSS of the sweep's own process (VmHWM) after each.
+# What `nettrain sweep` does (prepare, check, run), in a process of its own, continued from 1
+# trial to 3: the peak RSS of the sweep's own process (VmHWM) after each, and how many fits
+# this process ran (none: each trial trains in a process of its own).
 _GROWTH = """\
 import io, sys
 from pathlib import Path
 from rich.console import Console
 from nettrain.config.load import load_config
+from nettrain.engine import train
 from nettrain.sweep import runner
+
+fits = []
+fit = train.fit
+train.fit = lambda *args, **kwargs: (fits.append(1), fit(*args, **kwargs))[1]
 
 def peak():
     status = Path("/proc/self/status").read_text()
@@ -298,30 +304,34 @@ def peak():
 
 config = load_config(sys.argv[1])
 checked = None
-for trials in (2, 8):
+for trials in (1, 3):
     sweep = runner.prepare(config, "c.yaml", Path("s"), trials=trials)
     if checked is None:
         runner.check(sweep)
         checked = sweep.metric, sweep.direction
     sweep.metric, sweep.direction = checked
     runner.run(sweep, echo=lambda text: None, console=Console(file=io.StringIO()))
-    print(trials, peak(), flush=True)
+    print(trials, peak(), len(fits), flush=True)
 """
 
 
 def test_the_sweep_process_does_not_grow_with_its_trials(tmp_path):
     """Issue 17: a 200-trial sweep grew by about 4 MB a trial. Each trial now trains in a
     process of its own, so the sweep's process holds no trial's graphs, datasets or models:
-    its peak RSS after 8 trials is that after 2 (4 MiB of slack for the study's rows)."""
-    config = write_config(tmp_path / "c.yaml", sweep_config(trials=8))
+    it runs no fit of its own, and its peak RSS after 3 trials is that after 1 (4 MiB of
+    slack for the study's rows). (3 trials, not 8: the fits counted in the sweep's process
+    catch a trial trained there at once; each trial's process costs a TensorFlow import.)"""
+    config = write_config(tmp_path / "c.yaml", sweep_config(trials=3))
     out = subprocess.run([sys.executable, "-c", _GROWTH, str(config)], check=False,
                          capture_output=True, text=True, timeout=600,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr
-    peaks = dict(map(int, line.split()) for line in out.stdout.splitlines())
-    assert len(study_of(tmp_path / "s").get_trials()) == 8
-    print("peak RSS (MiB) after trials:", peaks)  # shown with pytest -s
-    assert peaks[8] - peaks[2] <= 4, peaks  # MiB: 820 -> 829 before, 791 -> 792 now
+    ends = {trials: (peak, fits) for trials, peak, fits in
+            (map(int, line.split()) for line in out.stdout.splitlines())}
+    assert len(study_of(tmp_path / "s").get_trials()) == 3
+    print("peak RSS (MiB) and fits after trials:", ends)  # shown with pytest -s
+    assert ends[1][1] == ends[3][1] == 0, ends  # no trial trained in the sweep's process
+    assert ends[3][0] - ends[1][0] <= 4, ends  # MiB: 820 -> 829 (2 to 8) before, 791 -> 792
 
 
 def test_direction_auto_is_the_one_keras_gives_the_metric(tmp_path):
