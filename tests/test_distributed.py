@@ -178,6 +178,11 @@ def test_a_killed_process_stops_the_run_which_resumes(fitted: dict) -> None:
         time.sleep(0.05)
     assert last.is_file(), "no epoch was checkpointed"
     children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split()
+    # each process trains on JAX without TensorFlow loaded (before, Keras's set_random_seed
+    # imported it in each: 3 CPU seconds and a few hundred MB a process, for nothing)
+    loaded = {pid: [line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text()
+                    .splitlines() if "tensorflow" in line] for pid in children}
+    assert len(loaded) == 2 and not any(loaded.values()), loaded
     second = next(pid for pid in children if "--process-id\x001\x00" in
                   Path(f"/proc/{pid}/cmdline").read_text())
     os.kill(int(second), signal.SIGKILL)

@@ -133,6 +133,13 @@ def test_two_workers_share_one_sqlite_study(runner, tmp_path):
 
 
 def test_an_interrupted_sweep_continues_with_the_same_command(runner, tmp_path):
+    """SIGINT to `nettrain sweep` while its second trial trains: the study then holds a
+    waiting trial with the interrupted one's values (issue 15's guard, once a sweep of its
+    own in tests/test_guards.py); taken by a worker that was killed, it is failed and its
+    values drawn again, which the same command trains; the finished trial is not trained
+    again."""
+    import yaml
+
     config = write_config(tmp_path / "c.yaml", sweep_config(trials=2))
     command = ["sweep", str(config), "--run-dir", str(tmp_path / "s")]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -151,6 +158,11 @@ def test_an_interrupted_sweep_continues_with_the_same_command(runner, tmp_path):
     before = study_of(tmp_path / "s").get_trials()
     done = [t.number for t in before if t.state.name == "COMPLETE"]
     assert done and "interrupted" in states(tmp_path / "s")
+    interrupted, = [t for t in before if t.user_attrs.get("interrupted") == "Ctrl-C"]
+    assert interrupted.state.name == "FAIL" and "learning_rate" in interrupted.params
+    waiting = [t for t in before if t.state.name == "WAITING"]
+    assert [t.user_attrs.get("retry_of") for t in waiting] == [interrupted.number], before
+    assert waiting[0].system_attrs["fixed_params"] == interrupted.params
     # A trial left RUNNING by a process that was killed (kill -9) must not block the sweep.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
@@ -171,6 +183,16 @@ def test_an_interrupted_sweep_continues_with_the_same_command(runner, tmp_path):
     assert [t.number for t in trials if t.state.name == "COMPLETE"][:len(done)] == done
     assert (tmp_path / "s" / f"trial-{done[0]:04d}" / "run.json").stat().st_mtime_ns == stamp
     assert (tmp_path / "s" / "best.yaml").is_file()
+    # the orphan was the waiting trial (ask takes it): its values, the Ctrl-C'd trial's, were
+    # drawn again once more and trained
+    assert orphan.number == waiting[0].number
+    again, = [t for t in trials if t.state.name == "COMPLETE" and t.number not in done]
+    assert again.system_attrs["retry_history"] == [interrupted.number, orphan.number]
+    assert again.params == interrupted.params
+    trained = yaml.safe_load((tmp_path / "s" / again.user_attrs["run"] / "config.yaml")
+                             .read_text())  # the rate the retry trained with: the same
+    assert trained["compile"]["optimizer"]["SGD"]["learning_rate"] == \
+        interrupted.params["learning_rate"]
 
 
 def test_pruning_stops_a_trial_cleanly_after_the_epoch(tmp_path):
@@ -218,6 +240,35 @@ def test_a_drawn_combination_the_config_refuses_fails_that_trial_only(tmp_path):
     assert failure.startswith("config: the trial's config: data.test_split: expected "
                               "validation_split + test_split below 1; received 1.2")
     assert not (tmp_path / "s" / "trial-0000").exists()
+
+
+def test_a_ctrl_c_while_a_trial_trains_draws_its_values_again(tmp_path, monkeypatch):
+    """In the trial's own process (run_trial): a Ctrl-C while it trains marks the trial
+    interrupted and queues its values to be drawn again. (The interrupted sweep above stops a
+    trial before its process has begun it, where the sweep's process queues them: removing
+    this queueing left the suite green.)"""
+    import optuna
+
+    from nettrain.config.load import load_config
+    from nettrain.sweep import runner as sweep
+    from nettrain.sweep import trials
+    from nettrain.sweep.spec import LOGS
+
+    def ctrl_c(*args, **kwargs):  # what a Ctrl-C raises in the trial's fit
+        raise KeyboardInterrupt
+
+    plan = sweep.prepare(load_config(write_config(tmp_path / "c.yaml", sweep_config())),
+                         "c.yaml", tmp_path / "s")
+    plan.metric, plan.direction = "val_accuracy", "maximize"
+    (plan.path / LOGS).mkdir(parents=True)
+    monkeypatch.setattr(trials, "train_fit", ctrl_c)
+    study = optuna.create_study(direction="maximize")
+    with pytest.raises(KeyboardInterrupt):
+        trials.run_trial(plan, study.ask())
+    stopped, waiting = study.get_trials()
+    assert stopped.user_attrs["interrupted"] == "Ctrl-C" and "learning_rate" in stopped.params
+    assert waiting.state.name == "WAITING" and waiting.user_attrs == {"retry_of": 0}
+    assert waiting.system_attrs["fixed_params"] == stopped.params
 
 
 def test_a_trial_left_running_by_another_machine_is_drawn_again_after_the_grace_period(
@@ -283,14 +334,20 @@ def test_only_a_grid_smaller_than_the_trials_asked_says_its_size(runner, tmp_pat
     assert len(spares) == 1
 
 
-# What `nettrain sweep` does (prepare, check, run), in a process of its own, continued from 2
-# trials to 8: the peak RSS of the sweep's own process (VmHWM) after each.
+# What `nettrain sweep` does (prepare, check, run), in a process of its own, continued from 1
+# trial to 3: the peak RSS of the sweep's own process (VmHWM) after each, and how many fits
+# this process ran (none: each trial trains in a process of its own).
 _GROWTH = """\
 import io, sys
 from pathlib import Path
 from rich.console import Console
 from nettrain.config.load import load_config
+from nettrain.engine import train
 from nettrain.sweep import runner
+
+fits = []
+fit = train.fit
+train.fit = lambda *args, **kwargs: (fits.append(1), fit(*args, **kwargs))[1]
 
 def peak():
     status = Path("/proc/self/status").read_text()
@@ -298,30 +355,34 @@ def peak():
 
 config = load_config(sys.argv[1])
 checked = None
-for trials in (2, 8):
+for trials in (1, 3):
     sweep = runner.prepare(config, "c.yaml", Path("s"), trials=trials)
     if checked is None:
         runner.check(sweep)
         checked = sweep.metric, sweep.direction
     sweep.metric, sweep.direction = checked
     runner.run(sweep, echo=lambda text: None, console=Console(file=io.StringIO()))
-    print(trials, peak(), flush=True)
+    print(trials, peak(), len(fits), flush=True)
 """
 
 
 def test_the_sweep_process_does_not_grow_with_its_trials(tmp_path):
     """Issue 17: a 200-trial sweep grew by about 4 MB a trial. Each trial now trains in a
     process of its own, so the sweep's process holds no trial's graphs, datasets or models:
-    its peak RSS after 8 trials is that after 2 (4 MiB of slack for the study's rows)."""
-    config = write_config(tmp_path / "c.yaml", sweep_config(trials=8))
+    it runs no fit of its own, and its peak RSS after 3 trials is that after 1 (4 MiB of
+    slack for the study's rows). (3 trials, not 8: the fits counted in the sweep's process
+    catch a trial trained there at once; each trial's process costs a TensorFlow import.)"""
+    config = write_config(tmp_path / "c.yaml", sweep_config(trials=3))
     out = subprocess.run([sys.executable, "-c", _GROWTH, str(config)], check=False,
                          capture_output=True, text=True, timeout=600,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr
-    peaks = dict(map(int, line.split()) for line in out.stdout.splitlines())
-    assert len(study_of(tmp_path / "s").get_trials()) == 8
-    print("peak RSS (MiB) after trials:", peaks)  # shown with pytest -s
-    assert peaks[8] - peaks[2] <= 4, peaks  # MiB: 820 -> 829 before, 791 -> 792 now
+    ends = {trials: (peak, fits) for trials, peak, fits in
+            (map(int, line.split()) for line in out.stdout.splitlines())}
+    assert len(study_of(tmp_path / "s").get_trials()) == 3
+    print("peak RSS (MiB) and fits after trials:", ends)  # shown with pytest -s
+    assert ends[1][1] == ends[3][1] == 0, ends  # no trial trained in the sweep's process
+    assert ends[3][0] - ends[1][0] <= 4, ends  # MiB: 820 -> 829 (2 to 8) before, 791 -> 792
 
 
 def test_direction_auto_is_the_one_keras_gives_the_metric(tmp_path):

@@ -125,6 +125,9 @@ def join(coordinator: str, process_id: int, num_processes: int) -> None:
                        "process 0 runs there and that the port is open.") from None
     import keras
 
+    from nettrain.backends import select
+
+    select.settle()  # right after Keras's import: TensorFlow kept out, JAX's programs cached
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
 
