@@ -134,10 +134,9 @@ def test_a_string_that_is_not_a_database_url_is_a_usage_error(url, suggestion):
         f"DATABASE or sqlite:///PATH/sweep.db; received '{url}'{suggestion}")
 
 
-def test_two_sweep_workers_share_one_study_in_postgresql(postgres_url, tmp_path, runner):
+def test_two_sweep_workers_share_one_study_in_postgresql(postgres_url, tmp_path):
     """`nettrain sweep` on two machines: the same --storage and --study, a sweep directory
-    each; together they run the sweep's trials, none twice. Machine b is a process; machine a
-    is this one (its Keras already loaded: one TensorFlow import fewer), started once b runs."""
+    each; together they run the sweep's trials, none twice."""
     import optuna
 
     config = tiny_config(sweep={
@@ -146,15 +145,15 @@ def test_two_sweep_workers_share_one_study_in_postgresql(postgres_url, tmp_path,
         "params": {"fit.batch_size": [8, 16], "model.layers.0.Dense.units": [4, 8]}})
     config["fit"]["epochs"] = 1
     path = write_config(tmp_path / "iris.yaml", config)
-    command = ["sweep", str(path), "--storage", postgres_url, "--study", "iris-grid",
-               "--run-dir"]
-    other = subprocess.Popen([sys.executable, "-m", "nettrain", *command,
-                              str(tmp_path / "machine-b")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    here = runner.invoke(app, [*command, str(tmp_path / "machine-a")])
-    out, err = other.communicate(timeout=300)
-    assert (here.exit_code, other.returncode) == (0, 0), (here.output, err)
-    assert (here.stdout, out) == (f"{tmp_path / 'machine-a'}\n", f"{tmp_path / 'machine-b'}\n")
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "nettrain", "sweep", str(path), "--storage", postgres_url,
+         "--study", "iris-grid", "--run-dir", str(tmp_path / machine)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for machine in ("machine-a", "machine-b")]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert [out for out, _ in outputs] == [f"{tmp_path / 'machine-a'}\n",
+                                           f"{tmp_path / 'machine-b'}\n"]
 
     trials = optuna.load_study(study_name="iris-grid", storage=postgres_url).trials
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), \
