@@ -187,3 +187,11 @@ def test_class_weight_trains_with_model_fit_which_weighs_the_rows(checks: dict) 
 
 # Ctrl-C, SIGTERM, kill -9 and a NaN on the fused path: test_signals.py's
 # test_every_stop_keeps_its_promises_on_each_path[jax-fused] (and [processes-2]).
+
+
+def test_the_line_the_user_reads_counts_the_short_last_batch():
+    from nettrain.backends.jax_fused import describe
+
+    assert "468 steps of 128 rows and one of 96 rows an epoch" in describe(60_000, 128)
+    assert "one step of 100 rows an epoch" in describe(100, 128)
+    assert "2 steps of 128 rows an epoch" in describe(256, 128)

@@ -189,9 +189,12 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
 
 def describe(samples: int, batch_size: int) -> str:
     """One line for the user: what the fused path does with this fit."""
-    steps = max(1, samples // batch_size)
-    how = f"one lax.scan of {steps} steps an epoch" if _scans() else \
-        f"{steps} compiled steps an epoch, no callback between them (on CPU)"
+    full, rest = divmod(samples, batch_size)
+    batches = f"{full} step{'s' * (full != 1)} of {batch_size} rows" if full else ""
+    batches += (" and one of " if full else "one step of ") + \
+        f"{rest} row{'s' * (rest != 1)}" if rest else ""
+    how = f"{batches} an epoch, the full ones in one lax.scan" if _scans() else \
+        f"{batches} an epoch, compiled, no callback between them (on CPU)"
     return f"Training fused on JAX: the epoch's batches on the device, {how}."
 
 
