@@ -190,9 +190,10 @@ def fit(model: Any, x: Any, y: Any, w: Any = None, *, batch_size: int, epochs: i
 def describe(samples: int, batch_size: int) -> str:
     """One line for the user: what the fused path does with this fit."""
     full, rest = divmod(samples, batch_size)
-    batches = f"{full} step{'s' * (full != 1)} of {batch_size} rows" if full else ""
-    batches += (" and one of " if full else "one step of ") + \
-        f"{rest} row{'s' * (rest != 1)}" if rest else ""
+    parts = [f"{full} step{'s' * (full != 1)} of {batch_size} rows"] if full else []
+    if rest:  # the short last batch
+        parts.append(f"{'one' if full else 'one step'} of {rest} row{'s' * (rest != 1)}")
+    batches = " and ".join(parts)
     how = f"{batches} an epoch, the full ones in one lax.scan" if _scans() else \
         f"{batches} an epoch, compiled, no callback between them (on CPU)"
     return f"Training fused on JAX: the epoch's batches on the device, {how}."

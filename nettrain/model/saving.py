@@ -103,12 +103,14 @@ def _outputs(model: Any, sample: Any) -> Any:
 
     from nettrain.data.pipeline import to_tensors
 
-    try:
-        state = ([v.value for v in model.trainable_variables],
-                 [v.value for v in model.non_trainable_variables])
-    except TypeError:  # a JAX fit stopped mid-epoch (Ctrl-C) left variables it had purged
-        state = None   # without a value (a dropout seed): the eager call reads only its own
-    if keras.backend.backend() != "jax" or state is None:
+    state = None
+    if keras.backend.backend() == "jax":
+        try:
+            state = ([v.value for v in model.trainable_variables],
+                     [v.value for v in model.non_trainable_variables])
+        except TypeError:  # a fit stopped mid-epoch (Ctrl-C) left variables it had purged
+            pass           # without a value (a dropout seed): the eager call reads only its own
+    if state is None:
         return keras.ops.convert_to_numpy(model(to_tensors(sample), training=False))
     import jax
 
