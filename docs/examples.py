@@ -8,9 +8,8 @@ writes what it printed into docs/snippets/, which the pages include (pymdownx.sn
 
 The commands run in a scratch folder holding a link to configs/, with runs/ inside it and
 KERAS_BACKEND unset (backend: auto decides, as for a new user). Each command is a process of
-its own, except the steps marked ``shared``: ``validate`` commands, which train and write
-nothing, run one after another in one process, each as a fresh process would (see
-:class:`Shared`). What varies from run to run is
+its own, except the steps marked ``shared`` (commands that train nothing), which run one
+after another in one process, each as a fresh process would (see :class:`Shared`). What varies from run to run is
 normalised: a run directory's date and time become 20261122-120000, durations 0.1s, speeds
 25,000 samples/s, the scratch folder ``.``. Long outputs are folded where a step says so
 ("..."). tests/test_docs.py runs the quick examples and fails when one prints something else.
@@ -45,8 +44,9 @@ class Step:
     lines of output, then "..."; width: longer lines are cut with "...";
     shown: the command as the page shows it, when the one run differs (``--port`` of a server);
     shared: run in the one process of such steps (:class:`Shared`; each importing TensorFlow
-    alone cost the docs' test about 5 CPU seconds): only a ``validate`` whose shown lines
-    leave out "Backend: ...", whose reason there says that Keras was already loaded.
+    alone cost the docs' test about 5 CPU seconds): only a command that trains nothing
+    (:data:`SHAREABLE`) whose shown lines leave out "Backend: ...", whose reason there says
+    that Keras was already loaded.
     """
 
     command: str
@@ -133,8 +133,9 @@ EXAMPLES: tuple[Example, ...] = (
     Example("help", (Step("nettrain --help"),)),
     Example("validate", (Step("nettrain validate configs/xor.yaml"),)),
     Example("fit", (Step("nettrain fit configs/digits_mlp.yaml", fold=EPOCHS),)),
-    Example("evaluate", (Step("nettrain evaluate {run}", fold=r"^│ [1-8] ", keep=(1, 0)),)),
-    Example("predict", (Step("nettrain predict {run} new_rows.csv", width=96),),
+    Example("evaluate", (Step("nettrain evaluate {run}", fold=r"^│ [1-8] ", keep=(1, 0),
+                              shared=True),)),
+    Example("predict", (Step("nettrain predict {run} new_rows.csv", width=96, shared=True),),
             files={"new_rows.csv": _new_rows}),
     Example("runs", (Step("nettrain runs"),)),
     Example("init", (Step("nettrain init"), Step("nettrain init mlp-classifier"))),
@@ -272,7 +273,7 @@ def run_example(example: Example, scratch: Path, state: dict[str, str],
         if step.until:
             status, output = _serve(argv, scratch, step.until)
         elif shared is not None and step.shared:
-            assert argv[3] == "validate", command
+            assert argv[3] in SHAREABLE, command
             status, output = shared.run(argv[3:])
         else:
             done = subprocess.run(argv, cwd=scratch, env=environment(scratch),
@@ -289,6 +290,8 @@ def run_example(example: Example, scratch: Path, state: dict[str, str],
         blocks.append(f"$ {shown}\n" + shape(normalise(output, scratch), step))
     return "\n\n".join(block.rstrip("\n") for block in blocks) + "\n"
 
+
+SHAREABLE = ("validate", "evaluate", "predict")
 
 # Runs each command it reads on stdin (JSON: the arguments after "nettrain", the output file)
 # as `python -m nettrain` does, its stdout and stderr (the file descriptors, so what C++ code
@@ -357,7 +360,7 @@ class Shared:
         self.process.stdin.flush()  # type: ignore[union-attr]
         status = self.process.stdout.readline()  # type: ignore[union-attr]
         if not status:
-            raise RuntimeError(f"the process of the validate commands ended at {args}")
+            raise RuntimeError(f"the process of the shared steps ended at {args}")
         return int(status), out.read_text(encoding="utf-8")
 
     def close(self) -> None:
