@@ -9,10 +9,11 @@ writes what it printed into docs/snippets/, which the pages include (pymdownx.sn
 The commands run in a scratch folder holding a link to configs/, with runs/ inside it and
 KERAS_BACKEND unset (backend: auto decides, as for a new user). Each command is a process of
 its own, except the steps marked ``shared`` (commands that train nothing), which run one
-after another in one process, each as a fresh process would (see :class:`Shared`). What varies from run to run is
-normalised: a run directory's date and time become 20261122-120000, durations 0.1s, speeds
-25,000 samples/s, the scratch folder ``.``. Long outputs are folded where a step says so
-("..."). tests/test_docs.py runs the quick examples and fails when one prints something else.
+after another in one process, each as a fresh process would (see :class:`Shared`). What
+varies from run to run is normalised: a run directory's date and time become 20261122-120000,
+durations 0.1s, speeds 25,000 samples/s, the scratch folder ``.``. Long outputs are folded
+where a step says so ("..."). tests/test_docs.py runs the quick examples and fails when one
+prints something else.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Step:
     shared: run in the one process of such steps (:class:`Shared`; each importing TensorFlow
     alone cost the docs' test about 5 CPU seconds): only a command that trains nothing
     (:data:`SHAREABLE`) whose shown lines leave out "Backend: ...", whose reason there says
-    that Keras was already loaded.
+    that Keras was already loaded, unless it is the first shared step (the process is new).
     """
 
     command: str
@@ -131,7 +132,7 @@ PORTS = "--port 18501 --grpc-port 18500"
 
 EXAMPLES: tuple[Example, ...] = (
     Example("help", (Step("nettrain --help"),)),
-    Example("validate", (Step("nettrain validate configs/xor.yaml"),)),
+    Example("validate", (Step("nettrain validate configs/xor.yaml", shared=True),)),  # first
     Example("fit", (Step("nettrain fit configs/digits_mlp.yaml", fold=EPOCHS),)),
     Example("evaluate", (Step("nettrain evaluate {run}", fold=r"^│ [1-8] ", keep=(1, 0),
                               shared=True),)),
@@ -288,6 +289,9 @@ def run_example(example: Example, scratch: Path, state: dict[str, str],
             state["run"] = found.group(1)
         shown = normalise(step.shown.format(**state) if step.shown else command, scratch)
         blocks.append(f"$ {shown}\n" + shape(normalise(output, scratch), step))
+        if step.shared and "Keras was already loaded" in blocks[-1]:
+            raise RuntimeError(f"{example.name}: '{command}' shows the reason of the backend "
+                               "in the shared process: give it a process of its own (no shared)")
     return "\n\n".join(block.rstrip("\n") for block in blocks) + "\n"
 
 
