@@ -25,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -362,7 +363,12 @@ class Shared:
         line = json.dumps([args, str(out)]) + "\n"
         self.process.stdin.write(line)  # type: ignore[union-attr]
         self.process.stdin.flush()  # type: ignore[union-attr]
-        status = self.process.stdout.readline()  # type: ignore[union-attr]
+        timer = threading.Timer(600, self.process.kill)  # as subprocess.run's timeout
+        timer.start()
+        try:
+            status = self.process.stdout.readline()  # type: ignore[union-attr]
+        finally:
+            timer.cancel()
         if not status:
             raise RuntimeError(f"the process of the shared steps ended at {args}")
         return int(status), out.read_text(encoding="utf-8")
