@@ -1,4 +1,4 @@
-"""Runs every console example of the site as a user would, each command a process of its own, and
+"""Runs every console example of the site as a user would, through ``python -m nettrain``, and
 writes what it printed into docs/snippets/, which the pages include (pymdownx.snippets).
 
     python docs/examples.py            # run the examples, write docs/snippets/NAME.txt
@@ -7,20 +7,25 @@ writes what it printed into docs/snippets/, which the pages include (pymdownx.sn
     python docs/examples.py --slow --only tracking,export    # just these (in order)
 
 The commands run in a scratch folder holding a link to configs/, with runs/ inside it and
-KERAS_BACKEND unset (backend: auto decides, as for a new user). What varies from run to run is
-normalised: a run directory's date and time become 20261122-120000, durations 0.1s, speeds
-25,000 samples/s, the scratch folder ``.``. Long outputs are folded where a step says so
-("..."). tests/test_docs.py runs the quick examples and fails when one prints something else.
+KERAS_BACKEND unset (backend: auto decides, as for a new user). Each command is a process of
+its own, except the steps marked ``shared`` (commands that train nothing), which run one
+after another in one process, each as a fresh process would (see :class:`Shared`). What
+varies from run to run is normalised: a run directory's date and time become 20261122-120000,
+durations 0.1s, speeds 25,000 samples/s, the scratch folder ``.``. Long outputs are folded
+where a step says so ("..."). tests/test_docs.py runs the quick examples and fails when one
+prints something else.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +44,11 @@ class Step:
     status: the exit status it must end with; fold: a regex of lines (epochs) of which only the
     first ``keep[0]`` and last ``keep[1]`` stay, with "..." between; lines: at most this many
     lines of output, then "..."; width: longer lines are cut with "...";
-    shown: the command as the page shows it, when the one run differs (``--port`` of a server).
+    shown: the command as the page shows it, when the one run differs (``--port`` of a server);
+    shared: run in the one process of such steps (:class:`Shared`; each importing TensorFlow
+    alone cost the docs' test about 5 CPU seconds): only a command that trains nothing
+    (:data:`SHAREABLE`) whose shown lines leave out "Backend: ...", whose reason there says
+    that Keras was already loaded, unless it is the first shared step (the process is new).
     """
 
     command: str
@@ -51,6 +60,7 @@ class Step:
     shown: str | None = None
     only: str | None = None
     until: str | None = None
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,37 +133,42 @@ PORTS = "--port 18501 --grpc-port 18500"
 
 EXAMPLES: tuple[Example, ...] = (
     Example("help", (Step("nettrain --help"),)),
-    Example("validate", (Step("nettrain validate configs/xor.yaml"),)),
+    Example("validate", (Step("nettrain validate configs/xor.yaml", shared=True),)),  # first
     Example("fit", (Step("nettrain fit configs/digits_mlp.yaml", fold=EPOCHS),)),
-    Example("evaluate", (Step("nettrain evaluate {run}", fold=r"^│ [1-8] ", keep=(1, 0)),)),
-    Example("predict", (Step("nettrain predict {run} new_rows.csv", width=96),),
+    Example("evaluate", (Step("nettrain evaluate {run}", fold=r"^│ [1-8] ", keep=(1, 0),
+                              shared=True),)),
+    Example("predict", (Step("nettrain predict {run} new_rows.csv", width=96, shared=True),),
             files={"new_rows.csv": _new_rows}),
     Example("runs", (Step("nettrain runs"),)),
     Example("init", (Step("nettrain init"), Step("nettrain init mlp-classifier"))),
-    Example("config-errors", (Step("nettrain validate bad.yaml", status=2),),
+    Example("config-errors", (Step("nettrain validate bad.yaml", status=2, shared=True),),
             files={"bad.yaml": lambda: BAD}),
-    Example("data-problems", (Step("nettrain validate titanic.yaml", status=2),),
+    Example("data-problems", (Step("nettrain validate titanic.yaml", status=2, shared=True),),
             files={"titanic.yaml": lambda: TITANIC, "titanic.csv": _titanic}),
     Example("print-config", (Step("nettrain validate configs/digits_mlp.yaml fit.epochs=3 "
                                   "--print-config", only=r"^(#|name:|fit:|  epochs|  batch_size|"
-                                                         r"  shuffle|OK )"),)),
+                                                         r"  shuffle|OK )", shared=True),)),
     Example("timeseries-validate", (Step("nettrain validate configs/co2_forecast.yaml",
                                          only=r"^(┃|│ standardize|│ flatten|│ dense|│ series|"
-                                              r"OK |predict |date,co2|It forecasts)"),)),
+                                              r"OK |predict |date,co2|It forecasts)",
+                                         shared=True),)),
     Example("timeseries-mistakes", (
-        Step("nettrain validate configs/co2_forecast.yaml data.timeseries.time=dat", status=2),
-        Step("nettrain validate configs/co2_forecast.yaml data.timeseries=null", status=2),
+        Step("nettrain validate configs/co2_forecast.yaml data.timeseries.time=dat", status=2,
+             shared=True),
+        Step("nettrain validate configs/co2_forecast.yaml data.timeseries=null", status=2,
+             shared=True),
         Step("nettrain validate configs/co2_forecast.yaml compile.loss=binary_crossentropy",
-             status=2))),
+             status=2, shared=True))),
     Example("text-mistakes", (Step("nettrain validate configs/reviews_text.yaml data.text='[{{review: "
-                                   "{{output_mode: multihot, max_tokns: 5}}}}]'", status=2),)),
+                                   "{{output_mode: multihot, max_tokns: 5}}}}]'", status=2,
+                                   shared=True),)),
     Example("text-validate", (Step("nettrain validate configs/reviews_text.yaml",
                                    only=r"^(OK |Backend|predict |review|From |  review|The |Text )"),
                               Step("nettrain fit configs/reviews_text.yaml --backend jax",
                                    status=2))),
     Example("backbone-mistakes", (Step("nettrain validate configs/digits_backbone.yaml "
                                        "model.layers.0.MobileNetV3Small.include_top=true",
-                                       status=2),)),
+                                       status=2, shared=True),)),
     # The slow ones: other backends, export, serve, MLflow (python docs/examples.py --slow).
     Example("backend-jax", (Step("nettrain fit configs/digits_mlp.yaml --backend jax",
                                  fold=EPOCHS),), slow=True),
@@ -246,8 +261,10 @@ def environment(scratch: Path) -> dict[str, str]:
     return env
 
 
-def run_example(example: Example, scratch: Path, state: dict[str, str]) -> str:
-    """Run the example's commands in ``scratch``; return its snippet's text."""
+def run_example(example: Example, scratch: Path, state: dict[str, str],
+                shared: Shared | None = None) -> str:
+    """Run the example's commands in ``scratch`` (the ``shared`` ones in ``shared``, when
+    given); return its snippet's text."""
     for name, make in example.files.items():
         (scratch / name).write_text(make(), encoding="utf-8")
     blocks = []
@@ -257,6 +274,9 @@ def run_example(example: Example, scratch: Path, state: dict[str, str]) -> str:
         assert command.startswith("nettrain "), command
         if step.until:
             status, output = _serve(argv, scratch, step.until)
+        elif shared is not None and step.shared:
+            assert argv[3] in SHAREABLE, command
+            status, output = shared.run(argv[3:])
         else:
             done = subprocess.run(argv, cwd=scratch, env=environment(scratch),
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -270,7 +290,93 @@ def run_example(example: Example, scratch: Path, state: dict[str, str]) -> str:
             state["run"] = found.group(1)
         shown = normalise(step.shown.format(**state) if step.shown else command, scratch)
         blocks.append(f"$ {shown}\n" + shape(normalise(output, scratch), step))
+        if step.shared and "Keras was already loaded" in blocks[-1]:
+            raise RuntimeError(f"{example.name}: '{command}' shows the reason of the backend "
+                               "in the shared process: give it a process of its own (no shared)")
     return "\n\n".join(block.rstrip("\n") for block in blocks) + "\n"
+
+
+SHAREABLE = ("validate", "evaluate", "predict")
+
+# Runs each command it reads on stdin (JSON: the arguments after "nettrain", the output file)
+# as `python -m nettrain` does, its stdout and stderr (the file descriptors, so what C++ code
+# prints too) going to that file as they go to one pipe from a process of its own; then
+# writes the exit status to its own stdout. Between commands it puts back what a new process
+# would start with: the folder, the environment, Keras's names (dense, dense_1, ...) and the
+# warnings already shown once.
+RUNNER = r"""
+import json, os, runpy, sys, traceback, warnings
+
+reply = os.fdopen(os.dup(1), "w")
+home, env, filters = os.getcwd(), dict(os.environ), warnings.filters[:]
+for line in sys.stdin:
+    args, out = json.loads(line)
+    if "keras" in sys.modules:
+        import keras
+        keras.utils.clear_session()
+    os.chdir(home)
+    os.environ.clear()
+    os.environ.update(env)
+    warnings.filters[:] = filters
+    warnings._filters_mutated()
+    saved = os.dup(1), os.dup(2)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.argv = ["nettrain", *args]
+    try:
+        runpy.run_module("nettrain", run_name="__main__", alter_sys=True)
+        status = 0
+    except SystemExit as end:
+        status = end.code if isinstance(end.code, int) else 0 if end.code is None else 1
+        if not isinstance(end.code, (int, type(None))):
+            print(end.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+    reply.write(f"{status}\n")
+    reply.flush()
+"""
+
+
+class Shared:
+    """The process that runs the ``shared`` steps (:data:`RUNNER`), started at the first."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+        self.process: subprocess.Popen | None = None
+
+    def run(self, args: list[str]) -> tuple[int, str]:
+        if self.process is None:
+            self.process = subprocess.Popen([sys.executable, "-c", RUNNER], cwd=self.scratch,
+                                            env=environment(self.scratch), text=True,
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        out = self.scratch / ".shared-output"
+        line = json.dumps([args, str(out)]) + "\n"
+        self.process.stdin.write(line)  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        timer = threading.Timer(600, self.process.kill)  # as subprocess.run's timeout
+        timer.start()
+        try:
+            status = self.process.stdout.readline()  # type: ignore[union-attr]
+        finally:
+            timer.cancel()
+        if not status:
+            raise RuntimeError(f"the process of the shared steps ended at {args}")
+        return int(status), out.read_text(encoding="utf-8")
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.stdin.close()  # type: ignore[union-attr]
+            self.process.wait(timeout=60)
 
 
 def _serve(argv: list[str], scratch: Path, until: str) -> tuple[int, str]:
@@ -305,8 +411,12 @@ def run_all(examples: tuple[Example, ...] = EXAMPLES, slow: bool = False,
         scratch = Path(folder).resolve()
         state = {"scratch": str(scratch)}
         (scratch / "configs").symlink_to(REPO / "configs")
-        for example in chosen:
-            texts[example.name] = run_example(example, scratch, state)
+        shared = Shared(scratch)
+        try:
+            for example in chosen:
+                texts[example.name] = run_example(example, scratch, state, shared)
+        finally:
+            shared.close()
     return texts
 
 

@@ -96,8 +96,9 @@ def test_the_config_reference_lists_every_key_of_the_schema():
 # --- the console examples ----------------------------------------------------------------------
 
 def test_every_console_example_prints_what_the_docs_show():
-    """The quick examples run again, each command a process of its own; each snippet must be
-    what its commands print now (normalised). The slow ones: NETTRAIN_DOCS_SLOW=1."""
+    """The quick examples run again (each command a process of its own, those marked shared
+    one after another in one); each snippet must be what its commands print now
+    (normalised). The slow ones: NETTRAIN_DOCS_SLOW=1."""
     slow = os.environ.get("NETTRAIN_DOCS_SLOW") == "1"
     texts = examples.run_all(slow=slow)
     for name, text in texts.items():
