@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import machine
+from common import machine, scratch
 
 BACKENDS = ("tensorflow", "jax", "torch")
 REPO = Path(__file__).resolve().parents[1]
@@ -174,34 +174,34 @@ def _one(job: tuple[Path, list[str]], side: str, folder: Path, env: dict) -> dic
 def whole(args: argparse.Namespace) -> None:
     installed = [b for b in BACKENDS if b in args.backends.split(",")]
     out = RESULTS / "backend_auto.json" if args.out is None else Path(args.out)
-    folder = Path(tempfile.mkdtemp(prefix="nettrain-backends-"))
-    env = {**os.environ, "NETTRAIN_RUNS": str(folder / "runs"),
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    env.pop("KERAS_BACKEND", None)
-    jobs = _jobs(folder, args.only.split(",") if args.only else None)
-    runs: dict[str, dict[str, list[dict]]] = {name: {} for name in jobs}
-    record = {"benchmark": "backend_auto", "command": "python benchmarks/backend_order.py "
-              + " ".join(sys.argv[1:]), "machine": machine(), "rounds": args.rounds,
-              "load_average": [round(os.getloadavg()[0], 2)], "runs": runs}
-    turn = 0
-    for round_ in range(args.rounds):
-        for name, job in jobs.items():
-            example = name not in LARGER  # the larger jobs: TensorFlow against JAX
-            sides = [*(b for b in installed if b != "torch" or
-                       (round_ < args.torch_rounds and example)),
-                     *(["auto"] if round_ >= args.rounds - args.auto_rounds and example
-                       else [])]
-            turn += 1
-            sides = sides[turn % len(sides):] + sides[:turn % len(sides)]
-            for side in sides:
-                done = _one(job, side, folder, env)
-                runs[name].setdefault(side, []).append(done)
-                print(f"{name:28} {side:10} {json.dumps(done)}", flush=True)
-                record["medians"] = _medians(runs)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps(record, indent=1) + "\n")
-    record["load_average"].append(round(os.getloadavg()[0], 2))
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    with scratch("nettrain-backends-") as folder:  # removed afterwards (common.scratch)
+        env = {**os.environ, "NETTRAIN_RUNS": str(folder / "runs"),
+               "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        env.pop("KERAS_BACKEND", None)
+        jobs = _jobs(folder, args.only.split(",") if args.only else None)
+        runs: dict[str, dict[str, list[dict]]] = {name: {} for name in jobs}
+        record = {"benchmark": "backend_auto", "command": "python benchmarks/backend_order.py "
+                  + " ".join(sys.argv[1:]), "machine": machine(), "rounds": args.rounds,
+                  "load_average": [round(os.getloadavg()[0], 2)], "runs": runs}
+        turn = 0
+        for round_ in range(args.rounds):
+            for name, job in jobs.items():
+                example = name not in LARGER  # the larger jobs: TensorFlow against JAX
+                sides = [*(b for b in installed if b != "torch" or
+                           (round_ < args.torch_rounds and example)),
+                         *(["auto"] if round_ >= args.rounds - args.auto_rounds and example
+                           else [])]
+                turn += 1
+                sides = sides[turn % len(sides):] + sides[:turn % len(sides)]
+                for side in sides:
+                    done = _one(job, side, folder, env)
+                    runs[name].setdefault(side, []).append(done)
+                    print(f"{name:28} {side:10} {json.dumps(done)}", flush=True)
+                    record["medians"] = _medians(runs)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_text(json.dumps(record, indent=1) + "\n")
+        record["load_average"].append(round(os.getloadavg()[0], 2))
+        out.write_text(json.dumps(record, indent=1) + "\n")
 
 
 def _medians(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, list[float]]]:

@@ -15,10 +15,9 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
-from common import time_command, write_record
+from common import scratch, time_command, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,27 +66,28 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="nettrain-overhead-"))
-    (folder / "plain.py").write_text(PLAIN)
-    env = {**os.environ, "NETTRAIN_RUNS": str(folder / "runs"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    runs: dict[str, list[dict[str, float]]] = {"nettrain": [], "plain_keras": []}
-    for i in range(args.repeat):  # interleaved, so drifts in machine load hit both alike
-        runs["nettrain"].append(measure([sys.executable, "-m", "nettrain", "fit",
-                                         "configs/digits_mlp.yaml"], env))
-        runs["plain_keras"].append(measure([sys.executable, str(folder / "plain.py"),
-                                            str(folder / f"plain-{i}")], env))
-    median = {k: {m: statistics.median(r[m] for r in v) for m in ("seconds", "peak_rss_mib")}
-              for k, v in runs.items()}
-    record = {
-        "benchmark": "fit_overhead", "config": "configs/digits_mlp.yaml",
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "runs": runs, "median": median,
-        "ratio_seconds": median["nettrain"]["seconds"] / median["plain_keras"]["seconds"],
-        "ratio_peak_rss": median["nettrain"]["peak_rss_mib"] / median["plain_keras"]["peak_rss_mib"],
-    }
-    write_record(record, args.out)
+    with scratch("nettrain-overhead-") as folder:  # removed afterwards (common.scratch)
+        (folder / "plain.py").write_text(PLAIN)
+        env = {**os.environ, "NETTRAIN_RUNS": str(folder / "runs"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        runs: dict[str, list[dict[str, float]]] = {"nettrain": [], "plain_keras": []}
+        for i in range(args.repeat):  # interleaved, so drifts in machine load hit both alike
+            runs["nettrain"].append(measure([sys.executable, "-m", "nettrain", "fit",
+                                             "configs/digits_mlp.yaml"], env))
+            runs["plain_keras"].append(measure([sys.executable, str(folder / "plain.py"),
+                                                str(folder / f"plain-{i}")], env))
+        median = {k: {m: statistics.median(r[m] for r in v) for m in ("seconds", "peak_rss_mib")}
+                  for k, v in runs.items()}
+        record = {
+            "benchmark": "fit_overhead", "config": "configs/digits_mlp.yaml",
+            "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                        "python": platform.python_version()},
+            "runs": runs, "median": median,
+            "ratio_seconds": median["nettrain"]["seconds"] / median["plain_keras"]["seconds"],
+            "ratio_peak_rss": median["nettrain"]["peak_rss_mib"]
+            / median["plain_keras"]["peak_rss_mib"],
+        }
+        write_record(record, args.out)
 
 
 if __name__ == "__main__":

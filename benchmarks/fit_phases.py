@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import time_command, write_record
+from common import scratch, time_command, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -222,7 +222,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "none with mnist or cnn: perf.py's plain script of it")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="nettrain-phases-"))
+    with scratch("nettrain-phases-") as folder:
+        return _run(args, argv, folder)
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None, folder: Path) -> dict[str, Any]:
+    """Measure every side of ``args`` in the scratch ``folder``; write and return the record."""
     (folder / "wrapper.py").write_text(WRAPPER)
     label = str(args.config)
     named = label.partition(":")

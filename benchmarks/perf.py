@@ -34,14 +34,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common import run_timed
+from common import run_timed, scratch
 from report import read_records, write_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -556,7 +555,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         write_report(records, report, next(iter(records.values()))["command"])
         print(report)
         return records
-    folder = Path(tempfile.mkdtemp(prefix="nettrain-perf-"))
+    with scratch("nettrain-perf-") as folder:
+        results = _run(args, command, folder)
+    if args.bench == "all":
+        write_report(results, report, command)
+        print(report, file=sys.stderr)
+    return results
+
+
+def _run(args: argparse.Namespace, command: str, folder: Path) -> dict[str, Any]:
+    """Run the benchmarks ``args`` names in the scratch ``folder``; write each one's record."""
     (folder / "wrapper.py").write_text(WRAPPER)
     info = machine()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -572,11 +580,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     names = ALL if args.bench == "all" else [args.bench]
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip(names, pool.map(run, names)))
-    if args.bench == "all":
-        write_report(results, report, command)
-        print(report, file=sys.stderr)
-    return results
+        return dict(zip(names, pool.map(run, names)))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,11 +12,14 @@ from conftest import REPO
 
 def test_every_benchmark_runs_at_a_tiny_size_and_writes_its_report(tmp_path):
     # Two at a time: each benchmark is a few processes, most of their time TensorFlow's import.
+    (tmp_path / "tmp").mkdir()
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "perf.py"), "all",
                            "--small", "--pairs", "1", "--jobs", "2", "--out", str(tmp_path),
                            "--report", str(tmp_path / "BENCHMARKS.md")],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
     assert done.returncode == 0, done.stderr[-3000:]
+    assert list((tmp_path / "tmp").iterdir()) == []  # its scratch (the data) was left in /tmp
     for name in ("mnist", "cnn", "xor", "digits", "startup", "predict"):
         record = json.loads((tmp_path / f"{name}.json").read_text())
         assert record["command"].startswith("python benchmarks/perf.py all --small")
@@ -60,10 +64,14 @@ def test_fit_phases_says_where_a_whole_fit_spends_its_time(tmp_path):
     config.write_text((REPO / "configs" / "xor.yaml").read_text().replace(
         "epochs: 500", "epochs: 3"))
     out = tmp_path / "fit_phases.json"
+    (tmp_path / "tmp").mkdir()
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "fit_phases.py"),
                            str(config), "--pairs", "1", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
     assert done.returncode == 0, done.stderr[-3000:]
+    # its scratch folder (46 MB of data for the MNIST job) is gone: it was left in /tmp
+    assert list((tmp_path / "tmp").iterdir()) == []
     record = json.loads(out.read_text())
     sys.path.insert(0, str(REPO / "benchmarks"))
     from fit_phases import PHASES
