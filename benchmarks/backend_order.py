@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import machine, scratch
+from common import machine
 
 BACKENDS = ("tensorflow", "jax", "torch")
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +174,9 @@ def _one(job: tuple[Path, list[str]], side: str, folder: Path, env: dict) -> dic
 def whole(args: argparse.Namespace) -> None:
     installed = [b for b in BACKENDS if b in args.backends.split(",")]
     out = RESULTS / "backend_auto.json" if args.out is None else Path(args.out)
-    with scratch("nettrain-backends-") as folder:  # removed afterwards (common.scratch)
+    with tempfile.TemporaryDirectory(prefix="nettrain-backends-",
+                                     ignore_cleanup_errors=True) as scratch:  # removed after
+        folder = Path(scratch)
         env = {**os.environ, "NETTRAIN_RUNS": str(folder / "runs"),
                "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
         env.pop("KERAS_BACKEND", None)

@@ -6,15 +6,11 @@ import it as ``common``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +54,6 @@ def run_timed(command: list[str], discard: str = "all", **run: Any) -> dict[str,
     rc, wall, peak_kib, cpu = out.stdout.strip().splitlines()[-1].split()
     return {"rc": int(rc), "seconds": float(wall), "cpu_seconds": float(cpu),
             "peak_rss_mib": int(peak_kib) / 1024}
-
-
-@contextlib.contextmanager
-def scratch(prefix: str) -> Iterator[Path]:
-    """A new folder in the temporary folder for one benchmark's data, runs and scripts, removed
-    afterwards, also after a failure or Ctrl-C (a benchmark's data is up to 188 MB)."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def machine() -> dict[str, Any]:

@@ -15,9 +15,10 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
-from common import scratch, time_command, write_record
+from common import time_command, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,7 +67,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    with scratch("nettrain-overhead-") as folder:  # removed afterwards (common.scratch)
+    with tempfile.TemporaryDirectory(prefix="nettrain-overhead-",
+                                     ignore_cleanup_errors=True) as scratch:  # removed after
+        folder = Path(scratch)
         (folder / "plain.py").write_text(PLAIN)
         env = {**os.environ, "NETTRAIN_RUNS": str(folder / "runs"), "TF_CPP_MIN_LOG_LEVEL": "3"}
         runs: dict[str, list[dict[str, float]]] = {"nettrain": [], "plain_keras": []}

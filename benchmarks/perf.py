@@ -34,13 +34,14 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common import run_timed, scratch
+from common import run_timed
 from report import read_records, write_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -555,8 +556,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         write_report(records, report, next(iter(records.values()))["command"])
         print(report)
         return records
-    with scratch("nettrain-perf-") as folder:
-        results = _run(args, command, folder)
+    # removed afterwards, after a failure or Ctrl-C too: it holds the jobs' data (up to 188 MB)
+    with tempfile.TemporaryDirectory(prefix="nettrain-perf-",
+                                     ignore_cleanup_errors=True) as folder:
+        results = _run(args, command, Path(folder))
     if args.bench == "all":
         write_report(results, report, command)
         print(report, file=sys.stderr)
