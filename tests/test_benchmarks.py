@@ -82,3 +82,16 @@ def test_fit_phases_says_where_a_whole_fit_spends_its_time(tmp_path):
     assert side["cpu_seconds"] > side["phases"]["start-up"][1] > 0
     assert record["runs"]["this, every extra"][0]["backend"] == "tensorflow"
     assert "| this, every extra | **" in "\n".join(_phases(record))
+
+
+def test_startup_imports_measures_each_module_after_what_it_needs(tmp_path):
+    out = tmp_path / "imports.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "startup_imports.py"),
+                           "--repeat", "1", "--modules", "numpy", "ml_dtypes", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert set(record["cpu_seconds"]) == {"numpy", "ml_dtypes"}
+    assert all(len(m["runs"]) == 1 and m["median"] >= 0 for m in record["cpu_seconds"].values())
+    assert record["versions"]["ml_dtypes"] != "not installed"
+    assert "ml_dtypes" in done.stderr and len(record["load_average"]) == 2
