@@ -11,7 +11,10 @@ import numpy as np
 
 def main(model_path: str, inputs_path: str, outputs_path: str) -> None:
     """Load the model as a user of this backend would (compiled, safe mode) and predict."""
-    import keras
+    from nettrain.backends import select
+
+    with select.importing():  # the start-up of nettrain's own commands
+        import keras
 
     model = keras.saving.load_model(model_path, safe_mode=True)
     with np.load(inputs_path, allow_pickle=False) as arrays:

@@ -220,7 +220,11 @@ def main() -> None:
     except Exception:  # noqa: BLE001
         logger.client = None
     try:
-        import keras  # noqa: F401  (the model's upload needs it: imported while the run trains)
+        from nettrain.backends import select
+
+        # the model's upload needs Keras: imported while the run trains, as the run imports it
+        with select.importing():
+            import keras  # noqa: F401
 
         from nettrain.model import saving  # noqa: F401
     except Exception:  # noqa: BLE001
