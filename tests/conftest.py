@@ -23,11 +23,19 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Collection imported TensorFlow, Keras and the test modules: objects that live to the
-    end. Frozen (gc.freeze), the collector stops walking them (see _frozen_after_each_module)."""
-    gc.collect()
-    gc.freeze()
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection(session: pytest.Session) -> Iterator[None]:
+    """Collection imports TensorFlow, Keras and the test modules: objects that live to the
+    end. The collector is off while they import (as nettrain.startup.long_lived does for
+    nettrain's own processes) and they are frozen after (gc.freeze), so that no collection
+    walks them (see _frozen_after_each_module)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+        gc.freeze()
 
 
 # The files of most CPU seconds (-n 0, a loaded 2-core machine), heaviest first: under

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import importlib.util
 import os
 import re
@@ -45,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nettrain import startup
 from nettrain.config.applications import is_application
 from nettrain.errors import ConfigError, Problem, UsageError
 
@@ -445,11 +445,9 @@ def importing() -> Any:
     """Around a process's first ``import keras``, the start-up every command that runs Keras
     pays (a fit, each sweep trial and ``--processes`` worker, ``predict``, ``serve``):
 
-    - Python's cyclic garbage collector is off while Keras imports TensorFlow's 3,300 modules,
-      whose objects live as long as the process: its collections walked them again and again
-      for no garbage (0.5 of the 2.8 CPU seconds of the import). Afterwards they are frozen
-      (``gc.freeze``), so that no later collection walks them either, during training or at
-      exit.
+    - Python's garbage collector is off while Keras imports TensorFlow's 3,300 modules, and
+      what they created is frozen afterwards (:func:`nettrain.startup.long_lived`): 1.6 of the
+      README's main job's CPU seconds went to collections that found nothing.
     - On TensorFlow, JAX reads as not installed. TensorFlow imports ``jax.jit`` wherever JAX
       is installed (``tensorflow.lite.python.util``, for converting JAX functions to TFLite,
       which nettrain never does): 0.5 CPU seconds and 100 MB of every TensorFlow process beside
@@ -462,16 +460,12 @@ def importing() -> Any:
     finder = _Hidden("jax", "jaxlib")
     if hide:
         sys.meta_path.insert(0, finder)
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        yield
+        with startup.long_lived():
+            yield
     finally:
         if finder in sys.meta_path:
             sys.meta_path.remove(finder)
-        if collecting:
-            gc.enable()
-            gc.freeze()
 
 
 def settle() -> None:

@@ -262,8 +262,11 @@ def client(uri: str) -> Any:
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     import logging
 
-    import mlflow
-    from mlflow.tracking import MlflowClient
+    from nettrain.startup import long_lived
+
+    with long_lived():  # MLflow's 1.2 CPU s import: 0.3 s less without the collector
+        import mlflow
+        from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic"):  # their INFO lines would cut nettrain's output
         logging.getLogger(name).setLevel(logging.WARNING)
