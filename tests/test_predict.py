@@ -550,3 +550,26 @@ def test_output_in_a_read_only_folder_is_refused_before_predicting(runner, tmp_p
     assert result.stderr.startswith(f"Error: --output: cannot write in the folder {ro} (")
     assert "Give a path in a folder you can write to." in result.stderr
     assert not called
+
+
+def test_a_predict_process_leaves_out_what_only_keras_s_wrappers_and_plots_import(runner,
+                                                                                  tmp_path):
+    """Keras on TensorFlow imports scikit-learn, SciPy and matplotlib's pyplot wherever they
+    are installed, for its scikit-learn estimators and its image-gallery plot: about 1 CPU
+    second of a predict's (and serve's, export's) start-up, for a model that needs none. The
+    predictions are the same; the process imported none of them."""
+    import subprocess
+    import sys
+
+    _csv(tmp_path / "train.csv")
+    run = _fit(runner, tmp_path)
+    expected = runner.invoke(app, ["predict", run, "train.csv"])
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom nettrain.cli import app\n"
+            "r = CliRunner().invoke(app, ['predict', sys.argv[1], 'train.csv'])\n"
+            "print(r.exit_code, sorted({'sklearn', 'scipy', 'matplotlib'} & set(sys.modules)))\n"
+            "print(r.stdout, end='')")
+    done = subprocess.run([sys.executable, "-c", code, run], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    first, _, predictions = done.stdout.partition("\n")
+    assert first == "0 []", done.stdout[-2000:] + done.stderr[-2000:]
+    assert expected.exit_code == 0 and predictions == expected.stdout

@@ -150,7 +150,7 @@ def predict(
             predicting.check_output(output)  # at once, not after predicting everything
         _use_run_backend(run if run.is_dir() else run.parent, backend,
                          format.value if format else None)
-        _load_keras(debug)
+        _load_keras(debug, saved_model_only=True)
         note = lambda text: common.err.print(  # noqa: E731
             f"Note: {shown(text, lines=True)}", style="yellow", highlight=False, markup=False,
             soft_wrap=True)

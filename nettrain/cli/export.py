@@ -60,7 +60,7 @@ def export(
         # the run's backend for a .keras file; the other formats are TensorFlow's graph
         ran_on = _use_run_backend(run, graph=None if format.value == "keras" else format.value,
                                   imports_tensorflow=True)
-        _load_keras(debug)
+        _load_keras(debug, saved_model_only=True)
         note = lambda text: common.err.print(  # noqa: E731
             shown(text, lines=True), style="yellow", highlight=False, markup=False,
             soft_wrap=True)

@@ -92,7 +92,7 @@ def serve(
         # as predict: the run's backend; TensorFlow's protos load TensorFlow for gRPC anyway
         ran_on = _use_run_backend(run if run.is_dir() else run.parent, backend,
                                   format.value if format else None, imports_tensorflow=True)
-        _load_keras(debug)
+        _load_keras(debug, saved_model_only=True)
         from nettrain.serve.checks import MAX_ROWS
         from nettrain.serve.model import Served
         from nettrain.serve.server import Options

@@ -13,7 +13,7 @@ def main(model_path: str, inputs_path: str, outputs_path: str) -> None:
     """Load the model as a user of this backend would (compiled, safe mode) and predict."""
     from nettrain.backends import select
 
-    with select.importing():  # the start-up of nettrain's own commands
+    with select.importing(saved_model_only=True):  # as nettrain predict imports it
         import keras
 
     model = keras.saving.load_model(model_path, safe_mode=True)
