@@ -26,7 +26,7 @@ CONFIGS = REPO / "configs"
 @pytest.hookimpl(hookwrapper=True)
 def pytest_collection(session: pytest.Session) -> Iterator[None]:
     """Collection imports TensorFlow, Keras and the test modules: objects that live to the
-    end. The collector is off while they import (as nettrain.startup.long_lived does for
+    end. The collector is off while they import (as nettrain.backends.startup.long_lived does for
     nettrain's own processes) and they are frozen after (gc.freeze), so that no collection
     walks them (see _frozen_after_each_module)."""
     gc.disable()

@@ -519,16 +519,16 @@ def test_a_tensorflow_fit_beside_jax_never_imports_jax(tmp_path):
 
 
 def test_keras_imports_without_a_garbage_collection_and_its_objects_are_frozen(tmp_path):
-    """Every process that runs Keras imports it through select.importing(): Python's
+    """Every process that runs Keras imports it through startup.importing(): Python's
     collector walked TensorFlow's 3,300 modules' objects over and over while they loaded, and
     again in every later full collection (1.6 s of the README's main job, 1.0 s of a
     predict); with the collector off during the import and those objects frozen after it,
     0.07 s and 0.02 s."""
-    code = ("import gc, sys\nfrom nettrain.backends import select\nstarted = []\n"
+    code = ("import gc, sys\nfrom nettrain.backends import startup\nstarted = []\n"
             "gc.callbacks.append(lambda phase, info: phase == 'start' and started.append(1))\n"
-            "with select.importing():\n    import keras\n"
+            "with startup.importing():\n    import keras\n"
             "print(len(started), gc.isenabled(), gc.get_freeze_count() > 100_000)\n"
-            "with select.importing():  # imported already: nothing frozen again\n"
+            "with startup.importing():  # imported already: nothing frozen again\n"
             "    frozen = gc.get_freeze_count()\nprint(frozen == gc.get_freeze_count())")
     done = _script_on_xor(code, tmp_path)
     assert done.stdout.splitlines() == ["0 True True", "True"], \

@@ -138,14 +138,14 @@ def _errors(debug: bool) -> Iterator[None]:
 def _load_keras(debug: bool, saved_model_only: bool = False) -> None:
     """Import Keras (and its backend) with the C++ start-up chatter sent nowhere; call
     :func:`_use_backend` first, which chooses the backend. ``saved_model_only``: the command
-    only loads a saved model and runs it (see :func:`nettrain.backends.select.importing`)."""
-    from nettrain.backends import select
+    only loads a saved model and runs it (see :func:`nettrain.backends.startup.importing`)."""
+    from nettrain.backends import select, startup
 
     if "keras" in sys.modules:
         return
     if debug:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-        with select.importing(saved_model_only):
+        with startup.importing(saved_model_only):
             import keras  # noqa: F401
         select.settle()
         return
@@ -154,7 +154,7 @@ def _load_keras(debug: bool, saved_model_only: bool = False) -> None:
         sys.stderr.flush()
         os.dup2(sink.fileno(), 2)
         try:
-            with select.importing(saved_model_only):
+            with startup.importing(saved_model_only):
                 import keras  # noqa: F401
         except Exception:  # a broken install: show what TensorFlow said (not on Ctrl-C)
             os.dup2(saved, 2)

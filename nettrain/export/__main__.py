@@ -11,9 +11,9 @@ import numpy as np
 
 def main(model_path: str, inputs_path: str, outputs_path: str) -> None:
     """Load the model as a user of this backend would (compiled, safe mode) and predict."""
-    from nettrain.backends import select
+    from nettrain.backends import startup
 
-    with select.importing(saved_model_only=True):  # as nettrain predict imports it
+    with startup.importing(saved_model_only=True):  # as nettrain predict imports it
         import keras
 
     model = keras.saving.load_model(model_path, safe_mode=True)

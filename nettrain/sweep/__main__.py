@@ -85,9 +85,9 @@ def _spare_main(sweep: Sweep) -> int:
     """Import what a trial needs, then wait for one (:class:`nettrain.sweep.trials.Spare`):
     its id and log file come as two lines on stdin; its output goes to that file from then
     on. Exit 0 at once when stdin closes without one."""
-    from nettrain.backends import select
+    from nettrain.backends import select, startup
 
-    with select.importing():
+    with startup.importing():
         import keras  # noqa: F401  (the seconds a trial would otherwise spend here)
     import optuna  # noqa: F401
 
@@ -118,9 +118,9 @@ def _trial_main(sweep: Sweep, trial_id: int) -> int:
 
     from nettrain.sweep.study import load_study
 
-    from nettrain.backends import select
+    from nettrain.backends import select, startup
 
-    with select.importing():
+    with startup.importing():
         import keras  # noqa: F401
     select.settle()  # as nettrain's commands do after importing Keras
     optuna.logging.set_verbosity(optuna.logging.ERROR)

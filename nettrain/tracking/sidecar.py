@@ -220,10 +220,10 @@ def main() -> None:
     except Exception:  # noqa: BLE001
         logger.client = None
     try:
-        from nettrain.backends import select
+        from nettrain.backends import startup
 
         # the model's upload needs Keras: imported while the run trains, as the run imports it
-        with select.importing():
+        with startup.importing():
             import keras  # noqa: F401
 
         from nettrain.model import saving  # noqa: F401
