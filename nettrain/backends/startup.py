@@ -75,8 +75,8 @@ def importing(saved_model_only: bool = False) -> Any:
         return
     hide = os.environ.get("KERAS_BACKEND") == "tensorflow" and \
         not {"jax", "tensorflow"} & set(sys.modules)
-    finder = _Hidden("jax", "jaxlib", *(
-        name for name in UNUSED_BY_A_SAVED_MODEL if saved_model_only and name not in sys.modules))
+    unused = ("jax", "jaxlib", *(UNUSED_BY_A_SAVED_MODEL if saved_model_only else ()))
+    finder = _Hidden(*(name for name in unused if name not in sys.modules))
     if hide:
         sys.meta_path.insert(0, finder)
     try:
