@@ -95,3 +95,31 @@ def test_startup_imports_measures_each_module_after_what_it_needs(tmp_path):
     assert all(len(m["runs"]) == 1 and m["median"] >= 0 for m in record["cpu_seconds"].values())
     assert record["versions"]["ml_dtypes"] != "not installed"
     assert "ml_dtypes" in done.stderr and len(record["load_average"]) == 2
+
+
+def test_suite_cpu_counts_each_test_and_the_processes_it_waited_for(tmp_path):
+    """benchmarks/suite_cpu.py: a test that burns CPU in a child process is charged its
+    children's seconds, one that burns it itself its own; the summary sums them by file."""
+    tests = tmp_path / "test_tiny.py"
+    tests.write_text(
+        "import subprocess, sys\n"
+        "BURN = 'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.5: pass'\n"
+        "def test_child():\n"
+        "    subprocess.run([sys.executable, '-c', BURN], check=True)\n"
+        "def test_own():\n"
+        "    exec(BURN)\n")
+    log = tmp_path / "log"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks"), "SUITE_CPU_LOG": str(log)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "suite_cpu", "-p",
+                           "no:cacheprovider", str(tests)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    rows = {line.split("\t")[3].split("::")[1]: [float(v) for v in line.split("\t")[:3]]
+            for line in (log / "main.tsv").read_text().splitlines()}
+    assert rows["test_child"][1] >= 0.45 and rows["test_child"][0] < 0.45, rows
+    assert rows["test_own"][0] >= 0.45 and rows["test_own"][1] < 0.05, rows
+    shown = subprocess.run([sys.executable, str(REPO / "benchmarks" / "suite_cpu.py"), str(log)],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    last = shown.stdout.splitlines()[-1].split()
+    assert last[-1] == "(all)" and float(last[0]) >= 0.9, shown.stdout
