@@ -16,6 +16,7 @@ ignores both members, so ``keras.saving.load_model`` reads the file as usual.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import io
 import json
@@ -171,8 +172,7 @@ def _callback_state(callback: Any, index: int) -> tuple[dict[str, Any], dict[str
     arrays: dict[str, np.ndarray] = {}
     if isinstance(callback, keras.callbacks.CSVLogger):
         return {"class": type(callback).__name__, "state": state, "arrays": lists}, arrays
-    arguments = {name for cls in type(callback).__mro__ if "__init__" in vars(cls)
-                 for name in inspect.signature(cls.__init__).parameters}
+    arguments = _arguments(type(callback))
     for key, value in vars(callback).items():
         if key in arguments or key in ("model", "params", "_model"):
             continue
@@ -188,6 +188,21 @@ def _callback_state(callback: Any, index: int) -> tuple[dict[str, Any], dict[str
             lists[key] = len(value)
             arrays.update({f"{index}.{key}.{i}": v for i, v in enumerate(value)})
     return {"class": type(callback).__name__, "state": state, "arrays": lists}, arrays
+
+
+def _values(variables: list[Any]) -> list[Any]:
+    """A copy of each variable's value, as a snapshot keeps it: ``Variable.numpy()`` copies
+    on every backend, and on TensorFlow reads once (``np.array(variable)`` went through
+    ``__array__`` and copied twice)."""
+    return [variable.numpy() for variable in variables]
+
+
+@functools.cache
+def _arguments(cls: type) -> frozenset[str]:
+    """The constructor arguments of ``cls`` and its bases (read once a class: a checkpoint
+    reads them at each epoch's end)."""
+    return frozenset(name for base in cls.__mro__ if "__init__" in vars(base)
+                     for name in inspect.signature(base.__init__).parameters)
 
 
 def continue_logs(callbacks: list[Any]) -> list[Path]:
@@ -357,7 +372,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             best=self.best, monitor=self.monitor,
             logs={k: float(v) for k, v in logs.items() if _finite(v)},
             stopped=bool(self.model.stop_training), arrays=_backend_random(arrays))
-        self._last = _Snapshot(state, [np.array(v) for v in self._variables()])
+        self._last = _Snapshot(state, _values(self._variables()))
         if improved:
             self._best = self._last
         self.completed = epoch + 1
@@ -374,7 +389,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self._last is None:
             return
         variables = self._variables()
-        now = [np.array(v) for v in variables]
+        now = _values(variables)
         try:
             self._write(self._last, variables, self.folder / LAST)
             if self._best is self._last:
