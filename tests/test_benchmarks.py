@@ -103,13 +103,16 @@ def test_suite_cpu_counts_each_test_and_the_processes_it_waited_for(tmp_path):
     tests = tmp_path / "test_tiny.py"
     tests.write_text(
         "import subprocess, sys\n"
-        "BURN = 'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.5: pass'\n"
+        "BURN = ('import time\\nt = time.process_time()\\n'\n"
+        "        'while time.process_time() - t < 0.5: pass')\n"
         "def test_child():\n"
         "    subprocess.run([sys.executable, '-c', BURN], check=True)\n"
         "def test_own():\n"
         "    exec(BURN)\n")
     log = tmp_path / "log"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks"), "SUITE_CPU_LOG": str(log)}
+    # one process: not the worker this test runs in (its log would be named after it)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env.update(PYTHONPATH=str(REPO / "benchmarks"), SUITE_CPU_LOG=str(log))
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "suite_cpu", "-p",
                            "no:cacheprovider", str(tests)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
