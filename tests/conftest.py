@@ -12,6 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from nettrain.backends.startup import long_lived
 from postgres import postgres_server, postgres_url, psycopg_driver  # noqa: F401  (fixtures)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -26,16 +27,11 @@ CONFIGS = REPO / "configs"
 @pytest.hookimpl(hookwrapper=True)
 def pytest_collection(session: pytest.Session) -> Iterator[None]:
     """Collection imports TensorFlow, Keras and the test modules: objects that live to the
-    end. The collector is off while they import (as nettrain.backends.startup.long_lived does for
-    nettrain's own processes) and they are frozen after (gc.freeze), so that no collection
-    walks them (see _frozen_after_each_module)."""
-    gc.disable()
-    try:
+    end. The collector is off while they import and they are frozen after (gc.freeze), as for
+    nettrain's own processes, so that no collection walks them (see
+    _frozen_after_each_module); the garbage they left is collected first."""
+    with long_lived(collect=True):
         yield
-    finally:
-        gc.enable()
-        gc.collect()
-        gc.freeze()
 
 
 # The files of most CPU seconds (-n 0, a loaded 2-core machine), heaviest first: under

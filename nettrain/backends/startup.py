@@ -20,10 +20,14 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def long_lived() -> Iterator[None]:
+def long_lived(collect: bool = False) -> Iterator[None]:
     """Around the import of a large package whose objects live as long as the process: the
     collector off while it imports, what it created frozen afterwards. Nested, only the
-    outermost freezes; under a collector already off (a caller's own), it does nothing."""
+    outermost freezes; under a collector already off (a caller's own), it does nothing.
+
+    ``collect``: first collect what the import left as garbage, so that it is not frozen with
+    the rest (after Keras's import, 4,057 objects in 0.33 CPU s): for a process that runs long
+    after it, as a test worker does. A nettrain command skips it."""
     if not gc.isenabled():
         yield
         return
@@ -32,6 +36,8 @@ def long_lived() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+        if collect:
+            gc.collect()
         gc.freeze()
 
 
