@@ -190,11 +190,12 @@ def _callback_state(callback: Any, index: int) -> tuple[dict[str, Any], dict[str
     return {"class": type(callback).__name__, "state": state, "arrays": lists}, arrays
 
 
-def _values(variables: list[Any]) -> list[Any]:
+def _values(variables: list[Any]) -> list[np.ndarray]:
     """A copy of each variable's value, as a snapshot keeps it: ``Variable.numpy()`` copies
     on every backend, and on TensorFlow reads once (``np.array(variable)`` went through
-    ``__array__`` and copied twice)."""
-    return [variable.numpy() for variable in variables]
+    ``__array__`` and copied twice); ``np.asarray`` copies nothing more, and makes a scalar
+    variable's value (TensorFlow gives a NumPy scalar) an array, as ``_Snapshot`` says."""
+    return [np.asarray(variable.numpy()) for variable in variables]
 
 
 @functools.cache
