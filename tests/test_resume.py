@@ -384,13 +384,17 @@ def _lost() -> None:
 def test_a_ctrl_c_that_does_not_come_out_as_keyboardinterrupt_is_still_a_stop(
         runner, tmp_path, monkeypatch, what_becomes_of_it):
     """A real SIGINT whose KeyboardInterrupt is caught where Keras does not see it. The
-    callback below plays the code that catches it (C++ or the garbage collector)."""
+    callback below plays the code that catches it (C++ or the garbage collector). While the
+    loop runs a first Ctrl-C is only noted (the test below), so an impatient user's second
+    one is the one raised there."""
     from nettrain.engine import train
 
     class CatchesIt(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             if self.model.optimizer.iterations.numpy() == 8:  # in the second epoch
                 try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.2)
                     os.kill(os.getpid(), signal.SIGINT)
                     time.sleep(5)
                 except KeyboardInterrupt:
@@ -487,3 +491,43 @@ def test_advised_commands_quote_a_run_path_with_a_space(runner, tmp_path):
     again = runner.invoke(app, [*shlex.split(advised)[1:], "--run-dir", "new run"])
     assert again.exit_code == 0, again.output
     assert (tmp_path / "new run" / "model.keras").is_file()
+
+
+
+def test_a_ctrl_c_in_a_step_waits_for_its_end_instead_of_raising_inside_it(runner, tmp_path,
+                                                                           monkeypatch):
+    """A Python handler runs at the next bytecode, which can be inside a callback from the
+    C++ code of a step; a KeyboardInterrupt raised there came out as a SystemError, and once
+    killed the process (SIGSEGV). While the loop runs, a first Ctrl-C is only noted, and
+    raised after the step (on every backend and loop: test_signals stops each one). The
+    callback below plays the C++ code that calls into Python."""
+    from nettrain.engine import train
+
+    inside = []
+
+    class CalledFromTheStep(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 8:  # in the second epoch
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.5)
+                except KeyboardInterrupt:
+                    inside.append("raised inside the step")
+
+    prepare = train.prepare
+
+    def prepare_with_it(*args, **kwargs):
+        prepared = prepare(*args, **kwargs)
+        prepared.callbacks.append(CalledFromTheStep())
+        return prepared
+
+    monkeypatch.setattr(train, "prepare", prepare_with_it)
+    path = write_config(tmp_path / "c.yaml", _batch_by_batch())
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", str(run)])
+    assert inside == []
+    assert result.exit_code == 130, result.output
+    # honoured after the step it came in, in its epoch
+    assert "Interrupted after 1 completed epoch(s)" in result.stderr
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["epochs_completed"] == 1

@@ -23,13 +23,15 @@ class StopNotes:
     raised inside TensorFlow's C++ code it can come out as another error (a SystemError from
     ``listobject.c``), and raised while the garbage collector runs a weakref callback Python
     prints it and goes on. ``noted`` says that it was a stop all the same; ``check`` raises
-    the stop that was lost."""
+    the stop that was lost. Within ``deferred`` a first stop is only noted, for ``check`` to
+    raise at the next safe point."""
 
     def __init__(self) -> None:
         import signal
 
         self.noted: list[int] = []
         self._previous: dict[int, Any] = {}
+        self._deferring = False
         for signum in (signal.SIGINT, signal.SIGTERM):
             handler = signal.getsignal(signum)
             if callable(handler):  # only signals that already stop Python with an exception
@@ -39,11 +41,31 @@ class StopNotes:
 
     def _note(self, signum: int, frame: Any) -> None:
         self.noted.append(signum)
+        if self._deferring and len(self.noted) == 1:
+            return  # raised by the next check()
         self._previous[signum](signum, frame)
 
     def check(self) -> None:
         if self.noted:
             raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Within the block (training, evaluating, saving: C++ code of TensorFlow, JAX or
+        torch at work, which calls back into Python) a first Ctrl-C or SIGTERM is only noted,
+        and raised as KeyboardInterrupt by the next ``check``: the fit's callbacks call it
+        after each batch and each epoch, and the block calls it at its end. A Python handler
+        runs at the next bytecode, which can be inside a callback from C++ code: an exception
+        raised there came out as a SystemError, and once killed the process (SIGSEGV, exit
+        -11 instead of 130, run.json left ``running``). A second Ctrl-C acts at once: the
+        way out of a step that does not end."""
+        self.check()
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        self.check()
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:

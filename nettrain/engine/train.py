@@ -285,14 +285,17 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
         first = state.epoch if state else config.fit.initial_epoch
         _, kwargs = _fit_arguments(prepared, first, train=False)  # each phase makes its own
         # The run's own callbacks go last: the checkpoint sees the others' state after each
-        # epoch; a stop that got lost is honoured at the next batch.
+        # epoch; a stop (noted while the loop runs: StopNotes.deferred) is raised after the
+        # batch or the epoch it came in.
+        checks = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: stops.check(),
+            on_test_batch_end=lambda batch, logs: stops.check(),
+            on_epoch_end=lambda epoch, logs: stops.check())
         kwargs["callbacks"] = [*prepared.callbacks, guard,
                                checkpoints.HistoryLog(path / rundir.HISTORY,
                                                       "validation" in data.splits,
                                                       phases.column(config)),
-                               checkpoint, keras.callbacks.LambdaCallback(
-                                   on_train_batch_end=lambda batch, logs: stops.check()),
-                               *extra]
+                               checkpoint, checks, *extra]
         kwargs["initial_epoch"] = first
         kwargs["epochs"] = config.fit.epochs if epochs is None else epochs
         left = kwargs["epochs"] - kwargs["initial_epoch"]
@@ -306,7 +309,8 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
                          f"{data.size('train')} samples (fit.verbose: 0, so no progress "
                          "lines)...")
         # Anything printed while training goes to stderr: stdout is kept for the run directory.
-        with contextlib.redirect_stdout(sys.stderr), display.training(shown):
+        with contextlib.redirect_stdout(sys.stderr), display.training(shown), \
+                stops.deferred():
             phases.train(prepared, path, kwargs, _fit_arguments,
                          lambda its, args, kw: _fit(its, path, display, args, kw))
         # history.csv is whole now: draw history.png while the model is evaluated and saved
@@ -315,16 +319,16 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
         drawing = threading.Thread(target=_history_png, args=(path, config.name, echo),
                                    name="history.png", daemon=True)
         drawing.start()
-        with contextlib.redirect_stdout(sys.stderr):
+        with stops.deferred():  # checked at its start and end, and after each batch
+            with contextlib.redirect_stdout(sys.stderr):
+                if guard.epoch is not None:
+                    raise _NaN(guard, checkpoint)
+                trained = True
+                metrics = {split: _evaluate(model, data, split, config, [checks])
+                           for split in data.splits}
             stops.check()
-            if guard.epoch is not None:
-                raise _NaN(guard, checkpoint)
-            trained = True
-            metrics = {split: _evaluate(model, data, split, config) for split in data.splits}
-        stops.check()
-        formats = saving.save_model(model, path, config.save.formats,
-                                  sample=data.sample(8)[0], info=data.describe())
-        stops.check()
+            formats = saving.save_model(model, path, config.save.formats,
+                                        sample=data.sample(8)[0], info=data.describe())
     except KeyboardInterrupt:
         with stops.held():  # a second Ctrl-C (or the launcher's SIGTERM) waits for the save
             _interrupted(prepared, path, checkpoint, echo)
@@ -492,6 +496,8 @@ def _interrupted(prepared: Prepared, path: Path, checkpoint: Any, echo: Any) -> 
              f"{command('nettrain', 'fit', '--resume', path)}")
 
 
-def _evaluate(model: Any, data: Data, split: str, config: Config) -> dict[str, float]:
-    result = model.evaluate(**_arguments(data, split, config), verbose=0, return_dict=True)
+def _evaluate(model: Any, data: Data, split: str, config: Config,
+              callbacks: list[Any] | None = None) -> dict[str, float]:
+    result = model.evaluate(**_arguments(data, split, config), verbose=0, return_dict=True,
+                            callbacks=callbacks)
     return {k: float(v) for k, v in result.items()}
