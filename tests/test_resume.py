@@ -11,6 +11,7 @@ import subprocess
 import time
 import zipfile
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import keras
@@ -370,6 +371,25 @@ def _batch_by_batch() -> dict:
     return config
 
 
+def _fit_batch_by_batch_with(callback: keras.callbacks.Callback, runner, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Path]:
+    """``nettrain fit`` of :func:`_batch_by_batch` with ``callback`` among the config's own;
+    the result and the run directory."""
+    from nettrain.engine import train
+
+    prepare = train.prepare
+
+    def prepare_with_it(*args, **kwargs):
+        prepared = prepare(*args, **kwargs)
+        prepared.callbacks.append(callback)
+        return prepared
+
+    monkeypatch.setattr(train, "prepare", prepare_with_it)
+    path = write_config(tmp_path / "c.yaml", _batch_by_batch())
+    run = tmp_path / "run"
+    return runner.invoke(app, ["fit", str(path), "--run-dir", str(run)]), run
+
+
 def _turned_into_a_system_error() -> None:
     # as TensorFlow's C++ code can: 'Objects/listobject.c:338: bad argument to internal function'
     raise SystemError("Objects/listobject.c:338: bad argument to internal function")
@@ -387,7 +407,6 @@ def test_a_ctrl_c_that_does_not_come_out_as_keyboardinterrupt_is_still_a_stop(
     callback below plays the code that catches it (C++ or the garbage collector). While the
     loop runs a first Ctrl-C is only noted (the test below), so an impatient user's second
     one is the one raised there."""
-    from nettrain.engine import train
 
     class CatchesIt(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -400,17 +419,7 @@ def test_a_ctrl_c_that_does_not_come_out_as_keyboardinterrupt_is_still_a_stop(
                 except KeyboardInterrupt:
                     what_becomes_of_it()
 
-    prepare = train.prepare
-
-    def prepare_with_it(*args, **kwargs):
-        prepared = prepare(*args, **kwargs)
-        prepared.callbacks.append(CatchesIt())
-        return prepared
-
-    monkeypatch.setattr(train, "prepare", prepare_with_it)
-    path = write_config(tmp_path / "c.yaml", _batch_by_batch())
-    run = tmp_path / "run"
-    result = runner.invoke(app, ["fit", str(path), "--run-dir", str(run)])
+    result, run = _fit_batch_by_batch_with(CatchesIt(), runner, tmp_path, monkeypatch)
     assert result.exit_code == 130, result.output
     # the stop is honoured at once: in the epoch it came in
     assert "Interrupted after 1 completed epoch(s)" in result.stderr
@@ -501,8 +510,6 @@ def test_a_ctrl_c_in_a_step_waits_for_its_end_instead_of_raising_inside_it(runne
     killed the process (SIGSEGV). While the loop runs, a first Ctrl-C is only noted, and
     raised after the step (on every backend and loop: test_signals stops each one). The
     callback below plays the C++ code that calls into Python."""
-    from nettrain.engine import train
-
     inside = []
 
     class CalledFromTheStep(keras.callbacks.Callback):
@@ -514,17 +521,8 @@ def test_a_ctrl_c_in_a_step_waits_for_its_end_instead_of_raising_inside_it(runne
                 except KeyboardInterrupt:
                     inside.append("raised inside the step")
 
-    prepare = train.prepare
-
-    def prepare_with_it(*args, **kwargs):
-        prepared = prepare(*args, **kwargs)
-        prepared.callbacks.append(CalledFromTheStep())
-        return prepared
-
-    monkeypatch.setattr(train, "prepare", prepare_with_it)
-    path = write_config(tmp_path / "c.yaml", _batch_by_batch())
-    run = tmp_path / "run"
-    result = runner.invoke(app, ["fit", str(path), "--run-dir", str(run)])
+    result, run = _fit_batch_by_batch_with(CalledFromTheStep(), runner, tmp_path,
+                                           monkeypatch)
     assert inside == []
     assert result.exit_code == 130, result.output
     # honoured after the step it came in, in its epoch
