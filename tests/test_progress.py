@@ -6,6 +6,7 @@ import csv
 import os
 import re
 import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -176,6 +177,31 @@ def test_a_nan_stop_takes_the_bars_off_before_its_message(runner, tmp_path, term
     after = ANSI.sub("", raw[raw.index("\x1b[?25h"):])
     assert "Epochs" not in after
     assert "Training stopped: the loss became NaN or infinite in epoch 1" in after
+
+
+def test_a_ctrl_c_that_waits_for_its_batch_says_so_on_the_bars(runner, tmp_path, terminal,
+                                                               monkeypatch):
+    """A first Ctrl-C waits for the batch in hand (StopNotes.deferred); a long one shows
+    that it was heard, and that a second Ctrl-C stops at once."""
+    import keras
+
+    from test_resume import _fit_batch_by_batch_with
+
+    class LongStep(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 8:  # in the second epoch
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.6)  # the bars are redrawn 10 times a second
+
+    result, run = _fit_batch_by_batch_with(LongStep(), runner, tmp_path, monkeypatch,
+                                           verbose="auto")
+    assert result.exit_code == 130, result.output
+    shown = ANSI.sub("", result.stderr)
+    bars = [line for line in re.split(r"[\r\n]+", shown) if "━" in line]
+    assert any("Epochs" in bar and "stopping after this batch" in bar for bar in bars), bars
+    assert any("Epoch 2" in bar and "Ctrl-C again stops at once" in bar for bar in bars), bars
+    after = shown[shown.rindex("━"):]
+    assert "Interrupted after 1 completed epoch(s)" in " ".join(after.split())
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")

@@ -372,9 +372,9 @@ def _batch_by_batch() -> dict:
 
 
 def _fit_batch_by_batch_with(callback: keras.callbacks.Callback, runner, tmp_path: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Path]:
-    """``nettrain fit`` of :func:`_batch_by_batch` with ``callback`` among the config's own;
-    the result and the run directory."""
+                             monkeypatch: pytest.MonkeyPatch, **fit) -> tuple[Any, Path]:
+    """``nettrain fit`` of :func:`_batch_by_batch` (``fit`` options replaced) with
+    ``callback`` among the config's own; the result and the run directory."""
     from nettrain.engine import train
 
     prepare = train.prepare
@@ -385,7 +385,9 @@ def _fit_batch_by_batch_with(callback: keras.callbacks.Callback, runner, tmp_pat
         return prepared
 
     monkeypatch.setattr(train, "prepare", prepare_with_it)
-    path = write_config(tmp_path / "c.yaml", _batch_by_batch())
+    config = _batch_by_batch()
+    config["fit"].update(fit)
+    path = write_config(tmp_path / "c.yaml", config)
     run = tmp_path / "run"
     return runner.invoke(app, ["fit", str(path), "--run-dir", str(run)]), run
 

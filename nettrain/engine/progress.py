@@ -40,6 +40,8 @@ from nettrain.engine.best import number as _number
 from nettrain.text import shown
 
 REFRESH_PER_SECOND = 10
+# What the two bars say while a Ctrl-C waits for the batch in hand (StopNotes.deferred)
+STOPPING = ("[bold yellow]stopping after this batch[/]", "Ctrl-C again stops at once")
 
 
 def choose(verbose: Any, quiet: bool, terminal: bool) -> str:
@@ -116,7 +118,7 @@ class Display:
 
     def callback(self, config: Any, epochs: int, initial_epoch: int,
                  samples: int | None, validation: bool, watched: Monitor,
-                 best: float | None = None) -> Any:
+                 best: float | None = None, stopping: Any = None) -> Any:
         """The Keras callback that shows the epochs (None when none are shown or trained).
 
         Args:
@@ -127,6 +129,8 @@ class Display:
             watched: the best epoch's monitor, as fit chose it for best.keras
                 (:func:`nettrain.engine.best.monitor`): the live view marks its "* best".
             best: its best value so far (a resumed run's), which an epoch must beat.
+            stopping: says whether a Ctrl-C waits for the batch in hand to end (the live
+                bars say so: :meth:`nettrain.engine.signals.StopNotes.deferred`).
         """
         terminal = self.console is not None and self.console.is_terminal
         self.mode = choose(config.fit.verbose, self.quiet, terminal)
@@ -134,6 +138,7 @@ class Display:
             return None
         view = (_Live if self.mode == "live" else _Lines)(self, config, epochs, initial_epoch,
                                                           samples, validation, watched, best)
+        view.stopping = stopping or view.stopping
         return _callback(view, batches=self.mode == "live")
 
     @contextlib.contextmanager
@@ -225,6 +230,7 @@ class _Lines:
         self.step, self.logs, self.validating = 0, None, False
         self.epoch = initial_epoch
         self._epoch_start = time.monotonic()
+        self.stopping: Any = lambda: False
 
     def start(self) -> None:
         pass
@@ -297,6 +303,9 @@ class _Live(_Lines):
         elapsed, step, steps, logs = now - self._epoch_start, self.step, self.steps, self.logs
         values = "validating" if self.validating else "  ".join(
             f"{shown(k, markup=True)} {_number(v)}" for k, v in _ordered(logs or {}))
+        stopping = self.stopping()
+        if stopping:
+            values = STOPPING[1]
         per_step = self.samples / steps if self.samples and steps else 0
         eta = elapsed / step * max(steps - step, 0) if step and steps else None
         self._progress.update(self._batch_task, completed=step, total=steps,
@@ -308,7 +317,8 @@ class _Live(_Lines):
         spent = now - self._train_start
         self._progress.update(self._epochs_task, completed=self._trained,
                               eta=f"ETA {duration(spent / done * max(left, 0))}" if done else "",
-                              rate=f"{duration(spent)} elapsed")
+                              rate=f"{duration(spent)} elapsed",
+                              values=STOPPING[0] if stopping else "")
 
     def epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         now = time.monotonic()

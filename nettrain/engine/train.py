@@ -301,7 +301,7 @@ def _train(prepared: Prepared, path: Path, echo: Any, display: progress.Display,
         left = kwargs["epochs"] - kwargs["initial_epoch"]
         shown = display.callback(config, kwargs["epochs"], kwargs["initial_epoch"],
                                  _epoch_samples(prepared), "validation" in data.splits,
-                                 watched, checkpoint.best)
+                                 watched, checkpoint.best, stopping=lambda: bool(stops.noted))
         if shown is not None:
             kwargs["callbacks"].append(shown)
         elif display.mode == "silent" and left > 0:  # nothing per epoch: say that it works
