@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,8 @@ class Display:
 
     def callback(self, config: Any, epochs: int, initial_epoch: int,
                  samples: int | None, validation: bool, watched: Monitor,
-                 best: float | None = None, stopping: Any = None) -> Any:
+                 best: float | None = None,
+                 stopping: Callable[[], bool] | None = None) -> Any:
         """The Keras callback that shows the epochs (None when none are shown or trained).
 
         Args:
@@ -230,7 +231,7 @@ class _Lines:
         self.step, self.logs, self.validating = 0, None, False
         self.epoch = initial_epoch
         self._epoch_start = time.monotonic()
-        self.stopping: Any = lambda: False
+        self.stopping: Callable[[], bool] = lambda: False
 
     def start(self) -> None:
         pass

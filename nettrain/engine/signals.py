@@ -57,7 +57,7 @@ class StopNotes:
         after each batch and each epoch, and the block calls it at its end. A Python handler
         runs at the next bytecode, which can be inside a callback from C++ code: an exception
         raised there came out as a SystemError, and once killed the process (SIGSEGV, exit
-        -11 instead of 130, run.json left ``running``). A second Ctrl-C acts at once: the
+        -11 instead of 130, the run left marked running). A second Ctrl-C acts at once: the
         way out of a step that does not end."""
         self.check()
         self._deferring = True
