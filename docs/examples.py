@@ -17,7 +17,7 @@ prints something else.
 
 Floats are compared to float32's precision (:func:`same_output`): their last digits are the
 CPU's (an AVX2 machine adds up in other orders than an AVX-512 one), and a snippet that differs
-only there is kept as it is. The quick examples print the same on both kinds of machine here.
+only there is kept as it is. The quick examples agree so on both kinds of machine here.
 Some slow ones do not: 300 epochs of co2_forecast.yaml or the backbone's fine-tuning end in
 other digits on an AMD EPYC than on the Intel Xeon that wrote their snippets; write the slow
 snippets on one kind of machine.
