@@ -11,8 +11,8 @@ import subprocess
 import time
 import zipfile
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -502,7 +502,6 @@ def test_advised_commands_quote_a_run_path_with_a_space(runner, tmp_path):
     again = runner.invoke(app, [*shlex.split(advised)[1:], "--run-dir", "new run"])
     assert again.exit_code == 0, again.output
     assert (tmp_path / "new run" / "model.keras").is_file()
-
 
 
 def test_a_ctrl_c_in_a_step_waits_for_its_end_instead_of_raising_inside_it(runner, tmp_path,
